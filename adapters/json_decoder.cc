@@ -51,7 +51,10 @@ simdjson::error_code ReadValue(od::value& value, WireValue& out) {
     }
     case od::json_type::boolean: {
       bool b;
-      if (auto e = value.get_bool().get(b)) return e;
+      if (value.get_bool().get(b)) {   // "tru", "falsy": name the atom, not a type mismatch
+        return value.raw_json_token().starts_with('t') ? simdjson::T_ATOM_ERROR
+                                                       : simdjson::F_ATOM_ERROR;
+      }
       out = WireValue::Bool(b);
       return simdjson::SUCCESS;
     }
