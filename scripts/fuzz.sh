@@ -30,7 +30,10 @@ if ! "$dir/tests/fuzz/check_fuzz" -max_total_time="$seconds" -rss_limit_mb=2048 
     -max_len=16384 -dict=tests/fuzz/vigil.dict -artifact_prefix=fuzz-artifacts/ \
     -print_final_stats=1 "$dir/corpus" tests/fuzz/corpus >"$log" 2>&1; then
   tail -n 80 "$log" >&2
-  echo "fuzz: FAILED after at most ${seconds} s (full log: $log; inputs in fuzz-artifacts/)" >&2
+  echo "fuzz: FAILED after at most ${seconds} s (full log: $log)" >&2
+  for input in $(sed -n 's/.*Test unit written to \(fuzz-artifacts\/[^ ]*\).*/\1/p' "$log"); do
+    echo "fuzz: replay with: $dir/tests/fuzz/check_fuzz $VIGIL_ROOT/$input" >&2
+  done
   exit 1
 fi
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
