@@ -1,0 +1,109 @@
+// The format-independent half of decoding: given keys and values as a wire format presents
+// them, pick the event type, map keys to slots, check and convert values and write the record.
+// Both decoders (json_decoder.cc, msgpack_decoder.cc) translate their parser's values into
+// WireValue and call RecordWriter, so type rules and error messages are identical across formats
+// (the list is in adapters/decoder.h).
+//
+// Entry points, in call order for one message: BeginType, then per key Slot and Store /
+// BeginList+AddElement+EndList, then Finish. Any of them returning false leaves the reason in
+// status(). Internal to adapters/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adapters/decoder.h"
+#include "grammar/schema.h"
+#include "runtime/event.h"
+
+namespace vigil {
+
+// A value as the wire format presented it, before it is checked against a field's type.
+struct WireValue {
+  enum class Kind : uint8_t {
+    kString, kInt, kUInt, kFloat, kBool, kNull, kList, kObject, kBinary, kExt,
+    kTimestampExt,   // msgpack's timestamp extension, already converted to ms in `i`
+  };
+  Kind kind = Kind::kNull;
+  int64_t i = 0;            // kInt, kBool (0/1), kTimestampExt
+  uint64_t u = 0;           // kUInt (only values above INT64_MAX)
+  double f = 0;             // kFloat
+  std::string_view s;       // kString
+
+  static WireValue String(std::string_view s) { WireValue v; v.kind = Kind::kString; v.s = s; return v; }
+  static WireValue Int(int64_t i) { WireValue v; v.kind = Kind::kInt; v.i = i; return v; }
+  static WireValue UInt(uint64_t u) { WireValue v; v.kind = Kind::kUInt; v.u = u; return v; }
+  static WireValue Float(double f) { WireValue v; v.kind = Kind::kFloat; v.f = f; return v; }
+  static WireValue Bool(bool b) { WireValue v; v.kind = Kind::kBool; v.i = b; return v; }
+  static WireValue Of(Kind k) { WireValue v; v.kind = k; return v; }
+};
+
+// "string", "int", "float", "bool", "null", "list", "object", "binary", "ext", "timestamp".
+std::string_view WireKindName(WireValue::Kind kind);
+// "float", "list<string>" (a local copy of grammar's TypeName, which the checker implements).
+std::string ValueTypeName(ValueType type);
+// `text` for a message: escapes quotes, backslashes and control bytes, cut at 64 bytes ("...").
+std::string EscapeForMessage(std::string_view text);
+// EscapeForMessage in double quotes.
+std::string QuoteForMessage(std::string_view text);
+
+class RecordWriter {
+ public:
+  static constexpr int kIgnore = -1;   // Slot(): an undeclared field
+  static constexpr int kFailed = -2;   // Slot(): a duplicate; status() says so
+
+  // `validate_utf8`: check string values are UTF-8 (msgpack; simdjson validates JSON itself).
+  RecordWriter(const Schema& schema, const DecoderOptions& options, bool validate_utf8);
+
+  const DecoderOptions& options() const { return options_; }
+  DecodeStatus& status() { return status_; }
+
+  // Resets the status; call once per message before anything else.
+  void Reset();
+  // Message-level failures (no type known yet).
+  bool Fail(DecodeCode code, std::string message);
+  bool FailMissingDiscriminator();
+  bool FailDuplicateDiscriminator();
+  bool FailDiscriminatorKind(WireValue::Kind got);
+
+  // Chooses the event type named `type_name` and starts a record in `out`.
+  bool BeginType(std::string_view type_name, RecordBuilder& out);
+  // Slot of `key` in the current type, kIgnore if undeclared, kFailed if seen before.
+  int Slot(std::string_view key);
+  const FieldDef& field(int slot) const { return type_->fields[static_cast<size_t>(slot)]; }
+  bool is_list(int slot) const { return field(slot).type.is_list(); }
+
+  // Stores a scalar field's value (for a list field, call with a non-list value to report it).
+  bool Store(int slot, const WireValue& value);
+  // A list field: BeginList, AddElement for elements 0..n-1 in order, EndList.
+  void BeginList() { list_.clear(); }
+  bool AddElement(int slot, const WireValue& value);
+  void EndList(int slot);
+
+  // Checks that no declared field is missing, sets the event time and finishes the record.
+  bool Finish();
+
+ private:
+  enum class Problem : uint8_t { kNone, kWrongType, kOutOfRange, kBadTimestamp, kBadDuration, kBadUtf8 };
+  Problem Convert(ScalarType type, const WireValue& value, Cell& out);
+  bool FailField(int slot, int element, Problem problem, ScalarType expected,
+                 const WireValue& value);
+
+  const Schema& schema_;
+  DecoderOptions options_;
+  bool validate_utf8_;
+  // names_[type][slot]: field names, views into the schema.
+  std::vector<std::vector<std::string_view>> names_;
+  const EventType* type_ = nullptr;
+  int type_id_ = -1;
+  RecordBuilder* out_ = nullptr;
+  int hint_ = 0;                        // the slot after the last one found
+  std::vector<uint32_t> seen_;          // seen_[slot] == generation_: present in this message
+  uint32_t generation_ = 0;
+  std::vector<Cell> list_;              // elements of the list being read
+  DecodeStatus status_;
+};
+
+}  // namespace vigil
