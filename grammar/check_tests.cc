@@ -1,0 +1,166 @@
+// Checking a rule's inline tests: CheckTest.
+//
+// A `given` line is an offset from kTestStartMillis (or an absolute timestamp) and an event
+// literal: the type must exist, each field must be a field of the type, given once, with a
+// constant value of the field's type; the event-time field is set from the time and must not be
+// written. `expect alert { f: v }` names emitted fields of the rule with values of their types;
+// `expect none` cannot be mixed with alerts. Problems are E309 (E202 for an unknown type).
+#include <fmt/format.h>
+
+#include "grammar/check_internal.h"
+
+namespace vigil::check {
+namespace {
+
+// Whether a constant of type `value` may stand where `target` is expected; converts int to
+// float in place.
+bool Assign(const ValueType& target, Value& v) {
+  if (v.type == target) return true;
+  if (target.is(ScalarType::kFloat) && v.type.is(ScalarType::kInt)) {
+    v = Value::Float(static_cast<double>(v.i));
+    return true;
+  }
+  if (target.is_list() && v.type.is_list()) {
+    if (v.items.empty()) {
+      v.type = target;
+      return true;
+    }
+    if (target.scalar == ScalarType::kFloat && v.type.scalar == ScalarType::kInt) {
+      for (Value& item : v.items) item = Value::Float(static_cast<double>(item.i));
+      v.type = target;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
+  const int file = rs.file;
+  auto at = [&](const ast::Node& n) { return Span(file, n); };
+  const Schema& schema = c.schema();
+  RuleTest out;
+  out.name = t.name.value;
+  out.span = at(t);
+  bool ok = true;
+  for (const ast::GivenEvent& g : t.given) {
+    TestEvent ev;
+    ev.span = at(g);
+    if (const auto* d = As<ast::DurationLit>(g.at)) {
+      if (__builtin_add_overflow(kTestStartMillis, d->millis, &ev.time_ms)) {
+        c.Error("E309", at(*d), "the event time is out of range");
+        ok = false;
+      }
+    } else if (const auto* ts = As<ast::TimestampLit>(g.at)) {
+      ev.time_ms = ts->millis;
+    }
+    ev.event_type = schema.TypeIndex(g.type.name);
+    if (ev.event_type < 0) {
+      std::vector<std::string> names;
+      for (const EventType& et : schema.types) names.push_back(et.name);
+      c.Error("E202", at(g.type), fmt::format("unknown event type '{}'", g.type.name),
+              Checker::DidYouMean(g.type.name, names));
+      ok = false;
+      continue;
+    }
+    const EventType& type = schema.types[static_cast<size_t>(ev.event_type)];
+    ev.fields.resize(type.fields.size());
+    if (type.time_field >= 0) {
+      ev.fields[static_cast<size_t>(type.time_field)] = Value::Timestamp(ev.time_ms);
+    }
+    std::vector<bool> written(type.fields.size(), false);
+    for (const ast::FieldInit& f : g.fields) {
+      const int slot = type.FieldIndex(f.name.name);
+      if (slot < 0) {
+        std::vector<std::string> names;
+        for (const FieldDef& fd : type.fields) names.push_back(fd.name);
+        c.Error("E309", at(f.name),
+                fmt::format("unknown field '{}' of event type {}", f.name.name, type.name),
+                Checker::DidYouMean(f.name.name, names));
+        ok = false;
+        continue;
+      }
+      const size_t s = static_cast<size_t>(slot);
+      if (slot == type.time_field) {
+        c.Error("E309", at(f.name),
+                fmt::format("the event-time field '{}' is set from the event's time; do not "
+                            "write it", f.name.name));
+        ok = false;
+        continue;
+      }
+      if (written[s]) {
+        c.Error("E309", at(f.name), fmt::format("field '{}' is given twice", f.name.name));
+        ok = false;
+        continue;
+      }
+      written[s] = true;
+      std::optional<Value> v = c.BindConstant(f.value, file, "a test value");
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      if (!Assign(type.fields[s].type, *v)) {
+        c.Error("E309", at(f.value),
+                fmt::format("field '{}' of {} is {}, this is {}", f.name.name, type.name,
+                            TypeName(type.fields[s].type), TypeName(v->type)));
+        ok = false;
+        continue;
+      }
+      ev.fields[s] = std::move(*v);
+    }
+    out.given.push_back(std::move(ev));
+  }
+  bool none = false, alerts = false;
+  std::vector<std::string> emitted;
+  for (const EmitField& f : rs.out.emit) emitted.push_back(f.name);
+  for (const ast::Expectation& x : t.expectations) {
+    TestExpectation ex;
+    ex.none = x.none;
+    ex.span = at(x);
+    (x.none ? none : alerts) = true;
+    std::vector<std::string> seen;
+    for (const ast::FieldInit& f : x.fields) {
+      const int index = rs.out.EmitIndex(f.name.name);
+      if (index < 0) {
+        c.Error("E309", at(f.name),
+                fmt::format("'{}' is not an emitted field of rule '{}'", f.name.name,
+                            rs.out.name),
+                Checker::DidYouMean(f.name.name, emitted));
+        ok = false;
+        continue;
+      }
+      if (std::find(seen.begin(), seen.end(), f.name.name) != seen.end()) {
+        c.Error("E309", at(f.name), fmt::format("field '{}' is given twice", f.name.name));
+        ok = false;
+        continue;
+      }
+      seen.push_back(f.name.name);
+      std::optional<Value> v = c.BindConstant(f.value, file, "an expected value");
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      const BoundExpr& emitted_value = rs.out.emit[static_cast<size_t>(index)].value;
+      if (!IsError(emitted_value) && !Assign(emitted_value.type, *v)) {
+        c.Error("E309", at(f.value),
+                fmt::format("emitted field '{}' is {}, this is {}", f.name.name,
+                            TypeName(emitted_value.type), TypeName(v->type)));
+        ok = false;
+        continue;
+      }
+      ex.fields.emplace_back(f.name.name, std::move(*v));
+    }
+    out.expectations.push_back(std::move(ex));
+  }
+  if (none && alerts) {
+    c.Error("E309", at(t.name), "a test cannot expect both 'none' and alerts");
+    ok = false;
+  } else if (!none && !alerts) {
+    c.Error("E309", at(t.name), "a test needs 'expect alert { ... }' or 'expect none'");
+    ok = false;
+  }
+  if (ok) rs.out.tests.push_back(std::move(out));
+}
+
+}  // namespace vigil::check
