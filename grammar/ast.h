@@ -11,7 +11,7 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <boost/optional.hpp>
 #include <string>
 #include <vector>
 
@@ -84,7 +84,7 @@ enum class WindowKind : uint8_t { kLast, kTumbling, kSliding, kSession, kHierarc
 struct Window : Node {
   WindowKind kind = WindowKind::kLast;
   std::vector<DurationLit> sizes;          // one size; several for hierarchical
-  std::optional<DurationLit> every;        // sliding only
+  boost::optional<DurationLit> every;        // sliding only
 };
 
 // A function call. Windowed aggregates use the optional parts:
@@ -92,8 +92,8 @@ struct Window : Node {
 struct Call : Node {
   Identifier function;
   std::vector<Expr> args;
-  std::optional<Expr> where;
-  std::optional<Window> over;
+  boost::optional<Expr> where;
+  boost::optional<Window> over;
   std::vector<Identifier> by;
   bool including_current = false;
 };
@@ -115,20 +115,20 @@ struct Quantifier : Node {
 
 struct Step : Node {
   bool negated = false;                    // `no`
-  std::optional<Identifier> var;
+  boost::optional<Identifier> var;
   Identifier type;
-  std::optional<Quantifier> quantifier;
+  boost::optional<Quantifier> quantifier;
   Contiguity loop_contiguity = Contiguity::kSkipTillNext;
-  std::optional<Expr> where;
-  std::optional<Expr> until;
-  std::optional<DurationLit> within;
+  boost::optional<Expr> where;
+  boost::optional<Expr> until;
+  boost::optional<DurationLit> within;
 };
 
 struct Pattern;
 // `( p1 | p2 | ... )` with an optional quantifier; one alternative is a plain group.
 struct Group : Node {
   std::vector<Pattern> alternatives;
-  std::optional<Quantifier> quantifier;
+  boost::optional<Quantifier> quantifier;
   Contiguity loop_contiguity = Contiguity::kSkipTillNext;
 };
 // `all(p1, p2, ...)`: every part, in any order.
@@ -165,7 +165,7 @@ struct KeyClause : Node { std::vector<KeyPart> parts; };
 enum class SkipKind : uint8_t { kNoSkip, kToNext, kPastLast, kToFirst, kToLast };
 struct AfterMatchClause : Node {
   SkipKind kind = SkipKind::kNoSkip;
-  std::optional<Identifier> var;
+  boost::optional<Identifier> var;
 };
 
 struct PatternClause : Node { Pattern pattern; };
@@ -212,7 +212,7 @@ struct Rule : Node {
 
 struct TypeRef : Node {
   Identifier name;                         // string, int, ..., or list
-  std::optional<Identifier> element;       // list<element>
+  boost::optional<Identifier> element;       // list<element>
 };
 
 struct FieldDecl : Node {

@@ -10,8 +10,8 @@ packages=(
   libboost-dev libboost-container-dev libtbb-dev libhyperscan-dev libmsgpack-cxx-dev
   libsimdjson-dev libbenchmark-dev doctest-dev librdkafka-dev librabbitmq-dev
   libfmt-dev libspdlog-dev libcli11-dev libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
-  # test services
-  rabbitmq-server
+  # test services and tools (tests/cli_test.sh validates JSON with python3)
+  rabbitmq-server python3
 )
 
 missing=()

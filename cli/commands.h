@@ -1,0 +1,25 @@
+// The subcommands of the `vigil` executable. Each lives in its own file (cli/<name>_command.cc)
+// and registers itself on the CLI11 application with Add<Name>Command; main.cc only parses the
+// command line and returns the exit code the chosen subcommand stored.
+//
+// Exit codes of every subcommand: 0 success, 1 the input has errors, 2 usage error (CLI11).
+#pragma once
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace vigil::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitErrors = 1;
+inline constexpr int kExitUsage = 2;
+
+// `vigil check FILE|DIR... [--format text|json]`: parses and type-checks rule files and prints
+// every diagnostic, then a one-line summary. Stores 0 (no errors) or 1 in *exit_code.
+void AddCheckCommand(CLI::App& app, int* exit_code);
+
+// `vigil version`: prints "vigil <version>".
+void AddVersionCommand(CLI::App& app, int* exit_code);
+
+}  // namespace vigil::cli

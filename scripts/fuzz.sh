@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fuzzes the rule-language front end (tests/fuzz/check_fuzz.cc) for a bounded time:
+#   scripts/fuzz.sh [SECONDS]        (default 60)
+# Configures a separate build directory (VIGIL_FUZZ_BUILD_DIR, default build-fuzz) with clang,
+# -DVIGIL_FUZZ=ON (ASan + UBSan + libFuzzer on every library), builds only the fuzz target and
+# runs it over the committed seeds in tests/fuzz/corpus/ with the dictionary tests/fuzz/vigil.dict.
+# New inputs go to <build dir>/corpus, never into the committed corpus. A crash, leak, timeout
+# (>10 s per input) or out-of-memory (>2 GB) fails the run: the log's end is printed and the input
+# is saved under fuzz-artifacts/ — reproduce with `<build dir>/tests/fuzz/check_fuzz FILE`.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+seconds=${1:-60}
+dir=${VIGIL_FUZZ_BUILD_DIR:-build-fuzz}
+
+install_deps
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz: clang++ not found (install clang and libclang-rt-14-dev)" >&2
+  exit 1
+fi
+# Debug keeps assertions on; -O1 keeps the sanitized parser fast enough to fuzz.
+CC=clang CXX=clang++ configure "$dir" -DVIGIL_FUZZ=ON -DVIGIL_BENCH=OFF \
+  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1
+build "$dir" check_fuzz
+
+mkdir -p "$dir/corpus" fuzz-artifacts
+log=$dir/fuzz.log
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if ! "$dir/tests/fuzz/check_fuzz" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    -max_len=16384 -dict=tests/fuzz/vigil.dict -artifact_prefix=fuzz-artifacts/ \
+    -print_final_stats=1 "$dir/corpus" tests/fuzz/corpus >"$log" 2>&1; then
+  tail -n 80 "$log" >&2
+  echo "fuzz: FAILED after at most ${seconds} s (full log: $log)" >&2
+  for input in $(sed -n 's/.*Test unit written to \(fuzz-artifacts\/[^ ]*\).*/\1/p' "$log"); do
+    echo "fuzz: replay with: $dir/tests/fuzz/check_fuzz $VIGIL_ROOT/$input" >&2
+  done
+  exit 1
+fi
+runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+echo "fuzz: ${seconds} s, ${runs:-?} inputs, ${cov:-cov: ?}, no failure"

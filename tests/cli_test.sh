@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Shell-level test of the `vigil` executable: exit codes (0 clean, 1 errors, 2 usage), the text
+# diagnostics (file:line:col, source line, caret under the offending token), the summary line,
+# and that --format json prints one valid JSON array with the same location.
+#   tests/cli_test.sh PATH/TO/vigil        (registered in tests/CMakeLists.txt as cli_test)
+set -uo pipefail
+
+vigil=${1:?usage: cli_test.sh PATH/TO/vigil}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+# expect_exit CODE ARGS...: runs vigil ARGS, output in $tmp/out and $tmp/err.
+expect_exit() {
+  local want=$1
+  shift
+  "$vigil" "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    fail "vigil $* exited $got, expected $want"
+    sed 's/^/  stdout: /' "$tmp/out" >&2
+    sed 's/^/  stderr: /' "$tmp/err" >&2
+  fi
+}
+
+mkdir -p "$tmp/good" "$tmp/bad"
+cat >"$tmp/good/card.vigil" <<'VIGIL'
+event Charge {
+  card_id: string
+  amount:  float
+  at:      timestamp
+  time at
+  key card_id
+}
+
+rule small_then_big {
+  severity high
+  within 10m
+  pattern
+    small: Charge where amount < 5
+    -> big: Charge where amount > 500
+  emit { card: big.card_id, total: small.amount + big.amount }
+}
+VIGIL
+sed 's/where amount < 5/where ammount < 5/' "$tmp/good/card.vigil" >"$tmp/bad/card.vigil"
+bad=$tmp/bad/card.vigil
+# Where the misspelt field is: line and 1-based column, computed from the file itself.
+bad_line=$(grep -n 'ammount' "$bad" | cut -d: -f1)
+bad_col=$(awk -v l="$bad_line" 'NR == l { print index($0, "ammount") }' "$bad")
+
+# --- a clean file: exit 0, no diagnostics, the summary counts rules and event types.
+expect_exit 0 check "$tmp/good/card.vigil"
+grep -qx 'checked 1 file: 1 rule, 1 event type, 0 errors, 0 warnings' "$tmp/out" ||
+  fail "summary of the clean file: $(cat "$tmp/out")"
+# A directory is searched for *.vigil files.
+expect_exit 0 check "$tmp/good"
+grep -q '^checked 1 file:' "$tmp/out" || fail "directory not searched: $(cat "$tmp/out")"
+
+# --- a file with an unknown field: exit 1, file:line:col, the source line and a caret under it.
+expect_exit 1 check "$bad"
+grep -q "^$bad:$bad_line:$bad_col: error E201: " "$tmp/out" ||
+  fail "no '$bad:$bad_line:$bad_col: error E201:' in: $(cat "$tmp/out")"
+python3 - "$tmp/out" <<'PY' || fail "caret not under 'ammount': $(cat "$tmp/out")"
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+src = next(i for i, l in enumerate(lines) if "where ammount < 5" in l and "error" not in l)
+caret = lines[src + 1]
+assert caret.strip().startswith("^"), caret
+assert caret.index("^") == lines[src].index("ammount"), (lines[src], caret)
+PY
+grep -q '1 error' "$tmp/out" || fail "summary does not count the error: $(cat "$tmp/out")"
+
+# --- JSON: one valid array on stdout with the same location; the summary goes to stderr.
+expect_exit 1 check --format json "$bad"
+python3 -m json.tool "$tmp/out" >/dev/null || fail "--format json is not valid JSON: $(cat "$tmp/out")"
+python3 - "$tmp/out" "$bad" "$bad_line" "$bad_col" <<'PY' || fail "JSON content: $(cat "$tmp/out")"
+import json, sys
+diags = json.load(open(sys.argv[1]))
+assert isinstance(diags, list) and len(diags) >= 1, diags
+d = next(d for d in diags if d["code"] == "E201")
+assert d["file"] == sys.argv[2], d
+assert (d["line"], d["column"]) == (int(sys.argv[3]), int(sys.argv[4])), d
+assert d["severity"] == "error" and "ammount" in d["message"], d
+PY
+grep -q '^checked 1 file:' "$tmp/err" || fail "JSON mode: no summary on stderr"
+expect_exit 0 check --format json "$tmp/good"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == []' "$tmp/out" ||
+  fail "JSON of a clean file is not []: $(cat "$tmp/out")"
+
+# --- a missing file is an E103 diagnostic, not a crash.
+expect_exit 1 check "$tmp/does-not-exist.vigil"
+grep -q 'E103' "$tmp/out" || fail "missing file: no E103 in: $(cat "$tmp/out")"
+
+# --- usage errors exit 2.
+expect_exit 2
+expect_exit 2 check
+expect_exit 2 check --format xml "$bad"
+expect_exit 2 frobnicate
+expect_exit 2 check --no-such-option "$bad"
+expect_exit 0 --help
+expect_exit 0 version
+grep -Eq '^vigil [0-9]+\.[0-9]+\.[0-9]+$' "$tmp/out" || fail "version: $(cat "$tmp/out")"
+
+if [ "$failures" -ne 0 ]; then
+  echo "cli_test: $failures failure(s)" >&2
+  exit 1
+fi
+echo "cli_test: all passed"
