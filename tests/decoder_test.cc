@@ -527,6 +527,11 @@ TEST_CASE("decode msgpack: wire-specific values") {
     const DecodeStatus s = decoder.Decode(bad, builder);
     CHECK(s.code == DecodeCode::kBadValue);
     CHECK(s.message == "Login: field 'user': invalid UTF-8");
+    const std::string long_bad = PackLogin([](auto& pk) { PackStr(pk, "abcdefg\xffhijklmnop"); }, at_zero);
+    CHECK(decoder.Decode(long_bad, builder).message == "Login: field 'user': invalid UTF-8");
+    const std::string long_good = PackLogin([](auto& pk) { PackStr(pk, "abcdefgh\xc3\xa9ijklmnop"); }, at_zero);
+    REQUIRE(decoder.Decode(long_good, builder).ok());
+    CHECK(builder.Finish().GetString(0) == "abcdefgh\xc3\xa9ijklmnop");
   }
   SUBCASE("msgpack-cxx's packer writes integral doubles as ints: int fields accept them") {
     Schema ints = TestSchema();
