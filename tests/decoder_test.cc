@@ -28,6 +28,10 @@ namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
 
+// GCC 12 at -O2+ mistakes the malloc/free pair below for a new/free mismatch once the
+// replaced operators are inlined into std::allocator; they are a matched pair.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
@@ -35,6 +39,7 @@ void* operator new(std::size_t size) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace vigil {
 namespace {
