@@ -165,10 +165,12 @@ using x3::lit;
 using x3::matches;
 using x3::raw;
 
+// Character classes are spelled out as character sets: X3's `space`/`alnum` classes assert on
+// bytes >= 0x80 (any UTF-8 text), while character sets simply do not match them.
 // skipper = space | "//" to end of line | "#" to end of line
-inline const auto skipper = x3::space | lexeme["//" >> *(char_ - eol)] | lexeme['#' >> *(char_ - eol)];
+inline const auto skipper = char_(" \t\r\n\f\v") | lexeme["//" >> *(char_ - eol)] | lexeme['#' >> *(char_ - eol)];
 
-inline const auto word_char = x3::alnum | char_('_');
+inline const auto word_char = char_("a-zA-Z0-9_");
 
 // ---- symbol tables --------------------------------------------------------------------------
 
@@ -337,7 +339,7 @@ inline const auto set_timestamp = [](auto& ctx) {
   }
 };
 inline const auto timestamp_lit_def =
-    lexeme['@' > raw[+(x3::alnum | char_(":.+-"))][set_timestamp]];
+    lexeme['@' > raw[+char_("a-zA-Z0-9:.+-")][set_timestamp]];
 
 // list = '[' [ expr { ',' expr } ] ']'
 inline const auto list_lit_def = '[' > nested[-(expr % ',')] > ']';

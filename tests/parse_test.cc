@@ -237,3 +237,13 @@ TEST_CASE("parser: a variable-less step does not take the type name as its varia
   CHECK(vigil::ParseAndDump("rule r { pattern Login -> b: Login }", 0, diags) ==
         "(rule r\n  (pattern (seq (step Login) -next-> (step b Login))))\n");
 }
+
+TEST_CASE("parser: UTF-8 is fine inside strings and a clear error elsewhere") {
+  vigil::DiagnosticList diags;
+  CHECK(vigil::ParseAndDump("const X = \"Caf\xC3\xA9 \xE2\x98\x95\"", 0, diags) ==
+        "(const X \"Caf\xC3\xA9 \xE2\x98\x95\")\n");
+  CHECK(diags.all().empty());
+  CHECK(Diagnose("rule \xC3\xBCml { key k }") ==
+        std::vector<std::string>{
+            "1:6 E101 expected a name, found a non-ASCII or control character"});
+}
