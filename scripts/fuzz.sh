@@ -29,7 +29,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if ! "$dir/tests/fuzz/check_fuzz" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -max_len=16384 -dict=tests/fuzz/vigil.dict -artifact_prefix=fuzz-artifacts/ \
     -print_final_stats=1 "$dir/corpus" tests/fuzz/corpus >"$log" 2>&1; then
-  tail -n 80 "$log" >&2
+  # Spirit frames are kilobytes long: cut lines so the report stays readable.
+  tail -n 60 "$log" | cut -c1-300 >&2
   echo "fuzz: FAILED after at most ${seconds} s (full log: $log)" >&2
   for input in $(sed -n 's/.*Test unit written to \(fuzz-artifacts\/[^ ]*\).*/\1/p' "$log"); do
     echo "fuzz: replay with: $dir/tests/fuzz/check_fuzz $VIGIL_ROOT/$input" >&2
