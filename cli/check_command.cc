@@ -1,13 +1,15 @@
-// `vigil check FILE|DIR... [--format text|json]`: loads rule files (directories: every *.vigil
-// below them), follows imports, parses and type-checks everything through vigil::CheckPaths
-// (grammar/check.h), then prints
+// `vigil check FILE|DIR... [--format text|json] [--dump-ast]`: loads rule files (directories:
+// every *.vigil below them), follows imports, parses and type-checks everything through
+// vigil::CheckPaths (grammar/check.h), then prints
 //   - every diagnostic, as text with the source line and a caret (RenderText), or as one JSON
 //     array (RenderJson) with --format json, on stdout;
 //   - a summary, e.g. "checked 9 files: 8 rules, 6 event types, 0 errors, 1 warning", on stdout
 //     in text mode and on stderr in JSON mode (so stdout stays one JSON document).
+// With --dump-ast (text mode only) the parser's AST of every loaded file is printed first, as
+// S-expressions (grammar/dump.h), headed by "== FILE".
 // Exit code 0 when there is no error (warnings allowed), 1 otherwise.
 //
-// The CLI deliberately sees only the Spirit-free API of grammar/ (check.h, diagnostics.h).
+// The CLI deliberately sees only the Spirit-free API of grammar/ (check.h, dump.h, diagnostics.h).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -18,6 +20,7 @@
 
 #include "cli/commands.h"
 #include "grammar/check.h"
+#include "grammar/dump.h"
 
 namespace vigil::cli {
 namespace {
@@ -25,6 +28,7 @@ namespace {
 struct CheckOptions {
   std::vector<std::string> paths;
   std::string format = "text";
+  bool dump_ast = false;
 };
 
 // "1 warning", "2 warnings".
@@ -48,6 +52,15 @@ std::string Summary(const CheckResult& result) {
 int RunCheck(const CheckOptions& options) {
   CheckResult result = CheckPaths(options.paths);
   const std::vector<Diagnostic>& diags = result.diagnostics.all();
+  if (options.dump_ast) {
+    // Parse errors were already reported by the check; the dump's own copies are dropped.
+    for (size_t i = 0; i < result.sources.files.size(); ++i) {
+      const SourceFile& file = result.sources.files[i];
+      DiagnosticList ignored;
+      std::printf("== %s\n%s", file.path.c_str(),
+                  ParseAndDump(file.text, static_cast<int>(i), ignored).c_str());
+    }
+  }
   if (options.format == "json") {
     std::string json = RenderJson(result.sources, diags);
     std::fwrite(json.data(), 1, json.size(), stdout);
@@ -76,7 +89,14 @@ void AddCheckCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--format", options->format, "Output format of the diagnostics")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  cmd->callback([options, exit_code] { *exit_code = RunCheck(*options); });
+  cmd->add_flag("--dump-ast", options->dump_ast, "Print the syntax tree of every file first");
+  cmd->callback([options, exit_code] {
+    if (options->dump_ast && options->format == "json") {
+      // Thrown inside parsing, so main() reports it as a usage error (exit 2).
+      throw CLI::ValidationError("--dump-ast", "cannot be combined with --format json");
+    }
+    *exit_code = RunCheck(*options);
+  });
 }
 
 }  // namespace vigil::cli

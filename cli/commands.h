@@ -15,8 +15,9 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitErrors = 1;
 inline constexpr int kExitUsage = 2;
 
-// `vigil check FILE|DIR... [--format text|json]`: parses and type-checks rule files and prints
-// every diagnostic, then a one-line summary. Stores 0 (no errors) or 1 in *exit_code.
+// `vigil check FILE|DIR... [--format text|json] [--dump-ast]`: parses and type-checks rule
+// files and prints every diagnostic, then a one-line summary. Stores 0 (no errors) or 1 in
+// *exit_code.
 void AddCheckCommand(CLI::App& app, int* exit_code);
 
 // `vigil version`: prints "vigil <version>".

@@ -29,7 +29,12 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if ! "$dir/tests/fuzz/check_fuzz" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -max_len=16384 -dict=tests/fuzz/vigil.dict -artifact_prefix=fuzz-artifacts/ \
     -print_final_stats=1 "$dir/corpus" tests/fuzz/corpus >"$log" 2>&1; then
-  tail -n 80 "$log" >&2
+  # What failed, then the first stack frames; Spirit's frames are kilobytes long, so each is cut
+  # to its start and its source location.
+  grep -m 5 -E 'Assertion|ERROR: |runtime error: |SUMMARY: |ALARM|out-of-memory' "$log" |
+    cut -c1-300 >&2 || true
+  grep -m 30 -E '^ +#[0-9]+ ' "$log" |
+    sed -E 's/^( +#[0-9]+ 0x[0-9a-f]+ in )(.{100}).* ([^ ]+:[0-9]+(:[0-9]+)?)$/\1\2... \3/' >&2 || true
   echo "fuzz: FAILED after at most ${seconds} s (full log: $log)" >&2
   for input in $(sed -n 's/.*Test unit written to \(fuzz-artifacts\/[^ ]*\).*/\1/p' "$log"); do
     echo "fuzz: replay with: $dir/tests/fuzz/check_fuzz $VIGIL_ROOT/$input" >&2

@@ -92,6 +92,13 @@ expect_exit 0 check --format json "$tmp/good"
 python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == []' "$tmp/out" ||
   fail "JSON of a clean file is not []: $(cat "$tmp/out")"
 
+# --- --dump-ast prints each file's syntax tree before the diagnostics (text mode only).
+expect_exit 0 check --dump-ast "$tmp/good/card.vigil"
+grep -qx "== $tmp/good/card.vigil" "$tmp/out" || fail "--dump-ast: no file header: $(cat "$tmp/out")"
+grep -q 'small_then_big' "$tmp/out" || fail "--dump-ast: rule name not in the dump"
+grep -q 'Charge' "$tmp/out" || fail "--dump-ast: event type not in the dump"
+expect_exit 2 check --dump-ast --format json "$tmp/good/card.vigil"
+
 # --- a missing file is an E103 diagnostic, not a crash.
 expect_exit 1 check "$tmp/does-not-exist.vigil"
 grep -q 'E103' "$tmp/out" || fail "missing file: no E103 in: $(cat "$tmp/out")"

@@ -13,8 +13,11 @@
 // grammar/check.h's: never crash, never hang, never assert on any input; every problem is a
 // diagnostic. The fuzzer also renders every diagnostic (text and JSON), so spans that point
 // outside their file are caught too. Built only with -DVIGIL_FUZZ=ON (scripts/fuzz.sh).
+// To see what the checker said about one input: VIGIL_FUZZ_PRINT=1 check_fuzz FILE.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,10 +56,16 @@ std::vector<vigil::SourceFile> SplitIntoFiles(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   vigil::CheckResult result = vigil::CheckSources(SplitIntoFiles(input));
+  static const bool print = std::getenv("VIGIL_FUZZ_PRINT") != nullptr;
   for (const vigil::Diagnostic& d : result.diagnostics.all()) {
     // Every diagnostic must have a code and a message; a silent one is a checker bug.
     if (d.code.empty() || d.message.empty()) __builtin_trap();
-    vigil::RenderText(result.sources, d);
+    std::string text = vigil::RenderText(result.sources, d);
+    if (print) std::fputs(text.c_str(), stderr);
+  }
+  if (print) {
+    std::fprintf(stderr, "%zu files, %zu rules, %d errors\n", result.sources.files.size(),
+                 result.rules.rules.size(), result.diagnostics.error_count());
   }
   vigil::RenderJson(result.sources, result.diagnostics.all());
   return 0;
