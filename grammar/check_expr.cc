@@ -22,7 +22,8 @@
 namespace vigil::check {
 
 SourceSpan Join(SourceSpan a, SourceSpan b) {
-  if (a.file != b.file) return a;
+  if (b.length == 0) return a;   // a node the parser gave no span
+  if (a.length == 0 || a.file != b.file) return a.length == 0 ? b : a;
   const uint32_t begin = std::min(a.offset, b.offset);
   const uint32_t end = std::max(a.offset + a.length, b.offset + b.length);
   return SourceSpan{a.file, begin, end - begin};
@@ -394,6 +395,13 @@ BoundExpr Checker::BindIdentifier(const ast::Identifier& id, ExprScope& scope) {
   std::vector<std::string> candidates;
   if (current != nullptr) {
     for (const FieldDef& f : current->fields) candidates.push_back(f.name);
+    std::string help = DidYouMean(name, candidates);
+    if (!help.empty()) {
+      Error("E201", span, fmt::format("unknown field '{}' of event type {}", name, current->name),
+            help);
+      return ErrorExpr(span);
+    }
+    candidates.clear();
   }
   if (!scope.constant) {
     for (GlobalKind k : {GlobalKind::kConst, GlobalKind::kList, GlobalKind::kDefine}) {
@@ -404,9 +412,8 @@ BoundExpr Checker::BindIdentifier(const ast::Identifier& id, ExprScope& scope) {
     for (std::string& n : GlobalNames(GlobalKind::kList)) candidates.push_back(std::move(n));
   }
   std::string help = DidYouMean(name, candidates);
-  if (current != nullptr) {
-    Error("E201", span, fmt::format("unknown field '{}' of event type {}", name, current->name),
-          help);
+  if (current != nullptr && help.empty()) {
+    Error("E201", span, fmt::format("unknown field '{}' of event type {}", name, current->name));
     return ErrorExpr(span);
   }
   if (help.empty() && scope.rule != nullptr) {
@@ -494,7 +501,8 @@ BoundExpr Checker::BindBinary(ast::BinaryOp op, BoundExpr lhs, BoundExpr rhs,
                                            b.scalar == ScalarType::kFloat)));
       if (!ok) {
         Error("E301", span,
-              fmt::format("cannot look for a {} in a {}", TypeName(a), TypeName(b)));
+              fmt::format("'{}' needs a list of {}, this is {}", text, TypeName(a),
+                          TypeName(b)));
         return ErrorExpr(span);
       }
       e.type = ValueType::Scalar(ScalarType::kBool);

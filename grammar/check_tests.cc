@@ -49,7 +49,7 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
     ev.span = at(g);
     if (const auto* d = As<ast::DurationLit>(g.at)) {
       if (__builtin_add_overflow(kTestStartMillis, d->millis, &ev.time_ms)) {
-        c.Error("E309", at(*d), "the event time is out of range");
+        c.Error("E309", SpanOr(file, *d, ev.span), "the event time is out of range");
         ok = false;
       }
     } else if (const auto* ts = As<ast::TimestampLit>(g.at)) {
