@@ -84,6 +84,9 @@ std::string_view BinaryOpText(ast::BinaryOp op) {
 
 namespace {
 
+// Define expansions allowed in one check (all rules together).
+constexpr int kMaxDefineExpansions = 20000;
+
 // The node (span) of any operand; Nil has none.
 const ast::Node* NodeOf(const ast::Operand& op) {
   const ast::Node* n = nullptr;
@@ -354,8 +357,9 @@ BoundExpr Checker::BindIdentifier(const ast::Identifier& id, ExprScope& scope) {
             return ErrorExpr(span);
           }
         }
-        if (expanding_.size() > 64) {
-          Error("E308", span, "defines nested too deeply");
+        // Defines using defines twice each grow exponentially; stop long before that hurts.
+        if (expanding_.size() > 64 || ++expansions_ > kMaxDefineExpansions) {
+          Error("E308", span, "defines expand to too large an expression");
           return ErrorExpr(span);
         }
         expanding_.push_back(name);
@@ -547,18 +551,25 @@ BoundExpr Checker::BindMatches(BoundExpr lhs, const ast::Operand& rhs, ExprScope
     Error("E305", rhs_span, "regex not accepted by Hyperscan: it contains a NUL character");
     return ErrorExpr(span);
   }
-  hs_database_t* db = nullptr;
-  hs_compile_error_t* error = nullptr;
-  if (hs_compile(lit->value.c_str(), kRegexFlags, HS_MODE_BLOCK, nullptr, &db, &error) !=
-      HS_SUCCESS) {
-    std::string message = error != nullptr && error->message != nullptr ? error->message
-                                                                        : "unknown error";
-    while (!message.empty() && message.back() == '.') message.pop_back();
-    Error("E305", rhs_span, "regex not accepted by Hyperscan: " + message);
+  auto cached = regex_errors_.find(lit->value);
+  if (cached == regex_errors_.end()) {
+    hs_database_t* db = nullptr;
+    hs_compile_error_t* error = nullptr;
+    std::string message;
+    if (hs_compile(lit->value.c_str(), kRegexFlags, HS_MODE_BLOCK, nullptr, &db, &error) !=
+        HS_SUCCESS) {
+      message = error != nullptr && error->message != nullptr ? error->message : "unknown error";
+      while (!message.empty() && message.back() == '.') message.pop_back();
+      if (message.empty()) message = "unknown error";
+    }
+    if (error != nullptr) hs_free_compile_error(error);
+    if (db != nullptr) hs_free_database(db);
+    cached = regex_errors_.emplace(lit->value, std::move(message)).first;
+  }
+  if (!cached->second.empty()) {
+    Error("E305", rhs_span, "regex not accepted by Hyperscan: " + cached->second);
     ok = false;
   }
-  if (error != nullptr) hs_free_compile_error(error);
-  if (db != nullptr) hs_free_database(db);
   if (!ok) return ErrorExpr(span);
   BoundExpr e;
   e.op = ExprOp::kMatches;

@@ -148,6 +148,8 @@ class Checker {
   DiagnosticList& diags_;
   std::map<std::string, GlobalDecl, std::less<>> globals_;
   std::vector<std::string> expanding_;      // defines being expanded (recursion guard)
+  int expansions_ = 0;                      // define expansions so far (size guard)
+  std::map<std::string, std::string> regex_errors_;   // regex -> Hyperscan error ("" = ok)
   std::set<std::tuple<std::string, int, uint32_t, std::string>> reported_;   // for dedup
   Schema schema_;
   CheckedRules result_;

@@ -475,6 +475,19 @@ TEST_CASE("suggestions name the closest field, type, variable, function or name"
   }
 }
 
+TEST_CASE("defines that double at every level stop with E308 instead of exploding") {
+  std::string text = "define d0 = amount > 1\n";
+  for (int i = 1; i <= 40; ++i) {
+    text += "define d" + std::to_string(i) + " = d" + std::to_string(i - 1) + " and d" +
+            std::to_string(i - 1) + "\n";
+  }
+  text += "rule r { key card_id pattern a: Charge where d40 }\n";
+  const CheckResult r = Check(text);
+  REQUIRE(r.diagnostics.has_errors());
+  CHECK(r.diagnostics.all()[0].code == "E308");
+  CHECK(r.diagnostics.all()[0].message == "defines expand to too large an expression");
+}
+
 // Every expression of a rule that checked clean is bound (no kError placeholder).
 void NoErrorNodes(const BoundExpr& e) {
   CHECK(e.op != ExprOp::kError);
