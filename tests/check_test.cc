@@ -309,13 +309,15 @@ rule r {
   on timeout emit { card: a.card_id }
   test "two charges" {
     given {
-      0s Charge { card_id: "c1", amount: 1, tags: [] }
-      @2024-01-01T00:05:00Z Charge { card_id: "c1", amount: 2.5, qty: -3, tags: ["x"] }
+      0s Charge { card_id: "c1", amount: 1, qty: 0, merchant: "m", country: "FR", tags: [] }
+      @2024-01-01T00:05:00Z Charge { card_id: "c1", amount: 2.5, qty: -3, merchant: "m",
+                                     country: "FR", tags: ["x"] }
     }
     expect alert { card: "c1", first: 1, second: 2.5 }
   }
   test "one charge" {
-    given { 1m Charge { card_id: "c1", amount: BIG } }
+    given { 1m Charge { card_id: "c1", amount: BIG, qty: 1, merchant: "m", country: "FR",
+                        tags: risky } }
     expect none
   }
 }
@@ -344,13 +346,13 @@ rule r {
   const auto slot = [&](const char* f) { return static_cast<size_t>(charge.FieldIndex(f)); };
   CHECK(t.given[0].time_ms == kTestStartMillis);
   CHECK(t.given[1].time_ms == kTestStartMillis + 300000);
-  // The time slot is set from the time; int converts to float; unwritten fields are absent.
+  // The time slot is set from the time; int converts to float; an empty list takes its type.
   CHECK(FormatValue(*t.given[1].fields[slot("at")]) == "@2024-01-01T00:05:00Z");
   CHECK(FormatValue(*t.given[0].fields[slot("amount")]) == "1.0");
   CHECK(t.given[0].fields[slot("amount")]->type == ValueType::Scalar(ScalarType::kFloat));
   CHECK(t.given[0].fields[slot("tags")]->type == ValueType::List(ScalarType::kString));
   CHECK(FormatValue(*t.given[1].fields[slot("qty")]) == "-3");
-  CHECK_FALSE(t.given[0].fields[slot("merchant")].has_value());
+  CHECK(FormatValue(*rule.tests[1].given[0].fields[slot("tags")]) == "[\"RU\", \"KP\"]");
   REQUIRE(t.expectations.size() == 1);
   CHECK(t.expectations[0].fields.size() == 3);
   CHECK(FormatValue(t.expectations[0].fields[1].second) == "1.0");
@@ -511,14 +513,18 @@ rule r {
   emit { c: key, n: count(s), m: last(s).merchant, w: avg(Charge.amount over 1h) }
   message "{c} {n}"
   on timeout emit { c: first(s).card_id }
-  test "t" { given { 0s Charge { card_id: "c", amount: 1 } } expect alert { n: 2 } }
+  test "t" {
+    given { 0s Charge { card_id: "c", amount: 1, qty: 2, merchant: "m", country: "FR", tags: [] } }
+    expect alert { n: 2 }
+  }
 }
 )";
-  size_t checked = 0;
+  size_t checked = 0, clean = 0;
   const auto run = [&](const std::string& input) {
     const CheckResult r = CheckSources({SourceFile{"f.vigil", input}});
     ++checked;
     if (r.diagnostics.has_errors()) return;
+    ++clean;
     for (const CheckedRule& rule : r.rules.rules) {
       NoErrorNodes(rule.pattern.root);
       if (rule.when) NoErrorNodes(*rule.when);
@@ -527,6 +533,8 @@ rule r {
     }
   };
   const size_t start = std::string(kSchema).size();
+  run(text);
+  REQUIRE(clean == 1);   // the undamaged text checks clean, so the invariant is exercised
   for (size_t cut = start; cut <= text.size(); cut += 3) run(text.substr(0, cut));
   for (size_t i = start; i < text.size(); i += 5) run(text.substr(0, i) + text.substr(i + 1));
   for (size_t i = start; i < text.size(); i += 7) {
@@ -535,6 +543,7 @@ rule r {
     run(s);
   }
   CHECK(checked > 300);
+  CHECK(clean > 1);
 }
 
 }  // namespace
