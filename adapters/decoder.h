@@ -7,9 +7,10 @@
 // Semantics shared by both formats (docs/language.md, "Event types"):
 //   * Every declared field is required; undeclared fields are ignored (not validated beyond the
 //     wire format's own well-formedness).
-//   * A key that occurs twice in one message is an error (`Charge: field 'amount': duplicate
-//     field`, or `duplicate discriminator field 'type'`), never "first/last one wins": two
-//     parsers disagreeing on which copy counts is a classic way to smuggle a value past a rule.
+//   * A declared field or the discriminator that occurs twice in one message is an error
+//     (`Charge: field 'amount': duplicate field`, `duplicate discriminator field 'type'`), never
+//     "first/last one wins": two parsers disagreeing on which copy counts is a classic way to
+//     smuggle a value past a rule. Repeated undeclared keys are ignored like any undeclared key.
 //   * int: integers only (1.5 and 1.0 are floats); an integer beyond int64 is out of range.
 //     float: integers and floats. bool: true/false only. string: strings only.
 //     timestamp: integer ms since the epoch, or an ISO-8601 string (grammar/time_format.h);

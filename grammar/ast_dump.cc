@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "grammar/dump.h"
 #include "grammar/parser.h"
 #include "grammar/time_format.h"
 
@@ -262,6 +263,14 @@ std::string DumpAst(const ast::File& file) {
   Dumper d;
   for (const auto& item : file.items) d.Top(item);
   return d.out;
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+std::string ParseAndDump(std::string_view text, int file_index, DiagnosticList& diags) {
+  return DumpAst(ParseFile(text, file_index, diags));
 }
 
 }  // namespace vigil

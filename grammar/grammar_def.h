@@ -139,6 +139,13 @@ struct get_info<vigil::grammar::KeywordParser> {
     return std::string("'") + p.word + "'";
   }
 };
+template <typename Subject>
+struct get_info<vigil::grammar::NestedDirective<Subject>> {
+  using result_type = std::string;
+  std::string operator()(const vigil::grammar::NestedDirective<Subject>& p) const {
+    return what(p.subject);
+  }
+};
 template <>
 struct get_info<vigil::grammar::IdentifierParser> {
   using result_type = std::string;
@@ -216,6 +223,7 @@ VIGIL_RULE(string_lit, ast::StringLit, "a string")
 VIGIL_RULE(duration_lit, ast::DurationLit, "a duration (like 10m)")
 VIGIL_RULE(timestamp_lit, ast::TimestampLit, "a timestamp (like @2024-01-01T00:00:00Z)")
 VIGIL_RULE(list_lit, ast::ListLit, "a list")
+VIGIL_RULE(window_sizes, std::vector<ast::DurationLit>, "a window size (like 1h)")
 VIGIL_RULE(window, ast::Window, "a window")
 VIGIL_RULE(call, ast::Call, "a function call")
 VIGIL_RULE(primary, ast::Operand, "a value")
@@ -229,8 +237,12 @@ VIGIL_RULE(not_op, ast::Unary, "a condition")
 VIGIL_RULE(not_expr, ast::Operand, "a condition")
 VIGIL_RULE(and_expr, ast::Expr, "a condition")
 VIGIL_RULE(expr, ast::Expr, "an expression")
+VIGIL_RULE(count_lit, int64_t, "a count")
 VIGIL_RULE(quantifier, ast::Quantifier, "a quantifier")
+VIGIL_RULE(step_var, ast::Identifier, "a variable name")
 VIGIL_RULE(step, ast::Step, "a pattern step (like 'a: Login where ...')")
+VIGIL_RULE(alternatives, std::vector<ast::Pattern>, "a pattern")
+VIGIL_RULE(conjuncts, std::vector<ast::Pattern>, "a pattern")
 VIGIL_RULE(group, ast::Group, "a group")
 VIGIL_RULE(conjunction, ast::Conjunction, "all(...)")
 VIGIL_RULE(element, ast::Element, "a pattern step")
@@ -239,7 +251,12 @@ VIGIL_RULE(pattern, ast::Pattern, "a pattern")
 VIGIL_RULE(simple_clause, ast::SimpleClause, "a rule clause")
 VIGIL_RULE(key_name, ast::KeyName, "a key field")
 VIGIL_RULE(key_part, ast::KeyPart, "a key field")
+VIGIL_RULE(key_parts, std::vector<ast::KeyPart>, "a key field")
 VIGIL_RULE(key_clause, ast::KeyClause, "a key clause")
+VIGIL_RULE(skip_target, ast::AfterMatchClause, "'to' or 'past last'")
+VIGIL_RULE(skip_to, ast::AfterMatchClause, "'next', 'first NAME' or 'last NAME'")
+VIGIL_RULE(skip_strategy, ast::AfterMatchClause,
+           "'no skip', 'skip to next', 'skip past last', 'skip to first NAME' or 'skip to last NAME'")
 VIGIL_RULE(after_match_clause, ast::AfterMatchClause, "an after-match clause")
 VIGIL_RULE(pattern_clause, ast::PatternClause, "a pattern clause")
 VIGIL_RULE(when_clause, ast::WhenClause, "a when clause")
@@ -247,15 +264,20 @@ VIGIL_RULE(field_init, ast::FieldInit, "'name: value'")
 VIGIL_RULE(emit_clause, ast::EmitClause, "an emit clause")
 VIGIL_RULE(time_point, ast::TimePoint, "a time (like 10s or @2024-01-01T00:00:00Z)")
 VIGIL_RULE(given_event, ast::GivenEvent, "an event (like '0s Login { ... }')")
+VIGIL_RULE(expect_body, ast::Expectation, "'alert' or 'none'")
 VIGIL_RULE(expectation, ast::Expectation, "'expect alert' or 'expect none'")
+VIGIL_RULE(expectations, std::vector<ast::Expectation>, "'expect alert' or 'expect none'")
 VIGIL_RULE(test_clause, ast::TestClause, "a test")
 VIGIL_RULE(clause, ast::Clause, "a rule clause")
+VIGIL_RULE(rule_end, x3::unused_type,
+           "a rule clause (key, pattern, when, emit, within, severity, test, ...) or '}'")
 VIGIL_RULE(rule_decl, ast::Rule, "a rule")
 VIGIL_RULE(type_ref, ast::TypeRef, "a type")
 VIGIL_RULE(field_decl, ast::FieldDecl, "a field declaration ('name: type')")
 VIGIL_RULE(time_decl, ast::TimeDecl, "'time FIELD'")
 VIGIL_RULE(key_decl, ast::KeyDecl, "'key FIELD'")
 VIGIL_RULE(event_member, ast::EventMember, "a field declaration")
+VIGIL_RULE(event_end, x3::unused_type, "a field declaration ('name: type'), 'time', 'key' or '}'")
 VIGIL_RULE(event_decl, ast::EventDecl, "an event type")
 VIGIL_RULE(const_decl, ast::ConstDecl, "a constant")
 VIGIL_RULE(list_decl, ast::ListDecl, "a list")
@@ -329,9 +351,8 @@ inline const auto window_kind = (kw("tumbling") >> attr(ast::WindowKind::kTumbli
                                 (kw("session") >> attr(ast::WindowKind::kSession)) |
                                 (kw("hierarchical") >> attr(ast::WindowKind::kHierarchical)) |
                                 attr(ast::WindowKind::kLast);
-inline const auto window_def = window_kind >
-                               (('[' > (duration_lit % ',') > ']') | x3::repeat(1)[duration_lit]) >
-                               -(kw("every") > duration_lit);
+inline const auto window_sizes_def = ('[' > (duration_lit % ',') > ']') | x3::repeat(1)[duration_lit];
+inline const auto window_def = window_kind > window_sizes > -(kw("every") > duration_lit);
 
 // call = name '(' [ expr { ',' expr } ] [ 'where' expr ] [ 'over' window [ 'by' name {',' name} ]
 //        [ 'including' 'current' ] ] ')'
@@ -395,10 +416,10 @@ inline const auto q_min = [](auto& ctx) { x3::_val(ctx).min = x3::_val(ctx).max 
 inline const auto q_open = [](auto& ctx) { x3::_val(ctx).max = -1; };
 inline const auto q_max = [](auto& ctx) { x3::_val(ctx).max = x3::_attr(ctx); };
 inline const auto q_reluctant = [](auto& ctx) { x3::_val(ctx).reluctant = true; };
-inline const auto count = x3::uint_parser<int64_t>{};
+inline const auto count_lit_def = x3::uint_parser<int64_t>{};
 inline const auto quantifier_def =
     (lit('+')[q_set(1, -1)] | lit('*')[q_set(0, -1)] | lit('?')[q_set(0, 1)] |
-     (lit('{') > count[q_min] > -(lit(',')[q_open] >> -count[q_max]) > '}')) >>
+     (lit('{') > count_lit[q_min] > -(lit(',')[q_open] >> -count_lit[q_max]) > '}')) >>
     -lit('?')[q_reluctant];
 
 inline const auto loop_contiguity = (kw("strict") >> attr(ast::Contiguity::kStrict)) |
@@ -407,15 +428,19 @@ inline const auto loop_contiguity = (kw("strict") >> attr(ast::Contiguity::kStri
 
 // step = [ 'no' ] [ name ':' ] Type [ quantifier ] [ 'strict' | 'any' ]
 //        [ 'where' expr ] [ 'until' expr ] [ 'within' duration ]
-inline const auto step_def = matches[kw("no")] >> -(identifier >> ':') >> identifier >>
+// step_var = name ':'   (its own rule, so a failed try leaves no partial variable behind)
+inline const auto step_var_def = identifier >> ':';
+inline const auto step_def = matches[kw("no")] >> -step_var >> identifier >>
                              -quantifier >> loop_contiguity >> -(kw("where") > expr) >>
                              -(kw("until") > expr) >> -(kw("within") > duration_lit);
 
 // group = '(' pattern { '|' pattern } ')' [ quantifier ] [ 'strict' | 'any' ]
-inline const auto group_def = '(' > nested[pattern % '|'] > ')' > -quantifier > loop_contiguity;
+inline const auto alternatives_def = pattern % '|';
+inline const auto group_def = '(' > nested[alternatives] > ')' > -quantifier > loop_contiguity;
 
 // conjunction = 'all' '(' pattern { ',' pattern } ')'
-inline const auto conjunction_def = kw("all") > '(' > nested[pattern % ','] > ')';
+inline const auto conjuncts_def = pattern % ',';
+inline const auto conjunction_def = kw("all") > '(' > nested[conjuncts] > ')';
 
 inline const auto element_def = conjunction | group | step;
 
@@ -435,19 +460,22 @@ inline const auto simple_clause_def =
 // key_name = name [ '.' name ]
 inline const auto key_name_def = identifier % '.';
 inline const auto key_part_def = key_name % '=';
-inline const auto key_clause_def = kw("key") > (key_part % ',');
+inline const auto key_parts_def = key_part % ',';
+inline const auto key_clause_def = kw("key") > key_parts;
 
 // after_match = 'after' 'match' ( 'no' 'skip' | 'skip' ( 'to' 'next' | 'past' 'last'
 //               | 'to' 'first' name | 'to' 'last' name ) )
-inline const auto skip_target =
+inline const auto skip_target_def =
     (kw("past") > kw("last") > attr(ast::SkipKind::kPastLast) > attr(boost::optional<ast::Identifier>())) |
-    (kw("to") > ((kw("next") > attr(ast::SkipKind::kToNext) > attr(boost::optional<ast::Identifier>())) |
-                 (kw("first") > attr(ast::SkipKind::kToFirst) > identifier) |
-                 (kw("last") > attr(ast::SkipKind::kToLast) > identifier)));
-inline const auto after_match_clause_def =
-    kw("after") > kw("match") >
-    ((kw("no") > kw("skip") > attr(ast::SkipKind::kNoSkip) > attr(boost::optional<ast::Identifier>())) |
-     (kw("skip") > skip_target));
+    (kw("to") > skip_to);
+inline const auto skip_to_def =
+    (kw("next") > attr(ast::SkipKind::kToNext) > attr(boost::optional<ast::Identifier>())) |
+    (kw("first") > attr(ast::SkipKind::kToFirst) > identifier) |
+    (kw("last") > attr(ast::SkipKind::kToLast) > identifier);
+inline const auto skip_strategy_def =
+    (kw("no") > kw("skip") > attr(ast::SkipKind::kNoSkip) > attr(boost::optional<ast::Identifier>())) |
+    (kw("skip") > skip_target);
+inline const auto after_match_clause_def = kw("after") > kw("match") > skip_strategy;
 
 // pattern_clause = 'pattern' pattern ;  when_clause = 'when' expr
 inline const auto pattern_clause_def = kw("pattern") > pattern;
@@ -466,17 +494,19 @@ inline const auto emit_clause_def =
 inline const auto time_point_def = duration_lit | timestamp_lit;
 inline const auto given_event_def = time_point > identifier > '{' > field_inits > '}';
 inline const auto no_fields = attr(std::vector<ast::FieldInit>());
-inline const auto expectation_def =
-    kw("expect") > ((kw("none") >> attr(true) >> no_fields) |
-                    (kw("alert") >> attr(false) >> (('{' > field_inits > '}') | no_fields)));
+inline const auto expect_body_def = (kw("none") >> attr(true) >> no_fields) |
+                                    (kw("alert") >> attr(false) >> (('{' > field_inits > '}') | no_fields));
+inline const auto expectation_def = kw("expect") > expect_body;
+inline const auto expectations_def = +expectation;
 inline const auto test_clause_def =
-    kw("test") > string_lit > '{' > kw("given") > '{' > *given_event > '}' > +expectation > '}';
+    kw("test") > string_lit > '{' > kw("given") > '{' > *given_event > '}' > expectations > '}';
 
 inline const auto clause_def = key_clause | after_match_clause | pattern_clause | when_clause |
                                emit_clause | test_clause | simple_clause;
 
 // rule = 'rule' name '{' { clause } '}'
-inline const auto rule_decl_def = kw("rule") > identifier > '{' > *clause > '}';
+inline const auto rule_end_def = lit('}');
+inline const auto rule_decl_def = kw("rule") > identifier > '{' > *clause > rule_end;
 
 // ---- event types and declarations -----------------------------------------------------------
 
@@ -488,7 +518,8 @@ inline const auto time_decl_def = kw("time") >> !lit(':') >> identifier;
 inline const auto key_decl_def = kw("key") >> !lit(':') >> (identifier % ',');
 inline const auto event_member_def = (time_decl | key_decl | field_decl) >> -(lit(',') | ';');
 // event = 'event' Type '{' { event_member } '}'
-inline const auto event_decl_def = kw("event") > identifier > '{' > *event_member > '}';
+inline const auto event_end_def = lit('}');
+inline const auto event_decl_def = kw("event") > identifier > '{' > *event_member > event_end;
 
 // const = 'const' name '=' expr ; list = 'list' name '=' list_lit ; define = 'define' name '=' expr
 inline const auto const_decl_def = kw("const") > identifier > '=' > expr;
@@ -500,11 +531,13 @@ inline const auto import_decl_def = kw("import") > string_lit;
 inline const auto declaration_def =
     import_decl | const_decl | list_decl | define_decl | event_decl | rule_decl;
 
+BOOST_SPIRIT_DEFINE(window_sizes, count_lit, alternatives, conjuncts, key_parts, skip_strategy,
+                    expect_body, expectations, rule_end, event_end, skip_target, skip_to)
 BOOST_SPIRIT_DEFINE(string_body, suffix, mul_op, add_op, cmp_op, and_op, or_op,
                     identifier, int_lit, float_lit, bool_lit, string_lit, duration_lit,
                     timestamp_lit, list_lit, window, call, primary, postfix, negation, unary,
                     mul_expr, add_expr, cmp_expr, not_op, not_expr, and_expr, expr, quantifier,
-                    step, group, conjunction, element, link, pattern, simple_clause, key_name,
+                    step_var, step, group, conjunction, element, link, pattern, simple_clause, key_name,
                     key_part, key_clause, after_match_clause, pattern_clause, when_clause,
                     field_init, emit_clause, time_point, given_event, expectation, test_clause,
                     clause, rule_decl, type_ref, field_decl, time_decl, key_decl, event_member,

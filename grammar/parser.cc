@@ -74,6 +74,8 @@ ast::File ParseFile(std::string_view text, int file_index, DiagnosticList& diags
     }
     size_t at = grammar::SkipBlank(text, error.offset);
     auto [found, length] = DescribeToken(text, at);
+    // A composite parser without a rule name reports its C++ type; never show that.
+    if (error.expected.rfind("N5boost", 0) == 0) error.expected = "valid syntax";
     std::string message = error.expected == grammar::kTooDeep
                               ? "nesting too deep (more than 100 levels of brackets or operators)"
                               : "expected " + error.expected + ", found " + found;

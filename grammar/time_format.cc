@@ -162,7 +162,7 @@ std::string FormatDuration(int64_t millis) {
     millis = -millis;
   }
   static constexpr std::pair<const char*, int64_t> kUnits[] = {
-      {"w", 604'800'000}, {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000},
+      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000},
       {"ms", 1}};
   for (auto [name, size] : kUnits) {
     if (millis >= size) {

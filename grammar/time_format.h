@@ -18,7 +18,7 @@ std::string FormatTimestamp(int64_t millis);
 
 // Parses one or more <integer><unit> parts, unit one of ms s m h d w: "10m", "1h30m".
 std::optional<int64_t> ParseDuration(std::string_view text);
-// Formats with the largest exact units: 5400000 -> "1h30m", 250 -> "250ms", 0 -> "0s".
+// Formats with the largest exact units of d, h, m, s, ms: 5400000 -> "1h30m", 250 -> "250ms", 0 -> "0s".
 std::string FormatDuration(int64_t millis);
 
 // Milliseconds of one unit ("ms", "s", "m", "h", "d", "w"), or nullopt.
