@@ -385,11 +385,11 @@ rule brute {
   CHECK(spike.uses_unevaluated);
   const PatternNode& step = spike.pattern.root.children[0];
   CHECK(DumpExpr(*step.where, r.rules.schema, &spike, step.event_type) ==
-        "(((amount > (3 * avg(Charge.amount over 1w))) and (count(Charge where (country != "
+        "(((amount > (3 * avg(Charge.amount over 7d))) and (count(Charge where (country != "
         "c.country) over sliding 1h every 1m by merchant including current) > 3)) and "
         "(ewma(Charge.amount, 1h) < amount))");
   CHECK(DumpExpr(spike.emit[1].value, r.rules.schema, &spike) ==
-        "baseline(sum(Charge.amount over tumbling 1h), 4w2d)");   // 30d
+        "baseline(sum(Charge.amount over tumbling 1h), 30d)");
   const CheckedRule& brute = r.rules.rules[1];
   CHECK(brute.is_threshold);
   CHECK(DumpExpr(*brute.when, r.rules.schema, &brute) ==
@@ -508,7 +508,7 @@ rule r {
   key card_id
   within 10m
   after match skip to first s
-  pattern s: Charge{2,}? where amount < BIG and country in risky -> (x: Charge | y: Wire)
+  pattern s: Charge{2,}? where amount < BIG and country in risky -> (x: Charge | y: Charge where qty > 1)
     -> no n: Charge where n.merchant matches "^A" -> all(p: Charge, q: Charge)
   emit { c: key, n: count(s), m: last(s).merchant, w: avg(Charge.amount over 1h) }
   message "{c} {n}"
