@@ -91,9 +91,12 @@ class Loader {
     for (const auto& [resolved, span] : imports) Load(resolved, span);
     stack_.pop_back();
     state_[static_cast<size_t>(index)] = kDone;
+    order_.push_back(index);
   }
 
   std::vector<ast::File>& files() { return files_; }
+  // File indexes, each after the files it imports.
+  const std::vector<int>& order() const { return order_; }
 
  private:
   enum State { kLoading, kDone };
@@ -105,11 +108,12 @@ class Loader {
   std::vector<State> state_;
   std::vector<int> stack_;               // files being loaded, for the cycle message
   std::vector<ast::File> files_;
+  std::vector<int> order_;
 };
 
 void Finish(CheckResult& result, Loader& loader) {
   check::Checker checker(result.sources, result.diagnostics);
-  result.rules = checker.Run(loader.files());
+  result.rules = checker.Run(loader.files(), loader.order());
   result.diagnostics.Sort();
 }
 

@@ -168,7 +168,6 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       return ErrorExpr(span);
     }
     if (!arity(1)) return ErrorExpr(span);
-    NoteUnevaluated(scope, span);
     BoundExpr e;
     e.op = ExprOp::kWindowAggregate;
     e.aggregate = *aggregate;
@@ -225,6 +224,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       ExprScope inner;
       inner.file = scope.file;
       inner.current_type = type_id;
+      inner.rule = scope.rule;   // pattern variables: the step's own one is the event judged
       BoundExpr where = BindCondition(*call.where, inner, "the window's 'where' condition");
       ok = ok && !IsError(where);
       e.has_where = true;
@@ -237,10 +237,10 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     e.window.kind = static_cast<WindowKind>(w.kind);
     for (const ast::DurationLit& d : w.sizes) {
       if (d.millis <= 0) {
-        Error("E302", Span(scope.file, d), "a window size must be positive");
+        Error("E302", SpanOr(scope.file, d, Span(scope.file, w)), "a window size must be positive");
         ok = false;
       } else if (!e.window.sizes_ms.empty() && d.millis <= e.window.sizes_ms.back()) {
-        Error("E302", Span(scope.file, d), "hierarchical window sizes must increase");
+        Error("E302", SpanOr(scope.file, d, Span(scope.file, w)), "hierarchical window sizes must increase");
         ok = false;
       }
       e.window.sizes_ms.push_back(d.millis);
@@ -256,14 +256,14 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         ok = false;
       } else if (w.every->millis <= 0 ||
                  (!e.window.sizes_ms.empty() && w.every->millis > e.window.sizes_ms[0])) {
-        Error("E302", Span(scope.file, *w.every),
+        Error("E302", SpanOr(scope.file, *w.every, Span(scope.file, w)),
               "'every' must be positive and at most the window size");
         ok = false;
       } else {
         e.window.every_ms = w.every->millis;
       }
     } else if (w.every) {
-      Error("E302", Span(scope.file, *w.every), "'every' applies only to sliding windows");
+      Error("E302", SpanOr(scope.file, *w.every, Span(scope.file, w)), "'every' applies only to sliding windows");
       ok = false;
     }
     for (const ast::Identifier& by : call.by) {
@@ -281,6 +281,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     }
     if (!ok) return ErrorExpr(span);
     e.type = AggregateResult(*aggregate, field_type);
+    NoteUnevaluated(scope, span);
     return e;
   }
 
@@ -290,7 +291,6 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       return ErrorExpr(span);
     }
     if (!arity(2)) return ErrorExpr(span);
-    NoteUnevaluated(scope, span);
     BoundExpr e;
     e.span = span;
     e.type = ValueType::Scalar(ScalarType::kFloat);
@@ -351,6 +351,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     }
     e.duration_ms = d->i;
     if (!ok) return ErrorExpr(span);
+    NoteUnevaluated(scope, span);
     return e;
   }
 

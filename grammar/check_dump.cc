@@ -139,9 +139,9 @@ struct Dumper {
     }
   }
 
-  void Node(const PatternNode& n, int depth, std::string& out) const {
+  // `link`: "-> " (with strict / any) for elements after the first of a sequence.
+  void Node(const PatternNode& n, int depth, const std::string& link, std::string& out) const {
     const std::string indent(static_cast<size_t>(depth) * 2, ' ');
-    const std::string link = depth > 0 ? std::string(ContiguityText(n.contiguity)) : "";
     if (n.kind == PatternKind::kStep) {
       std::string s = indent + link + (n.negated ? "no " : "");
       if (n.variable >= 0) s += VarName(n.variable) + ": ";
@@ -160,7 +160,14 @@ struct Dumper {
                        : n.kind == PatternKind::kAlternation ? "alt"
                                                              : "all";
     out += indent + link + kind + QuantifierText(n.quantifier) + "\n";
-    for (const PatternNode& c : n.children) Node(c, depth + 1, out);
+    for (size_t i = 0; i < n.children.size(); ++i) {
+      const PatternNode& c = n.children[i];
+      const std::string child_link =
+          n.kind == PatternKind::kSequence && i > 0
+              ? "-> " + std::string(ContiguityText(c.contiguity))
+              : "";
+      Node(c, depth + 1, child_link, out);
+    }
   }
 };
 
@@ -206,7 +213,7 @@ std::string DumpCheckedRule(const CheckedRule& r, const Schema& schema) {
     out += "  when " + (r.when ? d.Expr(*r.when, -1) : std::string("?")) + "\n";
   } else {
     out += "  pattern\n";
-    d.Node(r.pattern.root, 2, out);
+    d.Node(r.pattern.root, 2, "", out);
   }
   for (const EmitField& f : r.emit) {
     out += fmt::format("  emit {}: {} = {}\n", f.name, TypeName(f.value.type), d.Expr(f.value, -1));

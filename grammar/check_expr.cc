@@ -22,7 +22,8 @@
 namespace vigil::check {
 
 SourceSpan Join(SourceSpan a, SourceSpan b) {
-  if (a.file != b.file) return a;
+  if (b.length == 0) return a;   // a node the parser gave no span
+  if (a.length == 0 || a.file != b.file) return a.length == 0 ? b : a;
   const uint32_t begin = std::min(a.offset, b.offset);
   const uint32_t end = std::max(a.offset + a.length, b.offset + b.length);
   return SourceSpan{a.file, begin, end - begin};
@@ -82,6 +83,9 @@ std::string_view BinaryOpText(ast::BinaryOp op) {
 }
 
 namespace {
+
+// Define expansions allowed in one check (all rules together).
+constexpr int kMaxDefineExpansions = 20000;
 
 // The node (span) of any operand; Nil has none.
 const ast::Node* NodeOf(const ast::Operand& op) {
@@ -353,8 +357,9 @@ BoundExpr Checker::BindIdentifier(const ast::Identifier& id, ExprScope& scope) {
             return ErrorExpr(span);
           }
         }
-        if (expanding_.size() > 64) {
-          Error("E308", span, "defines nested too deeply");
+        // Defines using defines twice each grow exponentially; stop long before that hurts.
+        if (expanding_.size() > 64 || ++expansions_ > kMaxDefineExpansions) {
+          Error("E308", span, "defines expand to too large an expression");
           return ErrorExpr(span);
         }
         expanding_.push_back(name);
@@ -394,6 +399,13 @@ BoundExpr Checker::BindIdentifier(const ast::Identifier& id, ExprScope& scope) {
   std::vector<std::string> candidates;
   if (current != nullptr) {
     for (const FieldDef& f : current->fields) candidates.push_back(f.name);
+    std::string help = DidYouMean(name, candidates);
+    if (!help.empty()) {
+      Error("E201", span, fmt::format("unknown field '{}' of event type {}", name, current->name),
+            help);
+      return ErrorExpr(span);
+    }
+    candidates.clear();
   }
   if (!scope.constant) {
     for (GlobalKind k : {GlobalKind::kConst, GlobalKind::kList, GlobalKind::kDefine}) {
@@ -404,9 +416,8 @@ BoundExpr Checker::BindIdentifier(const ast::Identifier& id, ExprScope& scope) {
     for (std::string& n : GlobalNames(GlobalKind::kList)) candidates.push_back(std::move(n));
   }
   std::string help = DidYouMean(name, candidates);
-  if (current != nullptr) {
-    Error("E201", span, fmt::format("unknown field '{}' of event type {}", name, current->name),
-          help);
+  if (current != nullptr && help.empty()) {
+    Error("E201", span, fmt::format("unknown field '{}' of event type {}", name, current->name));
     return ErrorExpr(span);
   }
   if (help.empty() && scope.rule != nullptr) {
@@ -494,7 +505,8 @@ BoundExpr Checker::BindBinary(ast::BinaryOp op, BoundExpr lhs, BoundExpr rhs,
                                            b.scalar == ScalarType::kFloat)));
       if (!ok) {
         Error("E301", span,
-              fmt::format("cannot look for a {} in a {}", TypeName(a), TypeName(b)));
+              fmt::format("'{}' needs a list of {}, this is {}", text, TypeName(a),
+                          TypeName(b)));
         return ErrorExpr(span);
       }
       e.type = ValueType::Scalar(ScalarType::kBool);
@@ -539,18 +551,25 @@ BoundExpr Checker::BindMatches(BoundExpr lhs, const ast::Operand& rhs, ExprScope
     Error("E305", rhs_span, "regex not accepted by Hyperscan: it contains a NUL character");
     return ErrorExpr(span);
   }
-  hs_database_t* db = nullptr;
-  hs_compile_error_t* error = nullptr;
-  if (hs_compile(lit->value.c_str(), kRegexFlags, HS_MODE_BLOCK, nullptr, &db, &error) !=
-      HS_SUCCESS) {
-    std::string message = error != nullptr && error->message != nullptr ? error->message
-                                                                        : "unknown error";
-    while (!message.empty() && message.back() == '.') message.pop_back();
-    Error("E305", rhs_span, "regex not accepted by Hyperscan: " + message);
+  auto cached = regex_errors_.find(lit->value);
+  if (cached == regex_errors_.end()) {
+    hs_database_t* db = nullptr;
+    hs_compile_error_t* error = nullptr;
+    std::string message;
+    if (hs_compile(lit->value.c_str(), kRegexFlags, HS_MODE_BLOCK, nullptr, &db, &error) !=
+        HS_SUCCESS) {
+      message = error != nullptr && error->message != nullptr ? error->message : "unknown error";
+      while (!message.empty() && message.back() == '.') message.pop_back();
+      if (message.empty()) message = "unknown error";
+    }
+    if (error != nullptr) hs_free_compile_error(error);
+    if (db != nullptr) hs_free_database(db);
+    cached = regex_errors_.emplace(lit->value, std::move(message)).first;
+  }
+  if (!cached->second.empty()) {
+    Error("E305", rhs_span, "regex not accepted by Hyperscan: " + cached->second);
     ok = false;
   }
-  if (error != nullptr) hs_free_compile_error(error);
-  if (db != nullptr) hs_free_database(db);
   if (!ok) return ErrorExpr(span);
   BoundExpr e;
   e.op = ExprOp::kMatches;

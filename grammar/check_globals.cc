@@ -92,8 +92,8 @@ GlobalDecl* Checker::FindGlobal(std::string_view name) {
   return it == globals_.end() ? nullptr : &it->second;
 }
 
-CheckedRules Checker::Run(const std::vector<ast::File>& files) {
-  CollectGlobals(files);
+CheckedRules Checker::Run(const std::vector<ast::File>& files, const std::vector<int>& order) {
+  CollectGlobals(files, order);
   BuildSchema();
   for (auto& [name, g] : globals_) {
     if (g.kind == GlobalKind::kConst || g.kind == GlobalKind::kList) GlobalValue(g, g.span);
@@ -103,19 +103,22 @@ CheckedRules Checker::Run(const std::vector<ast::File>& files) {
     if (g.kind == GlobalKind::kRule) rules.push_back(&g);
   }
   std::sort(rules.begin(), rules.end(), [](const GlobalDecl* a, const GlobalDecl* b) {
-    return a->file != b->file ? a->file < b->file : a->span.offset < b->span.offset;
+    return a->seq < b->seq;
   });
   for (const GlobalDecl* g : rules) CheckRule(*g);
   result_.schema = schema_;
   return std::move(result_);
 }
 
-void Checker::CollectGlobals(const std::vector<ast::File>& files) {
-  for (size_t f = 0; f < files.size(); ++f) {
-    const int file = static_cast<int>(f);
-    for (const ast::TopLevel& item : files[f].items) {
+void Checker::CollectGlobals(const std::vector<ast::File>& files,
+                             const std::vector<int>& order) {
+  int seq = 0;
+  for (const int file : order) {
+    if (file < 0 || static_cast<size_t>(file) >= files.size()) continue;
+    for (const ast::TopLevel& item : files[static_cast<size_t>(file)].items) {
       GlobalDecl g;
       g.file = file;
+      g.seq = seq++;
       const ast::Identifier* name = nullptr;
       if (const auto* p = As<ast::EventDecl>(item)) {
         g.kind = GlobalKind::kEvent;
@@ -156,7 +159,7 @@ void Checker::BuildSchema() {
     if (g.kind == GlobalKind::kEvent) events.push_back(&g);
   }
   std::sort(events.begin(), events.end(), [](const GlobalDecl* a, const GlobalDecl* b) {
-    return a->file != b->file ? a->file < b->file : a->span.offset < b->span.offset;
+    return a->seq < b->seq;
   });
   for (GlobalDecl* g : events) {
     g->type_id = static_cast<int>(schema_.types.size());
@@ -172,7 +175,7 @@ void Checker::BuildEventType(const GlobalDecl& g, EventType& out) {
   out.span = g.span;
   const ast::TimeDecl* time = nullptr;
   const ast::KeyDecl* key = nullptr;
-  std::vector<SourceSpan> field_spans;
+  std::vector<std::string> invalid;   // fields whose type was wrong (reported once)
   for (const ast::EventMember& m : decl.members) {
     if (const auto* f = As<ast::FieldDecl>(m)) {
       const SourceSpan name_span = Span(file, f->name);
@@ -188,6 +191,7 @@ void Checker::BuildEventType(const GlobalDecl& g, EventType& out) {
         list = true;
         if (!f->type.element) {
           Error("E301", Span(file, f->type), "a list type needs an element type, e.g. list<string>");
+          invalid.push_back(f->name.name);
           continue;
         }
         scalar = FindScalar(f->type.element->name);
@@ -195,6 +199,7 @@ void Checker::BuildEventType(const GlobalDecl& g, EventType& out) {
           Error("E202", Span(file, *f->type.element),
                 fmt::format("unknown element type '{}'", f->type.element->name),
                 DidYouMean(f->type.element->name, TypeNameCandidates()));
+          invalid.push_back(f->name.name);
           continue;
         }
       } else {
@@ -203,11 +208,13 @@ void Checker::BuildEventType(const GlobalDecl& g, EventType& out) {
           Error("E202", Span(file, f->type.name),
                 fmt::format("unknown field type '{}'", f->type.name.name),
                 DidYouMean(f->type.name.name, TypeNameCandidates()));
+          invalid.push_back(f->name.name);
           continue;
         }
         if (f->type.element) {
           Error("E301", Span(file, *f->type.element),
                 fmt::format("'{}' takes no element type", f->type.name.name));
+          invalid.push_back(f->name.name);
           continue;
         }
       }
@@ -232,13 +239,18 @@ void Checker::BuildEventType(const GlobalDecl& g, EventType& out) {
   }
   std::vector<std::string> names;
   for (const FieldDef& f : out.fields) names.push_back(f.name);
+  auto is_invalid = [&](const std::string& name) {
+    return std::find(invalid.begin(), invalid.end(), name) != invalid.end();
+  };
   if (time == nullptr) {
     Error("E308", g.span,
           fmt::format("event type {} needs a 'time <field>' declaration (a timestamp field)",
                       out.name));
   } else {
     const int slot = out.FieldIndex(time->field.name);
-    if (slot < 0) {
+    if (slot < 0 && is_invalid(time->field.name)) {
+      // its type was reported
+    } else if (slot < 0) {
       Error("E201", Span(file, time->field),
             fmt::format("unknown field '{}' of event type {}", time->field.name, out.name),
             DidYouMean(time->field.name, names));
@@ -254,6 +266,7 @@ void Checker::BuildEventType(const GlobalDecl& g, EventType& out) {
   if (key != nullptr) {
     for (const ast::Identifier& k : key->fields) {
       const int slot = out.FieldIndex(k.name);
+      if (slot < 0 && is_invalid(k.name)) continue;
       if (slot < 0) {
         Error("E201", Span(file, k),
               fmt::format("unknown field '{}' of event type {}", k.name, out.name),

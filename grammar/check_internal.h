@@ -38,6 +38,10 @@ const T* AsFwd(const V& v) {
 }
 
 inline SourceSpan Span(int file, const ast::Node& n) { return SourceSpan{file, n.offset, n.length}; }
+// Span(file, n), or `fallback` when the parser gave `n` no span.
+inline SourceSpan SpanOr(int file, const ast::Node& n, SourceSpan fallback) {
+  return n.length > 0 ? Span(file, n) : fallback;
+}
 // The smallest span covering both (same file).
 SourceSpan Join(SourceSpan a, SourceSpan b);
 
@@ -56,6 +60,7 @@ struct GlobalDecl {
   int state = 0;
   std::optional<Value> value;               // folded const / list (nullopt after an error)
   int type_id = -1;                         // event types
+  int seq = 0;                              // declaration order (imports first)
 };
 
 // How a pattern variable looks from the expression being bound.
@@ -90,7 +95,9 @@ class Checker {
   Checker(SourceSet& sources, DiagnosticList& diags) : sources_(sources), diags_(diags) {}
 
   // Checks parsed files; files[i] is the AST of sources.files[i] (check_globals.cc).
-  CheckedRules Run(const std::vector<ast::File>& files);
+  // `order` lists file indexes with every file after the files it imports: declarations are
+  // collected in that order, so the first of two duplicates is the imported one.
+  CheckedRules Run(const std::vector<ast::File>& files, const std::vector<int>& order);
 
   // ---- services for the parts ----
   void Error(std::string_view code, SourceSpan span, std::string message, std::string help = {});
@@ -128,7 +135,7 @@ class Checker {
   void CheckRule(const GlobalDecl& g);
 
  private:
-  void CollectGlobals(const std::vector<ast::File>& files);
+  void CollectGlobals(const std::vector<ast::File>& files, const std::vector<int>& order);
   void BuildSchema();
   void BuildEventType(const GlobalDecl& g, EventType& out);
 
@@ -141,6 +148,8 @@ class Checker {
   DiagnosticList& diags_;
   std::map<std::string, GlobalDecl, std::less<>> globals_;
   std::vector<std::string> expanding_;      // defines being expanded (recursion guard)
+  int expansions_ = 0;                      // define expansions so far (size guard)
+  std::map<std::string, std::string> regex_errors_;   // regex -> Hyperscan error ("" = ok)
   std::set<std::tuple<std::string, int, uint32_t, std::string>> reported_;   // for dedup
   Schema schema_;
   CheckedRules result_;

@@ -32,13 +32,17 @@ class PatternChecker {
 
   void DeclarePattern(const ast::Pattern& p, bool repeated);
   void DeclareElement(const ast::Element& e, bool repeated);
-  std::optional<Quantifier> CheckQuantifier(const ast::Quantifier& q);
+  // `fallback`: where to point when the parser gave the quantifier no span.
+  std::optional<Quantifier> CheckQuantifier(const ast::Quantifier& q, SourceSpan fallback);
+  SourceSpan QuantifierSpan(const ast::Quantifier& q, SourceSpan fallback) const {
+    return q.length > 0 ? At(q) : fallback;
+  }
 
   PatternNode CheckSequence(const ast::Pattern& p, bool in_conjunction, std::vector<int>& bound);
   PatternNode CheckElement(const ast::Element& e, bool in_conjunction, std::vector<int>& bound);
   PatternNode CheckStep(const ast::Step& s, bool in_conjunction, std::vector<int>& bound);
   BoundExpr CheckCondition(const ast::Expr& e, int type, int var, std::string_view what);
-  void NoteUnbounded(const ast::Node& at, int64_t step_within);
+  void NoteUnbounded(SourceSpan at, int64_t step_within);
 
   Checker& c_;
   RuleState& rs_;
@@ -85,27 +89,29 @@ void PatternChecker::DeclareElement(const ast::Element& e, bool repeated) {
   }
 }
 
-std::optional<Quantifier> PatternChecker::CheckQuantifier(const ast::Quantifier& q) {
+std::optional<Quantifier> PatternChecker::CheckQuantifier(const ast::Quantifier& q,
+                                                          SourceSpan fallback) {
+  const SourceSpan span = QuantifierSpan(q, fallback);
   if (q.min < 0 || q.max < -1) {
-    c_.Error("E306", At(q), "bad quantifier: counts cannot be negative");
+    c_.Error("E306", span, "bad quantifier: counts cannot be negative");
     return std::nullopt;
   }
   if (q.max == 0) {
-    c_.Error("E306", At(q), "bad quantifier: a maximum of 0 matches no event");
+    c_.Error("E306", span, "bad quantifier: a maximum of 0 matches no event");
     return std::nullopt;
   }
   if (q.max != -1 && q.min > q.max) {
-    c_.Error("E306", At(q),
+    c_.Error("E306", span,
              fmt::format("bad quantifier: the minimum {} is above the maximum {}", q.min, q.max));
     return std::nullopt;
   }
   return Quantifier{q.min, q.max, q.reluctant};
 }
 
-void PatternChecker::NoteUnbounded(const ast::Node& at, int64_t step_within) {
+void PatternChecker::NoteUnbounded(SourceSpan at, int64_t step_within) {
   if (warned_unbounded_ || rs_.out.within_ms > 0 || step_within > 0) return;
   warned_unbounded_ = true;
-  c_.Warning("W401", At(at), "unbounded pattern without 'within'",
+  c_.Warning("W401", at, "unbounded pattern without 'within'",
              "add 'within <duration>' to the rule so partial matches expire");
 }
 
@@ -140,15 +146,18 @@ PatternNode PatternChecker::CheckStep(const ast::Step& s, bool in_conjunction,
   }
   if (s.quantifier) {
     if (s.negated) {
-      c_.Error("E308", At(*s.quantifier), "a negated step ('no') cannot have a quantifier");
-    } else if (std::optional<Quantifier> q = CheckQuantifier(*s.quantifier)) {
+      c_.Error("E308", QuantifierSpan(*s.quantifier, At(s.type)),
+               "a negated step ('no') cannot have a quantifier");
+    } else if (std::optional<Quantifier> q = CheckQuantifier(*s.quantifier, At(s.type))) {
       n.quantifier = *q;
-      if (q->max == -1) NoteUnbounded(*s.quantifier, s.within ? s.within->millis : 0);
+      if (q->max == -1) {
+        NoteUnbounded(QuantifierSpan(*s.quantifier, At(s.type)), s.within ? s.within->millis : 0);
+      }
     }
   }
   if (s.within) {
     if (s.within->millis <= 0) {
-      c_.Error("E301", At(*s.within), "a step's 'within' needs a positive duration");
+      c_.Error("E301", SpanOr(file_, *s.within, n.span), "a step's 'within' needs a positive duration");
     } else {
       n.within_ms = s.within->millis;
     }
@@ -196,9 +205,9 @@ PatternNode PatternChecker::CheckElement(const ast::Element& e, bool in_conjunct
     n.span = At(*g);
     n.loop_contiguity = static_cast<Contiguity>(g->loop_contiguity);
     if (g->quantifier) {
-      if (std::optional<Quantifier> q = CheckQuantifier(*g->quantifier)) {
+      if (std::optional<Quantifier> q = CheckQuantifier(*g->quantifier, At(*g))) {
         n.quantifier = *q;
-        if (q->max == -1) NoteUnbounded(*g->quantifier, 0);
+        if (q->max == -1) NoteUnbounded(QuantifierSpan(*g->quantifier, At(*g)), 0);
       }
     }
     if (g->alternatives.size() == 1) {

@@ -4,7 +4,8 @@
 // literal: the type must exist, each field must be a field of the type, given once, with a
 // constant value of the field's type; the event-time field is set from the time and must not be
 // written. `expect alert { f: v }` names emitted fields of the rule with values of their types;
-// `expect none` cannot be mixed with alerts. Problems are E309 (E202 for an unknown type).
+// `expect none` cannot be mixed with alerts. Every declared field must be given, as in real
+// input. Problems are E309 (E202 for an unknown type).
 #include <fmt/format.h>
 
 #include "grammar/check_internal.h"
@@ -49,7 +50,7 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
     ev.span = at(g);
     if (const auto* d = As<ast::DurationLit>(g.at)) {
       if (__builtin_add_overflow(kTestStartMillis, d->millis, &ev.time_ms)) {
-        c.Error("E309", at(*d), "the event time is out of range");
+        c.Error("E309", SpanOr(file, *d, ev.span), "the event time is out of range");
         ok = false;
       }
     } else if (const auto* ts = As<ast::TimestampLit>(g.at)) {
@@ -108,6 +109,18 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
         continue;
       }
       ev.fields[s] = std::move(*v);
+    }
+    // As in real input, every declared field must be given (the time field is set).
+    std::string missing;
+    for (size_t s = 0; s < type.fields.size(); ++s) {
+      if (written[s] || static_cast<int>(s) == type.time_field) continue;
+      missing += (missing.empty() ? "" : ", ") + type.fields[s].name;
+    }
+    if (!missing.empty()) {
+      c.Error("E309", at(g.type),
+              fmt::format("missing field(s) of {}: {} (a test event gives every field)",
+                          type.name, missing));
+      ok = false;
     }
     out.given.push_back(std::move(ev));
   }

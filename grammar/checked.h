@@ -229,12 +229,12 @@ struct MessagePart {
   int field = -1;                           // index into CheckedRule::emit
 };
 
-// One event of an inline test. Fields not written are absent (nullopt); the event-time slot is
-// set from the offset.
+// One event of an inline test: every declared field is given (a missing one is an error);
+// the event-time slot is set from the time.
 struct TestEvent {
   int64_t time_ms = 0;                      // absolute event time
   int event_type = -1;
-  std::vector<std::optional<Value>> fields; // one per slot
+  std::vector<std::optional<Value>> fields; // one per slot (all set when the test checked)
   SourceSpan span;
 };
 
