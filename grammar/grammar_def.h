@@ -123,8 +123,13 @@ struct AnnotatePosition {
   void on_success(const It& first, const It& last, Attr& attr, const Ctx& ctx) const {
     if constexpr (std::is_base_of_v<ast::Node, Attr>) {
       const ParseState& state = StateOf(ctx);
+      // X3 skips blanks before trying an optional part that then fails ('{2} ' before 'within'),
+      // so a node's range may end in blanks; they are not part of the node.
+      It end = last;
+      while (end != first && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        --end;
       attr.offset = static_cast<uint32_t>(first - state.begin);
-      attr.length = static_cast<uint32_t>(last - first);
+      attr.length = static_cast<uint32_t>(end - first);
     }
   }
 };
@@ -222,7 +227,9 @@ VIGIL_RULE(int_lit, ast::IntLit, "an integer")
 VIGIL_RULE(float_lit, ast::FloatLit, "a number")
 VIGIL_RULE(bool_lit, ast::BoolLit, "true or false")
 VIGIL_RULE(string_lit, ast::StringLit, "a string")
+VIGIL_RULE(duration_body, ast::DurationLit, "a duration (like 10m)")
 VIGIL_RULE(duration_lit, ast::DurationLit, "a duration (like 10m)")
+VIGIL_RULE(timestamp_body, ast::TimestampLit, "a timestamp (like @2024-01-01T00:00:00Z)")
 VIGIL_RULE(timestamp_lit, ast::TimestampLit, "a timestamp (like @2024-01-01T00:00:00Z)")
 VIGIL_RULE(list_lit, ast::ListLit, "a list")
 VIGIL_RULE(window_sizes, std::vector<ast::DurationLit>, "a window size (like 1h)")
@@ -240,6 +247,7 @@ VIGIL_RULE(not_expr, ast::Operand, "a condition")
 VIGIL_RULE(and_expr, ast::Expr, "a condition")
 VIGIL_RULE(expr, ast::Expr, "an expression")
 VIGIL_RULE(count_lit, int64_t, "a count")
+VIGIL_RULE(quantifier_body, ast::Quantifier, "a quantifier")
 VIGIL_RULE(quantifier, ast::Quantifier, "a quantifier")
 VIGIL_RULE(step_var, ast::Identifier, "a variable name")
 VIGIL_RULE(step, ast::Step, "a pattern step (like 'a: Login where ...')")
@@ -321,7 +329,7 @@ inline const auto add_duration_part = [](auto& ctx) {
   }
   v.millis += n * unit;
 };
-inline const auto duration_lit_def =
+inline const auto duration_body_def =
     lexeme[+(x3::uint_parser<int64_t>{} >> duration_units)[add_duration_part] >> !word_char];
 
 // timestamp = '@' ISO-8601 date-time
@@ -338,11 +346,16 @@ inline const auto set_timestamp = [](auto& ctx) {
                        "write an ISO-8601 UTC time like @2024-03-01T12:00:00Z");
   }
 };
-inline const auto timestamp_lit_def =
+inline const auto timestamp_body_def =
     lexeme['@' > raw[+char_("a-zA-Z0-9:.+-")][set_timestamp]];
 
 // list = '[' [ expr { ',' expr } ] ']'
 inline const auto list_lit_def = '[' > nested[-(expr % ',')] > ']';
+
+// A rule whose definition has semantic actions fills its attribute through them, and X3 then
+// does not hand that attribute to on_success; these wrappers give those nodes their spans.
+inline const auto duration_lit_def = duration_body;
+inline const auto timestamp_lit_def = timestamp_body;
 
 // ---- expressions ----------------------------------------------------------------------------
 
@@ -419,7 +432,7 @@ inline const auto q_open = [](auto& ctx) { x3::_val(ctx).max = -1; };
 inline const auto q_max = [](auto& ctx) { x3::_val(ctx).max = x3::_attr(ctx); };
 inline const auto q_reluctant = [](auto& ctx) { x3::_val(ctx).reluctant = true; };
 inline const auto count_lit_def = x3::uint_parser<int64_t>{};
-inline const auto quantifier_def =
+inline const auto quantifier_body_def =
     (lit('+')[q_set(1, -1)] | lit('*')[q_set(0, -1)] | lit('?')[q_set(0, 1)] |
      (lit('{') > count_lit[q_min] > -(lit(',')[q_open] >> -count_lit[q_max]) > '}')) >>
     -lit('?')[q_reluctant];
@@ -451,6 +464,8 @@ inline const auto link_def = lit("->") > loop_contiguity > element;
 
 // pattern = element { link }
 inline const auto pattern_def = element >> *link;
+
+inline const auto quantifier_def = quantifier_body;
 
 // ---- rules ----------------------------------------------------------------------------------
 
@@ -534,7 +549,8 @@ inline const auto declaration_def =
     import_decl | const_decl | list_decl | define_decl | event_decl | rule_decl;
 
 BOOST_SPIRIT_DEFINE(window_sizes, count_lit, alternatives, conjuncts, key_parts, skip_strategy,
-                    expect_body, expectations, rule_end, event_end, skip_target, skip_to)
+                    expect_body, expectations, rule_end, event_end, skip_target, skip_to,
+                    duration_body, timestamp_body, quantifier_body)
 BOOST_SPIRIT_DEFINE(string_body, suffix, mul_op, add_op, cmp_op, and_op, or_op,
                     identifier, int_lit, float_lit, bool_lit, string_lit, duration_lit,
                     timestamp_lit, list_lit, window, call, primary, postfix, negation, unary,
