@@ -47,25 +47,7 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
-std::string_view ScalarName(ScalarType t) {
-  switch (t) {
-    case ScalarType::kString: return "string";
-    case ScalarType::kInt: return "int";
-    case ScalarType::kFloat: return "float";
-    case ScalarType::kBool: return "bool";
-    case ScalarType::kTimestamp: return "timestamp";
-    case ScalarType::kDuration: return "duration";
-  }
-  return "?";
-}
-
 }  // namespace
-
-std::string ValueTypeName(ValueType type) {
-  if (type.kind == ValueType::Kind::kNull) return "null";
-  if (type.is_list()) return fmt::format("list<{}>", ScalarName(type.scalar));
-  return std::string(ScalarName(type.scalar));
-}
 
 std::string EscapeForMessage(std::string_view text) {
   constexpr size_t kMaxShown = 64;
@@ -232,8 +214,8 @@ bool RecordWriter::FailField(int slot, int element, Problem problem, ScalarType 
   if (element >= 0) where += fmt::format("element {}: ", element);
   switch (problem) {
     case Problem::kWrongType: {
-      const std::string want = element >= 0 ? std::string(ScalarName(expected))
-                                            : ValueTypeName(field(slot).type);
+      const std::string want = element >= 0 ? std::string(ScalarTypeName(expected))
+                                            : TypeName(field(slot).type);
       return Fail(DecodeCode::kWrongType,
                   fmt::format("{}expected {}, got {}", where, want, WireKindName(value.kind)));
     }

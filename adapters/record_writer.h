@@ -42,8 +42,6 @@ struct WireValue {
 
 // "string", "int", "float", "bool", "null", "list", "object", "binary", "ext", "timestamp".
 std::string_view WireKindName(WireValue::Kind kind);
-// "float", "list<string>" (a local copy of grammar's TypeName, which the checker implements).
-std::string ValueTypeName(ValueType type);
 // `text` for a message: escapes quotes, backslashes and control bytes, cut at 64 bytes ("...").
 std::string EscapeForMessage(std::string_view text);
 // EscapeForMessage in double quotes.

@@ -183,11 +183,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     }
     const int type_id = schema_.TypeIndex(q->base->name);
     if (type_id < 0) {
-      std::vector<std::string> types;
-      for (const EventType& t : schema_.types) types.push_back(t.name);
-      Error("E202", Span(scope.file, *q->base),
-            fmt::format("unknown event type '{}'", q->base->name),
-            DidYouMean(q->base->name, types));
+      UnknownEventType(Span(scope.file, *q->base), q->base->name);
       return ErrorExpr(span);
     }
     const EventType& type = schema_.types[static_cast<size_t>(type_id)];
@@ -305,11 +301,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         return ErrorExpr(span);
       }
       if (type_id < 0) {
-        std::vector<std::string> types;
-        for (const EventType& t : schema_.types) types.push_back(t.name);
-        Error("E202", Span(scope.file, *q->base),
-              fmt::format("unknown event type '{}'", q->base->name),
-              DidYouMean(q->base->name, types));
+        UnknownEventType(Span(scope.file, *q->base), q->base->name);
         return ErrorExpr(span);
       }
       const EventType& type = schema_.types[static_cast<size_t>(type_id)];

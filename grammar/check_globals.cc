@@ -79,6 +79,12 @@ std::string Checker::DidYouMean(std::string_view name,
   return best.empty() ? std::string() : fmt::format("did you mean '{}'?", best);
 }
 
+void Checker::UnknownEventType(SourceSpan span, const std::string& name) {
+  std::vector<std::string> names;
+  for (const EventType& t : schema_.types) names.push_back(t.name);
+  Error("E202", span, fmt::format("unknown event type '{}'", name), DidYouMean(name, names));
+}
+
 std::vector<std::string> Checker::GlobalNames(GlobalKind kind) const {
   std::vector<std::string> names;
   for (const auto& [name, g] : globals_) {

@@ -110,6 +110,8 @@ class Checker {
   SourceSpan SpanOfText(SourceSpan within, std::string_view needle) const;
   // "did you mean 'x'?" for the closest of `candidates`, or "".
   static std::string DidYouMean(std::string_view name, const std::vector<std::string>& candidates);
+  // E202 "unknown event type 'X'" at `span`, suggesting the closest declared type.
+  void UnknownEventType(SourceSpan span, const std::string& name);
   std::vector<std::string> GlobalNames(GlobalKind kind) const;
   GlobalDecl* FindGlobal(std::string_view name);
   const Schema& schema() const { return schema_; }

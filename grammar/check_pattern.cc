@@ -60,10 +60,7 @@ void PatternChecker::DeclareElement(const ast::Element& e, bool repeated) {
   if (const auto* s = As<ast::Step>(e)) {
     const int type = c_.schema().TypeIndex(s->type.name);
     if (type < 0) {
-      std::vector<std::string> names;
-      for (const EventType& t : c_.schema().types) names.push_back(t.name);
-      c_.Error("E202", At(s->type), fmt::format("unknown event type '{}'", s->type.name),
-               Checker::DidYouMean(s->type.name, names));
+      c_.UnknownEventType(At(s->type), s->type.name);
     }
     if (!s->var) return;
     for (const PatternVariable& v : pattern().variables) {

@@ -357,10 +357,7 @@ void RuleChecker::CheckKey(const ast::KeyClause* clause) {
         if (part_name.empty()) part_name = fid.name;
         const int t = schema.TypeIndex(tid.name);
         if (t < 0) {
-          std::vector<std::string> names;
-          for (const EventType& et : schema.types) names.push_back(et.name);
-          c_.Error("E202", At(tid), fmt::format("unknown event type '{}'", tid.name),
-                   Checker::DidYouMean(tid.name, names));
+          c_.UnknownEventType(At(tid), tid.name);
           ok = false;
           continue;
         }

@@ -58,10 +58,7 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
     }
     ev.event_type = schema.TypeIndex(g.type.name);
     if (ev.event_type < 0) {
-      std::vector<std::string> names;
-      for (const EventType& et : schema.types) names.push_back(et.name);
-      c.Error("E202", at(g.type), fmt::format("unknown event type '{}'", g.type.name),
-              Checker::DidYouMean(g.type.name, names));
+      c.UnknownEventType(at(g.type), g.type.name);
       ok = false;
       continue;
     }
