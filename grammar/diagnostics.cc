@@ -166,11 +166,25 @@ std::string RenderText(const SourceSet& sources, const Diagnostic& d) {
     out = fmt::format("{}:{}:{}: {} {}: {}\n", file->path, lc.line, lc.column,
                       SeverityName(d.severity), d.code, d.message);
     size_t line_start = 0;
-    const std::string_view line = LineAt(file->text, d.span.offset, &line_start);
-    out.append(line);
+    std::string_view line = LineAt(file->text, d.span.offset, &line_start);
+    size_t col = std::min<size_t>(std::min<size_t>(d.span.offset, file->text.size()) - line_start,
+                                  line.size());
+    // A very long line (generated or minified input) is shown as a window around the caret.
+    constexpr size_t kMaxShown = 160, kContext = 60;
+    std::string_view prefix, suffix;
+    if (line.size() > kMaxShown) {
+      const size_t from = col > kContext ? col - kContext : 0;
+      const size_t to = std::min(line.size(), from + kMaxShown);
+      if (from > 0) prefix = "...";
+      if (to < line.size()) suffix = "...";
+      line = line.substr(from, to - from);
+      col = col - from + prefix.size();
+    }
+    const std::string shown = std::string(prefix) + std::string(line);
+    out += shown;
+    out.append(suffix);
     out += '\n';
-    const size_t col = std::min<size_t>(std::min<size_t>(d.span.offset, file->text.size()) -
-                                            line_start, line.size());
+    line = shown;
     for (size_t i = 0; i < col; ++i) out += line[i] == '\t' ? '\t' : ' ';
     out += '^';
     const size_t room = line.size() > col ? line.size() - col : 0;

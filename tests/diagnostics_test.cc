@@ -131,3 +131,17 @@ TEST_CASE("ClosestName suggests only near names") {
 
 }  // namespace
 }  // namespace vigil
+
+TEST_CASE("diagnostics: a very long line is shown as a window around the caret") {
+  vigil::SourceSet sources;
+  std::string text = "const X = " + std::string(500, '(') + "@" + std::string(500, ')');
+  const int file = sources.Add("long.vigil", text);
+  vigil::Diagnostic d;
+  d.code = "E101";
+  d.message = "m";
+  d.span = vigil::SourceSpan{file, 510, 1};
+  const std::string out = vigil::RenderText(sources, d);
+  const std::string expected_line = "..." + std::string(60, '(') + "@" + std::string(99, ')') + "...";
+  CHECK(out == "long.vigil:1:511: error E101: m\n" + expected_line + "\n" + std::string(63, ' ') +
+                   "^\n");
+}
