@@ -152,7 +152,15 @@ class ExprCompiler {
   // The field type of `slot` in event type `type`, checking both.
   const ValueType& FieldType(const BoundExpr& e, int type, int slot);
   // Compiles `e` and converts it to float if it is int-like.
+  // An int literal becomes a float literal at compile time.
   void CompileAsFloat(const BoundExpr& e) {
+    if (e.op == ExprOp::kLiteral && e.type.is(ScalarType::kInt)) {
+      ExprInst inst;
+      inst.op = Op::kPushFloat;
+      inst.fimm = static_cast<double>(e.value.i);
+      Emit(inst, 1);
+      return;
+    }
     Compile(e);
     if (!e.type.is(ScalarType::kFloat)) Emit(Op::kIntToFloat, 0);
   }
@@ -384,15 +392,17 @@ void ExprCompiler::CompileCompare(const BoundExpr& e) {
   if (a.kind != ValueType::Kind::kScalar || b.kind != ValueType::Kind::kScalar) {
     Fail(Code::kInvalid, e, "comparison of non-scalar values");
   }
+  if (a.is(ScalarType::kFloat) || b.is(ScalarType::kFloat)) {
+    if (!a.is_numeric() || !b.is_numeric()) Fail(Code::kInvalid, e, "cannot compare these types");
+    CompileAsFloat(e.args[0]);
+    CompileAsFloat(e.args[1]);
+    Emit(Op::kCmpFloat, -1, arg);
+    return;
+  }
   Compile(e.args[0]);
   Compile(e.args[1]);
   if (a.is(ScalarType::kString) && b.is(ScalarType::kString)) {
     Emit(Op::kCmpString, -1, arg);
-  } else if (a.is(ScalarType::kFloat) || b.is(ScalarType::kFloat)) {
-    if (!a.is_numeric() || !b.is_numeric()) Fail(Code::kInvalid, e, "cannot compare these types");
-    if (!a.is(ScalarType::kFloat)) Emit(Op::kIntToFloatUnder, 0);
-    if (!b.is(ScalarType::kFloat)) Emit(Op::kIntToFloat, 0);
-    Emit(Op::kCmpFloat, -1, arg);
   } else if (IsIntLike(a) && IsIntLike(b)) {
     Emit(Op::kCmpInt, -1, arg);
   } else {

@@ -12,7 +12,8 @@
 // explicit conversion instruction, and `and` / `or` are conditional jumps (short circuit).
 //
 // Example: `amount > 500 and merchant != last(small).merchant and country in ["FR","DE","NL"]`
-// (amount: float slot 3, merchant: string slot 5, country: string slot 6, small = variable 0)
+// (amount: float slot 3, merchant: string slot 5, country: string slot 6, small = variable 0;
+// the and_jumps skip to the end of their `and` when the left operand is false)
 // compiles to
 //    0  load_float      slot 3
 //    1  push_float      500

@@ -502,7 +502,9 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
       }
       case Op::kInFloatSet: {
         const auto& set = program.float_sets[static_cast<size_t>(in.arg)];
-        top->i = std::binary_search(set.begin(), set.end(), top->f) ? 1 : 0;
+        // Not binary_search: NaN is "equivalent" to everything under operator<.
+        auto it = std::lower_bound(set.begin(), set.end(), top->f);
+        top->i = it != set.end() && *it == top->f ? 1 : 0;
         break;
       }
       case Op::kInEmpty: top->i = 0; break;
