@@ -30,9 +30,10 @@
 // (the integer literal 500 became a float at compile time; the list became a sorted set).
 //
 // Values that do not exist ("no value"). Some expressions have no value: integer (and duration)
-// overflow, division or remainder by zero (int, float or duration), a variable field whose event
-// is not bound (an empty loop, `small[5]` of 3 events, a variable bound in another branch),
-// avg/min/max of a loop with no events, a duration that would not fit in 64 bits. No value
+// overflow, also of sum(); division or remainder by zero (int, float or duration); a variable
+// field whose event is not bound (an empty loop, `small[5]` of 3 events, a variable bound in
+// another branch); avg/min/max of a loop with no events; a duration that would not fit in 64
+// bits (tests/expr_test.cc pins dumps like the one above). No value
 // propagates like SQL's NULL, with Kleene's three-valued logic:
 //   - arithmetic, functions, comparisons, `in`, `matches` and `not` over no value have no value;
 //   - `false and X` is false and `true or X` is true whatever X is (also when X has no value),
@@ -47,8 +48,9 @@
 // Other numeric rules (the same as the checker's constant folding, grammar/check_fold.cc):
 // int with float converts the int to double; duration * float and duration / float compute in
 // double and round to the nearest millisecond (no value beyond ±9e18 ms); duration / duration is
-// a float; duration / int truncates; avg of ints is (exact int64 sum) / n as double, avg of
-// durations rounds half away from zero. min/max of strings compare bytes.
+// a float; duration / int truncates. sum of ints / durations is the exact sum, no value when it
+// does not fit in 64 bits; avg of ints is (exact sum) / n as double, avg of durations the exact
+// mean rounded half away from zero. min/max of strings compare bytes. INT64_MIN % -1 is 0.
 //
 // kWindowAggregate, kEwma and kBaseline are not compiled yet (issue 4): CompileExpr returns
 // kUnsupported for an expression that uses them.

@@ -266,23 +266,28 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
       }
       case Op::kCount: push_int(static_cast<int64_t>(EventsOf(input, in.var).size())); break;
       case Op::kSumInt: case Op::kAvgInt: case Op::kAvgDuration: {
+        // The exact sum (128 bits cannot overflow for any number of events held in memory).
         const VarEvents events = EventsOf(input, in.var);
-        int64_t sum = 0;
-        bool ok = true;
-        for (const RecordView& r : events) ok = ok && !__builtin_add_overflow(sum, r.GetInt(in.arg), &sum);
+        __extension__ using Int128 = __int128;
+        Int128 sum = 0;
+        for (const RecordView& r : events) sum += r.GetInt(in.arg);
         const int64_t count = static_cast<int64_t>(events.size());
-        if (!ok || (in.op != Op::kSumInt && count == 0)) {
+        if (in.op == Op::kSumInt) {
+          if (sum > INT64_MAX || sum < INT64_MIN) {
+            push_none();
+          } else {
+            push_int(static_cast<int64_t>(sum));
+          }
+        } else if (count == 0) {
           push_none();
-        } else if (in.op == Op::kSumInt) {
-          push_int(sum);
         } else if (in.op == Op::kAvgInt) {
           push_float(static_cast<double>(sum) / static_cast<double>(count));
         } else {
-          // Round half away from zero, exactly.
-          int64_t q = sum / count;
-          const int64_t r = sum % count;
+          // Round half away from zero, exactly; the mean of int64s fits in an int64.
+          Int128 q = sum / count;
+          const Int128 r = sum % count;
           if (2 * (r < 0 ? -r : r) >= count) q += sum < 0 ? -1 : 1;
-          push_int(q);
+          push_int(static_cast<int64_t>(q));
         }
         break;
       }
@@ -418,8 +423,10 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
           case Op::kSubInt: overflow = __builtin_sub_overflow(a.i, b.i, &a.i); break;
           case Op::kMulInt: overflow = __builtin_mul_overflow(a.i, b.i, &a.i); break;
           default:
-            if (b.i == 0 || (a.i == INT64_MIN && b.i == -1)) {
+            if (b.i == 0 || (in.op == Op::kDivInt && a.i == INT64_MIN && b.i == -1)) {
               overflow = true;
+            } else if (b.i == -1) {
+              a.i = in.op == Op::kDivInt ? -a.i : 0;   // INT64_MIN % -1 is UB in C++; it is 0
             } else {
               a.i = in.op == Op::kDivInt ? a.i / b.i : a.i % b.i;
             }
