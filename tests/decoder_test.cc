@@ -21,31 +21,7 @@
 #include "adapters/msgpack_decoder.h"
 #include "grammar/schema.h"
 #include "runtime/event.h"
-
-// Counts heap allocations so a test can assert that steady-state decoding makes none. Replacing
-// the global operator new affects the whole test binary; it only counts and forwards to malloc.
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-// GCC 12 at -O2+ mistakes the malloc/free pair below for a new/free mismatch once the
-// replaced operators are inlined into std::allocator; they are a matched pair.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-// The nothrow forms too: otherwise a sanitizer's own nothrow new pairs with the free() above.
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "tests/alloc_counter.h"
 
 namespace vigil {
 namespace {
@@ -699,10 +675,10 @@ TEST_CASE("decode: steady state allocates nothing per event") {
     const std::string& input = format == WireFormat::kJson ? json : packed;
     RecordBuilder builder;
     REQUIRE(decoder->Decode(input, builder).ok());   // warm up: scratch grows here
-    const long before = g_allocations.load();
+    const long before = test::AllocationCount();
     bool all_ok = true;
     for (int i = 0; i < 100; ++i) all_ok = decoder->Decode(input, builder).ok() && all_ok;
-    CHECK(g_allocations.load() - before == 0);
+    CHECK(test::AllocationCount() - before == 0);
     CHECK(all_ok);
   }
 }

@@ -1,0 +1,192 @@
+// Compiled expressions: the compact form a checked BoundExpr tree is turned into once, at program
+// compile time, so the runtime evaluates conditions and emit fields without walking a tree and
+// without allocating. This file's external interface is CompileExpr (and DumpExprProgram for
+// tests); the interpreter is runtime/expr_eval.h.
+//
+// Representation. An ExprProgram is the postfix form of one expression for a stack machine:
+// a flat vector of fixed-size (16-byte) instructions, plus pools the instructions refer to by
+// index — strings (one byte buffer, every string literal a {offset, size} in it), sorted sets for
+// `in` against literal lists, and one Hyperscan database per `matches` regex. Every instruction
+// is typed: the compiler resolved each operand's type from the checker's ValueType, so the
+// interpreter never inspects a type tag (no `switch (type)` per value), int/float mixing is an
+// explicit conversion instruction, and `and` / `or` are conditional jumps (short circuit).
+//
+// Example: `amount > 500 and merchant != last(small).merchant and country in ["FR","DE","NL"]`
+// (amount: float slot 3, merchant: string slot 5, country: string slot 6, small = variable 0;
+// the and_jumps skip to the end of their `and` when the left operand is false)
+// compiles to
+//    0  load_float      slot 3
+//    1  push_float      500
+//    2  cmp_float       gt
+//    3  and_jump        ->8
+//    4  load_string     slot 5
+//    5  var_string      var 0 slot 5 [-1]
+//    6  cmp_string      ne
+//    7  and
+//    8  and_jump        ->12
+//    9  load_string     slot 6
+//   10  in_string_set   set 0 ["DE", "FR", "NL"]
+//   11  and
+// (the integer literal 500 became a float at compile time; the list became a sorted set).
+//
+// Values that do not exist ("no value"). Some expressions have no value: integer (and duration)
+// overflow, also of sum(); division or remainder by zero (int, float or duration); a variable
+// field whose event is not bound (an empty loop, `small[5]` of 3 events, a variable bound in
+// another branch); avg/min/max of a loop with no events; a duration that would not fit in 64
+// bits (tests/expr_test.cc pins dumps like the one above). No value
+// propagates like SQL's NULL, with Kleene's three-valued logic:
+//   - arithmetic, functions, comparisons, `in`, `matches` and `not` over no value have no value;
+//   - `false and X` is false and `true or X` is true whatever X is (also when X has no value),
+//     otherwise `and` / `or` with a no-value operand has no value;
+//   - a condition whose value is no value is not satisfied (EvalPredicate returns false), and an
+//     emit field with no value is null.
+// So `amount / 0 > 1` and `not (count / 0 > 1)` are both false conditions (docs/language.md:
+// "Integer division by zero makes the condition false"). NaN is a float value like any other
+// (it arises only from input records or inf - inf): comparisons with it follow IEEE (all false
+// but `!=`), and sum/avg/min/max over a NaN give NaN.
+//
+// Other numeric rules (the same as the checker's constant folding, grammar/check_fold.cc):
+// int with float converts the int to double; duration * float and duration / float compute in
+// double and round to the nearest millisecond (no value beyond ±9e18 ms); duration / duration is
+// a float; duration / int truncates. sum of ints / durations is the exact sum, no value when it
+// does not fit in 64 bits; avg of ints is (exact sum) / n as double, avg of durations the exact
+// mean rounded half away from zero. min/max of strings compare bytes. INT64_MIN % -1 is 0.
+//
+// kWindowAggregate, kEwma and kBaseline are not compiled yet (issue 4): CompileExpr returns
+// kUnsupported for an expression that uses them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "grammar/checked.h"
+
+struct hs_database;
+
+namespace vigil {
+
+enum class ExprOpcode : uint8_t {
+  // Pushes. Int-like values (int, timestamp, duration, bool 0/1) are int64; floats double.
+  kPushInt,        // imm
+  kPushFloat,      // fimm
+  kPushString,     // string pool entry `arg`
+  kPushList,       // list constant `arg`
+  kPushNoValue,    // a `null` literal
+  kPushKey,        // the match's key value (EvalInput::key)
+  // Fields of the event under test: slot `arg`.
+  kLoadInt, kLoadFloat, kLoadBool, kLoadString, kLoadList,
+  // Fields of event `imm` (0-based, negative from the end) of variable `var`, slot `arg`.
+  kVarInt, kVarFloat, kVarBool, kVarString, kVarList,
+  // Aggregates over the events of loop variable `var`, field slot `arg`.
+  kCount,
+  kSumInt, kSumFloat,                // sum (int/duration: checked int64)
+  kAvgInt, kAvgFloat, kAvgDuration,  // int -> float; duration -> duration (rounded)
+  kMinInt, kMaxInt, kMinFloat, kMaxFloat, kMinString, kMaxString,
+  // Conversions.
+  kIntToFloat,       // top
+  kIntToFloatUnder,  // the value below the top
+  kFloatToDuration,  // round to ms, no value when out of range or not finite
+  // Logic. and_jump / or_jump: if the top is a (valid) false / true, jump to `arg` keeping it;
+  // otherwise fall through to the right operand, then and / or combine the two.
+  kNot, kAndJump, kOrJump, kAnd, kOr,
+  // Comparisons; `arg` is a CompareKind.
+  kCmpInt, kCmpFloat, kCmpString,
+  // Arithmetic.
+  kNegInt, kNegFloat, kAbsInt, kAbsFloat,
+  kAddInt, kSubInt, kMulInt, kDivInt, kModInt,
+  kAddFloat, kSubFloat, kMulFloat, kDivFloat, kModFloat,
+  // Functions.
+  kStartsWith, kEndsWith, kContainsString, kIEquals, kLower, kUpper, kLengthString,
+  kLengthList, kDistanceKm,
+  // Membership. *_set: against literal set `arg` (sorted, compiled from a list literal);
+  // in_list_*: against the list value on top, the element below it.
+  kInStringSet, kInIntSet, kInFloatSet, kInEmpty,
+  kInListString, kInListInt, kInListFloat, kInListIntAsFloat,
+  kMatches,          // regex `arg` (Hyperscan database)
+};
+std::string_view ExprOpcodeName(ExprOpcode op);
+
+enum class CompareKind : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
+
+// One instruction. 16 bytes; which operands mean something depends on `op` (see ExprOpcode).
+struct ExprInst {
+  ExprOpcode op = ExprOpcode::kPushNoValue;
+  uint8_t unused = 0;
+  uint16_t var = 0;     // pattern variable
+  int32_t arg = 0;      // slot, pool index, jump target, CompareKind
+  union {
+    int64_t imm = 0;    // int literal, event index
+    double fimm;        // float literal
+  };
+};
+static_assert(sizeof(ExprInst) == 16);
+
+// Releases a Hyperscan database (hs_free_database).
+struct HsDatabaseDeleter {
+  void operator()(hs_database* db) const;
+};
+
+// One compiled expression. Immutable after CompileExpr; may be shared by any number of threads
+// (each with its own ExprEvaluator). Movable, not copyable (it owns Hyperscan databases).
+struct ExprProgram {
+  struct StringRef {
+    uint32_t offset = 0;
+    uint32_t size = 0;
+  };
+  // A list literal used as a value (emit, `x in` a list-typed expression): laid out as the
+  // element array of a record image (runtime/event.h): `size` element cells from word 0, then
+  // the bytes of string elements, which the cells reference by offset from word 0.
+  struct ListConstant {
+    std::vector<int64_t> words;
+    uint32_t size = 0;
+  };
+  struct Regex {
+    std::string pattern;
+    std::unique_ptr<hs_database, HsDatabaseDeleter> db;
+  };
+
+  std::vector<ExprInst> code;
+  ValueType result_type;            // the expression's type
+  int max_stack = 0;                // stack depth the evaluator needs
+
+  std::string string_bytes;         // all string constants, back to back
+  std::vector<StringRef> strings;   // kPushString entries
+  std::vector<std::vector<StringRef>> string_sets;   // sorted by bytes, duplicates removed
+  std::vector<std::vector<int64_t>> int_sets;        // sorted, duplicates removed
+  std::vector<std::vector<double>> float_sets;       // sorted, no NaN, duplicates removed
+  std::vector<ListConstant> lists;
+  std::vector<Regex> regexes;
+
+  std::string_view String(StringRef r) const { return {string_bytes.data() + r.offset, r.size}; }
+};
+
+// The result of compiling; `program` is meaningful only when ok().
+struct ExprCompileStatus {
+  enum class Code : uint8_t { kOk, kUnsupported, kInvalid };
+  Code code = Code::kOk;
+  std::string message;
+  SourceSpan span;                  // the offending sub-expression
+  bool ok() const { return code == Code::kOk; }
+};
+
+struct ExprCompileResult {
+  ExprCompileStatus status;
+  ExprProgram program;
+};
+
+// Compiles a checked expression. `schema` is the rule set's schema (for field types);
+// `current_type` is the event type of the event under test (-1: none, e.g. emit) and
+// `var_types[v]` the event type of pattern variable v — both used to check slots. Never throws:
+// kUnsupported for windowed aggregates, ewma and baseline (not evaluated yet), kInvalid for a
+// kError node, a slot out of range or a regex Hyperscan rejects.
+ExprCompileResult CompileExpr(const BoundExpr& expr, const Schema& schema, int current_type,
+                              const std::vector<int>& var_types);
+
+// Text form, one instruction per line (as in the example above), then nothing else: constants
+// are printed inline. For tests.
+std::string DumpExprProgram(const ExprProgram& program);
+
+}  // namespace vigil
