@@ -20,6 +20,10 @@ inline constexpr int kExitUsage = 2;
 // *exit_code.
 void AddCheckCommand(CLI::App& app, int* exit_code);
 
+// `vigil explain RULE [--rules PATH...] [--format text|dot]`: prints the compiled automaton of one
+// rule. Stores 0, or 1 when the rules have errors, the rule does not exist or cannot be compiled.
+void AddExplainCommand(CLI::App& app, int* exit_code);
+
 // `vigil version`: prints "vigil <version>".
 void AddVersionCommand(CLI::App& app, int* exit_code);
 

@@ -103,6 +103,16 @@ expect_exit 2 check --dump-ast --format json "$tmp/good/card.vigil"
 expect_exit 1 check "$tmp/does-not-exist.vigil"
 grep -q 'E103' "$tmp/out" || fail "missing file: no E103 in: $(cat "$tmp/out")"
 
+# --- explain prints the compiled automaton of one rule, as text or DOT.
+expect_exit 0 explain small_then_big --rules "$tmp/good"
+grep -qx 'rule small_then_big: start 0' "$tmp/out" || fail "explain: no header: $(cat "$tmp/out")"
+grep -q 'TAKE \[Charge' "$tmp/out" || fail "explain: no TAKE edge: $(cat "$tmp/out")"
+expect_exit 0 explain small_then_big --rules "$tmp/good" --format dot
+grep -q '^digraph "small_then_big" {' "$tmp/out" || fail "explain dot: $(cat "$tmp/out")"
+expect_exit 1 explain small_then_bog --rules "$tmp/good"
+grep -q "did you mean 'small_then_big'" "$tmp/err" || fail "explain: no suggestion: $(cat "$tmp/err")"
+expect_exit 2 explain small_then_big --rules "$tmp/good" --format svg
+
 # --- usage errors exit 2.
 expect_exit 2
 expect_exit 2 check

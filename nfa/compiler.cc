@@ -1,0 +1,551 @@
+// CompileProgram: checked rules -> one shared Program (nfa/program.h explains the automaton).
+//
+// The passes run from one list (kPasses), each named and each followed by a verification of the
+// whole program, like DuckDB's optimizer list and Hyperscan's ng.cpp:
+//   1. lower     every enabled rule's pattern tree -> states and edges (RuleLowering below);
+//   2. emit      compile the emit and `on timeout emit` expressions;
+//   3. index     event type -> rules that use it.
+// Predicates are compiled and shared while lowering: a condition is keyed by its event type and
+// its compiled code, so the same condition in fifty rules is one Predicate.
+//
+// Lowering works from the end of a sequence to its start: each element is lowered knowing the
+// state its completion continues in (`exit`), and returns the state a run rests in before the
+// element's first event (`entry`) plus the literals that can start it (for skip-till-next
+// IGNORE guards of whatever precedes). The contiguity rules are docs/matching.md §2.3 and §3.
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "nfa/program.h"
+
+namespace vigil {
+namespace {
+
+using Guard = std::vector<GuardLiteral>;
+
+GuardLiteral Negate(GuardLiteral l) {
+  l.negated = !l.negated;
+  return l;
+}
+
+struct PendingEdge {
+  EdgeKind kind;
+  int32_t target;
+  Guard guard;
+};
+
+// What lowering an element produced.
+struct Lowered {
+  int32_t entry = -1;
+  Guard starts;          // positive literals: an event satisfying one can start the element
+  Contiguity arrow = Contiguity::kSkipTillNext;
+};
+
+class Unsupported {
+ public:
+  Unsupported(std::string message, SourceSpan span) : message(std::move(message)), span(span) {}
+  std::string message;
+  SourceSpan span;
+};
+
+// Interns predicates across all rules.
+class PredicateTable {
+ public:
+  explicit PredicateTable(Program& program) : program_(program) {}
+
+  // The predicate for `expr` evaluated on events of `type`, or -1 for "always true".
+  int32_t Intern(const BoundExpr& expr, int type, const std::vector<int>& var_types) {
+    ExprCompileResult r = CompileExpr(expr, program_.schema(), type, var_types);
+    if (!r.status.ok()) throw Unsupported(r.status.message, r.status.span);
+    std::string key = fmt::format("{}\n{}", program_.schema().types[type].name,
+                                  DumpExprProgram(r.program));
+    auto [it, inserted] = index_.try_emplace(key, static_cast<int32_t>(program_.predicates.size()));
+    if (inserted) {
+      Predicate p;
+      p.event_type = type;
+      p.program = std::move(r.program);
+      p.text = std::move(key);
+      program_.predicates.push_back(std::move(p));
+    }
+    return it->second;
+  }
+
+ private:
+  Program& program_;
+  std::map<std::string, int32_t> index_;
+};
+
+class RuleLowering {
+ public:
+  RuleLowering(Program& program, PredicateTable& predicates, int rule)
+      : program_(program), predicates_(predicates), rule_index_(rule),
+        rule_(program.checked->rules[static_cast<size_t>(rule)]) {
+    for (const PatternVariable& v : rule_.pattern.variables) var_types_.push_back(v.event_type);
+  }
+
+  void Run() {
+    CompiledRule& out = program_.rules[static_cast<size_t>(rule_index_)];
+    out.final_state = NewState(StateKind::kFinal, "final", nullptr);
+    const Lowered end{out.final_state, {}, Contiguity::kSkipTillAny};
+    const Lowered root = LowerSequence(rule_.pattern.root.children, end, /*exit_is_final=*/true,
+                                       /*top_level=*/true, std::nullopt);
+    out.start = root.entry;
+    Flush(out);
+  }
+
+ private:
+  int32_t NewState(StateKind kind, std::string name, const PatternNode* step) {
+    State s;
+    s.kind = kind;
+    s.rule = rule_index_;
+    s.name = std::move(name);
+    if (step != nullptr) {
+      s.step = step->step;
+      s.variable = step->variable;
+      s.step_within_ms = step->within_ms;
+    }
+    states_.push_back(std::move(s));
+    edges_.emplace_back();
+    return static_cast<int32_t>(states_.size() - 1);
+  }
+
+  void AddEdge(int32_t state, EdgeKind kind, int32_t target, Guard guard) {
+    Guard unique;
+    for (const GuardLiteral& l : guard)
+      if (std::find(unique.begin(), unique.end(), l) == unique.end()) unique.push_back(l);
+    guard = std::move(unique);
+    edges_[static_cast<size_t>(state)].push_back({kind, target, std::move(guard)});
+  }
+
+  std::string VarName(const PatternNode& step) const {
+    if (step.variable >= 0) return rule_.pattern.variables[static_cast<size_t>(step.variable)].name;
+    return program_.schema().types[static_cast<size_t>(step.event_type)].name;
+  }
+
+  GuardLiteral Literal(const PatternNode& step, const std::optional<BoundExpr>& cond) {
+    GuardLiteral l;
+    l.event_type = step.event_type;
+    if (cond) l.predicate = predicates_.Intern(*cond, step.event_type, var_types_);
+    return l;
+  }
+
+  // The IGNORE guard for a run resting before an element with arrow `arrow` whose starting
+  // literals are `starts`; nullopt: no IGNORE edge (strict).
+  static std::optional<Guard> IgnoreGuard(Contiguity arrow, const Guard& starts) {
+    if (arrow == Contiguity::kStrict) return std::nullopt;
+    if (arrow == Contiguity::kSkipTillAny) return Guard{};
+    Guard g;
+    for (const GuardLiteral& l : starts) g.push_back(Negate(l));
+    return g;
+  }
+
+  void AddIgnore(int32_t state, Contiguity arrow, const Guard& starts, Guard extra = {},
+                 int32_t target = -1) {
+    if (auto g = IgnoreGuard(arrow, starts)) {
+      g->insert(g->end(), extra.begin(), extra.end());
+      AddEdge(state, EdgeKind::kIgnore, target, std::move(*g));
+    }
+  }
+
+  // `first_arrow`: the contiguity of the sequence's first event when the sequence is a group or
+  // an alternative (the enclosing element's arrow governs it, matching.md §4.1).
+  Lowered LowerSequence(const std::vector<PatternNode>& children, const Lowered& exit,
+                        bool exit_is_final, bool top_level, std::optional<Contiguity> first_arrow) {
+    Lowered next = exit;
+    bool next_is_final = exit_is_final;
+    for (size_t i = children.size(); i-- > 0;) {
+      const PatternNode& child = children[i];
+      const Contiguity arrow = i == 0 && first_arrow ? *first_arrow : child.contiguity;
+      if (child.kind == PatternKind::kStep && child.negated) {
+        if (next_is_final) {
+          if (!top_level) throw Unsupported("a trailing 'no' inside a group", child.span);
+          next = LowerTrailingAbsence(child);
+        } else {
+          next = LowerNegation(child, next);
+        }
+        continue;
+      }
+      next = LowerElement(child, next, next_is_final, arrow);
+      next_is_final = false;
+    }
+    return next;
+  }
+
+  Lowered LowerElement(const PatternNode& node, const Lowered& exit, bool exit_is_final,
+                       Contiguity arrow) {
+    switch (node.kind) {
+      case PatternKind::kStep:
+        return LowerStep(node, exit, exit_is_final, arrow);
+      case PatternKind::kSequence:
+        if (!node.quantifier.is_one())
+          throw Unsupported("quantified groups are not supported yet", node.span);
+        return LowerSequence(node.children, exit, exit_is_final, false, arrow);
+      case PatternKind::kAlternation:
+        return LowerAlternation(node, exit, exit_is_final, arrow);
+      case PatternKind::kConjunction:
+        throw Unsupported("all(...) is not supported yet", node.span);
+    }
+    throw Unsupported("unknown pattern element", node.span);
+  }
+
+  // A step (possibly quantified) whose completion continues at exit.entry.
+  Lowered LowerStep(const PatternNode& step, const Lowered& exit, bool exit_is_final,
+                    Contiguity arrow) {
+    const GuardLiteral x = Literal(step, step.where);
+    Guard take{x};
+    std::optional<GuardLiteral> until;
+    if (step.until) {
+      until = Literal(step, step.until);
+      take.push_back(Negate(*until));
+    }
+    const Quantifier& q = step.quantifier;
+    const std::string name = VarName(step);
+    if (q.is_one()) {
+      const int32_t s = NewState(StateKind::kNormal, name, &step);
+      AddEdge(s, EdgeKind::kTake, exit.entry, take);
+      AddIgnore(s, arrow, {x});
+      return {s, {x}, arrow};
+    }
+    if (q.min > kMaxUnrolled || q.max > kMaxUnrolled)
+      throw Unsupported(fmt::format("quantifiers above {} are not supported", kMaxUnrolled),
+                        step.span);
+    if (q.min == 0 && arrow == Contiguity::kStrict)
+      throw Unsupported("a strict optional step is not supported yet", step.span);
+
+    // The optional part: states a run rests in after min events (or before the first, if
+    // min == 0). Leaving: greedy loops leave only on events they cannot take (M4), except at the
+    // end of the pattern, where every length completes (matching.md §3.2).
+    const bool greedy = !q.reluctant && !exit_is_final;
+    auto add_leave = [&](int32_t s) {
+      if (!greedy) {
+        AddEdge(s, EdgeKind::kProceed, exit.entry, {});
+        return;
+      }
+      AddEdge(s, EdgeKind::kProceed, exit.entry, {Negate(x)});
+      if (until) AddEdge(s, EdgeKind::kProceed, exit.entry, {x, *until});
+    };
+    Guard loop_extra;
+    if (until) loop_extra.push_back(Negate(*until));
+    // An optional state entered before any event of the step also lets the next element's arrow
+    // decide about skipping (matching.md §2.3: skipped optional elements contribute no arrow).
+    // When the next element is strict, a run that skips an event may still take more events of
+    // this step but may no longer leave to it (matching.md §11): it moves to a twin state that
+    // has no leave edges.
+    const bool strict_exit = !exit_is_final && exit.arrow == Contiguity::kStrict;
+    auto add_optional_ignore = [&](int32_t s, bool first, int32_t take_target) {
+      const Contiguity c = first ? arrow : step.loop_contiguity;
+      if (!strict_exit) {
+        Guard extra = loop_extra;
+        if (first && exit.arrow == Contiguity::kSkipTillNext)
+          for (const GuardLiteral& l : exit.starts) extra.push_back(Negate(l));
+        AddIgnore(s, c, {x}, extra);
+        return;
+      }
+      if (!IgnoreGuard(c, {x})) return;
+      const std::string twin_name = states_[static_cast<size_t>(s)].name + "'";
+      const int32_t twin = NewState(StateKind::kNormal, twin_name, &step);
+      AddEdge(twin, EdgeKind::kTake, take_target, take);
+      AddIgnore(twin, c, {x}, loop_extra);
+      AddIgnore(s, c, {x}, loop_extra, twin);
+    };
+
+    int32_t optional_entry;
+    if (q.max == -1) {
+      optional_entry = NewState(StateKind::kNormal, name + "*", &step);
+      int32_t loop = optional_entry;
+      if (q.min == 0) {
+        // Before the first event the loop is entered with the step's arrow; once it has taken
+        // one, with the loop contiguity: a second state keeps the two apart.
+        loop = NewState(StateKind::kNormal, name + "+", &step);
+        AddEdge(loop, EdgeKind::kTake, loop, take);
+        add_leave(loop);
+        add_optional_ignore(loop, false, loop);
+      }
+      AddEdge(optional_entry, EdgeKind::kTake, loop, take);
+      add_leave(optional_entry);
+      add_optional_ignore(optional_entry, q.min == 0, loop);
+    } else {
+      int32_t target = exit.entry;
+      optional_entry = -1;
+      for (int64_t i = q.max; i > q.min; --i) {
+        const int32_t s = NewState(StateKind::kNormal, fmt::format("{}?{}", name, i), &step);
+        AddEdge(s, EdgeKind::kTake, target, take);
+        add_leave(s);
+        add_optional_ignore(s, i == 1, target);
+        target = s;
+        optional_entry = s;
+      }
+      if (optional_entry < 0) optional_entry = exit.entry;   // {n}: no optional part
+    }
+    // The mandatory part, last state first.
+    int32_t target = optional_entry;
+    int32_t entry = optional_entry;
+    for (int64_t i = q.min; i >= 1; --i) {
+      const int32_t s = NewState(StateKind::kNormal, fmt::format("{}#{}", name, i), &step);
+      if (until) AddEdge(s, EdgeKind::kKill, -1, {*until});   // matching.md §3.3
+      AddEdge(s, EdgeKind::kTake, target, take);
+      if (i == 1)
+        AddIgnore(s, arrow, {x}, loop_extra);
+      else
+        AddIgnore(s, step.loop_contiguity, {x}, loop_extra);
+      target = s;
+      entry = s;
+    }
+    Guard starts{x};
+    if (q.min == 0) starts.insert(starts.end(), exit.starts.begin(), exit.starts.end());
+    return {entry, starts, arrow};
+  }
+
+  Lowered LowerAlternation(const PatternNode& node, const Lowered& exit, bool exit_is_final,
+                           Contiguity arrow) {
+    const int32_t s = NewState(StateKind::kNormal, "alt", nullptr);
+    Guard starts;
+    for (const PatternNode& branch : node.children) {
+      // The alternation state does the skipping; a branch is entered only by PROCEED.
+      const Lowered b = LowerElement(branch, exit, exit_is_final, Contiguity::kSkipTillAny);
+      const State& first = states_[static_cast<size_t>(b.entry)];
+      if (first.kind != StateKind::kNormal || b.starts.empty())
+        throw Unsupported("an alternative that can match nothing is not supported yet", branch.span);
+      // A branch's first state is only entered by PROCEED: its IGNORE edges would never fire.
+      auto& entry_edges = edges_[static_cast<size_t>(b.entry)];
+      std::erase_if(entry_edges, [](const PendingEdge& e) { return e.kind == EdgeKind::kIgnore; });
+      AddEdge(s, EdgeKind::kProceed, b.entry, {});
+      starts.insert(starts.end(), b.starts.begin(), b.starts.end());
+    }
+    AddIgnore(s, arrow, starts);
+    return {s, starts, arrow};
+  }
+
+  // `-> no c: C` before `next`: a matching C between the previous event and next's first kills.
+  Lowered LowerNegation(const PatternNode& no, const Lowered& next) {
+    const State& entry = states_[static_cast<size_t>(next.entry)];
+    if (entry.kind != StateKind::kNormal || next.starts.empty())
+      throw Unsupported("'no' before an optional element is not supported yet", no.span);
+    const GuardLiteral c = Literal(no, no.where);
+    if (no.contiguity != Contiguity::kStrict) {
+      auto& edges = edges_[static_cast<size_t>(next.entry)];
+      edges.insert(edges.begin(), {EdgeKind::kKill, -1, {c}});
+      return next;
+    }
+    // `-> strict no c: C`: only the very next event is tested.
+    const int32_t s = NewState(StateKind::kNormal, "no-next", &no);
+    AddEdge(s, EdgeKind::kKill, -1, {c});
+    AddEdge(s, EdgeKind::kProceed, next.entry, {});
+    AddIgnore(s, next.arrow, next.starts, {Negate(c)}, next.entry);
+    Guard starts = next.starts;
+    starts.push_back(c);
+    return {s, starts, Contiguity::kStrict};
+  }
+
+  Lowered LowerTrailingAbsence(const PatternNode& no) {
+    if (no.contiguity == Contiguity::kStrict)
+      throw Unsupported("a trailing 'strict no' is not supported yet", no.span);
+    const int32_t s = NewState(StateKind::kAbsence, "no " + VarName(no), &no);
+    AddEdge(s, EdgeKind::kKill, -1, {Literal(no, no.where)});
+    AddEdge(s, EdgeKind::kIgnore, -1, {});
+    // Completes (reaches the rule's final state) when the watermark passes the deadline.
+    return {s, {}, Contiguity::kSkipTillAny};
+  }
+
+  // Appends the rule's states and edges to the program. States were made from the end of the
+  // pattern to its start; they are stored in reverse, so ids read in pattern order.
+  void Flush(CompiledRule& out) {
+    const int32_t base = static_cast<int32_t>(program_.states.size());
+    const int32_t n = static_cast<int32_t>(states_.size());
+    auto id = [base, n](int32_t s) { return s < 0 ? s : base + (n - 1 - s); };
+    for (int32_t k = n - 1; k >= 0; --k) {
+      const size_t i = static_cast<size_t>(k);
+      State s = states_[i];
+      s.first_edge = static_cast<uint32_t>(program_.edges.size());
+      s.edge_count = static_cast<uint32_t>(edges_[i].size());
+      for (const PendingEdge& pe : edges_[i]) {
+        Edge e;
+        e.kind = pe.kind;
+        e.target = id(pe.target);
+        e.first_literal = static_cast<uint32_t>(program_.literals.size());
+        e.literal_count = static_cast<uint32_t>(pe.guard.size());
+        for (const GuardLiteral& l : pe.guard) {
+          program_.literals.push_back(l);
+          if (l.predicate >= 0) ++program_.predicates[static_cast<size_t>(l.predicate)].users;
+        }
+        program_.edges.push_back(e);
+      }
+      program_.states.push_back(std::move(s));
+      out.states.push_back(id(k));
+    }
+    out.start = id(out.start);
+    out.final_state = id(out.final_state);
+    // accepting: Final reachable through unconditional PROCEEDs (a trailing optional part).
+    std::function<bool(int32_t, int)> reaches_final = [&](int32_t s, int depth) {
+      const State& st = program_.states[static_cast<size_t>(s)];
+      if (st.kind == StateKind::kFinal) return true;
+      if (st.kind == StateKind::kAbsence || depth > 64) return false;
+      for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
+        const Edge& edge = program_.edges[e];
+        if (edge.kind == EdgeKind::kProceed && edge.literal_count == 0 &&
+            reaches_final(edge.target, depth + 1))
+          return true;
+      }
+      return false;
+    };
+    for (int32_t s : out.states)
+      program_.states[static_cast<size_t>(s)].accepting = reaches_final(s, 0);
+  }
+
+  Program& program_;
+  PredicateTable& predicates_;
+  int rule_index_;
+  const CheckedRule& rule_;
+  std::vector<int> var_types_;
+  std::vector<State> states_;
+  std::vector<std::vector<PendingEdge>> edges_;
+};
+
+// ---- passes ---------------------------------------------------------------------------------
+
+struct PassContext {
+  Program& program;
+  std::vector<CompileStatus>& problems;
+};
+
+void LowerPass(PassContext& ctx) {
+  PredicateTable predicates(ctx.program);
+  const auto& rules = ctx.program.checked->rules;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    CompiledRule& out = ctx.program.rules[i];
+    out.checked = &rules[i];
+    if (!rules[i].meta.enabled) continue;
+    if (rules[i].is_threshold) {
+      ctx.problems.push_back({CompileStatus::Code::kUnsupported,
+                              fmt::format("rule '{}': 'when' rules are not evaluated yet",
+                                          rules[i].name),
+                              rules[i].name, rules[i].span});
+      continue;
+    }
+    try {
+      RuleLowering(ctx.program, predicates, static_cast<int>(i)).Run();
+    } catch (const Unsupported& u) {
+      ctx.problems.push_back({CompileStatus::Code::kUnsupported,
+                              fmt::format("rule '{}': {}", rules[i].name, u.message),
+                              rules[i].name, u.span});
+      out = CompiledRule{};
+      out.checked = &rules[i];
+    }
+  }
+}
+
+void EmitPass(PassContext& ctx) {
+  for (CompiledRule& r : ctx.program.rules) {
+    if (r.start < 0) continue;
+    std::vector<int> var_types;
+    for (const PatternVariable& v : r.checked->pattern.variables) var_types.push_back(v.event_type);
+    auto compile = [&](const std::vector<EmitField>& fields, std::vector<ExprProgram>& out) {
+      for (const EmitField& f : fields) {
+        ExprCompileResult c = CompileExpr(f.value, ctx.program.schema(), -1, var_types);
+        if (!c.status.ok()) {
+          ctx.problems.push_back({CompileStatus::Code::kUnsupported,
+                                  fmt::format("rule '{}', emit '{}': {}", r.checked->name, f.name,
+                                              c.status.message),
+                                  r.checked->name, c.status.span});
+          continue;
+        }
+        out.push_back(std::move(c.program));
+      }
+    };
+    compile(r.checked->emit, r.emit);
+    compile(r.checked->timeout_emit, r.timeout_emit);
+  }
+}
+
+void IndexPass(PassContext& ctx) {
+  Program& p = ctx.program;
+  p.rules_by_type.assign(p.schema().types.size(), {});
+  for (size_t r = 0; r < p.rules.size(); ++r) {
+    if (p.rules[r].start < 0) continue;
+    std::vector<bool> uses(p.schema().types.size(), false);
+    for (int32_t s : p.rules[r].states) {
+      const State& st = p.states[static_cast<size_t>(s)];
+      for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e)
+        for (uint32_t l = 0; l < p.edges[e].literal_count; ++l)
+          uses[static_cast<size_t>(p.literals[p.edges[e].first_literal + l].event_type)] = true;
+    }
+    for (size_t t = 0; t < uses.size(); ++t)
+      if (uses[t]) p.rules_by_type[t].push_back(static_cast<int32_t>(r));
+  }
+}
+
+// Checks the invariants every pass must leave; a failure is a compiler bug, reported as kInvalid.
+std::string Verify(const Program& p) {
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    const State& st = p.states[s];
+    if (st.first_edge + st.edge_count > p.edges.size()) return fmt::format("state {}: edges", s);
+    if (st.kind == StateKind::kNormal && st.edge_count == 0)
+      return fmt::format("state {} ({}) has no edge", s, st.name);
+    for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
+      const Edge& edge = p.edges[e];
+      const bool needs_target = edge.kind == EdgeKind::kTake || edge.kind == EdgeKind::kProceed;
+      if (needs_target && (edge.target < 0 || edge.target >= static_cast<int32_t>(p.states.size())))
+        return fmt::format("state {} ({}): edge {} has no valid target", s, st.name, e);
+      if (p.states[static_cast<size_t>(std::max(edge.target, 0))].rule != st.rule && edge.target >= 0)
+        return fmt::format("state {} ({}): edge {} leaves its rule", s, st.name, e);
+      if (edge.first_literal + edge.literal_count > p.literals.size())
+        return fmt::format("state {}: literals", s);
+    }
+  }
+  for (const GuardLiteral& l : p.literals) {
+    if (l.event_type < 0 || l.event_type >= static_cast<int32_t>(p.schema().types.size()))
+      return "literal with a bad event type";
+    if (l.predicate >= static_cast<int32_t>(p.predicates.size())) return "literal with a bad predicate";
+    if (l.predicate >= 0 && p.predicates[static_cast<size_t>(l.predicate)].event_type != l.event_type)
+      return "literal whose predicate is for another event type";
+  }
+  return {};
+}
+
+struct Pass {
+  const char* name;
+  void (*run)(PassContext&);
+};
+constexpr Pass kPasses[] = {{"lower", LowerPass}, {"emit", EmitPass}, {"index", IndexPass}};
+
+}  // namespace
+
+std::string_view EdgeKindName(EdgeKind k) {
+  switch (k) {
+    case EdgeKind::kTake: return "TAKE";
+    case EdgeKind::kIgnore: return "IGNORE";
+    case EdgeKind::kProceed: return "PROCEED";
+    case EdgeKind::kKill: return "KILL";
+  }
+  return "?";
+}
+
+CompileProgramResult CompileProgram(std::shared_ptr<const CheckedRules> rules) {
+  CompileProgramResult result;
+  auto program = std::make_shared<Program>();
+  program->checked = std::move(rules);
+  program->rules.resize(program->checked->rules.size());
+  PassContext ctx{*program, result.problems};
+  for (const Pass& pass : kPasses) {
+    pass.run(ctx);
+    if (std::string bad = Verify(*program); !bad.empty()) {
+      result.problems.push_back({CompileStatus::Code::kInvalid,
+                                 fmt::format("internal error after pass '{}': {}", pass.name, bad),
+                                 {}, {}});
+      break;
+    }
+  }
+  if (!result.problems.empty()) {
+    result.status = result.problems.front();
+    return result;
+  }
+  result.program = std::move(program);
+  return result;
+}
+
+}  // namespace vigil

@@ -1,0 +1,107 @@
+// Text and Graphviz DOT forms of one rule's automaton (see program.h), for `vigil explain` and
+// the table tests of the compiler. The text form lists states in id order (relative to the
+// rule's first state), each with its edges in try order, guards as `[Type pN, !Type]`, then the
+// predicates the rule uses with their compiled code.
+#include <set>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "nfa/program.h"
+
+namespace vigil {
+namespace {
+
+std::string GuardText(const Program& p, const Edge& e) {
+  std::string out = "[";
+  for (uint32_t i = 0; i < e.literal_count; ++i) {
+    const GuardLiteral& l = p.literals[e.first_literal + i];
+    if (i) out += ", ";
+    if (l.negated) out += '!';
+    out += p.schema().types[static_cast<size_t>(l.event_type)].name;
+    if (l.predicate >= 0) out += fmt::format(" p{}", l.predicate);
+  }
+  return out + "]";
+}
+
+std::string StateLabel(const Program& p, int32_t base, int32_t s) {
+  return fmt::format("{} {}", s - base, p.states[static_cast<size_t>(s)].name);
+}
+
+}  // namespace
+
+std::string DumpRuleProgram(const Program& p, int rule) {
+  const CompiledRule& r = p.rules[static_cast<size_t>(rule)];
+  if (r.start < 0) return fmt::format("rule {}: not compiled\n", r.checked->name);
+  const int32_t base = r.states.front();
+  std::string out = fmt::format("rule {}: start {}\n", r.checked->name, r.start - base);
+  std::set<int32_t> predicates;
+  for (int32_t s : r.states) {
+    const State& st = p.states[static_cast<size_t>(s)];
+    out += fmt::format("  {}", StateLabel(p, base, s));
+    if (st.kind == StateKind::kFinal) out += " (final)";
+    if (st.kind == StateKind::kAbsence) out += " (absence)";
+    if (st.accepting && st.kind != StateKind::kFinal) out += " (accepting)";
+    if (st.step_within_ms) out += fmt::format(" (within {}ms)", st.step_within_ms);
+    out += '\n';
+    for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
+      const Edge& edge = p.edges[e];
+      out += fmt::format("    {} {}", EdgeKindName(edge.kind), GuardText(p, edge));
+      if (edge.target >= 0) out += fmt::format(" -> {}", edge.target - base);
+      out += '\n';
+      for (uint32_t i = 0; i < edge.literal_count; ++i)
+        if (p.literals[edge.first_literal + i].predicate >= 0)
+          predicates.insert(p.literals[edge.first_literal + i].predicate);
+    }
+  }
+  for (int32_t id : predicates) {
+    const Predicate& pred = p.predicates[static_cast<size_t>(id)];
+    out += fmt::format("  p{} on {} (used by {} guard literals):\n",
+                       id, p.schema().types[static_cast<size_t>(pred.event_type)].name, pred.users);
+    std::string code = DumpExprProgram(pred.program);
+    size_t pos = 0;
+    while (pos < code.size()) {
+      size_t end = code.find('\n', pos);
+      if (end == std::string::npos) end = code.size();
+      out += "    " + code.substr(pos, end - pos) + "\n";
+      pos = end + 1;
+    }
+  }
+  return out;
+}
+
+std::string DumpRuleDot(const Program& p, int rule) {
+  const CompiledRule& r = p.rules[static_cast<size_t>(rule)];
+  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n", r.checked->name);
+  if (r.start < 0) return out + "}\n";
+  const int32_t base = r.states.front();
+  out += "  start [shape=point];\n";
+  for (int32_t s : r.states) {
+    const State& st = p.states[static_cast<size_t>(s)];
+    const char* shape = st.kind == StateKind::kFinal     ? "doublecircle"
+                        : st.kind == StateKind::kAbsence ? "octagon"
+                        : st.accepting                   ? "doubleoctagon"
+                                                         : "circle";
+    out += fmt::format("  s{} [label=\"{}\", shape={}];\n", s - base, st.name, shape);
+  }
+  out += fmt::format("  start -> s{};\n", r.start - base);
+  for (int32_t s : r.states) {
+    const State& st = p.states[static_cast<size_t>(s)];
+    for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
+      const Edge& edge = p.edges[e];
+      const int32_t target = edge.target >= 0 ? edge.target : (edge.kind == EdgeKind::kIgnore ? s : -1);
+      const std::string label = fmt::format("{} {}", EdgeKindName(edge.kind), GuardText(p, edge));
+      if (target < 0) {
+        out += fmt::format("  s{}_kill{} [shape=none, label=\"x\"];\n  s{} -> s{}_kill{} [label=\"{}\", style=dashed];\n",
+                           s - base, e, s - base, s - base, e, label);
+      } else {
+        const char* style = edge.kind == EdgeKind::kProceed ? ", style=dotted"
+                            : edge.kind == EdgeKind::kIgnore ? ", color=gray" : "";
+        out += fmt::format("  s{} -> s{} [label=\"{}\"{}];\n", s - base, target - base, label, style);
+      }
+    }
+  }
+  return out + "}\n";
+}
+
+}  // namespace vigil
