@@ -144,7 +144,7 @@ def check_events(path, types):
     size = os.path.getsize(path)
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
-            where = f"{os.path.relpath(path, ROOT)}:{n}"
+            where = f"{os.path.relpath(path)}:{n}"
             if not line.strip():
                 problems.append(f"{where}: empty line")
                 continue
@@ -222,7 +222,7 @@ def check_expected(path):
     problems, rules, n = [], rule_names(), 0
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
-            where = f"{os.path.relpath(path, ROOT)}:{n}"
+            where = f"{os.path.relpath(path)}:{n}"
             try:
                 e = json.loads(line)
             except json.JSONDecodeError as err:
@@ -257,7 +257,7 @@ def main(argv):
         print(p, file=sys.stderr)
     if len(problems) > 50:
         print(f"... and {len(problems) - 50} more", file=sys.stderr)
-    print(f"{os.path.relpath(path, ROOT)}: {stats['events']} valid events, {stats['bytes']} bytes, "
+    print(f"{os.path.relpath(path)}: {stats['events']} valid events, {stats['bytes']} bytes, "
           f"{fmt(stats['first'])} .. {fmt(stats['last'])}" if stats["events"] else "no events")
     for typ in sorted(stats["per_type"]):
         print(f"  {typ:16} {stats['per_type'][typ]}")
