@@ -143,6 +143,8 @@ class RecordBuilder {
   Cell::Ref AppendCells(const Cell* cells, uint32_t n);
   // Pads the image to 8 bytes, records its size and returns a view of it (valid until Start).
   RecordView Finish();
+  // The record the last Finish() completed (what a decoder just produced); valid until Start.
+  RecordView record() const { return RecordView(buf_.get()); }
 
   size_t capacity_bytes() const { return capacity_cells_ * sizeof(Cell); }
 
