@@ -93,7 +93,11 @@ std::vector<Case> ParseCases(const fs::path& path) {
     }
     if (t.empty() || t[0] == '#') continue;
     if (t.rfind("case ", 0) == 0) {
-      cases.push_back(Case{path.filename().string(), n, t.substr(5)});
+      Case c;
+      c.file = path.filename().string();
+      c.line = n;
+      c.name = t.substr(5);
+      cases.push_back(std::move(c));
       state = kBody;
     } else if (state == kOutside) {
       FAIL_CHECK(path.string() << ":" << n << ": text outside a case: " << t);
