@@ -193,11 +193,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     if (q->field != nullptr) {
       e.slot = type.FieldIndex(q->field->name);
       if (e.slot < 0) {
-        std::vector<std::string> fields;
-        for (const FieldDef& f : type.fields) fields.push_back(f.name);
-        Error("E201", Span(scope.file, *q->field),
-              fmt::format("unknown field '{}' of event type {}", q->field->name, type.name),
-              DidYouMean(q->field->name, fields));
+        UnknownField(Span(scope.file, *q->field), q->field->name, type);
         return ErrorExpr(span);
       }
       field_type = type.fields[static_cast<size_t>(e.slot)].type;
@@ -265,11 +261,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     for (const ast::Identifier& by : call.by) {
       const int slot = type.FieldIndex(by.name);
       if (slot < 0) {
-        std::vector<std::string> fields;
-        for (const FieldDef& f : type.fields) fields.push_back(f.name);
-        Error("E201", Span(scope.file, by),
-              fmt::format("unknown field '{}' of event type {}", by.name, type.name),
-              DidYouMean(by.name, fields));
+        UnknownField(Span(scope.file, by), by.name, type);
         ok = false;
         continue;
       }
@@ -308,11 +300,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       e.event_type = type_id;
       e.slot = type.FieldIndex(q->field->name);
       if (e.slot < 0) {
-        std::vector<std::string> fields;
-        for (const FieldDef& f : type.fields) fields.push_back(f.name);
-        Error("E201", Span(scope.file, *q->field),
-              fmt::format("unknown field '{}' of event type {}", q->field->name, type.name),
-              DidYouMean(q->field->name, fields));
+        UnknownField(Span(scope.file, *q->field), q->field->name, type);
         return ErrorExpr(span);
       }
       if (!type.fields[static_cast<size_t>(e.slot)].type.is_numeric()) {
@@ -409,11 +397,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       const EventType& type = schema_.types[static_cast<size_t>(v.event_type)];
       e.slot = type.FieldIndex(q->field->name);
       if (e.slot < 0) {
-        std::vector<std::string> fields;
-        for (const FieldDef& f : type.fields) fields.push_back(f.name);
-        Error("E201", Span(scope.file, *q->field),
-              fmt::format("unknown field '{}' of event type {}", q->field->name, type.name),
-              DidYouMean(q->field->name, fields));
+        UnknownField(Span(scope.file, *q->field), q->field->name, type);
         return ErrorExpr(span);
       }
       const ValueType field_type = type.fields[static_cast<size_t>(e.slot)].type;

@@ -85,6 +85,14 @@ void Checker::UnknownEventType(SourceSpan span, const std::string& name) {
   Error("E202", span, fmt::format("unknown event type '{}'", name), DidYouMean(name, names));
 }
 
+void Checker::UnknownField(SourceSpan span, const std::string& name, const EventType& type,
+                           std::string_view code) {
+  std::vector<std::string> fields;
+  for (const FieldDef& f : type.fields) fields.push_back(f.name);
+  Error(code, span, fmt::format("unknown field '{}' of event type {}", name, type.name),
+        DidYouMean(name, fields));
+}
+
 std::vector<std::string> Checker::GlobalNames(GlobalKind kind) const {
   std::vector<std::string> names;
   for (const auto& [name, g] : globals_) {

@@ -112,6 +112,10 @@ class Checker {
   static std::string DidYouMean(std::string_view name, const std::vector<std::string>& candidates);
   // E202 "unknown event type 'X'" at `span`, suggesting the closest declared type.
   void UnknownEventType(SourceSpan span, const std::string& name);
+  // "unknown field 'f' of event type T" at `span` (code E201, or E309 in a test event),
+  // suggesting the closest field of `type`.
+  void UnknownField(SourceSpan span, const std::string& name, const EventType& type,
+                    std::string_view code = "E201");
   std::vector<std::string> GlobalNames(GlobalKind kind) const;
   GlobalDecl* FindGlobal(std::string_view name);
   const Schema& schema() const { return schema_; }

@@ -142,11 +142,7 @@ BoundExpr Checker::BindPostfix(const ast::Postfix& p, ExprScope& scope) {
   const EventType& type = schema_.types[static_cast<size_t>(v.event_type)];
   const int slot = type.FieldIndex(field.name);
   if (slot < 0) {
-    std::vector<std::string> fields;
-    for (const FieldDef& f : type.fields) fields.push_back(f.name);
-    Error("E201", Span(scope.file, field),
-          fmt::format("unknown field '{}' of event type {}", field.name, type.name),
-          DidYouMean(field.name, fields));
+    UnknownField(Span(scope.file, field), field.name, type);
     return ErrorExpr(span);
   }
   if (next + 1 < p.suffixes.size()) {

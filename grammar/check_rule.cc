@@ -378,11 +378,7 @@ void RuleChecker::CheckKey(const ast::KeyClause* clause) {
         const EventType& type = schema.types[static_cast<size_t>(t)];
         const int slot = type.FieldIndex(fid.name);
         if (slot < 0) {
-          std::vector<std::string> fields;
-          for (const FieldDef& f : type.fields) fields.push_back(f.name);
-          c_.Error("E201", At(fid),
-                   fmt::format("unknown field '{}' of event type {}", fid.name, type.name),
-                   Checker::DidYouMean(fid.name, fields));
+          c_.UnknownField(At(fid), fid.name, type);
           ok = false;
           covered[ti] = true;
           continue;

@@ -71,11 +71,7 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
     for (const ast::FieldInit& f : g.fields) {
       const int slot = type.FieldIndex(f.name.name);
       if (slot < 0) {
-        std::vector<std::string> names;
-        for (const FieldDef& fd : type.fields) names.push_back(fd.name);
-        c.Error("E309", at(f.name),
-                fmt::format("unknown field '{}' of event type {}", f.name.name, type.name),
-                Checker::DidYouMean(f.name.name, names));
+        c.UnknownField(at(f.name), f.name.name, type, "E309");
         ok = false;
         continue;
       }
