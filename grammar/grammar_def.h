@@ -371,7 +371,7 @@ inline const auto window_def = window_kind > window_sizes > -(kw("every") > dura
 
 // call = name '(' [ expr { ',' expr } ] [ 'where' expr ] [ 'over' window [ 'by' name {',' name} ]
 //        [ 'including' 'current' ] ] ')'
-inline const auto call_def = identifier >> '(' >
+inline const auto call_def = (identifier >> '(') >
                              nested[-(expr % ',') >> -(kw("where") > expr) >>
                                     -(kw("over") > window) >> -(kw("by") > (identifier % ',')) >>
                                     matches[kw("including") > kw("current")]] > ')';

@@ -1,4 +1,5 @@
-// libFuzzer target for the whole front end: rule text -> ParseFile -> checker -> diagnostics.
+// libFuzzer target for the whole front end: rule text -> ParseFile -> checker -> diagnostics,
+// and, when the rules check clean, -> CompileProgram (NFA compiler and expression compiler).
 // This file's external interface is LLVMFuzzerTestOneInput.
 //
 // The input is split into in-memory files so that `import` is exercised without touching the
@@ -22,7 +23,10 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "grammar/check.h"
+#include "nfa/program.h"
 
 namespace {
 
@@ -68,5 +72,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  result.rules.rules.size(), result.diagnostics.error_count());
   }
   vigil::RenderJson(result.sources, result.diagnostics.all());
+  // Checked rules must compile or be rejected with a status (kUnsupported), never an internal
+  // error: kInvalid means a pass broke the program's invariants.
+  if (!result.diagnostics.has_errors()) {
+    auto compiled = vigil::CompileProgram(
+        std::make_shared<const vigil::CheckedRules>(std::move(result.rules)));
+    for (const vigil::CompileStatus& s : compiled.problems) {
+      if (print) std::fprintf(stderr, "compile: %s\n", s.message.c_str());
+      if (s.code == vigil::CompileStatus::Code::kInvalid) __builtin_trap();
+    }
+    if (compiled.program) {
+      for (size_t r = 0; r < compiled.program->rules.size(); ++r) {
+        vigil::DumpRuleProgram(*compiled.program, static_cast<int>(r));
+        vigil::DumpRuleDot(*compiled.program, static_cast<int>(r));
+      }
+    }
+  }
   return 0;
 }
