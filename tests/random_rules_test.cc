@@ -261,8 +261,9 @@ std::set<std::string> MatchIds(const std::vector<ReferenceAlert>& alerts) {
 // greedy quantified step (loop or `?`) inside all(...) crashes the reference (SIGSEGV). Enumerator::Loop's `leave`
 // pushes an M4 exit and pops it after its continuation, but the continuation runs Conj's next
 // child or FinishConj, which clear exits_ without restoring it; the pop then hits an empty vector.
-// Smallest rule found: `pattern all(a: E* where k == "d", b: E? where k == "a")` (any stream with
-// a `d` and an `a` of one key). Such rules are skipped (and counted) until the reference is fixed.
+// Observed on `pattern all(a: E* where k == "d" until x > 7, b: E? where k == "a" and x <= 5
+// within 2s) -> c: E where k == "d" -> ...` with stream `a(5)@1 d(0)@1.5 d(6)@2/u2 c(1)@8.5`
+// (k(x)@seconds, key u1). Such rules are skipped (and counted) until the reference is fixed.
 bool HitsConjunctionLoopCrash(const PatternNode& n, bool in_conjunction) {
   if (n.kind == PatternKind::kStep) {
     return in_conjunction && !n.quantifier.is_one() && !n.quantifier.reluctant;
