@@ -296,8 +296,10 @@ TEST_CASE("random rules: the reference matcher's output respects matching.md on 
     // tail takes nothing leaves the `no` trailing without a deadline (the checker requires a
     // `within` only for a syntactically trailing `no`; matching.md §5 does not say what happens).
     // The reference then reports the match {x} at instant time INT64_MIN, i.e. before every
-    // event. E.g. `pattern a: E where k == "d" -> no b: E where k == "c" -> c: E* where k == "a"`
-    // on `d@22`: {d} detected at -9223372036854775808. Such pairs are counted and skipped.
+    // event. Observed: `after match skip to next`, `pattern a: E where k == "d" and x != 2 -> no
+    // b: E where k == "c" -> c: E* any where k == "a" within 4s` on `b(7)@2 d(1)@22 a(4)@29
+    // d(9)@30 a(9)@37` (one key): two alerts detected at -9223372036854775808 whose last events
+    // are at 22 s and 30 s. Such pairs are counted and skipped.
     if (std::any_of(run.alerts.begin(), run.alerts.end(), [](const ReferenceAlert& a) {
           return a.detection_ms == std::numeric_limits<int64_t>::min();
         })) {
