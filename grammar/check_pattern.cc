@@ -308,6 +308,29 @@ int64_t MinLength(const PatternNode& n) {
   return std::min<int64_t>(body * std::min<int64_t>(n.quantifier.min, 1 << 20), 1 << 30);
 }
 
+// A `no` step that is followed in its sequence only by elements that may take no event: when
+// they take none, the `no` has no next event to end it and no deadline (matching.md §5).
+const PatternNode* NoWithoutNextStep(const PatternNode& n) {
+  if (n.kind == PatternKind::kSequence) {
+    for (size_t i = 0; i < n.children.size(); ++i) {
+      const PatternNode& c = n.children[i];
+      if (c.kind != PatternKind::kStep || !c.negated) continue;
+      bool positive_after = false;
+      int64_t after = 0;
+      for (size_t j = i + 1; j < n.children.size(); ++j) {
+        const PatternNode& d = n.children[j];
+        if (d.kind == PatternKind::kStep && d.negated) continue;
+        positive_after = true;
+        after += MinLength(d);
+      }
+      if (positive_after && after == 0) return &c;
+    }
+  }
+  for (const PatternNode& c : n.children)
+    if (const PatternNode* found = NoWithoutNextStep(c)) return found;
+  return nullptr;
+}
+
 void PatternChecker::Run(const ast::PatternClause& clause) {
   DeclarePattern(clause.pattern, false);
   rs_.scope.variables = &pattern().variables;
@@ -324,6 +347,10 @@ void PatternChecker::Run(const ast::PatternClause& clause) {
       last != nullptr && last->within_ms == 0 && rs_.out.within_ms == 0) {
     c_.Error("E308", last->span, "a trailing 'no' needs a 'within' on the step or the rule",
              "e.g. '-> no m: MfaPassed within 5m'");
+  }
+  if (const PatternNode* no = NoWithoutNextStep(root)) {
+    c_.Error("E308", no->span, "a 'no' step must be followed by a step that always takes an event",
+             "make a following step mandatory, or put the 'no' last with a 'within'");
   }
   if (MinLength(root) == 0) {
     c_.Error("E307", At(clause.pattern),

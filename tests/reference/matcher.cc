@@ -283,13 +283,25 @@ class Enumerator {
       }
       const int saved_prev = prev_;
       const Pending saved_pending = pending_;
+      const auto saved_exits = exits_;
+      const auto saved_negs = negs_;
       prev_ = x;
       pending_ = Pending{true, kappa, {}, true};
       exits_.clear();
       negs_.clear();
-      Elem(n.children[c], [&] { child(c + 1); });
+      // A loop in this child pushes its exit and pops it when the rest has been tried: the next
+      // child must leave exits_ as it found it.
+      Elem(n.children[c], [&] {
+        const auto inner_exits = exits_;
+        const auto inner_negs = negs_;
+        child(c + 1);
+        exits_ = inner_exits;
+        negs_ = inner_negs;
+      });
       prev_ = saved_prev;
       pending_ = saved_pending;
+      exits_ = saved_exits;
+      negs_ = saved_negs;
     };
     child(0);
     conj_ = outer_conj;
@@ -341,9 +353,13 @@ class Enumerator {
       conj_ = outer_conj;
       prev_ = pos.back();
       pending_ = Pending{};
+      const auto inner_exits = exits_;
+      const auto inner_negs = negs_;
       exits_.clear();
       negs_.clear();
       k();
+      exits_ = inner_exits;
+      negs_ = inner_negs;
       conj_ = inner_conj;
     }
     std::copy(saved.begin(), saved.end(), bound_.begin() + static_cast<std::ptrdiff_t>(mark));
