@@ -37,6 +37,7 @@ struct PendingEdge {
   EdgeKind kind;
   int32_t target;
   Guard guard;
+  bool greedy_leave = false;
 };
 
 // What lowering an element produced.
@@ -80,6 +81,44 @@ class PredicateTable {
   std::map<std::string, int32_t> index_;
 };
 
+// Whether `n` can match taking no event (an optional step, or a group/alternation that can).
+bool CanBeEmpty(const PatternNode& n) {
+  if (n.quantifier.min == 0) return true;
+  switch (n.kind) {
+    case PatternKind::kStep: return n.negated;
+    case PatternKind::kSequence:
+    case PatternKind::kConjunction:
+      for (const PatternNode& c : n.children)
+        if (!CanBeEmpty(c)) return false;
+      return true;
+    case PatternKind::kAlternation:
+      for (const PatternNode& c : n.children)
+        if (CanBeEmpty(c)) return true;
+      return false;
+  }
+  return false;
+}
+
+// Whether the first event of `n` may be taken by an optional element (`B*`, `B?`, or a group or
+// alternative whose first element is one).
+bool HasOptional(const PatternNode& n) {
+  if (n.quantifier.min != n.quantifier.max) return true;
+  for (const PatternNode& c : n.children)
+    if (HasOptional(c)) return true;
+  return false;
+}
+
+bool StartsOptional(const PatternNode& n) {
+  if (n.kind == PatternKind::kStep) return n.quantifier.min == 0;
+  if (n.quantifier.min == 0) return true;
+  if (n.kind == PatternKind::kSequence)
+    return !n.children.empty() && (CanBeEmpty(n.children.front()) || StartsOptional(n.children.front()));
+  if (n.kind == PatternKind::kAlternation)
+    for (const PatternNode& c : n.children)
+      if (CanBeEmpty(c) || StartsOptional(c)) return true;
+  return false;
+}
+
 class RuleLowering {
  public:
   RuleLowering(Program& program, PredicateTable& predicates, int rule)
@@ -91,6 +130,8 @@ class RuleLowering {
   void Run() {
     CompiledRule& out = program_.rules[static_cast<size_t>(rule_index_)];
     out.final_state = NewState(StateKind::kFinal, "final", nullptr);
+    const auto& top = rule_.pattern.root.children;
+    if (!top.empty() && top.front().kind == PatternKind::kStep) pattern_start_ = &top.front();
     const Lowered end{out.final_state, {}, Contiguity::kSkipTillAny};
     const Lowered root = LowerSequence(rule_.pattern.root.children, end, /*exit_is_final=*/true,
                                        /*top_level=*/true, std::nullopt);
@@ -158,9 +199,36 @@ class RuleLowering {
                         bool exit_is_final, bool top_level, std::optional<Contiguity> first_arrow) {
     Lowered next = exit;
     bool next_is_final = exit_is_final;
+    if (top_level && !children.empty() &&
+        (CanBeEmpty(children.front()) || StartsOptional(children.front())))
+      throw Unsupported("a pattern that starts with an optional element is not supported yet",
+                        children.front().span);
     for (size_t i = children.size(); i-- > 0;) {
       const PatternNode& child = children[i];
       const Contiguity arrow = i == 0 && first_arrow ? *first_arrow : child.contiguity;
+      // An optional or repeated element must be followed by one that always takes its first
+      // event (not another optional element, not a `no`): the automaton lets only the next
+      // element's arrow govern the gap after a loop.
+      if (i + 1 < children.size() && child.kind != PatternKind::kAlternation && HasOptional(child)) {
+        const PatternNode& after = children[i + 1];
+        if ((after.kind == PatternKind::kStep && after.negated) || CanBeEmpty(after) ||
+            StartsOptional(after))
+          throw Unsupported("an optional or repeated element followed by an optional element or "
+                            "a 'no' is not supported yet",
+                            after.span);
+      }
+      // The `until` of a loop must also end its scope while the run still waits in an optional
+      // part before it; the automaton cannot express that yet. Supported: a loop in the top-level
+      // sequence that starts the pattern or follows a step with a fixed count.
+      if (child.kind == PatternKind::kStep && child.until) {
+        const bool fixed_before =
+            i > 0 && children[i - 1].kind == PatternKind::kStep && !children[i - 1].negated &&
+            children[i - 1].quantifier.min == children[i - 1].quantifier.max;
+        if (!top_level || (i > 0 && !fixed_before))
+          throw Unsupported("'until' here is not supported yet (only on a loop that starts the "
+                            "pattern or follows a step with a fixed count)",
+                            child.span);
+      }
       if (child.kind == PatternKind::kStep && child.negated) {
         if (next_is_final) {
           if (!top_level) throw Unsupported("a trailing 'no' inside a group", child.span);
@@ -184,6 +252,9 @@ class RuleLowering {
       case PatternKind::kSequence:
         if (!node.quantifier.is_one())
           throw Unsupported("quantified groups are not supported yet", node.span);
+        if (StartsOptional(node))
+          throw Unsupported("a group that starts with an optional element is not supported yet",
+                            node.span);
         return LowerSequence(node.children, exit, exit_is_final, false, arrow);
       case PatternKind::kAlternation:
         return LowerAlternation(node, exit, exit_is_final, arrow);
@@ -203,6 +274,10 @@ class RuleLowering {
       until = Literal(step, step.until);
       take.push_back(Negate(*until));
     }
+    // A loop that starts the pattern becomes active at its first event (matching.md §3.3): its
+    // `until` does not apply to that event.
+    const bool starts_pattern = &step == pattern_start_;
+    Guard first_take = starts_pattern ? Guard{x} : take;
     const Quantifier& q = step.quantifier;
     const std::string name = VarName(step);
     if (q.is_one()) {
@@ -221,37 +296,78 @@ class RuleLowering {
     // min == 0). Leaving: greedy loops leave only on events they cannot take (M4), except at the
     // end of the pattern, where every length completes (matching.md §3.2).
     const bool greedy = !q.reluctant && !exit_is_final;
-    auto add_leave = [&](int32_t s) {
-      if (!greedy) {
+    // An optional step that starts the pattern and took nothing is not greedy: the match simply
+    // starts later (matching.md §3.2, M4).
+    auto add_leave = [&](int32_t s, bool before_first = false) {
+      if (!greedy || (before_first && starts_pattern)) {
         AddEdge(s, EdgeKind::kProceed, exit.entry, {});
+        // A non-greedy loop may also stop on an event it could take and let the next element
+        // skip that event, as the next element's arrow allows (matching.md §2.3).
+        if (!exit_is_final) AddIgnore(s, exit.arrow, exit.starts, {x}, exit.entry);
         return;
       }
-      AddEdge(s, EdgeKind::kProceed, exit.entry, {Negate(x)});
-      if (until) AddEdge(s, EdgeKind::kProceed, exit.entry, {x, *until});
+      // Greedy (M4): leave only on an event the loop does not take — also when the loop cannot
+      // take it because a time bound has passed. The runtime fires these edges only when no TAKE
+      // of the state fired; then the next element takes the event or, if its arrow allows,
+      // skips it.
+      AddEdge(s, EdgeKind::kProceed, exit.entry, {});
+      edges_[static_cast<size_t>(s)].back().greedy_leave = true;
+      if (!exit_is_final) {
+        AddIgnore(s, exit.arrow, exit.starts, {x}, exit.entry);
+        if (edges_[static_cast<size_t>(s)].back().kind == EdgeKind::kIgnore)
+          edges_[static_cast<size_t>(s)].back().greedy_leave = true;
+      }
     };
     Guard loop_extra;
     if (until) loop_extra.push_back(Negate(*until));
     // An optional state entered before any event of the step also lets the next element's arrow
     // decide about skipping (matching.md §2.3: skipped optional elements contribute no arrow).
-    // When the next element is strict, a run that skips an event may still take more events of
-    // this step but may no longer leave to it (matching.md §11): it moves to a twin state that
-    // has no leave edges.
-    const bool strict_exit = !exit_is_final && exit.arrow == Contiguity::kStrict;
+    // A run that skips an event the next element's arrow does not let it skip may still take
+    // more events of this step but may no longer leave to it (matching.md §2.3, §11): it moves
+    // to a twin state that has no leave edges.
     auto add_optional_ignore = [&](int32_t s, bool first, int32_t take_target) {
       const Contiguity c = first ? arrow : step.loop_contiguity;
-      if (!strict_exit) {
-        Guard extra = loop_extra;
-        if (first && exit.arrow == Contiguity::kSkipTillNext)
-          for (const GuardLiteral& l : exit.starts) extra.push_back(Negate(l));
-        AddIgnore(s, c, {x}, extra);
+      if (!IgnoreGuard(c, {x})) {
+        // A strict loop cannot skip the event, so it ends here; the run waits for the next
+        // element if that element's arrow lets it skip the event.
+        if (!first) {
+          const size_t before = edges_[static_cast<size_t>(s)].size();
+          AddIgnore(s, exit.arrow, exit.starts, loop_extra, exit.entry);
+          if (greedy && edges_[static_cast<size_t>(s)].size() > before)
+            edges_[static_cast<size_t>(s)].back().greedy_leave = true;
+        }
         return;
       }
-      if (!IgnoreGuard(c, {x})) return;
+      if (exit.arrow == Contiguity::kSkipTillAny) {
+        AddIgnore(s, c, {x}, loop_extra);
+        return;
+      }
+      // A skipped event the next element could have started with (or, strict, any skipped
+      // event) means the run may no longer leave before it takes another event of this step.
       const std::string twin_name = states_[static_cast<size_t>(s)].name + "'";
       const int32_t twin = NewState(StateKind::kNormal, twin_name, &step);
       AddEdge(twin, EdgeKind::kTake, take_target, take);
       AddIgnore(twin, c, {x}, loop_extra);
-      AddIgnore(s, c, {x}, loop_extra, twin);
+      if (exit.arrow == Contiguity::kStrict) {
+        AddIgnore(s, c, {x}, loop_extra, twin);
+        return;
+      }
+      Guard stay = loop_extra;
+      for (const GuardLiteral& l : exit.starts) stay.push_back(Negate(l));
+      AddIgnore(s, c, {x}, stay);
+      for (const GuardLiteral& l : exit.starts) {
+        Guard to_twin = loop_extra;
+        to_twin.push_back(l);
+        AddIgnore(s, c, {x}, to_twin, twin);
+      }
+    };
+
+    // The loop's `until` event ends its scope; the run leaves the loop without taking it, and the
+    // next element may skip it as its own arrow allows (matching.md §3.3).
+    auto add_until_exit = [&](int32_t s) {
+      if (!until) return;
+      Guard extra{*until};
+      AddIgnore(s, exit.arrow, exit.starts, extra, exit.entry);
     };
 
     int32_t optional_entry;
@@ -265,18 +381,21 @@ class RuleLowering {
         AddEdge(loop, EdgeKind::kTake, loop, take);
         add_leave(loop);
         add_optional_ignore(loop, false, loop);
+        add_until_exit(loop);
       }
-      AddEdge(optional_entry, EdgeKind::kTake, loop, take);
-      add_leave(optional_entry);
+      AddEdge(optional_entry, EdgeKind::kTake, loop, q.min == 0 ? first_take : take);
+      add_leave(optional_entry, q.min == 0);
       add_optional_ignore(optional_entry, q.min == 0, loop);
+      add_until_exit(optional_entry);
     } else {
       int32_t target = exit.entry;
       optional_entry = -1;
       for (int64_t i = q.max; i > q.min; --i) {
         const int32_t s = NewState(StateKind::kNormal, fmt::format("{}?{}", name, i), &step);
-        AddEdge(s, EdgeKind::kTake, target, take);
-        add_leave(s);
+        AddEdge(s, EdgeKind::kTake, target, i == 1 ? first_take : take);
+        add_leave(s, i == 1);
         add_optional_ignore(s, i == 1, target);
+        add_until_exit(s);
         target = s;
         optional_entry = s;
       }
@@ -287,8 +406,8 @@ class RuleLowering {
     int32_t entry = optional_entry;
     for (int64_t i = q.min; i >= 1; --i) {
       const int32_t s = NewState(StateKind::kNormal, fmt::format("{}#{}", name, i), &step);
-      if (until) AddEdge(s, EdgeKind::kKill, -1, {*until});   // matching.md §3.3
-      AddEdge(s, EdgeKind::kTake, target, take);
+      if (until && !(i == 1 && starts_pattern)) AddEdge(s, EdgeKind::kKill, -1, {*until});
+      AddEdge(s, EdgeKind::kTake, target, i == 1 ? first_take : take);
       if (i == 1)
         AddIgnore(s, arrow, {x}, loop_extra);
       else
@@ -306,6 +425,9 @@ class RuleLowering {
     const int32_t s = NewState(StateKind::kNormal, "alt", nullptr);
     Guard starts;
     for (const PatternNode& branch : node.children) {
+      if (CanBeEmpty(branch) || HasOptional(branch))
+        throw Unsupported("an alternative with an optional or repeated element is not supported yet",
+                          branch.span);
       // The alternation state does the skipping; a branch is entered only by PROCEED.
       const Lowered b = LowerElement(branch, exit, exit_is_final, Contiguity::kSkipTillAny);
       const State& first = states_[static_cast<size_t>(b.entry)];
@@ -326,6 +448,8 @@ class RuleLowering {
     const State& entry = states_[static_cast<size_t>(next.entry)];
     if (entry.kind != StateKind::kNormal || next.starts.empty())
       throw Unsupported("'no' before an optional element is not supported yet", no.span);
+    if (no.within_ms > 0)
+      throw Unsupported("'within' on a 'no' step between two steps is not supported yet", no.span);
     const GuardLiteral c = Literal(no, no.where);
     if (no.contiguity != Contiguity::kStrict) {
       auto& edges = edges_[static_cast<size_t>(next.entry)];
@@ -333,6 +457,10 @@ class RuleLowering {
       return next;
     }
     // `-> strict no c: C`: only the very next event is tested.
+    if (next.starts.size() != 1 || states_[static_cast<size_t>(next.entry)].name == "alt")
+      throw Unsupported("'strict no' before an optional element or an alternation is not "
+                        "supported yet",
+                        no.span);
     const int32_t s = NewState(StateKind::kNormal, "no-next", &no);
     AddEdge(s, EdgeKind::kKill, -1, {c});
     AddEdge(s, EdgeKind::kProceed, next.entry, {});
@@ -366,6 +494,7 @@ class RuleLowering {
       for (const PendingEdge& pe : edges_[i]) {
         Edge e;
         e.kind = pe.kind;
+        e.greedy_leave = pe.greedy_leave;
         e.target = id(pe.target);
         e.first_literal = static_cast<uint32_t>(program_.literals.size());
         e.literal_count = static_cast<uint32_t>(pe.guard.size());
@@ -387,14 +516,29 @@ class RuleLowering {
       if (st.kind == StateKind::kAbsence || depth > 64) return false;
       for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
         const Edge& edge = program_.edges[e];
-        if (edge.kind == EdgeKind::kProceed && edge.literal_count == 0 &&
+        if (edge.kind == EdgeKind::kProceed && (edge.literal_count == 0 || edge.greedy_leave) &&
             reaches_final(edge.target, depth + 1))
           return true;
       }
       return false;
     };
-    for (int32_t s : out.states)
-      program_.states[static_cast<size_t>(s)].accepting = reaches_final(s, 0);
+    std::function<int32_t(int32_t, int)> reaches_absence = [&](int32_t s, int depth) -> int32_t {
+      const State& st = program_.states[static_cast<size_t>(s)];
+      if (st.kind == StateKind::kAbsence) return s;
+      if (st.kind == StateKind::kFinal || depth > 64) return -1;
+      for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
+        const Edge& edge = program_.edges[e];
+        if (edge.kind != EdgeKind::kProceed || (edge.literal_count != 0 && !edge.greedy_leave))
+          continue;
+        if (int32_t a = reaches_absence(edge.target, depth + 1); a >= 0) return a;
+      }
+      return -1;
+    };
+    for (int32_t s : out.states) {
+      State& st = program_.states[static_cast<size_t>(s)];
+      st.accepting = reaches_final(s, 0);
+      if (st.kind != StateKind::kAbsence) st.absence = reaches_absence(s, 0);
+    }
   }
 
   Program& program_;
@@ -402,6 +546,7 @@ class RuleLowering {
   int rule_index_;
   const CheckedRule& rule_;
   std::vector<int> var_types_;
+  const PatternNode* pattern_start_ = nullptr;   // the first step of the pattern, if any
   std::vector<State> states_;
   std::vector<std::vector<PendingEdge>> edges_;
 };

@@ -13,14 +13,18 @@
 //   PROCEED(g) -> t  epsilon: on the same event, also try t's TAKE and PROCEED edges (not its
 //                    IGNORE edges). Leaves a loop or optional part, or enters an alternation's
 //                    branch. A run only ever rests in a state it was taken or ignored into.
-//   KILL(g)          the event satisfies g: the run dies; no other edge fires (`no c: C`).
+//   KILL(g)          the event satisfies g: the run may not skip it — no IGNORE fires — so it
+//                    survives only if a TAKE takes the event (`no c: C`, a loop's `until`).
 //
 // A run in state s that sees event e gets as successors: every TAKE whose guard holds, the TAKEs
 // reached through PROCEEDs whose guards hold, and itself (or the IGNORE target) if an IGNORE
 // guard holds — unless a KILL guard holds. No successor: the run dies. Several: it forks (the
 // nondeterminism of skip-till-any and reluctant loops). A run taken into a state from which the
 // Final state is reachable through unconditional PROCEEDs has completed a match on that event
-// (`accepting`); an Absence state completes when the watermark passes its deadline.
+// (`accepting`); one taken into a state from which the Absence state is so reachable also starts
+// waiting there (`absence`), as the elements in between may take nothing. An Absence state
+// completes when the watermark passes its deadline (its step's `within` after the last bound
+// event, else the rule's `within` after the first).
 //
 // Guards are conjunctions of literals "the event has type T and predicate P holds" (P = -1:
 // any event of type T), each possibly negated. Predicates are compiled expressions, shared:
@@ -35,10 +39,18 @@
 // (p0 = `price > a.price`; the greedy loop leaves only on an event it cannot take).
 //
 // Quantifiers are unrolled as Flink does: {m,M} becomes m mandatory states, then either one
-// looping state (M unbounded) or M-m optional states. Loops of more than kMaxUnrolled states are
-// rejected. Not compiled yet (CompileStatus kUnsupported): conjunction `all(...)`, quantified
-// groups, alternatives that can start empty, a `no` step before an optional element, and a
-// trailing `strict no`.
+// looping state (M unbounded) or M-m optional states. A run that skips an event the next
+// element could not have skipped moves to a "twin" of its state without leave edges. Loops of more
+// than kMaxUnrolled states are rejected.
+//
+// tests/automaton_sim_test.cc checks this lowering against the reference matcher (the SET of
+// matches on thousands of random rules and streams). Not compiled yet (CompileStatus
+// kUnsupported), each because that check found the automaton wrong there: all(...), quantified
+// groups, a pattern / group starting with an optional element, optional or repeated elements
+// inside an alternative, an optional or repeated element followed by an optional element or a
+// `no`, `until` except on a loop that starts the pattern or follows a fixed-count step, a strict
+// optional step, `within` on a `no` between steps, `strict no` before an optional element or an
+// alternation, and a trailing `strict no`.
 #pragma once
 
 #include <cstdint>
@@ -70,6 +82,11 @@ struct Edge {
   int32_t target = -1;            // kTake, kProceed; kIgnore: -1 = stay
   uint32_t first_literal = 0;     // guard = AND of Program::literals[first, first + count)
   uint32_t literal_count = 0;     // 0: always
+  // A greedy loop's leave edge (PROCEED, or IGNORE to the next element): it fires only when no
+  // TAKE of the same state fired on the event (M4: the loop leaves only on events it does not
+  // take, time bounds included), and it does not stop a match from ending with the loop
+  // (`accepting`).
+  bool greedy_leave = false;
 };
 
 enum class StateKind : uint8_t {
@@ -84,6 +101,7 @@ struct State {
   int32_t step = -1;              // CheckedPattern step (preorder index); -1 for Final
   int32_t variable = -1;          // the variable a TAKE binds (-1: anonymous step)
   bool accepting = false;         // Final reachable through unconditional PROCEEDs
+  int32_t absence = -1;           // the Absence state reachable so, if any (and not this one)
   int64_t step_within_ms = 0;     // the step's `within` (0: none); kAbsence: its deadline
   uint32_t first_edge = 0;        // edges [first_edge, first_edge + edge_count), in try order
   uint32_t edge_count = 0;

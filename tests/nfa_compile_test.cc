@@ -58,17 +58,22 @@ const DumpCase kCases[] = {
     TAKE [A] -> 1
     IGNORE [!A]
   1 b#1
-    TAKE [B p0] -> 2
+    TAKE [B p0] -> 3
     IGNORE [!B p0]
-  2 b*
-    TAKE [B p0] -> 2
-    PROCEED [!B p0] -> 3
+  2 b*'
+    TAKE [B p0] -> 3
     IGNORE [!B p0]
-  3 c
-    TAKE [C] -> 4
+  3 b*
+    TAKE [B p0] -> 3
+    PROCEED [] -> 4
+    IGNORE [!C, B p0] -> 4
+    IGNORE [!B p0, !C]
+    IGNORE [!B p0, C] -> 2
+  4 c
+    TAKE [C] -> 5
     IGNORE [!C]
-  4 final (final)
-  p0 on B (used by 5 guard literals):
+  5 final (final)
+  p0 on B (used by 8 guard literals):
       0  load_int        slot 1
       1  var_int         var 0 slot 1 [0]
       2  cmp_int         gt
@@ -86,6 +91,8 @@ const DumpCase kCases[] = {
   3 b?3
     TAKE [B] -> 4
     PROCEED [] -> 4
+    IGNORE [!C, B] -> 4
+    IGNORE [!C] -> 4
   4 c
     TAKE [C] -> 5
     IGNORE [!C]
@@ -94,20 +101,30 @@ const DumpCase kCases[] = {
     {R"x(pattern a: A -> b: B* -> c: C)x",
      R"x(rule r: start 0
   0 a
-    TAKE [A] -> 2
+    TAKE [A] -> 4
     IGNORE [!A]
-  1 b+
-    TAKE [B] -> 1
-    PROCEED [!B] -> 3
+  1 b*'
+    TAKE [B] -> 3
     IGNORE [!B]
-  2 b*
-    TAKE [B] -> 1
-    PROCEED [!B] -> 3
+  2 b+'
+    TAKE [B] -> 3
+    IGNORE [!B]
+  3 b+
+    TAKE [B] -> 3
+    PROCEED [] -> 5
+    IGNORE [!C, B] -> 5
     IGNORE [!B, !C]
-  3 c
-    TAKE [C] -> 4
+    IGNORE [!B, C] -> 2
+  4 b*
+    TAKE [B] -> 3
+    PROCEED [] -> 5
+    IGNORE [!C, B] -> 5
+    IGNORE [!B, !C]
+    IGNORE [!B, C] -> 1
+  5 c
+    TAKE [C] -> 6
     IGNORE [!C]
-  4 final (final)
+  6 final (final)
 )x"},
     {R"x(pattern a: A -> b: B+ until x > 9 -> strict c: C)x",
      R"x(rule r: start 0
@@ -123,13 +140,12 @@ const DumpCase kCases[] = {
     IGNORE [!B, !B p0]
   3 b*
     TAKE [B, !B p0] -> 3
-    PROCEED [!B] -> 4
-    PROCEED [B, B p0] -> 4
+    PROCEED [] -> 4
     IGNORE [!B, !B p0] -> 2
   4 c
     TAKE [C] -> 5
   5 final (final)
-  p0 on B (used by 8 guard literals):
+  p0 on B (used by 7 guard literals):
       0  load_int        slot 1
       1  push_int        9
       2  cmp_int         gt
@@ -159,17 +175,22 @@ const DumpCase kCases[] = {
     {R"x(pattern a: A -> no c: C -> b: B? -> d: B)x",
      R"x(rule r: start 0
   0 a
-    TAKE [A] -> 1
+    TAKE [A] -> 2
     IGNORE [!A]
-  1 b?1
-    KILL [C]
-    TAKE [B] -> 2
-    PROCEED [!B] -> 2
-    IGNORE [!B]
-  2 d
+  1 b?1'
     TAKE [B] -> 3
     IGNORE [!B]
-  3 final (final)
+  2 b?1
+    KILL [C]
+    TAKE [B] -> 3
+    PROCEED [] -> 3
+    IGNORE [!B, B] -> 3
+    IGNORE [!B]
+    IGNORE [!B, B] -> 1
+  3 d
+    TAKE [B] -> 4
+    IGNORE [!B]
+  4 final (final)
 )x"},
     {R"x(pattern a: A -> (x1: B | y: C where x > 2 -> z: B) -> d: A)x",
      R"x(rule r: start 0

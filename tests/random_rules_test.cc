@@ -91,7 +91,10 @@ TEST_CASE("random rules: 500 rules cover every construct; few are rejected") {
     const RandomRuleStats& s = g.stats();
     MESSAGE("compilable: " << StatsText(s));
     CHECK(s.check_rejected * 5 < s.accepted);
-    CHECK(s.compile_rejected * 2 < s.accepted);   // < 50% of the accepted
+    // The compiler supports a narrower subset than the checker (nfa/program.h lists what it
+    // rejects); compilable mode draws and rejects, so most rejections are expected. This bound
+    // only catches a generator that stopped producing compilable rules at all.
+    CHECK(s.compile_rejected < 3 * s.accepted);
   }
 }
 
@@ -257,12 +260,12 @@ std::set<std::string> MatchIds(const std::vector<ReferenceAlert>& alerts) {
   return ids;
 }
 
-TEST_CASE("random rules: the reference matcher's output respects matching.md on 300 pairs") {
+TEST_CASE("random rules: the reference matcher's output respects matching.md on 600 pairs") {
   RandomRuleGenerator all(11, {});
   RandomRuleGenerator compilable(12, {.compilable_only = true});
   std::mt19937_64 rng(13);
   int alerts = 0, timeouts = 0, superset_pairs = 0, strictly_more = 0, pairs_with_alerts = 0;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 600; ++i) {
     const RandomRule r = (i % 2 == 0 ? all : compilable).Next();
     REQUIRE(r.checked);
     const std::vector<RandomEvent> events = RandomEvents(rng, {});
@@ -307,11 +310,11 @@ TEST_CASE("random rules: the reference matcher's output respects matching.md on 
       strictly_more += any_ids.size() > next_ids.size();
     }
   }
-  MESSAGE(fmt::format("{} alerts ({} timeouts); {} of 300 pairs alert; superset checked on {} "
+  MESSAGE(fmt::format("{} alerts ({} timeouts); {} of 600 pairs alert; superset checked on {} "
                       "pairs, {} with more matches under any",
                       alerts, timeouts, pairs_with_alerts, superset_pairs, strictly_more));
   // The property test must exercise something.
-  CHECK(pairs_with_alerts > 60);
+  CHECK(pairs_with_alerts > 120);
   CHECK(timeouts > 0);
   CHECK(strictly_more > 5);
 }
