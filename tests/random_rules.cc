@@ -109,7 +109,9 @@ class RandomRuleGenerator::Builder {
     std::vector<Visible> visible;
     for (int i = 0; i < n; ++i) {
       if (i > 0 && Chance(rng_, 15)) top.push_back(NoStep(visible, /*trailing=*/false));
+      first_element_ = i == 0;
       Element e = Positive(visible, /*depth=*/0);
+      first_element_ = false;
       e.arrow = Arrow();
       top.push_back(std::move(e));
     }
@@ -224,10 +226,20 @@ class RandomRuleGenerator::Builder {
   Element Step(std::vector<Visible>& visible, bool in_repeated_group) {
     Element e;
     e.var = NewVar();
-    if (Chance(rng_, 45)) e.quant = Quantifier(&e.is_loop);
+    // Compilable mode steers away from what the NFA compiler rejects (nfa/program.h): no
+    // quantifier inside an alternative, no optional first step, `until` only on the first step.
+    const bool compilable = options_.compilable_only;
+    if (Chance(rng_, 45) && !(compilable && in_alternative_)) {
+      e.quant = Quantifier(&e.is_loop);
+      const bool optional = e.quant[0] == '*' || e.quant[0] == '?' || e.quant.rfind("{0,", 0) == 0;
+      if (compilable && first_element_ && optional) {
+        e.quant = "+";
+        e.is_loop = true;
+      }
+    }
     if (e.is_loop) e.loop = Pick(rng_, std::vector<std::string>{"", "", "strict", "any"});
     e.where = Condition(e.var, visible, e.is_loop);
-    if (e.is_loop && Chance(rng_, 25)) {
+    if (e.is_loop && Chance(rng_, 25) && !(compilable && !first_element_)) {
       e.until = Chance(rng_, 50) ? "k == \"" + Letter(rng_) + "\"" : "x > 7";
     }
     if (Chance(rng_, 10)) e.within = Pick(rng_, std::vector<std::string>{"2s", "4s"});
@@ -293,7 +305,9 @@ class RandomRuleGenerator::Builder {
       std::vector<Visible> after = visible;
       for (int b = 0; b < 2; ++b) {
         std::vector<Visible> inner = visible;
+        in_alternative_ = true;
         a.parts.push_back(SmallSequence(inner, false));
+        in_alternative_ = false;
         for (size_t i = visible.size(); i < inner.size(); ++i) after.push_back(inner[i]);
       }
       visible = after;
@@ -312,6 +326,8 @@ class RandomRuleGenerator::Builder {
   }
 
   std::mt19937_64& rng_;
+  bool first_element_ = false;   // drawing the first element of the pattern
+  bool in_alternative_ = false;  // drawing a branch of an alternation
   const RandomRuleOptions& options_;
   int next_var_ = 0;
   std::map<std::string, std::string> letters_;

@@ -91,10 +91,7 @@ TEST_CASE("random rules: 500 rules cover every construct; few are rejected") {
     const RandomRuleStats& s = g.stats();
     MESSAGE("compilable: " << StatsText(s));
     CHECK(s.check_rejected * 5 < s.accepted);
-    // The compiler supports a narrower subset than the checker (nfa/program.h lists what it
-    // rejects); compilable mode draws and rejects, so most rejections are expected. This bound
-    // only catches a generator that stopped producing compilable rules at all.
-    CHECK(s.compile_rejected < 3 * s.accepted);
+    CHECK(s.compile_rejected * 2 < s.accepted);   // < 50% of the accepted
   }
 }
 
