@@ -302,8 +302,11 @@ class RuleLowering {
       if (!greedy || (before_first && starts_pattern)) {
         AddEdge(s, EdgeKind::kProceed, exit.entry, {});
         // A non-greedy loop may also stop on an event it could take and let the next element
-        // skip that event, as the next element's arrow allows (matching.md §2.3).
-        if (!exit_is_final) AddIgnore(s, exit.arrow, exit.starts, {x}, exit.entry);
+        // skip that event, as the next element's arrow allows (matching.md §2.3). A strict loop
+        // already leaves on every event it skips (add_optional_ignore), so it needs no second edge.
+        const Contiguity c = before_first ? arrow : step.loop_contiguity;
+        if (!exit_is_final && IgnoreGuard(c, {x}))
+          AddIgnore(s, exit.arrow, exit.starts, {x}, exit.entry);
         return;
       }
       // Greedy (M4): leave only on an event the loop does not take — also when the loop cannot

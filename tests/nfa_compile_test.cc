@@ -91,7 +91,6 @@ const DumpCase kCases[] = {
   3 b?3
     TAKE [B] -> 4
     PROCEED [] -> 4
-    IGNORE [!C, B] -> 4
     IGNORE [!C] -> 4
   4 c
     TAKE [C] -> 5
