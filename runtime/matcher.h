@@ -1,0 +1,140 @@
+// The runtime matcher: evaluates a compiled Program (nfa/program.h) per key over an event stream
+// in event time, and reports alerts. Entry point: Matcher (Push, AdvanceWatermark, Finish).
+//
+// What it implements is docs/matching.md, to the letter (the engine is tested against the slow
+// reference evaluator in tests/reference/ on random rules and streams):
+//
+//   * Event time. Push() copies an event into the matcher's event store and holds it in a reorder
+//     buffer; events are processed in (time, arrival seq) order once the watermark W reaches their
+//     time. W comes from AdvanceWatermark() (punctuation, API) and, with
+//     `bounded_out_of_orderness_ms` >= 0, from the events themselves: W = max time seen - delay - 1
+//     (as Flink's BoundedOutOfOrdernessWatermarks). An event with time <= W when it arrives is
+//     late: it is counted and handed to the late callback, never matched.
+//   * Per key. Each rule's key (CheckedKey) partitions the stream; rules with the same key fields
+//     share one key state. A key state holds the rule runs (partial matches) in report-preference
+//     order (matching.md §7.1: start, then preference) — like a Pike VM's thread list — so the
+//     matches completing on one event come out already in report order.
+//   * Shared buffer. A run points at a node of a per-matcher binding tree: node = (event, step,
+//     parent). Runs that share a prefix share its nodes; every event is stored once (reference
+//     counted) however many runs and rules bind it; a run never copies its events.
+//   * Timers. Trailing absence, `within`, `max gap` and step `within` deadlines are the runs'
+//     expiry instants; a heap orders keys by their earliest expiry, so when W passes a deadline
+//     the matcher visits exactly the keys with something due (never a scan of all keys). At an
+//     instant D, events with time <= D are processed before what expires at D.
+//   * Timeouts (`on timeout emit`, matching.md §6.3): a partial match (a node) times out when the
+//     last run holding it dies of its deadline rather than of an event.
+//   * After-match skip (M9) with a resume point per rule and key; duplicates (M8) dropped among
+//     the matches completing at one instant.
+//   * Limits: at most `max_partial_matches` runs per rule and key (the oldest start is evicted,
+//     matching.md §10); counters for everything dropped.
+//
+// Threading: a Matcher is single-threaded (one per shard). The Program is shared and immutable.
+// Callbacks run synchronously inside Push / AdvanceWatermark / Finish; they must not call back
+// into the same Matcher, and the views in an Alert are valid only during the callback.
+// Hot path: after warm-up (keys, runs and buffers at their steady size) processing an event
+// allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "nfa/program.h"
+#include "runtime/event.h"
+#include "runtime/expr_eval.h"
+
+namespace vigil {
+
+inline constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
+inline constexpr int64_t kEndOfTime = std::numeric_limits<int64_t>::max();
+
+struct MatcherOptions {
+  // Watermark from event times: W = max time seen - delay - 1. Negative: only
+  // AdvanceWatermark() moves the watermark.
+  int64_t bounded_out_of_orderness_ms = 0;
+  // Runs (partial matches) per rule and key; over it the earliest-started are evicted.
+  size_t max_partial_matches = 10000;
+};
+
+enum class AlertKind : uint8_t { kMatch, kTimeout };
+
+// One event bound by an alert, in stream order.
+struct AlertEvent {
+  RecordView record;
+  int64_t time_ms = 0;
+  int64_t seq = 0;            // arrival sequence number (Push order, from 0)
+  int32_t variable = -1;      // the pattern variable it is bound to (-1: anonymous step)
+};
+
+struct Alert {
+  AlertKind kind = AlertKind::kMatch;
+  int32_t rule = -1;                          // index into Program::rules
+  const CheckedRule* rule_info = nullptr;     // name, version, severity, emit field names
+  std::span<const ExprValue> key;             // key components
+  ExprValue key_value;                        // `key` as emit sees it (composite: joined by ",")
+  std::string_view key_text;                  // components as FormatValue prints them, joined by 0x1E
+  std::span<const AlertEvent> events;         // every bound event, in stream order
+  // One per emit (kMatch) or `on timeout emit` (kTimeout) field of the rule, in declaration
+  // order; !has_value: null (omitted from output).
+  std::span<const ExprValue> fields;
+  int64_t detection_ms = 0;                   // matching.md §8
+  uint64_t match_id = 0;                      // matching.md §8 (printed as 16 hex digits)
+};
+
+struct MatcherCounters {
+  uint64_t events_pushed = 0;
+  uint64_t events_processed = 0;        // released from the reorder buffer and matched
+  uint64_t events_late = 0;             // time <= watermark on arrival
+  uint64_t events_ignored = 0;          // no rule uses the event's type
+  uint64_t matches = 0;
+  uint64_t timeouts = 0;
+  uint64_t runs_evicted = 0;            // max_partial_matches reached
+  uint64_t runs_started = 0;
+  uint64_t keys_created = 0;
+  // Current sizes (gauges).
+  uint64_t runs_live = 0;
+  uint64_t keys_live = 0;
+  uint64_t events_buffered = 0;         // waiting for the watermark
+  uint64_t events_stored = 0;           // held by the reorder buffer or by runs
+  uint64_t nodes_live = 0;
+  std::vector<uint64_t> alerts_per_rule;
+};
+
+struct MatcherCallbacks {
+  std::function<void(const Alert&)> on_alert;
+  // A late event (time <= watermark on arrival) and its arrival seq; may be empty.
+  std::function<void(RecordView event, int64_t seq)> on_late;
+};
+
+class Matcher {
+ public:
+  Matcher(std::shared_ptr<const Program> program, MatcherOptions options,
+          MatcherCallbacks callbacks);
+  ~Matcher();
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+
+  // Copies `event` (a record of the program's schema) into the matcher and assigns it the next
+  // arrival seq. Returns false if it was late (then it went to on_late and is not kept).
+  // May process buffered events (and call on_alert) when the watermark moves.
+  bool Push(RecordView event);
+  // Raises the watermark to `t` (never lowers it) and processes what became due.
+  void AdvanceWatermark(int64_t t);
+  // End of input: W = +inf; every buffered event is processed and every pending deadline fires.
+  void Finish() { AdvanceWatermark(kEndOfTime); }
+
+  int64_t watermark() const;
+  const MatcherCounters& counters() const;
+  const Program& program() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil
