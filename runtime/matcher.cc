@@ -347,6 +347,8 @@ Matcher::Matcher(std::shared_ptr<const Program> program, MatcherOptions options,
 Matcher::~Matcher() = default;
 bool Matcher::Push(RecordView event) { return impl_->Push(event); }
 void Matcher::AdvanceWatermark(int64_t t) { impl_->AdvanceTo(t); }
+std::string Matcher::Snapshot() const { return impl_->Snapshot(); }
+bool Matcher::Restore(std::string_view bytes, std::string* error) { return impl_->Restore(bytes, error); }
 int64_t Matcher::watermark() const { return impl_->watermark_; }
 const MatcherCounters& Matcher::counters() const { return impl_->counters_; }
 const Program& Matcher::program() const { return *impl_->program_; }

@@ -123,6 +123,9 @@ class Matcher::Impl {
 
   bool Push(RecordView event);
   void AdvanceTo(int64_t w);
+  std::string Snapshot() const;                                   // matcher_snapshot.cc
+  bool Restore(std::string_view bytes, std::string* error);
+  uint64_t Fingerprint() const;
 
   std::shared_ptr<const Program> program_;
   MatcherOptions options_;

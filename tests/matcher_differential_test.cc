@@ -267,3 +267,127 @@ TEST_CASE("matcher: rules evaluated together give exactly what each gives alone"
 }
 
 }  // namespace vigil
+
+namespace vigil {
+
+TEST_CASE("matcher: snapshot at random points, restore into a fresh matcher, continue: same alerts") {
+  test::RandomRuleGenerator gen(61, {.compilable_only = true});
+  std::mt19937_64 rng(62);
+  int restored = 0, with_alerts = 0;
+  for (int i = 0; i < 500; ++i) {
+    test::RandomRule r = gen.Next();
+    REQUIRE(r.checked);
+    auto compiled = CompileProgram(r.checked);
+    REQUIRE(compiled.status.ok());
+    const auto events = test::RandomEvents(rng, {});
+    const test::RandomStream stream = test::MakeStream(r.schema(), events);
+    const int64_t delay = test::Uniform(rng, 0, 3000);
+    std::vector<std::string> uninterrupted, resumed;
+    auto collect = [](std::vector<std::string>& out) {
+      MatcherCallbacks cb;
+      cb.on_alert = [&out](const Alert& a) {
+        std::vector<int64_t> seqs;
+        for (const AlertEvent& e : a.events) seqs.push_back(e.seq);
+        out.push_back(fmt::format("{} {} {:016x} [{}]", a.key_text, a.detection_ms, a.match_id, fmt::join(seqs, " ")));
+      };
+      return cb;
+    };
+    {
+      Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(uninterrupted));
+      for (const OwnedRecord& rec : stream.records) m.Push(rec.view());
+      m.Finish();
+    }
+    // Two restarts at random points of the same input.
+    const size_t n = stream.records.size();
+    const size_t cut1 = static_cast<size_t>(test::Uniform(rng, 0, static_cast<int64_t>(n)));
+    const size_t cut2 = static_cast<size_t>(test::Uniform(rng, static_cast<int64_t>(cut1), static_cast<int64_t>(n)));
+    std::string bytes;
+    size_t next = 0;
+    for (size_t cut : {cut1, cut2, n}) {
+      Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(resumed));
+      std::string error;
+      if (!bytes.empty()) {
+        REQUIRE_MESSAGE(m.Restore(bytes, &error), error);
+        ++restored;
+      }
+      for (; next < cut; ++next) m.Push(stream.records[next].view());
+      if (cut == n) {
+        m.Finish();
+        break;
+      }
+      bytes = m.Snapshot();
+    }
+    const std::string rule_text = r.text;
+    CAPTURE(rule_text);
+    CHECK(fmt::format("{}", fmt::join(resumed, "\n")) == fmt::format("{}", fmt::join(uninterrupted, "\n")));
+    with_alerts += !uninterrupted.empty();
+  }
+  CHECK(restored > 400);
+  CHECK(with_alerts > 150);
+}
+
+TEST_CASE("matcher: a damaged or foreign snapshot is refused with a reason") {
+  std::string error;
+  auto one = test::CheckRandomRule("rule r {\n  key id\n  within 5s\n  pattern a: E where k == \"a\" -> b: E where k == \"b\"\n}\n", &error);
+  auto two = test::CheckRandomRule("rule r {\n  key id\n  within 5s\n  pattern a: E where k == \"a\" -> b: E where k == \"c\"\n}\n", &error);
+  REQUIRE(one);
+  REQUIRE(two);
+  auto p1 = CompileProgram(one).program;
+  auto p2 = CompileProgram(two).program;
+  std::vector<test::RandomEvent> events = {{"u1", "a", 1, 0}, {"u1", "b", 1, 1000}};
+  const test::RandomStream stream = test::MakeStream(one->schema, events);
+  Matcher m(p1, {}, {});
+  m.Push(stream.records[0].view());
+  std::string bytes = m.Snapshot();
+  {
+    Matcher other(p2, {}, {});
+    CHECK_FALSE(other.Restore(bytes, &error));
+    CHECK(error == "the snapshot was taken with other rules");
+  }
+  {
+    std::string damaged = bytes;
+    damaged[damaged.size() / 2] ^= 0x40;
+    Matcher fresh(p1, {}, {});
+    CHECK_FALSE(fresh.Restore(damaged, &error));
+    CHECK(!error.empty());
+    CHECK_FALSE(fresh.Restore("garbage", &error));
+  }
+  Matcher fresh(p1, {}, {});
+  REQUIRE(fresh.Restore(bytes, &error));
+  CHECK(fresh.counters().events_buffered == 1);   // time 0 waits for the watermark
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on a later event; late events are counted and handed over") {
+  std::string error;
+  auto rules = test::CheckRandomRule(
+      "rule r {\n  key id\n  pattern a: E where k == \"a\" -> no m: E where k == \"m\" within 5s\n"
+      "  emit { who: key }\n}\n", &error);
+  REQUIRE_MESSAGE(rules, error);
+  auto program = CompileProgram(rules).program;
+  REQUIRE(program);
+  std::vector<test::RandomEvent> events = {{"u1", "a", 0, 0}, {"u2", "a", 0, 1000}, {"u2", "m", 0, 3000},
+                                           {"u1", "x", 0, 900}};
+  const test::RandomStream stream = test::MakeStream(rules->schema, events);
+  std::vector<std::string> alerts, late;
+  MatcherCallbacks cb;
+  cb.on_alert = [&](const Alert& a) { alerts.push_back(fmt::format("{}@{}", a.key_text, a.detection_ms)); };
+  cb.on_late = [&](RecordView, int64_t seq) { late.push_back(fmt::format("seq {}", seq)); };
+  Matcher m(program, {.bounded_out_of_orderness_ms = -1}, cb);   // watermark only by API
+  for (int i = 0; i < 3; ++i) CHECK(m.Push(stream.records[static_cast<size_t>(i)].view()));
+  m.AdvanceWatermark(4999);
+  CHECK(alerts.empty());          // u1's deadline is 5000 (inclusive window)
+  m.AdvanceWatermark(5000);       // no event of u1 ever comes again: the timer fires
+  CHECK(alerts == std::vector<std::string>{"\"u1\"@5000"});
+  CHECK_FALSE(m.Push(stream.records[3].view()));   // time 900 <= watermark 5000: late
+  CHECK(late == std::vector<std::string>{"seq 3"});
+  CHECK(m.counters().events_late == 1);
+  m.Finish();
+  CHECK(alerts.size() == 1);      // u2 saw its `m` within 5 s
+  CHECK(m.counters().keys_live == 0);
+}
+
+}  // namespace vigil
