@@ -14,6 +14,7 @@
 #include <hs.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <span>
@@ -298,6 +299,28 @@ std::string SettingsText(std::span<const PredicateSetting> settings) {
   return out;
 }
 
+// The defaults of every predicate the fields `field_ids` of one type cover, as one range.
+TypeDefaults TypeDefaultsOf(const StringIndex& index, const std::vector<int32_t>& field_ids) {
+  TypeDefaults out;
+  int32_t lo = INT32_MAX, hi = -1;
+  for (int32_t f : field_ids) {
+    for (const PredicateSetting& d : index.fields[static_cast<size_t>(f)].defaults) {
+      lo = std::min(lo, d.predicate);
+      hi = std::max(hi, d.predicate);
+    }
+  }
+  if (hi < 0) return out;
+  out.first = lo;
+  out.values.assign(static_cast<size_t>(hi - lo + 1), PredicateTruth::kUndecided);
+  for (int32_t f : field_ids) {
+    for (const PredicateSetting& d : index.fields[static_cast<size_t>(f)].defaults) {
+      out.values[static_cast<size_t>(d.predicate - lo)] =
+          d.value ? PredicateTruth::kTrue : PredicateTruth::kFalse;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 StringIndex BuildStringIndex(const Program& program, const StringIndexOptions& options) {
@@ -330,6 +353,9 @@ StringIndex BuildStringIndex(const Program& program, const StringIndexOptions& o
     }
     index.fields_by_type[static_cast<size_t>(key.first)].push_back(id);
     index.fields.push_back(std::move(field));
+  }
+  for (size_t type = 0; type < index.fields_by_type.size(); ++type) {
+    index.defaults_by_type.push_back(TypeDefaultsOf(index, index.fields_by_type[type]));
   }
   return index;
 }

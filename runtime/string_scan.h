@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "nfa/string_index.h"
@@ -30,8 +31,6 @@
 struct hs_scratch;
 
 namespace vigil {
-
-enum class PredicateTruth : uint8_t { kUndecided = 0, kFalse = 1, kTrue = 2 };
 
 // The truth values of a Program's predicates for one event, indexed by predicate id. Sized once
 // (allocates in the constructor only); Clear() per event is one memset.
@@ -43,7 +42,7 @@ class PredicateValues {
   void Clear() { std::fill(values_.begin(), values_.end(), PredicateTruth::kUndecided); }
   PredicateTruth Get(int32_t predicate) const { return values_[static_cast<size_t>(predicate)]; }
   void Set(int32_t predicate, bool value) {
-    values_[static_cast<size_t>(predicate)] = value ? PredicateTruth::kTrue : PredicateTruth::kFalse;
+    values_[static_cast<size_t>(predicate)] = static_cast<PredicateTruth>(1 + int{value});
   }
   size_t size() const { return values_.size(); }
   std::span<PredicateTruth> values() { return values_; }
@@ -71,13 +70,17 @@ class StringScanner {
 
   // Decides every predicate `index` covers for the event type of `event` and writes it into
   // `out` (which must have one entry per predicate of the Program the index was built from).
-  // Touches no other entry. Allocates nothing if Prepare(index) succeeded (otherwise it sizes
-  // the scratch on first use). If a scan fails (scratch could not be allocated), the predicates
-  // of that field stay undecided, so the engine falls back to the interpreter.
+  // Call it first for an event, before deciding any predicate: it overwrites the range
+  // index.defaults_by_type[type] (one memcpy), setting the uncovered predicates in that range to
+  // kUndecided; entries outside the range are not touched. Allocates nothing if Prepare(index)
+  // succeeded (otherwise it sizes the scratch on first use). If a scan fails (scratch could not
+  // be allocated), the predicates of that field are left undecided, so the engine falls back to
+  // the interpreter.
   void Scan(const StringIndex& index, RecordView event, PredicateValues& out);
 
  private:
   void ScanField(const StringFieldIndex& field, RecordView event, PredicateValues& out);
+  bool ScanOnce(const StringFieldIndex& field, std::string_view text, PredicateValues& out);
 
   hs_scratch* scratch_ = nullptr;
   bool ok_ = true;

@@ -7,6 +7,7 @@
 // random events, every predicate the scanner decides must have the value ExprEvaluator gives its
 // program. Also: N distinct constants on one field make one database covering all N, the dump of
 // a small index, what is not covered, the per-field threshold, and that a scan allocates nothing.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <random>
@@ -239,6 +240,13 @@ TEST_CASE("string index: N distinct constants on one field make one database for
   int true_count = 0;
   for (int p = 0; p < kN; ++p) true_count += values.Get(p) == PredicateTruth::kTrue;
   CHECK(true_count == 1);
+  CHECK(values.Get(17) == PredicateTruth::kTrue);
+
+  // Without Prepare the scanner sizes its scratch on first use, with the same result.
+  StringScanner unprepared;
+  PredicateValues values2(program->predicates.size());
+  unprepared.Scan(index, e.view(), values2);
+  CHECK(std::equal(values.values().begin(), values.values().end(), values2.values().begin()));
 }
 
 TEST_CASE("string index: dump of shared patterns, negation and constants") {
