@@ -222,6 +222,7 @@ class FieldBuilder {
     field_.defaults.push_back({predicate, test.negated});
     const PredicateSetting on_match{predicate, !test.negated};
     if (test.kind == TestKind::kRegex) {
+      ++regexes_;
       AddTarget(test.regex, kRegexFlags, on_match);
       return;
     }
@@ -233,7 +234,11 @@ class FieldBuilder {
     }
   }
 
-  int predicates() const { return predicates_; }
+  // Whether one scan is cheaper than interpreting the predicates one by one: enough of them,
+  // or a regex (the interpreter scans for it anyway).
+  bool Worthwhile(const StringIndexOptions& options) const {
+    return predicates_ >= options.min_predicates_per_field || regexes_ > 0;
+  }
 
   // Compiles the database; on failure returns the message and leaves `out` untouched.
   std::optional<std::string> Finish(StringFieldIndex& out);
@@ -253,6 +258,7 @@ class FieldBuilder {
   std::map<std::pair<std::string, unsigned>, size_t> ids_;
   std::vector<std::vector<PredicateSetting>> targets_;   // by pattern id
   int predicates_ = 0;
+  int regexes_ = 0;
 };
 
 std::optional<std::string> FieldBuilder::Finish(StringFieldIndex& out) {
@@ -340,7 +346,7 @@ StringIndex BuildStringIndex(const Program& program, const StringIndexOptions& o
                                                                        *test);
   }
   for (auto& [key, builder] : builders) {
-    if (builder.predicates() < options.min_predicates_per_field) continue;
+    if (!builder.Worthwhile(options)) continue;
     StringFieldIndex field;
     if (std::optional<std::string> error = builder.Finish(field)) {
       index.problems.push_back(fmt::format("event type {} slot {}: Hyperscan: {}", key.first,

@@ -4,8 +4,9 @@
 //   Equals:   merchant == "merchant-<i>"
 //   In:       merchant in ["m<i>-a", "m<i>-b", "m<i>-c"]
 //   Contains: contains(merchant, "tok<i>-")
+//   Matches:  merchant matches "tok<i>-[xy] "   (up to 100)
 // over 64 rotating events whose merchant matches about one predicate in two (Equals, In) or
-// carries two tokens (Contains). Both variants clear a PredicateValues and fill it, as the
+// carries two tokens (Contains, Matches). Both variants clear a PredicateValues and fill it, as the
 // engine's per-event memo would. Figures and the command are in perf/README.md.
 #include <benchmark/benchmark.h>
 
@@ -26,13 +27,14 @@
 namespace vigil {
 namespace {
 
-enum Kind { kEquals, kIn, kContains };
+enum Kind { kEquals, kIn, kContains, kMatches };
 
 std::string Condition(Kind kind, int i) {
   switch (kind) {
     case kEquals: return fmt::format("merchant == \"merchant-{}\"", i);
     case kIn: return fmt::format("merchant in [\"m{0}-a\", \"m{0}-b\", \"m{0}-c\"]", i);
     case kContains: return fmt::format("contains(merchant, \"tok{}-\")", i);
+    case kMatches: return fmt::format("merchant matches \"tok{}-[xy] \"", i);
   }
   return "";
 }
@@ -42,7 +44,8 @@ std::string Merchant(Kind kind, int n, int k) {
   switch (kind) {
     case kEquals: return fmt::format("merchant-{}", i);
     case kIn: return fmt::format("m{}-{}", i, "abc"[k % 3]);
-    case kContains: return fmt::format("shop tok{}-x tok{}-y online", i, (i + 1) % (2 * n));
+    case kContains:
+    case kMatches: return fmt::format("shop tok{}-x tok{}-y online", i, (i + 1) % (2 * n));
   }
   return "";
 }
@@ -142,6 +145,8 @@ void BM_InterpretIn(benchmark::State& s) { RunInterpreter(s, kIn); }
 void BM_ScanIn(benchmark::State& s) { RunScan(s, kIn); }
 void BM_InterpretContains(benchmark::State& s) { RunInterpreter(s, kContains); }
 void BM_ScanContains(benchmark::State& s) { RunScan(s, kContains); }
+void BM_InterpretMatches(benchmark::State& s) { RunInterpreter(s, kMatches); }
+void BM_ScanMatches(benchmark::State& s) { RunScan(s, kMatches); }
 
 #define VIGIL_SIZES ->Arg(1)->Arg(2)->Arg(4)->Arg(10)->Arg(100)->Arg(1000)
 BENCHMARK(BM_InterpretEquals) VIGIL_SIZES;
@@ -150,6 +155,8 @@ BENCHMARK(BM_InterpretIn) VIGIL_SIZES;
 BENCHMARK(BM_ScanIn) VIGIL_SIZES;
 BENCHMARK(BM_InterpretContains) VIGIL_SIZES;
 BENCHMARK(BM_ScanContains) VIGIL_SIZES;
+BENCHMARK(BM_InterpretMatches)->Arg(1)->Arg(2)->Arg(4)->Arg(10)->Arg(100);
+BENCHMARK(BM_ScanMatches)->Arg(1)->Arg(2)->Arg(4)->Arg(10)->Arg(100);
 #undef VIGIL_SIZES
 
 }  // namespace

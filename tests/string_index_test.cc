@@ -344,6 +344,10 @@ TEST_CASE("string index: a field below the threshold is left to the interpreter"
   const StringIndex all = BuildStringIndex(*program, options);
   CHECK(all.fields.size() == 3);
   CHECK(all.fields_by_type[1].size() == 1);
+  // With the default threshold, a lone equality is left alone but a lone regex is indexed (the
+  // interpreter would run a Hyperscan scan for it anyway).
+  CHECK_FALSE(BuildStringIndex(*Compile(Rules({R"(s == "a")"}))).Covers(0));
+  CHECK(BuildStringIndex(*Compile(Rules({R"(s matches "^a")"}))).Covers(0));
 }
 
 TEST_CASE("string index: steady-state scan allocates nothing") {
