@@ -78,6 +78,9 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
     for (const ExprProgram& e : r.emit) evaluator_.Prepare(e);
     for (const ExprProgram& e : r.timeout_emit) evaluator_.Prepare(e);
   }
+  strings_ = BuildStringIndex(*program_);
+  scanner_ = std::make_unique<StringScanner>(strings_);
+  scanned_ = PredicateValues(program_->predicates.size());
   pred_epoch_.assign(program_->predicates.size(), 0);
   pred_value_.assign(program_->predicates.size(), 0);
   counters_.alerts_per_rule.assign(program_->rules.size(), 0);
@@ -230,6 +233,9 @@ void Matcher::Impl::Release(EventStore::Handle h) {
   type_ = record_.type_id();
   ++counters_.events_processed;
   ++epoch_;   // the per-event predicate cache
+  if (static_cast<size_t>(type_) < strings_.fields_by_type.size() &&
+      !strings_.fields_by_type[static_cast<size_t>(type_)].empty())
+    scanner_->Scan(strings_, record_, scanned_);
   for (const SpecUse& use : by_type_[static_cast<size_t>(type_)]) {
     const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
     EncodeKey(record_, spec, use.spec);

@@ -16,6 +16,7 @@
 
 #include "runtime/event_store.h"
 #include "runtime/matcher.h"
+#include "runtime/string_scan.h"
 
 namespace vigil {
 
@@ -209,6 +210,11 @@ class Matcher::Impl {
   int64_t now_ = 0;          // its time (or the timer instant)
   uint64_t ord_ = 0;
   int32_t type_ = -1;
+
+  // String predicates of all rules: one Hyperscan scan per indexed field and event.
+  StringIndex strings_;
+  std::unique_ptr<StringScanner> scanner_;
+  PredicateValues scanned_;
 
   // Per-step scratch (kept across calls: no allocation in steady state).
   ExprEvaluator evaluator_;

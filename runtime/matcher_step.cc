@@ -142,6 +142,10 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
   const size_t i = static_cast<size_t>(p);
   const ExprProgram& program = program_->predicates[i].program;
   if (!pred_uses_vars_[i]) {
+    if (strings_.field_of_predicate[i] >= 0) {   // decided by this event's string scan
+      const PredicateTruth t = scanned_.Get(p);
+      if (t != PredicateTruth::kUndecided) return t == PredicateTruth::kTrue;
+    }
     if (pred_epoch_[i] != epoch_) {
       EvalInput input;
       input.event = record_;
