@@ -125,7 +125,7 @@ void Matcher::Impl::MarkMatchedCopies(bool at_timer) {
 // partial match before its extensions (it is reached first in preference order), otherwise run
 // order. A partial whose events a run waiting for a trailing absence also holds is dropped: that
 // run is a complete match pending its deadline; so is one whose events a preferred, still live
-// partial match holds (M8 keeps only the preferred one).
+// partial match holds that can still time out (M8 keeps only the preferred one).
 void Matcher::Impl::OrderTimeouts(size_t from) {
   size_t kept = from;
   for (size_t i = from; i < pending_.size(); ++i) {
@@ -136,7 +136,8 @@ void Matcher::Impl::OrderTimeouts(size_t from) {
       // A copy waiting for its trailing absence is a complete match pending; a preferred copy
       // still alive is the one M8 keeps if it times out too (the engine bets that it will).
       complete = S(r.state).kind == StateKind::kAbsence ||
-                 Prefer(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_}, p);
+                 (r.expiry != kNever &&
+                  Prefer(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_}, p));
     }
     if (complete) {
       ReleaseNode(p.node);
