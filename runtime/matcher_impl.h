@@ -62,6 +62,7 @@ struct KeyState {
   std::vector<Run> runs;          // grouped by nothing: per rule, in (start, preference) order
   std::string text;               // key components as FormatValue prints them (lazy)
   bool in_use = false;
+  bool referenced = false;        // touched since the CLOCK hand last passed (max_keys)
 };
 
 // Rules with identical key fields share key states.
@@ -144,6 +145,7 @@ class Matcher::Impl {
   void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
   uint32_t CreateKey(int32_t spec);
   void FreeKey(uint32_t k);
+  void EvictIdleKey();
   void WriteBack(uint32_t k);
   void Schedule(uint32_t k);
   const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
@@ -203,6 +205,7 @@ class Matcher::Impl {
   int64_t next_seq_ = 0;
   uint64_t next_ord_ = 0;
   uint64_t next_key_serial_ = 0;
+  size_t clock_hand_ = 0;
 
   // The event being processed.
   EventStore::Handle event_ = 0;
