@@ -65,15 +65,20 @@ class LineOutput {
   bool Open(const std::string& path) {
     name_ = path == "-" ? "<stdout>" : path.empty() ? "<stderr>" : path;
     if (path == "-") {
+      // Several outputs may be stdout; its buffer is set once and lives as long as the process.
+      static char stdout_buffer[kBufferBytes];
+      static const bool buffered = std::setvbuf(stdout, stdout_buffer, _IOFBF, kBufferBytes) == 0;
+      (void)buffered;
       file_ = stdout;
-    } else if (path.empty()) {
+      return true;
+    }
+    if (path.empty()) {
       file_ = stderr;
       return true;   // stays unbuffered, interleaves with the summary in order
-    } else {
-      file_ = std::fopen(path.c_str(), "wb");
-      if (!file_) return false;
-      owned_ = true;
     }
+    file_ = std::fopen(path.c_str(), "wb");
+    if (!file_) return false;
+    owned_ = true;
     buffer_ = std::make_unique<char[]>(kBufferBytes);
     std::setvbuf(file_, buffer_.get(), _IOFBF, kBufferBytes);
     return true;
