@@ -9,9 +9,9 @@
 // Nothing is dropped silently: an event whose time is at or below the watermark when it arrives
 // is written to --late, an input line or message that cannot be decoded to --dead-letter, each
 // as a JSON line with its reason; both default to stderr. A rule the engine cannot run yet (a
-// construct the compiler rejects as unsupported, or a windowed aggregate / `when` rule, W501) is
-// reported as a warning at its file:line:col and the other rules run; a run with no rule left is
-// an error. At the end a summary goes to stderr (unless --quiet): events read, decoded, late,
+// construct the compiler rejects as unsupported, a windowed aggregate, a `when` rule) is reported
+// as a one-line W501 warning at its file:line:col and the other rules run; a run with no rule
+// left is an error. At the end a summary goes to stderr (unless --quiet): events read, decoded, late,
 // dead letters, alerts and suppressed alerts per rule, elapsed time and throughput.
 //
 // The read loop allocates nothing per event: the input is read in 1 MiB chunks into one buffer
@@ -232,10 +232,11 @@ LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
       if (!quiet) {
         Diagnostic d{Severity::kWarning, "W501",
                      fmt::format("rule '{}' is not run: {}", rule.name, loaded.not_run[index]),
-                     "the other rules run; this one produces no alerts",
+                     "",
                      problem.span.file >= 0 ? problem.span : rule.span};
+        // One line per rule (file:line:col: warning W501: ...): `vigil check` shows the source.
         const std::string text = RenderText(checked.sources, d);
-        std::fwrite(text.data(), 1, text.size(), stderr);
+        fmt::print(stderr, "{}\n", std::string_view(text).substr(0, text.find('\n')));
       }
     }
     compiled = CompileProgram(rules);
