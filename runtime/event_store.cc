@@ -126,4 +126,15 @@ EventStore::Handle ReorderBuffer::Pop() {
   return h;
 }
 
+std::vector<EventStore::Handle> ReorderBuffer::InOrder() const {
+  ReorderBuffer copy(store_);
+  copy.ring_ = ring_;
+  copy.ring_head_ = ring_head_;
+  copy.ring_size_ = ring_size_;
+  copy.heap_ = heap_;
+  std::vector<EventStore::Handle> out;
+  while (!copy.empty()) out.push_back(copy.Pop());
+  return out;
+}
+
 }  // namespace vigil

@@ -41,6 +41,15 @@ class EventStore {
   uint64_t ord(Handle h) const { return slots_[h].ord; }
   void set_ord(Handle h, uint64_t ord) { slots_[h].ord = ord; }
 
+  uint32_t refs(Handle h) const { return slots_[h].refs; }
+  void set_refs(Handle h, uint32_t refs) { slots_[h].refs = refs; }
+  // Every live handle (for snapshots).
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (Handle h = 0; h < slots_.size(); ++h)
+      if (slots_[h].image != nullptr) f(h);
+  }
+
   size_t live() const { return live_; }
   size_t bytes_reserved() const;
 
@@ -81,6 +90,8 @@ class ReorderBuffer {
   // The earliest event by (time, seq); the buffer must not be empty.
   EventStore::Handle Top() const;
   EventStore::Handle Pop();
+  // The buffered events in release order (for snapshots; not a hot path).
+  std::vector<EventStore::Handle> InOrder() const;
 
  private:
   bool Less(EventStore::Handle a, EventStore::Handle b) const {
