@@ -13,7 +13,9 @@
 namespace vigil {
 namespace {
 
-void Append(fmt::memory_buffer& out, std::string_view s) { out.append(s.data(), s.data() + s.size()); }
+void Append(fmt::memory_buffer& out, std::string_view s) {
+  out.append(s.data(), s.data() + s.size());
+}
 
 // Length of the well-formed UTF-8 sequence at `p` (RFC 3629 table 3-7), 0 if it is not one.
 size_t Utf8SequenceLength(const unsigned char* p, size_t left) {
@@ -24,7 +26,7 @@ size_t Utf8SequenceLength(const unsigned char* p, size_t left) {
   if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
   if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
   if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;   // no surrogates
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;  // no surrogates
   if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
   if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
   if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
@@ -79,10 +81,18 @@ void AppendJsonFloat(fmt::memory_buffer& out, double f) {
 void AppendJsonScalar(fmt::memory_buffer& out, ScalarType type, int64_t i, double f,
                       std::string_view s) {
   switch (type) {
-    case ScalarType::kString: AppendJsonString(out, s); return;
-    case ScalarType::kInt: fmt::format_to(std::back_inserter(out), "{}", i); return;
-    case ScalarType::kFloat: AppendJsonFloat(out, f); return;
-    case ScalarType::kBool: Append(out, i != 0 ? "true" : "false"); return;
+    case ScalarType::kString:
+      AppendJsonString(out, s);
+      return;
+    case ScalarType::kInt:
+      fmt::format_to(std::back_inserter(out), "{}", i);
+      return;
+    case ScalarType::kFloat:
+      AppendJsonFloat(out, f);
+      return;
+    case ScalarType::kBool:
+      Append(out, i != 0 ? "true" : "false");
+      return;
     case ScalarType::kTimestamp:
       out.push_back('"');
       AppendRfc3339(out, i);
@@ -124,7 +134,7 @@ void AppendMessageFloat(fmt::memory_buffer& out, double f) {
   out.resize(end);
   if (out.size() - start == 2 && out[start] == '-' && out[start + 1] == '0') {
     out.resize(start);
-    out.push_back('0');   // -0.001 rounds to "-0": print "0"
+    out.push_back('0');  // -0.001 rounds to "-0": print "0"
   }
 }
 
@@ -153,7 +163,7 @@ void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
   out.push_back('"');
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
-  size_t run = 0;   // start of the pending run of bytes copied as they are
+  size_t run = 0;  // start of the pending run of bytes copied as they are
   auto flush = [&](size_t i) { out.append(text.data() + run, text.data() + i); };
   for (size_t i = 0; i < n;) {
     const unsigned char c = p[i];
@@ -164,8 +174,8 @@ void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
     if (c >= 0x80) {
       const size_t len = Utf8SequenceLength(p + i, n - i);
       // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
-      const bool line_separator = len == 3 && c == 0xE2 && p[i + 1] == 0x80 &&
-                                  (p[i + 2] == 0xA8 || p[i + 2] == 0xA9);
+      const bool line_separator =
+          len == 3 && c == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9);
       if (len != 0 && !line_separator) {
         i += len;
         continue;
@@ -183,14 +193,30 @@ void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
     }
     flush(i);
     switch (c) {
-      case '"': Append(out, "\\\""); break;
-      case '\\': Append(out, "\\\\"); break;
-      case '\n': Append(out, "\\n"); break;
-      case '\t': Append(out, "\\t"); break;
-      case '\r': Append(out, "\\r"); break;
-      case '\b': Append(out, "\\b"); break;
-      case '\f': Append(out, "\\f"); break;
-      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", c); break;
+      case '"':
+        Append(out, "\\\"");
+        break;
+      case '\\':
+        Append(out, "\\\\");
+        break;
+      case '\n':
+        Append(out, "\\n");
+        break;
+      case '\t':
+        Append(out, "\\t");
+        break;
+      case '\r':
+        Append(out, "\\r");
+        break;
+      case '\b':
+        Append(out, "\\b");
+        break;
+      case '\f':
+        Append(out, "\\f");
+        break;
+      default:
+        fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        break;
     }
     ++i;
     run = i;
@@ -210,8 +236,8 @@ void AppendRfc3339(fmt::memory_buffer& out, int64_t millis) {
   unsigned month, day;
   CivilFromDays(days, &year, &month, &day);
   const int64_t secs = rem / 1000;
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year,
-                 month, day, secs / 3600, secs / 60 % 60, secs % 60, rem % 1000);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, month,
+                 day, secs / 3600, secs / 60 % 60, secs % 60, rem % 1000);
 }
 
 void AppendJsonValue(fmt::memory_buffer& out, const ExprValue& value) {
@@ -264,15 +290,24 @@ void AppendMessageValue(fmt::memory_buffer& out, const ExprValue& value) {
 
 std::string_view DecodeCodeName(DecodeCode code) {
   switch (code) {
-    case DecodeCode::kOk: return "ok";
-    case DecodeCode::kMalformed: return "malformed";
-    case DecodeCode::kNotAnObject: return "not_an_object";
-    case DecodeCode::kNoDiscriminator: return "no_discriminator";
-    case DecodeCode::kUnknownType: return "unknown_type";
-    case DecodeCode::kMissingField: return "missing_field";
-    case DecodeCode::kWrongType: return "wrong_type";
-    case DecodeCode::kBadValue: return "bad_value";
-    case DecodeCode::kDuplicateField: return "duplicate_field";
+    case DecodeCode::kOk:
+      return "ok";
+    case DecodeCode::kMalformed:
+      return "malformed";
+    case DecodeCode::kNotAnObject:
+      return "not_an_object";
+    case DecodeCode::kNoDiscriminator:
+      return "no_discriminator";
+    case DecodeCode::kUnknownType:
+      return "unknown_type";
+    case DecodeCode::kMissingField:
+      return "missing_field";
+    case DecodeCode::kWrongType:
+      return "wrong_type";
+    case DecodeCode::kBadValue:
+      return "bad_value";
+    case DecodeCode::kDuplicateField:
+      return "duplicate_field";
   }
   return "unknown";
 }
@@ -334,8 +369,9 @@ std::string_view AlertWriter::Format(const Alert& alert) {
   out.clear();
   Append(out, "{\"rule\":");
   AppendJsonString(out, rule.name);
-  fmt::format_to(std::back_inserter(out), ",\"version\":{},\"severity\":\"{}\",\"kind\":\"{}\",\"key\":",
-                 rule.meta.version, RuleSeverityName(rule.meta.severity),
+  fmt::format_to(std::back_inserter(out),
+                 ",\"version\":{},\"severity\":\"{}\",\"kind\":\"{}\",\"key\":", rule.meta.version,
+                 RuleSeverityName(rule.meta.severity),
                  alert.kind == AlertKind::kMatch ? "match" : "timeout");
   if (alert.key.size() == 1) {
     AppendJsonValue(out, alert.key[0]);
@@ -398,8 +434,9 @@ std::string_view RejectWriter::FormatLate(RecordView event, int64_t seq, int64_t
   line_.clear();
   fmt::format_to(std::back_inserter(line_), "{{\"reason\":\"late\",\"seq\":{},\"time\":\"", seq);
   AppendRfc3339(line_, event.event_time());
-  fmt::format_to(std::back_inserter(line_), "\",\"time_ms\":{},\"watermark_ms\":{},\"event\":",
-                 event.event_time(), watermark_ms);
+  fmt::format_to(std::back_inserter(line_),
+                 "\",\"time_ms\":{},\"watermark_ms\":{},\"event\":", event.event_time(),
+                 watermark_ms);
   const int type = event.type_id();
   if (type >= 0 && static_cast<size_t>(type) < schema_.types.size()) {
     AppendJsonRecord(line_, schema_.types[static_cast<size_t>(type)], event);

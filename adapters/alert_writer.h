@@ -94,7 +94,7 @@ class AlertWriter {
   // part is text; -2: the timeout fields do not have it).
   struct RuleInfo {
     std::vector<int> timeout_field_of_part;
-    bool timeout_message = false;   // every template field exists among the timeout fields
+    bool timeout_message = false;  // every template field exists among the timeout fields
   };
   bool AppendMessage(fmt::memory_buffer& out, const Alert& alert) const;
 

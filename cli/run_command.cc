@@ -11,8 +11,8 @@
 // as a JSON line with its reason; both default to stderr. A rule the engine cannot run yet (a
 // construct the compiler rejects as unsupported, a windowed aggregate, a `when` rule) is reported
 // as a one-line W501 warning at its file:line:col and the other rules run; a run with no rule
-// left is an error. At the end a summary goes to stderr (unless --quiet): events read, decoded, late,
-// dead letters, alerts and suppressed alerts per rule, elapsed time and throughput.
+// left is an error. At the end a summary goes to stderr (unless --quiet): events read, decoded,
+// late, dead letters, alerts and suppressed alerts per rule, elapsed time and throughput.
 //
 // The read loop allocates nothing per event: the input is read in 1 MiB chunks into one buffer
 // (grown only for a line longer than it), JSON lines are handed to the decoder in place with the
@@ -51,8 +51,8 @@ struct RunOptions {
   std::string input;
   std::string format = "json";
   std::string out = "-";
-  std::string late;          // empty: stderr
-  std::string dead_letter;   // empty: stderr
+  std::string late;         // empty: stderr
+  std::string dead_letter;  // empty: stderr
   std::string out_of_orderness = "0s";
   bool no_suppress = false;
   bool quiet = false;
@@ -74,7 +74,7 @@ class LineOutput {
     }
     if (path.empty()) {
       file_ = stderr;
-      return true;   // stays unbuffered, interleaves with the summary in order
+      return true;  // stays unbuffered, interleaves with the summary in order
     }
     file_ = std::fopen(path.c_str(), "wb");
     if (!file_) return false;
@@ -171,17 +171,17 @@ class ChunkReader {
 };
 
 struct RunStats {
-  uint64_t read = 0;          // lines (non-blank) or messages
+  uint64_t read = 0;  // lines (non-blank) or messages
   uint64_t decoded = 0;
   uint64_t dead_letters = 0;
   uint64_t late = 0;
-  std::vector<uint64_t> alerts;   // per rule, after suppress
+  std::vector<uint64_t> alerts;  // per rule, after suppress
 };
 
 // The rules that run and the notes about the ones that do not.
 struct LoadedProgram {
   std::shared_ptr<const Program> program;
-  std::vector<std::string> not_run;   // per rule: "" runs, else why not
+  std::vector<std::string> not_run;  // per rule: "" runs, else why not
 };
 
 // The compiler's message without its "rule 'NAME': " prefix (the caller names the rule).
@@ -231,8 +231,7 @@ LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
       loaded.not_run[index] = WithoutRulePrefix(problem);
       if (!quiet) {
         Diagnostic d{Severity::kWarning, "W501",
-                     fmt::format("rule '{}' is not run: {}", rule.name, loaded.not_run[index]),
-                     "",
+                     fmt::format("rule '{}' is not run: {}", rule.name, loaded.not_run[index]), "",
                      problem.span.file >= 0 ? problem.span : rule.span};
         // One line per rule (file:line:col: warning W501: ...): `vigil check` shows the source.
         const std::string text = RenderText(checked.sources, d);
@@ -345,7 +344,7 @@ bool ReadJsonLines(ChunkReader& in, JsonDecoder& decoder, RecordBuilder& builder
       if (in.Fill(limit + 1)) continue;
       if (in.eof()) {
         if (!in.error().empty()) return false;
-        continue;   // scan again: what is left is the last line
+        continue;  // scan again: what is left is the last line
       }
       {
         // The buffer is at the limit and holds no newline: the line is too long.
@@ -360,8 +359,8 @@ bool ReadJsonLines(ChunkReader& in, JsonDecoder& decoder, RecordBuilder& builder
           end_of_line = std::memchr(in.data() + in.begin, '\n', in.end - in.begin);
         }
         if (end_of_line != nullptr) {
-          const size_t rest = static_cast<size_t>(static_cast<const char*>(end_of_line) -
-                                                  (in.data() + in.begin));
+          const size_t rest =
+              static_cast<size_t>(static_cast<const char*>(end_of_line) - (in.data() + in.begin));
           skipped += rest;
           in.begin += rest + 1;
         }
@@ -397,7 +396,7 @@ bool ReadJsonLines(ChunkReader& in, JsonDecoder& decoder, RecordBuilder& builder
 // the input becomes one dead letter (its first KiB in the line) and reading stops.
 bool ReadMsgpack(ChunkReader& in, MsgpackDecoder& decoder, RecordBuilder& builder, Runner& run,
                  size_t limit) {
-  uint64_t consumed_before = 0;   // input offset of in.data()[0]
+  uint64_t consumed_before = 0;  // input offset of in.data()[0]
   while (true) {
     if (in.begin == in.end) {
       consumed_before += in.begin;
@@ -440,8 +439,8 @@ bool ReadMsgpack(ChunkReader& in, MsgpackDecoder& decoder, RecordBuilder& builde
       in.begin = in.end;
     }
     DecodeStatus dead = status;
-    dead.message = fmt::format("{}; the remaining {} bytes of the input are skipped", status.message,
-                               skipped);
+    dead.message =
+        fmt::format("{}; the remaining {} bytes of the input are skipped", status.message, skipped);
     run.DeadMessage(dead, at, rest);
     return in.error().empty();
   }
@@ -449,7 +448,8 @@ bool ReadMsgpack(ChunkReader& in, MsgpackDecoder& decoder, RecordBuilder& builde
 
 std::string WithThousands(uint64_t n) {
   std::string digits = std::to_string(n);
-  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(static_cast<size_t>(i), ",");
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3)
+    digits.insert(static_cast<size_t>(i), ",");
   return digits;
 }
 
@@ -468,8 +468,19 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
              "({} suppressed); {:.3f} s, {} events/s\n",
              s.read, s.decoded, s.late, s.dead_letters, alerts, suppressed, seconds,
              WithThousands(static_cast<uint64_t>(rate)));
-  fmt::print(stderr, "  matcher: {} processed, {} of types no rule uses, {} runs started, {} evicted, {} keys\n",
-             c.events_processed, c.events_ignored, c.runs_started, c.runs_evicted, c.keys_created);
+  fmt::print(stderr, "  matcher: {} events processed, {} of types no rule uses, {} keys",
+             c.events_processed, c.events_ignored, c.keys_created);
+  // What the matcher's limits dropped (runtime/matcher.h, MatcherOptions), when anything.
+  const std::pair<uint64_t, const char*> dropped[] = {
+      {c.runs_evicted, "partial matches evicted"},
+      {c.runs_rejected, "partial matches rejected"},
+      {c.keys_evicted, "keys evicted"},
+      {c.keys_rejected, "keys rejected"},
+      {c.watermark_forced, "watermark advances forced"}};
+  for (const auto& [n, what] : dropped) {
+    if (n > 0) fmt::print(stderr, ", {} {}", n, what);
+  }
+  fmt::print(stderr, "\n");
   size_t width = 4;
   for (const CheckedRule& rule : program.checked->rules) width = std::max(width, rule.name.size());
   for (size_t r = 0; r < program.checked->rules.size(); ++r) {
@@ -486,7 +497,8 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
 int Run(const RunOptions& options) {
   const std::optional<int64_t> delay = ParseOutOfOrderness(options.out_of_orderness);
   if (!delay) {
-    fmt::print(stderr, "vigil run: --out-of-orderness: invalid duration '{}' (e.g. 5s, 250ms, none)\n",
+    fmt::print(stderr,
+               "vigil run: --out-of-orderness: invalid duration '{}' (e.g. 5s, 250ms, none)\n",
                options.out_of_orderness);
     return kExitUsage;
   }

@@ -50,7 +50,7 @@ struct TestOptions {
 struct GotAlert {
   AlertKind kind = AlertKind::kMatch;
   int64_t detection_ms = 0;
-  std::vector<std::pair<std::string, std::optional<Value>>> fields;   // nullopt: no value
+  std::vector<std::pair<std::string, std::optional<Value>>> fields;  // nullopt: no value
 };
 
 struct Counts {
@@ -75,12 +75,18 @@ std::string Where(const SourceSet& sources, SourceSpan span) {
 
 Value ScalarToValue(ScalarType type, int64_t i, double f, std::string_view s) {
   switch (type) {
-    case ScalarType::kString: return Value::String(std::string(s));
-    case ScalarType::kInt: return Value::Int(i);
-    case ScalarType::kFloat: return Value::Float(f);
-    case ScalarType::kBool: return Value::Bool(i != 0);
-    case ScalarType::kTimestamp: return Value::Timestamp(i);
-    case ScalarType::kDuration: return Value::Duration(i);
+    case ScalarType::kString:
+      return Value::String(std::string(s));
+    case ScalarType::kInt:
+      return Value::Int(i);
+    case ScalarType::kFloat:
+      return Value::Float(f);
+    case ScalarType::kBool:
+      return Value::Bool(i != 0);
+    case ScalarType::kTimestamp:
+      return Value::Timestamp(i);
+    case ScalarType::kDuration:
+      return Value::Duration(i);
   }
   return Value::Null();
 }
@@ -105,9 +111,9 @@ bool SameValue(const Value& got, const Value& want) {
     const double w = want.type.is(ScalarType::kFloat) ? want.f : static_cast<double>(want.i);
     return g == w || std::fabs(g - w) <= 1e-9 * std::max(1.0, std::fabs(w));
   }
-  return got.type == want.type ? ValuesEqual(got, want)
-                               : (got.type.is_numeric() && want.type.is_numeric() &&
-                                  ValuesEqual(got, want));
+  return got.type == want.type
+             ? ValuesEqual(got, want)
+             : (got.type.is_numeric() && want.type.is_numeric() && ValuesEqual(got, want));
 }
 
 // The record of one `given` line, built as a decoder would (every declared field, the event
@@ -222,8 +228,8 @@ std::vector<std::string> Compare(const SourceSet& sources, const RuleTest& test,
         problem = fmt::format("alert {} ({}) has no field {}", i + 1,
                               got[i].kind == AlertKind::kMatch ? "match" : "timeout", name);
       } else if (!it->second) {
-        problem = fmt::format("alert {}: {} has no value, expected {}", i + 1, name,
-                              FormatValue(want));
+        problem =
+            fmt::format("alert {}: {} has no value, expected {}", i + 1, name, FormatValue(want));
       } else if (!SameValue(*it->second, want)) {
         problem = fmt::format("alert {}: {} is {}, expected {}", i + 1, name,
                               FormatValue(*it->second), FormatValue(want));
@@ -302,7 +308,8 @@ int RunTests(const TestOptions& options) {
         ++(unsupported ? counts.skipped : counts.failed);
         continue;
       }
-      const std::vector<std::string> report = Compare(sources, test, RunOne(compiled.program, test));
+      const std::vector<std::string> report =
+          Compare(sources, test, RunOne(compiled.program, test));
       std::printf("%s %s\n", report.empty() ? "PASS" : "FAIL", title.c_str());
       for (const std::string& line : report) std::printf("%s\n", line.c_str());
       ++(report.empty() ? counts.passed : counts.failed);

@@ -51,16 +51,18 @@ TEST_CASE("alert writer: JSON string escaping") {
       {"back\\slash", R"("back\\slash")"},
       {"a\nb\tc\rd\be\ff", R"("a\nb\tc\rd\be\ff")"},
       {std::string("nul\0x", 5), R"("nul\u0000x")"},
-      {"\x01\x1f\x7f", R"("\u0001\u001f)" "\x7f\""},     // DEL is legal in JSON
-      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3\""},
+      {"\x01\x1f\x7f", R"("\u0001\u001f)"
+                       "\x7f\""},  // DEL is legal in JSON
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3",
+       "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3\""},
       {"ls\xe2\x80\xa8ps\xe2\x80\xa9", R"("ls\u2028ps\u2029")"},
       // Invalid UTF-8: every byte that does not start a well-formed sequence -> U+FFFD.
-      {"a\x80z", R"("a\ufffdz")"},                        // stray continuation byte
-      {"\xc0\xaf", R"("\ufffd\ufffd")"},                  // overlong '/'
-      {"\xc3", R"("\ufffd")"},                            // truncated at the end
-      {"\xe2\x82z", R"("\ufffd\ufffdz")"},                // truncated 3-byte sequence
-      {"\xed\xa0\x80", R"("\ufffd\ufffd\ufffd")"},        // UTF-16 surrogate D800
-      {"\xf4\x90\x80\x80", R"("\ufffd\ufffd\ufffd\ufffd")"},   // above U+10FFFF
+      {"a\x80z", R"("a\ufffdz")"},                            // stray continuation byte
+      {"\xc0\xaf", R"("\ufffd\ufffd")"},                      // overlong '/'
+      {"\xc3", R"("\ufffd")"},                                // truncated at the end
+      {"\xe2\x82z", R"("\ufffd\ufffdz")"},                    // truncated 3-byte sequence
+      {"\xed\xa0\x80", R"("\ufffd\ufffd\ufffd")"},            // UTF-16 surrogate D800
+      {"\xf4\x90\x80\x80", R"("\ufffd\ufffd\ufffd\ufffd")"},  // above U+10FFFF
       {"\xff", R"("\ufffd")"},
   };
   for (const Case& c : cases) {
@@ -72,7 +74,7 @@ TEST_CASE("alert writer: JSON string escaping") {
 TEST_CASE("alert writer: RFC 3339 times in UTC with milliseconds") {
   CHECK(Time(0) == "1970-01-01T00:00:00.000Z");
   CHECK(Time(1709345940013) == "2024-03-02T02:19:00.013Z");
-  CHECK(Time(1709164800000) == "2024-02-29T00:00:00.000Z");   // leap day
+  CHECK(Time(1709164800000) == "2024-02-29T00:00:00.000Z");  // leap day
   CHECK(Time(1704067199999) == "2023-12-31T23:59:59.999Z");
   CHECK(Time(-1) == "1969-12-31T23:59:59.999Z");
   CHECK(Time(-86400000LL * 365) == "1969-01-01T00:00:00.000Z");
@@ -96,7 +98,7 @@ TEST_CASE("alert writer: values in JSON and in messages") {
   CHECK(JsonValue(ExprValue::Int(0, ScalarType::kDuration)) == R"("0s")");
   CHECK(JsonValue(ExprValue::Int(-90000, ScalarType::kDuration)) == R"("-1m30s")");
 
-  CHECK(MessageValue(ExprValue::String("a\"b")) == "a\"b");   // unquoted; escaped later
+  CHECK(MessageValue(ExprValue::String("a\"b")) == "a\"b");  // unquoted; escaped later
   CHECK(MessageValue(ExprValue::Float(899.0)) == "899");
   CHECK(MessageValue(ExprValue::Float(9712.3456)) == "9712.35");
   CHECK(MessageValue(ExprValue::Float(1.5)) == "1.5");
@@ -207,10 +209,12 @@ TEST_CASE("alert writer: late events and dead letters") {
         R"({"reason":"invalid msgpack: truncated message","code":"malformed","offset":4096,)"
         R"("raw_base64":"gaR0eQ=="})"
         "\n");
-  CHECK(writer.FormatBadMessage(bad, 0, "ab").ends_with(R"("raw_base64":"YWI="})"
-                                                        "\n"));
-  CHECK(writer.FormatBadMessage(bad, 0, "abc").ends_with(R"("raw_base64":"YWJj"})"
-                                                         "\n"));
+  CHECK(writer.FormatBadMessage(bad, 0, "ab")
+            .ends_with(R"("raw_base64":"YWI="})"
+                       "\n"));
+  CHECK(writer.FormatBadMessage(bad, 0, "abc")
+            .ends_with(R"("raw_base64":"YWJj"})"
+                       "\n"));
 }
 
 TEST_CASE("alert writer: suppress per rule and key, by detection time") {
@@ -226,10 +230,10 @@ TEST_CASE("alert writer: suppress per rule and key, by detection time") {
   };
   const int64_t hour = 3'600'000;
   CHECK(admit("k1", 0));
-  CHECK_FALSE(admit("k1", 0));              // same instant
-  CHECK(admit("k2", 10));                   // another key
+  CHECK_FALSE(admit("k1", 0));  // same instant
+  CHECK(admit("k2", 10));       // another key
   CHECK_FALSE(admit("k1", hour - 1));
-  CHECK(admit("k1", hour));                 // a new period starts at t + 1h
+  CHECK(admit("k1", hour));  // a new period starts at t + 1h
   CHECK_FALSE(admit("k1", 2 * hour - 1));
   CHECK(admit("k2", 5 * hour));
   CHECK(suppressor.suppressed(0) == 3);
@@ -257,7 +261,7 @@ TEST_CASE("alert writer: formatting allocates nothing in steady state") {
   AlertWriter writer(f.check.rules);
   AlertSuppressor suppressor(f.check.rules);
   size_t bytes = 0;
-  for (int i = 0; i < 3; ++i) {   // warm-up: buffers grow, the key enters the table
+  for (int i = 0; i < 3; ++i) {  // warm-up: buffers grow, the key enters the table
     alert.detection_ms = i * 7'200'000LL;
     suppressor.Admit(alert);
     bytes += writer.Format(alert).size();
