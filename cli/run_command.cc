@@ -1,5 +1,6 @@
 // `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
-//  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--no-suppress] [--quiet]`:
+//  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--max-partial-matches N] [--max-keys N]
+//  [--max-buffered-events N] [--no-suppress] [--quiet]`:
 // the offline run. Checks and compiles the rules (errors printed as `vigil check` prints them,
 // exit 1), decodes the input (JSON lines, or a stream of concatenated msgpack maps) with the
 // adapters' decoders, pushes every event into one vigil::Matcher and calls Finish() at the end
@@ -56,6 +57,10 @@ struct RunOptions {
   std::string out_of_orderness = "0s";
   bool no_suppress = false;
   bool quiet = false;
+  // Matcher limits (runtime/matcher.h, MatcherOptions); 0: no limit.
+  size_t max_partial_matches = MatcherOptions{}.max_partial_matches;
+  size_t max_keys = 0;
+  size_t max_buffered_events = 0;
 };
 
 // An output stream of JSON lines: stdout, stderr or a file, with a large buffer.
@@ -278,7 +283,11 @@ class Runner {
         out_(out),
         late_(late),
         dead_(dead),
-        matcher_(program, MatcherOptions{.bounded_out_of_orderness_ms = delay_ms},
+        matcher_(program,
+                 MatcherOptions{.bounded_out_of_orderness_ms = delay_ms,
+                                .max_partial_matches = options.max_partial_matches,
+                                .max_keys = options.max_keys,
+                                .max_buffered_events = options.max_buffered_events},
                  MatcherCallbacks{
                      .on_alert = [this](const Alert& a) { OnAlert(a); },
                      .on_late = [this](RecordView e, int64_t seq) { OnLate(e, seq); },
@@ -585,6 +594,15 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                   "How far behind the latest event time an event may arrive and still be matched "
                   "(e.g. 5s; none: sort the whole input)")
       ->type_name("DURATION")
+      ->capture_default_str();
+  cmd->add_option("--max-partial-matches", options->max_partial_matches,
+                  "Partial matches per rule and key; the oldest are evicted beyond it")
+      ->capture_default_str();
+  cmd->add_option("--max-keys", options->max_keys,
+                  "Keys holding partial matches (0: no limit); the least recently used is evicted")
+      ->capture_default_str();
+  cmd->add_option("--max-buffered-events", options->max_buffered_events,
+                  "Events waiting for the watermark (0: no limit); beyond it the watermark is forced")
       ->capture_default_str();
   cmd->add_flag("--no-suppress", options->no_suppress,
                 "Write every alert, ignoring the rules' suppress clauses");

@@ -124,6 +124,7 @@ void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t
   n.node = NewNode(r.node, r.rule, from);
   n.last_step = from.step;
   n.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
+  counters_.runs_started += r.node == kNoNode;
   n.first_time = r.node == kNoNode ? now_ : r.first_time;
   n.last_time = now_;
   n.step_anchor = anchor;
@@ -255,6 +256,9 @@ void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
 }
 
 void Matcher::Impl::AddRun(const Run& r) {
+  // Every continuation's deadline has passed: the run is dead on arrival (closed by this event,
+  // so it does not time out, §6.3).
+  if (r.expiry < now_) return;
   const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
   if (!run_set_.Insert(id, 0)) return;   // an equal, preferred run exists
   if (r.node != kNoNode) {
