@@ -11,7 +11,7 @@
 // is written to --late, an input line or message that cannot be decoded to --dead-letter, each
 // as a JSON line with its reason; both default to stderr. A rule the engine cannot run yet (a
 // construct the compiler rejects as unsupported, a windowed aggregate, a `when` rule) is reported
-// as a one-line W501 warning at its file:line:col and the other rules run; a run with no rule
+// as a one-line W502 warning at its file:line:col and the other rules run; a run with no rule
 // left is an error. At the end a summary goes to stderr (unless --quiet): events read, decoded,
 // late, dead letters, alerts and suppressed alerts per rule, elapsed time and throughput.
 //
@@ -39,6 +39,7 @@
 #include "adapters/json_decoder.h"
 #include "adapters/msgpack_decoder.h"
 #include "cli/commands.h"
+#include "cli/compile_rules.h"
 #include "grammar/check.h"
 #include "grammar/time_format.h"
 #include "nfa/program.h"
@@ -189,13 +190,6 @@ struct LoadedProgram {
   std::vector<std::string> not_run;  // per rule: "" runs, else why not
 };
 
-// The compiler's message without its "rule 'NAME': " prefix (the caller names the rule).
-std::string WithoutRulePrefix(const CompileStatus& status) {
-  const std::string prefix = "rule '" + status.rule + "': ";
-  return status.message.rfind(prefix, 0) == 0 ? status.message.substr(prefix.size())
-                                              : status.message;
-}
-
 void PrintErrors(const CheckResult& checked) {
   for (const Diagnostic& d : checked.diagnostics.all()) {
     if (d.severity == Severity::kError) {
@@ -206,7 +200,8 @@ void PrintErrors(const CheckResult& checked) {
 }
 
 // Checks and compiles; rules the compiler rejects as unsupported are disabled and reported as
-// W501 warnings at their location. Empty program on error (already printed).
+// one-line W502 warnings at their location (cli/compile_rules.h). Empty program on error
+// (already printed).
 LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
   LoadedProgram loaded;
   CheckResult checked = CheckPaths(paths);
@@ -219,34 +214,17 @@ LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
   for (size_t i = 0; i < rules->rules.size(); ++i) {
     if (!rules->rules[i].meta.enabled) loaded.not_run[i] = "disabled (enabled false)";
   }
-  CompileProgramResult compiled = CompileProgram(rules);
-  if (!compiled.program) {
-    for (const CompileStatus& problem : compiled.problems) {
-      size_t index = rules->rules.size();
-      for (size_t i = 0; i < rules->rules.size(); ++i) {
-        if (rules->rules[i].name == problem.rule) index = i;
-      }
-      if (problem.code != CompileStatus::Code::kUnsupported || index == rules->rules.size()) {
-        fmt::print(stderr, "vigil run: cannot compile{}: {}\n",
-                   problem.rule.empty() ? "" : " rule '" + problem.rule + "'", problem.message);
-        return loaded;
-      }
-      CheckedRule& rule = rules->rules[index];
-      rule.meta.enabled = false;
-      loaded.not_run[index] = WithoutRulePrefix(problem);
-      if (!quiet) {
-        Diagnostic d{Severity::kWarning, "W501",
-                     fmt::format("rule '{}' is not run: {}", rule.name, loaded.not_run[index]), "",
-                     problem.span.file >= 0 ? problem.span : rule.span};
-        // One line per rule (file:line:col: warning W501: ...): `vigil check` shows the source.
-        const std::string text = RenderText(checked.sources, d);
-        fmt::print(stderr, "{}\n", std::string_view(text).substr(0, text.find('\n')));
-      }
-    }
-    compiled = CompileProgram(rules);
-    if (!compiled.program) {
-      fmt::print(stderr, "vigil run: cannot compile: {}\n", compiled.status.message);
-      return loaded;
+  RunnableProgram runnable = CompileRunnable(rules);
+  if (!runnable.error.empty()) {
+    fmt::print(stderr, "vigil run: cannot compile: {}\n", runnable.error);
+    return loaded;
+  }
+  for (const NotRun& n : runnable.not_run) {
+    loaded.not_run[n.rule] = n.why;
+    if (!quiet) {
+      // One line per rule (file:line:col: warning W502: ...): `vigil check` shows the source.
+      const std::string text = RenderText(checked.sources, NotRunWarning(*rules, n));
+      fmt::print(stderr, "{}\n", std::string_view(text).substr(0, text.find('\n')));
     }
   }
   bool any = false;
@@ -255,7 +233,7 @@ LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
     fmt::print(stderr, "vigil run: no rule can run\n");
     return loaded;
   }
-  loaded.program = compiled.program;
+  loaded.program = runnable.program;
   return loaded;
 }
 

@@ -170,7 +170,8 @@ The generator is deterministic (fixed seed, no wall clock, standard library only
 writes anything it runs `scripts/sample_oracle.py`, a slow rule-by-rule reference of the alerts
 (one hand-written evaluator per rule, semantics of `docs/matching.md`), over the whole stream and
 fails unless the alerts are exactly the `alert` lines of `expected.jsonl` and no `none` line's
-rule alerts for its key anywhere in the stream. The engine itself cannot run rules yet (issue 3).
+rule alerts for its key anywhere in the stream. `tests/sample_run_test.sh` runs the engine
+(`vigil run`) over the stream and checks every `expected.jsonl` line of the rules it runs.
 
 ## Format
 

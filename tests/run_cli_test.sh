@@ -9,7 +9,7 @@
 #   * the same events as a msgpack stream (bytes written by a tiny encoder below: python3-msgpack
 #     is not required) give the same alerts; a bad message is dead-lettered, a truncated tail too;
 #   * stdin input, --out FILE, the summary counts, exit codes;
-#   * rules with errors: exit 1 and file:line:col; a rule the compiler cannot run yet: a W501
+#   * rules with errors: exit 1 and file:line:col; a rule the compiler cannot run yet: a W502
 #     warning at its location and the other rules still run;
 #   * `vigil test`: PASS / FAIL lines, the failing expectation's file:line:col, exit codes.
 #   tests/run_cli_test.sh PATH/TO/vigil     (registered in tests/CMakeLists.txt as run_cli_test)
@@ -231,7 +231,7 @@ grep -q "^$tmp/bad.vigil:$bad_line:[0-9]*: error E201: " "$tmp/err" ||
   fail "no file:line:col E201 for the bad rule: $(cat "$tmp/err")"
 [ -s "$tmp/out" ] && fail "alerts written despite rule errors"
 
-# --- A rule the compiler cannot run yet (a quantified group): W501 at its location, the others run.
+# --- A rule the compiler cannot run yet (a quantified group): W502 at its location, the others run.
 mkdir -p "$tmp/mixed"
 cp "$tmp/rules/card.vigil" "$tmp/mixed/"
 cat >"$tmp/mixed/both.vigil" <<'VIGIL'
@@ -246,8 +246,8 @@ VIGIL
 all_line=$(grep -n '(a: Charge' "$tmp/mixed/both.vigil" | cut -d: -f1)
 expect_exit 0 run --rules "$tmp/mixed" --input "$tmp/events.jsonl" --out-of-orderness 0 \
   --late /dev/null --dead-letter /dev/null
-grep -q "^$tmp/mixed/both.vigil:$all_line:[0-9]*: warning W501: rule 'both_orders' is not run" "$tmp/err" ||
-  fail "no W501 at the quantified group of the unsupported rule: $(cat "$tmp/err")"
+grep -q "^$tmp/mixed/both.vigil:$all_line:[0-9]*: warning W502: rule 'both_orders' is not run" "$tmp/err" ||
+  fail "no W502 at the quantified group of the unsupported rule: $(cat "$tmp/err")"
 python3 "$tmp/check.py" strict "$tmp/out" || fail "the supported rule did not run next to the unsupported one"
 grep -Eq 'both_orders +not run: ' "$tmp/err" || fail "summary does not say both_orders is not run"
 

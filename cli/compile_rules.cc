@@ -1,0 +1,45 @@
+// CompileRunnable / NotRunWarning (compile_rules.h).
+#include "cli/compile_rules.h"
+
+#include <fmt/format.h>
+
+namespace vigil::cli {
+
+RunnableProgram CompileRunnable(std::shared_ptr<CheckedRules> rules) {
+  RunnableProgram out;
+  CompileProgramResult compiled = CompileProgram(rules);
+  if (!compiled.program) {
+    for (const CompileStatus& problem : compiled.problems) {
+      size_t index = rules->rules.size();
+      for (size_t i = 0; i < rules->rules.size(); ++i)
+        if (rules->rules[i].name == problem.rule) index = i;
+      if (problem.code != CompileStatus::Code::kUnsupported || index == rules->rules.size()) {
+        out.error = problem.rule.empty() ? problem.message
+                                         : fmt::format("rule '{}': {}", problem.rule, problem.message);
+        return out;
+      }
+      CheckedRule& rule = rules->rules[index];
+      rule.meta.enabled = false;
+      const std::string prefix = "rule '" + problem.rule + "': ";
+      std::string why = problem.message.rfind(prefix, 0) == 0 ? problem.message.substr(prefix.size())
+                                                              : problem.message;
+      out.not_run.push_back(NotRun{index, std::move(why), problem.span.file >= 0 ? problem.span : rule.span});
+    }
+    compiled = CompileProgram(rules);
+    if (!compiled.program) {
+      out.error = compiled.status.message;
+      return out;
+    }
+  }
+  out.program = compiled.program;
+  return out;
+}
+
+Diagnostic NotRunWarning(const CheckedRules& rules, const NotRun& n) {
+  return Diagnostic{Severity::kWarning, "W502",
+                    fmt::format("rule '{}' is not run: {}", rules.rules[n.rule].name, n.why),
+                    "the rule is checked; it produces no alerts until the engine supports this",
+                    n.span};
+}
+
+}  // namespace vigil::cli
