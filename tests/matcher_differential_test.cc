@@ -16,6 +16,7 @@
 
 #include "nfa/program.h"
 #include "runtime/matcher.h"
+#include "tests/alloc_counter.h"
 #include "tests/random_rules.h"
 #include "tests/reference/matcher.h"
 
@@ -449,6 +450,49 @@ TEST_CASE("matcher: limits — partial matches per rule and key, keys, buffered 
         "\"u1\"[0 2] \"u1\"[1 2]");
   CHECK(c.watermark_forced == 1);
   CHECK(c.events_late == 1);
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+// What still allocates after warm-up (found with a backtrace in operator new): a key slot's run
+// vector growing past the most runs that slot has held (geometric, so it stops); nothing per event.
+TEST_CASE("matcher: steady state allocates nothing per event") {
+  std::string error;
+  auto rules = test::CheckRandomRule(
+      "rule r {\n  key id\n  within 5s\n  pattern a: E where k == \"a\" -> any b: E where k == \"b\" and x > a.x"
+      " -> c: E where k == \"c\"\n  emit { who: key, n: a.x }\n  on timeout emit { who: key }\n}\n",
+      &error);
+  REQUIRE_MESSAGE(rules, error);
+  auto program = CompileProgram(rules).program;
+  REQUIRE(program);
+  // 20 keys, letters a-d, one event every 100 ms; the same pattern of events repeats, so after
+  // the first round every buffer has reached its size.
+  std::vector<test::RandomEvent> events;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 40000; ++i) {
+    events.push_back({fmt::format("user-{:02}", test::Uniform(rng, 0, 19)),
+                      std::string(1, static_cast<char>('a' + test::Uniform(rng, 0, 3))),
+                      test::Uniform(rng, 0, 9), int64_t{i} * 100});
+  }
+  const test::RandomStream stream = test::MakeStream(rules->schema, events);
+  uint64_t alerts = 0;
+  MatcherCallbacks cb;
+  cb.on_alert = [&](const Alert&) { ++alerts; };
+  Matcher m(program, {.bounded_out_of_orderness_ms = 1000}, cb);
+  for (size_t i = 0; i < 20000; ++i) m.Push(stream.records[i].view());
+  long before = test::AllocationCount();
+  for (size_t i = 20000; i < 30000; ++i) m.Push(stream.records[i].view());
+  const long first_window = test::AllocationCount() - before;
+  MESSAGE(first_window << " allocations over events 20000-30000");
+  before = test::AllocationCount();
+  for (size_t i = 30000; i < stream.records.size(); ++i) m.Push(stream.records[i].view());
+  const long allocations = test::AllocationCount() - before;
+  MESSAGE(allocations << " allocations over events 30000-40000, " << alerts << " alerts");
+  CHECK(alerts > 1000);
+  CHECK(allocations <= first_window);
+  CHECK(allocations < 10);   // 10,000 events, almost 6,500 alerts
 }
 
 }  // namespace vigil
