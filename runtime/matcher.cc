@@ -155,26 +155,45 @@ void Matcher::Impl::BuildIndexes() {
     pred_uses_vars_.push_back(uses);
   }
   // Deadline sources per state: the steps whose TAKEs a run resting there can still fire.
-  reach_.assign(p.states.size(), {});
+  state_facts_.assign(p.states.size(), {});
   for (size_t s = 0; s < p.states.size(); ++s) {
+    StateFacts& f = state_facts_[s];
+    const State& st = p.states[s];
+    f.kills_begin = static_cast<uint32_t>(edge_index_.size());
+    for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k)
+      if (p.edges[k].kind == EdgeKind::kKill) edge_index_.push_back(k);
+    f.kills_end = f.ignores_begin = static_cast<uint32_t>(edge_index_.size());
+    for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+      if (p.edges[k].kind == EdgeKind::kIgnore) edge_index_.push_back(k);
+      f.has_take = f.has_take || p.edges[k].kind == EdgeKind::kTake || p.edges[k].kind == EdgeKind::kProceed;
+    }
+    f.ignores_end = static_cast<uint32_t>(edge_index_.size());
+    f.reach_begin = static_cast<uint32_t>(reach_.size());
     std::vector<int32_t> todo = {static_cast<int32_t>(s)}, seen;
     while (!todo.empty()) {
       const int32_t cur = todo.back();
       todo.pop_back();
       if (std::find(seen.begin(), seen.end(), cur) != seen.end()) continue;
       seen.push_back(cur);
-      const State& st = p.states[static_cast<size_t>(cur)];
-      for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+      const State& c = p.states[static_cast<size_t>(cur)];
+      for (uint32_t k = c.first_edge; k < c.first_edge + c.edge_count; ++k) {
         const Edge& e = p.edges[k];
         if (e.kind == EdgeKind::kTake) {
-          auto entry = std::make_pair(st.step, st.step_within_ms);
-          auto& list = reach_[s];
-          if (std::find(list.begin(), list.end(), entry) == list.end()) list.push_back(entry);
+          const auto entry = std::make_pair(c.step, c.step_within_ms);
+          if (std::find(reach_.begin() + f.reach_begin, reach_.end(), entry) == reach_.end())
+            reach_.push_back(entry);
         } else if ((e.kind == EdgeKind::kProceed || e.kind == EdgeKind::kIgnore) && e.target >= 0) {
           todo.push_back(e.target);
         }
       }
     }
+    f.reach_end = static_cast<uint32_t>(reach_.size());
+  }
+  for (const CompiledRule& rule : p.rules) {
+    const CheckedRule& c = *rule.checked;
+    rule_facts_.push_back(RuleFacts{c.within_ms, c.max_gap_ms,
+                                    static_cast<uint32_t>(c.pattern.variables.size()),
+                                    c.has_timeout_emit, c.after_match.kind != SkipKind::kNoSkip});
   }
 }
 

@@ -362,12 +362,14 @@ void Matcher::Impl::EmitAlert(const Pending& p, const KeyState& key_in) {
     const auto end = fmt::format_to(num, "t{}", p.detection_ms);
     h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
   }
+  auto digits = [&num](int64_t v) {   // FNV is byte-sequential: pieces hash like their concatenation
+    return std::string_view(num, static_cast<size_t>(std::to_chars(num, num + sizeof num, v).ptr - num));
+  };
   for (const AlertEvent& e : alert_events_) {   // "\x1f<time>:<seq>"
-    num[0] = '\x1f';
-    char* end = std::to_chars(num + 1, num + sizeof num, e.time_ms).ptr;
-    *end++ = ':';
-    end = std::to_chars(end, num + sizeof num, e.seq).ptr;
-    h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
+    h = Fnv(h, "\x1f");
+    h = Fnv(h, digits(e.time_ms));
+    h = Fnv(h, ":");
+    h = Fnv(h, digits(e.seq));
   }
   a.match_id = h;
   // Emit fields, in the context of every bound event; strings copied out of the evaluator's

@@ -65,6 +65,24 @@ struct KeyState {
   bool referenced = false;        // touched since the CLOCK hand last passed (max_keys)
 };
 
+// What the hot path reads of a rule, in one place (no pointer chasing into CheckedRule).
+struct RuleFacts {
+  int64_t within_ms = 0;
+  int64_t max_gap_ms = 0;
+  uint32_t variables = 0;
+  bool has_timeout_emit = false;
+  bool has_skip = false;
+};
+
+// A state's edges by kind (indexes into Program::edges), and the deadline sources of a run
+// resting there: (step, step within) of every TAKE reachable through PROCEED / IGNORE->t edges.
+struct StateFacts {
+  uint32_t kills_begin = 0, kills_end = 0;       // into Impl::edge_index_
+  uint32_t ignores_begin = 0, ignores_end = 0;
+  uint32_t reach_begin = 0, reach_end = 0;       // into Impl::reach_
+  bool has_take = false;
+};
+
 // Rules with identical key fields share key states.
 struct KeySpec {
   std::vector<ValueType> types;                      // per component
@@ -187,8 +205,10 @@ class Matcher::Impl {
   std::vector<std::vector<SpecUse>> by_type_;          // per event type
   std::vector<std::vector<uint8_t>> rule_uses_type_;   // [rule][type]
   std::vector<uint8_t> pred_uses_vars_;                // per predicate
-  // Per state: (step, step within) of every TAKE reachable through PROCEED / IGNORE->t edges.
-  std::vector<std::vector<std::pair<int32_t, int64_t>>> reach_;
+  std::vector<RuleFacts> rule_facts_;
+  std::vector<StateFacts> state_facts_;
+  std::vector<uint32_t> edge_index_;
+  std::vector<std::pair<int32_t, int64_t>> reach_;
   size_t max_variables_ = 0;
   std::vector<std::vector<uint8_t>> step_reluctant_;   // [rule][step]
   std::vector<uint32_t> chain_a_, chain_b_;

@@ -69,13 +69,13 @@ void Matcher::Impl::StepRun(const Run& r, bool fresh) {
 // The IGNORE edge by which the run skips the current event: nullptr if a KILL edge forbids
 // skipping it or no IGNORE guard holds.
 const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
-  const State& st = S(r.state);
-  const Edge* edges = program_->edges.data() + st.first_edge;
-  for (uint32_t k = 0; k < st.edge_count; ++k)
-    if (edges[k].kind == EdgeKind::kKill && Holds(edges[k], r)) return nullptr;
-  for (uint32_t k = 0; k < st.edge_count; ++k) {
-    const Edge& e = edges[k];
-    if (e.kind == EdgeKind::kIgnore && !(e.greedy_leave && took) && Holds(e, r)) return &e;
+  const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+  const Edge* edges = program_->edges.data();
+  for (uint32_t i = f.kills_begin; i < f.kills_end; ++i)
+    if (Holds(edges[edge_index_[i]], r)) return nullptr;   // may not skip it
+  for (uint32_t i = f.ignores_begin; i < f.ignores_end; ++i) {
+    const Edge& e = edges[edge_index_[i]];
+    if (!(e.greedy_leave && took) && Holds(e, r)) return &e;
   }
   return nullptr;
 }
@@ -94,7 +94,7 @@ void Matcher::Impl::Stay(const Run& r, const Edge* e) {
 // TAKE and PROCEED edges of `state` on the current event, for run r; whether a TAKE of `state`
 // itself fired (greedy leave edges fire only when none did).
 bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
-  if (depth > 64) return false;
+  if (depth > 64 || !state_facts_[static_cast<size_t>(state)].has_take) return false;
   const State& st = S(state);
   const Edge* edges = program_->edges.data() + st.first_edge;
   constexpr uint32_t kMaxEdges = 64;
@@ -190,7 +190,7 @@ bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) con
     return true;
   }
   *anchor = from.step == r.last_step ? r.step_anchor : r.last_time;
-  const CheckedRule& rule = RuleOf(r.rule);
+  const RuleFacts& rule = rule_facts_[static_cast<size_t>(r.rule)];
   if (rule.within_ms > 0 && now_ - r.first_time > rule.within_ms) return false;
   if (rule.max_gap_ms > 0 && now_ - r.last_time > rule.max_gap_ms) return false;
   if (from.step_within_ms > 0 && *anchor != kNoAnchor && now_ - *anchor > from.step_within_ms)
@@ -202,7 +202,7 @@ bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) con
 // kNever; for a run waiting in an Absence state, its deadline.
 int64_t Matcher::Impl::Expiry(const Run& r) const {
   const State& st = S(r.state);
-  const CheckedRule& rule = RuleOf(r.rule);
+  const RuleFacts& rule = rule_facts_[static_cast<size_t>(r.rule)];
   if (st.kind == StateKind::kAbsence) {
     if (st.step_within_ms > 0) return r.last_time + st.step_within_ms;
     return rule.within_ms > 0 ? r.first_time + rule.within_ms : kNever;
@@ -210,10 +210,11 @@ int64_t Matcher::Impl::Expiry(const Run& r) const {
   int64_t e = kNever;
   if (rule.within_ms > 0) e = std::min(e, r.first_time + rule.within_ms);
   if (rule.max_gap_ms > 0) e = std::min(e, r.last_time + rule.max_gap_ms);
-  const auto& reach = reach_[static_cast<size_t>(r.state)];
+  const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
   int64_t latest = kNoAnchor;
-  bool bounded = !reach.empty();
-  for (const auto& [step, within] : reach) {
+  bool bounded = f.reach_end > f.reach_begin;
+  for (uint32_t i = f.reach_begin; i < f.reach_end; ++i) {
+    const auto [step, within] = reach_[i];
     const int64_t anchor = step == r.last_step ? r.step_anchor : r.last_time;
     if (within <= 0 || anchor == kNoAnchor) {
       bounded = false;
@@ -229,7 +230,7 @@ int64_t Matcher::Impl::Expiry(const Run& r) const {
 // Two walks of the chain (count, then fill each variable's range from its end): no allocation
 // once var_events_ has grown to the longest chain.
 void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
-  const size_t nvars = RuleOf(rule).pattern.variables.size();
+  const size_t nvars = rule_facts_[static_cast<size_t>(rule)].variables;
   uint32_t* count = var_count_.data();
   for (size_t v = 0; v < nvars; ++v) count[v] = 0;
   size_t total = 0;
@@ -307,7 +308,8 @@ void Matcher::Impl::EndRun(const Run& r, bool deadline, bool discarded) {
   Node& node = nodes_[r.node];
   if (discarded) node.flags |= kNodeDiscarded;
   if (--node.live == 0 && deadline && !(node.flags & (kNodeMatched | kNodeDiscarded)) &&
-      RuleOf(r.rule).has_timeout_emit && S(r.state).kind != StateKind::kAbsence) {
+      rule_facts_[static_cast<size_t>(r.rule)].has_timeout_emit &&
+      S(r.state).kind != StateKind::kAbsence) {
     // Its last continuation ran out of time: the partial match times out now (§6.3).
     ++node.refs;
     pending_.push_back(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_});
