@@ -32,15 +32,23 @@ Location Locate(const SourceSet& sources, const SourceSpan& span) {
   return loc;
 }
 
-// The rule whose text contains `span` (for a diagnostic's Status), or "".
+// The rule a diagnostic at `span` is in, or "". Checked rules and event types carry the span of
+// their name only, so this is the nearest rule declared before `span` in the same file with no
+// event type declared in between (a `const` or `define` in between is not seen).
 std::string RuleAt(const CheckedRules& rules, const SourceSpan& span) {
+  const CheckedRule* best = nullptr;
   for (const CheckedRule& r : rules.rules) {
-    if (r.span.file == span.file && span.offset >= r.span.offset &&
-        span.offset < r.span.offset + r.span.length) {
-      return r.name;
+    if (r.span.file == span.file && r.span.offset <= span.offset &&
+        (best == nullptr || r.span.offset > best->span.offset)) {
+      best = &r;
     }
   }
-  return {};
+  if (best == nullptr) return {};
+  for (const EventType& t : rules.schema.types) {
+    if (t.span.file == span.file && t.span.offset > best->span.offset && t.span.offset <= span.offset)
+      return {};
+  }
+  return best->name;
 }
 
 // Diagnostics, then the first error as a Status, else the compiled program in *out.

@@ -78,7 +78,8 @@ class Status {
   // Plain words, e.g. "E201 unknown field 'ammount' of event type Charge (did you mean
   // 'amount'?)" or "A: field 'price': expected float, got string". Empty when ok.
   const std::string& message() const { return message_; }
-  // The rule the error is about; empty if none.
+  // The rule the error is about, when known; empty otherwise (e.g. a syntax error, an error in
+  // an event type, a decode error).
   const std::string& rule() const { return rule_; }
   // Where in the rule text: file path (as given to FromFiles, or FromText's `path`), 1-based
   // line and column (bytes). line() == 0: no location.
