@@ -40,6 +40,7 @@
 #include <limits>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -126,6 +127,16 @@ class Matcher {
   void AdvanceWatermark(int64_t t);
   // End of input: W = +inf; every buffered event is processed and every pending deadline fires.
   void Finish() { AdvanceWatermark(kEndOfTime); }
+
+  // All runtime state — buffered events, runs and their bound events, keys, watermark, arrival
+  // and processing counters, the counters — as bytes (msgpack; format version, the program's
+  // fingerprint, a checksum). Restoring them into a fresh Matcher of the same program and
+  // continuing gives exactly the alerts of an uninterrupted run. Call between pushes, never from
+  // a callback.
+  std::string Snapshot() const;
+  // Into a matcher that has seen nothing yet. On failure (other program, wrong version, damaged
+  // bytes) returns false, sets `error` and leaves the matcher as it was.
+  bool Restore(std::string_view bytes, std::string* error);
 
   int64_t watermark() const;
   const MatcherCounters& counters() const;

@@ -142,7 +142,9 @@ class Enumerator {
   void Loop(const PatternNode& n, int64_t iteration, int start_prev, int first_pos, const Cont& k) {
     const Quantifier& q = n.quantifier;
     const bool below_max = q.max < 0 || iteration < q.max;
-    const bool can_more = below_max && iteration < n_;
+    // At most n iterations bind events; with partial matches wanted, one more attempt records
+    // the continuation (§6.2: a loop below max can still continue after the last event).
+    const bool can_more = below_max && iteration < n_ + (want_partials_ ? 1 : 0);
     const bool can_leave = iteration >= q.min;
     auto more = [&] {
       choices_.push_back(q.reluctant ? 1 : 0);

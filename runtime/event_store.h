@@ -1,0 +1,110 @@
+// Where the matcher keeps events: EventStore (every event stored once, reference counted, in
+// large chunks) and ReorderBuffer (events waiting for the watermark, released in (time, seq)
+// order). Both belong to one Matcher (runtime/matcher.h) and are single-threaded.
+//
+// EventStore. An event is copied once, when it is pushed, into the current chunk (64 KiB of
+// record cells); a handle names it. The reorder buffer holds one reference until the event is
+// processed; every binding node (a run's bound event) holds one more. A chunk counts its live
+// events and is reused once none is left, so memory follows the events still referenced — a
+// long-lived partial match pins at most the chunk its events are in. No allocation per event
+// once the chunks and the slot table have reached their steady size.
+//
+// ReorderBuffer. Input is usually nearly ordered, so events that arrive in order go to a ring
+// (O(1)); the others to a binary heap; Pop takes the smaller head of the two.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/event.h"
+
+namespace vigil {
+
+class EventStore {
+ public:
+  using Handle = uint32_t;
+
+  explicit EventStore(size_t chunk_bytes = 64 * 1024);
+
+  // Copies `record`; the new event has one reference.
+  Handle Add(RecordView record, int64_t seq);
+  void Ref(Handle h) { ++slots_[h].refs; }
+  void Unref(Handle h) {
+    if (--slots_[h].refs == 0) Free(h);
+  }
+
+  RecordView view(Handle h) const { return RecordView(slots_[h].image); }
+  int64_t time(Handle h) const { return slots_[h].image[1].i; }
+  int64_t seq(Handle h) const { return slots_[h].seq; }
+  // Processing order (assigned when the event leaves the reorder buffer).
+  uint64_t ord(Handle h) const { return slots_[h].ord; }
+  void set_ord(Handle h, uint64_t ord) { slots_[h].ord = ord; }
+
+  uint32_t refs(Handle h) const { return slots_[h].refs; }
+  void set_refs(Handle h, uint32_t refs) { slots_[h].refs = refs; }
+  // Every live handle (for snapshots).
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (Handle h = 0; h < slots_.size(); ++h)
+      if (slots_[h].image != nullptr) f(h);
+  }
+
+  size_t live() const { return live_; }
+  size_t bytes_reserved() const;
+
+ private:
+  struct Slot {
+    const Cell* image = nullptr;
+    int64_t seq = 0;
+    uint64_t ord = 0;
+    uint32_t refs = 0;
+    uint32_t chunk = 0;
+  };
+  struct Chunk {
+    std::unique_ptr<Cell[]> cells;
+    size_t capacity = 0;   // cells
+    size_t used = 0;       // cells
+    uint32_t live = 0;     // events in it still referenced
+  };
+
+  void Free(Handle h);
+  uint32_t ChunkFor(size_t cells);
+
+  size_t chunk_cells_;
+  std::vector<Chunk> chunks_;
+  std::vector<uint32_t> free_chunks_;
+  uint32_t current_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<Handle> free_slots_;
+  size_t live_ = 0;
+};
+
+class ReorderBuffer {
+ public:
+  explicit ReorderBuffer(const EventStore& store) : store_(store) {}
+
+  void Push(EventStore::Handle h);
+  bool empty() const { return ring_size_ == 0 && heap_.empty(); }
+  size_t size() const { return ring_size_ + heap_.size(); }
+  // The earliest event by (time, seq); the buffer must not be empty.
+  EventStore::Handle Top() const;
+  EventStore::Handle Pop();
+  // The buffered events in release order (for snapshots; not a hot path).
+  std::vector<EventStore::Handle> InOrder() const;
+
+ private:
+  bool Less(EventStore::Handle a, EventStore::Handle b) const {
+    const int64_t ta = store_.time(a), tb = store_.time(b);
+    return ta != tb ? ta < tb : store_.seq(a) < store_.seq(b);
+  }
+  bool RingFirst() const;
+
+  const EventStore& store_;
+  std::vector<EventStore::Handle> ring_;   // capacity a power of two
+  size_t ring_head_ = 0;
+  size_t ring_size_ = 0;
+  std::vector<EventStore::Handle> heap_;   // min-heap by (time, seq)
+};
+
+}  // namespace vigil

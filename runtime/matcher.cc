@@ -1,0 +1,356 @@
+// The matcher's flow (matcher.h explains the design): events in, reorder by event time, the
+// watermark, key states and the timer heap. Stepping runs is matcher_step.cc; what completes at
+// an instant (skip, duplicates, timeouts, alerts) is matcher_alert.cc.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/matcher_impl.h"
+
+namespace vigil {
+namespace {
+
+// Min-heap order of timer entries: earliest instant first, then key creation order.
+bool TimerAfter(const TimerEntry& a, const TimerEntry& b) {
+  return a.time != b.time ? a.time > b.time : a.serial > b.serial;
+}
+
+bool SameKeyFields(const CheckedKey& k, const KeySpec& spec, size_t type_count) {
+  if (k.types.size() != spec.types.size()) return false;
+  for (size_t i = 0; i < k.types.size(); ++i)
+    if (!(k.types[i] == spec.types[i])) return false;
+  for (const CheckedKey::PerType& pt : k.per_type) {
+    if (static_cast<size_t>(pt.event_type) >= type_count) return false;
+    const auto& have = spec.slots_by_type[static_cast<size_t>(pt.event_type)];
+    if (!have.empty() && have != pt.slots) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---- EpochMap ------------------------------------------------------------------------------
+
+size_t EpochMap::Slot(uint64_t key) const {
+  uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  return static_cast<size_t>(h >> 20) & (table_.size() - 1);
+}
+
+uint32_t* EpochMap::Find(uint64_t key) {
+  for (size_t i = Slot(key);; i = (i + 1) & (table_.size() - 1)) {
+    Entry& e = table_[i];
+    if (e.epoch != epoch_) return nullptr;
+    if (e.key == key) return &e.value;
+  }
+}
+
+bool EpochMap::Insert(uint64_t key, uint32_t value) {
+  if ((size_ + 1) * 2 > table_.size()) Grow();
+  for (size_t i = Slot(key);; i = (i + 1) & (table_.size() - 1)) {
+    Entry& e = table_[i];
+    if (e.epoch != epoch_) {
+      e = Entry{key, value, epoch_};
+      ++size_;
+      return true;
+    }
+    if (e.key == key) return false;
+  }
+}
+
+void EpochMap::Grow() {
+  std::vector<Entry> old = std::move(table_);
+  table_.assign(old.size() * 2, Entry{});
+  const uint32_t epoch = epoch_;
+  epoch_ = 1;
+  size_ = 0;
+  for (const Entry& e : old)
+    if (e.epoch == epoch) Insert(e.key, e.value);
+}
+
+// ---- construction ----------------------------------------------------------------------------
+
+Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions options,
+                    MatcherCallbacks callbacks)
+    : program_(std::move(program)), options_(options), callbacks_(std::move(callbacks)) {
+  BuildIndexes();
+  for (const vigil::Predicate& p : program_->predicates) evaluator_.Prepare(p.program);
+  for (const CompiledRule& r : program_->rules) {
+    for (const ExprProgram& e : r.emit) evaluator_.Prepare(e);
+    for (const ExprProgram& e : r.timeout_emit) evaluator_.Prepare(e);
+  }
+  pred_epoch_.assign(program_->predicates.size(), 0);
+  pred_value_.assign(program_->predicates.size(), 0);
+  counters_.alerts_per_rule.assign(program_->rules.size(), 0);
+  rule_runs_.assign(program_->rules.size(), 0);
+  // Node::rule, ::step, ::variable are 16-bit.
+  for (const CompiledRule& r : program_->rules)
+    if (program_->rules.size() > UINT16_MAX || r.checked->pattern.step_count > INT16_MAX ||
+        r.checked->pattern.variables.size() > INT16_MAX)
+      std::abort();
+  var_spans_.resize(max_variables_);
+  var_count_.resize(max_variables_);
+}
+
+void Matcher::Impl::BuildIndexes() {
+  const Program& p = *program_;
+  const size_t types = p.schema().types.size();
+  by_type_.assign(types, {});
+  rule_uses_type_.assign(p.rules.size(), std::vector<uint8_t>(types, 0));
+  for (size_t r = 0; r < p.rules.size(); ++r) {
+    const CompiledRule& rule = p.rules[r];
+    if (rule.start < 0) continue;
+    max_variables_ = std::max(max_variables_, rule.checked->pattern.variables.size());
+    // The key spec: an existing one with the same fields, or a new one.
+    const CheckedKey& key = rule.checked->key;
+    int32_t spec = -1;
+    for (size_t s = 0; s < specs_.size() && spec < 0; ++s)
+      if (SameKeyFields(key, specs_[s], types)) spec = static_cast<int32_t>(s);
+    if (spec < 0) {
+      spec = static_cast<int32_t>(specs_.size());
+      specs_.push_back(KeySpec{key.types, std::vector<std::vector<int>>(types)});
+    }
+    for (const CheckedKey::PerType& pt : key.per_type)
+      specs_[static_cast<size_t>(spec)].slots_by_type[static_cast<size_t>(pt.event_type)] = pt.slots;
+    for (size_t t = 0; t < types; ++t) {
+      const auto& users = p.rules_by_type[t];
+      if (std::find(users.begin(), users.end(), static_cast<int32_t>(r)) == users.end()) continue;
+      rule_uses_type_[r][t] = 1;
+      auto& uses = by_type_[t];
+      auto it = std::find_if(uses.begin(), uses.end(), [&](const SpecUse& u) { return u.spec == spec; });
+      if (it == uses.end()) it = uses.insert(uses.end(), SpecUse{spec, {}});
+      it->rules.push_back(static_cast<int32_t>(r));
+    }
+  }
+  // Which steps are reluctant (their `leave` is preferred to `one more`, §7.1).
+  for (const CompiledRule& rule : p.rules) {
+    std::vector<uint8_t> reluctant(static_cast<size_t>(rule.checked->pattern.step_count), 0);
+    std::vector<const PatternNode*> todo = {&rule.checked->pattern.root};
+    while (!todo.empty()) {
+      const PatternNode* n = todo.back();
+      todo.pop_back();
+      if (n->kind == PatternKind::kStep && n->step >= 0) reluctant[static_cast<size_t>(n->step)] = n->quantifier.reluctant;
+      for (const PatternNode& c : n->children) todo.push_back(&c);
+    }
+    step_reluctant_.push_back(std::move(reluctant));
+  }
+  // Predicates that read pattern variables are evaluated per run; the others once per event.
+  for (const vigil::Predicate& pred : p.predicates) {
+    bool uses = false;
+    for (const ExprInst& inst : pred.program.code) {
+      switch (inst.op) {
+        case ExprOpcode::kVarInt: case ExprOpcode::kVarFloat: case ExprOpcode::kVarBool:
+        case ExprOpcode::kVarString: case ExprOpcode::kVarList: case ExprOpcode::kCount:
+        case ExprOpcode::kSumInt: case ExprOpcode::kSumFloat: case ExprOpcode::kAvgInt:
+        case ExprOpcode::kAvgFloat: case ExprOpcode::kAvgDuration: case ExprOpcode::kMinInt:
+        case ExprOpcode::kMaxInt: case ExprOpcode::kMinFloat: case ExprOpcode::kMaxFloat:
+        case ExprOpcode::kMinString: case ExprOpcode::kMaxString: case ExprOpcode::kPushKey:
+          uses = true;
+          break;
+        default: break;
+      }
+    }
+    pred_uses_vars_.push_back(uses);
+  }
+  // Deadline sources per state: the steps whose TAKEs a run resting there can still fire.
+  reach_.assign(p.states.size(), {});
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    std::vector<int32_t> todo = {static_cast<int32_t>(s)}, seen;
+    while (!todo.empty()) {
+      const int32_t cur = todo.back();
+      todo.pop_back();
+      if (std::find(seen.begin(), seen.end(), cur) != seen.end()) continue;
+      seen.push_back(cur);
+      const State& st = p.states[static_cast<size_t>(cur)];
+      for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+        const Edge& e = p.edges[k];
+        if (e.kind == EdgeKind::kTake) {
+          auto entry = std::make_pair(st.step, st.step_within_ms);
+          auto& list = reach_[s];
+          if (std::find(list.begin(), list.end(), entry) == list.end()) list.push_back(entry);
+        } else if ((e.kind == EdgeKind::kProceed || e.kind == EdgeKind::kIgnore) && e.target >= 0) {
+          todo.push_back(e.target);
+        }
+      }
+    }
+  }
+}
+
+// ---- events in -------------------------------------------------------------------------------
+
+bool Matcher::Impl::Push(RecordView event) {
+  const int64_t seq = next_seq_++;
+  ++counters_.events_pushed;
+  const int64_t t = event.event_time();
+  if (watermark_ != kNoWatermark && t <= watermark_) {
+    ++counters_.events_late;
+    if (callbacks_.on_late) callbacks_.on_late(event, seq);
+    return false;
+  }
+  const size_t type = static_cast<size_t>(event.type_id());
+  if (type >= by_type_.size() || by_type_[type].empty()) {
+    ++counters_.events_ignored;
+  } else {
+    reorder_.Push(store_.Add(event, seq));
+  }
+  if (options_.bounded_out_of_orderness_ms >= 0 && t > max_seen_) {
+    max_seen_ = t;
+    const int64_t w = t - options_.bounded_out_of_orderness_ms - 1;
+    if (w > watermark_) AdvanceTo(w);
+  }
+  counters_.events_buffered = reorder_.size();
+  counters_.events_stored = store_.live();
+  return true;
+}
+
+void Matcher::Impl::AdvanceTo(int64_t w) {
+  if (w <= watermark_) return;
+  for (;;) {
+    const bool event_due = !reorder_.empty() && store_.time(reorder_.Top()) <= w;
+    const bool timer_due = !timers_.empty() && timers_.front().time <= w;
+    if (!event_due && !timer_due) break;
+    // At one instant, events come before what expires at it (matching.md §1).
+    if (event_due && (!timer_due || store_.time(reorder_.Top()) <= timers_.front().time)) {
+      Release(reorder_.Pop());
+    } else {
+      FireTimers(timers_.front().time);
+    }
+  }
+  watermark_ = w;
+  counters_.events_buffered = reorder_.size();
+  counters_.events_stored = store_.live();
+  counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
+}
+
+void Matcher::Impl::Release(EventStore::Handle h) {
+  event_ = h;
+  record_ = store_.view(h);
+  now_ = store_.time(h);
+  ord_ = next_ord_++;
+  store_.set_ord(h, ord_);
+  type_ = record_.type_id();
+  ++counters_.events_processed;
+  ++epoch_;   // the per-event predicate cache
+  for (const SpecUse& use : by_type_[static_cast<size_t>(type_)]) {
+    const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
+    EncodeKey(record_, spec, use.spec);
+    const auto it = key_index_.find(absl::string_view(key_bytes_.data(), key_bytes_.size()));
+    uint32_t key = it == key_index_.end() ? UINT32_MAX : it->second;
+    ProcessKeyEvent(&key, use);
+  }
+  store_.Unref(h);   // the reorder buffer's reference
+}
+
+void Matcher::Impl::FireTimers(int64_t t) {
+  now_ = t;
+  record_ = RecordView();
+  type_ = -1;
+  while (!timers_.empty() && timers_.front().time == t) {
+    std::pop_heap(timers_.begin(), timers_.end(), TimerAfter);
+    const TimerEntry e = timers_.back();
+    timers_.pop_back();
+    KeyState& key = keys_[e.key];
+    if (!key.in_use || key.generation != e.generation || key.scheduled != t) continue;   // stale
+    key.scheduled = kNever;
+    Settle(key, /*at_timer=*/true);
+    WriteBack(e.key);
+  }
+}
+
+// ---- keys and timers -------------------------------------------------------------------------
+
+// The key bytes: the spec id, then each component (int-like and bool as 8 bytes, float as its
+// bits with -0 folded into 0, string as a 4-byte length and its bytes).
+void Matcher::Impl::EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id) {
+  key_bytes_.clear();
+  key_bytes_.append(reinterpret_cast<const char*>(&spec_id), sizeof spec_id);
+  const auto& slots = spec.slots_by_type[static_cast<size_t>(record.type_id())];
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const ValueType& t = spec.types[i];
+    if (t.is(ScalarType::kString)) {
+      const std::string_view s = record.GetString(slots[i]);
+      const uint32_t n = static_cast<uint32_t>(s.size());
+      key_bytes_.append(reinterpret_cast<const char*>(&n), sizeof n);
+      key_bytes_.append(s);
+    } else if (t.is(ScalarType::kFloat)) {
+      double f = record.GetFloat(slots[i]);
+      if (f == 0) f = 0;
+      key_bytes_.append(reinterpret_cast<const char*>(&f), sizeof f);
+    } else {
+      const int64_t v = record.GetInt(slots[i]);
+      key_bytes_.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+  }
+}
+
+uint32_t Matcher::Impl::CreateKey(int32_t spec) {
+  uint32_t k;
+  if (!free_keys_.empty()) {
+    k = free_keys_.back();
+    free_keys_.pop_back();
+  } else {
+    k = static_cast<uint32_t>(keys_.size());
+    keys_.emplace_back();
+  }
+  KeyState& key = keys_[k];
+  key.bytes = key_bytes_;
+  key.spec = spec;
+  key.serial = next_key_serial_++;
+  key.scheduled = kNever;
+  key.runs.clear();
+  key.text.clear();
+  key.in_use = true;
+  key_index_.emplace(key.bytes, k);
+  ++counters_.keys_created;
+  ++counters_.keys_live;
+  return k;
+}
+
+void Matcher::Impl::FreeKey(uint32_t k) {
+  KeyState& key = keys_[k];
+  key_index_.erase(key.bytes);
+  key.in_use = false;
+  ++key.generation;
+  key.scheduled = kNever;
+  key.runs.clear();
+  free_keys_.push_back(k);
+  --counters_.keys_live;
+}
+
+// Stores next_ as the key's runs, reschedules its timer, frees it when nothing is left.
+void Matcher::Impl::WriteBack(uint32_t k) {
+  KeyState& key = keys_[k];
+  counters_.runs_live -= key.runs.size();
+  key.runs.assign(next_.begin(), next_.end());
+  counters_.runs_live += key.runs.size();
+  if (key.runs.empty()) {
+    FreeKey(k);
+    return;
+  }
+  Schedule(k);
+}
+
+void Matcher::Impl::Schedule(uint32_t k) {
+  KeyState& key = keys_[k];
+  int64_t first = kNever;
+  for (const Run& r : key.runs) first = std::min(first, r.expiry);
+  if (first >= key.scheduled) return;   // the earlier entry will fire and reschedule
+  key.scheduled = first;
+  timers_.push_back(TimerEntry{first, key.serial, k, key.generation});
+  std::push_heap(timers_.begin(), timers_.end(), TimerAfter);
+}
+
+// ---- public ----------------------------------------------------------------------------------
+
+Matcher::Matcher(std::shared_ptr<const Program> program, MatcherOptions options,
+                 MatcherCallbacks callbacks)
+    : impl_(std::make_unique<Impl>(std::move(program), options, std::move(callbacks))) {}
+Matcher::~Matcher() = default;
+bool Matcher::Push(RecordView event) { return impl_->Push(event); }
+void Matcher::AdvanceWatermark(int64_t t) { impl_->AdvanceTo(t); }
+std::string Matcher::Snapshot() const { return impl_->Snapshot(); }
+bool Matcher::Restore(std::string_view bytes, std::string* error) { return impl_->Restore(bytes, error); }
+int64_t Matcher::watermark() const { return impl_->watermark_; }
+const MatcherCounters& Matcher::counters() const { return impl_->counters_; }
+const Program& Matcher::program() const { return *impl_->program_; }
+
+}  // namespace vigil

@@ -1,0 +1,391 @@
+// What completes at one instant for one key (docs/matching.md §6.3, §7, §8, §10): trailing
+// absences and timeouts due at a timer, the walk over the instant's matches in report order with
+// one match per event sequence (M8) and the after-match skip's resume point (M9), the partial-
+// match limit, and the alerts themselves (key, bound events, emit fields, match id).
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/matcher_impl.h"
+
+namespace vigil {
+namespace {
+
+uint64_t Fnv(uint64_t h, std::string_view bytes) {
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+// Called with next_ = the key's runs after the instant's events (at a timer: all its runs are
+// still in key.runs) and pending_ = the matches completed, in run order.
+void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
+  if (at_timer) {
+    next_.clear();
+    pending_.clear();
+    dying_.clear();
+    for (const Run& r : key.runs) {
+      if (r.expiry > now_) {
+        next_.push_back(r);
+        continue;
+      }
+      if (S(r.state).kind == StateKind::kAbsence) {   // nothing forbidden came: a match
+        nodes_[r.node].flags |= kNodeMatched;
+        ++nodes_[r.node].refs;
+        pending_.push_back(Pending{AlertKind::kMatch, r.rule, r.node, r.start_ord, now_});
+        EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      } else {
+        dying_.push_back(r);
+      }
+    }
+  }
+  // Walk in report order: skip (M9) with a resume point per rule, duplicates (M8) dropped.
+  resume_.clear();
+  emitted_.clear();
+  auto resume_of = [&](int32_t rule) -> uint64_t* {
+    for (auto& [r, point] : resume_)
+      if (r == rule) return &point;
+    return nullptr;
+  };
+  auto walk = [&](size_t from) {
+    for (size_t i = from; i < pending_.size(); ++i) {
+      const Pending& p = pending_[i];
+      uint64_t* resume = resume_of(p.rule);
+      bool drop = resume != nullptr && p.start_ord < *resume;
+      for (size_t j = from; j < i && !drop; ++j)
+        drop = pending_[j].rule == p.rule && SameEvents(pending_[j].node, p.node);
+      if (!drop) {
+        EmitAlert(p, key);
+        if (p.kind == AlertKind::kTimeout) MarkReported(p);
+        if (p.kind == AlertKind::kMatch &&
+            RuleOf(p.rule).after_match.kind != SkipKind::kNoSkip) {
+          const uint64_t point = ResumePoint(p, resume ? *resume : 0);
+          if (resume) {
+            *resume = std::max(*resume, point);
+          } else {
+            resume_.emplace_back(p.rule, point);
+          }
+        }
+      }
+    }
+  };
+  MarkMatchedCopies(at_timer);
+  SortByPreference(0);
+  walk(0);
+  const size_t matches = pending_.size();
+  // The skip discards partial matches that started before the resume point.
+  if (!resume_.empty()) {
+    size_t kept = 0;
+    for (const Run& r : next_) {
+      const uint64_t* resume = resume_of(r.rule);
+      if (resume && r.start_ord < *resume) {
+        EndRun(r, /*deadline=*/false, /*discarded=*/true);
+      } else {
+        next_[kept++] = r;
+      }
+    }
+    next_.resize(kept);
+  }
+  if (at_timer) {
+    for (const Run& r : dying_) {
+      const uint64_t* resume = resume_of(r.rule);
+      EndRun(r, /*deadline=*/true, /*discarded=*/resume && r.start_ord < *resume);
+    }
+    OrderTimeouts(matches);
+    walk(matches);
+  }
+  for (const Pending& p : pending_) ReleaseNode(p.node);
+  pending_.clear();
+  ApplyLimit(key);
+}
+
+// §6.2: a partial match with the events of a complete match is not a partial match, whatever
+// steps bound them. Its last event is the match's last, so it was bound on this event (or, for a
+// trailing absence completing now, it is a run of this key).
+void Matcher::Impl::MarkMatchedCopies(bool at_timer) {
+  for (const Pending& p : pending_) {
+    if (p.kind != AlertKind::kMatch || !RuleOf(p.rule).has_timeout_emit) continue;
+    auto mark = [&](uint32_t n) {
+      if (n != kNoNode && n != p.node && nodes_[n].rule == p.rule && SameEvents(n, p.node))
+        nodes_[n].flags |= kNodeMatched;
+    };
+    if (!at_timer) {
+      for (uint32_t n : new_nodes_) mark(n);
+    } else {
+      for (const Run& r : next_) mark(r.node);
+      for (const Run& r : dying_) mark(r.node);
+    }
+  }
+}
+
+// Timeouts (appended by EndRun in run order) into report order: by start; within one start a
+// partial match before its extensions (it is reached first in preference order), otherwise run
+// order. A partial whose events a run waiting for a trailing absence also holds is dropped: that
+// run is a complete match pending its deadline; so is one whose events a preferred, still live
+// partial match holds (M8 keeps only the preferred one).
+void Matcher::Impl::OrderTimeouts(size_t from) {
+  size_t kept = from;
+  for (size_t i = from; i < pending_.size(); ++i) {
+    const Pending& p = pending_[i];
+    bool complete = false;
+    for (const Run& r : next_) {
+      if (complete || r.rule != p.rule || r.node == p.node || !SameEvents(r.node, p.node)) continue;
+      // A copy waiting for its trailing absence is a complete match pending; a preferred copy
+      // still alive is the one M8 keeps if it times out too (the engine bets that it will).
+      complete = S(r.state).kind == StateKind::kAbsence ||
+                 Prefer(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_}, p);
+    }
+    if (complete) {
+      ReleaseNode(p.node);
+    } else {
+      pending_[kept++] = p;
+    }
+  }
+  pending_.resize(kept);
+  SortByPreference(from);
+}
+
+// Report order within one instant (§7.1): start, then preference. Runs are kept in that order,
+// but a run that skips an event stands for two choices at once (one more iteration later, leave
+// later), so the instant's alerts are put in order by comparing their bindings: at the first
+// binding where they differ, an earlier event for the same step wins; a different step means a
+// different choice — an earlier step in the pattern (one more iteration, taking an optional
+// step, a left branch) wins unless that step is reluctant; a partial match comes before its
+// extensions. A stable insertion sort: the list is short and nearly sorted.
+void Matcher::Impl::SortByPreference(size_t from) {
+  for (size_t i = from + 1; i < pending_.size(); ++i) {
+    for (size_t j = i; j > from && Prefer(pending_[j], pending_[j - 1]); --j)
+      std::swap(pending_[j], pending_[j - 1]);
+  }
+}
+
+bool Matcher::Impl::Prefer(const Pending& a, const Pending& b) {
+  if (a.start_ord != b.start_ord) return a.start_ord < b.start_ord;
+  if (a.rule != b.rule) return false;
+  auto chain = [&](uint32_t n, std::vector<uint32_t>& out) {
+    out.clear();
+    for (; n != kNoNode; n = nodes_[n].parent) out.push_back(n);
+    std::reverse(out.begin(), out.end());
+  };
+  chain(a.node, chain_a_);
+  chain(b.node, chain_b_);
+  for (size_t i = 0; i < chain_a_.size() && i < chain_b_.size(); ++i) {
+    const Node& x = nodes_[chain_a_[i]];
+    const Node& y = nodes_[chain_b_[i]];
+    if (x.step == y.step) {
+      if (x.event == y.event) continue;
+      return store_.ord(x.event) < store_.ord(y.event);
+    }
+    const Node& earlier = x.step < y.step ? x : y;
+    const bool reluctant = step_reluctant_[static_cast<size_t>(a.rule)][static_cast<size_t>(earlier.step)];
+    return (x.step < y.step) != reluctant;
+  }
+  return chain_a_.size() < chain_b_.size();
+}
+
+// M8 for timeouts: other partial matches with the same events (bound to other steps, with other
+// deadlines) are the same partial match; it has timed out once.
+void Matcher::Impl::MarkReported(const Pending& p) {
+  for (const Run& r : next_)
+    if (r.rule == p.rule && r.node != p.node && SameEvents(r.node, p.node))
+      nodes_[r.node].flags |= kNodeMatched;
+}
+
+bool Matcher::Impl::SameEvents(uint32_t a, uint32_t b) const {
+  while (a != kNoNode && b != kNoNode) {
+    if (a == b) return true;
+    if (nodes_[a].event != nodes_[b].event) return false;
+    a = nodes_[a].parent;
+    b = nodes_[b].parent;
+  }
+  return a == b;
+}
+
+uint64_t Matcher::Impl::ResumePoint(const Pending& p, uint64_t resume) const {
+  const AfterMatch& skip = RuleOf(p.rule).after_match;
+  switch (skip.kind) {
+    case SkipKind::kNoSkip: return resume;
+    case SkipKind::kToNext: return p.start_ord + 1;
+    case SkipKind::kPastLast: return store_.ord(nodes_[p.node].event) + 1;
+    case SkipKind::kToFirst:
+    case SkipKind::kToLast: {
+      bool found = false;
+      uint64_t point = resume;
+      for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) {
+        if (nodes_[n].variable != skip.variable) continue;
+        const uint64_t ord = store_.ord(nodes_[n].event);
+        if (skip.kind == SkipKind::kToFirst || !found) point = ord;   // chain runs newest first
+        found = true;
+      }
+      return found ? point : resume;
+    }
+  }
+  return resume;
+}
+
+// matching.md §10: at most max_partial_matches runs per rule and key; the earliest starts go
+// first (ties: the last in preference order).
+void Matcher::Impl::ApplyLimit(KeyState& key) {
+  (void)key;
+  const size_t max = options_.max_partial_matches;
+  bool over = false;
+  for (const Run& r : next_) over |= ++rule_runs_[static_cast<size_t>(r.rule)] > max;
+  if (over) {
+    for (size_t i = 0; i < next_.size(); ++i) {
+      uint32_t& count = rule_runs_[static_cast<size_t>(next_[i].rule)];
+      if (count <= max) continue;
+      // Runs of one rule are in start order: evict from the earliest start, last preferred first.
+      size_t end = i;
+      while (end < next_.size() && (next_[end].rule != next_[i].rule ||
+                                    next_[end].start_ord == next_[i].start_ord))
+        ++end;
+      for (size_t j = end; j-- > i && count > max;) {
+        if (next_[j].rule != next_[i].rule || next_[j].start_ord != next_[i].start_ord) continue;
+        EndRun(next_[j], /*deadline=*/false, /*discarded=*/true);
+        next_[j].state = -1;   // evicted
+        --count;
+        ++counters_.runs_evicted;
+      }
+    }
+    next_.erase(std::remove_if(next_.begin(), next_.end(), [](const Run& r) { return r.state < 0; }),
+                next_.end());
+  }
+  for (const Run& r : next_) rule_runs_[static_cast<size_t>(r.rule)] = 0;
+}
+
+// key_values_: the key components as values (strings point into key.bytes).
+void Matcher::Impl::DecodeKey(const KeyState& key) {
+  const KeySpec& spec = specs_[static_cast<size_t>(key.spec)];
+  key_values_.clear();
+  const char* p = key.bytes.data() + sizeof(int32_t);
+  for (const ValueType& t : spec.types) {
+    if (t.is(ScalarType::kString)) {
+      uint32_t n;
+      std::memcpy(&n, p, sizeof n);
+      key_values_.push_back(ExprValue::String(std::string_view(p + sizeof n, n)));
+      p += sizeof n + n;
+    } else if (t.is(ScalarType::kFloat)) {
+      double f;
+      std::memcpy(&f, p, sizeof f);
+      key_values_.push_back(ExprValue::Float(f));
+      p += sizeof f;
+    } else {
+      int64_t v;
+      std::memcpy(&v, p, sizeof v);
+      key_values_.push_back(t.is(ScalarType::kBool) ? ExprValue::Bool(v != 0)
+                                                    : ExprValue::Int(v, t.scalar));
+      p += sizeof v;
+    }
+  }
+}
+
+namespace {
+
+Value ToValue(const ExprValue& v) {
+  switch (v.type.scalar) {
+    case ScalarType::kString: return Value::String(std::string(v.s));
+    case ScalarType::kFloat: return Value::Float(v.f);
+    case ScalarType::kBool: return Value::Bool(v.i != 0);
+    case ScalarType::kTimestamp: return Value::Timestamp(v.i);
+    case ScalarType::kDuration: return Value::Duration(v.i);
+    case ScalarType::kInt: return Value::Int(v.i);
+  }
+  return Value::Null();
+}
+
+}  // namespace
+
+void Matcher::Impl::EmitAlert(const Pending& p, const KeyState& key_in) {
+  KeyState& key = const_cast<KeyState&>(key_in);
+  const CompiledRule& compiled = program_->rules[static_cast<size_t>(p.rule)];
+  const CheckedRule& rule = *compiled.checked;
+  DecodeKey(key);
+  if (key.text.empty()) {   // once per key: FormatValue of each component, joined by 0x1E
+    for (size_t i = 0; i < key_values_.size(); ++i) {
+      if (i > 0) key.text += '\x1e';
+      key.text += FormatValue(ToValue(key_values_[i]));
+    }
+  }
+  Alert a;
+  a.kind = p.kind;
+  a.rule = p.rule;
+  a.rule_info = &rule;
+  a.key = key_values_;
+  if (key_values_.size() == 1) {
+    a.key_value = key_values_[0];
+  } else {
+    key_joined_.clear();
+    for (size_t i = 0; i < key_values_.size(); ++i) {
+      if (i > 0) key_joined_ += ',';
+      if (key_values_[i].type.is(ScalarType::kString)) {
+        key_joined_ += key_values_[i].s;
+      } else {
+        key_joined_ += FormatValue(ToValue(key_values_[i]));
+      }
+    }
+    a.key_value = ExprValue::String(key_joined_);
+  }
+  a.key_text = key.text;
+  // The bound events, oldest first.
+  alert_events_.clear();
+  for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) {
+    const EventStore::Handle h = nodes_[n].event;
+    alert_events_.push_back(AlertEvent{store_.view(h), store_.time(h), store_.seq(h), nodes_[n].variable});
+  }
+  std::reverse(alert_events_.begin(), alert_events_.end());
+  a.events = alert_events_;
+  a.detection_ms = p.detection_ms;
+  // Match id (matching.md §8).
+  uint64_t h = Fnv(14695981039346656037ull, rule.name);
+  h = Fnv(h, "\x1f");
+  h = Fnv(h, key.text);
+  h = Fnv(h, "\x1f");
+  char num[64];
+  if (p.kind == AlertKind::kMatch) {
+    h = Fnv(h, "m");
+  } else {
+    const auto end = fmt::format_to(num, "t{}", p.detection_ms);
+    h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
+  }
+  for (const AlertEvent& e : alert_events_) {
+    const auto end = fmt::format_to(num, "\x1f{}:{}", e.time_ms, e.seq);
+    h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
+  }
+  a.match_id = h;
+  // Emit fields, in the context of every bound event; strings copied out of the evaluator's
+  // scratch (the next Eval reuses it).
+  const auto& programs = p.kind == AlertKind::kMatch ? compiled.emit : compiled.timeout_emit;
+  BuildVars(p.node, p.rule);
+  vars_for_ = nullptr;
+  EvalInput input;
+  input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+  input.key = a.key_value;
+  alert_fields_.clear();
+  alert_text_.clear();
+  text_offsets_.clear();
+  for (const ExprProgram& program : programs) {
+    const ExprValue v = evaluator_.Eval(program, input);
+    const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
+    text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
+    if (text) alert_text_.append(v.s);
+    alert_fields_.push_back(v);
+  }
+  for (size_t i = 0; i < alert_fields_.size(); ++i) {
+    if (text_offsets_[i] == SIZE_MAX) continue;
+    ExprValue& v = alert_fields_[i];
+    v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
+  }
+  a.fields = alert_fields_;
+  ++counters_.alerts_per_rule[static_cast<size_t>(p.rule)];
+  if (p.kind == AlertKind::kMatch) {
+    ++counters_.matches;
+  } else {
+    ++counters_.timeouts;
+  }
+  if (callbacks_.on_alert) callbacks_.on_alert(a);
+}
+
+}  // namespace vigil

@@ -1,0 +1,243 @@
+// Internals of the Matcher (runtime/matcher.h), shared by its three source files:
+//   matcher.cc        events in, the watermark, keys and timers (the flow of one matcher);
+//   matcher_step.cc   one run on one event: the automaton's edges (nfa/program.h semantics);
+//   matcher_alert.cc  what completes at an instant: skip, duplicates, timeouts, alerts.
+// Not part of any interface: only these files include it.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <fmt/format.h>
+
+#include "runtime/event_store.h"
+#include "runtime/matcher.h"
+
+namespace vigil {
+
+inline constexpr int64_t kNever = std::numeric_limits<int64_t>::max();     // no expiry
+inline constexpr int64_t kNoAnchor = std::numeric_limits<int64_t>::min();
+inline constexpr uint32_t kNoNode = 0;
+
+// A partial match of one rule for one key: where it rests in the automaton and what it bound.
+struct Run {
+  int32_t state = -1;
+  int32_t rule = -1;
+  uint32_t node = kNoNode;        // its last binding (kNoNode: nothing bound yet)
+  int32_t last_step = -1;         // step of the last binding
+  uint64_t start_ord = 0;         // processing order of its first event
+  int64_t first_time = 0;
+  int64_t last_time = 0;
+  int64_t step_anchor = kNoAnchor;   // time of the event before the current step (step `within`)
+  int64_t expiry = kNever;        // when its last continuation's deadline passes
+};
+
+// A binding: `event` bound to `variable`, after the bindings of `parent`. Shared by every run
+// (and every longer binding) with this prefix; reference counted.
+struct Node {
+  EventStore::Handle event = 0;
+  uint32_t parent = kNoNode;
+  int16_t variable = -1;
+  int16_t step = -1;        // the step that bound it (preference order, §7.1)
+  uint32_t refs = 0;        // children, runs, pending alerts
+  uint32_t live = 0;        // runs whose last binding this is (timeouts, matching.md §6.3)
+  uint16_t rule = 0;
+  uint8_t flags = 0;
+};
+inline constexpr uint8_t kNodeMatched = 1;     // completed a match: never times out
+inline constexpr uint8_t kNodeDiscarded = 2;   // removed by a skip or the limit: never times out
+
+// Rule runs of one key value (of one key spec).
+struct KeyState {
+  std::string bytes;              // the encoded key (KeySpec id + components): the map key
+  int32_t spec = -1;
+  uint32_t generation = 0;        // bumped when the slot is freed (stale timer entries)
+  uint64_t serial = 0;            // creation order: ties of timers at one instant
+  int64_t scheduled = kNever;     // the instant of this key's live timer entry
+  std::vector<Run> runs;          // grouped by nothing: per rule, in (start, preference) order
+  std::string text;               // key components as FormatValue prints them (lazy)
+  bool in_use = false;
+};
+
+// Rules with identical key fields share key states.
+struct KeySpec {
+  std::vector<ValueType> types;                      // per component
+  std::vector<std::vector<int>> slots_by_type;       // per event type (empty: not keyed)
+};
+
+// For an event type: each key spec that uses it, and the rules of that spec that see the type.
+struct SpecUse {
+  int32_t spec = -1;
+  std::vector<int32_t> rules;
+};
+
+struct TimerEntry {
+  int64_t time = 0;
+  uint64_t serial = 0;
+  uint32_t key = 0;
+  uint32_t generation = 0;
+};
+
+// Something complete at the current instant, before skip and duplicate removal.
+struct Pending {
+  AlertKind kind = AlertKind::kMatch;
+  int32_t rule = -1;
+  uint32_t node = kNoNode;
+  uint64_t start_ord = 0;
+  int64_t detection_ms = 0;
+};
+
+// A small open-addressing table cleared in O(1) (epoch stamps): dedup of runs and hash-consing
+// of nodes within one step. Grows, never shrinks.
+class EpochMap {
+ public:
+  // The value stored for `key`, or nullptr.
+  uint32_t* Find(uint64_t key);
+  // Inserts key -> value if absent; returns false (and leaves the old value) if present.
+  bool Insert(uint64_t key, uint32_t value);
+  void Clear() {
+    ++epoch_;
+    size_ = 0;
+  }
+
+ private:
+  struct Entry {
+    uint64_t key = 0;
+    uint32_t value = 0;
+    uint32_t epoch = 0;
+  };
+  size_t Slot(uint64_t key) const;
+  void Grow();
+  std::vector<Entry> table_ = std::vector<Entry>(64);
+  uint32_t epoch_ = 1;
+  size_t size_ = 0;
+};
+
+class Matcher::Impl {
+ public:
+  Impl(std::shared_ptr<const Program> program, MatcherOptions options, MatcherCallbacks callbacks);
+
+  bool Push(RecordView event);
+  void AdvanceTo(int64_t w);
+  std::string Snapshot() const;                                   // matcher_snapshot.cc
+  bool Restore(std::string_view bytes, std::string* error);
+  uint64_t Fingerprint() const;
+
+  std::shared_ptr<const Program> program_;
+  MatcherOptions options_;
+  MatcherCallbacks callbacks_;
+  MatcherCounters counters_;
+  int64_t watermark_ = kNoWatermark;
+  int64_t max_seen_ = kNoWatermark;
+
+ private:
+  friend class StepAccess;
+  // ---- matcher.cc: flow ----
+  void BuildIndexes();
+  void Release(EventStore::Handle h);
+  void FireTimers(int64_t t);
+  void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
+  uint32_t CreateKey(int32_t spec);
+  void FreeKey(uint32_t k);
+  void WriteBack(uint32_t k);
+  void Schedule(uint32_t k);
+  const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
+  const CheckedRule& RuleOf(int32_t r) const { return *program_->rules[static_cast<size_t>(r)].checked; }
+
+  // ---- matcher_step.cc: one run, one event ----
+  void ProcessKeyEvent(uint32_t* key, const SpecUse& use);
+  void StepRun(const Run& r, bool fresh);
+  const Edge* Skip(const Run& r, bool took);
+  void Stay(const Run& r, const Edge* e);
+  bool Takes(const Run& r, int32_t state, int depth);
+  void Take(const Run& r, const State& from, const Edge& e, int64_t anchor);
+  bool Holds(const Edge& e, const Run& r);
+  bool EvalPred(int32_t p, const Run& r);
+  bool TimeOk(const Run& r, const State& from, int64_t* anchor) const;
+  int64_t Expiry(const Run& r) const;
+  void BuildVars(uint32_t node, int32_t rule);
+  void AddRun(const Run& r);
+  uint32_t NewNode(uint32_t parent, int32_t rule, const State& from);
+  void ReleaseNode(uint32_t node);
+  // A run is gone: `deadline` if it died of its expiry (at the current instant).
+  void EndRun(const Run& r, bool deadline, bool discarded);
+
+  // ---- matcher_alert.cc: the instant's outcomes ----
+  void Settle(KeyState& key, bool at_timer);
+  void EmitAlert(const Pending& p, const KeyState& key);
+  bool SameEvents(uint32_t a, uint32_t b) const;
+  void MarkMatchedCopies(bool at_timer);
+  void MarkReported(const Pending& p);
+  void OrderTimeouts(size_t from);
+  void SortByPreference(size_t from);
+  bool Prefer(const Pending& a, const Pending& b);
+  uint64_t ResumePoint(const Pending& p, uint64_t resume) const;
+  void ApplyLimit(KeyState& key);
+  void DecodeKey(const KeyState& key);
+
+  // Program-derived tables.
+  std::vector<KeySpec> specs_;
+  std::vector<std::vector<SpecUse>> by_type_;          // per event type
+  std::vector<std::vector<uint8_t>> rule_uses_type_;   // [rule][type]
+  std::vector<uint8_t> pred_uses_vars_;                // per predicate
+  // Per state: (step, step within) of every TAKE reachable through PROCEED / IGNORE->t edges.
+  std::vector<std::vector<std::pair<int32_t, int64_t>>> reach_;
+  size_t max_variables_ = 0;
+  std::vector<std::vector<uint8_t>> step_reluctant_;   // [rule][step]
+  std::vector<uint32_t> chain_a_, chain_b_;
+
+  // Storage.
+  EventStore store_;
+  ReorderBuffer reorder_{store_};
+  std::vector<Node> nodes_ = std::vector<Node>(1);     // node 0 = none
+  std::vector<uint32_t> free_nodes_;
+  std::vector<KeyState> keys_;
+  std::vector<uint32_t> free_keys_;
+  absl::flat_hash_map<std::string, uint32_t> key_index_;
+  std::vector<TimerEntry> timers_;                     // min-heap by (time, serial)
+  int64_t next_seq_ = 0;
+  uint64_t next_ord_ = 0;
+  uint64_t next_key_serial_ = 0;
+
+  // The event being processed.
+  EventStore::Handle event_ = 0;
+  RecordView record_;
+  int64_t now_ = 0;          // its time (or the timer instant)
+  uint64_t ord_ = 0;
+  int32_t type_ = -1;
+
+  // Per-step scratch (kept across calls: no allocation in steady state).
+  ExprEvaluator evaluator_;
+  std::vector<uint32_t> pred_epoch_;
+  std::vector<uint8_t> pred_value_;
+  uint32_t epoch_ = 0;
+  std::string key_bytes_;
+  std::vector<Run> next_;
+  std::vector<Pending> pending_;
+  std::vector<Run> dying_;
+  std::vector<uint32_t> new_nodes_;
+  EpochMap run_set_;
+  EpochMap node_set_;
+  bool stay_pending_ = false;          // StepRun: the run's IGNORE is still to be tried
+  const Run* vars_for_ = nullptr;      // BuildVars cache: the run whose vars are built
+  std::vector<std::pair<int32_t, RecordView>> chain_;
+  std::vector<RecordView> var_events_;
+  std::vector<VarEvents> var_spans_;
+  std::vector<uint32_t> var_count_;
+  // Alert scratch.
+  std::vector<AlertEvent> alert_events_;
+  std::vector<ExprValue> alert_fields_;
+  std::vector<ExprValue> key_values_;
+  std::string alert_text_;
+  std::vector<size_t> text_offsets_;
+  std::string key_joined_;
+  std::vector<uint32_t> emitted_;      // nodes emitted at this instant (M8)
+  std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
+  std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
+};
+
+}  // namespace vigil

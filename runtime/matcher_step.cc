@@ -1,0 +1,286 @@
+// One event on one key's runs: nfa/program.h's edge semantics, executed. For each run in order,
+// its successors are appended in edge (= preference) order, so the run list stays in report
+// order (start, then preference) without sorting, as threads in a Pike VM. A successor equal to
+// an earlier one (same state, same bindings) is dropped; bindings made on this event are
+// hash-consed so equal assignments are one node.
+#include <algorithm>
+
+#include "runtime/matcher_impl.h"
+
+namespace vigil {
+
+void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
+  next_.clear();
+  pending_.clear();
+  new_nodes_.clear();
+  run_set_.Clear();
+  node_set_.Clear();
+  if (*key != UINT32_MAX) {
+    // The runs are read from the key while next_ is built; nothing here resizes keys_.
+    const std::vector<Run>& runs = keys_[*key].runs;
+    for (const Run& r : runs) {
+      if (!rule_uses_type_[static_cast<size_t>(r.rule)][static_cast<size_t>(type_)]) {
+        next_.push_back(r);   // the event is not in this rule's stream
+        continue;
+      }
+      StepRun(r, /*fresh=*/false);
+      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+    }
+  }
+  for (int32_t rule : use.rules) {
+    Run fresh;
+    fresh.rule = rule;
+    fresh.state = program_->rules[static_cast<size_t>(rule)].start;
+    StepRun(fresh, /*fresh=*/true);
+  }
+  if (*key == UINT32_MAX && (!next_.empty() || !pending_.empty())) *key = CreateKey(use.spec);
+  if (*key != UINT32_MAX) {
+    Settle(keys_[*key], /*at_timer=*/false);
+    WriteBack(*key);
+  }
+  // Bindings made on this event are freed here unless a run, a child or an alert kept them.
+  for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
+}
+
+void Matcher::Impl::StepRun(const Run& r, bool fresh) {
+  vars_for_ = nullptr;
+  stay_pending_ = !fresh;
+  const bool took = Takes(r, r.state, 0);
+  if (stay_pending_) Stay(r, Skip(r, took));
+}
+
+// The IGNORE edge by which the run skips the current event: nullptr if a KILL edge forbids
+// skipping it or no IGNORE guard holds.
+const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
+  const State& st = S(r.state);
+  const Edge* edges = program_->edges.data() + st.first_edge;
+  for (uint32_t k = 0; k < st.edge_count; ++k)
+    if (edges[k].kind == EdgeKind::kKill && Holds(edges[k], r)) return nullptr;
+  for (uint32_t k = 0; k < st.edge_count; ++k) {
+    const Edge& e = edges[k];
+    if (e.kind == EdgeKind::kIgnore && !(e.greedy_leave && took) && Holds(e, r)) return &e;
+  }
+  return nullptr;
+}
+
+void Matcher::Impl::Stay(const Run& r, const Edge* e) {
+  stay_pending_ = false;
+  if (e == nullptr) return;
+  Run n = r;
+  if (e->target >= 0) {
+    n.state = e->target;
+    n.expiry = Expiry(n);
+  }
+  AddRun(n);
+}
+
+// TAKE and PROCEED edges of `state` on the current event, for run r; whether a TAKE of `state`
+// itself fired (greedy leave edges fire only when none did).
+bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
+  if (depth > 64) return false;
+  const State& st = S(state);
+  const Edge* edges = program_->edges.data() + st.first_edge;
+  constexpr uint32_t kMaxEdges = 64;
+  bool fired[kMaxEdges];
+  int64_t anchor = kNoAnchor;
+  bool took = false;
+  const uint32_t n = std::min(st.edge_count, kMaxEdges);
+  for (uint32_t k = 0; k < n; ++k) {
+    fired[k] = edges[k].kind == EdgeKind::kTake && Holds(edges[k], r) && TimeOk(r, st, &anchor);
+    took = took || fired[k];
+  }
+  for (uint32_t k = 0; k < n; ++k) {
+    const Edge& e = edges[k];
+    if (e.kind == EdgeKind::kProceed) {
+      if ((!e.greedy_leave || !took) && Holds(e, r)) Takes(r, e.target, depth + 1);
+    } else if (e.kind == EdgeKind::kTake && fired[k]) {
+      Take(r, st, e, anchor);
+    }
+  }
+  return took;
+}
+
+void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t anchor) {
+  Run n;
+  n.rule = r.rule;
+  n.state = e.target;
+  n.node = NewNode(r.node, r.rule, from);
+  n.last_step = from.step;
+  n.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
+  n.first_time = r.node == kNoNode ? now_ : r.first_time;
+  n.last_time = now_;
+  n.step_anchor = anchor;
+  const State& target = S(e.target);
+  if (target.kind == StateKind::kFinal || target.accepting) {
+    nodes_[n.node].flags |= kNodeMatched;
+    ++nodes_[n.node].refs;   // held by the pending alert until Settle
+    pending_.push_back(Pending{AlertKind::kMatch, r.rule, n.node, n.start_ord, now_});
+  }
+  if (target.absence >= 0) {
+    Run waiting = n;
+    waiting.state = target.absence;
+    waiting.expiry = Expiry(waiting);
+    AddRun(waiting);
+  }
+  if (target.kind != StateKind::kFinal) {
+    n.expiry = Expiry(n);
+    AddRun(n);
+  }
+}
+
+bool Matcher::Impl::Holds(const Edge& e, const Run& r) {
+  const GuardLiteral* lit = program_->literals.data() + e.first_literal;
+  for (uint32_t i = 0; i < e.literal_count; ++i) {
+    bool value = type_ == lit[i].event_type;
+    if (value && lit[i].predicate >= 0) value = EvalPred(lit[i].predicate, r);
+    if (value == lit[i].negated) return false;
+  }
+  return true;
+}
+
+bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
+  const size_t i = static_cast<size_t>(p);
+  const ExprProgram& program = program_->predicates[i].program;
+  if (!pred_uses_vars_[i]) {
+    if (pred_epoch_[i] != epoch_) {
+      EvalInput input;
+      input.event = record_;
+      pred_value_[i] = evaluator_.EvalPredicate(program, input);
+      pred_epoch_[i] = epoch_;
+    }
+    return pred_value_[i] != 0;
+  }
+  if (vars_for_ != &r) {
+    BuildVars(r.node, r.rule);
+    vars_for_ = &r;
+  }
+  EvalInput input;
+  input.event = record_;
+  input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+  return evaluator_.EvalPredicate(program, input);
+}
+
+// Time bounds of taking the current event from `from` (matching.md §6.1); `anchor` gets the
+// event before the step (the new run's step anchor).
+bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) const {
+  if (r.node == kNoNode) {
+    *anchor = kNoAnchor;
+    return true;
+  }
+  *anchor = from.step == r.last_step ? r.step_anchor : r.last_time;
+  const CheckedRule& rule = RuleOf(r.rule);
+  if (rule.within_ms > 0 && now_ - r.first_time > rule.within_ms) return false;
+  if (rule.max_gap_ms > 0 && now_ - r.last_time > rule.max_gap_ms) return false;
+  if (from.step_within_ms > 0 && *anchor != kNoAnchor && now_ - *anchor > from.step_within_ms)
+    return false;
+  return true;
+}
+
+// The last instant any continuation of r can still take an event (matching.md §6.2 D(c)), or
+// kNever; for a run waiting in an Absence state, its deadline.
+int64_t Matcher::Impl::Expiry(const Run& r) const {
+  const State& st = S(r.state);
+  const CheckedRule& rule = RuleOf(r.rule);
+  if (st.kind == StateKind::kAbsence) {
+    if (st.step_within_ms > 0) return r.last_time + st.step_within_ms;
+    return rule.within_ms > 0 ? r.first_time + rule.within_ms : kNever;
+  }
+  int64_t e = kNever;
+  if (rule.within_ms > 0) e = std::min(e, r.first_time + rule.within_ms);
+  if (rule.max_gap_ms > 0) e = std::min(e, r.last_time + rule.max_gap_ms);
+  const auto& reach = reach_[static_cast<size_t>(r.state)];
+  int64_t latest = kNoAnchor;
+  bool bounded = !reach.empty();
+  for (const auto& [step, within] : reach) {
+    const int64_t anchor = step == r.last_step ? r.step_anchor : r.last_time;
+    if (within <= 0 || anchor == kNoAnchor) {
+      bounded = false;
+      break;
+    }
+    latest = std::max(latest, anchor + within);
+  }
+  if (bounded) e = std::min(e, latest);
+  return e;
+}
+
+// var_spans_: the events bound to each variable along the chain ending at `node`, in order.
+void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
+  chain_.clear();
+  for (uint32_t n = node; n != kNoNode; n = nodes_[n].parent)
+    chain_.emplace_back(nodes_[n].variable, store_.view(nodes_[n].event));
+  const size_t nvars = RuleOf(rule).pattern.variables.size();
+  std::fill(var_count_.begin(), var_count_.begin() + static_cast<long>(nvars), 0u);
+  for (const auto& [var, view] : chain_)
+    if (var >= 0) ++var_count_[static_cast<size_t>(var)];
+  var_events_.resize(chain_.size());
+  size_t offset = 0;
+  for (size_t v = 0; v < nvars; ++v) {
+    var_spans_[v] = VarEvents(var_events_.data() + offset, var_count_[v]);
+    offset += var_count_[v];
+    var_count_[v] = static_cast<uint32_t>(offset);   // end of v's range, filled backwards
+  }
+  for (const auto& [var, view] : chain_) {   // newest first: fill each range from its end
+    if (var < 0) continue;
+    var_events_[--var_count_[static_cast<size_t>(var)]] = view;
+  }
+  for (size_t v = nvars; v < var_spans_.size(); ++v) var_spans_[v] = VarEvents();
+}
+
+void Matcher::Impl::AddRun(const Run& r) {
+  const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
+  if (!run_set_.Insert(id, 0)) return;   // an equal, preferred run exists
+  if (r.node != kNoNode) {
+    ++nodes_[r.node].refs;
+    ++nodes_[r.node].live;
+  }
+  next_.push_back(r);
+}
+
+// The binding of the current event by `from`'s step after `parent`; one node per distinct
+// (parent, rule, step) on this event.
+uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const State& from) {
+  const uint64_t id = (static_cast<uint64_t>(parent) << 32) ^
+                      (static_cast<uint64_t>(static_cast<uint32_t>(rule)) << 16) ^
+                      static_cast<uint64_t>(static_cast<uint32_t>(from.step));
+  if (const uint32_t* found = node_set_.Find(id)) return *found;
+  uint32_t n;
+  if (!free_nodes_.empty()) {
+    n = free_nodes_.back();
+    free_nodes_.pop_back();
+  } else {
+    n = static_cast<uint32_t>(nodes_.size());
+    nodes_.emplace_back();
+  }
+  Node& node = nodes_[n];
+  node = Node{event_, parent, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
+              static_cast<uint16_t>(rule), 0};
+  store_.Ref(event_);
+  if (parent != kNoNode) ++nodes_[parent].refs;
+  node_set_.Insert(id, n);
+  new_nodes_.push_back(n);
+  return n;
+}
+
+void Matcher::Impl::ReleaseNode(uint32_t n) {
+  while (n != kNoNode && --nodes_[n].refs == 0) {
+    const uint32_t parent = nodes_[n].parent;
+    store_.Unref(nodes_[n].event);
+    free_nodes_.push_back(n);
+    n = parent;
+  }
+}
+
+void Matcher::Impl::EndRun(const Run& r, bool deadline, bool discarded) {
+  if (r.node == kNoNode) return;
+  Node& node = nodes_[r.node];
+  if (discarded) node.flags |= kNodeDiscarded;
+  if (--node.live == 0 && deadline && !(node.flags & (kNodeMatched | kNodeDiscarded)) &&
+      RuleOf(r.rule).has_timeout_emit && S(r.state).kind != StateKind::kAbsence) {
+    // Its last continuation ran out of time: the partial match times out now (§6.3).
+    ++node.refs;
+    pending_.push_back(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_});
+  }
+  ReleaseNode(r.node);
+}
+
+}  // namespace vigil

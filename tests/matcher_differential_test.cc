@@ -1,0 +1,393 @@
+// The engine (runtime/matcher.h) against the reference matcher (tests/reference/): on thousands of
+// random compilable rules (every selection strategy, quantifier, negation, skip strategy, window
+// and timeout the compiler takes) and random multi-key streams, the engine's alerts for each key
+// — kind, bound events, detection time, match id, emitted fields, in report order — must equal
+// the reference's. Also: any reordering of the input within the out-of-orderness bound gives the
+// same alerts, and rules evaluated together give exactly what each gives alone.
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "nfa/program.h"
+#include "runtime/matcher.h"
+#include "tests/random_rules.h"
+#include "tests/reference/matcher.h"
+
+namespace vigil {
+namespace {
+
+std::string FormatExprValue(const ExprValue& v) {
+  if (!v.has_value) return "null";
+  switch (v.type.scalar) {
+    case ScalarType::kString: return fmt::format("\"{}\"", v.s);
+    case ScalarType::kFloat: return fmt::format("{}", v.f);
+    default: return fmt::format("{}", v.i);
+  }
+}
+
+std::string FormatValueLoose(const Value& v) {
+  if (v.type.is(ScalarType::kString)) return fmt::format("\"{}\"", v.s);
+  if (v.type.is(ScalarType::kFloat)) return fmt::format("{}", v.f);
+  if (v.type.is(ScalarType::kBool)) return fmt::format("{}", v.b ? 1 : 0);
+  return fmt::format("{}", v.i);
+}
+
+// One alert as comparable text (the rule name is part of the match id). The text starts with its
+// order group: kind, detection time, first and last event.
+std::string Line(bool timeout, const std::vector<int64_t>& seqs, int64_t detection,
+                 uint64_t id, const std::string& fields) {
+  return fmt::format("{} {} {} {} | [{}] id {:016x}{}", timeout ? "timeout" : "match", detection,
+                     seqs.empty() ? -1 : seqs.front(),
+                     seqs.empty() || timeout ? -1 : seqs.back(),   // a timeout's instant is t*
+                     fmt::join(seqs, " "), id, fields);
+}
+
+// Engine alerts grouped by key text, each group in emission order.
+using ByKey = std::map<std::string, std::vector<std::string>>;
+
+struct EngineRun {
+  ByKey alerts;
+  std::vector<std::string> all;   // every alert, in emission order, with its rule and key
+  MatcherCounters counters;
+};
+
+EngineRun RunEngine(std::shared_ptr<const Program> program, const std::vector<OwnedRecord>& records,
+                    const std::vector<size_t>& order, int64_t delay) {
+  EngineRun out;
+  MatcherCallbacks callbacks;
+  callbacks.on_alert = [&](const Alert& a) {
+    std::vector<int64_t> seqs;
+    for (const AlertEvent& e : a.events) seqs.push_back(e.seq);
+    std::string fields;
+    const auto& names = a.kind == AlertKind::kMatch ? a.rule_info->emit : a.rule_info->timeout_emit;
+    for (size_t i = 0; i < a.fields.size(); ++i)
+      if (a.fields[i].has_value) fields += fmt::format(" {}={}", names[i].name, FormatExprValue(a.fields[i]));
+    std::string line = Line(a.kind == AlertKind::kTimeout, seqs, a.detection_ms, a.match_id, fields);
+    out.all.push_back(fmt::format("{} {} {}", a.rule_info->name, a.key_text, line));
+    out.alerts[std::string(a.key_text)].push_back(std::move(line));
+  };
+  Matcher m(std::move(program), MatcherOptions{.bounded_out_of_orderness_ms = delay}, callbacks);
+  for (size_t i : order) m.Push(records[i].view());
+  m.Finish();
+  out.counters = m.counters();
+  return out;
+}
+
+ByKey RunReference(const test::RandomRule& r, const test::RandomStream& stream) {
+  std::string error;
+  auto reference = reference::ReferenceMatcher::Create(r.rule(), r.schema(), &error);
+  REQUIRE_MESSAGE(reference, error);
+  ByKey out;
+  for (const reference::KeyStream& key : reference::SplitByKey(r.rule(), r.schema(), stream.events)) {
+    std::string key_text;
+    for (size_t i = 0; i < key.key.size(); ++i) key_text += (i ? "\x1e" : "") + FormatValue(key.key[i]);
+    for (const reference::ReferenceAlert& a : reference->Match(key.events, key.key)) {
+      std::string fields;
+      for (const auto& [name, value] : a.fields) fields += fmt::format(" {}={}", name, FormatValueLoose(value));
+      out[key_text].push_back(Line(a.kind == reference::AlertKind::kTimeout, a.seqs, a.detection_ms,
+                                   std::stoull(a.match_id, nullptr, 16), fields));
+    }
+  }
+  return out;
+}
+
+// The alerts as text. Alerts with the same kind, detection time, first and last event (the same
+// completion instant and start) are sorted among themselves: there the engine's order may differ
+// from the preference order of §7.1 when one run stands for two choices (docs/matching.md §7.1,
+// "Engine note"); everything else must be in exactly the reference's order.
+std::string Show(const ByKey& by_key) {
+  std::string s;
+  for (const auto& [key, lines] : by_key) {
+    std::vector<std::string> sorted = lines;
+    auto group = [](const std::string& l) { return l.substr(0, l.find('|')); };
+    for (size_t i = 0; i < sorted.size();) {
+      size_t j = i;
+      while (j < sorted.size() && group(sorted[j]) == group(sorted[i])) ++j;
+      std::sort(sorted.begin() + static_cast<long>(i), sorted.begin() + static_cast<long>(j));
+      i = j;
+    }
+    for (const std::string& l : sorted) s += fmt::format("\n  {} {}", key, l);
+  }
+  return s;
+}
+
+std::vector<size_t> Identity(size_t n) {
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  return order;
+}
+
+}  // namespace
+
+TEST_CASE("matcher: alerts equal the reference's on random rules and streams") {
+  test::RandomRuleGenerator gen(31, {.compilable_only = true});
+  std::mt19937_64 rng(32);
+  int compared = 0, with_alerts = 0, failures = 0;
+  for (int i = 0; i < 3000 && failures < 5; ++i) {
+    test::RandomRule r = gen.Next();
+    REQUIRE(r.checked);
+    auto compiled = CompileProgram(r.checked);
+    REQUIRE_MESSAGE(compiled.status.ok(), compiled.status.message);
+    const auto events = test::RandomEvents(rng, {});
+    const test::RandomStream stream = test::MakeStream(r.schema(), events);
+    const ByKey expected = RunReference(r, stream);
+    const EngineRun got = RunEngine(compiled.program, stream.records, Identity(stream.records.size()), 0);
+    const std::string rule_text = r.text;
+    const std::string stream_text = test::DescribeEvents(events);
+    const std::string program = DumpRuleProgram(*compiled.program, 0);
+    CAPTURE(rule_text);
+    CAPTURE(stream_text);
+    CAPTURE(program);
+    const std::string want = Show(expected), have = Show(got.alerts);
+    CHECK(have == want);
+    failures += have != want;
+    ++compared;
+    with_alerts += !expected.empty();
+    // Nothing leaks: with a rule `within`, at the end of input every run has expired, and no
+    // key, node or stored event is left.
+    if (r.rule().within_ms == 0) continue;
+    CHECK(got.counters.runs_live == 0);
+    CHECK(got.counters.keys_live == 0);
+    CHECK(got.counters.nodes_live == 0);
+    CHECK(got.counters.events_stored == 0);
+  }
+  MESSAGE(fmt::format("{} rule/stream pairs compared, {} with alerts", compared, with_alerts));
+  CHECK(with_alerts > 1000);
+}
+
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// The alerts of every rule and key (the order across keys at one instant is not specified), with
+// each bound event named by its index in `records` (not its seq,
+// which is arrival order) and without the match id (it hashes the seq).
+std::map<std::string, std::vector<std::string>> Canonical(std::shared_ptr<const Program> program,
+                                                          const std::vector<OwnedRecord>& records,
+                                                          const std::vector<size_t>& order,
+                                                          int64_t delay) {
+  std::map<std::string, std::vector<std::string>> out;
+  MatcherCallbacks callbacks;
+  callbacks.on_alert = [&](const Alert& a) {
+    std::vector<size_t> original;
+    for (const AlertEvent& e : a.events) original.push_back(order[static_cast<size_t>(e.seq)]);
+    out[fmt::format("{} {}", a.rule_info->name, a.key_text)].push_back(
+        fmt::format("{} {} [{}]", a.kind == AlertKind::kMatch ? "match" : "timeout", a.detection_ms,
+                    fmt::join(original, " ")));
+  };
+  Matcher m(std::move(program), MatcherOptions{.bounded_out_of_orderness_ms = delay}, callbacks);
+  for (size_t i : order) CHECK(m.Push(records[i].view()));
+  m.Finish();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("matcher: any reordering within the out-of-orderness bound gives the same alerts") {
+  test::RandomRuleGenerator gen(41, {.compilable_only = true});
+  std::mt19937_64 rng(42);
+  constexpr int64_t kDelay = 3000;
+  int with_alerts = 0;
+  for (int i = 0; i < 500; ++i) {
+    test::RandomRule r = gen.Next();
+    REQUIRE(r.checked);
+    auto compiled = CompileProgram(r.checked);
+    REQUIRE(compiled.status.ok());
+    const auto events = test::RandomEvents(rng, {});
+    const test::RandomStream stream = test::MakeStream(r.schema(), events);
+    // Arrival order: by time + a random delay in [0, kDelay]; events of equal time keep their
+    // relative order (their (time, seq) order is the semantics).
+    std::vector<std::pair<int64_t, size_t>> arrival;
+    std::map<int64_t, int64_t> jitter;
+    for (size_t k = 0; k < events.size(); ++k) {
+      auto [it, fresh] = jitter.try_emplace(events[k].time_ms, test::Uniform(rng, 0, kDelay));
+      arrival.emplace_back(events[k].time_ms + it->second, k);
+    }
+    std::stable_sort(arrival.begin(), arrival.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<size_t> order;
+    for (const auto& [t, k] : arrival) order.push_back(k);
+    auto in_order = Canonical(compiled.program, stream.records, Identity(events.size()), kDelay);
+    auto shuffled = Canonical(compiled.program, stream.records, order, kDelay);
+    const std::string rule_text = r.text;
+    CAPTURE(rule_text);
+    std::string a, b;
+    for (const auto& [rule_key, lines] : shuffled) a += fmt::format("\n{}: {}", rule_key, fmt::join(lines, " / "));
+    for (const auto& [rule_key, lines] : in_order) b += fmt::format("\n{}: {}", rule_key, fmt::join(lines, " / "));
+    CHECK(a == b);
+    with_alerts += !in_order.empty();
+  }
+  CHECK(with_alerts > 150);
+}
+
+TEST_CASE("matcher: rules evaluated together give exactly what each gives alone") {
+  test::RandomRuleGenerator gen(51, {.compilable_only = true});
+  std::mt19937_64 rng(52);
+  for (int round = 0; round < 100; ++round) {
+    std::string all_text;
+    std::vector<std::string> texts;
+    for (int k = 0; k < 6; ++k) {
+      std::string text = gen.Next().text;
+      text.replace(text.find("rule r {"), 8, fmt::format("rule r{} {{", k));
+      texts.push_back(text);
+      all_text += text;
+    }
+    std::string error;
+    auto together = test::CheckRandomRule(all_text, &error);
+    REQUIRE_MESSAGE(together, error);
+    auto program = CompileProgram(together);
+    REQUIRE(program.status.ok());
+    const auto events = test::RandomEvents(rng, {});
+    const test::RandomStream stream = test::MakeStream(together->schema, events);
+    const auto joint = Canonical(program.program, stream.records, Identity(events.size()), 0);
+    std::map<std::string, std::vector<std::string>> alone;
+    for (const std::string& text : texts) {
+      auto one = test::CheckRandomRule(text, &error);
+      REQUIRE(one);
+      auto p = CompileProgram(one);
+      REQUIRE(p.status.ok());
+      for (auto& [rule_key, lines] : Canonical(p.program, stream.records, Identity(events.size()), 0))
+        alone[rule_key] = lines;
+    }
+    auto show = [](const std::map<std::string, std::vector<std::string>>& m) {
+      std::string out;
+      for (const auto& [rule, lines] : m)
+        for (const std::string& l : lines) out += "\n  " + rule + " " + l;
+      return out;
+    };
+    CAPTURE(all_text);
+    CHECK(show(joint) == show(alone));
+  }
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+TEST_CASE("matcher: snapshot at random points, restore into a fresh matcher, continue: same alerts") {
+  test::RandomRuleGenerator gen(61, {.compilable_only = true});
+  std::mt19937_64 rng(62);
+  int restored = 0, with_alerts = 0;
+  for (int i = 0; i < 500; ++i) {
+    test::RandomRule r = gen.Next();
+    REQUIRE(r.checked);
+    auto compiled = CompileProgram(r.checked);
+    REQUIRE(compiled.status.ok());
+    const auto events = test::RandomEvents(rng, {});
+    const test::RandomStream stream = test::MakeStream(r.schema(), events);
+    const int64_t delay = test::Uniform(rng, 0, 3000);
+    std::vector<std::string> uninterrupted, resumed;
+    auto collect = [](std::vector<std::string>& out) {
+      MatcherCallbacks cb;
+      cb.on_alert = [&out](const Alert& a) {
+        std::vector<int64_t> seqs;
+        for (const AlertEvent& e : a.events) seqs.push_back(e.seq);
+        out.push_back(fmt::format("{} {} {:016x} [{}]", a.key_text, a.detection_ms, a.match_id, fmt::join(seqs, " ")));
+      };
+      return cb;
+    };
+    {
+      Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(uninterrupted));
+      for (const OwnedRecord& rec : stream.records) m.Push(rec.view());
+      m.Finish();
+    }
+    // Two restarts at random points of the same input.
+    const size_t n = stream.records.size();
+    const size_t cut1 = static_cast<size_t>(test::Uniform(rng, 0, static_cast<int64_t>(n)));
+    const size_t cut2 = static_cast<size_t>(test::Uniform(rng, static_cast<int64_t>(cut1), static_cast<int64_t>(n)));
+    std::string bytes;
+    size_t next = 0;
+    for (size_t cut : {cut1, cut2, n}) {
+      Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(resumed));
+      std::string error;
+      if (!bytes.empty()) {
+        REQUIRE_MESSAGE(m.Restore(bytes, &error), error);
+        ++restored;
+      }
+      for (; next < cut; ++next) m.Push(stream.records[next].view());
+      if (cut == n) {
+        m.Finish();
+        break;
+      }
+      bytes = m.Snapshot();
+    }
+    const std::string rule_text = r.text;
+    CAPTURE(rule_text);
+    CHECK(fmt::format("{}", fmt::join(resumed, "\n")) == fmt::format("{}", fmt::join(uninterrupted, "\n")));
+    with_alerts += !uninterrupted.empty();
+  }
+  CHECK(restored > 400);
+  CHECK(with_alerts > 150);
+}
+
+TEST_CASE("matcher: a damaged or foreign snapshot is refused with a reason") {
+  std::string error;
+  auto one = test::CheckRandomRule("rule r {\n  key id\n  within 5s\n  pattern a: E where k == \"a\" -> b: E where k == \"b\"\n}\n", &error);
+  auto two = test::CheckRandomRule("rule r {\n  key id\n  within 5s\n  pattern a: E where k == \"a\" -> b: E where k == \"c\"\n}\n", &error);
+  REQUIRE(one);
+  REQUIRE(two);
+  auto p1 = CompileProgram(one).program;
+  auto p2 = CompileProgram(two).program;
+  std::vector<test::RandomEvent> events = {{"u1", "a", 1, 0}, {"u1", "b", 1, 1000}};
+  const test::RandomStream stream = test::MakeStream(one->schema, events);
+  Matcher m(p1, {}, {});
+  m.Push(stream.records[0].view());
+  std::string bytes = m.Snapshot();
+  {
+    Matcher other(p2, {}, {});
+    CHECK_FALSE(other.Restore(bytes, &error));
+    CHECK(error == "the snapshot was taken with other rules");
+  }
+  {
+    std::string damaged = bytes;
+    damaged[damaged.size() / 2] ^= 0x40;
+    Matcher fresh(p1, {}, {});
+    CHECK_FALSE(fresh.Restore(damaged, &error));
+    CHECK(!error.empty());
+    CHECK_FALSE(fresh.Restore("garbage", &error));
+  }
+  Matcher fresh(p1, {}, {});
+  REQUIRE(fresh.Restore(bytes, &error));
+  CHECK(fresh.counters().events_buffered == 1);   // time 0 waits for the watermark
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on a later event; late events are counted and handed over") {
+  std::string error;
+  auto rules = test::CheckRandomRule(
+      "rule r {\n  key id\n  pattern a: E where k == \"a\" -> no m: E where k == \"m\" within 5s\n"
+      "  emit { who: key }\n}\n", &error);
+  REQUIRE_MESSAGE(rules, error);
+  auto program = CompileProgram(rules).program;
+  REQUIRE(program);
+  std::vector<test::RandomEvent> events = {{"u1", "a", 0, 0}, {"u2", "a", 0, 1000}, {"u2", "m", 0, 3000},
+                                           {"u1", "x", 0, 900}};
+  const test::RandomStream stream = test::MakeStream(rules->schema, events);
+  std::vector<std::string> alerts, late;
+  MatcherCallbacks cb;
+  cb.on_alert = [&](const Alert& a) { alerts.push_back(fmt::format("{}@{}", a.key_text, a.detection_ms)); };
+  cb.on_late = [&](RecordView, int64_t seq) { late.push_back(fmt::format("seq {}", seq)); };
+  Matcher m(program, {.bounded_out_of_orderness_ms = -1}, cb);   // watermark only by API
+  for (int i = 0; i < 3; ++i) CHECK(m.Push(stream.records[static_cast<size_t>(i)].view()));
+  m.AdvanceWatermark(4999);
+  CHECK(alerts.empty());          // u1's deadline is 5000 (inclusive window)
+  m.AdvanceWatermark(5000);       // no event of u1 ever comes again: the timer fires
+  CHECK(alerts == std::vector<std::string>{"\"u1\"@5000"});
+  CHECK_FALSE(m.Push(stream.records[3].view()));   // time 900 <= watermark 5000: late
+  CHECK(late == std::vector<std::string>{"seq 3"});
+  CHECK(m.counters().events_late == 1);
+  m.Finish();
+  CHECK(alerts.size() == 1);      // u2 saw its `m` within 5 s
+  CHECK(m.counters().keys_live == 0);
+}
+
+}  // namespace vigil
