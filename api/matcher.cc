@@ -25,6 +25,7 @@ struct Matcher::Impl {
   RecordBuilder decoded;
   uint64_t events_invalid = 0;
   std::string broken;                        // non-empty: an exception escaped; refuse work
+  bool busy = false;                         // inside a call: the callback must not re-enter
 
   // Runs `body` unless broken; turns an exception into kInternal and breaks the matcher.
   template <typename F>
@@ -32,6 +33,15 @@ struct Matcher::Impl {
     if (!broken.empty()) {
       return Status(StatusCode::kInternal, "matcher unusable after an earlier failure: " + broken);
     }
+    if (busy) {
+      return Status(StatusCode::kInvalidArgument,
+                    "a Matcher must not be called from its own alert callback");
+    }
+    struct Busy {
+      bool& flag;
+      explicit Busy(bool& f) : flag(f) { flag = true; }
+      ~Busy() { flag = false; }
+    } busy_scope(busy);
     try {
       return body();
     } catch (const std::exception& e) {
@@ -157,13 +167,20 @@ MatcherStats Matcher::stats() const {
 }
 
 Status Matcher::Snapshot(std::string* out) {
-  return Status(StatusCode::kUnimplemented,
-                "Matcher::Snapshot: not yet — the engine's checkpoint format is not written");
+  if (out == nullptr) return Status(StatusCode::kInvalidArgument, "Matcher::Snapshot: out is null");
+  return impl_->Guard([&] {
+    *out = impl_->engine->Snapshot();
+    return Status();
+  });
 }
 
 Status Matcher::Restore(std::string_view snapshot) {
-  return Status(StatusCode::kUnimplemented,
-                "Matcher::Restore: not yet — the engine's checkpoint format is not written");
+  return impl_->Guard([&] {
+    std::string error;
+    if (!impl_->engine->Restore(snapshot, &error))
+      return Status(StatusCode::kInvalidArgument, "Matcher::Restore: " + error);
+    return Status();
+  });
 }
 
 }  // namespace vigil::api

@@ -2,7 +2,7 @@
 // file:line:col) and of unsupported ones; the EventBuilder's errors (unknown type and field,
 // wrong kind, set twice, missing); JSON / msgpack decode errors; alerts through the callback
 // with their fields, key, bound events and match id (checked against matching.md §8 computed
-// here); late events; the not-yet Snapshot; exceptions from the callback; the header itself
+// here); late events; Snapshot / Restore; exceptions from the callback; the header itself
 // (standard includes only).
 #include <doctest/doctest.h>
 
@@ -67,9 +67,10 @@ Seen Keep(const Alert& a) {
   return s;
 }
 
-std::unique_ptr<Matcher> MakeMatcher(std::shared_ptr<const Rules> rules, std::vector<Seen>* seen) {
+std::unique_ptr<Matcher> MakeMatcher(std::shared_ptr<const Rules> rules, std::vector<Seen>* seen,
+                                     MatcherOptions options = {}) {
   std::unique_ptr<Matcher> m;
-  const Status s = Matcher::Create(std::move(rules), MatcherOptions{},
+  const Status s = Matcher::Create(std::move(rules), std::move(options),
                                    [seen](const Alert& a) { seen->push_back(Keep(a)); }, &m);
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   return m;
@@ -155,8 +156,8 @@ TEST_CASE("api: EventBuilder errors name the type and field, with a suggestion")
   CHECK(b.status().message() == "A: unknown field 'prize' (did you mean 'price'?)");
   CHECK(b.Finish().message() == "A: unknown field 'prize' (did you mean 'price'?)");   // sticks
 
-  b.Start("Q");
-  CHECK(b.status().message() == "unknown event type 'Q'");
+  b.Start("Zebra");
+  CHECK(b.status().message() == "unknown event type 'Zebra'");
   b.Start("AA");
   CHECK(b.status().message() == "unknown event type 'AA' (did you mean 'A'?)");
 
@@ -233,7 +234,9 @@ TEST_CASE("api: JSON and msgpack decode errors are kDecodeError with the decoder
 TEST_CASE("api: alerts arrive through the callback, in all three input forms") {
   auto rules = Compile();
   std::vector<Seen> seen;
-  auto m = MakeMatcher(rules, &seen);
+  MatcherOptions options;
+  options.bounded_out_of_orderness_ms = -1;   // only AdvanceWatermark moves the watermark
+  auto m = MakeMatcher(rules, &seen, options);
   EventBuilder b(rules);
   // k1: A 10 (builder), B 5 (too low: skipped), B 20 (JSON), C 30 (msgpack) -> one match.
   b.Start("A").Set("id", "k1").Set("price", 10.0).SetTimestamp("at", kT0);
@@ -256,6 +259,7 @@ TEST_CASE("api: alerts arrive through the callback, in all three input forms") {
                     std::to_string(kT0 + 13000) + "}")
             .ok());
   CHECK(seen.empty());   // nothing is matched before the watermark passes it
+  CHECK(m->stats().events_buffered == 7);
   REQUIRE(m->AdvanceWatermark(kT0 + 60000).ok());
   CHECK(m->watermark() == kT0 + 60000);
 
@@ -277,7 +281,8 @@ TEST_CASE("api: alerts arrive through the callback, in all three input forms") {
   CHECK(a.id_value == Fnv1a(id_input));
   CHECK(a.id == fmt::format("{:016x}", Fnv1a(id_input)));
 
-  const MatcherStats stats = m->stats();
+  MatcherStats stats = m->stats();
+  CHECK(stats.events_buffered == 0);
   CHECK(stats.events_pushed == 7);
   CHECK(stats.events_processed == 7);
   CHECK(stats.matches == 1);
@@ -295,14 +300,71 @@ TEST_CASE("api: an event at or before the watermark is kLateEvent and never matc
   CHECK(m->stats().events_late == 1);
 }
 
-TEST_CASE("api: Snapshot and Restore are not implemented yet and say so") {
+// The stream of the callback test, for k1 only: A 10, B 5, B 20, C 30 one second apart.
+std::vector<std::string> RisingStream() {
+  return {Json("A", "k1", 10, kT0), Json("B", "k1", 5, kT0 + 1000), Json("B", "k1", 20, kT0 + 2000),
+          R"({"type": "C", "id": "k1", "price": 30, "tags": [], "at": )" +
+              std::to_string(kT0 + 3000) + "}"};
+}
+
+TEST_CASE("api: Snapshot then Restore into a new matcher continues as if uninterrupted") {
+  auto rules = Compile();
+  const std::vector<std::string> stream = RisingStream();
+  std::vector<Seen> whole;
+  {
+    auto m = MakeMatcher(rules, &whole);
+    for (const std::string& e : stream) REQUIRE(m->PushJson(e).ok());
+    REQUIRE(m->Finish().ok());
+  }
+  REQUIRE(whole.size() == 1);
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    CAPTURE(cut);
+    std::vector<Seen> first, second;
+    std::string snapshot;
+    {
+      auto m = MakeMatcher(rules, &first);
+      for (size_t i = 0; i < cut; ++i) REQUIRE(m->PushJson(stream[i]).ok());
+      REQUIRE(m->Snapshot(&snapshot).ok());
+    }
+    auto restored = MakeMatcher(rules, &second);
+    REQUIRE(restored->Restore(snapshot).ok());
+    for (size_t i = cut; i < stream.size(); ++i) REQUIRE(restored->PushJson(stream[i]).ok());
+    REQUIRE(restored->Finish().ok());
+    first.insert(first.end(), second.begin(), second.end());
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].id == whole[0].id);
+    CHECK(first[0].events == whole[0].events);
+    CHECK(first[0].fields == whole[0].fields);
+  }
+}
+
+TEST_CASE("api: Restore refuses damaged bytes, other rules and a used matcher") {
   auto rules = Compile();
   std::vector<Seen> seen;
   auto m = MakeMatcher(rules, &seen);
-  std::string snapshot = "unchanged";
-  CHECK(m->Snapshot(&snapshot).code() == StatusCode::kUnimplemented);
-  CHECK(snapshot == "unchanged");
-  CHECK(m->Restore("x").code() == StatusCode::kUnimplemented);
+  REQUIRE(m->PushJson(RisingStream()[0]).ok());
+  std::string snapshot;
+  REQUIRE(m->Snapshot(&snapshot).ok());
+  CHECK(m->Snapshot(nullptr).code() == StatusCode::kInvalidArgument);
+
+  CHECK(m->Restore(snapshot).code() == StatusCode::kInvalidArgument);   // has seen an event
+  auto fresh = MakeMatcher(rules, &seen);
+  std::string damaged = snapshot;
+  damaged[damaged.size() / 2] ^= 0x55;
+  const Status s = fresh->Restore(damaged);
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK(s.message().rfind("Matcher::Restore: ", 0) == 0);
+  CHECK(fresh->Restore("").code() == StatusCode::kInvalidArgument);
+
+  std::shared_ptr<const Rules> other;
+  REQUIRE(Rules::FromText("event A { id: string  price: float  at: timestamp  time at  key id }\n"
+                          "rule lone { key id  pattern a: A }\n",
+                          &other)
+              .ok());
+  auto foreign = MakeMatcher(other, &seen);
+  CHECK(foreign->Restore(snapshot).code() == StatusCode::kInvalidArgument);
+  CHECK(fresh->Restore(snapshot).ok());   // the failed attempts changed nothing
+  CHECK(fresh->stats().events_pushed == 1);
 }
 
 TEST_CASE("api: an exception from the callback becomes kInternal and breaks the matcher") {
@@ -317,6 +379,24 @@ TEST_CASE("api: an exception from the callback becomes kInternal and breaks the 
   CHECK(s.code() == StatusCode::kInternal);
   CHECK(s.message().find("boom") != std::string::npos);
   CHECK(m->PushJson(Json("A", "k", 1, kT0 + 100000)).code() == StatusCode::kInternal);
+}
+
+TEST_CASE("api: a callback that calls back into its matcher is refused") {
+  auto rules = Compile();
+  Matcher* self = nullptr;
+  std::vector<StatusCode> reentry;
+  std::unique_ptr<Matcher> m;
+  REQUIRE(Matcher::Create(rules, {}, [&](const Alert&) {
+            reentry.push_back(self->PushJson(Json("A", "k", 1, kT0 + 50)).code());
+            std::string snapshot;
+            reentry.push_back(self->Snapshot(&snapshot).code());
+          }, &m).ok());
+  self = m.get();
+  for (const std::string& e : RisingStream()) REQUIRE(m->PushJson(e).ok());
+  REQUIRE(m->Finish().ok());
+  CHECK(reentry == std::vector<StatusCode>{StatusCode::kInvalidArgument,
+                                           StatusCode::kInvalidArgument});
+  CHECK(m->stats().events_pushed == 4);
 }
 
 TEST_CASE("api: null arguments are refused, not dereferenced") {

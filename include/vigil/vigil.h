@@ -57,7 +57,7 @@ enum class StatusCode : uint8_t {
   kUnsupported,       // the rules check, but use something the engine cannot run yet
   kDecodeError,       // a JSON / msgpack message is malformed or not a valid event
   kLateEvent,         // the event's time is <= the watermark: counted, not matched
-  kUnimplemented,     // the operation does not exist yet (Snapshot / Restore)
+  kUnimplemented,     // the operation does not exist yet
   kInternal,          // a bug in Vigil, an exception from a callback, or out of memory
 };
 
@@ -300,7 +300,8 @@ class Alert {
 
 // Receives every alert, synchronously, from inside Push*, AdvanceWatermark and Finish, in
 // detection order. It must not call any method of the Matcher that invoked it (push, watermark,
-// snapshot) — reading the Rules and using other matchers is fine. It must not keep references
+// snapshot; such a call is refused with kInvalidArgument) — reading the Rules and using other
+// matchers is fine. It must not keep references
 // into the Alert past its return. It should not throw: an exception is caught by the Matcher,
 // the call returns kInternal, and the Matcher is broken (every later call returns kInternal).
 using AlertCallback = std::function<void(const Alert&)>;
@@ -363,10 +364,13 @@ class Matcher {
   int64_t watermark() const;   // INT64_MIN before any
   MatcherStats stats() const;
 
-  // Not yet: the engine's checkpoint format is not written. Both return kUnimplemented and
-  // change nothing. When done: Snapshot serializes the whole matcher state (format version and
-  // the program's fingerprint included) into *out; Restore loads it into a matcher created over
-  // the same rules.
+  // Checkpoints. Snapshot serializes the whole matching state — buffered events, partial
+  // matches, keys, watermark, arrival numbering, counters — into *out (bytes carrying a format
+  // version, the program's fingerprint and a checksum). Restore loads such bytes into a matcher
+  // created over the same rules that has not been pushed anything yet; continuing from there
+  // gives exactly the alerts of an uninterrupted run. Restore fails with kInvalidArgument (and
+  // changes nothing) for other rules, another format version, damaged bytes or a matcher that
+  // has seen events. events_invalid is not part of the state. Never call either from a callback.
   Status Snapshot(std::string* out);
   Status Restore(std::string_view snapshot);
 
