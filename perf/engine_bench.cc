@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -136,7 +137,7 @@ size_t ResidentBytes() {
 
 // Pushes `w` through a fresh matcher per iteration; reports events/s and the counters above.
 void RunMatcher(benchmark::State& state, const std::shared_ptr<const Program>& program,
-                const Workload& w) {
+                std::span<const RecordView> events) {
   uint64_t alerts = 0;
   MatcherCounters at_end;
   size_t heap = 0;
@@ -145,13 +146,13 @@ void RunMatcher(benchmark::State& state, const std::shared_ptr<const Program>& p
     MatcherCallbacks callbacks;
     callbacks.on_alert = [&alerts](const Alert&) { ++alerts; };
     Matcher matcher(program, MatcherOptions{}, std::move(callbacks));
-    for (const RecordView e : w.events) matcher.Push(e);
+    for (const RecordView e : events) matcher.Push(e);
     at_end = matcher.counters();
     const size_t heap_now = HeapInUse();
     heap = heap_now > heap_before ? heap_now - heap_before : 0;
     matcher.Finish();
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * w.events.size()));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * events.size()));
   state.counters["alerts"] =
       benchmark::Counter(static_cast<double>(alerts), benchmark::Counter::kAvgIterations);
   state.counters["runs_live"] = static_cast<double>(at_end.runs_live);
@@ -163,64 +164,71 @@ void RunMatcher(benchmark::State& state, const std::shared_ptr<const Program>& p
 
 // (1) One rule, 10s window.
 void BM_SeqAny(benchmark::State& state) {
-  RunMatcher(state, CompileOrDie(SeqRule("seq_any", "any ", 10)), UniformWorkload());
+  RunMatcher(state, CompileOrDie(SeqRule("seq_any", "any ", 10)), UniformWorkload().events);
 }
 BENCHMARK(BM_SeqAny)->Unit(benchmark::kMillisecond);
 
 void BM_SeqNext(benchmark::State& state) {
-  RunMatcher(state, CompileOrDie(SeqRule("seq_next", "", 10)), UniformWorkload());
+  RunMatcher(state, CompileOrDie(SeqRule("seq_next", "", 10)), UniformWorkload().events);
 }
 BENCHMARK(BM_SeqNext)->Unit(benchmark::kMillisecond);
 
 // (3) N skip-till-next rules loaded together: rule i uses the type order (i mod 6) of the six
 // permutations of A, B, C and a first-step threshold `price > (i / 6) mod 100`, so no two rules
-// are alike. N = 1 is the same shape with threshold 0.
+// are alike. N = 1 is the same shape with threshold 0. Over the first M events of the workload
+// (args N, M): 1,000 rules over all 1M events would take minutes per iteration.
 void BM_ManyRules(benchmark::State& state) {
   static const char* kOrders[] = {"ABC", "ACB", "BAC", "BCA", "CAB", "CBA"};
   const int n = static_cast<int>(state.range(0));
   std::string rules;
   for (int i = 0; i < n; ++i)
     rules += SeqRule(fmt::format("r{}", i), "", 10, kOrders[i % 6], (i / 6) % 100);
-  RunMatcher(state, CompileOrDie(rules), UniformWorkload());
+  const std::vector<RecordView>& all = UniformWorkload().events;
+  RunMatcher(state, CompileOrDie(rules),
+             std::span<const RecordView>(all).first(static_cast<size_t>(state.range(1))));
 }
-BENCHMARK(BM_ManyRules)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ManyRules)->Args({1, 100000})->Args({1000, 100000})->Unit(benchmark::kMillisecond);
 
 // (4) Window sweep.
 void BM_WindowAny(benchmark::State& state) {
   const int window = static_cast<int>(state.range(0));
-  RunMatcher(state, CompileOrDie(SeqRule("seq_any", "any ", window)), UniformWorkload());
+  RunMatcher(state, CompileOrDie(SeqRule("seq_any", "any ", window)), UniformWorkload().events);
 }
 BENCHMARK(BM_WindowAny)->Arg(1)->Arg(2)->Arg(5)->Arg(10)->Arg(30)->Arg(60)
     ->Unit(benchmark::kMillisecond);
 
 void BM_WindowNext(benchmark::State& state) {
   const int window = static_cast<int>(state.range(0));
-  RunMatcher(state, CompileOrDie(SeqRule("seq_next", "", window)), UniformWorkload());
+  RunMatcher(state, CompileOrDie(SeqRule("seq_next", "", window)), UniformWorkload().events);
 }
 BENCHMARK(BM_WindowNext)->Arg(1)->Arg(10)->Arg(60)->Unit(benchmark::kMillisecond);
 
 void BM_WindowKleene(benchmark::State& state) {
   const int window = static_cast<int>(state.range(0));
-  RunMatcher(state, CompileOrDie(KleeneRule(window)), UniformWorkload());
+  RunMatcher(state, CompileOrDie(KleeneRule(window)), UniformWorkload().events);
 }
 BENCHMARK(BM_WindowKleene)->Arg(1)->Arg(2)->Arg(5)->Arg(10)->Arg(30)->Arg(60)
     ->Unit(benchmark::kMillisecond);
 
-// (5) 1M distinct keys, each with an A (price 10) then a B (price 20), 1 ms apart, under the
-// skip-till-any rule with a 1h window: after its B every key holds two partial matches (waiting
-// for a later B, and waiting for a C), and nothing expires (2M ms < 1h). Measures heap and
-// resident memory growth while the matcher takes them, per key and per partial match.
+// (5) 1M distinct keys, each with an A (price 10) then n-1 B's of rising price, 1 ms apart,
+// under the skip-till-any rule with a 1h window: after them every key holds n partial matches
+// (one waiting for a later B, one waiting for a C per B) and n stored events, and nothing
+// expires (n M ms < 1h). Measures heap and resident memory growth while the matcher takes them;
+// per key, and per partial match. Args (keys, n): the difference between n = 2 and n = 4 is the
+// marginal cost of one partial match (with its event and binding), the rest is per key.
 void BM_OpenMatchesPerKey(benchmark::State& state) {
   const size_t keys = static_cast<size_t>(state.range(0));
+  const size_t per_key = static_cast<size_t>(state.range(1));
   auto program = CompileOrDie(SeqRule("seq_any", "any ", 3600));
   Workload w;
   {
     RecordBuilder b;
-    w.events.reserve(2 * keys);
+    w.events.reserve(per_key * keys);
+    int64_t t = kStartMs;
     for (size_t k = 0; k < keys; ++k) {
       const std::string key = KeyName(k);
-      AddEvent(w, b, 0, key, 10, kStartMs + static_cast<int64_t>(2 * k));
-      AddEvent(w, b, 1, key, 20, kStartMs + static_cast<int64_t>(2 * k + 1));
+      AddEvent(w, b, 0, key, 10, t++);
+      for (size_t j = 1; j < per_key; ++j) AddEvent(w, b, 1, key, 10 + static_cast<double>(j), t++);
     }
   }
   MatcherCounters at_end;
@@ -239,6 +247,7 @@ void BM_OpenMatchesPerKey(benchmark::State& state) {
   state.counters["keys_live"] = static_cast<double>(at_end.keys_live);
   state.counters["runs_live"] = static_cast<double>(at_end.runs_live);
   state.counters["events_stored"] = static_cast<double>(at_end.events_stored);
+  state.counters["nodes_live"] = static_cast<double>(at_end.nodes_live);
   state.counters["heap_bytes"] = static_cast<double>(heap);
   state.counters["rss_bytes"] = static_cast<double>(resident);
   state.counters["heap_per_key"] = static_cast<double>(heap) / static_cast<double>(keys);
@@ -246,7 +255,8 @@ void BM_OpenMatchesPerKey(benchmark::State& state) {
   state.counters["heap_per_run"] =
       at_end.runs_live > 0 ? static_cast<double>(heap) / static_cast<double>(at_end.runs_live) : 0;
 }
-BENCHMARK(BM_OpenMatchesPerKey)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_OpenMatchesPerKey)->Args({1000000, 2})->Args({1000000, 4})->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace vigil
