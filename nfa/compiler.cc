@@ -303,9 +303,11 @@ class RuleLowering {
         AddEdge(s, EdgeKind::kProceed, exit.entry, {});
         // A non-greedy loop may also stop on an event it could take and let the next element
         // skip that event, as the next element's arrow allows (matching.md §2.3). A strict loop
-        // already leaves on every event it skips (add_optional_ignore), so it needs no second edge.
+        // already leaves on every event it skips (add_optional_ignore), so it needs no second edge;
+        // nor does an `any` loop: it may skip the event and still take more or leave later, and
+        // its staying run does both (an edge here, tried first, would lose "one more, later").
         const Contiguity c = before_first ? arrow : step.loop_contiguity;
-        if (!exit_is_final && IgnoreGuard(c, {x}))
+        if (!exit_is_final && c == Contiguity::kSkipTillNext)
           AddIgnore(s, exit.arrow, exit.starts, {x}, exit.entry);
         return;
       }

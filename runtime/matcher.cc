@@ -78,6 +78,9 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
     for (const ExprProgram& e : r.emit) evaluator_.Prepare(e);
     for (const ExprProgram& e : r.timeout_emit) evaluator_.Prepare(e);
   }
+  strings_ = BuildStringIndex(*program_);
+  scanner_ = std::make_unique<StringScanner>(strings_);
+  scanned_ = PredicateValues(program_->predicates.size());
   pred_epoch_.assign(program_->predicates.size(), 0);
   pred_value_.assign(program_->predicates.size(), 0);
   counters_.alerts_per_rule.assign(program_->rules.size(), 0);
@@ -191,6 +194,10 @@ bool Matcher::Impl::Push(RecordView event) {
     ++counters_.events_ignored;
   } else {
     reorder_.Push(store_.Add(event, seq));
+    if (options_.max_buffered_events > 0 && reorder_.size() > options_.max_buffered_events) {
+      ++counters_.watermark_forced;   // too many waiting: release the earliest now
+      AdvanceTo(store_.time(reorder_.Top()));
+    }
   }
   if (options_.bounded_out_of_orderness_ms >= 0 && t > max_seen_) {
     max_seen_ = t;
@@ -230,6 +237,9 @@ void Matcher::Impl::Release(EventStore::Handle h) {
   type_ = record_.type_id();
   ++counters_.events_processed;
   ++epoch_;   // the per-event predicate cache
+  if (static_cast<size_t>(type_) < strings_.fields_by_type.size() &&
+      !strings_.fields_by_type[static_cast<size_t>(type_)].empty())
+    scanner_->Scan(strings_, record_, scanned_);
   for (const SpecUse& use : by_type_[static_cast<size_t>(type_)]) {
     const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
     EncodeKey(record_, spec, use.spec);
@@ -299,6 +309,7 @@ uint32_t Matcher::Impl::CreateKey(int32_t spec) {
   key.runs.clear();
   key.text.clear();
   key.in_use = true;
+  key.referenced = true;
   key_index_.emplace(key.bytes, k);
   ++counters_.keys_created;
   ++counters_.keys_live;
@@ -314,6 +325,27 @@ void Matcher::Impl::FreeKey(uint32_t k) {
   key.runs.clear();
   free_keys_.push_back(k);
   --counters_.keys_live;
+}
+
+// max_keys, kEvictIdle: frees the key least recently used, in CLOCK order (a key touched since the
+// hand last passed gets a second chance). Its runs are discarded: no alert, no timeout.
+void Matcher::Impl::EvictIdleKey() {
+  if (keys_.empty()) return;
+  for (size_t steps = 0; steps < 2 * keys_.size() + 1; ++steps) {
+    const size_t k = clock_hand_;
+    clock_hand_ = (clock_hand_ + 1) % keys_.size();
+    KeyState& key = keys_[k];
+    if (!key.in_use) continue;
+    if (key.referenced) {
+      key.referenced = false;
+      continue;
+    }
+    for (const Run& r : key.runs) EndRun(r, /*deadline=*/false, /*discarded=*/true);
+    counters_.runs_live -= key.runs.size();
+    FreeKey(static_cast<uint32_t>(k));
+    ++counters_.keys_evicted;
+    return;
+  }
 }
 
 // Stores next_ as the key's runs, reschedules its timer, frees it when nothing is left.

@@ -25,8 +25,8 @@
 //     last run holding it dies of its deadline rather than of an event.
 //   * After-match skip (M9) with a resume point per rule and key; duplicates (M8) dropped among
 //     the matches completing at one instant.
-//   * Limits: at most `max_partial_matches` runs per rule and key (the oldest start is evicted,
-//     matching.md §10); counters for everything dropped.
+//   * Limits (MatcherOptions): runs per rule and key (matching.md §10), key states, buffered
+//     events; what happens at each is an option, and everything dropped is counted.
 //
 // Threading: a Matcher is single-threaded (one per shard). The Program is shared and immutable.
 // Callbacks run synchronously inside Push / AdvanceWatermark / Finish; they must not call back
@@ -57,8 +57,22 @@ struct MatcherOptions {
   // Watermark from event times: W = max time seen - delay - 1. Negative: only
   // AdvanceWatermark() moves the watermark.
   int64_t bounded_out_of_orderness_ms = 0;
-  // Runs (partial matches) per rule and key; over it the earliest-started are evicted.
+  // Runs (partial matches) per rule and key (matching.md §10). At the limit, kDropOldest evicts
+  // the earliest-started runs (counted in runs_evicted); kRejectNew keeps the old ones and drops
+  // the new (counted in runs_rejected).
   size_t max_partial_matches = 10000;
+  enum class OnPartialLimit : uint8_t { kDropOldest, kRejectNew };
+  OnPartialLimit on_partial_limit = OnPartialLimit::kDropOldest;
+  // Key states (keys with open runs; 0: no limit). At the limit, kEvictIdle frees the key used
+  // least recently (CLOCK order; its runs are discarded, counted in keys_evicted) to make room;
+  // kRejectNew does not start runs for a new key (counted in keys_rejected).
+  size_t max_keys = 0;
+  enum class OnKeyLimit : uint8_t { kEvictIdle, kRejectNew };
+  OnKeyLimit on_key_limit = OnKeyLimit::kEvictIdle;
+  // Events waiting for the watermark (0: no limit). At the limit the watermark is forced up to
+  // the earliest buffered event's time, which is then processed (counted in watermark_forced);
+  // events that arrive later with a time at or before it are late.
+  size_t max_buffered_events = 0;
 };
 
 enum class AlertKind : uint8_t { kMatch, kTimeout };
@@ -93,7 +107,11 @@ struct MatcherCounters {
   uint64_t events_ignored = 0;          // no rule uses the event's type
   uint64_t matches = 0;
   uint64_t timeouts = 0;
-  uint64_t runs_evicted = 0;            // max_partial_matches reached
+  uint64_t runs_evicted = 0;            // max_partial_matches reached, kDropOldest
+  uint64_t runs_rejected = 0;           // max_partial_matches reached, kRejectNew
+  uint64_t keys_evicted = 0;            // max_keys reached, kEvictIdle
+  uint64_t keys_rejected = 0;           // max_keys reached, kRejectNew
+  uint64_t watermark_forced = 0;        // max_buffered_events reached
   uint64_t runs_started = 0;
   uint64_t keys_created = 0;
   // Current sizes (gauges).

@@ -125,7 +125,7 @@ void Matcher::Impl::MarkMatchedCopies(bool at_timer) {
 // partial match before its extensions (it is reached first in preference order), otherwise run
 // order. A partial whose events a run waiting for a trailing absence also holds is dropped: that
 // run is a complete match pending its deadline; so is one whose events a preferred, still live
-// partial match holds (M8 keeps only the preferred one).
+// partial match holds that can still time out (M8 keeps only the preferred one).
 void Matcher::Impl::OrderTimeouts(size_t from) {
   size_t kept = from;
   for (size_t i = from; i < pending_.size(); ++i) {
@@ -136,7 +136,8 @@ void Matcher::Impl::OrderTimeouts(size_t from) {
       // A copy waiting for its trailing absence is a complete match pending; a preferred copy
       // still alive is the one M8 keeps if it times out too (the engine bets that it will).
       complete = S(r.state).kind == StateKind::kAbsence ||
-                 Prefer(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_}, p);
+                 (r.expiry != kNever &&
+                  Prefer(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_}, p));
     }
     if (complete) {
       ReleaseNode(p.node);
@@ -226,29 +227,35 @@ uint64_t Matcher::Impl::ResumePoint(const Pending& p, uint64_t resume) const {
   return resume;
 }
 
-// matching.md §10: at most max_partial_matches runs per rule and key; the earliest starts go
-// first (ties: the last in preference order).
+// matching.md §10: at most max_partial_matches runs per rule and key. kDropOldest evicts the
+// earliest starts first (ties: the last in preference order); kRejectNew drops the newest runs.
 void Matcher::Impl::ApplyLimit(KeyState& key) {
   (void)key;
   const size_t max = options_.max_partial_matches;
   bool over = false;
   for (const Run& r : next_) over |= ++rule_runs_[static_cast<size_t>(r.rule)] > max;
   if (over) {
-    for (size_t i = 0; i < next_.size(); ++i) {
-      uint32_t& count = rule_runs_[static_cast<size_t>(next_[i].rule)];
-      if (count <= max) continue;
-      // Runs of one rule are in start order: evict from the earliest start, last preferred first.
-      size_t end = i;
-      while (end < next_.size() && (next_[end].rule != next_[i].rule ||
-                                    next_[end].start_ord == next_[i].start_ord))
-        ++end;
-      for (size_t j = end; j-- > i && count > max;) {
-        if (next_[j].rule != next_[i].rule || next_[j].start_ord != next_[i].start_ord) continue;
-        EndRun(next_[j], /*deadline=*/false, /*discarded=*/true);
-        next_[j].state = -1;   // evicted
-        --count;
-        ++counters_.runs_evicted;
+    const bool drop_oldest = options_.on_partial_limit == MatcherOptions::OnPartialLimit::kDropOldest;
+    auto evict = [&](size_t j) {
+      EndRun(next_[j], /*deadline=*/false, /*discarded=*/true);
+      --rule_runs_[static_cast<size_t>(next_[j].rule)];
+      next_[j].state = -1;
+      ++(drop_oldest ? counters_.runs_evicted : counters_.runs_rejected);
+    };
+    if (drop_oldest) {
+      for (size_t i = 0; i < next_.size(); ++i) {
+        if (next_[i].state < 0 || rule_runs_[static_cast<size_t>(next_[i].rule)] <= max) continue;
+        // Runs of one rule are in start order: the group of i's start, from its end.
+        size_t end = i;
+        while (end < next_.size() && (next_[end].rule != next_[i].rule ||
+                                      next_[end].start_ord == next_[i].start_ord))
+          ++end;
+        for (size_t j = end; j-- > i && rule_runs_[static_cast<size_t>(next_[i].rule)] > max;)
+          if (next_[j].rule == next_[i].rule && next_[j].state >= 0) evict(j);
       }
+    } else {
+      for (size_t j = next_.size(); j-- > 0;)
+        if (next_[j].state >= 0 && rule_runs_[static_cast<size_t>(next_[j].rule)] > max) evict(j);
     }
     next_.erase(std::remove_if(next_.begin(), next_.end(), [](const Run& r) { return r.state < 0; }),
                 next_.end());

@@ -16,6 +16,7 @@
 
 #include "runtime/event_store.h"
 #include "runtime/matcher.h"
+#include "runtime/string_scan.h"
 
 namespace vigil {
 
@@ -61,6 +62,7 @@ struct KeyState {
   std::vector<Run> runs;          // grouped by nothing: per rule, in (start, preference) order
   std::string text;               // key components as FormatValue prints them (lazy)
   bool in_use = false;
+  bool referenced = false;        // touched since the CLOCK hand last passed (max_keys)
 };
 
 // Rules with identical key fields share key states.
@@ -143,6 +145,7 @@ class Matcher::Impl {
   void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
   uint32_t CreateKey(int32_t spec);
   void FreeKey(uint32_t k);
+  void EvictIdleKey();
   void WriteBack(uint32_t k);
   void Schedule(uint32_t k);
   const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
@@ -202,6 +205,7 @@ class Matcher::Impl {
   int64_t next_seq_ = 0;
   uint64_t next_ord_ = 0;
   uint64_t next_key_serial_ = 0;
+  size_t clock_hand_ = 0;
 
   // The event being processed.
   EventStore::Handle event_ = 0;
@@ -209,6 +213,11 @@ class Matcher::Impl {
   int64_t now_ = 0;          // its time (or the timer instant)
   uint64_t ord_ = 0;
   int32_t type_ = -1;
+
+  // String predicates of all rules: one Hyperscan scan per indexed field and event.
+  StringIndex strings_;
+  std::unique_ptr<StringScanner> scanner_;
+  PredicateValues scanned_;
 
   // Per-step scratch (kept across calls: no allocation in steady state).
   ExprEvaluator evaluator_;

@@ -33,9 +33,26 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
     StepRun(fresh, /*fresh=*/true);
   }
-  if (*key == UINT32_MAX && (!next_.empty() || !pending_.empty())) *key = CreateKey(use.spec);
+  bool reject = false;
+  if (*key == UINT32_MAX && (!next_.empty() || !pending_.empty())) {
+    if (options_.max_keys > 0 && counters_.keys_live >= options_.max_keys) {
+      if (options_.on_key_limit == MatcherOptions::OnKeyLimit::kEvictIdle) {
+        EvictIdleKey();
+      } else {
+        reject = true;   // its alerts of this event still go out; no state is kept
+      }
+    }
+    *key = CreateKey(use.spec);
+  } else if (*key != UINT32_MAX) {
+    keys_[*key].referenced = true;
+  }
   if (*key != UINT32_MAX) {
     Settle(keys_[*key], /*at_timer=*/false);
+    if (reject) {
+      for (const Run& r : next_) EndRun(r, /*deadline=*/false, /*discarded=*/true);
+      next_.clear();
+      ++counters_.keys_rejected;
+    }
     WriteBack(*key);
   }
   // Bindings made on this event are freed here unless a run, a child or an alert kept them.
@@ -142,6 +159,10 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
   const size_t i = static_cast<size_t>(p);
   const ExprProgram& program = program_->predicates[i].program;
   if (!pred_uses_vars_[i]) {
+    if (strings_.field_of_predicate[i] >= 0) {   // decided by this event's string scan
+      const PredicateTruth t = scanned_.Get(p);
+      if (t != PredicateTruth::kUndecided) return t == PredicateTruth::kTrue;
+    }
     if (pred_epoch_[i] != epoch_) {
       EvalInput input;
       input.event = record_;
