@@ -24,6 +24,16 @@ void AddCheckCommand(CLI::App& app, int* exit_code);
 // rule. Stores 0, or 1 when the rules have errors, the rule does not exist or cannot be compiled.
 void AddExplainCommand(CLI::App& app, int* exit_code);
 
+// `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
+// [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--no-suppress] [--quiet]`: runs the
+// rules over an event file and writes alerts as JSON lines. Stores 0 when the input was processed,
+// 1 when the rules have errors, no rule can run, or a file cannot be opened, read or written.
+void AddRunCommand(CLI::App& app, int* exit_code);
+
+// `vigil test PATH... [--rule NAME]`: runs the inline tests of rule files and prints PASS / FAIL
+// per test. Stores 0 when every test passed, 1 when a test failed or the rules have errors.
+void AddTestCommand(CLI::App& app, int* exit_code);
+
 // `vigil version`: prints "vigil <version>".
 void AddVersionCommand(CLI::App& app, int* exit_code);
 

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   int exit_code = vigil::cli::kExitOk;
   vigil::cli::AddCheckCommand(app, &exit_code);
   vigil::cli::AddExplainCommand(app, &exit_code);
+  vigil::cli::AddRunCommand(app, &exit_code);
+  vigil::cli::AddTestCommand(app, &exit_code);
   vigil::cli::AddVersionCommand(app, &exit_code);
 
   try {

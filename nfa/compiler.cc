@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -230,6 +231,11 @@ class RuleLowering {
                             child.span);
       }
       if (child.kind == PatternKind::kStep && child.negated) {
+        // Its KILL edges sit on the next element's entry state, which a run leaves by PROCEED
+        // when that element is optional: the forbidden interval would not be watched.
+        if (i + 1 < children.size() && !children[i + 1].negated &&
+            (CanBeEmpty(children[i + 1]) || StartsOptional(children[i + 1])))
+          throw Unsupported("'no' before an optional element is not supported yet", child.span);
         if (next_is_final) {
           if (!top_level) throw Unsupported("a trailing 'no' inside a group", child.span);
           next = LowerTrailingAbsence(child);
@@ -259,9 +265,62 @@ class RuleLowering {
       case PatternKind::kAlternation:
         return LowerAlternation(node, exit, exit_is_final, arrow);
       case PatternKind::kConjunction:
-        throw Unsupported("all(...) is not supported yet", node.span);
+        return LowerConjunction(node, exit, exit_is_final, arrow);
     }
     throw Unsupported("unknown pattern element", node.span);
+  }
+
+  // all(c1, ..., ck) of single steps is the alternation of its k! orders, each a sequence whose
+  // every arrow is the conjunction's (matching.md §4.3): the alternation takes the first event
+  // any child can start with; in the order that starts with it, each later child is the next
+  // event after the previous one satisfying it, and (skip-till-next) a `no` for each child still
+  // to come keeps its candidates from appearing earlier — so each child's event is the first
+  // after x not bound to another child, as §4.3 asks; strict: the next k events in some order. Children that are sequences or loops interleave, and a child's
+  // step `within` counts from x, not from the previous child: those stay unsupported.
+  Lowered LowerConjunction(const PatternNode& node, const Lowered& exit, bool exit_is_final,
+                           Contiguity arrow) {
+    if (!node.quantifier.is_one())
+      throw Unsupported("quantified groups are not supported yet", node.span);
+    if (node.contiguity == Contiguity::kSkipTillAny)
+      throw Unsupported("`-> any all(...)` is not supported yet", node.span);
+    std::vector<size_t> order;
+    std::vector<const PatternNode*> steps;
+    for (const PatternNode& child : node.children) {
+      const PatternNode* c = &child;   // a one-step sequence is that step
+      if (c->kind == PatternKind::kSequence && c->quantifier.is_one() && c->children.size() == 1)
+        c = &c->children.front();
+      if (c->kind != PatternKind::kStep || c->negated || !c->quantifier.is_one() || c->within_ms > 0)
+        throw Unsupported("all(...) is supported only over single steps without `within` yet", c->span);
+      order.push_back(order.size());
+      steps.push_back(c);
+    }
+    if (order.size() > 4) throw Unsupported("all(...) of more than 4 steps is not supported yet", node.span);
+    PatternNode alternation;
+    alternation.kind = PatternKind::kAlternation;
+    alternation.span = node.span;
+    alternation.contiguity = node.contiguity;
+    do {
+      PatternNode sequence;
+      sequence.kind = PatternKind::kSequence;
+      sequence.span = node.span;
+      for (size_t j = 0; j < order.size(); ++j) {
+        // Skip-till-next: while the order waits for its j-th child, a candidate of a later child
+        // would be that child's first candidate, so this order is not the one: `no` it.
+        if (j > 0 && node.contiguity == Contiguity::kSkipTillNext) {
+          for (size_t m = j + 1; m < order.size(); ++m) {
+            PatternNode no = *steps[order[m]];
+            no.negated = true;
+            no.variable = -1;
+            sequence.children.push_back(std::move(no));
+          }
+        }
+        sequence.children.push_back(*steps[order[j]]);
+        sequence.children.back().contiguity = node.contiguity;
+      }
+      alternation.children.push_back(std::move(sequence));
+    } while (std::next_permutation(order.begin(), order.end()));
+    synthesized_.push_back(std::make_unique<PatternNode>(std::move(alternation)));
+    return LowerAlternation(*synthesized_.back(), exit, exit_is_final, arrow);
   }
 
   // A step (possibly quantified) whose completion continues at exit.entry.
@@ -551,6 +610,7 @@ class RuleLowering {
   int rule_index_;
   const CheckedRule& rule_;
   std::vector<int> var_types_;
+  std::vector<std::unique_ptr<PatternNode>> synthesized_;   // nodes made by lowering (all(...))
   const PatternNode* pattern_start_ = nullptr;   // the first step of the pattern, if any
   std::vector<State> states_;
   std::vector<std::vector<PendingEdge>> edges_;

@@ -352,7 +352,7 @@ void Matcher::Impl::EvictIdleKey() {
 void Matcher::Impl::WriteBack(uint32_t k) {
   KeyState& key = keys_[k];
   counters_.runs_live -= key.runs.size();
-  key.runs.assign(next_.begin(), next_.end());
+  key.runs.assign(next_.begin(), next_.end());   // (a swap would spread next_'s capacity to keys)
   counters_.runs_live += key.runs.size();
   if (key.runs.empty()) {
     FreeKey(k);

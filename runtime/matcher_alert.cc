@@ -3,6 +3,7 @@
 // one match per event sequence (M8) and the after-match skip's resume point (M9), the partial-
 // match limit, and the alerts themselves (key, bound events, emit fields, match id).
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "runtime/matcher_impl.h"
@@ -23,6 +24,10 @@ uint64_t Fnv(uint64_t h, std::string_view bytes) {
 // Called with next_ = the key's runs after the instant's events (at a timer: all its runs are
 // still in key.runs) and pending_ = the matches completed, in run order.
 void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
+  if (!at_timer && pending_.empty()) {   // the common case: nothing completed
+    if (next_.size() > options_.max_partial_matches) ApplyLimit(key);
+    return;
+  }
   if (at_timer) {
     next_.clear();
     pending_.clear();
@@ -99,7 +104,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
   }
   for (const Pending& p : pending_) ReleaseNode(p.node);
   pending_.clear();
-  ApplyLimit(key);
+  if (next_.size() > options_.max_partial_matches) ApplyLimit(key);
 }
 
 // §6.2: a partial match with the events of a complete match is not a partial match, whatever
@@ -357,8 +362,11 @@ void Matcher::Impl::EmitAlert(const Pending& p, const KeyState& key_in) {
     const auto end = fmt::format_to(num, "t{}", p.detection_ms);
     h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
   }
-  for (const AlertEvent& e : alert_events_) {
-    const auto end = fmt::format_to(num, "\x1f{}:{}", e.time_ms, e.seq);
+  for (const AlertEvent& e : alert_events_) {   // "\x1f<time>:<seq>"
+    num[0] = '\x1f';
+    char* end = std::to_chars(num + 1, num + sizeof num, e.time_ms).ptr;
+    *end++ = ':';
+    end = std::to_chars(end, num + sizeof num, e.seq).ptr;
     h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
   }
   a.match_id = h;

@@ -124,6 +124,7 @@ void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t
   n.node = NewNode(r.node, r.rule, from);
   n.last_step = from.step;
   n.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
+  counters_.runs_started += r.node == kNoNode;
   n.first_time = r.node == kNoNode ? now_ : r.first_time;
   n.last_time = now_;
   n.step_anchor = anchor;
@@ -225,29 +226,39 @@ int64_t Matcher::Impl::Expiry(const Run& r) const {
 }
 
 // var_spans_: the events bound to each variable along the chain ending at `node`, in order.
+// Two walks of the chain (count, then fill each variable's range from its end): no allocation
+// once var_events_ has grown to the longest chain.
 void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
-  chain_.clear();
-  for (uint32_t n = node; n != kNoNode; n = nodes_[n].parent)
-    chain_.emplace_back(nodes_[n].variable, store_.view(nodes_[n].event));
   const size_t nvars = RuleOf(rule).pattern.variables.size();
-  std::fill(var_count_.begin(), var_count_.begin() + static_cast<long>(nvars), 0u);
-  for (const auto& [var, view] : chain_)
-    if (var >= 0) ++var_count_[static_cast<size_t>(var)];
-  var_events_.resize(chain_.size());
+  uint32_t* count = var_count_.data();
+  for (size_t v = 0; v < nvars; ++v) count[v] = 0;
+  size_t total = 0;
+  for (uint32_t n = node; n != kNoNode; n = nodes_[n].parent) {
+    const int var = nodes_[n].variable;
+    if (var >= 0) {
+      ++count[var];
+      ++total;
+    }
+  }
+  if (var_events_.size() < total) var_events_.resize(total);
+  RecordView* events = var_events_.data();
   size_t offset = 0;
   for (size_t v = 0; v < nvars; ++v) {
-    var_spans_[v] = VarEvents(var_events_.data() + offset, var_count_[v]);
-    offset += var_count_[v];
-    var_count_[v] = static_cast<uint32_t>(offset);   // end of v's range, filled backwards
+    var_spans_[v] = VarEvents(events + offset, count[v]);
+    offset += count[v];
+    count[v] = static_cast<uint32_t>(offset);   // end of v's range, filled backwards
   }
-  for (const auto& [var, view] : chain_) {   // newest first: fill each range from its end
-    if (var < 0) continue;
-    var_events_[--var_count_[static_cast<size_t>(var)]] = view;
+  for (uint32_t n = node; n != kNoNode; n = nodes_[n].parent) {   // newest first
+    const int var = nodes_[n].variable;
+    if (var >= 0) events[--count[var]] = store_.view(nodes_[n].event);
   }
   for (size_t v = nvars; v < var_spans_.size(); ++v) var_spans_[v] = VarEvents();
 }
 
 void Matcher::Impl::AddRun(const Run& r) {
+  // Every continuation's deadline has passed: the run is dead on arrival (closed by this event,
+  // so it does not time out, §6.3).
+  if (r.expiry < now_) return;
   const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
   if (!run_set_.Insert(id, 0)) return;   // an equal, preferred run exists
   if (r.node != kNoNode) {

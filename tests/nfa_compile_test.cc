@@ -171,26 +171,6 @@ const DumpCase kCases[] = {
       1  push_int        1
       2  cmp_int         eq
 )x"},
-    {R"x(pattern a: A -> no c: C -> b: B? -> d: B)x",
-     R"x(rule r: start 0
-  0 a
-    TAKE [A] -> 2
-    IGNORE [!A]
-  1 b?1'
-    TAKE [B] -> 3
-    IGNORE [!B]
-  2 b?1
-    KILL [C]
-    TAKE [B] -> 3
-    PROCEED [] -> 3
-    IGNORE [!B, B] -> 3
-    IGNORE [!B]
-    IGNORE [!B, B] -> 1
-  3 d
-    TAKE [B] -> 4
-    IGNORE [!B]
-  4 final (final)
-)x"},
     {R"x(pattern a: A -> (x1: B | y: C where x > 2 -> z: B) -> d: A)x",
      R"x(rule r: start 0
   0 a
@@ -257,9 +237,14 @@ struct UnsupportedCase {
 };
 
 const UnsupportedCase kUnsupported[] = {
-    {R"x(pattern all(a: A, b: B))x", R"x(rule 'r': all(...) is not supported yet)x"},
+    {R"x(pattern all(a: A, b: B+))x", R"x(rule 'r': all(...) is supported only over single steps without `within` yet)x"},
+    {R"x(pattern all(a: A, (b: B -> c: C)))x", R"x(rule 'r': all(...) is supported only over single steps without `within` yet)x"},
     {R"x(pattern (a: A -> b: B){2})x", R"x(rule 'r': quantified groups are not supported yet)x"},
     {R"x(pattern a: A -> strict b: B? -> c: C)x", R"x(rule 'r': a strict optional step is not supported yet)x"},
+    // The KILL edges would sit on b?'s state, which a run leaves before d (found by the engine's
+    // random differential test).
+    {R"x(pattern a: A -> no c: C -> b: B? -> d: B)x", R"x(rule 'r': 'no' before an optional element is not supported yet)x"},
+    {R"x(pattern a: A -> any all(b: B, c: C))x", R"x(rule 'r': `-> any all(...)` is not supported yet)x"},
     {R"x(pattern a: A -> strict no c: C within 1m)x", R"x(rule 'r': a trailing 'strict no' is not supported yet)x"},
 };
 
@@ -322,7 +307,6 @@ TEST_CASE("nfa: rules/ compiles except for the constructs not supported yet") {
   CHECK(problems == std::vector<std::string>{
                         "rule 'credential_stuffing_ip': 'when' rules are not evaluated yet",
                         "rule 'distinct_cards_per_device': 'when' rules are not evaluated yet",
-                        "rule 'email_change_then_transfer': all(...) is not supported yet",
                         "rule 'spending_spike': window_aggregate is not yet supported by the "
                         "evaluator"});
 }

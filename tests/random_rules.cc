@@ -138,7 +138,9 @@ class RandomRuleGenerator::Builder {
       }
       default: break;   // the default: no skip
     }
-    const bool timeout = Chance(rng_, 25);
+    // The reference does not enumerate partial matches inside all(...) (matching.md §13): in
+    // compilable mode a rule with all(...) has no `on timeout emit`.
+    const bool timeout = Chance(rng_, 25) && !(options_.compilable_only && used_all_);
     RandomRule r;
     auto render = [&](bool any) {
       return "rule r {\n" + clauses + "  pattern " + RenderSequence(top, any) +
@@ -299,7 +301,7 @@ class RandomRuleGenerator::Builder {
       }
       return g;
     }
-    if (roll <= 90 || options_.compilable_only) {   // alternation: branches do not see each other
+    if (roll <= 90) {   // alternation: branches do not see each other
       Element a;
       a.kind = Element::kGroup;
       std::vector<Visible> after = visible;
@@ -315,10 +317,16 @@ class RandomRuleGenerator::Builder {
     }
     Element all;   // all(...): children do not see each other
     all.kind = Element::kAll;
+    used_all_ = true;
     std::vector<Visible> after = visible;
-    for (int c = 0; c < 2; ++c) {
+    // Compilable mode: all(...) of single steps without `within` (what the compiler takes).
+    const int children = options_.compilable_only ? static_cast<int>(Uniform(rng_, 2, 3)) : 2;
+    for (int c = 0; c < children; ++c) {
       std::vector<Visible> inner = visible;
+      in_alternative_ = options_.compilable_only;   // no quantifier
       all.parts.push_back({Step(inner, false)});
+      in_alternative_ = false;
+      if (options_.compilable_only) all.parts.back().back().within.clear();
       for (size_t i = visible.size(); i < inner.size(); ++i) after.push_back(inner[i]);
     }
     visible = after;
@@ -328,6 +336,7 @@ class RandomRuleGenerator::Builder {
   std::mt19937_64& rng_;
   bool first_element_ = false;   // drawing the first element of the pattern
   bool in_alternative_ = false;  // drawing a branch of an alternation
+  bool used_all_ = false;        // the rule has an all(...)
   const RandomRuleOptions& options_;
   int next_var_ = 0;
   std::map<std::string, std::string> letters_;
@@ -440,7 +449,7 @@ const std::vector<std::string> kCompilableConstructs = {
     "quant {n}", "quant {n,m}", "quant {n,}", "quant +", "quant *", "quant ?",
     "quant {n}?", "quant {n,m}?", "quant {n,}?", "quant +?", "quant *?", "quant ??",
     "loop next", "loop strict", "loop any", "until",
-    "alternation", "group",
+    "alternation", "group", "conjunction",
     "no between", "strict no between", "trailing no", "trailing no within",
     "cond current event", "cond earlier single var", "cond loop aggregate", "cond first/last of loop",
     "rule within", "max gap", "step within",

@@ -1,0 +1,510 @@
+// JSON lines for alerts, late events and dead letters, and `suppress`; the formats and the
+// escaping rules are described in alert_writer.h. Everything is appended to reused
+// fmt::memory_buffers with fmt::format_to (no std::string per value), so steady-state
+// formatting allocates nothing.
+#include "adapters/alert_writer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+
+namespace vigil {
+namespace {
+
+void Append(fmt::memory_buffer& out, std::string_view s) {
+  out.append(s.data(), s.data() + s.size());
+}
+
+// Length of the well-formed UTF-8 sequence at `p` (RFC 3629 table 3-7), 0 if it is not one.
+size_t Utf8SequenceLength(const unsigned char* p, size_t left) {
+  const unsigned char c = p[0];
+  auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+    return i < left && p[i] >= lo && p[i] <= hi;
+  };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;  // no surrogates
+  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+// Days since 1970-01-01 -> civil date (H. Hinnant's algorithm, proleptic Gregorian).
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+// Duration text as grammar/time_format.h's FormatDuration prints it: "1h30m", "250ms", "0s".
+void AppendDuration(fmt::memory_buffer& out, int64_t millis) {
+  if (millis == 0) {
+    Append(out, "0s");
+    return;
+  }
+  uint64_t left = static_cast<uint64_t>(millis);
+  if (millis < 0) {
+    out.push_back('-');
+    left = 0 - left;
+  }
+  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
+  for (const auto& [name, size] : kUnits) {
+    if (left >= size) {
+      fmt::format_to(std::back_inserter(out), "{}{}", left / size, name);
+      left %= size;
+    }
+  }
+}
+
+void AppendJsonFloat(fmt::memory_buffer& out, double f) {
+  if (std::isnan(f)) {
+    Append(out, "\"NaN\"");
+  } else if (std::isinf(f)) {
+    Append(out, f > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+  } else {
+    fmt::format_to(std::back_inserter(out), "{}", f);
+  }
+}
+
+// One scalar in JSON form. `s` for strings; `i` / `f` otherwise.
+void AppendJsonScalar(fmt::memory_buffer& out, ScalarType type, int64_t i, double f,
+                      std::string_view s) {
+  switch (type) {
+    case ScalarType::kString:
+      AppendJsonString(out, s);
+      return;
+    case ScalarType::kInt:
+      fmt::format_to(std::back_inserter(out), "{}", i);
+      return;
+    case ScalarType::kFloat:
+      AppendJsonFloat(out, f);
+      return;
+    case ScalarType::kBool:
+      Append(out, i != 0 ? "true" : "false");
+      return;
+    case ScalarType::kTimestamp:
+      out.push_back('"');
+      AppendRfc3339(out, i);
+      out.push_back('"');
+      return;
+    case ScalarType::kDuration:
+      out.push_back('"');
+      AppendDuration(out, i);
+      out.push_back('"');
+      return;
+  }
+}
+
+void AppendJsonList(fmt::memory_buffer& out, ScalarType type, const ListView& list) {
+  out.push_back('[');
+  for (uint32_t k = 0; k < list.size(); ++k) {
+    if (k > 0) out.push_back(',');
+    if (type == ScalarType::kString) {
+      AppendJsonString(out, list.GetString(k));
+    } else {
+      AppendJsonScalar(out, type, list.GetInt(k), list.GetFloat(k), {});
+    }
+  }
+  out.push_back(']');
+}
+
+// A float for people: at most two decimals, trailing zeros trimmed ("899", "12.35"); values
+// that would round to 0 keep their shortest form ("0.001").
+void AppendMessageFloat(fmt::memory_buffer& out, double f) {
+  if (!std::isfinite(f) || (f != 0 && std::fabs(f) < 0.005) || std::fabs(f) >= 1e15) {
+    fmt::format_to(std::back_inserter(out), "{}", f);
+    return;
+  }
+  const size_t start = out.size();
+  fmt::format_to(std::back_inserter(out), "{:.2f}", f);
+  size_t end = out.size();
+  while (end > start && out[end - 1] == '0') --end;
+  if (end > start && out[end - 1] == '.') --end;
+  out.resize(end);
+  if (out.size() - start == 2 && out[start] == '-' && out[start + 1] == '0') {
+    out.resize(start);
+    out.push_back('0');  // -0.001 rounds to "-0": print "0"
+  }
+}
+
+void AppendBase64(fmt::memory_buffer& out, std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t n = bytes.size();
+  for (; n >= 3; p += 3, n -= 3) {
+    const uint32_t v = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
+    const char quad[4] = {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63],
+                          kAlphabet[v & 63]};
+    out.append(quad, quad + 4);
+  }
+  if (n > 0) {
+    const uint32_t v = (uint32_t{p[0]} << 16) | (n == 2 ? uint32_t{p[1]} << 8 : 0);
+    const char quad[4] = {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63],
+                          n == 2 ? kAlphabet[(v >> 6) & 63] : '=', '='};
+    out.append(quad, quad + 4);
+  }
+}
+
+}  // namespace
+
+void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
+  out.push_back('"');
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  size_t run = 0;  // start of the pending run of bytes copied as they are
+  auto flush = [&](size_t i) { out.append(text.data() + run, text.data() + i); };
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      const size_t len = Utf8SequenceLength(p + i, n - i);
+      // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
+      const bool line_separator =
+          len == 3 && c == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9);
+      if (len != 0 && !line_separator) {
+        i += len;
+        continue;
+      }
+      flush(i);
+      if (line_separator) {
+        Append(out, p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029");
+        i += 3;
+      } else {
+        Append(out, "\\ufffd");
+        i += 1;
+      }
+      run = i;
+      continue;
+    }
+    flush(i);
+    switch (c) {
+      case '"':
+        Append(out, "\\\"");
+        break;
+      case '\\':
+        Append(out, "\\\\");
+        break;
+      case '\n':
+        Append(out, "\\n");
+        break;
+      case '\t':
+        Append(out, "\\t");
+        break;
+      case '\r':
+        Append(out, "\\r");
+        break;
+      case '\b':
+        Append(out, "\\b");
+        break;
+      case '\f':
+        Append(out, "\\f");
+        break;
+      default:
+        fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        break;
+    }
+    ++i;
+    run = i;
+  }
+  flush(n);
+  out.push_back('"');
+}
+
+void AppendRfc3339(fmt::memory_buffer& out, int64_t millis) {
+  int64_t days = millis / 86'400'000;
+  int64_t rem = millis % 86'400'000;
+  if (rem < 0) {
+    rem += 86'400'000;
+    --days;
+  }
+  int64_t year;
+  unsigned month, day;
+  CivilFromDays(days, &year, &month, &day);
+  const int64_t secs = rem / 1000;
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, month,
+                 day, secs / 3600, secs / 60 % 60, secs % 60, rem % 1000);
+}
+
+void AppendJsonValue(fmt::memory_buffer& out, const ExprValue& value) {
+  if (!value.has_value || value.type.kind == ValueType::Kind::kNull) {
+    Append(out, "null");
+  } else if (value.type.is_list()) {
+    AppendJsonList(out, value.type.scalar, value.list);
+  } else {
+    AppendJsonScalar(out, value.type.scalar, value.i, value.f, value.s);
+  }
+}
+
+void AppendJsonRecord(fmt::memory_buffer& out, const EventType& type, RecordView record) {
+  Append(out, "{\"type\":");
+  AppendJsonString(out, type.name);
+  for (size_t slot = 0; slot < type.fields.size(); ++slot) {
+    const FieldDef& field = type.fields[slot];
+    const int s = static_cast<int>(slot);
+    out.push_back(',');
+    AppendJsonString(out, field.name);
+    out.push_back(':');
+    if (field.type.is_list()) {
+      AppendJsonList(out, field.type.scalar, record.GetList(s));
+    } else if (field.type.scalar == ScalarType::kString) {
+      AppendJsonString(out, record.GetString(s));
+    } else {
+      AppendJsonScalar(out, field.type.scalar, record.GetInt(s), record.GetFloat(s), {});
+    }
+  }
+  out.push_back('}');
+}
+
+void AppendMessageValue(fmt::memory_buffer& out, const ExprValue& value) {
+  if (!value.has_value || value.type.kind == ValueType::Kind::kNull) {
+    Append(out, "null");
+  } else if (value.type.is_list()) {
+    AppendJsonList(out, value.type.scalar, value.list);
+  } else if (value.type.scalar == ScalarType::kString) {
+    Append(out, value.s);
+  } else if (value.type.scalar == ScalarType::kFloat) {
+    AppendMessageFloat(out, value.f);
+  } else if (value.type.scalar == ScalarType::kTimestamp) {
+    AppendRfc3339(out, value.i);
+  } else if (value.type.scalar == ScalarType::kDuration) {
+    AppendDuration(out, value.i);
+  } else {
+    AppendJsonScalar(out, value.type.scalar, value.i, value.f, {});
+  }
+}
+
+std::string_view DecodeCodeName(DecodeCode code) {
+  switch (code) {
+    case DecodeCode::kOk:
+      return "ok";
+    case DecodeCode::kMalformed:
+      return "malformed";
+    case DecodeCode::kNotAnObject:
+      return "not_an_object";
+    case DecodeCode::kNoDiscriminator:
+      return "no_discriminator";
+    case DecodeCode::kUnknownType:
+      return "unknown_type";
+    case DecodeCode::kMissingField:
+      return "missing_field";
+    case DecodeCode::kWrongType:
+      return "wrong_type";
+    case DecodeCode::kBadValue:
+      return "bad_value";
+    case DecodeCode::kDuplicateField:
+      return "duplicate_field";
+  }
+  return "unknown";
+}
+
+// ---- alerts ---------------------------------------------------------------------------------
+
+AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
+  info_.resize(rules.rules.size());
+  for (size_t r = 0; r < rules.rules.size(); ++r) {
+    const CheckedRule& rule = rules.rules[r];
+    RuleInfo& info = info_[r];
+    info.timeout_message = rule.has_timeout_emit && !rule.message.empty();
+    for (const MessagePart& part : rule.message) {
+      int index = -1;
+      if (part.field >= 0) {
+        index = -2;
+        const std::string& name = rule.emit[static_cast<size_t>(part.field)].name;
+        for (size_t k = 0; k < rule.timeout_emit.size(); ++k) {
+          if (rule.timeout_emit[k].name == name) index = static_cast<int>(k);
+        }
+        if (index == -2) info.timeout_message = false;
+      }
+      info.timeout_field_of_part.push_back(index);
+    }
+  }
+}
+
+bool AlertWriter::AppendMessage(fmt::memory_buffer& out, const Alert& alert) const {
+  const CheckedRule& rule = rules_.rules[static_cast<size_t>(alert.rule)];
+  if (rule.message.empty()) return false;
+  const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
+  const bool timeout = alert.kind == AlertKind::kTimeout;
+  if (timeout && !info.timeout_message) return false;
+  for (size_t k = 0; k < rule.message.size(); ++k) {
+    const MessagePart& part = rule.message[k];
+    if (part.field < 0) {
+      Append(out, part.text);
+      continue;
+    }
+    const int field = timeout ? info.timeout_field_of_part[k] : part.field;
+    if (field < 0 || static_cast<size_t>(field) >= alert.fields.size()) {
+      Append(out, "null");
+    } else {
+      AppendMessageValue(out, alert.fields[static_cast<size_t>(field)]);
+    }
+  }
+  return true;
+}
+
+std::string_view AlertWriter::RenderMessage(const Alert& alert) {
+  message_.clear();
+  AppendMessage(message_, alert);
+  return {message_.data(), message_.size()};
+}
+
+std::string_view AlertWriter::Format(const Alert& alert) {
+  const CheckedRule& rule = rules_.rules[static_cast<size_t>(alert.rule)];
+  fmt::memory_buffer& out = line_;
+  out.clear();
+  Append(out, "{\"rule\":");
+  AppendJsonString(out, rule.name);
+  fmt::format_to(std::back_inserter(out),
+                 ",\"version\":{},\"severity\":\"{}\",\"kind\":\"{}\",\"key\":", rule.meta.version,
+                 RuleSeverityName(rule.meta.severity),
+                 alert.kind == AlertKind::kMatch ? "match" : "timeout");
+  if (alert.key.size() == 1) {
+    AppendJsonValue(out, alert.key[0]);
+  } else {
+    out.push_back('{');
+    for (size_t k = 0; k < alert.key.size(); ++k) {
+      if (k > 0) out.push_back(',');
+      AppendJsonString(out, k < rule.key.names.size() ? std::string_view(rule.key.names[k])
+                                                      : std::string_view("?"));
+      out.push_back(':');
+      AppendJsonValue(out, alert.key[k]);
+    }
+    out.push_back('}');
+  }
+  Append(out, ",\"detection_time\":\"");
+  AppendRfc3339(out, alert.detection_ms);
+  fmt::format_to(std::back_inserter(out), "\",\"detection_ms\":{},\"match_id\":\"{:016x}\"",
+                 alert.detection_ms, alert.match_id);
+  message_.clear();
+  if (AppendMessage(message_, alert)) {
+    Append(out, ",\"message\":");
+    AppendJsonString(out, {message_.data(), message_.size()});
+  }
+  if (!rule.sink.empty()) {
+    Append(out, ",\"sink\":");
+    AppendJsonString(out, rule.sink);
+  }
+  Append(out, ",\"fields\":{");
+  const std::vector<EmitField>& names =
+      alert.kind == AlertKind::kMatch ? rule.emit : rule.timeout_emit;
+  bool first = true;
+  for (size_t k = 0; k < alert.fields.size() && k < names.size(); ++k) {
+    const ExprValue& v = alert.fields[k];
+    if (!v.has_value || v.type.kind == ValueType::Kind::kNull) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(out, names[k].name);
+    out.push_back(':');
+    AppendJsonValue(out, v);
+  }
+  Append(out, "},\"events\":[");
+  for (size_t k = 0; k < alert.events.size(); ++k) {
+    const AlertEvent& e = alert.events[k];
+    if (k > 0) out.push_back(',');
+    Append(out, "{\"var\":");
+    if (e.variable >= 0 && static_cast<size_t>(e.variable) < rule.pattern.variables.size()) {
+      AppendJsonString(out, rule.pattern.variables[static_cast<size_t>(e.variable)].name);
+    } else {
+      Append(out, "null");
+    }
+    fmt::format_to(std::back_inserter(out), ",\"time_ms\":{},\"seq\":{}}}", e.time_ms, e.seq);
+  }
+  Append(out, "]}\n");
+  return {out.data(), out.size()};
+}
+
+// ---- late events and dead letters -----------------------------------------------------------
+
+std::string_view RejectWriter::FormatLate(RecordView event, int64_t seq, int64_t watermark_ms) {
+  line_.clear();
+  fmt::format_to(std::back_inserter(line_), "{{\"reason\":\"late\",\"seq\":{},\"time\":\"", seq);
+  AppendRfc3339(line_, event.event_time());
+  fmt::format_to(std::back_inserter(line_),
+                 "\",\"time_ms\":{},\"watermark_ms\":{},\"event\":", event.event_time(),
+                 watermark_ms);
+  const int type = event.type_id();
+  if (type >= 0 && static_cast<size_t>(type) < schema_.types.size()) {
+    AppendJsonRecord(line_, schema_.types[static_cast<size_t>(type)], event);
+  } else {
+    Append(line_, "null");
+  }
+  Append(line_, "}\n");
+  return {line_.data(), line_.size()};
+}
+
+void RejectWriter::BeginUndecodable(const DecodeStatus& status) {
+  line_.clear();
+  Append(line_, "{\"reason\":");
+  AppendJsonString(line_, status.message);
+  fmt::format_to(std::back_inserter(line_), ",\"code\":\"{}\"", DecodeCodeName(status.code));
+}
+
+std::string_view RejectWriter::FormatBadLine(const DecodeStatus& status, int64_t line,
+                                             std::string_view raw) {
+  BeginUndecodable(status);
+  fmt::format_to(std::back_inserter(line_), ",\"line\":{},\"raw\":", line);
+  AppendJsonString(line_, raw);
+  Append(line_, "}\n");
+  return {line_.data(), line_.size()};
+}
+
+std::string_view RejectWriter::FormatBadMessage(const DecodeStatus& status, int64_t offset,
+                                                std::string_view raw) {
+  BeginUndecodable(status);
+  fmt::format_to(std::back_inserter(line_), ",\"offset\":{},\"raw_base64\":\"", offset);
+  AppendBase64(line_, raw);
+  Append(line_, "\"}\n");
+  return {line_.data(), line_.size()};
+}
+
+// ---- suppress -------------------------------------------------------------------------------
+
+AlertSuppressor::AlertSuppressor(const CheckedRules& rules) {
+  for (const CheckedRule& rule : rules.rules) suppress_ms_.push_back(rule.suppress_ms);
+  suppressed_.assign(rules.rules.size(), 0);
+}
+
+bool AlertSuppressor::Admit(const Alert& alert) {
+  const size_t rule = static_cast<size_t>(alert.rule);
+  const int64_t period = suppress_ms_[rule];
+  if (period <= 0) return true;
+  scratch_.clear();
+  const uint32_t r = static_cast<uint32_t>(alert.rule);
+  scratch_.append(reinterpret_cast<const char*>(&r), sizeof r);
+  scratch_.append(alert.key_text);
+  const int64_t now = alert.detection_ms;
+  const auto it = until_.find(std::string_view(scratch_));
+  if (it != until_.end()) {
+    if (now < it->second) {
+      ++suppressed_[rule];
+      return false;
+    }
+    it->second = now > INT64_MAX - period ? INT64_MAX : now + period;
+    return true;
+  }
+  if (until_.size() >= sweep_at_) Sweep(now);
+  until_.emplace(scratch_, now > INT64_MAX - period ? INT64_MAX : now + period);
+  return true;
+}
+
+void AlertSuppressor::Sweep(int64_t now) {
+  std::erase_if(until_, [now](const auto& entry) { return entry.second <= now; });
+  sweep_at_ = std::max<size_t>(1024, 2 * until_.size());
+}
+
+}  // namespace vigil

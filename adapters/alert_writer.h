@@ -1,0 +1,158 @@
+// What leaves `vigil run` as JSON lines: alerts (runtime/matcher.h), late events and dead letters
+// (input lines that could not be decoded), plus `suppress` (docs/language.md, "Output"), which
+// decides which alerts reach the output. Entry points: AlertWriter::Format,
+// RejectWriter::FormatLate / FormatUndecodable, AlertSuppressor::Admit.
+//
+// Alert line (one line, keys in this order; `message` only when the rule has one, `sink` only
+// when it names one):
+//   {"rule":"card_testing","version":1,"severity":"high","kind":"match","key":"tok_1",
+//    "detection_time":"2024-03-02T02:19:00.013Z","detection_ms":1709345940013,
+//    "match_id":"9f3c0a7d12e4b6c1","message":"Card tok_1: 3 test charges ...","sink":"pager",
+//    "fields":{"card":"tok_1","small_count":3},
+//    "events":[{"var":"small","time_ms":1709345580013,"seq":17}, ...]}
+//   * "kind": "match" or "timeout" (`on timeout emit`; its fields are the timeout fields).
+//   * "key": the key component's JSON value; for a composite key an object
+//     {"component name": value, ...} in key order.
+//   * "detection_time" is RFC 3339 in UTC, always with milliseconds; "match_id" 16 lowercase hex
+//     digits (docs/matching.md §8).
+//   * "fields": one member per emit field in declaration order; a field with no value (null) is
+//     omitted.
+//   * "events": every bound event in stream order; "var" is the pattern variable or null for an
+//     anonymous step.
+//
+// Values: int -> JSON integer; float -> shortest round-trip decimal (NaN and infinities, which
+// JSON cannot carry, as the strings "NaN", "Infinity", "-Infinity"); bool -> true/false;
+// string -> JSON string; timestamp -> RFC 3339 string with milliseconds; duration -> the
+// language's duration text ("1h30m", "250ms"), which the decoders accept back; list -> array.
+// In the rendered `message` strings appear unquoted and floats rounded to at most two decimals
+// ("899", "12.35"); JSON fields keep the exact value.
+//
+// Strings are escaped as RFC 8259 requires (`"`, `\`, control bytes; \n \t \r \b \f short
+// forms, others \u00XX), U+2028 / U+2029 are escaped too (they end lines in JavaScript), and
+// every byte that does not begin a well-formed UTF-8 sequence (stray continuation bytes,
+// overlong forms, surrogates, truncated sequences, code points above U+10FFFF) is written as
+// \ufffd — so every line is valid UTF-8 JSON whatever the input held.
+//
+// Late event line:   {"reason":"late","seq":12,"time":"...","time_ms":N,"watermark_ms":W,
+//                     "event":{"type":"Charge","card_id":"c1",...}}
+//   "event" is the decoded record in the input's JSON form (timestamps and durations as text),
+//   so the line's event can be fed to `vigil run` again.
+// Dead letter line:  {"reason":"Charge: missing field 'card_id'","code":"missing_field",
+//                     "line":7,"raw":"{...}"}            (JSON lines input)
+//                    {"reason":"...","code":"...","offset":4096,"raw_base64":"..."}  (msgpack)
+//
+// Allocation: each writer formats into its own fmt::memory_buffer, reused; after the buffer
+// has grown to the longest line, formatting allocates nothing. The returned views are valid
+// until the next call on the same writer. Not thread safe (one writer per output thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "adapters/decoder.h"
+#include "grammar/checked.h"
+#include "runtime/event.h"
+#include "runtime/expr_eval.h"
+#include "runtime/matcher.h"
+
+namespace vigil {
+
+// Appends `text` as a JSON string literal (quotes included), escaped as described above.
+void AppendJsonString(fmt::memory_buffer& out, std::string_view text);
+// Appends `millis` since the epoch as "2024-03-01T12:00:00.250Z" (without quotes).
+void AppendRfc3339(fmt::memory_buffer& out, int64_t millis);
+// Appends the JSON form of a value (see "Values" above); no value -> null.
+void AppendJsonValue(fmt::memory_buffer& out, const ExprValue& value);
+// Appends a record as a JSON object {"type": NAME, field: value, ...} in schema order.
+void AppendJsonRecord(fmt::memory_buffer& out, const EventType& type, RecordView record);
+// Appends `value` as plain text for a message template (strings unquoted, floats rounded).
+void AppendMessageValue(fmt::memory_buffer& out, const ExprValue& value);
+// "missing_field", "wrong_type", ... : DecodeCode in snake case.
+std::string_view DecodeCodeName(DecodeCode code);
+
+class AlertWriter {
+ public:
+  // `rules` are the rules the alerts' rule indexes refer to (Program::checked); must outlive
+  // the writer.
+  explicit AlertWriter(const CheckedRules& rules);
+
+  // The alert as one JSON line, '\n' included. Valid until the next call.
+  std::string_view Format(const Alert& alert);
+  // The rendered message of the alert ("" when the rule has none); valid until the next call.
+  // For a timeout alert, template fields are looked up among the timeout fields by name; when
+  // one is not there the message is omitted (returns "").
+  std::string_view RenderMessage(const Alert& alert);
+
+ private:
+  // For one rule: per message part, the index of its field among the timeout fields (-1: the
+  // part is text; -2: the timeout fields do not have it).
+  struct RuleInfo {
+    std::vector<int> timeout_field_of_part;
+    bool timeout_message = false;  // every template field exists among the timeout fields
+  };
+  bool AppendMessage(fmt::memory_buffer& out, const Alert& alert) const;
+
+  const CheckedRules& rules_;
+  std::vector<RuleInfo> info_;
+  fmt::memory_buffer line_;
+  fmt::memory_buffer message_;
+};
+
+class RejectWriter {
+ public:
+  // `schema` names the late events' types and fields; must outlive the writer.
+  explicit RejectWriter(const Schema& schema) : schema_(schema) {}
+
+  // A late event (time <= watermark when it arrived), '\n' included.
+  std::string_view FormatLate(RecordView event, int64_t seq, int64_t watermark_ms);
+  // An undecodable JSON line: its 1-based line number and text.
+  std::string_view FormatBadLine(const DecodeStatus& status, int64_t line, std::string_view raw);
+  // An undecodable msgpack message: its byte offset in the input and bytes (base64 in the line).
+  std::string_view FormatBadMessage(const DecodeStatus& status, int64_t offset,
+                                    std::string_view raw);
+
+ private:
+  void BeginUndecodable(const DecodeStatus& status);
+
+  const Schema& schema_;
+  fmt::memory_buffer line_;
+};
+
+// `suppress D` (docs/language.md, "Output"): after an alert of a rule for a key is let through
+// at detection time t, further alerts of that rule and key with detection time < t + D are
+// suppressed (counted, not written); the first one at or after t + D goes through and starts a
+// new period. Matches and timeouts count alike. Alerts must come in detection-time order (the
+// matcher emits them so). Memory: one entry per (rule, key) with a live period; expired entries
+// are dropped when the table has doubled since the last sweep. After warm-up Admit allocates
+// only for a key it has not seen in a live period.
+class AlertSuppressor {
+ public:
+  explicit AlertSuppressor(const CheckedRules& rules);
+
+  // True when the alert goes to the output; false when it is suppressed.
+  bool Admit(const Alert& alert);
+  uint64_t suppressed(int rule) const { return suppressed_[static_cast<size_t>(rule)]; }
+  size_t live_entries() const { return until_.size(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  void Sweep(int64_t now);
+
+  std::vector<int64_t> suppress_ms_;
+  std::vector<uint64_t> suppressed_;
+  // (rule index, key text) -> end of the suppression period (exclusive).
+  std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> until_;
+  std::string scratch_;
+  size_t sweep_at_ = 1024;
+};
+
+}  // namespace vigil

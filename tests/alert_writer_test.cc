@@ -1,0 +1,282 @@
+// adapters/alert_writer.h: the JSON lines `vigil run` writes. Tables of {input, exact output}
+// for string escaping (control bytes, quotes, every kind of invalid UTF-8 -> \ufffd), RFC 3339
+// times, values; whole alert, late and dead-letter lines for alerts built by hand (no matcher
+// needed); `suppress`; and that formatting allocates nothing once the buffers have grown.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "adapters/alert_writer.h"
+#include "grammar/check.h"
+#include "tests/alloc_counter.h"
+
+namespace vigil {
+namespace {
+
+std::string Json(std::string_view text) {
+  fmt::memory_buffer out;
+  AppendJsonString(out, text);
+  return fmt::to_string(out);
+}
+
+std::string Time(int64_t ms) {
+  fmt::memory_buffer out;
+  AppendRfc3339(out, ms);
+  return fmt::to_string(out);
+}
+
+std::string JsonValue(const ExprValue& v) {
+  fmt::memory_buffer out;
+  AppendJsonValue(out, v);
+  return fmt::to_string(out);
+}
+
+std::string MessageValue(const ExprValue& v) {
+  fmt::memory_buffer out;
+  AppendMessageValue(out, v);
+  return fmt::to_string(out);
+}
+
+TEST_CASE("alert writer: JSON string escaping") {
+  struct Case {
+    std::string in;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"", R"("")"},
+      {"plain", R"("plain")"},
+      {"say \"hi\"", R"("say \"hi\"")"},
+      {"back\\slash", R"("back\\slash")"},
+      {"a\nb\tc\rd\be\ff", R"("a\nb\tc\rd\be\ff")"},
+      {std::string("nul\0x", 5), R"("nul\u0000x")"},
+      {"\x01\x1f\x7f", R"("\u0001\u001f)"
+                       "\x7f\""},  // DEL is legal in JSON
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3",
+       "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3\""},
+      {"ls\xe2\x80\xa8ps\xe2\x80\xa9", R"("ls\u2028ps\u2029")"},
+      // Invalid UTF-8: every byte that does not start a well-formed sequence -> U+FFFD.
+      {"a\x80z", R"("a\ufffdz")"},                            // stray continuation byte
+      {"\xc0\xaf", R"("\ufffd\ufffd")"},                      // overlong '/'
+      {"\xc3", R"("\ufffd")"},                                // truncated at the end
+      {"\xe2\x82z", R"("\ufffd\ufffdz")"},                    // truncated 3-byte sequence
+      {"\xed\xa0\x80", R"("\ufffd\ufffd\ufffd")"},            // UTF-16 surrogate D800
+      {"\xf4\x90\x80\x80", R"("\ufffd\ufffd\ufffd\ufffd")"},  // above U+10FFFF
+      {"\xff", R"("\ufffd")"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.in);
+    CHECK(Json(c.in) == c.want);
+  }
+}
+
+TEST_CASE("alert writer: RFC 3339 times in UTC with milliseconds") {
+  CHECK(Time(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(Time(1709345940013) == "2024-03-02T02:19:00.013Z");
+  CHECK(Time(1709164800000) == "2024-02-29T00:00:00.000Z");  // leap day
+  CHECK(Time(1704067199999) == "2023-12-31T23:59:59.999Z");
+  CHECK(Time(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(Time(-86400000LL * 365) == "1969-01-01T00:00:00.000Z");
+  CHECK(Time(951782400000) == "2000-02-29T00:00:00.000Z");
+}
+
+TEST_CASE("alert writer: values in JSON and in messages") {
+  CHECK(JsonValue(ExprValue::NoValue()) == "null");
+  CHECK(JsonValue(ExprValue::Int(-42)) == "-42");
+  CHECK(JsonValue(ExprValue::Float(899.0)) == "899");
+  CHECK(JsonValue(ExprValue::Float(0.1)) == "0.1");
+  CHECK(JsonValue(ExprValue::Float(1e300 * 1e300)) == R"("Infinity")");
+  CHECK(JsonValue(ExprValue::Float(-1e300 * 1e300)) == R"("-Infinity")");
+  CHECK(JsonValue(ExprValue::Float(std::nan(""))) == R"("NaN")");
+  CHECK(JsonValue(ExprValue::Bool(true)) == "true");
+  CHECK(JsonValue(ExprValue::String("a\"b")) == R"("a\"b")");
+  CHECK(JsonValue(ExprValue::Int(1709345940013, ScalarType::kTimestamp)) ==
+        R"("2024-03-02T02:19:00.013Z")");
+  CHECK(JsonValue(ExprValue::Int(5400000, ScalarType::kDuration)) == R"("1h30m")");
+  CHECK(JsonValue(ExprValue::Int(250, ScalarType::kDuration)) == R"("250ms")");
+  CHECK(JsonValue(ExprValue::Int(0, ScalarType::kDuration)) == R"("0s")");
+  CHECK(JsonValue(ExprValue::Int(-90000, ScalarType::kDuration)) == R"("-1m30s")");
+
+  CHECK(MessageValue(ExprValue::String("a\"b")) == "a\"b");  // unquoted; escaped later
+  CHECK(MessageValue(ExprValue::Float(899.0)) == "899");
+  CHECK(MessageValue(ExprValue::Float(9712.3456)) == "9712.35");
+  CHECK(MessageValue(ExprValue::Float(1.5)) == "1.5");
+  CHECK(MessageValue(ExprValue::Float(0.001)) == "0.001");
+  CHECK(MessageValue(ExprValue::Float(-0.004)) == "-0.004");
+  CHECK(MessageValue(ExprValue::Float(0.0)) == "0");
+  CHECK(MessageValue(ExprValue::Int(7)) == "7");
+  CHECK(MessageValue(ExprValue::NoValue()) == "null");
+  CHECK(MessageValue(ExprValue::Int(1709345940013, ScalarType::kTimestamp)) ==
+        "2024-03-02T02:19:00.013Z");
+}
+
+// A rule with a composite key, a message, a sink, suppress and timeout fields.
+constexpr const char* kRules = R"(event Charge {
+  card_id: string
+  shop: string
+  amount: float
+  at: timestamp
+  time at
+}
+rule big {
+  severity critical
+  version 4
+  key card_id, shop
+  within 10m
+  pattern s: Charge where amount < 5 -> b: Charge where amount > 500
+  emit { card: b.card_id, total: s.amount + b.amount, note: s.amount / 0 }
+  message "Card {card}: \"{total}\" then {note}"
+  sink pager
+  suppress 1h
+  on timeout emit { card: s.card_id }
+}
+)";
+
+struct Fixture {
+  CheckResult check = CheckSources({{"r.vigil", kRules}});
+  const CheckedRule& rule() const { return check.rules.rules[0]; }
+};
+
+TEST_CASE("alert writer: a whole alert line") {
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  const std::vector<ExprValue> key = {ExprValue::String("c\n1"), ExprValue::String("shop")};
+  const std::vector<ExprValue> fields = {ExprValue::String("c\n1"), ExprValue::Float(901.5),
+                                         ExprValue::NoValue()};
+  const std::vector<AlertEvent> events = {{RecordView(), 1000, 3, 0}, {RecordView(), 2000, 7, -1}};
+  Alert alert;
+  alert.rule = 0;
+  alert.rule_info = &f.rule();
+  alert.key = key;
+  alert.key_text = "\"c\\n1\"\x1e\"shop\"";
+  alert.fields = fields;
+  alert.events = events;
+  alert.detection_ms = 1709345940013;
+  alert.match_id = 0x00ab;
+  AlertWriter writer(f.check.rules);
+  CHECK(writer.Format(alert) ==
+        R"({"rule":"big","version":4,"severity":"critical","kind":"match",)"
+        R"("key":{"card_id":"c\n1","shop":"shop"},"detection_time":"2024-03-02T02:19:00.013Z",)"
+        R"("detection_ms":1709345940013,"match_id":"00000000000000ab",)"
+        R"("message":"Card c\n1: \"901.5\" then null","sink":"pager",)"
+        R"("fields":{"card":"c\n1","total":901.5},)"
+        R"("events":[{"var":"s","time_ms":1000,"seq":3},{"var":null,"time_ms":2000,"seq":7}]})"
+        "\n");
+
+  // A timeout: its own fields; the message needs `total`, which the timeout lacks: no message.
+  const std::vector<ExprValue> timeout_fields = {ExprValue::String("c1")};
+  alert.kind = AlertKind::kTimeout;
+  alert.fields = timeout_fields;
+  alert.events = std::span<const AlertEvent>(events).first(1);
+  CHECK(writer.Format(alert) ==
+        R"({"rule":"big","version":4,"severity":"critical","kind":"timeout",)"
+        R"("key":{"card_id":"c\n1","shop":"shop"},"detection_time":"2024-03-02T02:19:00.013Z",)"
+        R"("detection_ms":1709345940013,"match_id":"00000000000000ab","sink":"pager",)"
+        R"("fields":{"card":"c1"},"events":[{"var":"s","time_ms":1000,"seq":3}]})"
+        "\n");
+  CHECK(writer.RenderMessage(alert).empty());
+}
+
+TEST_CASE("alert writer: late events and dead letters") {
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  const Schema& schema = f.check.rules.schema;
+  RecordBuilder b;
+  b.Start(0, 4);
+  Cell card{}, shop{};
+  card.ref = b.AppendString("c1");
+  b.cell(0) = card;
+  shop.ref = b.AppendString("\xff");
+  b.cell(1) = shop;
+  b.cell(2).f = 12.5;
+  b.cell(3).i = 1709345940013;
+  b.SetEventTime(1709345940013);
+  const RecordView record = b.Finish();
+  RejectWriter writer(schema);
+  CHECK(writer.FormatLate(record, 12, 1709345940020) ==
+        R"({"reason":"late","seq":12,"time":"2024-03-02T02:19:00.013Z","time_ms":1709345940013,)"
+        R"("watermark_ms":1709345940020,"event":{"type":"Charge","card_id":"c1","shop":"\ufffd",)"
+        R"("amount":12.5,"at":"2024-03-02T02:19:00.013Z"}})"
+        "\n");
+  const DecodeStatus missing{DecodeCode::kMissingField, 0, 0, "Charge: missing field 'card_id'"};
+  CHECK(writer.FormatBadLine(missing, 7, "{\"type\":\"Charge\"}\t") ==
+        R"({"reason":"Charge: missing field 'card_id'","code":"missing_field","line":7,)"
+        R"("raw":"{\"type\":\"Charge\"}\t"})"
+        "\n");
+  const DecodeStatus bad{DecodeCode::kMalformed, -1, -1, "invalid msgpack: truncated message"};
+  CHECK(writer.FormatBadMessage(bad, 4096, std::string_view("\x81\xa4ty", 4)) ==
+        R"({"reason":"invalid msgpack: truncated message","code":"malformed","offset":4096,)"
+        R"("raw_base64":"gaR0eQ=="})"
+        "\n");
+  CHECK(writer.FormatBadMessage(bad, 0, "ab")
+            .ends_with(R"("raw_base64":"YWI="})"
+                       "\n"));
+  CHECK(writer.FormatBadMessage(bad, 0, "abc")
+            .ends_with(R"("raw_base64":"YWJj"})"
+                       "\n"));
+}
+
+TEST_CASE("alert writer: suppress per rule and key, by detection time") {
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  AlertSuppressor suppressor(f.check.rules);
+  Alert alert;
+  alert.rule = 0;
+  auto admit = [&](std::string_view key, int64_t t) {
+    alert.key_text = key;
+    alert.detection_ms = t;
+    return suppressor.Admit(alert);
+  };
+  const int64_t hour = 3'600'000;
+  CHECK(admit("k1", 0));
+  CHECK_FALSE(admit("k1", 0));  // same instant
+  CHECK(admit("k2", 10));       // another key
+  CHECK_FALSE(admit("k1", hour - 1));
+  CHECK(admit("k1", hour));  // a new period starts at t + 1h
+  CHECK_FALSE(admit("k1", 2 * hour - 1));
+  CHECK(admit("k2", 5 * hour));
+  CHECK(suppressor.suppressed(0) == 3);
+  // Expired entries are swept when the table reaches its sweep size (1024): 3000 keys a minute
+  // apart never have more than 1024 entries, and the live ones still suppress.
+  for (int i = 0; i < 3000; ++i) CHECK(admit(fmt::format("x{}", i), 6 * hour + i * 60'000LL));
+  CHECK(suppressor.live_entries() <= 1024);
+  CHECK_FALSE(admit("x2999", 6 * hour + 2999 * 60'000LL + 1));
+  CHECK(admit("x0", 6 * hour + 2999 * 60'000LL + 1));
+}
+
+TEST_CASE("alert writer: formatting allocates nothing in steady state") {
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  const std::vector<ExprValue> key = {ExprValue::String("c1"), ExprValue::String("shop")};
+  const std::vector<ExprValue> fields = {ExprValue::String("c1"), ExprValue::Float(901.5),
+                                         ExprValue::Int(3)};
+  const std::vector<AlertEvent> events = {{RecordView(), 1000, 3, 0}, {RecordView(), 2000, 7, 1}};
+  Alert alert;
+  alert.rule = 0;
+  alert.key = key;
+  alert.key_text = "\"c1\"\x1e\"shop\"";
+  alert.fields = fields;
+  alert.events = events;
+  AlertWriter writer(f.check.rules);
+  AlertSuppressor suppressor(f.check.rules);
+  size_t bytes = 0;
+  for (int i = 0; i < 3; ++i) {  // warm-up: buffers grow, the key enters the table
+    alert.detection_ms = i * 7'200'000LL;
+    suppressor.Admit(alert);
+    bytes += writer.Format(alert).size();
+  }
+  int admitted = 0;
+  const long before = test::AllocationCount();
+  for (int i = 3; i < 1000; ++i) {
+    alert.detection_ms = i * 7'200'000LL;
+    admitted += suppressor.Admit(alert) ? 1 : 0;
+    bytes += writer.Format(alert).size();
+  }
+  CHECK(test::AllocationCount() == before);
+  CHECK(admitted == 997);
+  CHECK(bytes > 1000);
+}
+
+}  // namespace
+}  // namespace vigil
