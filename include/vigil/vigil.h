@@ -1,0 +1,384 @@
+// Vigil's embedded API: the one public header. Compile rule files into Rules, create a Matcher
+// per thread (or shard), push events into it, advance the watermark and receive alerts through a
+// callback.
+//
+//   std::shared_ptr<const vigil::api::Rules> rules;
+//   vigil::api::Status s = vigil::api::Rules::FromText(rule_text, &rules);
+//   if (!s.ok()) { std::cerr << s.ToString() << "\n"; return 1; }   // "rules.vigil:3:12: E201 ..."
+//   std::unique_ptr<vigil::api::Matcher> matcher;
+//   s = vigil::api::Matcher::Create(rules, {}, [](const vigil::api::Alert& a) {
+//     std::cout << a.rule_name() << " " << a.key() << "\n";
+//   }, &matcher);
+//   matcher->PushJson(R"({"type": "A", "id": "k1", "price": 1.5, "at": 1000})");
+//   matcher->Finish();
+//
+// The types live in namespace vigil::api because the engine's own classes (vigil::Matcher,
+// vigil::Alert, ...) are in namespace vigil.
+//
+// Error model. No function of this header throws. Every operation that can fail returns a
+// Status: a closed code, a message, and where it applies the rule and the file:line:col it is
+// about. Check errors of rule text carry every diagnostic besides (Diagnostic, as `vigil check`
+// prints them).
+//
+// Lifetimes and threads, in three types (as the engine itself):
+//   * Rules: the compiled program and the event schema. Immutable once made; held by
+//     std::shared_ptr<const Rules>; any number of threads may use one Rules at once (create
+//     matchers, builders, read names) without locking.
+//   * Matcher: per-key state of every rule over one event stream, in event time. Not thread
+//     safe: one thread calls it at a time (one Matcher per shard of keys). It keeps its Rules
+//     alive.
+//   * EventBuilder: scratch for one event at a time. Not thread safe; one per thread. It needs
+//     the Rules it was made from to outlive it (it holds a shared_ptr, so this is automatic).
+//
+// Event model (docs/language.md, "Event types"): an event has one of the event types the rules
+// declare, chosen by the discriminator field ("type" by default) in JSON / msgpack input, or by
+// name in EventBuilder::Start. Every declared field is required; undeclared fields of JSON /
+// msgpack input are ignored. Timestamps are milliseconds since the Unix epoch (UTC); durations
+// are milliseconds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vigil::api {
+
+// ---- Status ---------------------------------------------------------------------------------
+
+enum class StatusCode : uint8_t {
+  kOk = 0,
+  kInvalidArgument,   // bad use of the API: unknown event type or field name, wrong value kind
+  kRuleError,         // rule text does not check (syntax, types, ...): see the diagnostics
+  kUnsupported,       // the rules check, but use something the engine cannot run yet
+  kDecodeError,       // a JSON / msgpack message is malformed or not a valid event
+  kLateEvent,         // the event's time is <= the watermark: counted, not matched
+  kUnimplemented,     // the operation does not exist yet
+  kInternal,          // a bug in Vigil, an exception from a callback, or out of memory
+};
+
+// "ok", "invalid argument", "rule error", "unsupported", "decode error", "late event",
+// "unimplemented", "internal".
+std::string_view StatusCodeName(StatusCode code);
+
+// The result of an operation: ok, or a code and what went wrong. Cheap to copy when ok.
+class Status {
+ public:
+  Status() = default;   // ok
+  Status(StatusCode code, std::string message);
+
+  static Status Ok() { return Status(); }
+
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  // Plain words, e.g. "E201 unknown field 'ammount' of event type Charge (did you mean
+  // 'amount'?)" or "A: field 'price': expected float, got string". Empty when ok.
+  const std::string& message() const { return message_; }
+  // The rule the error is about, when known; empty otherwise (e.g. a syntax error, an error in
+  // an event type, a decode error).
+  const std::string& rule() const { return rule_; }
+  // Where in the rule text: file path (as given to FromFiles, or FromText's `path`), 1-based
+  // line and column (bytes). line() == 0: no location.
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  int column() const { return column_; }
+
+  // "file:line:col: message" (location parts omitted when absent), "ok" when ok.
+  std::string ToString() const;
+
+  // Builders for the library's own use (and tests).
+  Status& WithRule(std::string rule);
+  Status& WithLocation(std::string file, int line, int column);
+
+ private:
+  StatusCode code_ = StatusCode::kOk;
+  std::string message_;
+  std::string rule_;
+  std::string file_;
+  int line_ = 0;
+  int column_ = 0;
+};
+
+// One problem found in rule text, as `vigil check` reports it.
+struct Diagnostic {
+  bool is_error = true;        // false: a warning (the rules still compile)
+  std::string code;            // "E201", "W401" (docs/language.md, "Diagnostics")
+  std::string message;         // "unknown field 'ammount' of event type Charge"
+  std::string help;            // "did you mean 'amount'?" (may be empty)
+  std::string file;
+  int line = 0;                // 1-based; 0: no location
+  int column = 0;              // 1-based, bytes
+  std::string rendered;        // the `vigil check` text: location, message, source line, caret
+};
+
+// ---- Values ---------------------------------------------------------------------------------
+
+enum class ValueType : uint8_t { kNull, kString, kInt, kFloat, kBool, kTimestamp, kDuration, kList };
+
+// A typed value read from an alert: an emit field, the key, a field of a bound event. A view:
+// strings and list elements point into the matcher's memory and are valid only while the alert
+// callback that produced them runs. Copy what you keep (ToString() or as_string() into a
+// std::string).
+class Value {
+ public:
+  Value() = default;   // null
+
+  ValueType type() const { return type_; }
+  bool is_null() const { return type_ == ValueType::kNull; }
+  // kInt, kTimestamp (ms since the epoch), kDuration (ms), kBool (0/1); 0 otherwise.
+  int64_t as_int() const { return i_; }
+  // kFloat; kInt converted; 0 otherwise.
+  double as_float() const;
+  bool as_bool() const { return type_ == ValueType::kBool && i_ != 0; }
+  // kString; empty otherwise.
+  std::string_view as_string() const;
+  // kList: the element type and elements (scalars).
+  ValueType element_type() const { return element_type_; }
+  size_t list_size() const { return type_ == ValueType::kList ? size_ : 0; }
+  Value element(size_t i) const;
+
+  // As JSON: 42, 4.5, true, "text" (escaped), null, ["a", "b"]; timestamps as ISO-8601 strings
+  // ("2024-03-01T12:00:00.250Z"), durations as strings ("1h30m").
+  std::string ToJson() const;
+  // As text: like ToJson, but a top-level string or timestamp/duration is not quoted.
+  std::string ToString() const;
+
+ private:
+  friend struct ValueAccess;
+  ValueType type_ = ValueType::kNull;
+  ValueType element_type_ = ValueType::kNull;
+  uint32_t size_ = 0;              // string bytes or list elements
+  int64_t i_ = 0;
+  double f_ = 0;
+  const char* bytes_ = nullptr;    // kString: the bytes; kList: the record image
+  const void* cells_ = nullptr;    // kList: the element cells
+};
+
+// ---- Rules ----------------------------------------------------------------------------------
+
+// Compiled rules: every enabled rule in one shared program, plus the event schema. Immutable;
+// share it between matchers and threads through std::shared_ptr<const Rules>.
+class Rules {
+ public:
+  // Checks and compiles rule text. `path` names the text in diagnostics and Status locations;
+  // `import`s cannot be resolved from text (they are an E103 error: use FromFiles).
+  // On success sets *out. On failure returns kRuleError (the first error, with rule and
+  // file:line:col) or kUnsupported (a construct the engine cannot run yet) and leaves *out
+  // unchanged. `diagnostics` (optional) receives every error and warning, also on success.
+  static Status FromText(std::string_view text, std::shared_ptr<const Rules>* out,
+                         std::vector<Diagnostic>* diagnostics = nullptr,
+                         std::string_view path = "rules.vigil");
+  // As FromText, for files and directories (a directory: every *.vigil below it), following
+  // imports. An unreadable file is a kRuleError with diagnostic E103.
+  static Status FromFiles(const std::vector<std::string>& paths, std::shared_ptr<const Rules>* out,
+                          std::vector<Diagnostic>* diagnostics = nullptr);
+
+  ~Rules();
+  Rules(const Rules&) = delete;
+  Rules& operator=(const Rules&) = delete;
+
+  // Every rule that was loaded (disabled ones included), in load order.
+  size_t rule_count() const;
+  std::string_view rule_name(size_t i) const;
+  bool rule_enabled(size_t i) const;
+  // Declared event types and their fields (in slot order).
+  size_t event_type_count() const;
+  std::string_view event_type_name(size_t i) const;
+  std::vector<std::string> field_names(std::string_view event_type) const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Rules(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- Events ---------------------------------------------------------------------------------
+
+// Builds one typed event by field names, to push without a wire format:
+//
+//   vigil::api::EventBuilder b(rules);
+//   b.Start("Charge").Set("card_id", "c1").Set("amount", 12.5).SetTimestamp("at", t);
+//   vigil::api::Status s = matcher->Push(b);
+//
+// Values are checked against the field's declared type with the decoders' rules: an int is
+// accepted for a float field; a timestamp or duration field takes milliseconds (SetTimestamp,
+// SetDuration, or Set with an integer) or its text form ("2024-03-01T12:00:00Z", "5m"). Every
+// declared field must be set exactly once. The first error (unknown type or field — with a
+// suggestion —, wrong kind, bad text, field set twice, missing field) sticks: later setters do
+// nothing and status() / Matcher::Push return it, until the next Start().
+// Allocates nothing in steady state once its buffers have grown to the largest event.
+class EventBuilder {
+ public:
+  explicit EventBuilder(std::shared_ptr<const Rules> rules);
+  ~EventBuilder();
+  EventBuilder(const EventBuilder&) = delete;
+  EventBuilder& operator=(const EventBuilder&) = delete;
+
+  // Begins an event of type `event_type` (forgets the previous event and its error).
+  EventBuilder& Start(std::string_view event_type);
+
+  EventBuilder& Set(std::string_view field, std::string_view value);
+  EventBuilder& Set(std::string_view field, const char* value) {
+    return Set(field, std::string_view(value));
+  }
+  EventBuilder& Set(std::string_view field, int64_t value);
+  EventBuilder& Set(std::string_view field, int value) { return Set(field, int64_t{value}); }
+  EventBuilder& Set(std::string_view field, double value);
+  EventBuilder& Set(std::string_view field, bool value);
+  EventBuilder& SetTimestamp(std::string_view field, int64_t millis_since_epoch);
+  EventBuilder& SetDuration(std::string_view field, int64_t millis);
+  // list<string>, list<int> (also list<timestamp>/list<duration> in ms), list<float>.
+  EventBuilder& SetList(std::string_view field, std::span<const std::string_view> values);
+  EventBuilder& SetList(std::string_view field, std::span<const int64_t> values);
+  EventBuilder& SetList(std::string_view field, std::span<const double> values);
+
+  // Ok while no setter failed (missing fields are found by Finish / Matcher::Push).
+  const Status& status() const { return status_; }
+  // Checks that every field is set and completes the event. Matcher::Push calls it; call it
+  // yourself only to validate. Idempotent until the next Start().
+  Status Finish();
+
+  struct Impl;
+
+ private:
+  friend class Matcher;
+  std::unique_ptr<Impl> impl_;
+  Status status_;
+};
+
+// ---- Alerts ---------------------------------------------------------------------------------
+
+enum class AlertKind : uint8_t { kMatch, kTimeout };
+
+// One alert, as the callback receives it: a view of the matcher's state. Valid only during the
+// callback; every string_view and Value from it too. Copy what you need to keep.
+class Alert {
+ public:
+  AlertKind kind() const;
+  std::string_view rule_name() const;
+  int64_t rule_version() const;
+  std::string_view severity() const;          // "low", "medium", "high", "critical"
+  // The match's key: the key field's value as text, a composite key's components joined by ",".
+  std::string key() const;
+  // Event time of the completing event (matching.md §8); the deadline for absence and timeouts.
+  int64_t detection_ms() const;
+  // 16 lowercase hex digits, stable across replays of the same input (matching.md §8).
+  std::string match_id() const;
+  uint64_t match_id_value() const;
+
+  // The emit fields (kMatch) or `on timeout emit` fields (kTimeout), in declaration order.
+  // A field without a value (matching.md "No value") is a null Value.
+  size_t field_count() const;
+  std::string_view field_name(size_t i) const;
+  Value field(size_t i) const;
+  // By name; null Value if the rule emits no such field (see field_index).
+  Value field(std::string_view name) const;
+  int field_index(std::string_view name) const;   // -1 if none
+  // The rule's `message` with its fields filled in; empty if the rule has none.
+  std::string message() const;
+
+  // The events bound by the match, in stream order.
+  size_t event_count() const;
+  int64_t event_time_ms(size_t i) const;
+  int64_t event_seq(size_t i) const;                // arrival number (push order, from 0)
+  std::string_view event_variable(size_t i) const;  // pattern variable; "" for an anonymous step
+  std::string_view event_type(size_t i) const;
+  Value event_field(size_t i, std::string_view field) const;   // null if no such field
+
+  struct Data;
+  explicit Alert(const Data* data) : data_(data) {}
+
+ private:
+  const Data* data_;
+};
+
+// Receives every alert, synchronously, from inside Push*, AdvanceWatermark and Finish, in
+// detection order. It must not call any method of the Matcher that invoked it (push, watermark,
+// snapshot; such a call is refused with kInvalidArgument) — reading the Rules and using other
+// matchers is fine. It must not keep references
+// into the Alert past its return. It should not throw: an exception is caught by the Matcher,
+// the call returns kInternal, and the Matcher is broken (every later call returns kInternal).
+using AlertCallback = std::function<void(const Alert&)>;
+
+// ---- Matcher --------------------------------------------------------------------------------
+
+struct MatcherOptions {
+  // Watermark from event times: W = max event time seen - delay - 1, so events up to `delay` ms
+  // out of order are still matched in event-time order. Negative: only AdvanceWatermark moves
+  // the watermark.
+  int64_t bounded_out_of_orderness_ms = 0;
+  // Partial matches per rule and key; over it the earliest-started are evicted (counted).
+  size_t max_partial_matches = 10000;
+  // The JSON / msgpack field that names the event type.
+  std::string discriminator = "type";
+};
+
+struct MatcherStats {
+  uint64_t events_pushed = 0;
+  uint64_t events_processed = 0;    // released by the watermark and matched
+  uint64_t events_late = 0;
+  uint64_t events_invalid = 0;      // rejected by a decoder or the builder (not pushed)
+  uint64_t matches = 0;
+  uint64_t timeouts = 0;
+  uint64_t partial_matches_evicted = 0;
+  uint64_t partial_matches_live = 0;
+  uint64_t keys_live = 0;
+  uint64_t events_buffered = 0;     // waiting for the watermark
+};
+
+class Matcher {
+ public:
+  // Creates a matcher over `rules` (which it keeps alive). `on_alert` may be empty (alerts are
+  // then only counted). Fails with kInvalidArgument if `rules` is null.
+  static Status Create(std::shared_ptr<const Rules> rules, MatcherOptions options,
+                       AlertCallback on_alert, std::unique_ptr<Matcher>* out);
+  ~Matcher();
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+
+  // Pushes the event `builder` holds (finishing it first). The event is copied; the builder may
+  // be reused at once. Returns the builder's error if it has one, kLateEvent if the event's time
+  // is <= the watermark (it is counted and dropped, never matched), else ok. May call on_alert
+  // (the watermark moves with event times).
+  Status Push(EventBuilder& builder);
+  // Decodes one JSON object (`bytes`, exactly one message) and pushes it. kDecodeError with the
+  // decoder's message ("A: missing field 'price'", "invalid JSON: ...") if it is not a valid
+  // event. The bytes are not kept.
+  Status PushJson(std::string_view bytes);
+  // As PushJson, for one msgpack map.
+  Status PushMsgpack(std::string_view bytes);
+
+  // Raises the watermark to `millis` (never lowers it): every buffered event with time <= it is
+  // matched and every deadline <= it fires (trailing absence, timeouts).
+  Status AdvanceWatermark(int64_t millis);
+  // End of input: the watermark becomes +infinity; every buffered event is matched and every
+  // pending deadline fires. Later pushes are late.
+  Status Finish();
+
+  int64_t watermark() const;   // INT64_MIN before any
+  MatcherStats stats() const;
+
+  // Checkpoints. Snapshot serializes the whole matching state — buffered events, partial
+  // matches, keys, watermark, arrival numbering, counters — into *out (bytes carrying a format
+  // version, the program's fingerprint and a checksum). Restore loads such bytes into a matcher
+  // created over the same rules that has not been pushed anything yet; continuing from there
+  // gives exactly the alerts of an uninterrupted run. Restore fails with kInvalidArgument (and
+  // changes nothing) for other rules, another format version, damaged bytes or a matcher that
+  // has seen events. events_invalid is not part of the state. Never call either from a callback.
+  Status Snapshot(std::string* out);
+  Status Restore(std::string_view snapshot);
+
+  struct Impl;
+
+ private:
+  explicit Matcher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::api
