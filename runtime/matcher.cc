@@ -189,11 +189,78 @@ void Matcher::Impl::BuildIndexes() {
     }
     f.reach_end = static_cast<uint32_t>(reach_.size());
   }
+  BuildPassive();
   for (const CompiledRule& rule : p.rules) {
     const CheckedRule& c = *rule.checked;
+    uint64_t h = 14695981039346656037ull;
+    for (unsigned char ch : c.name + '\x1f') {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
     rule_facts_.push_back(RuleFacts{c.within_ms, c.max_gap_ms,
                                     static_cast<uint32_t>(c.pattern.variables.size()),
-                                    c.has_timeout_emit, c.after_match.kind != SkipKind::kNoSkip});
+                                    c.has_timeout_emit, c.after_match.kind != SkipKind::kNoSkip, h});
+  }
+}
+
+// A guard's value on any event of type `type`, when the literals decide it alone: 0 false, 1 true,
+// 2 depends on a predicate.
+static int StaticGuard(const Program& p, const Edge& e, int32_t type) {
+  int value = 1;
+  for (uint32_t i = 0; i < e.literal_count; ++i) {
+    const GuardLiteral& l = p.literals[e.first_literal + i];
+    int lit;
+    if (l.event_type != type) {
+      lit = l.negated ? 1 : 0;
+    } else if (l.predicate < 0) {
+      lit = l.negated ? 0 : 1;
+    } else {
+      lit = 2;
+    }
+    if (lit == 0) return 0;
+    if (lit == 2) value = 2;
+  }
+  return value;
+}
+
+// Whether a TAKE reachable from `state` (through PROCEEDs) might hold on an event of `type`.
+static bool MightTake(const Program& p, int32_t state, int32_t type, int depth) {
+  if (depth > 64) return true;
+  const State& st = p.states[static_cast<size_t>(state)];
+  for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+    const Edge& e = p.edges[k];
+    if (e.kind == EdgeKind::kTake && StaticGuard(p, e, type) != 0) return true;
+    if (e.kind == EdgeKind::kProceed && StaticGuard(p, e, type) != 0 &&
+        MightTake(p, e.target, type, depth + 1))
+      return true;
+  }
+  return false;
+}
+
+void Matcher::Impl::BuildPassive() {
+  const Program& p = *program_;
+  type_count_ = p.schema().types.size();
+  passive_.assign(p.states.size() * type_count_, 0);
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    const State& st = p.states[s];
+    if (st.kind == StateKind::kFinal) continue;
+    for (size_t t = 0; t < type_count_; ++t) {
+      const int32_t type = static_cast<int32_t>(t);
+      if (MightTake(p, static_cast<int32_t>(s), type, 0)) continue;
+      bool kill = false;
+      const Edge* ignore = nullptr;
+      int ignore_value = 0;
+      for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+        const Edge& e = p.edges[k];
+        const int v = StaticGuard(p, e, type);
+        if (e.kind == EdgeKind::kKill && v != 0) kill = true;
+        if (e.kind == EdgeKind::kIgnore && v != 0 && ignore == nullptr) {
+          ignore = &e;
+          ignore_value = v;
+        }
+      }
+      passive_[s * type_count_ + t] = !kill && ignore != nullptr && ignore_value == 1 && ignore->target < 0;
+    }
   }
 }
 

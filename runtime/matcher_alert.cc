@@ -351,8 +351,7 @@ void Matcher::Impl::EmitAlert(const Pending& p, const KeyState& key_in) {
   a.events = alert_events_;
   a.detection_ms = p.detection_ms;
   // Match id (matching.md §8).
-  uint64_t h = Fnv(14695981039346656037ull, rule.name);
-  h = Fnv(h, "\x1f");
+  uint64_t h = rule_facts_[static_cast<size_t>(p.rule)].id_prefix;   // FNV of "name\x1f"
   h = Fnv(h, key.text);
   h = Fnv(h, "\x1f");
   char num[64];
@@ -375,7 +374,7 @@ void Matcher::Impl::EmitAlert(const Pending& p, const KeyState& key_in) {
   // Emit fields, in the context of every bound event; strings copied out of the evaluator's
   // scratch (the next Eval reuses it).
   const auto& programs = p.kind == AlertKind::kMatch ? compiled.emit : compiled.timeout_emit;
-  BuildVars(p.node, p.rule);
+  if (!programs.empty()) BuildVars(p.node, p.rule);
   vars_for_ = nullptr;
   EvalInput input;
   input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());

@@ -72,6 +72,7 @@ struct RuleFacts {
   uint32_t variables = 0;
   bool has_timeout_emit = false;
   bool has_skip = false;
+  uint64_t id_prefix = 0;   // 64-bit FNV-1a state after "name\x1f" (the match id, matching.md §8)
 };
 
 // A state's edges by kind (indexes into Program::edges), and the deadline sources of a run
@@ -158,6 +159,7 @@ class Matcher::Impl {
   friend class StepAccess;
   // ---- matcher.cc: flow ----
   void BuildIndexes();
+  void BuildPassive();
   void Release(EventStore::Handle h);
   void FireTimers(int64_t t);
   void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
@@ -182,6 +184,7 @@ class Matcher::Impl {
   int64_t Expiry(const Run& r) const;
   void BuildVars(uint32_t node, int32_t rule);
   void AddRun(const Run& r);
+  bool MayDuplicate(uint32_t node) const;
   uint32_t NewNode(uint32_t parent, int32_t rule, const State& from);
   void ReleaseNode(uint32_t node);
   // A run is gone: `deadline` if it died of its expiry (at the current instant).
@@ -206,6 +209,11 @@ class Matcher::Impl {
   std::vector<std::vector<uint8_t>> rule_uses_type_;   // [rule][type]
   std::vector<uint8_t> pred_uses_vars_;                // per predicate
   std::vector<RuleFacts> rule_facts_;
+  // [state * type count + type]: a run resting in the state certainly just stays on an event of
+  // the type (no TAKE or KILL can hold, the first IGNORE that can hold is an unconditional stay),
+  // so the step is skipped. Decided from the guards' literals at construction.
+  std::vector<uint8_t> passive_;
+  size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;
   std::vector<uint32_t> edge_index_;
   std::vector<std::pair<int32_t, int64_t>> reach_;

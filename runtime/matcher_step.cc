@@ -18,9 +18,19 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   if (*key != UINT32_MAX) {
     // The runs are read from the key while next_ is built; nothing here resizes keys_.
     const std::vector<Run>& runs = keys_[*key].runs;
+    const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
     for (const Run& r : runs) {
       if (!rule_uses_type_[static_cast<size_t>(r.rule)][static_cast<size_t>(type_)]) {
         next_.push_back(r);   // the event is not in this rule's stream
+        continue;
+      }
+      if (passive[static_cast<size_t>(r.state) * type_count_]) {   // it can only stay
+        const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
+        if (!MayDuplicate(r.node) || run_set_.Insert(id, 0)) {
+          next_.push_back(r);
+        } else {
+          EndRun(r, /*deadline=*/false, /*discarded=*/false);   // an equal, preferred run exists
+        }
         continue;
       }
       StepRun(r, /*fresh=*/false);
@@ -256,12 +266,18 @@ void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
   for (size_t v = nvars; v < var_spans_.size(); ++v) var_spans_[v] = VarEvents();
 }
 
+// Whether a successor with bindings `node` may equal another successor of this step: only if
+// another run holds the same bindings, or they were made on this event (hash-consed nodes).
+bool Matcher::Impl::MayDuplicate(uint32_t node) const {
+  return node == kNoNode || nodes_[node].live > 1 || nodes_[node].event == event_;
+}
+
 void Matcher::Impl::AddRun(const Run& r) {
   // Every continuation's deadline has passed: the run is dead on arrival (closed by this event,
   // so it does not time out, §6.3).
   if (r.expiry < now_) return;
   const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
-  if (!run_set_.Insert(id, 0)) return;   // an equal, preferred run exists
+  if (MayDuplicate(r.node) && !run_set_.Insert(id, 0)) return;   // an equal, preferred run exists
   if (r.node != kNoNode) {
     ++nodes_[r.node].refs;
     ++nodes_[r.node].live;
