@@ -15,6 +15,50 @@ bool TimerAfter(const TimerEntry& a, const TimerEntry& b) {
   return a.time != b.time ? a.time > b.time : a.serial > b.serial;
 }
 
+// `field OP v.field` / `v.field OP field` over int or float, v a single-event variable (index 0).
+FieldCompare RecognizeFieldCompare(const ExprProgram& program, const Program& p) {
+  FieldCompare c;
+  const auto& code = program.code;
+  if (code.size() != 3) return c;
+  const ExprInst* load = &code[0];
+  const ExprInst* var = &code[1];
+  if (load->op == ExprOpcode::kVarInt || load->op == ExprOpcode::kVarFloat) {
+    std::swap(load, var);
+    c.swapped = true;
+  }
+  const ExprInst& cmp = code[2];
+  const bool ints = load->op == ExprOpcode::kLoadInt && var->op == ExprOpcode::kVarInt &&
+                    cmp.op == ExprOpcode::kCmpInt;
+  const bool floats = load->op == ExprOpcode::kLoadFloat && var->op == ExprOpcode::kVarFloat &&
+                      cmp.op == ExprOpcode::kCmpFloat;
+  if (!(ints || floats) || var->imm != 0) return c;
+  // The variable must hold one event (a loop variable's [0] is its first of several).
+  for (const CompiledRule& rule : p.rules) {
+    const auto& vars = rule.checked->pattern.variables;
+    if (var->var < vars.size() && vars[var->var].is_loop) return c;
+  }
+  c.ok = true;
+  c.is_float = floats;
+  c.slot = load->arg;
+  c.var = var->var;
+  c.var_slot = var->arg;
+  c.op = static_cast<CompareKind>(cmp.arg);
+  return c;
+}
+
+template <typename T>
+bool CompareValues(CompareKind kind, T a, T b) {
+  switch (kind) {
+    case CompareKind::kEq: return a == b;
+    case CompareKind::kNe: return a != b;
+    case CompareKind::kLt: return a < b;
+    case CompareKind::kLe: return a <= b;
+    case CompareKind::kGt: return a > b;
+    case CompareKind::kGe: return a >= b;
+  }
+  return false;
+}
+
 bool SameKeyFields(const CheckedKey& k, const KeySpec& spec, size_t type_count) {
   if (k.types.size() != spec.types.size()) return false;
   for (size_t i = 0; i < k.types.size(); ++i)
@@ -153,6 +197,7 @@ void Matcher::Impl::BuildIndexes() {
       }
     }
     pred_uses_vars_.push_back(uses);
+    field_compare_.push_back(RecognizeFieldCompare(pred.program, p));
   }
   // Deadline sources per state: the steps whose TAKEs a run resting there can still fire.
   state_facts_.assign(p.states.size(), {});
@@ -262,6 +307,20 @@ void Matcher::Impl::BuildPassive() {
       passive_[s * type_count_ + t] = !kill && ignore != nullptr && ignore_value == 1 && ignore->target < 0;
     }
   }
+}
+
+bool Matcher::Impl::FastCompare(const FieldCompare& c, const Run& r) const {
+  for (uint32_t n = r.node; n != kNoNode; n = nodes_[n].parent) {
+    if (nodes_[n].variable != c.var) continue;
+    const RecordView bound = store_.view(nodes_[n].event);
+    if (c.is_float) {
+      const double a = record_.GetFloat(c.slot), b = bound.GetFloat(c.var_slot);
+      return c.swapped ? CompareValues(c.op, b, a) : CompareValues(c.op, a, b);
+    }
+    const int64_t a = record_.GetInt(c.slot), b = bound.GetInt(c.var_slot);
+    return c.swapped ? CompareValues(c.op, b, a) : CompareValues(c.op, a, b);
+  }
+  return false;   // the variable is not bound: no value, the condition does not hold
 }
 
 // ---- events in -------------------------------------------------------------------------------

@@ -84,6 +84,19 @@ struct StateFacts {
   bool has_take = false;
 };
 
+// A predicate `field OP v.field` (either order) on a single-event variable v, int or float: the
+// most common condition between events ("price > a.price"). Evaluated straight from the binding
+// chain, without building the variables' event lists or running the interpreter.
+struct FieldCompare {
+  bool ok = false;
+  bool is_float = false;
+  bool swapped = false;     // `v.field OP field`
+  int32_t slot = 0;         // of the event under test
+  int32_t var = 0;
+  int32_t var_slot = 0;
+  CompareKind op = CompareKind::kEq;
+};
+
 // Rules with identical key fields share key states.
 struct KeySpec {
   std::vector<ValueType> types;                      // per component
@@ -208,6 +221,8 @@ class Matcher::Impl {
   std::vector<std::vector<SpecUse>> by_type_;          // per event type
   std::vector<std::vector<uint8_t>> rule_uses_type_;   // [rule][type]
   std::vector<uint8_t> pred_uses_vars_;                // per predicate
+  std::vector<FieldCompare> field_compare_;            // per predicate
+  bool FastCompare(const FieldCompare& c, const Run& r) const;
   std::vector<RuleFacts> rule_facts_;
   // [state * type count + type]: a run resting in the state certainly just stays on an event of
   // the type (no TAKE or KILL can hold, the first IGNORE that can hold is an unconditional stay),

@@ -182,6 +182,7 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     }
     return pred_value_[i] != 0;
   }
+  if (field_compare_[i].ok) return FastCompare(field_compare_[i], r);
   if (vars_for_ != &r) {
     BuildVars(r.node, r.rule);
     vars_for_ = &r;
