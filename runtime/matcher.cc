@@ -452,7 +452,6 @@ uint32_t Matcher::Impl::CreateKey(int32_t spec) {
   key.serial = next_key_serial_++;
   key.scheduled = kNever;
   key.runs.clear();
-  key.runs.reserve(8);   // grows geometrically from here; kept when the slot is reused
   key.text.clear();
   key.in_use = true;
   key.referenced = true;
