@@ -1,6 +1,6 @@
 // The shared NFA program: every loaded rule compiled into one immutable structure that any
 // number of matcher threads read. This file's external interface is CompileProgram (compiler.cc)
-// and the dumps (program_dump.cc); the evaluator that runs it per key is runtime/ (issue 3).
+// and the dumps (program_dump.cc); the evaluator that runs it per key is runtime/matcher.h.
 //
 // Representation (SASE+'s NFA^b, as in Flink CEP's NFACompiler). Each rule's pattern becomes a
 // small automaton of States; a State has Edges tried on every event of the key's stream (the
@@ -43,14 +43,19 @@
 // element could not have skipped moves to a "twin" of its state without leave edges. Loops of more
 // than kMaxUnrolled states are rejected.
 //
+// all(c1, ..., ck) of single steps is lowered as the alternation of its k! orders (with a `no`
+// per child still to come under skip-till-next, so each child takes its first candidate).
+//
 // tests/automaton_sim_test.cc checks this lowering against the reference matcher (the SET of
-// matches on thousands of random rules and streams). Not compiled yet (CompileStatus
-// kUnsupported), each because that check found the automaton wrong there: all(...), quantified
-// groups, a pattern / group starting with an optional element, optional or repeated elements
-// inside an alternative, an optional or repeated element followed by an optional element or a
-// `no`, `until` except on a loop that starts the pattern or follows a fixed-count step, a strict
-// optional step, `within` on a `no` between steps, `strict no` before an optional element or an
-// alternation, and a trailing `strict no`.
+// matches on thousands of random rules and streams), and tests/matcher_differential_test.cc the
+// runtime's alerts. Not compiled yet (CompileStatus kUnsupported), each because those checks
+// found the automaton wrong there: all(...) over sequences, loops, steps with `within` or more
+// than four children, `-> any all(...)`; quantified groups; a pattern / group starting with an
+// optional element; optional or repeated elements inside an alternative; an optional or repeated
+// element followed by an optional element or a `no`; a `no` before an optional element; `until`
+// except on a loop that starts the pattern or follows a fixed-count step; a strict optional
+// step; `within` on a `no` between steps; `strict no` before an optional element or an
+// alternation; a trailing `strict no`.
 #pragma once
 
 #include <cstdint>
