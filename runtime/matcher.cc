@@ -416,23 +416,33 @@ void Matcher::Impl::FireTimers(int64_t t) {
 // The key bytes: the spec id, then each component (int-like and bool as 8 bytes, float as its
 // bits with -0 folded into 0, string as a 4-byte length and its bytes).
 void Matcher::Impl::EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id) {
-  key_bytes_.clear();
-  key_bytes_.append(reinterpret_cast<const char*>(&spec_id), sizeof spec_id);
   const auto& slots = spec.slots_by_type[static_cast<size_t>(record.type_id())];
+  size_t size = sizeof spec_id;
+  for (size_t i = 0; i < slots.size(); ++i)
+    size += spec.types[i].is(ScalarType::kString) ? sizeof(uint32_t) + record.GetString(slots[i]).size()
+                                                  : sizeof(int64_t);
+  if (key_bytes_.capacity() < size) key_bytes_.reserve(2 * size);
+  key_bytes_.resize(size);
+  char* out = key_bytes_.data();
+  std::memcpy(out, &spec_id, sizeof spec_id);
+  out += sizeof spec_id;
   for (size_t i = 0; i < slots.size(); ++i) {
     const ValueType& t = spec.types[i];
     if (t.is(ScalarType::kString)) {
-      const std::string_view s = record.GetString(slots[i]);
-      const uint32_t n = static_cast<uint32_t>(s.size());
-      key_bytes_.append(reinterpret_cast<const char*>(&n), sizeof n);
-      key_bytes_.append(s);
+      const std::string_view str = record.GetString(slots[i]);
+      const uint32_t n = static_cast<uint32_t>(str.size());
+      std::memcpy(out, &n, sizeof n);
+      std::memcpy(out + sizeof n, str.data(), n);
+      out += sizeof n + n;
     } else if (t.is(ScalarType::kFloat)) {
       double f = record.GetFloat(slots[i]);
       if (f == 0) f = 0;
-      key_bytes_.append(reinterpret_cast<const char*>(&f), sizeof f);
+      std::memcpy(out, &f, sizeof f);
+      out += sizeof f;
     } else {
       const int64_t v = record.GetInt(slots[i]);
-      key_bytes_.append(reinterpret_cast<const char*>(&v), sizeof v);
+      std::memcpy(out, &v, sizeof v);
+      out += sizeof v;
     }
   }
 }
