@@ -142,7 +142,7 @@ void Matcher::Impl::BuildIndexes() {
   const Program& p = *program_;
   const size_t types = p.schema().types.size();
   by_type_.assign(types, {});
-  rule_uses_type_.assign(p.rules.size(), std::vector<uint8_t>(types, 0));
+  rule_uses_type_.assign(p.rules.size() * types, 0);
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
     if (rule.start < 0) continue;
@@ -161,7 +161,7 @@ void Matcher::Impl::BuildIndexes() {
     for (size_t t = 0; t < types; ++t) {
       const auto& users = p.rules_by_type[t];
       if (std::find(users.begin(), users.end(), static_cast<int32_t>(r)) == users.end()) continue;
-      rule_uses_type_[r][t] = 1;
+      rule_uses_type_[r * types + t] = 1;
       auto& uses = by_type_[t];
       auto it = std::find_if(uses.begin(), uses.end(), [&](const SpecUse& u) { return u.spec == spec; });
       if (it == uses.end()) it = uses.insert(uses.end(), SpecUse{spec, {}});

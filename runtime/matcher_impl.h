@@ -219,7 +219,7 @@ class Matcher::Impl {
   // Program-derived tables.
   std::vector<KeySpec> specs_;
   std::vector<std::vector<SpecUse>> by_type_;          // per event type
-  std::vector<std::vector<uint8_t>> rule_uses_type_;   // [rule][type]
+  std::vector<uint8_t> rule_uses_type_;                // [rule * type count + type]
   std::vector<uint8_t> pred_uses_vars_;                // per predicate
   std::vector<FieldCompare> field_compare_;            // per predicate
   bool FastCompare(const FieldCompare& c, const Run& r) const;

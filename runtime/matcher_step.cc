@@ -19,8 +19,9 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     // The runs are read from the key while next_ is built; nothing here resizes keys_.
     const std::vector<Run>& runs = keys_[*key].runs;
     const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
+    const uint8_t* uses = rule_uses_type_.data() + static_cast<size_t>(type_);
     for (const Run& r : runs) {
-      if (!rule_uses_type_[static_cast<size_t>(r.rule)][static_cast<size_t>(type_)]) {
+      if (!uses[static_cast<size_t>(r.rule) * type_count_]) {
         next_.push_back(r);   // the event is not in this rule's stream
         continue;
       }
