@@ -186,6 +186,8 @@ class Matcher::Impl {
 
   // ---- matcher_step.cc: one run, one event ----
   void ProcessKeyEvent(uint32_t* key, const SpecUse& use);
+  void StartRuns(const SpecUse& use);
+  void FinishKeyEvent(uint32_t* key, const SpecUse& use);
   void StepRun(const Run& r, bool fresh);
   const Edge* Skip(const Run& r, bool took);
   void Stay(const Run& r, const Edge* e);

@@ -15,11 +15,31 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   new_nodes_.clear();
   run_set_.Clear();
   node_set_.Clear();
+  const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
+  const uint8_t* uses = rule_uses_type_.data() + static_cast<size_t>(type_);
+  bool all_stay = *key != UINT32_MAX;
+  if (all_stay) {
+    for (const Run& r : keys_[*key].runs)
+      all_stay = all_stay && (!uses[static_cast<size_t>(r.rule) * type_count_] ||
+                              passive[static_cast<size_t>(r.state) * type_count_]);
+  }
+  if (all_stay) {
+    // The key's runs are all unaffected by this event: only new runs may start. If none does,
+    // the key is left as it is (no copy, no settle, no reschedule).
+    keys_[*key].referenced = true;
+    StartRuns(use);
+    if (next_.empty() && pending_.empty()) {
+      for (uint32_t n : new_nodes_) ReleaseNode(n);
+      return;
+    }
+    const std::vector<Run>& runs = keys_[*key].runs;
+    next_.insert(next_.begin(), runs.begin(), runs.end());
+    FinishKeyEvent(key, use);
+    return;
+  }
   if (*key != UINT32_MAX) {
     // The runs are read from the key while next_ is built; nothing here resizes keys_.
     const std::vector<Run>& runs = keys_[*key].runs;
-    const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
-    const uint8_t* uses = rule_uses_type_.data() + static_cast<size_t>(type_);
     for (const Run& r : runs) {
       if (!uses[static_cast<size_t>(r.rule) * type_count_]) {
         next_.push_back(r);   // the event is not in this rule's stream
@@ -38,12 +58,23 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
       EndRun(r, /*deadline=*/false, /*discarded=*/false);
     }
   }
+  StartRuns(use);
+  FinishKeyEvent(key, use);
+}
+
+// A new run of each rule of the key spec that uses the event's type tries the event.
+void Matcher::Impl::StartRuns(const SpecUse& use) {
   for (int32_t rule : use.rules) {
     Run fresh;
     fresh.rule = rule;
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
     StepRun(fresh, /*fresh=*/true);
   }
+}
+
+// next_ and pending_ are the key's outcome of the event: create the key if needed, settle what
+// completed, store the runs.
+void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
   bool reject = false;
   if (*key == UINT32_MAX && (!next_.empty() || !pending_.empty())) {
     if (options_.max_keys > 0 && counters_.keys_live >= options_.max_keys) {
