@@ -36,7 +36,10 @@ RunnableProgram CompileRunnable(std::shared_ptr<CheckedRules> rules) {
 }
 
 Diagnostic NotRunWarning(const CheckedRules& rules, const NotRun& n) {
-  return Diagnostic{Severity::kWarning, "W502",
+  const CheckedRule& rule = rules.rules[n.rule];
+  // W501: anomaly conditions (windowed aggregates, `when`, issue 4); W502: a pattern construct.
+  const char* code = rule.uses_unevaluated || rule.is_threshold ? "W501" : "W502";
+  return Diagnostic{Severity::kWarning, code,
                     fmt::format("rule '{}' is not run: {}", rules.rules[n.rule].name, n.why),
                     "the rule is checked; it produces no alerts until the engine supports this",
                     n.span};

@@ -31,7 +31,8 @@ struct RunnableProgram {
 // as they are.
 RunnableProgram CompileRunnable(std::shared_ptr<CheckedRules> rules);
 
-// The W502 warning for a rule that does not run: "rule 'NAME' is not run: WHY".
+// The warning for a rule that does not run: "rule 'NAME' is not run: WHY" — W501 for anomaly
+// conditions (windowed aggregates, `when` rules), W502 for a pattern construct.
 Diagnostic NotRunWarning(const CheckedRules& rules, const NotRun& n);
 
 }  // namespace vigil::cli
