@@ -256,11 +256,10 @@ class RuleLowering {
       case PatternKind::kStep:
         return LowerStep(node, exit, exit_is_final, arrow);
       case PatternKind::kSequence:
-        if (!node.quantifier.is_one())
-          throw Unsupported("quantified groups are not supported yet", node.span);
-        if (StartsOptional(node))
+        if (StartsOptional(node) && node.quantifier.min > 0)
           throw Unsupported("a group that starts with an optional element is not supported yet",
                             node.span);
+        if (!node.quantifier.is_one()) return LowerFixedGroup(node, exit, exit_is_final, arrow);
         return LowerSequence(node.children, exit, exit_is_final, false, arrow);
       case PatternKind::kAlternation:
         return LowerAlternation(node, exit, exit_is_final, arrow);
@@ -268,6 +267,28 @@ class RuleLowering {
         return LowerConjunction(node, exit, exit_is_final, arrow);
     }
     throw Unsupported("unknown pattern element", node.span);
+  }
+
+  // (...){n}: the group's elements n times in a row (matching.md §4.1): the first iteration's
+  // first element under the group's arrow, the later ones' under its loop contiguity; their
+  // variables hold one event per iteration. Ranges {n,m} (optional iterations) are not lowered.
+  Lowered LowerFixedGroup(const PatternNode& node, const Lowered& exit, bool exit_is_final,
+                          Contiguity arrow) {
+    const Quantifier& q = node.quantifier;
+    if (q.min != q.max || q.min < 1)
+      throw Unsupported("quantified groups other than {n} are not supported yet", node.span);
+    if (q.min > 16) throw Unsupported("a group repeated more than 16 times is not supported yet", node.span);
+    PatternNode unrolled;
+    unrolled.kind = PatternKind::kSequence;
+    unrolled.span = node.span;
+    for (int64_t i = 0; i < q.min; ++i) {
+      for (size_t c = 0; c < node.children.size(); ++c) {
+        unrolled.children.push_back(node.children[c]);
+        if (c == 0 && i > 0) unrolled.children.back().contiguity = node.loop_contiguity;
+      }
+    }
+    synthesized_.push_back(std::make_unique<PatternNode>(std::move(unrolled)));
+    return LowerSequence(synthesized_.back()->children, exit, exit_is_final, false, arrow);
   }
 
   // all(c1, ..., ck) of single steps is the alternation of its k! orders, each a sequence whose

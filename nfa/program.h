@@ -44,13 +44,14 @@
 // than kMaxUnrolled states are rejected.
 //
 // all(c1, ..., ck) of single steps is lowered as the alternation of its k! orders (with a `no`
-// per child still to come under skip-till-next, so each child takes its first candidate).
+// per child still to come under skip-till-next, so each child takes its first candidate); a
+// group repeated a fixed number of times, (...){n}, as its elements n times in a row.
 //
 // tests/automaton_sim_test.cc checks this lowering against the reference matcher (the SET of
 // matches on thousands of random rules and streams), and tests/matcher_differential_test.cc the
 // runtime's alerts. Not compiled yet (CompileStatus kUnsupported), each because those checks
 // found the automaton wrong there: all(...) over sequences, loops, steps with `within` or more
-// than four children, `-> any all(...)`; quantified groups; a pattern / group starting with an
+// than four children, `-> any all(...)`; groups quantified other than {n}; a pattern / group starting with an
 // optional element; optional or repeated elements inside an alternative; an optional or repeated
 // element followed by an optional element or a `no`; a `no` before an optional element; `until`
 // except on a loop that starts the pattern or follows a fixed-count step; a strict optional

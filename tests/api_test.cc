@@ -129,9 +129,9 @@ TEST_CASE("api: a rule the engine cannot run yet is kUnsupported, naming the rul
   const Status s = Rules::FromText(
       "event A { id: string  at: timestamp  time at  key id }\n"
       "event B { id: string  at: timestamp  time at  key id }\n"
-      "rule twice { key id  within 1m  pattern (a: A -> b: B){2} }\n",
+      "rule twice { key id  within 1m  pattern (a: A -> b: B){1,2} }\n",
       &rules);
-  CHECK(s.code() == StatusCode::kUnsupported);   // quantified groups: not compiled yet
+  CHECK(s.code() == StatusCode::kUnsupported);   // a group with a range: not compiled yet
   CHECK(s.rule() == "twice");
   CHECK(s.line() == 3);
   CHECK(rules == nullptr);

@@ -280,8 +280,12 @@ class RandomRuleGenerator::Builder {
     if (roll <= 75) {   // plain group, maybe quantified
       Element g;
       g.kind = Element::kGroup;
-      const bool repeated = !options_.compilable_only && Chance(rng_, 50);
-      if (repeated) {
+      const bool repeated = Chance(rng_, 50);
+      if (repeated && options_.compilable_only) {   // the compiler takes {n} groups
+        g.quant = Pick(rng_, std::vector<std::string>{"{2}", "{3}"});
+        g.is_loop = true;
+        g.loop = Pick(rng_, std::vector<std::string>{"", "strict", "any"});
+      } else if (repeated) {
         g.quant = Quantifier(&g.is_loop);
         if (g.is_loop) g.loop = Pick(rng_, std::vector<std::string>{"", "strict", "any"});
       }
@@ -449,7 +453,7 @@ const std::vector<std::string> kCompilableConstructs = {
     "quant {n}", "quant {n,m}", "quant {n,}", "quant +", "quant *", "quant ?",
     "quant {n}?", "quant {n,m}?", "quant {n,}?", "quant +?", "quant *?", "quant ??",
     "loop next", "loop strict", "loop any", "until",
-    "alternation", "group", "conjunction",
+    "alternation", "group", "quantified group", "conjunction",
     "no between", "strict no between", "trailing no", "trailing no within",
     "cond current event", "cond earlier single var", "cond loop aggregate", "cond first/last of loop",
     "rule within", "max gap", "step within",

@@ -121,7 +121,7 @@ std::string DescribeEvents(const std::vector<RandomEvent>& events);
 // the text), so the coverage test also proves the checker understood what was generated.
 std::set<std::string> RuleConstructs(const CheckedRule& rule);
 extern const std::vector<std::string> kAllConstructs;
-// The subset the NFA compiler supports (kAllConstructs minus conjunction, quantified group).
+// The subset the NFA compiler supports (in restricted forms: all(...) of single steps, {n} groups).
 extern const std::vector<std::string> kCompilableConstructs;
 
 // A uniform integer in [lo, hi] from `rng`, identical on every platform.

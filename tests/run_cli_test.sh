@@ -239,7 +239,7 @@ import "card.vigil"
 rule both_orders {
   within 10m
   pattern
-    (a: Charge where amount < 5 -> b: Charge where amount > 500){2}
+    (a: Charge where amount < 5 -> b: Charge where amount > 500){1,2}
   emit { card: first(a).card_id }
 }
 VIGIL
