@@ -111,6 +111,20 @@ std::string_view ExprOpcodeName(ExprOpcode op);
 
 enum class CompareKind : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
 
+// a OP b for a comparison instruction (IEEE for floats: every comparison with NaN is false but !=).
+template <typename T>
+bool ApplyCompare(CompareKind kind, const T& a, const T& b) {
+  switch (kind) {
+    case CompareKind::kEq: return a == b;
+    case CompareKind::kNe: return a != b;
+    case CompareKind::kLt: return a < b;
+    case CompareKind::kLe: return a <= b;
+    case CompareKind::kGt: return a > b;
+    case CompareKind::kGe: return a >= b;
+  }
+  return false;
+}
+
 // One instruction. 16 bytes; which operands mean something depends on `op` (see ExprOpcode).
 struct ExprInst {
   ExprOpcode op = ExprOpcode::kPushNoValue;

@@ -129,19 +129,6 @@ namespace {
 
 using Op = ExprOpcode;
 
-template <class T>
-bool Compare(int kind, const T& a, const T& b) {
-  switch (static_cast<CompareKind>(kind)) {
-    case CompareKind::kEq: return a == b;
-    case CompareKind::kNe: return a != b;
-    case CompareKind::kLt: return a < b;
-    case CompareKind::kLe: return a <= b;
-    case CompareKind::kGt: return a > b;
-    case CompareKind::kGe: return a >= b;
-  }
-  return false;
-}
-
 char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 char AsciiUpper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 
@@ -393,11 +380,11 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
         if (!a.valid) break;
         bool r;
         if (in.op == Op::kCmpInt) {
-          r = Compare(in.arg, a.i, b.i);
+          r = ApplyCompare(static_cast<CompareKind>(in.arg), a.i, b.i);
         } else if (in.op == Op::kCmpFloat) {
-          r = Compare(in.arg, a.f, b.f);
+          r = ApplyCompare(static_cast<CompareKind>(in.arg), a.f, b.f);
         } else {
-          r = Compare(in.arg, str(a), str(b));
+          r = ApplyCompare(static_cast<CompareKind>(in.arg), str(a), str(b));
         }
         a.i = r ? 1 : 0;
         break;

@@ -46,19 +46,6 @@ FieldCompare RecognizeFieldCompare(const ExprProgram& program, const Program& p)
   return c;
 }
 
-template <typename T>
-bool CompareValues(CompareKind kind, T a, T b) {
-  switch (kind) {
-    case CompareKind::kEq: return a == b;
-    case CompareKind::kNe: return a != b;
-    case CompareKind::kLt: return a < b;
-    case CompareKind::kLe: return a <= b;
-    case CompareKind::kGt: return a > b;
-    case CompareKind::kGe: return a >= b;
-  }
-  return false;
-}
-
 bool SameKeyFields(const CheckedKey& k, const KeySpec& spec, size_t type_count) {
   if (k.types.size() != spec.types.size()) return false;
   for (size_t i = 0; i < k.types.size(); ++i)
@@ -315,10 +302,10 @@ bool Matcher::Impl::FastCompare(const FieldCompare& c, const Run& r) const {
     const RecordView bound = store_.view(nodes_[n].event);
     if (c.is_float) {
       const double a = record_.GetFloat(c.slot), b = bound.GetFloat(c.var_slot);
-      return c.swapped ? CompareValues(c.op, b, a) : CompareValues(c.op, a, b);
+      return c.swapped ? ApplyCompare(c.op, b, a) : ApplyCompare(c.op, a, b);
     }
     const int64_t a = record_.GetInt(c.slot), b = bound.GetInt(c.var_slot);
-    return c.swapped ? CompareValues(c.op, b, a) : CompareValues(c.op, a, b);
+    return c.swapped ? ApplyCompare(c.op, b, a) : ApplyCompare(c.op, a, b);
   }
   return false;   // the variable is not bound: no value, the condition does not hold
 }

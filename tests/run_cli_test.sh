@@ -16,27 +16,8 @@
 set -uo pipefail
 
 vigil=${1:?usage: run_cli_test.sh PATH/TO/vigil}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
-# expect_exit CODE ARGS...: runs vigil ARGS, output in $tmp/out and $tmp/err.
-expect_exit() {
-  local want=$1
-  shift
-  "$vigil" "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -ne "$want" ]; then
-    fail "vigil $* exited $got, expected $want"
-    sed 's/^/  stdout: /' "$tmp/out" >&2
-    sed 's/^/  stderr: /' "$tmp/err" >&2
-  fi
-}
+# shellcheck source=tests/cli_testlib.sh
+. "$(dirname "$0")/cli_testlib.sh"
 
 mkdir -p "$tmp/rules"
 cat >"$tmp/rules/card.vigil" <<'VIGIL'
