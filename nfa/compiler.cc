@@ -39,6 +39,7 @@ struct PendingEdge {
   int32_t target;
   Guard guard;
   bool greedy_leave = false;
+  int64_t within_ms = 0;   // kKill only
 };
 
 // What lowering an element produced.
@@ -533,14 +534,16 @@ class RuleLowering {
     const State& entry = states_[static_cast<size_t>(next.entry)];
     if (entry.kind != StateKind::kNormal || next.starts.empty())
       throw Unsupported("'no' before an optional element is not supported yet", no.span);
-    if (no.within_ms > 0)
-      throw Unsupported("'within' on a 'no' step between two steps is not supported yet", no.span);
     const GuardLiteral c = Literal(no, no.where);
     if (no.contiguity != Contiguity::kStrict) {
+      // A run resting at next.entry has bound nothing since x: `within` counts from its last event.
       auto& edges = edges_[static_cast<size_t>(next.entry)];
-      edges.insert(edges.begin(), {EdgeKind::kKill, -1, {c}});
+      edges.insert(edges.begin(), {EdgeKind::kKill, -1, {c}, false, no.within_ms});
       return next;
     }
+    if (no.within_ms > 0)
+      throw Unsupported("'within' on a 'strict no' step between two steps is not supported yet",
+                        no.span);
     // `-> strict no c: C`: only the very next event is tested.
     if (next.starts.size() != 1 || states_[static_cast<size_t>(next.entry)].name == "alt")
       throw Unsupported("'strict no' before an optional element or an alternation is not "
@@ -580,6 +583,7 @@ class RuleLowering {
         Edge e;
         e.kind = pe.kind;
         e.greedy_leave = pe.greedy_leave;
+        e.within_ms = pe.within_ms;
         e.target = id(pe.target);
         e.first_literal = static_cast<uint32_t>(program_.literals.size());
         e.literal_count = static_cast<uint32_t>(pe.guard.size());

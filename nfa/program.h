@@ -55,7 +55,7 @@
 // optional element; optional or repeated elements inside an alternative; an optional or repeated
 // element followed by an optional element or a `no`; a `no` before an optional element; `until`
 // except on a loop that starts the pattern or follows a fixed-count step; a strict optional
-// step; `within` on a `no` between steps; `strict no` before an optional element or an
+// step; `within` on a `strict no` between steps; `strict no` before an optional element or an
 // alternation; a trailing `strict no`.
 #pragma once
 
@@ -93,6 +93,9 @@ struct Edge {
   // take, time bounds included), and it does not stop a match from ending with the loop
   // (`accepting`).
   bool greedy_leave = false;
+  // kKill of a `no ... within W` between steps: it holds only for events at most W after the
+  // run's last bound event (matching.md §5); 0: always.
+  int64_t within_ms = 0;
 };
 
 enum class StateKind : uint8_t {

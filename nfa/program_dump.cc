@@ -48,6 +48,7 @@ std::string DumpRuleProgram(const Program& p, int rule) {
       const Edge& edge = p.edges[e];
       out += fmt::format("    {} {}", EdgeKindName(edge.kind), GuardText(p, edge));
       if (edge.target >= 0) out += fmt::format(" -> {}", edge.target - base);
+      if (edge.within_ms > 0) out += fmt::format(" (within {}ms)", edge.within_ms);
       out += '\n';
       for (uint32_t i = 0; i < edge.literal_count; ++i)
         if (p.literals[edge.first_literal + i].predicate >= 0)

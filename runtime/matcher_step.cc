@@ -113,8 +113,11 @@ void Matcher::Impl::StepRun(const Run& r, bool fresh) {
 const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
   const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
   const Edge* edges = program_->edges.data();
-  for (uint32_t i = f.kills_begin; i < f.kills_end; ++i)
-    if (Holds(edges[edge_index_[i]], r)) return nullptr;   // may not skip it
+  for (uint32_t i = f.kills_begin; i < f.kills_end; ++i) {
+    const Edge& kill = edges[edge_index_[i]];
+    if (kill.within_ms > 0 && now_ - r.last_time > kill.within_ms) continue;   // past the `no`'s window
+    if (Holds(kill, r)) return nullptr;   // may not skip it
+  }
   for (uint32_t i = f.ignores_begin; i < f.ignores_end; ++i) {
     const Edge& e = edges[edge_index_[i]];
     if (!(e.greedy_leave && took) && Holds(e, r)) return &e;

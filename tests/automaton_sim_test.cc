@@ -164,6 +164,9 @@ class Simulator {
     if (fresh) return;
     for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
       const Edge& e = p_.edges[k];
+      if (e.kind == EdgeKind::kKill && e.within_ms > 0 && !r.bound.empty() &&
+          Time(pos) - Time(r.bound.back().first) > e.within_ms)
+        continue;   // past the `no`'s window
       if (e.kind == EdgeKind::kKill && Holds(e, r, pos)) return;   // may not skip this event
     }
     for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {

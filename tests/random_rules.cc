@@ -255,8 +255,8 @@ class RandomRuleGenerator::Builder {
     e.var = NewVar();
     e.arrow = Chance(rng_, 25) ? "strict" : "";
     e.where = Condition("", visible, false);
-    // The NFA compiler does not take `within` on a `no` between two steps yet (nfa/program.h).
-    if (trailing ? Chance(rng_, 70) : (!options_.compilable_only && Chance(rng_, 20))) {
+    // The NFA compiler does not take `within` on a `strict no` between two steps yet.
+    if (trailing ? Chance(rng_, 70) : (!(options_.compilable_only && e.arrow == "strict") && Chance(rng_, 20))) {
       e.within = Pick(rng_, std::vector<std::string>{"2s", "4s", "6s"});
     }
     return e;
@@ -454,7 +454,7 @@ const std::vector<std::string> kCompilableConstructs = {
     "quant {n}?", "quant {n,m}?", "quant {n,}?", "quant +?", "quant *?", "quant ??",
     "loop next", "loop strict", "loop any", "until",
     "alternation", "group", "quantified group", "conjunction",
-    "no between", "strict no between", "trailing no", "trailing no within",
+    "no between", "strict no between", "trailing no", "trailing no within", "no between within",
     "cond current event", "cond earlier single var", "cond loop aggregate", "cond first/last of loop",
     "rule within", "max gap", "step within",
     "skip no skip", "skip to next", "skip past last", "skip to first", "skip to last",
