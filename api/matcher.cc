@@ -92,6 +92,13 @@ Status Matcher::Create(std::shared_ptr<const Rules> rules, MatcherOptions option
     vigil::MatcherOptions engine_options;
     engine_options.bounded_out_of_orderness_ms = options.bounded_out_of_orderness_ms;
     engine_options.max_partial_matches = options.max_partial_matches;
+    engine_options.on_partial_limit = options.reject_new_partial_matches
+                                          ? vigil::MatcherOptions::OnPartialLimit::kRejectNew
+                                          : vigil::MatcherOptions::OnPartialLimit::kDropOldest;
+    engine_options.max_keys = options.max_keys;
+    engine_options.on_key_limit = options.reject_new_keys ? vigil::MatcherOptions::OnKeyLimit::kRejectNew
+                                                          : vigil::MatcherOptions::OnKeyLimit::kEvictIdle;
+    engine_options.max_buffered_events = options.max_buffered_events;
     impl->engine = std::make_unique<vigil::Matcher>(self->rules->impl().program, engine_options,
                                                     std::move(callbacks));
     out->reset(new Matcher(std::move(impl)));
@@ -160,8 +167,12 @@ MatcherStats Matcher::stats() const {
   s.matches = c.matches;
   s.timeouts = c.timeouts;
   s.partial_matches_evicted = c.runs_evicted;
+  s.partial_matches_rejected = c.runs_rejected;
   s.partial_matches_live = c.runs_live;
   s.keys_live = c.keys_live;
+  s.keys_evicted = c.keys_evicted;
+  s.keys_rejected = c.keys_rejected;
+  s.watermark_forced = c.watermark_forced;
   s.events_buffered = c.events_buffered;
   return s;
 }

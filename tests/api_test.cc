@@ -300,6 +300,46 @@ TEST_CASE("api: an event at or before the watermark is kLateEvent and never matc
   CHECK(m->stats().events_late == 1);
 }
 
+TEST_CASE("api: the matcher's limits are options, and what they drop is counted") {
+  auto rules = Compile();
+  // Three keys open a partial match each; at most two keys may hold state.
+  for (const bool reject : {false, true}) {
+    std::vector<Seen> seen;
+    MatcherOptions options;
+    options.max_keys = 2;
+    options.reject_new_keys = reject;
+    auto m = MakeMatcher(rules, &seen, options);
+    for (const char* key : {"k1", "k2", "k3"}) REQUIRE(m->PushJson(Json("A", key, 1, kT0)).ok());
+    REQUIRE(m->AdvanceWatermark(kT0 + 1).ok());
+    CHECK(m->stats().keys_live == 2);
+    CHECK(m->stats().keys_evicted == (reject ? 0u : 1u));
+    CHECK(m->stats().keys_rejected == (reject ? 1u : 0u));
+  }
+  // One key, three A's: at most two partial matches.
+  for (const bool reject : {false, true}) {
+    std::vector<Seen> seen;
+    MatcherOptions options;
+    options.max_partial_matches = 2;
+    options.reject_new_partial_matches = reject;
+    auto m = MakeMatcher(rules, &seen, options);
+    for (int i = 0; i < 3; ++i) REQUIRE(m->PushJson(Json("A", "k1", 1, kT0 + i)).ok());
+    REQUIRE(m->AdvanceWatermark(kT0 + 3).ok());
+    CHECK(m->stats().partial_matches_live == 2);
+    CHECK(m->stats().partial_matches_evicted == (reject ? 0u : 1u));
+    CHECK(m->stats().partial_matches_rejected == (reject ? 1u : 0u));
+  }
+  // At most one event waiting for the watermark: the second push releases the first.
+  std::vector<Seen> seen;
+  MatcherOptions options;
+  options.bounded_out_of_orderness_ms = 60000;
+  options.max_buffered_events = 1;
+  auto m = MakeMatcher(rules, &seen, options);
+  REQUIRE(m->PushJson(Json("A", "k1", 1, kT0)).ok());
+  REQUIRE(m->PushJson(Json("A", "k1", 1, kT0 + 1000)).ok());
+  CHECK(m->stats().watermark_forced == 1);
+  CHECK(m->stats().events_processed == 1);
+}
+
 // The stream of the callback test, for k1 only: A 10, B 5, B 20, C 30 one second apart.
 std::vector<std::string> RisingStream() {
   return {Json("A", "k1", 10, kT0), Json("B", "k1", 5, kT0 + 1000), Json("B", "k1", 20, kT0 + 2000),

@@ -313,8 +313,18 @@ struct MatcherOptions {
   // out of order are still matched in event-time order. Negative: only AdvanceWatermark moves
   // the watermark.
   int64_t bounded_out_of_orderness_ms = 0;
-  // Partial matches per rule and key; over it the earliest-started are evicted (counted).
+  // Partial matches per rule and key. At the limit: evict the earliest-started (default), or
+  // reject the new ones (`reject_new_partial_matches`); either is counted in MatcherStats.
   size_t max_partial_matches = 10000;
+  bool reject_new_partial_matches = false;
+  // Keys holding partial matches (0: no limit). At the limit: evict the least recently used key
+  // and its partial matches (default), or keep no state for the new key (`reject_new_keys`; its
+  // alerts of that event still come). Counted in MatcherStats.
+  size_t max_keys = 0;
+  bool reject_new_keys = false;
+  // Events waiting for the watermark (0: no limit). At the limit the watermark is moved up to the
+  // earliest waiting event, which is then matched; later events at or before it are late.
+  size_t max_buffered_events = 0;
   // The JSON / msgpack field that names the event type.
   std::string discriminator = "type";
 };
@@ -326,9 +336,13 @@ struct MatcherStats {
   uint64_t events_invalid = 0;      // rejected by a decoder or the builder (not pushed)
   uint64_t matches = 0;
   uint64_t timeouts = 0;
-  uint64_t partial_matches_evicted = 0;
+  uint64_t partial_matches_evicted = 0;   // max_partial_matches, evict
+  uint64_t partial_matches_rejected = 0;  // max_partial_matches, reject_new_partial_matches
   uint64_t partial_matches_live = 0;
   uint64_t keys_live = 0;
+  uint64_t keys_evicted = 0;              // max_keys, evict
+  uint64_t keys_rejected = 0;             // max_keys, reject_new_keys
+  uint64_t watermark_forced = 0;          // max_buffered_events
   uint64_t events_buffered = 0;     // waiting for the watermark
 };
 
