@@ -276,9 +276,7 @@ class Matcher::Impl {
   std::vector<uint32_t> new_nodes_;
   EpochMap run_set_;
   EpochMap node_set_;
-  bool stay_pending_ = false;          // StepRun: the run's IGNORE is still to be tried
   const Run* vars_for_ = nullptr;      // BuildVars cache: the run whose vars are built
-  std::vector<std::pair<int32_t, RecordView>> chain_;
   std::vector<RecordView> var_events_;
   std::vector<VarEvents> var_spans_;
   std::vector<uint32_t> var_count_;

@@ -103,9 +103,8 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
 
 void Matcher::Impl::StepRun(const Run& r, bool fresh) {
   vars_for_ = nullptr;
-  stay_pending_ = !fresh;
   const bool took = Takes(r, r.state, 0);
-  if (stay_pending_) Stay(r, Skip(r, took));
+  if (!fresh) Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
 }
 
 // The IGNORE edge by which the run skips the current event: nullptr if a KILL edge forbids
@@ -126,7 +125,6 @@ const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
 }
 
 void Matcher::Impl::Stay(const Run& r, const Edge* e) {
-  stay_pending_ = false;
   if (e == nullptr) return;
   Run n = r;
   if (e->target >= 0) {
@@ -142,20 +140,25 @@ bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
   if (depth > 64 || !state_facts_[static_cast<size_t>(state)].has_take) return false;
   const State& st = S(state);
   const Edge* edges = program_->edges.data() + st.first_edge;
-  constexpr uint32_t kMaxEdges = 64;
-  bool fired[kMaxEdges];
+  const uint32_t n = st.edge_count;
+  // Which TAKEs fire: remembered for the first 64 edges, evaluated again beyond (an alternation
+  // state can have any number of PROCEED edges; its TAKEs come first).
+  uint64_t fired = 0;
   int64_t anchor = kNoAnchor;
   bool took = false;
-  const uint32_t n = std::min(st.edge_count, kMaxEdges);
+  auto fires = [&](uint32_t k) {
+    return edges[k].kind == EdgeKind::kTake && Holds(edges[k], r) && TimeOk(r, st, &anchor);
+  };
   for (uint32_t k = 0; k < n; ++k) {
-    fired[k] = edges[k].kind == EdgeKind::kTake && Holds(edges[k], r) && TimeOk(r, st, &anchor);
-    took = took || fired[k];
+    if (!fires(k)) continue;
+    took = true;
+    if (k < 64) fired |= uint64_t{1} << k;
   }
   for (uint32_t k = 0; k < n; ++k) {
     const Edge& e = edges[k];
     if (e.kind == EdgeKind::kProceed) {
       if ((!e.greedy_leave || !took) && Holds(e, r)) Takes(r, e.target, depth + 1);
-    } else if (e.kind == EdgeKind::kTake && fired[k]) {
+    } else if (e.kind == EdgeKind::kTake && (k < 64 ? (fired >> k) & 1 : fires(k))) {
       Take(r, st, e, anchor);
     }
   }

@@ -534,3 +534,30 @@ TEST_CASE("matcher: comparisons between the event and a bound event agree with t
 }
 
 }  // namespace vigil
+
+namespace vigil {
+
+// An alternation state has one PROCEED edge per branch: every one of them must be tried, also
+// beyond the first 64 edges of a state.
+TEST_CASE("matcher: an alternation of 70 branches takes its last branch") {
+  std::string branches;
+  for (int i = 0; i < 70; ++i) branches += fmt::format("{}b{}: E where x == {}", i ? " | " : "", i, i);
+  std::string error;
+  auto rules = test::CheckRandomRule(fmt::format("rule r {{\n  key id\n  within 10s\n  pattern a: E where k == \"s\""
+                                                 " -> ({})\n  emit {{ who: key }}\n}}\n", branches),
+                                     &error);
+  REQUIRE_MESSAGE(rules, error);
+  auto compiled = CompileProgram(rules);
+  REQUIRE_MESSAGE(compiled.status.ok(), compiled.status.message);
+  const std::vector<test::RandomEvent> events = {{"u1", "s", 0, 0}, {"u2", "s", 0, 0},
+                                                 {"u1", "t", 69, 1000}, {"u2", "t", 3, 1000}};
+  const test::RandomStream stream = test::MakeStream(rules->schema, events);
+  const EngineRun got = RunEngine(compiled.program, stream.records, Identity(events.size()), 0);
+  const std::string all = fmt::format("{}", fmt::join(got.all, " / "));
+  CAPTURE(all);
+  REQUIRE(got.all.size() == 2);
+  CHECK(got.alerts.count("\"u1\"") == 1);
+  CHECK(got.alerts.count("\"u2\"") == 1);
+}
+
+}  // namespace vigil
