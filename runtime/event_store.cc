@@ -25,14 +25,8 @@ uint32_t EventStore::ChunkFor(size_t cells) {
     c.cells.reset(new Cell[c.capacity]);
     chunks_.push_back(std::move(c));
   }
-  // The chunk we leave is reusable as soon as its last event goes.
-  if (!chunks_.empty() && id != current_ && current_ < chunks_.size()) {
-    Chunk& old = chunks_[current_];
-    if (old.live == 0 && old.used > 0) {
-      old.used = 0;
-      if (old.capacity == chunk_cells_) free_chunks_.push_back(current_);
-    }
-  }
+  // The chunk we leave goes to free_chunks_ when its last event goes (Free). It cannot be empty
+  // now: Free empties the current chunk in place when its last event goes.
   current_ = id;
   return id;
 }

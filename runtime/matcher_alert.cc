@@ -25,7 +25,7 @@ uint64_t Fnv(uint64_t h, std::string_view bytes) {
 // still in key.runs) and pending_ = the matches completed, in run order.
 void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
   if (!at_timer && pending_.empty()) {   // the common case: nothing completed
-    if (next_.size() > options_.max_partial_matches) ApplyLimit(key);
+    if (next_.size() > options_.max_partial_matches) ApplyLimit();
     return;
   }
   if (at_timer) {
@@ -66,7 +66,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
         EmitAlert(p, key);
         if (p.kind == AlertKind::kTimeout) MarkReported(p);
         if (p.kind == AlertKind::kMatch &&
-            RuleOf(p.rule).after_match.kind != SkipKind::kNoSkip) {
+            rule_facts_[static_cast<size_t>(p.rule)].has_skip) {
           const uint64_t point = ResumePoint(p, resume ? *resume : 0);
           if (resume) {
             *resume = std::max(*resume, point);
@@ -104,7 +104,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
   }
   for (const Pending& p : pending_) ReleaseNode(p.node);
   pending_.clear();
-  if (next_.size() > options_.max_partial_matches) ApplyLimit(key);
+  if (next_.size() > options_.max_partial_matches) ApplyLimit();
 }
 
 // §6.2: a partial match with the events of a complete match is not a partial match, whatever
@@ -234,8 +234,7 @@ uint64_t Matcher::Impl::ResumePoint(const Pending& p, uint64_t resume) const {
 
 // matching.md §10: at most max_partial_matches runs per rule and key. kDropOldest evicts the
 // earliest starts first (ties: the last in preference order); kRejectNew drops the newest runs.
-void Matcher::Impl::ApplyLimit(KeyState& key) {
-  (void)key;
+void Matcher::Impl::ApplyLimit() {
   const size_t max = options_.max_partial_matches;
   bool over = false;
   for (const Run& r : next_) over |= ++rule_runs_[static_cast<size_t>(r.rule)] > max;
@@ -310,8 +309,7 @@ Value ToValue(const ExprValue& v) {
 
 }  // namespace
 
-void Matcher::Impl::EmitAlert(const Pending& p, const KeyState& key_in) {
-  KeyState& key = const_cast<KeyState&>(key_in);
+void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
   const CompiledRule& compiled = program_->rules[static_cast<size_t>(p.rule)];
   const CheckedRule& rule = *compiled.checked;
   DecodeKey(key);

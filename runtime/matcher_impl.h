@@ -207,7 +207,7 @@ class Matcher::Impl {
 
   // ---- matcher_alert.cc: the instant's outcomes ----
   void Settle(KeyState& key, bool at_timer);
-  void EmitAlert(const Pending& p, const KeyState& key);
+  void EmitAlert(const Pending& p, KeyState& key);   // fills key.text on its first alert
   bool SameEvents(uint32_t a, uint32_t b) const;
   void MarkMatchedCopies(bool at_timer);
   void MarkReported(const Pending& p);
@@ -215,7 +215,7 @@ class Matcher::Impl {
   void SortByPreference(size_t from);
   bool Prefer(const Pending& a, const Pending& b);
   uint64_t ResumePoint(const Pending& p, uint64_t resume) const;
-  void ApplyLimit(KeyState& key);
+  void ApplyLimit();
   void DecodeKey(const KeyState& key);
 
   // Program-derived tables.
