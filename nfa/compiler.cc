@@ -239,6 +239,9 @@ class RuleLowering {
           throw Unsupported("'no' before an optional element is not supported yet", child.span);
         if (next_is_final) {
           if (!top_level) throw Unsupported("a trailing 'no' inside a group", child.span);
+          // One absence state per pattern: a second trailing `no` would replace the first.
+          if (i > 0 && children[i - 1].kind == PatternKind::kStep && children[i - 1].negated)
+            throw Unsupported("several trailing 'no' steps are not supported yet", children[i - 1].span);
           next = LowerTrailingAbsence(child);
         } else {
           next = LowerNegation(child, next);
