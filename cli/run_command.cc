@@ -574,7 +574,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->type_name("DURATION")
       ->capture_default_str();
   cmd->add_option("--max-partial-matches", options->max_partial_matches,
-                  "Partial matches per rule and key; the oldest are evicted beyond it")
+                  "Partial matches per rule and key (0: no limit); the oldest are evicted beyond it")
       ->capture_default_str();
   cmd->add_option("--max-keys", options->max_keys,
                   "Keys holding partial matches (0: no limit); the least recently used is evicted")

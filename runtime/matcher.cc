@@ -103,6 +103,7 @@ void EpochMap::Grow() {
 Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions options,
                     MatcherCallbacks callbacks)
     : program_(std::move(program)), options_(options), callbacks_(std::move(callbacks)) {
+  if (options_.max_partial_matches == 0) options_.max_partial_matches = SIZE_MAX;   // no limit
   BuildIndexes();
   for (const vigil::Predicate& p : program_->predicates) evaluator_.Prepare(p.program);
   for (const CompiledRule& r : program_->rules) {

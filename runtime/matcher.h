@@ -59,7 +59,7 @@ struct MatcherOptions {
   int64_t bounded_out_of_orderness_ms = 0;
   // Runs (partial matches) per rule and key (matching.md §10). At the limit, kDropOldest evicts
   // the earliest-started runs (counted in runs_evicted); kRejectNew keeps the old ones and drops
-  // the new (counted in runs_rejected).
+  // the new (counted in runs_rejected). 0: no limit.
   size_t max_partial_matches = 10000;
   enum class OnPartialLimit : uint8_t { kDropOldest, kRejectNew };
   OnPartialLimit on_partial_limit = OnPartialLimit::kDropOldest;

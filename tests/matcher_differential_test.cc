@@ -427,6 +427,8 @@ TEST_CASE("matcher: limits — partial matches per rule and key, keys, buffered 
   const std::vector<test::RandomEvent> one_key = {
       {"u1", "a", 0, 0}, {"u1", "a", 0, 1000}, {"u1", "a", 0, 2000}, {"u1", "b", 0, 3000}};
   CHECK(run({}, one_key, &c) == "\"u1\"[0 3] \"u1\"[1 3] \"u1\"[2 3]");
+  CHECK(run({.max_partial_matches = 0}, one_key, &c) == "\"u1\"[0 3] \"u1\"[1 3] \"u1\"[2 3]");   // no limit
+  CHECK(c.runs_evicted == 0);
   CHECK(run({.max_partial_matches = 2}, one_key, &c) == "\"u1\"[1 3] \"u1\"[2 3]");
   CHECK(c.runs_evicted == 1);
   CHECK(run({.max_partial_matches = 2, .on_partial_limit = MatcherOptions::OnPartialLimit::kRejectNew},

@@ -315,6 +315,7 @@ struct MatcherOptions {
   int64_t bounded_out_of_orderness_ms = 0;
   // Partial matches per rule and key. At the limit: evict the earliest-started (default), or
   // reject the new ones (`reject_new_partial_matches`); either is counted in MatcherStats.
+  // 0: no limit.
   size_t max_partial_matches = 10000;
   bool reject_new_partial_matches = false;
   // Keys holding partial matches (0: no limit). At the limit: evict the least recently used key
