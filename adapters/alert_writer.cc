@@ -10,6 +10,8 @@
 #include <cstring>
 #include <iterator>
 
+#include <simdjson.h>
+
 namespace vigil {
 namespace {
 
@@ -457,9 +459,15 @@ void RejectWriter::BeginUndecodable(const DecodeStatus& status) {
 std::string_view RejectWriter::FormatBadLine(const DecodeStatus& status, int64_t line,
                                              std::string_view raw) {
   BeginUndecodable(status);
-  fmt::format_to(std::back_inserter(line_), ",\"line\":{},\"raw\":", line);
-  AppendJsonString(line_, raw);
-  Append(line_, "}\n");
+  if (simdjson::validate_utf8(raw.data(), raw.size())) {
+    fmt::format_to(std::back_inserter(line_), ",\"line\":{},\"raw\":", line);
+    AppendJsonString(line_, raw);
+    Append(line_, "}\n");
+  } else {   // a JSON string could not hold these bytes as they are: keep them, in base64
+    fmt::format_to(std::back_inserter(line_), ",\"line\":{},\"raw_base64\":\"", line);
+    AppendBase64(line_, raw);
+    Append(line_, "\"}\n");
+  }
   return {line_.data(), line_.size()};
 }
 

@@ -38,7 +38,8 @@
 //   "event" is the decoded record in the input's JSON form (timestamps and durations as text),
 //   so the line's event can be fed to `vigil run` again.
 // Dead letter line:  {"reason":"Charge: missing field 'card_id'","code":"missing_field",
-//                     "line":7,"raw":"{...}"}            (JSON lines input)
+//                     "line":7,"raw":"{...}"}            (JSON lines input; a line that is
+//                     not valid UTF-8 has "raw_base64" instead, so no byte is lost)
 //                    {"reason":"...","code":"...","offset":4096,"raw_base64":"..."}  (msgpack)
 //
 // Allocation: each writer formats into its own fmt::memory_buffer, reused; after the buffer

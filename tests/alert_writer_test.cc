@@ -204,6 +204,11 @@ TEST_CASE("alert writer: late events and dead letters") {
         R"({"reason":"Charge: missing field 'card_id'","code":"missing_field","line":7,)"
         R"("raw":"{\"type\":\"Charge\"}\t"})"
         "\n");
+  // Invalid UTF-8 cannot go into a JSON string unchanged: the bytes are kept in base64.
+  CHECK(writer.FormatBadLine(missing, 8, std::string_view("{\"a\":\"\xff\"}", 9)) ==
+        R"({"reason":"Charge: missing field 'card_id'","code":"missing_field","line":8,)"
+        R"("raw_base64":"eyJhIjoi/yJ9"})"
+        "\n");
   const DecodeStatus bad{DecodeCode::kMalformed, -1, -1, "invalid msgpack: truncated message"};
   CHECK(writer.FormatBadMessage(bad, 4096, std::string_view("\x81\xa4ty", 4)) ==
         R"({"reason":"invalid msgpack: truncated message","code":"malformed","offset":4096,)"
