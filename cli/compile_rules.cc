@@ -20,10 +20,8 @@ RunnableProgram CompileRunnable(std::shared_ptr<CheckedRules> rules) {
       }
       CheckedRule& rule = rules->rules[index];
       rule.meta.enabled = false;
-      const std::string prefix = "rule '" + problem.rule + "': ";
-      std::string why = problem.message.rfind(prefix, 0) == 0 ? problem.message.substr(prefix.size())
-                                                              : problem.message;
-      out.not_run.push_back(NotRun{index, std::move(why), problem.span.file >= 0 ? problem.span : rule.span});
+      out.not_run.push_back(NotRun{index, WithoutRulePrefix(problem),
+                                   problem.span.file >= 0 ? problem.span : rule.span});
     }
     compiled = CompileProgram(rules);
     if (!compiled.program) {
@@ -33,6 +31,11 @@ RunnableProgram CompileRunnable(std::shared_ptr<CheckedRules> rules) {
   }
   out.program = compiled.program;
   return out;
+}
+
+std::string WithoutRulePrefix(const CompileStatus& status) {
+  const std::string prefix = "rule '" + status.rule + "': ";
+  return status.message.rfind(prefix, 0) == 0 ? status.message.substr(prefix.size()) : status.message;
 }
 
 Diagnostic NotRunWarning(const CheckedRules& rules, const NotRun& n) {

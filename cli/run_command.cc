@@ -10,8 +10,8 @@
 // Nothing is dropped silently: an event whose time is at or below the watermark when it arrives
 // is written to --late, an input line or message that cannot be decoded to --dead-letter, each
 // as a JSON line with its reason; both default to stderr. A rule the engine cannot run yet (a
-// construct the compiler rejects as unsupported, a windowed aggregate, a `when` rule) is reported
-// as a one-line W502 warning at its file:line:col and the other rules run; a run with no rule
+// construct the compiler rejects as unsupported: W502; a windowed aggregate, a `when` rule: W501)
+// is reported as a one-line warning at its file:line:col and the other rules run; a run with no rule
 // left is an error. At the end a summary goes to stderr (unless --quiet): events read, decoded,
 // late, dead letters, alerts and suppressed alerts per rule, elapsed time and throughput.
 //
@@ -19,7 +19,8 @@
 // (grown only for a line longer than it), JSON lines are handed to the decoder in place with the
 // padding simdjson needs (JsonDecoder::DecodePadded), one RecordBuilder is reused, and the
 // writers format into reused buffers. Exit code: 0 when the input was processed (dead letters and
-// late events included), 1 when the rules have errors or a file cannot be opened, read or written.
+// late events included), 1 when the rules have errors or a file cannot be opened, read or written,
+// 2 for a bad option value (as for CLI11's usage errors).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -200,7 +201,7 @@ void PrintErrors(const CheckResult& checked) {
 }
 
 // Checks and compiles; rules the compiler rejects as unsupported are disabled and reported as
-// one-line W502 warnings at their location (cli/compile_rules.h). Empty program on error
+// one-line W501/W502 warnings at their location (cli/compile_rules.h). Empty program on error
 // (already printed).
 LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
   LoadedProgram loaded;

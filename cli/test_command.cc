@@ -33,6 +33,7 @@
 
 #include "adapters/alert_writer.h"
 #include "cli/commands.h"
+#include "cli/compile_rules.h"
 #include "grammar/check.h"
 #include "grammar/time_format.h"
 #include "nfa/program.h"
@@ -58,13 +59,6 @@ struct Counts {
   int failed = 0;
   int skipped = 0;
 };
-
-// The compiler's message without its "rule 'NAME': " prefix (the caller names the rule).
-std::string WithoutRulePrefix(const CompileStatus& status) {
-  const std::string prefix = "rule '" + status.rule + "': ";
-  return status.message.rfind(prefix, 0) == 0 ? status.message.substr(prefix.size())
-                                              : status.message;
-}
 
 std::string Where(const SourceSet& sources, SourceSpan span) {
   if (span.file < 0 || static_cast<size_t>(span.file) >= sources.files.size()) return "?";
