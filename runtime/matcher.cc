@@ -110,7 +110,12 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
     for (const ExprProgram& e : r.emit) evaluator_.Prepare(e);
     for (const ExprProgram& e : r.timeout_emit) evaluator_.Prepare(e);
   }
-  strings_ = BuildStringIndex(*program_);
+  if (options_.string_index_min_predicates > 0) {
+    strings_ = BuildStringIndex(*program_, {.min_predicates_per_field = options_.string_index_min_predicates});
+  } else {
+    strings_.field_of_predicate.assign(program_->predicates.size(), -1);   // nothing indexed
+  }
+  counters_.string_fields_indexed = strings_.fields.size();
   scanner_ = std::make_unique<StringScanner>(strings_);
   scanned_ = PredicateValues(program_->predicates.size());
   pred_epoch_.assign(program_->predicates.size(), 0);

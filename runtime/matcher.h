@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "nfa/program.h"
+#include "nfa/string_index.h"
 #include "runtime/event.h"
 #include "runtime/expr_eval.h"
 
@@ -73,6 +74,10 @@ struct MatcherOptions {
   // the earliest buffered event's time, which is then processed (counted in watermark_forced);
   // events that arrive later with a time at or before it are late.
   size_t max_buffered_events = 0;
+  // Fields whose string tests are decided by one Hyperscan scan (nfa/string_index.h): a field
+  // with at least this many such conditions, or a regex. 0: no index (the interpreter decides
+  // every condition).
+  int string_index_min_predicates = StringIndexOptions{}.min_predicates_per_field;
 };
 
 enum class AlertKind : uint8_t { kMatch, kTimeout };
@@ -120,6 +125,7 @@ struct MatcherCounters {
   uint64_t events_buffered = 0;         // waiting for the watermark
   uint64_t events_stored = 0;           // held by the reorder buffer or by runs
   uint64_t nodes_live = 0;
+  uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
 };
 

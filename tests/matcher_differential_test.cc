@@ -59,7 +59,7 @@ struct EngineRun {
 };
 
 EngineRun RunEngine(std::shared_ptr<const Program> program, const std::vector<OwnedRecord>& records,
-                    const std::vector<size_t>& order, int64_t delay) {
+                    const std::vector<size_t>& order, int64_t delay, int string_index_min = 4) {
   EngineRun out;
   MatcherCallbacks callbacks;
   callbacks.on_alert = [&](const Alert& a) {
@@ -73,7 +73,10 @@ EngineRun RunEngine(std::shared_ptr<const Program> program, const std::vector<Ow
     out.all.push_back(fmt::format("{} {} {}", a.rule_info->name, a.key_text, line));
     out.alerts[std::string(a.key_text)].push_back(std::move(line));
   };
-  Matcher m(std::move(program), MatcherOptions{.bounded_out_of_orderness_ms = delay}, callbacks);
+  Matcher m(std::move(program),
+            MatcherOptions{.bounded_out_of_orderness_ms = delay,
+                           .string_index_min_predicates = string_index_min},
+            callbacks);
   for (size_t i : order) m.Push(records[i].view());
   m.Finish();
   out.counters = m.counters();
@@ -132,7 +135,7 @@ TEST_CASE("matcher: alerts equal the reference's on random rules and streams") {
   const uint64_t seed = env ? std::strtoull(env, nullptr, 10) : 31;
   test::RandomRuleGenerator gen(seed, {.compilable_only = true});
   std::mt19937_64 rng(seed + 1);
-  int compared = 0, with_alerts = 0, failures = 0;
+  int compared = 0, with_alerts = 0, failures = 0, indexed = 0;
   for (int i = 0; i < 3000 && failures < 5; ++i) {
     test::RandomRule r = gen.Next();
     REQUIRE(r.checked);
@@ -153,6 +156,15 @@ TEST_CASE("matcher: alerts equal the reference's on random rules and streams") {
     failures += have != want;
     ++compared;
     with_alerts += !expected.empty();
+    // The same with every string test of every field decided by a Hyperscan scan, and with none.
+    const EngineRun all_indexed =
+        RunEngine(compiled.program, stream.records, Identity(stream.records.size()), 0, 1);
+    const EngineRun none_indexed =
+        RunEngine(compiled.program, stream.records, Identity(stream.records.size()), 0, 0);
+    CHECK(Show(all_indexed.alerts) == want);
+    CHECK(Show(none_indexed.alerts) == want);
+    CHECK(none_indexed.counters.string_fields_indexed == 0);
+    indexed += all_indexed.counters.string_fields_indexed > 0;
     // Nothing leaks: with a rule `within`, at the end of input every run has expired, and no
     // key, node or stored event is left.
     if (r.rule().within_ms == 0) continue;
@@ -161,8 +173,10 @@ TEST_CASE("matcher: alerts equal the reference's on random rules and streams") {
     CHECK(got.counters.nodes_live == 0);
     CHECK(got.counters.events_stored == 0);
   }
-  MESSAGE(fmt::format("{} rule/stream pairs compared, {} with alerts", compared, with_alerts));
+  MESSAGE(fmt::format("{} rule/stream pairs compared, {} with alerts, {} with a string index",
+                      compared, with_alerts, indexed));
   CHECK(with_alerts > 1000);
+  CHECK(indexed > 2000);
 }
 
 }  // namespace vigil
