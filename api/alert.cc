@@ -57,12 +57,7 @@ Value Alert::field(std::string_view name) const {
 }
 
 std::string Alert::message() const {
-  // The template names emit fields; a timeout alert has its own fields, so it has no message.
-  if (kind() != AlertKind::kMatch) return {};
-  std::string out;
-  for (const MessagePart& part : data_->alert->rule_info->message)
-    out += part.field < 0 ? part.text : field(static_cast<size_t>(part.field)).ToString();
-  return out;
+  return std::string(data_->writer->RenderMessage(*data_->alert));
 }
 
 size_t Alert::event_count() const { return data_->alert->events.size(); }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "adapters/alert_writer.h"
 #include "adapters/decoder.h"
 #include "adapters/record_writer.h"
 #include "grammar/schema.h"
@@ -35,6 +36,7 @@ struct EventBuilder::Impl {
 struct Alert::Data {
   const vigil::Alert* alert = nullptr;
   const Program* program = nullptr;
+  AlertWriter* writer = nullptr;   // renders the message exactly as `vigil run` writes it
 };
 
 // Builds public Values from the engine's (friend of Value).

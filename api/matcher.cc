@@ -20,6 +20,7 @@ struct Matcher::Impl {
   AlertCallback on_alert;
   DecoderOptions decoder_options;
   std::unique_ptr<vigil::Matcher> engine;
+  std::unique_ptr<AlertWriter> writer;       // message rendering, shared with `vigil run`
   std::unique_ptr<JsonDecoder> json;         // made on first use
   std::unique_ptr<MsgpackDecoder> msgpack;   // made on first use
   RecordBuilder decoded;
@@ -86,7 +87,7 @@ Status Matcher::Create(std::shared_ptr<const Rules> rules, MatcherOptions option
     Impl* self = impl.get();
     callbacks.on_alert = [self](const vigil::Alert& alert) {
       if (!self->on_alert) return;
-      Alert::Data data{&alert, self->rules->impl().program.get()};
+      Alert::Data data{&alert, self->rules->impl().program.get(), self->writer.get()};
       self->on_alert(Alert(&data));
     };
     vigil::MatcherOptions engine_options;
@@ -99,6 +100,7 @@ Status Matcher::Create(std::shared_ptr<const Rules> rules, MatcherOptions option
     engine_options.on_key_limit = options.reject_new_keys ? vigil::MatcherOptions::OnKeyLimit::kRejectNew
                                                           : vigil::MatcherOptions::OnKeyLimit::kEvictIdle;
     engine_options.max_buffered_events = options.max_buffered_events;
+    impl->writer = std::make_unique<AlertWriter>(*self->rules->impl().program->checked);
     impl->engine = std::make_unique<vigil::Matcher>(self->rules->impl().program, engine_options,
                                                     std::move(callbacks));
     out->reset(new Matcher(std::move(impl)));

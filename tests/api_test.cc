@@ -340,6 +340,20 @@ TEST_CASE("api: the matcher's limits are options, and what they drop is counted"
   CHECK(m->stats().events_processed == 1);
 }
 
+TEST_CASE("api: the message is rendered as vigil run writes it (floats to two decimals)") {
+  auto rules = Compile();
+  std::vector<Seen> seen;
+  auto m = MakeMatcher(rules, &seen);
+  REQUIRE(m->PushJson(Json("A", "k1", 10.127, kT0)).ok());
+  REQUIRE(m->PushJson(Json("B", "k1", 20, kT0 + 1000)).ok());
+  REQUIRE(m->PushJson(R"({"type": "C", "id": "k1", "price": 30.5, "tags": [], "at": )" +
+                      std::to_string(kT0 + 2000) + "}").ok());
+  REQUIRE(m->Finish().ok());
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].message == "10.13 -> 30.5");
+  CHECK(seen[0].fields[0] == "first=10.127");   // the field itself keeps its value
+}
+
 // The stream of the callback test, for k1 only: A 10, B 5, B 20, C 30 one second apart.
 std::vector<std::string> RisingStream() {
   return {Json("A", "k1", 10, kT0), Json("B", "k1", 5, kT0 + 1000), Json("B", "k1", 20, kT0 + 2000),

@@ -280,7 +280,9 @@ class Alert {
   // By name; null Value if the rule emits no such field (see field_index).
   Value field(std::string_view name) const;
   int field_index(std::string_view name) const;   // -1 if none
-  // The rule's `message` with its fields filled in; empty if the rule has none.
+  // The rule's `message` with its fields filled in, exactly as `vigil run` writes it (floats to
+  // two decimals, timestamps RFC 3339). Empty if the rule has none, or for a timeout alert whose
+  // `on timeout emit` lacks a field the template names.
   std::string message() const;
 
   // The events bound by the match, in stream order.
