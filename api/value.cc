@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "adapters/alert_writer.h"
 #include "api/api_internal.h"
 #include "grammar/time_format.h"
 
@@ -23,22 +24,12 @@ ValueType FromScalar(ScalarType t) {
   return ValueType::kNull;
 }
 
+// JSON strings exactly as `vigil run` writes them (adapters/alert_writer.h: UTF-8 repaired,
+// U+2028/2029 escaped).
 void AppendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += ch;
-    }
-  }
-  out += '"';
+  fmt::memory_buffer buffer;
+  vigil::AppendJsonString(buffer, s);
+  out.append(buffer.data(), buffer.size());
 }
 
 }  // namespace
@@ -126,9 +117,17 @@ std::string Value::ToJson() const {
     case ValueType::kNull: return "null";
     case ValueType::kString: AppendJsonString(out, as_string()); return out;
     case ValueType::kInt: return fmt::format("{}", i_);
-    case ValueType::kFloat: return std::isfinite(f_) ? fmt::format("{}", f_) : "null";
+    case ValueType::kFloat:   // as `vigil run` writes floats: not-a-number as a string
+      if (std::isnan(f_)) return "\"NaN\"";
+      if (std::isinf(f_)) return f_ > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+      return fmt::format("{}", f_);
     case ValueType::kBool: return i_ ? "true" : "false";
-    case ValueType::kTimestamp: AppendJsonString(out, FormatTimestamp(i_)); return out;
+    case ValueType::kTimestamp: {   // always with milliseconds, as `vigil run` writes times
+      fmt::memory_buffer text;
+      AppendRfc3339(text, i_);
+      AppendJsonString(out, std::string_view(text.data(), text.size()));
+      return out;
+    }
     case ValueType::kDuration: AppendJsonString(out, FormatDuration(i_)); return out;
     case ValueType::kList:
       out = "[";

@@ -354,6 +354,23 @@ TEST_CASE("api: the message is rendered as vigil run writes it (floats to two de
   CHECK(seen[0].fields[0] == "first=10.127");   // the field itself keeps its value
 }
 
+TEST_CASE("api: Value::ToJson writes timestamps as vigil run does, with milliseconds") {
+  auto rules = Compile(R"(event A { id: string  price: float  at: timestamp  time at  key id }
+rule single {
+  key id
+  pattern a: A
+  emit { when: a.at, name: a.id }
+}
+)");
+  std::vector<Seen> seen;
+  auto m = MakeMatcher(rules, &seen);
+  REQUIRE(m->PushJson(Json("A", "k\u2028", 1, kT0)).ok());
+  REQUIRE(m->Finish().ok());
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].fields == std::vector<std::string>{R"(when="2024-03-01T12:00:00.000Z")",
+                                                   R"(name="k\u2028")"});
+}
+
 // The stream of the callback test, for k1 only: A 10, B 5, B 20, C 30 one second apart.
 std::vector<std::string> RisingStream() {
   return {Json("A", "k1", 10, kT0), Json("B", "k1", 5, kT0 + 1000), Json("B", "k1", 20, kT0 + 2000),

@@ -141,8 +141,9 @@ class Value {
   size_t list_size() const { return type_ == ValueType::kList ? size_ : 0; }
   Value element(size_t i) const;
 
-  // As JSON: 42, 4.5, true, "text" (escaped), null, ["a", "b"]; timestamps as ISO-8601 strings
-  // ("2024-03-01T12:00:00.250Z"), durations as strings ("1h30m").
+  // As JSON, as `vigil run` writes values: 42, 4.5, true, "text" (escaped; invalid UTF-8 as
+  // U+FFFD), null, ["a", "b"]; timestamps as ISO-8601 strings ("2024-03-01T12:00:00.250Z"),
+  // durations as strings ("1h30m"), NaN and infinities as "NaN", "Infinity", "-Infinity".
   std::string ToJson() const;
   // As text: like ToJson, but a top-level string or timestamp/duration is not quoted.
   std::string ToString() const;
