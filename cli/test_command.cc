@@ -17,8 +17,8 @@
 // as it does to `vigil run`'s output. The alerts, in detection order, are compared with the
 // `expect` lines: `expect none` wants no alert; otherwise there must be exactly one alert per
 // `expect alert` line, in order, and each alert's fields (emit fields for a match, `on timeout
-// emit` fields for a timeout) must include the listed values (floats equal within 1e-9
-// relative). A rule the compiler cannot run yet (unsupported construct, windowed aggregates)
+// emit` fields for a timeout) must include the listed values (floats equal within
+// 1e-9 × max(1, |expected|)). A rule the compiler cannot run yet (unsupported construct, windowed aggregates)
 // has its tests reported as SKIP with the reason; skips do not fail the command.
 #include <algorithm>
 #include <cmath>

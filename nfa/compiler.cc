@@ -47,6 +47,7 @@ struct Lowered {
   int32_t entry = -1;
   Guard starts;          // positive literals: an event satisfying one can start the element
   Contiguity arrow = Contiguity::kSkipTillNext;
+  bool alternation = false;   // entry is an alternation's state (its branches start by PROCEED)
 };
 
 class Unsupported {
@@ -529,7 +530,7 @@ class RuleLowering {
       starts.insert(starts.end(), b.starts.begin(), b.starts.end());
     }
     AddIgnore(s, arrow, starts);
-    return {s, starts, arrow};
+    return {s, starts, arrow, /*alternation=*/true};
   }
 
   // `-> no c: C` before `next`: a matching C between the previous event and next's first kills.
@@ -548,7 +549,7 @@ class RuleLowering {
       throw Unsupported("'within' on a 'strict no' step between two steps is not supported yet",
                         no.span);
     // `-> strict no c: C`: only the very next event is tested.
-    if (next.starts.size() != 1 || states_[static_cast<size_t>(next.entry)].name == "alt")
+    if (next.starts.size() != 1 || next.alternation)
       throw Unsupported("'strict no' before an optional element or an alternation is not "
                         "supported yet",
                         no.span);
