@@ -49,7 +49,6 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
   }
   // Walk in report order: skip (M9) with a resume point per rule, duplicates (M8) dropped.
   resume_.clear();
-  emitted_.clear();
   auto resume_of = [&](int32_t rule) -> uint64_t* {
     for (auto& [r, point] : resume_)
       if (r == rule) return &point;

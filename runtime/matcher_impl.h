@@ -287,7 +287,6 @@ class Matcher::Impl {
   std::string alert_text_;
   std::vector<size_t> text_offsets_;
   std::string key_joined_;
-  std::vector<uint32_t> emitted_;      // nodes emitted at this instant (M8)
   std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
   std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
 };
