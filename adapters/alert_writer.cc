@@ -310,6 +310,8 @@ std::string_view DecodeCodeName(DecodeCode code) {
       return "bad_value";
     case DecodeCode::kDuplicateField:
       return "duplicate_field";
+    case DecodeCode::kWatermark:
+      return "watermark";
   }
   return "unknown";
 }

@@ -21,6 +21,20 @@
 //     float, bool, null, list, object, plus binary and ext for msgpack.
 //   * Strings are copied into the record (JSON: unescaped; msgpack: checked to be UTF-8).
 //
+// Punctuation (watermarks from the input). A message whose discriminator value is the reserved
+// name `$watermark` (an identifier cannot start with `$`, so no event type collides with it) is
+// not an event: it carries a field `watermark`, a timestamp decoded by the rules above (integer
+// ms, ISO-8601 string, msgpack timestamp ext), and says "every event with time <= watermark has
+// arrived". Other fields are ignored. Decode then returns DecodeCode::kWatermark with the time
+// in DecodeStatus::watermark_ms (`out` holds no record); the caller advances its matcher's
+// watermark (Matcher::AdvanceWatermark, which never lowers it). Example JSON line:
+//   {"type":"$watermark","watermark":"2024-01-01T00:10:00Z"}
+// A bad punctuation is a decode error like a bad event, in the same words:
+//   $watermark: missing field 'watermark'
+//   $watermark: field 'watermark': expected timestamp, got bool
+//   $watermark: field 'watermark': invalid timestamp "soon"
+//   $watermark: field 'watermark': duplicate field
+//
 // Error messages are stable (tests assert them exactly):
 //   missing discriminator field 'type'
 //   duplicate discriminator field 'type'
@@ -74,18 +88,27 @@ enum class DecodeCode : uint8_t {
   kWrongType,        // a field's value has the wrong kind (including list elements)
   kBadValue,         // right kind, bad value: timestamp/duration text, int range, UTF-8
   kDuplicateField,   // a declared field occurs twice
+  kWatermark,        // not an error: a valid punctuation, its time in watermark_ms
 };
 
 // The result of one decode. On failure `message` says what is wrong (see the list above) and
 // `type_id` / `field` locate it where known (-1 otherwise), e.g. for the dead-letter output.
+// A punctuation is neither ok() (no record was decoded) nor a failure: is_watermark(), with
+// its time in `watermark_ms` and an empty `message`.
 struct DecodeStatus {
   DecodeCode code = DecodeCode::kOk;
   int type_id = -1;
   int field = -1;
   std::string message;
+  int64_t watermark_ms = 0;   // kWatermark only
 
   bool ok() const { return code == DecodeCode::kOk; }
+  bool is_watermark() const { return code == DecodeCode::kWatermark; }
 };
+
+// The discriminator value of a punctuation and its one field (see "Punctuation" above).
+inline constexpr std::string_view kWatermarkTypeName = "$watermark";
+inline constexpr std::string_view kWatermarkFieldName = "watermark";
 
 class Decoder {
  public:
@@ -93,7 +116,7 @@ class Decoder {
 
   // Decodes exactly one message (trailing bytes other than whitespace for JSON are an error).
   // On success `out.Finish()` has been called and the record is `out`'s current record; on
-  // failure `out` holds no valid record.
+  // failure or a punctuation (kWatermark) `out` holds no valid record.
   virtual DecodeStatus Decode(std::string_view message, RecordBuilder& out) = 0;
 };
 

@@ -85,7 +85,12 @@ RecordWriter::RecordWriter(const Schema& schema, const DecoderOptions& options, 
     names_.push_back(std::move(names));
     max_fields = std::max(max_fields, type.fields.size());
   }
-  seen_.assign(max_fields, 0);
+  watermark_type_.name = std::string(kWatermarkTypeName);
+  watermark_type_.fields.push_back(
+      FieldDef{std::string(kWatermarkFieldName), ValueType::Scalar(ScalarType::kTimestamp), {}});
+  watermark_type_.time_field = 0;
+  names_.push_back({kWatermarkFieldName});   // static storage: never dangles
+  seen_.assign(std::max<size_t>(max_fields, 1), 0);
 }
 
 void RecordWriter::Reset() {
@@ -121,28 +126,31 @@ bool RecordWriter::FailDiscriminatorKind(WireValue::Kind got) {
 }
 
 bool RecordWriter::BeginType(std::string_view type_name, RecordBuilder& out) {
+  const auto begin = [&](const EventType* type, int type_id, size_t names) {
+    type_ = type;
+    type_id_ = type_id;
+    type_names_ = &names_[names];
+    out_ = &out;
+    hint_ = 0;
+    if (++generation_ == 0) {   // wrapped: forget every mark
+      std::fill(seen_.begin(), seen_.end(), 0);
+      generation_ = 1;
+    }
+    out.Start(type_id_, static_cast<int>(type_->fields.size()));
+    return true;
+  };
   // Schemas hold a handful of types; a linear scan beats hashing at this size.
   for (size_t id = 0; id < schema_.types.size(); ++id) {
-    if (schema_.types[id].name == type_name) {
-      type_ = &schema_.types[id];
-      type_id_ = static_cast<int>(id);
-      out_ = &out;
-      hint_ = 0;
-      if (++generation_ == 0) {   // wrapped: forget every mark
-        std::fill(seen_.begin(), seen_.end(), 0);
-        generation_ = 1;
-      }
-      out.Start(type_id_, static_cast<int>(type_->fields.size()));
-      return true;
-    }
+    if (schema_.types[id].name == type_name) return begin(&schema_.types[id], static_cast<int>(id), id);
   }
+  if (type_name == kWatermarkTypeName) return begin(&watermark_type_, -1, names_.size() - 1);
   return Fail(DecodeCode::kUnknownType,
               fmt::format("unknown event type '{}' (discriminator '{}')",
                           EscapeForMessage(type_name), options_.discriminator));
 }
 
 int RecordWriter::Slot(std::string_view key) {
-  const std::vector<std::string_view>& names = names_[static_cast<size_t>(type_id_)];
+  const std::vector<std::string_view>& names = *type_names_;
   const int n = static_cast<int>(names.size());
   // Producers usually send fields in declaration order: start after the last match.
   for (int k = 0; k < n; ++k) {
@@ -269,6 +277,11 @@ bool RecordWriter::Finish() {
       return Fail(DecodeCode::kMissingField,
                   fmt::format("{}: missing field '{}'", type_->name, field(slot).name));
     }
+  }
+  if (type_ == &watermark_type_) {
+    status_.code = DecodeCode::kWatermark;
+    status_.watermark_ms = out_->cell(0).i;
+    return true;
   }
   if (type_->time_field >= 0) out_->SetEventTime(out_->cell(type_->time_field).i);
   out_->Finish();

@@ -7,6 +7,11 @@
 // Entry points, in call order for one message: BeginType, then per key Slot and Store /
 // BeginList+AddElement+EndList, then Finish. Any of them returning false leaves the reason in
 // status(). Internal to adapters/.
+//
+// A punctuation (`$watermark`, adapters/decoder.h) goes through the same calls: BeginType
+// selects a built-in type `$watermark { watermark: timestamp }` that no schema can declare, so
+// its checks and messages are an event's; Finish then reports DecodeCode::kWatermark with the
+// time instead of finishing a record.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +59,8 @@ class RecordWriter {
 
   // `validate_utf8`: check string values are UTF-8 (msgpack; simdjson validates JSON itself).
   RecordWriter(const Schema& schema, const DecoderOptions& options, bool validate_utf8);
+  RecordWriter(const RecordWriter&) = delete;   // type_ may point at watermark_type_
+  RecordWriter& operator=(const RecordWriter&) = delete;
 
   const DecoderOptions& options() const { return options_; }
   DecodeStatus& status() { return status_; }
@@ -80,7 +87,8 @@ class RecordWriter {
   bool AddElement(int slot, const WireValue& value);
   void EndList(int slot);
 
-  // Checks that no declared field is missing, sets the event time and finishes the record.
+  // Checks that no declared field is missing, sets the event time and finishes the record
+  // (a punctuation: sets status() to kWatermark with its time).
   bool Finish();
 
  private:
@@ -92,8 +100,10 @@ class RecordWriter {
   const Schema& schema_;
   DecoderOptions options_;
   bool validate_utf8_;
-  // names_[type][slot]: field names, views into the schema.
+  // names_[type][slot]: field names, views into the schema; names_.back(): the punctuation's.
   std::vector<std::vector<std::string_view>> names_;
+  EventType watermark_type_;            // the punctuation's built-in type (type id -1)
+  const std::vector<std::string_view>* type_names_ = nullptr;   // names_ of the current type
   const EventType* type_ = nullptr;
   int type_id_ = -1;
   RecordBuilder* out_ = nullptr;

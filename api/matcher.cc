@@ -63,6 +63,10 @@ struct Matcher::Impl {
   }
 
   Status Decoded(const DecodeStatus& status) {
+    if (status.is_watermark()) {   // a punctuation (adapters/decoder.h): never lowers W
+      engine->AdvanceWatermark(status.watermark_ms);
+      return Status();
+    }
     if (!status.ok()) {
       ++events_invalid;
       return DecodeError(status);

@@ -12,8 +12,17 @@
 // as a JSON line with its reason; both default to stderr. A rule the engine cannot run yet (a
 // construct the compiler rejects as unsupported: W502; a windowed aggregate, a `when` rule: W501)
 // is reported as a one-line warning at its file:line:col and the other rules run; a run with no rule
-// left is an error. At the end a summary goes to stderr (unless --quiet): events read, decoded,
-// late, dead letters, alerts and suppressed alerts per rule, elapsed time and throughput.
+// left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
+// non-blank line or message), decoded, watermarks, late, dead letters, alerts and suppressed
+// alerts per rule, elapsed time and throughput.
+//
+// Watermarks: with --out-of-orderness D (default 0) the watermark trails the latest event time by
+// D; besides, the input may carry punctuation, a message of the reserved type `$watermark`
+// (adapters/decoder.h), e.g. {"type":"$watermark","watermark":"2024-01-01T00:10:00Z"}, which
+// raises the watermark to its time (never lowers it: one at or below the current watermark does
+// nothing). Both work together; with `--out-of-orderness none` punctuation is the only thing that
+// moves the watermark before the end of the input. A punctuation is counted, never written
+// anywhere; a bad one (no `watermark`, not a timestamp) is a dead letter.
 //
 // The read loop allocates nothing per event: the input is read in 1 MiB chunks into one buffer
 // (grown only for a line longer than it), JSON lines are handed to the decoder in place with the
@@ -180,6 +189,7 @@ class ChunkReader {
 struct RunStats {
   uint64_t read = 0;  // lines (non-blank) or messages
   uint64_t decoded = 0;
+  uint64_t watermarks = 0;  // punctuations (`$watermark` messages)
   uint64_t dead_letters = 0;
   uint64_t late = 0;
   std::vector<uint64_t> alerts;  // per rule, after suppress
@@ -283,6 +293,11 @@ class Runner {
     watermark_before_push_ = matcher_.watermark();
     matcher_.Push(record);
   }
+  // A punctuation: raises the watermark to `t` (AdvanceWatermark never lowers it).
+  void Watermark(int64_t t) {
+    ++stats_.watermarks;
+    matcher_.AdvanceWatermark(t);
+  }
   void DeadLine(const DecodeStatus& status, int64_t line, std::string_view raw) {
     ++stats_.dead_letters;
     dead_.Write(reject_writer_.FormatBadLine(status, line, raw));
@@ -353,10 +368,11 @@ bool ReadJsonLines(ChunkReader& in, JsonDecoder& decoder, RecordBuilder& builder
           in.begin += rest + 1;
         }
         ++run.stats().read;
-        DecodeStatus status{DecodeCode::kMalformed, -1, -1,
-                            fmt::format("message too large ({} bytes, limit {}); raw holds its "
-                                        "first {} bytes",
-                                        skipped, limit, head.size())};
+        DecodeStatus status;
+        status.code = DecodeCode::kMalformed;
+        status.message = fmt::format(
+            "message too large ({} bytes, limit {}); raw holds its first {} bytes", skipped,
+            limit, head.size());
         run.DeadLine(status, line_no, head);
         if (!in.error().empty()) return false;
         continue;
@@ -373,6 +389,8 @@ bool ReadJsonLines(ChunkReader& in, JsonDecoder& decoder, RecordBuilder& builder
     const DecodeStatus status = decoder.DecodePadded(line, builder);
     if (status.ok()) {
       run.Push(builder.record());
+    } else if (status.is_watermark()) {
+      run.Watermark(status.watermark_ms);
     } else {
       run.DeadLine(status, line_no, line);
     }
@@ -398,6 +416,8 @@ bool ReadMsgpack(ChunkReader& in, MsgpackDecoder& decoder, RecordBuilder& builde
       ++run.stats().read;
       if (status.ok()) {
         run.Push(builder.record());
+      } else if (status.is_watermark()) {
+        run.Watermark(status.watermark_ms);
       } else {
         run.DeadMessage(status, static_cast<int64_t>(consumed_before + in.begin),
                         stream.substr(in.begin, offset - in.begin));
@@ -452,9 +472,9 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
   }
   const double rate = seconds > 0 ? static_cast<double>(s.read) / seconds : 0;
   fmt::print(stderr,
-             "vigil run: {} events read, {} decoded, {} late, {} dead letters; {} alerts "
-             "({} suppressed); {:.3f} s, {} events/s\n",
-             s.read, s.decoded, s.late, s.dead_letters, alerts, suppressed, seconds,
+             "vigil run: {} events read, {} decoded, {} watermarks, {} late, {} dead letters; "
+             "{} alerts ({} suppressed); {:.3f} s, {} events/s\n",
+             s.read, s.decoded, s.watermarks, s.late, s.dead_letters, alerts, suppressed, seconds,
              WithThousands(static_cast<uint64_t>(rate)));
   fmt::print(stderr, "  matcher: {} events processed, {} of types no rule uses, {} keys",
              c.events_processed, c.events_ignored, c.keys_created);

@@ -300,6 +300,54 @@ TEST_CASE("api: an event at or before the watermark is kLateEvent and never matc
   CHECK(m->stats().events_late == 1);
 }
 
+TEST_CASE("api: a $watermark punctuation through PushJson / PushMsgpack advances the watermark") {
+  auto rules = Compile(R"(event A { id: string  at: timestamp  time at  key id }
+event B { id: string  at: timestamp  time at  key id }
+rule no_b {
+  key id
+  pattern a: A -> no b: B within 10s
+  emit { id: a.id }
+}
+)");
+  std::vector<Seen> seen;
+  MatcherOptions options;
+  options.bounded_out_of_orderness_ms = -1;   // only punctuation moves the watermark
+  auto m = MakeMatcher(rules, &seen, options);
+  REQUIRE(m->PushJson(fmt::format(R"({{"type": "A", "id": "k", "at": {}}})", kT0)).ok());
+  CHECK(m->watermark() == INT64_MIN);
+  // Just before the deadline (kT0 + 10 s): nothing yet.
+  REQUIRE(m->PushJson(fmt::format(R"({{"type": "$watermark", "watermark": {}}})", kT0 + 9999)).ok());
+  CHECK(m->watermark() == kT0 + 9999);
+  CHECK(seen.empty());
+  // At the deadline, as msgpack (other fields ignored): the absence alert.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(3);
+  pk.pack(std::string("type"));
+  pk.pack(std::string("$watermark"));
+  pk.pack(std::string("id"));
+  pk.pack(std::string("k"));
+  pk.pack(std::string("watermark"));
+  pk.pack(kT0 + 10000);
+  REQUIRE(m->PushMsgpack({buf.data(), buf.size()}).ok());
+  CHECK(m->watermark() == kT0 + 10000);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].rule == "no_b");
+  CHECK(seen[0].detection == kT0 + 10000);
+  // A punctuation below the watermark is harmless: it does not lower it.
+  CHECK(m->PushJson(R"({"type": "$watermark", "watermark": "2024-03-01T12:00:00Z"})").ok());
+  CHECK(m->watermark() == kT0 + 10000);
+  // A bad one is a decode error, counted as invalid; punctuations are not events.
+  const Status bad = m->PushJson(R"({"type": "$watermark", "watermark": "soon"})");
+  CHECK(bad.code() == StatusCode::kDecodeError);
+  CHECK(bad.message() == "$watermark: field 'watermark': invalid timestamp \"soon\"");
+  CHECK(m->stats().events_invalid == 1);
+  CHECK(m->stats().events_pushed == 1);
+  // The watermark it set makes an older event late.
+  CHECK(m->PushJson(fmt::format(R"({{"type": "B", "id": "k", "at": {}}})", kT0 + 5000)).code() ==
+        StatusCode::kLateEvent);
+}
+
 TEST_CASE("api: the matcher's limits are options, and what they drop is counted") {
   auto rules = Compile();
   // Three keys open a partial match each; at most two keys may hold state.

@@ -9,6 +9,8 @@
 #   * the same events as a msgpack stream (bytes written by a tiny encoder below: python3-msgpack
 #     is not required) give the same alerts; a bad message is dead-lettered, a truncated tail too;
 #   * stdin input, --out FILE, the summary counts, exit codes;
+#   * punctuation: a `$watermark` line (and msgpack message) moves the watermark, so an absence
+#     alert fires that the same input without it does not give; a bad one is a dead letter;
 #   * rules with errors: exit 1 and file:line:col; a rule the compiler cannot run yet: a W502
 #     warning at its location and the other rules still run;
 #   * `vigil test`: PASS / FAIL lines, the failing expectation's file:line:col, exit codes.
@@ -140,7 +142,7 @@ expect_exit 0 run --rules "$tmp/rules" --input "$tmp/events.jsonl" --out-of-orde
   --late "$tmp/late.jsonl" --dead-letter "$tmp/dead.jsonl"
 python3 "$tmp/check.py" strict "$tmp/out" "$tmp/late.jsonl" "$tmp/dead.jsonl" ||
   fail "run (json, strict): alerts, late or dead letters differ"
-grep -q '7 events read, 5 decoded, 1 late, 2 dead letters; 3 alerts' "$tmp/err" ||
+grep -q '7 events read, 5 decoded, 0 watermarks, 1 late, 2 dead letters; 3 alerts' "$tmp/err" ||
   fail "summary: $(cat "$tmp/err")"
 grep -Eq 'small_then_big +3 alerts' "$tmp/err" || fail "per-rule summary: $(cat "$tmp/err")"
 
@@ -201,8 +203,78 @@ assert b"c3" in base64.b64decode(dead[0]["raw_base64"]), dead[0]
 assert dead[1]["reason"].startswith("invalid msgpack: truncated message"), dead[1]
 assert dead[0]["offset"] < dead[1]["offset"], dead
 PY
-grep -q '7 events read, 5 decoded, 1 late, 2 dead letters' "$tmp/err" ||
+grep -q '7 events read, 5 decoded, 0 watermarks, 1 late, 2 dead letters' "$tmp/err" ||
   fail "msgpack summary: $(cat "$tmp/err")"
+
+# --- Punctuation. d1's Open at 00:00 starts a 10-minute absence; the punctuation at 00:10 passes
+# its deadline, so the alert fires, and the Close at 00:05 that arrives after it is late. Without
+# the punctuation lines the Close is in time and kills the absence: no alert. A punctuation below
+# the watermark changes nothing; one without its field is a dead letter.
+mkdir -p "$tmp/absence"
+cat >"$tmp/absence/absence.vigil" <<'VIGIL'
+event Open { id: string  at: timestamp  time at  key id }
+event Close { id: string  at: timestamp  time at  key id }
+rule never_closed {
+  key id
+  pattern o: Open -> no c: Close within 10m
+  emit { id: o.id }
+}
+VIGIL
+cat >"$tmp/punct.jsonl" <<'JSONL'
+{"type":"Open","id":"d1","at":"2024-03-01T00:00:00Z"}
+{"type":"$watermark","watermark":"2024-03-01T00:10:00Z","source":"ignored"}
+{"type":"Close","id":"d1","at":"2024-03-01T00:05:00Z"}
+{"type":"$watermark","watermark":1709251260000}
+{"type":"$watermark","at":"2024-03-01T00:20:00Z"}
+JSONL
+cat >"$tmp/punct_check.py" <<'PY'
+import json, sys
+alerts = [json.loads(l) for l in open(sys.argv[1])]
+late = [json.loads(l) for l in open(sys.argv[2])]
+dead = [json.loads(l) for l in open(sys.argv[3])]
+assert [(a["rule"], a["key"], a["detection_ms"]) for a in alerts] == \
+    [("never_closed", "d1", 1709251200000 + 600000)], alerts
+assert [(l["seq"], l["event"]["type"], l["watermark_ms"]) for l in late] == \
+    [(1, "Close", 1709251200000 + 600000)], late
+where = "line" if len(sys.argv) < 5 else "offset"
+assert [(d["reason"], d["code"]) for d in dead] == \
+    [("$watermark: missing field 'watermark'", "missing_field")], dead
+assert where in dead[0], dead
+PY
+for ooo in 0 none; do
+  expect_exit 0 run --rules "$tmp/absence" --input "$tmp/punct.jsonl" --out-of-orderness "$ooo" \
+    --late "$tmp/plate.jsonl" --dead-letter "$tmp/pdead.jsonl"
+  python3 "$tmp/punct_check.py" "$tmp/out" "$tmp/plate.jsonl" "$tmp/pdead.jsonl" ||
+    fail "punctuation (json, --out-of-orderness $ooo): alerts, late or dead letters differ"
+  grep -q '5 events read, 2 decoded, 2 watermarks, 1 late, 1 dead letters; 1 alerts' "$tmp/err" ||
+    fail "punctuation summary (--out-of-orderness $ooo): $(cat "$tmp/err")"
+done
+grep -v '\$watermark' "$tmp/punct.jsonl" >"$tmp/nopunct.jsonl"
+expect_exit 0 run --rules "$tmp/absence" --input "$tmp/nopunct.jsonl" --late "$tmp/plate.jsonl"
+[ -s "$tmp/out" ] && fail "absence alert without punctuation: $(cat "$tmp/out")"
+[ -s "$tmp/plate.jsonl" ] && fail "late event without punctuation: $(cat "$tmp/plate.jsonl")"
+grep -q '2 events read, 2 decoded, 0 watermarks, 0 late, 0 dead letters; 0 alerts' "$tmp/err" ||
+  fail "summary without punctuation: $(cat "$tmp/err")"
+# The same as msgpack (integer times as int64; a tiny encoder again).
+python3 - "$tmp/punct.jsonl" "$tmp/punct.msgpack" <<'PY'
+import json, struct, sys
+def pack(v):
+    if isinstance(v, int):
+        return b"\xd3" + struct.pack(">q", v)
+    if isinstance(v, str):
+        b = v.encode()
+        return (bytes([0xa0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
+    if isinstance(v, dict):
+        return bytes([0x80 | len(v)]) + b"".join(pack(k) + pack(x) for k, x in v.items())
+    raise TypeError(v)
+open(sys.argv[2], "wb").write(b"".join(pack(json.loads(l)) for l in open(sys.argv[1])))
+PY
+expect_exit 0 run --rules "$tmp/absence" --input "$tmp/punct.msgpack" --format msgpack \
+  --late "$tmp/plate.jsonl" --dead-letter "$tmp/pdead.jsonl"
+python3 "$tmp/punct_check.py" "$tmp/out" "$tmp/plate.jsonl" "$tmp/pdead.jsonl" msgpack ||
+  fail "punctuation (msgpack): alerts, late or dead letters differ"
+grep -q '5 events read, 2 decoded, 2 watermarks, 1 late, 1 dead letters; 1 alerts' "$tmp/err" ||
+  fail "punctuation summary (msgpack): $(cat "$tmp/err")"
 
 # --- Rules with an error: exit 1, file:line:col on stderr, nothing on stdout.
 sed 's/where amount < 5/where ammount < 5/' "$tmp/rules/card.vigil" >"$tmp/bad.vigil"

@@ -368,8 +368,18 @@ class Matcher {
   // Decodes one JSON object (`bytes`, exactly one message) and pushes it. kDecodeError with the
   // decoder's message ("A: missing field 'price'", "invalid JSON: ...") if it is not a valid
   // event. The bytes are not kept.
+  //
+  // Punctuation: a message whose discriminator names the reserved type `$watermark` is not an
+  // event but a watermark from the input, e.g.
+  //   {"type": "$watermark", "watermark": "2024-03-01T12:10:00Z"}
+  // Its `watermark` field is a timestamp (ms since the epoch, an ISO-8601 string, or for msgpack
+  // the timestamp extension); other fields are ignored. It has the effect of
+  // AdvanceWatermark(watermark) (never lowers the watermark; at or below the current one it does
+  // nothing) and returns ok. A punctuation without a valid `watermark` is a kDecodeError
+  // ("$watermark: missing field 'watermark'", "$watermark: field 'watermark': invalid
+  // timestamp \"soon\"") counted in events_invalid.
   Status PushJson(std::string_view bytes);
-  // As PushJson, for one msgpack map.
+  // As PushJson, for one msgpack map (punctuation included).
   Status PushMsgpack(std::string_view bytes);
 
   // Raises the watermark to `millis` (never lowers it): every buffered event with time <= it is
