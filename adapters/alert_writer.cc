@@ -1,7 +1,10 @@
 // JSON lines for alerts, late events and dead letters, and `suppress`; the formats and the
 // escaping rules are described in alert_writer.h. Everything is appended to reused
-// fmt::memory_buffers with fmt::format_to (no std::string per value), so steady-state
-// formatting allocates nothing.
+// fmt::memory_buffers (no std::string per value), so steady-state formatting allocates nothing.
+// The alert line is `vigil run`'s hot output path: its integers, timestamps and match id are
+// written by direct appends (fmt::format_int, fixed-width digits, hex), floats with formats
+// compiled at build time (FMT_COMPILE) — the same bytes as the runtime format strings, without
+// parsing a format string per value.
 #include "adapters/alert_writer.h"
 
 #include <algorithm>
@@ -10,13 +13,47 @@
 #include <cstring>
 #include <iterator>
 
+#include <fmt/compile.h>
 #include <simdjson.h>
 
 namespace vigil {
 namespace {
 
-void Append(fmt::memory_buffer& out, std::string_view s) {
-  out.append(s.data(), s.data() + s.size());
+// Appends n bytes. Inline, so that for a literal the copy is a few moves; fmt's
+// buffer::append is a call and a loop around memmove.
+[[gnu::always_inline]] inline void AppendBytes(fmt::memory_buffer& out, const char* s, size_t n) {
+  const size_t at = out.size();
+  out.resize(at + n);
+  std::memcpy(out.data() + at, s, n);
+}
+
+inline void Append(fmt::memory_buffer& out, std::string_view s) {
+  AppendBytes(out, s.data(), s.size());
+}
+
+// `v` in decimal, as fmt's "{}" writes it.
+void AppendInt(fmt::memory_buffer& out, int64_t v) {
+  const fmt::format_int text(v);
+  AppendBytes(out, text.data(), text.size());
+}
+
+// `v` (0 <= v < 10^width) with leading zeros, into p[0 .. width).
+void PutDigits(char* p, unsigned v, int width) {
+  for (int k = width - 1; k >= 0; --k) {
+    p[k] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+// `v` as 16 lowercase hex digits, as fmt's "{:016x}" writes it.
+void AppendHex16(fmt::memory_buffer& out, uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  char text[16];
+  for (int k = 15; k >= 0; --k) {
+    text[k] = kDigits[v & 15];
+    v >>= 4;
+  }
+  AppendBytes(out, text, sizeof text);
 }
 
 // Length of the well-formed UTF-8 sequence at `p` (RFC 3629 table 3-7), 0 if it is not one.
@@ -63,7 +100,9 @@ void AppendDuration(fmt::memory_buffer& out, int64_t millis) {
       {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
   for (const auto& [name, size] : kUnits) {
     if (left >= size) {
-      fmt::format_to(std::back_inserter(out), "{}{}", left / size, name);
+      const fmt::format_int count(left / size);
+      AppendBytes(out, count.data(), count.size());
+      Append(out, name);
       left %= size;
     }
   }
@@ -75,7 +114,7 @@ void AppendJsonFloat(fmt::memory_buffer& out, double f) {
   } else if (std::isinf(f)) {
     Append(out, f > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   } else {
-    fmt::format_to(std::back_inserter(out), "{}", f);
+    fmt::format_to(fmt::appender(out), FMT_COMPILE("{}"), f);
   }
 }
 
@@ -87,7 +126,7 @@ void AppendJsonScalar(fmt::memory_buffer& out, ScalarType type, int64_t i, doubl
       AppendJsonString(out, s);
       return;
     case ScalarType::kInt:
-      fmt::format_to(std::back_inserter(out), "{}", i);
+      AppendInt(out, i);
       return;
     case ScalarType::kFloat:
       AppendJsonFloat(out, f);
@@ -125,11 +164,11 @@ void AppendJsonList(fmt::memory_buffer& out, ScalarType type, const ListView& li
 // that would round to 0 keep their shortest form ("0.001").
 void AppendMessageFloat(fmt::memory_buffer& out, double f) {
   if (!std::isfinite(f) || (f != 0 && std::fabs(f) < 0.005) || std::fabs(f) >= 1e15) {
-    fmt::format_to(std::back_inserter(out), "{}", f);
+    fmt::format_to(fmt::appender(out), FMT_COMPILE("{}"), f);
     return;
   }
   const size_t start = out.size();
-  fmt::format_to(std::back_inserter(out), "{:.2f}", f);
+  fmt::format_to(fmt::appender(out), FMT_COMPILE("{:.2f}"), f);
   size_t end = out.size();
   while (end > start && out[end - 1] == '0') --end;
   if (end > start && out[end - 1] == '.') --end;
@@ -166,7 +205,7 @@ void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
   size_t run = 0;  // start of the pending run of bytes copied as they are
-  auto flush = [&](size_t i) { out.append(text.data() + run, text.data() + i); };
+  auto flush = [&](size_t i) { AppendBytes(out, text.data() + run, i - run); };
   for (size_t i = 0; i < n;) {
     const unsigned char c = p[i];
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
@@ -238,8 +277,27 @@ void AppendRfc3339(fmt::memory_buffer& out, int64_t millis) {
   unsigned month, day;
   CivilFromDays(days, &year, &month, &day);
   const int64_t secs = rem / 1000;
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, month,
-                 day, secs / 3600, secs / 60 % 60, secs % 60, rem % 1000);
+  if (year < 0 || year > 9999) {   // beyond four digits: as fmt's "{:04}" writes them
+    fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year,
+                   month, day, secs / 3600, secs / 60 % 60, secs % 60, rem % 1000);
+    return;
+  }
+  char text[24];   // 2024-03-01T12:00:00.250Z
+  PutDigits(text, static_cast<unsigned>(year), 4);
+  text[4] = '-';
+  PutDigits(text + 5, month, 2);
+  text[7] = '-';
+  PutDigits(text + 8, day, 2);
+  text[10] = 'T';
+  PutDigits(text + 11, static_cast<unsigned>(secs / 3600), 2);
+  text[13] = ':';
+  PutDigits(text + 14, static_cast<unsigned>(secs / 60 % 60), 2);
+  text[16] = ':';
+  PutDigits(text + 17, static_cast<unsigned>(secs % 60), 2);
+  text[19] = '.';
+  PutDigits(text + 20, static_cast<unsigned>(rem % 1000), 3);
+  text[23] = 'Z';
+  AppendBytes(out, text, sizeof text);
 }
 
 void AppendJsonValue(fmt::memory_buffer& out, const ExprValue& value) {
@@ -373,10 +431,12 @@ std::string_view AlertWriter::Format(const Alert& alert) {
   out.clear();
   Append(out, "{\"rule\":");
   AppendJsonString(out, rule.name);
-  fmt::format_to(std::back_inserter(out),
-                 ",\"version\":{},\"severity\":\"{}\",\"kind\":\"{}\",\"key\":", rule.meta.version,
-                 RuleSeverityName(rule.meta.severity),
-                 alert.kind == AlertKind::kMatch ? "match" : "timeout");
+  Append(out, ",\"version\":");
+  AppendInt(out, rule.meta.version);
+  Append(out, ",\"severity\":\"");
+  Append(out, RuleSeverityName(rule.meta.severity));
+  Append(out, alert.kind == AlertKind::kMatch ? "\",\"kind\":\"match\",\"key\":"
+                                              : "\",\"kind\":\"timeout\",\"key\":");
   if (alert.key.size() == 1) {
     AppendJsonValue(out, alert.key[0]);
   } else {
@@ -392,8 +452,11 @@ std::string_view AlertWriter::Format(const Alert& alert) {
   }
   Append(out, ",\"detection_time\":\"");
   AppendRfc3339(out, alert.detection_ms);
-  fmt::format_to(std::back_inserter(out), "\",\"detection_ms\":{},\"match_id\":\"{:016x}\"",
-                 alert.detection_ms, alert.match_id);
+  Append(out, "\",\"detection_ms\":");
+  AppendInt(out, alert.detection_ms);
+  Append(out, ",\"match_id\":\"");
+  AppendHex16(out, alert.match_id);
+  out.push_back('"');
   message_.clear();
   if (AppendMessage(message_, alert)) {
     Append(out, ",\"message\":");
@@ -426,7 +489,11 @@ std::string_view AlertWriter::Format(const Alert& alert) {
     } else {
       Append(out, "null");
     }
-    fmt::format_to(std::back_inserter(out), ",\"time_ms\":{},\"seq\":{}}}", e.time_ms, e.seq);
+    Append(out, ",\"time_ms\":");
+    AppendInt(out, e.time_ms);
+    Append(out, ",\"seq\":");
+    AppendInt(out, e.seq);
+    out.push_back('}');
   }
   Append(out, "]}\n");
   return {out.data(), out.size()};

@@ -7,10 +7,12 @@
 // so a walker skips a nested value of an undeclared field in O(1).
 #include "adapters/msgpack_decoder.h"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
-#include <vector>
 
 #include <fmt/format.h>
 #include <msgpack.hpp>
@@ -35,17 +37,52 @@ struct Token {
   Token() : i(0) {}
 };
 
+// The tokens of one message: an array that grows to the largest message and is reused. Not a
+// std::vector: a token is written once by the visitor with an inlined capacity check, and
+// clearing it for the next message is one store (this is per-token work on `vigil run`'s path).
+class Tape {
+ public:
+  size_t size() const { return size_; }
+  const Token& operator[](size_t i) const { return tokens_[i]; }
+  Token& operator[](size_t i) { return tokens_[i]; }
+  void clear() { size_ = 0; }
+  // A new token of `kind` (value and size 0) at the end. Forced inline (GCC declines it inside
+  // msgpack-cxx's deep visitor calls); growing stays out of line.
+  [[gnu::always_inline]] Token& Append(Token::Kind kind) {
+    if (size_ == capacity_) Grow();
+    Token& t = tokens_[size_++];
+    t.kind = kind;
+    t.size = 0;
+    t.i = 0;
+    return t;
+  }
+
+ private:
+  [[gnu::noinline]] void Grow() {
+    const size_t capacity = capacity_ == 0 ? 64 : capacity_ * 2;
+    auto bigger = std::make_unique<Token[]>(capacity);   // may throw bad_alloc: caught in Run
+    std::copy(tokens_.get(), tokens_.get() + size_, bigger.get());
+    tokens_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+
+  std::unique_ptr<Token[]> tokens_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
 // Records a message as tokens. Returns false (stops the parser) when nesting exceeds kMaxDepth.
 class TapeVisitor : public msgpack::null_visitor {
  public:
-  std::vector<Token> tape;
-  std::vector<uint32_t> open;   // indices of the containers being filled
+  Tape tape;
+  std::array<uint32_t, MsgpackDecoder::kMaxDepth> open;   // the containers being filled
+  size_t depth = 0;
   size_t error_offset = 0;
   bool too_deep = false;
 
   void init() {
     tape.clear();
-    open.clear();
+    depth = 0;
     error_offset = 0;
     too_deep = false;
   }
@@ -73,8 +110,7 @@ class TapeVisitor : public msgpack::null_visitor {
 
  private:
   Token& Push(Token::Kind kind) {
-    Token& t = tape.emplace_back();
-    t.kind = kind;
+    Token& t = tape.Append(kind);
     t.end = static_cast<uint32_t>(tape.size());
     return t;
   }
@@ -84,17 +120,16 @@ class TapeVisitor : public msgpack::null_visitor {
     t.size = size;
   }
   bool Open(Token::Kind kind, uint32_t n) {
-    if (open.size() >= MsgpackDecoder::kMaxDepth) {
+    if (depth >= MsgpackDecoder::kMaxDepth) {
       too_deep = true;
       return false;
     }
-    open.push_back(static_cast<uint32_t>(tape.size()));
+    open[depth++] = static_cast<uint32_t>(tape.size());
     Push(kind).size = n;
     return true;
   }
   bool Close() {
-    tape[open.back()].end = static_cast<uint32_t>(tape.size());
-    open.pop_back();
+    tape[open[--depth]].end = static_cast<uint32_t>(tape.size());
     return true;
   }
 };
@@ -189,7 +224,7 @@ struct MsgpackDecoder::Impl {
 
   // Reads the list field `slot` from the array token at `index`.
   bool ReadList(int slot, uint32_t index) {
-    const std::vector<Token>& tape = visitor.tape;
+    const Tape& tape = visitor.tape;
     writer.BeginList();
     uint32_t element = index + 1;
     for (uint32_t k = 0; k < tape[index].size; ++k) {
@@ -202,7 +237,7 @@ struct MsgpackDecoder::Impl {
 
   // Turns the tape into a record.
   bool Walk(RecordBuilder& out) {
-    const std::vector<Token>& tape = visitor.tape;
+    const Tape& tape = visitor.tape;
     if (tape[0].kind != Token::Kind::kMap) {
       return writer.Fail(DecodeCode::kNotAnObject, "not a msgpack map");
     }

@@ -6,7 +6,7 @@
 // msgpack-cxx's own unpack builds a msgpack::object tree in a zone and allocates its parser
 // stacks on every call, and reports errors by throwing. Instead the decoder keeps one parser
 // (msgpack::detail::parse_helper, re-initialised per message, so its stack is reused) and a
-// visitor that records the message as a flat tape of tokens in a reused vector; strings on the
+// visitor that records the message as a flat tape of tokens in a reused array; strings on the
 // tape point into the input (zero-copy) until the record writer copies the declared ones. The
 // tape is then walked twice: once for the discriminator (keys may come in any order), once to
 // read the fields. No exceptions, no allocation in steady state.

@@ -81,6 +81,40 @@ TEST_CASE("alert writer: RFC 3339 times in UTC with milliseconds") {
   CHECK(Time(951782400000) == "2000-02-29T00:00:00.000Z");
 }
 
+TEST_CASE("alert writer: direct appends write what fmt's runtime format strings write") {
+  // Times around the four-digit year boundaries (beyond them fmt's "{:04}" is used as before).
+  CHECK(Time(-62167219200000) == "0000-01-01T00:00:00.000Z");
+  CHECK(Time(-62167219200001) == "-001-12-31T23:59:59.999Z");
+  CHECK(Time(-30610224000000) == "1000-01-01T00:00:00.000Z");
+  CHECK(Time(-30610224000001) == "0999-12-31T23:59:59.999Z");
+  CHECK(Time(253402300799999) == "9999-12-31T23:59:59.999Z");
+  CHECK(Time(253402300800000) == "10000-01-01T00:00:00.000Z");
+  // Integers and floats (shortest round trip, and the message's two decimals) against fmt.
+  uint64_t state = 0x9E3779B97F4A7C15ULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int k = 0; k < 2000; ++k) {
+    const int64_t i = static_cast<int64_t>(next()) >> (next() % 64);
+    CHECK(JsonValue(ExprValue::Int(i)) == fmt::format("{}", i));
+    const double f = static_cast<double>(static_cast<int64_t>(next() % 2000000) - 1000000) /
+                     static_cast<double>(1 + next() % 1000);
+    CHECK(JsonValue(ExprValue::Float(f)) == fmt::format("{}", f));
+    std::string two = fmt::format("{:.2f}", f);
+    if (std::fabs(f) >= 0.005) {
+      while (two.back() == '0') two.pop_back();
+      if (two.back() == '.') two.pop_back();
+      if (two == "-0") two = "0";
+      CHECK(MessageValue(ExprValue::Float(f)) == two);
+    }
+  }
+  CHECK(JsonValue(ExprValue::Int(INT64_MIN)) == "-9223372036854775808");
+  CHECK(JsonValue(ExprValue::Float(1e300)) == fmt::format("{}", 1e300));
+}
+
 TEST_CASE("alert writer: values in JSON and in messages") {
   CHECK(JsonValue(ExprValue::NoValue()) == "null");
   CHECK(JsonValue(ExprValue::Int(-42)) == "-42");
