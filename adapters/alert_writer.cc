@@ -394,6 +394,42 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
       }
       info.timeout_field_of_part.push_back(index);
     }
+    fmt::memory_buffer text;
+    const auto take = [&text] {
+      std::string piece(text.data(), text.size());
+      text.clear();
+      return piece;
+    };
+    const auto json_key = [&](std::string_view name) {   // "name":
+      AppendJsonString(text, name);
+      text.push_back(':');
+      return take();
+    };
+    for (int kind = 0; kind < 2; ++kind) {
+      Append(text, "{\"rule\":");
+      AppendJsonString(text, rule.name);
+      Append(text, ",\"version\":");
+      AppendInt(text, rule.meta.version);
+      Append(text, ",\"severity\":\"");
+      Append(text, RuleSeverityName(rule.meta.severity));
+      Append(text, kind == 0 ? "\",\"kind\":\"match\",\"key\":" : "\",\"kind\":\"timeout\",\"key\":");
+      info.head[kind] = take();
+    }
+    if (!rule.sink.empty()) {
+      Append(text, ",\"sink\":");
+      AppendJsonString(text, rule.sink);
+      info.sink = take();
+    }
+    for (const EmitField& f : rule.emit) info.emit_names.push_back(json_key(f.name));
+    for (const EmitField& f : rule.timeout_emit) info.timeout_names.push_back(json_key(f.name));
+    for (const std::string& name : rule.key.names) info.key_names.push_back(json_key(name));
+    for (const PatternVariable& v : rule.pattern.variables) {
+      Append(text, "{\"var\":");
+      AppendJsonString(text, v.name);
+      Append(text, ",\"time_ms\":");
+      info.var_heads.push_back(take());
+    }
+    info.anonymous_var_head = "{\"var\":null,\"time_ms\":";
   }
 }
 
@@ -426,26 +462,18 @@ std::string_view AlertWriter::RenderMessage(const Alert& alert) {
 }
 
 std::string_view AlertWriter::Format(const Alert& alert) {
-  const CheckedRule& rule = rules_.rules[static_cast<size_t>(alert.rule)];
+  const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
   fmt::memory_buffer& out = line_;
   out.clear();
-  Append(out, "{\"rule\":");
-  AppendJsonString(out, rule.name);
-  Append(out, ",\"version\":");
-  AppendInt(out, rule.meta.version);
-  Append(out, ",\"severity\":\"");
-  Append(out, RuleSeverityName(rule.meta.severity));
-  Append(out, alert.kind == AlertKind::kMatch ? "\",\"kind\":\"match\",\"key\":"
-                                              : "\",\"kind\":\"timeout\",\"key\":");
+  Append(out, info.head[alert.kind == AlertKind::kMatch ? 0 : 1]);
   if (alert.key.size() == 1) {
     AppendJsonValue(out, alert.key[0]);
   } else {
     out.push_back('{');
     for (size_t k = 0; k < alert.key.size(); ++k) {
       if (k > 0) out.push_back(',');
-      AppendJsonString(out, k < rule.key.names.size() ? std::string_view(rule.key.names[k])
-                                                      : std::string_view("?"));
-      out.push_back(':');
+      Append(out, k < info.key_names.size() ? std::string_view(info.key_names[k])
+                                            : std::string_view("\"?\":"));
       AppendJsonValue(out, alert.key[k]);
     }
     out.push_back('}');
@@ -462,34 +490,26 @@ std::string_view AlertWriter::Format(const Alert& alert) {
     Append(out, ",\"message\":");
     AppendJsonString(out, {message_.data(), message_.size()});
   }
-  if (!rule.sink.empty()) {
-    Append(out, ",\"sink\":");
-    AppendJsonString(out, rule.sink);
-  }
+  Append(out, info.sink);
   Append(out, ",\"fields\":{");
-  const std::vector<EmitField>& names =
-      alert.kind == AlertKind::kMatch ? rule.emit : rule.timeout_emit;
+  const std::vector<std::string>& names =
+      alert.kind == AlertKind::kMatch ? info.emit_names : info.timeout_names;
   bool first = true;
   for (size_t k = 0; k < alert.fields.size() && k < names.size(); ++k) {
     const ExprValue& v = alert.fields[k];
     if (!v.has_value || v.type.kind == ValueType::Kind::kNull) continue;
     if (!first) out.push_back(',');
     first = false;
-    AppendJsonString(out, names[k].name);
-    out.push_back(':');
+    Append(out, names[k]);
     AppendJsonValue(out, v);
   }
   Append(out, "},\"events\":[");
   for (size_t k = 0; k < alert.events.size(); ++k) {
     const AlertEvent& e = alert.events[k];
     if (k > 0) out.push_back(',');
-    Append(out, "{\"var\":");
-    if (e.variable >= 0 && static_cast<size_t>(e.variable) < rule.pattern.variables.size()) {
-      AppendJsonString(out, rule.pattern.variables[static_cast<size_t>(e.variable)].name);
-    } else {
-      Append(out, "null");
-    }
-    Append(out, ",\"time_ms\":");
+    Append(out, e.variable >= 0 && static_cast<size_t>(e.variable) < info.var_heads.size()
+                    ? std::string_view(info.var_heads[static_cast<size_t>(e.variable)])
+                    : std::string_view(info.anonymous_var_head));
     AppendInt(out, e.time_ms);
     Append(out, ",\"seq\":");
     AppendInt(out, e.seq);

@@ -93,9 +93,17 @@ class AlertWriter {
  private:
   // For one rule: per message part, the index of its field among the timeout fields (-1: the
   // part is text; -2: the timeout fields do not have it).
+  // The JSON text that is the same in every alert of the rule, escaped once here rather than
+  // per alert: `{"rule":...,"key":` per kind (0 match, 1 timeout), `,"sink":"..."` (or empty),
+  // `"name":` per emit / timeout field and per composite key component, `{"var":"v","time_ms":`
+  // per pattern variable (and with null for an anonymous step).
   struct RuleInfo {
     std::vector<int> timeout_field_of_part;
     bool timeout_message = false;  // every template field exists among the timeout fields
+    std::string head[2];
+    std::string sink;
+    std::vector<std::string> emit_names, timeout_names, key_names, var_heads;
+    std::string anonymous_var_head;
   };
   bool AppendMessage(fmt::memory_buffer& out, const Alert& alert) const;
 

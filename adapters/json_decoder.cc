@@ -145,7 +145,10 @@ struct JsonDecoder::Impl {
       if (auto e = std::move(field_result).get(field)) return Invalid(e);
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return Invalid(e);
-      if (key == discriminator && ++discriminators > 1) return writer.FailDuplicateDiscriminator();
+      if (key == discriminator) {
+        if (++discriminators > 1) return writer.FailDuplicateDiscriminator();
+        if (!writer.discriminator_is_field()) continue;   // Slot would say kIgnore
+      }
       const int slot = writer.Slot(key);
       if (slot == RecordWriter::kIgnore) continue;
       if (slot == RecordWriter::kFailed) return false;

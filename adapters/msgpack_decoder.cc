@@ -189,6 +189,15 @@ WireValue ToWire(const Token& t) {
 
 std::string_view KeyText(const Token& t) { return {t.p, t.size}; }
 
+// a == b for short strings, without a call to memcmp.
+bool SameText(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 struct MsgpackDecoder::Impl {
@@ -248,7 +257,7 @@ struct MsgpackDecoder::Impl {
     uint32_t type_index = 0;
     for (uint32_t k = 0, key = 1; k < pairs; ++k) {
       const uint32_t value = tape[key].end;
-      if (tape[key].kind == Token::Kind::kStr && KeyText(tape[key]) == discriminator) {
+      if (tape[key].kind == Token::Kind::kStr && SameText(KeyText(tape[key]), discriminator)) {
         if (type_index != 0) return writer.FailDuplicateDiscriminator();
         type_index = value;
       }
@@ -263,7 +272,8 @@ struct MsgpackDecoder::Impl {
     for (uint32_t k = 0, key = 1; k < pairs; ++k) {
       const uint32_t value = tape[key].end;
       const uint32_t next = tape[value].end;
-      if (tape[key].kind == Token::Kind::kStr) {
+      if (tape[key].kind == Token::Kind::kStr &&
+          (writer.discriminator_is_field() || key != type_index - 1)) {
         const int slot = writer.Slot(KeyText(tape[key]));
         if (slot == RecordWriter::kFailed) return false;
         if (slot != RecordWriter::kIgnore) {

@@ -108,6 +108,7 @@ RecordWriter::RecordWriter(const Schema& schema, const DecoderOptions& options, 
     for (const FieldDef& f : type.fields) names.push_back(f.name);
     names_.push_back(std::move(names));
     max_fields = std::max(max_fields, type.fields.size());
+    type_has_discriminator_.push_back(type.FieldIndex(options_.discriminator) >= 0);
   }
   watermark_type_.name = std::string(kWatermarkTypeName);
   watermark_type_.fields.push_back(
@@ -154,6 +155,9 @@ bool RecordWriter::BeginType(std::string_view type_name, RecordBuilder& out) {
     type_ = type;
     type_id_ = type_id;
     type_names_ = &names_[names];
+    discriminator_is_field_ =
+        type_id >= 0 ? type_has_discriminator_[static_cast<size_t>(type_id)]
+                     : options_.discriminator == kWatermarkFieldName;
     out_ = &out;
     hint_ = 0;
     if (++generation_ == 0) {   // wrapped: forget every mark
@@ -183,17 +187,19 @@ int RecordWriter::Slot(std::string_view key) {
     const std::string_view name = names[static_cast<size_t>(slot)];
     if (Same(name, key)) {
       hint_ = slot + 1 == n ? 0 : slot + 1;
-      if (seen_[static_cast<size_t>(slot)] == generation_) {
-        status_.field = slot;
-        Fail(DecodeCode::kDuplicateField,
-             fmt::format("{}: field '{}': duplicate field", type_->name, name));
-        return kFailed;
-      }
+      if (seen_[static_cast<size_t>(slot)] == generation_) return FailDuplicateField(slot);
       seen_[static_cast<size_t>(slot)] = generation_;
       return slot;
     }
   }
   return kIgnore;
+}
+
+int RecordWriter::FailDuplicateField(int slot) {
+  status_.field = slot;
+  Fail(DecodeCode::kDuplicateField,
+       fmt::format("{}: field '{}': duplicate field", type_->name, field(slot).name));
+  return kFailed;
 }
 
 RecordWriter::Problem RecordWriter::Convert(ScalarType type, const WireValue& v, Cell& out) {

@@ -77,6 +77,9 @@ class RecordWriter {
   bool BeginType(std::string_view type_name, RecordBuilder& out);
   // Slot of `key` in the current type, kIgnore if undeclared, kFailed if seen before.
   int Slot(std::string_view key);
+  // Whether the current type declares a field named like the discriminator; when it does not,
+  // a decoder can skip Slot() for the discriminator key (it would be kIgnore).
+  bool discriminator_is_field() const { return discriminator_is_field_; }
   const FieldDef& field(int slot) const { return type_->fields[static_cast<size_t>(slot)]; }
   bool is_list(int slot) const { return field(slot).type.is_list(); }
 
@@ -96,6 +99,8 @@ class RecordWriter {
   Problem Convert(ScalarType type, const WireValue& value, Cell& out);
   bool FailField(int slot, int element, Problem problem, ScalarType expected,
                  const WireValue& value);
+  // Out of line and cold, so that Slot's hot path needs no frame for formatting the message.
+  [[gnu::cold, gnu::noinline]] int FailDuplicateField(int slot);
 
   const Schema& schema_;
   DecoderOptions options_;
@@ -108,6 +113,8 @@ class RecordWriter {
   int type_id_ = -1;
   RecordBuilder* out_ = nullptr;
   int hint_ = 0;                        // the slot after the last one found
+  bool discriminator_is_field_ = false; // of the current type
+  std::vector<bool> type_has_discriminator_;   // per type id
   std::vector<uint32_t> seen_;          // seen_[slot] == generation_: present in this message
   uint32_t generation_ = 0;
   std::vector<Cell> list_;              // elements of the list being read
