@@ -1,19 +1,26 @@
 // Decode throughput: a realistic Charge event (12 declared fields, 2 undeclared, ~330 bytes as
 // JSON) through the JSON and msgpack decoders into a reused RecordBuilder, plus the cost of
 // keeping a decoded record (one copy into a RecordArena). Reports events/s (items_per_second)
-// and input MB/s (bytes_per_second). Figures and the command are in perf/README.md.
+// and input MB/s (bytes_per_second). Besides, the two non-matcher halves of `vigil run` on its
+// benchmark (scripts/gen_bench_input.py): a stream of its 50-byte msgpack events through
+// DecodeNext, and the JSON line of one of its alerts. Figures and the command are in
+// perf/README.md.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include <msgpack.hpp>
 #include <simdjson.h>
 
+#include "adapters/alert_writer.h"
 #include "adapters/json_decoder.h"
 #include "adapters/msgpack_decoder.h"
+#include "grammar/check.h"
 #include "grammar/schema.h"
 #include "runtime/event.h"
+#include "runtime/matcher.h"
 
 namespace vigil {
 namespace {
@@ -194,6 +201,95 @@ void BM_ArenaAppend(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 BENCHMARK(BM_ArenaAppend);
+
+// `vigil run`'s benchmark input: {"type": A|B|C, "id": key, "price": float64, "at": int64}, as
+// scripts/gen_bench_input.py packs it (fixmap, fixstr, float 64, int 64), 4096 messages
+// concatenated, read with DecodeNext as `vigil run --format msgpack` does.
+constexpr const char* kBenchRules = R"(
+event A { id: string  price: float  at: timestamp  time at  key id }
+event B { id: string  price: float  at: timestamp  time at  key id }
+event C { id: string  price: float  at: timestamp  time at  key id }
+rule seq_next {
+  key id  within 10s
+  pattern a: A -> b: B where price > a.price -> c: C where price > b.price
+  emit { id: key, a: a.price, b: b.price, c: c.price }
+}
+)";
+
+void BM_DecodeMsgpackRunStream(benchmark::State& state) {
+  const CheckResult checked = CheckSources({{"bench.vigil", kBenchRules}});
+  if (checked.diagnostics.has_errors()) state.SkipWithError("bench rules do not check");
+  const Schema& schema = checked.rules.schema;
+  std::string stream;
+  constexpr int kMessages = 4096;
+  auto fixstr = [&](std::string_view text) {
+    stream += static_cast<char>(0xa0 | text.size());
+    stream += text;
+  };
+  auto big_endian = [&](uint64_t v) {
+    for (int k = 7; k >= 0; --k) stream += static_cast<char>(v >> (8 * k));
+  };
+  for (int i = 0; i < kMessages; ++i) {
+    stream += '\x84';
+    fixstr("type");
+    fixstr(std::string(1, static_cast<char>('A' + i % 3)));
+    fixstr("id");
+    fixstr("k" + std::to_string(i * 7919 % 1000));
+    fixstr("price");
+    stream += '\xcb';
+    const double price = (i * 37 % 10000) / 100.0;
+    uint64_t bits;
+    std::memcpy(&bits, &price, 8);
+    big_endian(bits);
+    fixstr("at");
+    stream += '\xd3';
+    big_endian(uint64_t{1704067200000} + static_cast<uint64_t>(i));
+  }
+  MsgpackDecoder decoder(schema);
+  RecordBuilder builder;
+  size_t offset = 0;
+  for (auto _ : state) {
+    if (offset == stream.size()) offset = 0;
+    DecodeStatus s = decoder.DecodeNext(stream, &offset, builder);
+    if (!s.ok()) state.SkipWithError(s.message.c_str());
+    benchmark::DoNotOptimize(builder.Finish().event_time());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * stream.size() / kMessages));
+}
+BENCHMARK(BM_DecodeMsgpackRunStream);
+
+// One alert of the benchmark's rule as `vigil run` writes it: key, three floats, three events.
+void BM_FormatRunAlert(benchmark::State& state) {
+  const CheckResult checked = CheckSources({{"bench.vigil", kBenchRules}});
+  if (checked.diagnostics.has_errors()) state.SkipWithError("bench rules do not check");
+  const std::vector<ExprValue> key = {ExprValue::String("k417")};
+  const std::vector<ExprValue> fields = {ExprValue::String("k417"), ExprValue::Float(12.34),
+                                         ExprValue::Float(56.78), ExprValue::Float(90.125)};
+  const std::vector<AlertEvent> events = {{RecordView(), 1704067201234, 1234, 0},
+                                          {RecordView(), 1704067203456, 3456, 1},
+                                          {RecordView(), 1704067205678, 5678, 2}};
+  Alert alert;
+  alert.rule = 0;
+  alert.rule_info = &checked.rules.rules[0];
+  alert.key = key;
+  alert.key_text = "\"k417\"";
+  alert.fields = fields;
+  alert.events = events;
+  alert.detection_ms = 1704067205678;
+  alert.match_id = 0x9f3c0a7d12e4b6c1;
+  AlertWriter writer(checked.rules);
+  size_t bytes = 0;
+  for (auto _ : state) {
+    const std::string_view line = writer.Format(alert);
+    bytes += line.size();
+    benchmark::DoNotOptimize(line.data());
+    ++alert.match_id;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_FormatRunAlert);
 
 }  // namespace
 }  // namespace vigil
