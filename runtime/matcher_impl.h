@@ -14,6 +14,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
 
+#include "nfa/start_index.h"
 #include "runtime/event_store.h"
 #include "runtime/matcher.h"
 #include "runtime/string_scan.h"
@@ -103,10 +104,12 @@ struct KeySpec {
   std::vector<std::vector<int>> slots_by_type;       // per event type (empty: not keyed)
 };
 
-// For an event type: each key spec that uses it, and the rules of that spec that see the type.
+// For an event type: each key spec that uses it, the rules of that spec that see the type, and
+// which of them may start a match on a given event (nfa/start_index.h).
 struct SpecUse {
   int32_t spec = -1;
   std::vector<int32_t> rules;
+  StartIndex start;
 };
 
 struct TimerEntry {

@@ -62,9 +62,19 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   FinishKeyEvent(key, use);
 }
 
-// A new run of each rule of the key spec that uses the event's type tries the event.
+// A new run of each rule of the key spec whose first step may take the event tries it (the
+// start index leaves out the rules that certainly cannot; ascending rule order either way).
 void Matcher::Impl::StartRuns(const SpecUse& use) {
-  for (int32_t rule : use.rules) {
+  std::span<const int32_t> rules;
+  switch (use.start.kind()) {
+    case StartIndex::Kind::kNone: rules = use.start.all(); break;
+    case StartIndex::Kind::kInt: rules = use.start.CandidatesInt(record_.GetInt(use.start.slot())); break;
+    case StartIndex::Kind::kFloat:
+      rules = use.start.CandidatesFloat(record_.GetFloat(use.start.slot()));
+      break;
+  }
+  if (!options_.start_index) rules = use.rules;
+  for (int32_t rule : rules) {
     Run fresh;
     fresh.rule = rule;
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
