@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
+#include <string>
 
 namespace vigil {
 namespace {
@@ -85,19 +87,21 @@ CompareKind Mirror(CompareKind op) {   // c OP field  ==  field Mirror(OP) c
   }
 }
 
-// What a predicate requires of numeric fields of the event under test: the top-level conjuncts
-// of the form `field OP constant` (either order, int or float, not !=), intersected per field.
+// What a predicate requires of fields of the event under test: the top-level conjuncts of the
+// form `field OP constant` (either order, int or float, not !=), `s == "text"` and
+// `s in ["a", "b"]`, intersected per field.
 // Other conjuncts require nothing recognisable and are left out, so the bounds are necessary,
 // not sufficient. Fields compared in another domain (an int field against a float constant)
 // are not recognised.
 struct FieldBounds {
   std::map<int, IntInterval> ints;       // by slot
   std::map<int, FloatInterval> floats;
+  std::map<int, std::set<std::string>> strings;   // the values `==` / `in` allow
 };
 
 class BoundsReader {
  public:
-  explicit BoundsReader(const std::vector<ExprInst>& code) : code_(code) {}
+  explicit BoundsReader(const ExprProgram& program) : program_(program), code_(program.code) {}
 
   FieldBounds Read() {
     Conjuncts(0, code_.size(), 0);
@@ -119,6 +123,22 @@ class BoundsReader {
       }
     }
     if (hi - lo == 3) Atom(lo);
+    if (hi - lo == 2 && code_[lo].op == ExprOpcode::kLoadString &&
+        code_[lo + 1].op == ExprOpcode::kInStringSet) {
+      std::set<std::string> values;
+      for (const ExprProgram::StringRef r : program_.string_sets[static_cast<size_t>(code_[lo + 1].arg)])
+        values.emplace(program_.String(r));
+      AllowStrings(code_[lo].arg, std::move(values));
+    }
+  }
+
+  void AllowStrings(int slot, std::set<std::string> values) {
+    auto [it, fresh] = bounds_.strings.try_emplace(slot, values);
+    if (fresh) return;
+    std::set<std::string> both;
+    for (const std::string& v : values)
+      if (it->second.count(v)) both.insert(v);
+    it->second = std::move(both);
   }
 
   void Atom(size_t pos) {
@@ -126,9 +146,15 @@ class BoundsReader {
     const ExprInst* push = &code_[pos + 1];
     const ExprInst& cmp = code_[pos + 2];
     bool mirrored = false;
-    if (load->op == ExprOpcode::kPushInt || load->op == ExprOpcode::kPushFloat) {
+    if (load->op == ExprOpcode::kPushInt || load->op == ExprOpcode::kPushFloat ||
+        load->op == ExprOpcode::kPushString) {
       std::swap(load, push);
       mirrored = true;
+    }
+    if (load->op == ExprOpcode::kLoadString && push->op == ExprOpcode::kPushString &&
+        cmp.op == ExprOpcode::kCmpString && cmp.arg == static_cast<int>(CompareKind::kEq)) {
+      AllowStrings(load->arg, {std::string(program_.String(program_.strings[static_cast<size_t>(push->arg)]))});
+      return;
     }
     if (cmp.arg < 0 || cmp.arg > static_cast<int>(CompareKind::kGe)) return;
     CompareKind op = static_cast<CompareKind>(cmp.arg);
@@ -145,6 +171,7 @@ class BoundsReader {
     }
   }
 
+  const ExprProgram& program_;
   const std::vector<ExprInst>& code_;
   FieldBounds bounds_;
 };
@@ -169,11 +196,13 @@ std::vector<const Edge*> EntryEdges(const Program& p, int rule) {
   return out;
 }
 
-// A field a rule may be indexed on: the slot, its domain, and the union of intervals.
+// The fields a rule may be indexed on: per slot, the union over its entry edges of what each
+// allows (intervals, or strings).
 struct RuleBounds {
   bool excluded = false;
   std::map<int, std::vector<IntInterval>> ints;
   std::map<int, std::vector<FloatInterval>> floats;
+  std::map<int, std::vector<std::set<std::string>>> strings;
 };
 
 RuleBounds AnalyseRule(const Program& p, int rule, int type) {
@@ -195,7 +224,7 @@ RuleBounds AnalyseRule(const Program& p, int rule, int type) {
       }
       if (lit.negated) continue;  // "not P": no interval
       const FieldBounds bounds =
-          BoundsReader(p.predicates[static_cast<size_t>(lit.predicate)].program.code).Read();
+          BoundsReader(p.predicates[static_cast<size_t>(lit.predicate)].program).Read();
       for (const auto& [slot, i] : bounds.ints) {
         auto [it, fresh] = edge.ints.try_emplace(slot, AllInts());
         it->second.Intersect(i);
@@ -204,12 +233,21 @@ RuleBounds AnalyseRule(const Program& p, int rule, int type) {
         auto [it, fresh] = edge.floats.try_emplace(slot, AllFloats());
         it->second.Intersect(i);
       }
+      for (const auto& [slot, values] : bounds.strings) {
+        auto [it, fresh] = edge.strings.try_emplace(slot, values);
+        if (fresh) continue;
+        std::set<std::string> both;
+        for (const std::string& v : values)
+          if (it->second.count(v)) both.insert(v);
+        it->second = std::move(both);
+      }
     }
     if (!possible) continue;
     // An edge whose interval on some field is empty can never fire.
     bool empty = false;
     for (const auto& [slot, i] : edge.ints) empty = empty || i.Empty();
     for (const auto& [slot, i] : edge.floats) empty = empty || i.Empty();
+    for (const auto& [slot, values] : edge.strings) empty = empty || values.empty();
     if (empty) continue;
     any_edge = true;
     // Keep the fields every possible edge constrains, with the union of their intervals.
@@ -230,6 +268,7 @@ RuleBounds AnalyseRule(const Program& p, int rule, int type) {
     };
     merge(out.ints, edge.ints);
     merge(out.floats, edge.floats);
+    merge(out.strings, edge.strings);
     first = false;
   }
   out.excluded = !any_edge;
@@ -264,12 +303,14 @@ StartIndex BuildStartIndex(const Program& program, int event_type, std::span<con
   }
   index.all_ = kept;
   // The field constrained in the most rules.
-  std::map<std::pair<int, bool>, size_t> votes;   // (slot, is_float) -> rules
+  using Kind = StartIndex::Kind;
+  std::map<std::pair<int, Kind>, size_t> votes;   // (slot, kind) -> rules
   for (const RuleBounds& b : bounds) {
-    for (const auto& [slot, list] : b.ints) ++votes[{slot, false}];
-    for (const auto& [slot, list] : b.floats) ++votes[{slot, true}];
+    for (const auto& [slot, list] : b.ints) ++votes[{slot, Kind::kInt}];
+    for (const auto& [slot, list] : b.floats) ++votes[{slot, Kind::kFloat}];
+    for (const auto& [slot, list] : b.strings) ++votes[{slot, Kind::kString}];
   }
-  std::pair<int, bool> best{-1, false};
+  std::pair<int, Kind> best{-1, Kind::kNone};
   size_t best_votes = 0;
   for (const auto& [field, n] : votes) {
     if (n > best_votes) {
@@ -279,7 +320,7 @@ StartIndex BuildStartIndex(const Program& program, int event_type, std::span<con
   }
   if (best_votes == 0) return index;
   const int slot = best.first;
-  const bool is_float = best.second;
+  const Kind kind = best.second;
 
   // Endpoints, then each rule's segments, in rule order.
   auto build = [&](auto& ends, const auto& intervals_of) -> bool {
@@ -324,8 +365,48 @@ StartIndex BuildStartIndex(const Program& program, int event_type, std::span<con
     }
     return true;
   };
+  // Strings: a list per value some rule allows, and the unconstrained list for every other value.
+  auto build_strings = [&]() -> bool {
+    std::set<std::string> values;
+    for (const RuleBounds& b : bounds)
+      if (const auto it = b.strings.find(slot); it != b.strings.end())
+        for (const auto& set : it->second) values.insert(set.begin(), set.end());
+    std::vector<std::vector<int32_t>> lists(values.size() + 1);
+    size_t total = 0;
+    for (size_t k = 0; k < kept.size(); ++k) {
+      const auto it = bounds[k].strings.find(slot);
+      if (it == bounds[k].strings.end()) {
+        index.unconstrained_.push_back(kept[k]);
+        for (auto& l : lists) l.push_back(kept[k]);
+        total += lists.size();
+      } else {
+        ++index.constrained_;
+        size_t v = 0;
+        for (const std::string& value : values) {
+          bool allowed = false;
+          for (const auto& set : it->second) allowed = allowed || set.count(value) > 0;
+          if (allowed) {
+            lists[v].push_back(kept[k]);
+            ++total;
+          }
+          ++v;
+        }
+      }
+      if (total > StartIndex::kMaxEntries) return false;
+    }
+    index.offsets_.assign(1, 0);
+    size_t v = 0;
+    for (const std::string& value : values) index.string_lists_.emplace(value, static_cast<uint32_t>(v++));
+    for (const auto& l : lists) {
+      index.entries_.insert(index.entries_.end(), l.begin(), l.end());
+      index.offsets_.push_back(static_cast<uint32_t>(index.entries_.size()));
+    }
+    return true;
+  };
   bool ok;
-  if (is_float) {
+  if (kind == Kind::kString) {
+    ok = build_strings();
+  } else if (kind == Kind::kFloat) {
     ok = build(index.float_ends_, [slot](const RuleBounds& b) -> const std::vector<FloatInterval>* {
       const auto it = b.floats.find(slot);
       return it == b.floats.end() ? nullptr : &it->second;
@@ -342,7 +423,7 @@ StartIndex BuildStartIndex(const Program& program, int event_type, std::span<con
     plain.excluded_ = index.excluded_;
     return plain;
   }
-  index.kind_ = is_float ? StartIndex::Kind::kFloat : StartIndex::Kind::kInt;
+  index.kind_ = kind;
   index.slot_ = slot;
   return index;
 }

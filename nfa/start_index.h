@@ -12,16 +12,18 @@
 //   - not a candidate, when no entry edge's guard can hold on a T event (its literals ask for
 //     another type, or negate T itself);
 //   - constrained, when every entry edge that can hold requires an interval of one numeric field
-//     of T: its condition is `and`-ed from comparisons of the field with constants and anything
-//     else (`amount > 500`, `amount >= 100 and amount < 200 and country == "FR"`, `count == 3`):
-//     it is a candidate only for field values in the union of the edges' intervals;
+//     of T, or one of a few values of a string field: its condition is `and`-ed from comparisons
+//     of the field with constants and anything else (`amount > 500`, `amount >= 100 and
+//     amount < 200 and country == "FR"`, `count == 3`, `merchant in ["a", "b"]`): it is a
+//     candidate only for field values the edges allow;
 //   - unconditional otherwise (any other condition, or none).
-// Per (type, rule set) the field constrained in the most rules is indexed: its interval
-// endpoints cut the line into elementary segments (open gaps and the endpoint values
+// Per (type, rule set) the field constrained in the most rules is indexed. A numeric field: its
+// interval endpoints cut the line into elementary segments (open gaps and the endpoint values
 // themselves), and each segment lists, in rule order, the rules whose intervals contain it plus
-// the unconditional ones (rules constrained on other fields count as unconditional here). A
-// float NaN satisfies no comparison, so it gets the unconditional list. The runtime reads the
-// field (nfa/ does not know records) and asks CandidatesInt / CandidatesFloat.
+// the unconditional ones (rules constrained on other fields count as unconditional here); a
+// float NaN satisfies no comparison, so it gets the unconditional list. A string field: a hash
+// map from each value some rule allows to its list; any other value gets the unconditional list. The runtime reads the
+// field (nfa/ does not know records) and asks CandidatesInt / CandidatesFloat / CandidatesString.
 //
 // The index only filters: a candidate's first step is still evaluated by the matcher, so an
 // imprecise index could cost time but never change a result. Rules come out in ascending order,
@@ -31,7 +33,12 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/strings/string_view.h>
 
 #include "nfa/program.h"
 
@@ -41,10 +48,10 @@ class StartIndex {
  public:
   static constexpr size_t kMaxEntries = size_t{1} << 22;
 
-  enum class Kind : uint8_t { kNone, kInt, kFloat };
+  enum class Kind : uint8_t { kNone, kInt, kFloat, kString };
 
-  // Which field to look at: kNone (then every candidate is in all()), or the int / float field in
-  // `slot()` of the event (the runtime reads it; nfa/ does not know records).
+  // Which field to look at: kNone (then every candidate is in all()), or the int / float / string
+  // field in `slot()` of the event (the runtime reads it; nfa/ does not know records).
   Kind kind() const { return kind_; }
   int slot() const { return slot_; }
   std::span<const int32_t> all() const { return all_; }
@@ -53,6 +60,10 @@ class StartIndex {
   std::span<const int32_t> CandidatesFloat(double v) const {
     if (v != v) return unconstrained_;   // NaN
     return List(Segment(float_ends_, v));
+  }
+  std::span<const int32_t> CandidatesString(std::string_view v) const {
+    const auto it = string_lists_.find(absl::string_view(v.data(), v.size()));
+    return it == string_lists_.end() ? unconstrained_ : List(it->second);
   }
 
   // For tests and dumps: the indexed field's slot (-1: none) and how many rules were excluded
@@ -89,6 +100,7 @@ class StartIndex {
   int slot_ = 0;
   std::vector<int64_t> int_ends_;
   std::vector<double> float_ends_;
+  absl::flat_hash_map<std::string, uint32_t> string_lists_;   // value -> its list
   std::vector<uint32_t> offsets_;       // segment s: entries_[offsets_[s], offsets_[s + 1])
   std::vector<int32_t> entries_;
   std::vector<int32_t> all_;            // every rule not excluded (kind_ == kNone)

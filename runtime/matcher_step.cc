@@ -72,6 +72,9 @@ void Matcher::Impl::StartRuns(const SpecUse& use) {
     case StartIndex::Kind::kFloat:
       rules = use.start.CandidatesFloat(record_.GetFloat(use.start.slot()));
       break;
+    case StartIndex::Kind::kString:
+      rules = use.start.CandidatesString(record_.GetString(use.start.slot()));
+      break;
   }
   if (!options_.start_index) rules = use.rules;
   for (int32_t rule : rules) {

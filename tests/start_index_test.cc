@@ -2,11 +2,13 @@
 // compiles rules, builds the index for one event type and compares its candidates, for field
 // values at and around every interval end, with the rules whose first step could take such an
 // event — decided here by evaluating each rule's first-step condition by hand (a lambda per
-// rule), not by the index's own reading of the compiled predicates.
+// rule), not by the index's own reading of the compiled predicates. The last case runs the
+// matcher with and without the index on random rule sets.
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,8 @@
 #include "grammar/check.h"
 #include "nfa/program.h"
 #include "nfa/start_index.h"
+#include "runtime/matcher.h"
+#include "tests/expr_test_util.h"
 
 namespace vigil {
 namespace {
@@ -151,6 +155,99 @@ TEST_CASE("start index: a first step with two ways in indexes the union of their
   CHECK(ToVector(index.CandidatesInt(-5)) == std::vector<int32_t>{0, 1});
   CHECK(ToVector(index.CandidatesInt(50)) == std::vector<int32_t>{1});
   CHECK(ToVector(index.CandidatesInt(101)) == std::vector<int32_t>{0, 1});
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+TEST_CASE("start index: string equality and `in` lists — a list per value, the rest unconditional") {
+  const auto program = Compile(
+      "rule r0 { key k within 1h pattern a: A where s == \"fr\" and x > 1 -> b: B }\n"
+      "rule r1 { key k within 1h pattern a: A where s in [\"fr\", \"de\"] -> b: B }\n"
+      "rule r2 { key k within 1h pattern a: A where \"nl\" == s -> b: B }\n"
+      "rule r3 { key k within 1h pattern a: A where starts_with(s, \"f\") -> b: B }\n"
+      "rule r4 { key k within 1h pattern a: A where s != \"fr\" -> b: B }\n");
+  const StartIndex index = BuildStartIndex(*program, TypeId(*program, "A"), AllRules(*program));
+  REQUIRE(index.kind() == StartIndex::Kind::kString);
+  CHECK(index.slot() == 3);
+  CHECK(index.constrained() == 3);   // r0, r1, r2
+  CHECK(ToVector(index.CandidatesString("fr")) == std::vector<int32_t>{0, 1, 3, 4});
+  CHECK(ToVector(index.CandidatesString("de")) == std::vector<int32_t>{1, 3, 4});
+  CHECK(ToVector(index.CandidatesString("nl")) == std::vector<int32_t>{2, 3, 4});
+  CHECK(ToVector(index.CandidatesString("")) == std::vector<int32_t>{3, 4});
+  CHECK(ToVector(index.CandidatesString("frx")) == std::vector<int32_t>{3, 4});
+}
+
+}  // namespace vigil
+
+// The index only filters: on random rule sets whose first steps mix int, float and string
+// constraints (and none), the matcher gives the same alerts, and starts the same partial
+// matches, with the index as without it.
+namespace vigil {
+
+TEST_CASE("start index: random rule sets give the same alerts and partial matches with and without it") {
+  std::mt19937_64 rng(7);
+  auto pick = [&rng](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  const char* kStrings[] = {"a", "b", "c", "d"};
+  auto atom = [&]() -> std::string {
+    switch (pick(9)) {
+      case 0: return fmt::format("x > {}", pick(10));
+      case 1: return fmt::format("x <= {}", pick(10));
+      case 2: return fmt::format("{} == x", pick(10));
+      case 3: return fmt::format("f >= {}.5", pick(10));
+      case 4: return fmt::format("f < {}", pick(10));
+      case 5: return fmt::format("s == \"{}\"", kStrings[pick(4)]);
+      case 6: return fmt::format("s in [\"{}\", \"{}\"]", kStrings[pick(4)], kStrings[pick(4)]);
+      case 7: return "x != 4";
+      default: return "starts_with(s, \"a\")";
+    }
+  };
+  for (int round = 0; round < 60; ++round) {
+    std::string text;
+    const int rules = 1 + pick(12);
+    for (int r = 0; r < rules; ++r) {
+      std::string first = "a: A";
+      const int atoms = pick(3);
+      for (int i = 0; i < atoms; ++i) first += (i == 0 ? " where " : " and ") + atom();
+      if (pick(4) == 0) first = "(" + first + " | c: A where " + atom() + ")";
+      text += fmt::format("rule r{} {{ key k within 10s pattern {} -> b: B where x > 3 }}\n", r, first);
+    }
+    CheckResult checked = CheckSources({{"rules.vigil", std::string(kSchema) + text}});
+    if (checked.diagnostics.has_errors()) continue;   // e.g. a condition that can never hold
+    CompileProgramResult compiled =
+        CompileProgram(std::make_shared<const CheckedRules>(std::move(checked.rules)));
+    if (!compiled.status.ok()) continue;
+    const Schema& schema = compiled.program->schema();
+    std::vector<OwnedRecord> events;
+    for (int i = 0; i < 300; ++i) {
+      const int type = pick(4) == 0 ? TypeId(*compiled.program, "B") : TypeId(*compiled.program, "A");
+      events.push_back(test::MakeRecord(
+          schema, type,
+          {Value::String(fmt::format("k{}", pick(3))), Value::Int(pick(12) - 1),
+           Value::Float(pick(4) == 0 ? std::nan("") : pick(24) * 0.5 - 1), Value::String(kStrings[pick(4)])},
+          1000 + i * 100));
+    }
+    auto run = [&](bool index) {
+      std::vector<std::string> alerts;
+      MatcherCallbacks callbacks;
+      callbacks.on_alert = [&](const Alert& a) {
+        alerts.push_back(fmt::format("{} {} {:016x}", a.rule_info->name, a.key_text, a.match_id));
+      };
+      MatcherOptions options;
+      options.start_index = index;
+      Matcher m(compiled.program, options, callbacks);
+      for (const OwnedRecord& e : events) m.Push(e.view());
+      m.Finish();
+      return std::make_pair(alerts, m.counters().runs_started);
+    };
+    const auto with = run(true);
+    const auto without = run(false);
+    CAPTURE(text);
+    CHECK(with.first == without.first);
+    CHECK(with.second == without.second);
+    CHECK(!without.first.empty());
+  }
 }
 
 }  // namespace vigil
