@@ -119,6 +119,8 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
   scanner_ = std::make_unique<StringScanner>(strings_);
   scanned_ = PredicateValues(program_->predicates.size());
   pred_epoch_.assign(program_->predicates.size(), 0);
+  run_pred_epoch_.assign(program_->predicates.size(), 0);
+  run_pred_value_.assign(program_->predicates.size(), 0);
   pred_value_.assign(program_->predicates.size(), 0);
   counters_.alerts_per_rule.assign(program_->rules.size(), 0);
   rule_runs_.assign(program_->rules.size(), 0);

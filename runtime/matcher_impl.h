@@ -272,6 +272,11 @@ class Matcher::Impl {
   std::vector<uint32_t> pred_epoch_;
   std::vector<uint8_t> pred_value_;
   uint32_t epoch_ = 0;
+  // Per-run cache of the predicates that read variables, valid for one StepRun (the TAKE and the
+  // IGNORE of a state often test the same predicate, one of them negated).
+  std::vector<uint32_t> run_pred_epoch_;
+  std::vector<uint8_t> run_pred_value_;
+  uint32_t run_epoch_ = 0;
   std::string key_bytes_;
   std::vector<Run> next_;
   std::vector<Pending> pending_;

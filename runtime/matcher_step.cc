@@ -116,6 +116,10 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
 
 void Matcher::Impl::StepRun(const Run& r, bool fresh) {
   vars_for_ = nullptr;
+  if (++run_epoch_ == 0) {   // wrapped: forget every stamp
+    std::fill(run_pred_epoch_.begin(), run_pred_epoch_.end(), 0);
+    run_epoch_ = 1;
+  }
   const bool took = Takes(r, r.state, 0);
   if (!fresh) Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
 }
@@ -233,15 +237,23 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     }
     return pred_value_[i] != 0;
   }
-  if (field_compare_[i].ok) return FastCompare(field_compare_[i], r);
-  if (vars_for_ != &r) {
-    BuildVars(r.node, r.rule);
-    vars_for_ = &r;
+  if (run_pred_epoch_[i] == run_epoch_) return run_pred_value_[i] != 0;   // this step, this run
+  bool value;
+  if (field_compare_[i].ok) {
+    value = FastCompare(field_compare_[i], r);
+  } else {
+    if (vars_for_ != &r) {
+      BuildVars(r.node, r.rule);
+      vars_for_ = &r;
+    }
+    EvalInput input;
+    input.event = record_;
+    input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+    value = evaluator_.EvalPredicate(program, input);
   }
-  EvalInput input;
-  input.event = record_;
-  input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
-  return evaluator_.EvalPredicate(program, input);
+  run_pred_epoch_[i] = run_epoch_;
+  run_pred_value_[i] = value;
+  return value;
 }
 
 // Time bounds of taking the current event from `from` (matching.md §6.1); `anchor` gets the
