@@ -191,9 +191,9 @@ class Matcher::Impl {
   void ProcessKeyEvent(uint32_t* key, const SpecUse& use);
   void StartRuns(const SpecUse& use);
   void FinishKeyEvent(uint32_t* key, const SpecUse& use);
-  void StepRun(const Run& r, bool fresh);
+  bool StepRun(const Run& r, bool fresh);   // true: r stays as it is (still holds its references)
   const Edge* Skip(const Run& r, bool took);
-  void Stay(const Run& r, const Edge* e);
+  bool Stay(const Run& r, const Edge* e);
   bool Takes(const Run& r, int32_t state, int depth);
   void Take(const Run& r, const State& from, const Edge& e, int64_t anchor);
   bool Holds(const Edge& e, const Run& r);

@@ -54,8 +54,9 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
         }
         continue;
       }
-      StepRun(r, /*fresh=*/false);
-      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      // A run that stays where it is keeps its references: ending it and adding its copy would
+      // take and give back the same ones.
+      if (!StepRun(r, /*fresh=*/false)) EndRun(r, /*deadline=*/false, /*discarded=*/false);
     }
   }
   StartRuns(use);
@@ -114,14 +115,14 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
   for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
 }
 
-void Matcher::Impl::StepRun(const Run& r, bool fresh) {
+bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
   vars_for_ = nullptr;
   if (++run_epoch_ == 0) {   // wrapped: forget every stamp
     std::fill(run_pred_epoch_.begin(), run_pred_epoch_.end(), 0);
     run_epoch_ = 1;
   }
   const bool took = Takes(r, r.state, 0);
-  if (!fresh) Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
+  return !fresh && Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
 }
 
 // The IGNORE edge by which the run skips the current event: nullptr if a KILL edge forbids
@@ -141,14 +142,22 @@ const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
   return nullptr;
 }
 
-void Matcher::Impl::Stay(const Run& r, const Edge* e) {
-  if (e == nullptr) return;
-  Run n = r;
-  if (e->target >= 0) {
-    n.state = e->target;
-    n.expiry = Expiry(n);
+// Adds r's successor by the IGNORE edge e, if any. True when that successor is r itself, kept
+// with r's references (the caller must not end r then).
+bool Matcher::Impl::Stay(const Run& r, const Edge* e) {
+  if (e == nullptr) return false;
+  if (e->target < 0) {   // as AddRun, without the reference churn
+    if (r.expiry < now_) return false;
+    const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
+    if (MayDuplicate(r.node) && !run_set_.Insert(id, 0)) return false;
+    next_.push_back(r);
+    return true;
   }
+  Run n = r;
+  n.state = e->target;
+  n.expiry = Expiry(n);
   AddRun(n);
+  return false;
 }
 
 // TAKE and PROCEED edges of `state` on the current event, for run r; whether a TAKE of `state`
