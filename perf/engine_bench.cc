@@ -7,6 +7,7 @@
 //
 //   BM_SeqAny / BM_SeqNext     (1) skip-till-any-match and skip-till-next-match
 //   BM_ManyRules/1|1000        (3) 1,000 rules differing in constants and type order, vs 1 rule
+//   BM_ManyRulesBands/N        (3') N rules that split the stream by price bands, vs 1 rule
 //   BM_WindowAny/BM_WindowKleene/<seconds>   (4) window sweep 1s..60s, and `b: B+`
 //   BM_OpenMatchesPerKey       (5) 1M keys, each holding open partial matches: memory
 //
@@ -51,8 +52,7 @@ constexpr int64_t kStartMs = 1704067200000;   // 2024-01-01T00:00:00Z
 // SEQ(A a, B b, C c), b.price > a.price, c.price > b.price, within `window`. `arrow` is "" for
 // skip-till-next or "any " for skip-till-any; `types` renames the steps' types (ManyRules).
 std::string SeqRule(const std::string& name, const std::string& arrow, int window_s,
-                    const char* types = "ABC", int min_price = -1) {
-  const std::string first_where = min_price >= 0 ? fmt::format(" where price > {}", min_price) : "";
+                    const char* types = "ABC", const std::string& first_where = "") {
   return fmt::format(
       "rule {} {{\n  key id  within {}s\n  pattern a: {}{} -> {}b: {} where price > a.price\n"
       "    -> {}c: {} where price > b.price\n}}\n",
@@ -137,7 +137,7 @@ size_t ResidentBytes() {
 
 // Pushes `w` through a fresh matcher per iteration; reports events/s and the counters above.
 void RunMatcher(benchmark::State& state, const std::shared_ptr<const Program>& program,
-                std::span<const RecordView> events) {
+                std::span<const RecordView> events, MatcherOptions options = {}) {
   uint64_t alerts = 0;
   MatcherCounters at_end;
   size_t heap = 0;
@@ -145,7 +145,7 @@ void RunMatcher(benchmark::State& state, const std::shared_ptr<const Program>& p
     const size_t heap_before = HeapInUse();
     MatcherCallbacks callbacks;
     callbacks.on_alert = [&alerts](const Alert&) { ++alerts; };
-    Matcher matcher(program, MatcherOptions{}, std::move(callbacks));
+    Matcher matcher(program, options, std::move(callbacks));
     for (const RecordView e : events) matcher.Push(e);
     at_end = matcher.counters();
     const size_t heap_now = HeapInUse();
@@ -182,12 +182,39 @@ void BM_ManyRules(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   std::string rules;
   for (int i = 0; i < n; ++i)
-    rules += SeqRule(fmt::format("r{}", i), "", 10, kOrders[i % 6], (i / 6) % 100);
+    rules += SeqRule(fmt::format("r{}", i), "", 10, kOrders[i % 6],
+                     fmt::format(" where price > {}", (i / 6) % 100));
   const std::vector<RecordView>& all = UniformWorkload().events;
   RunMatcher(state, CompileOrDie(rules),
              std::span<const RecordView>(all).first(static_cast<size_t>(state.range(1))));
 }
 BENCHMARK(BM_ManyRules)->Args({1, 100000})->Args({1000, 100000})->Unit(benchmark::kMillisecond);
+
+// (3') N rules that split the stream between them, as rules that differ in constants do: rule i
+// has type order i mod 6 and takes a first event only with price in [100 i / N, 100 (i + 1) / N),
+// so each event's price falls in exactly one rule's band and, as with the one rule of (1), a
+// third of the events start a partial match. The same total work as one rule, spread over N:
+// what the sharing machinery (key states, the start index) costs per rule loaded. Second
+// argument 0: without the start index (every rule's first step tried on every event).
+void BM_ManyRulesBands(benchmark::State& state) {
+  static const char* kOrders[] = {"ABC", "ACB", "BAC", "BCA", "CAB", "CBA"};
+  const int n = static_cast<int>(state.range(0));
+  std::string rules;
+  if (n == 1) {
+    rules = SeqRule("r0", "", 10);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      const double lo = 100.0 * i / n, hi = 100.0 * (i + 1) / n;
+      rules += SeqRule(fmt::format("r{}", i), "", 10, kOrders[i % 6],
+                       fmt::format(" where price >= {} and price < {}", lo, hi));
+    }
+  }
+  MatcherOptions options;
+  options.start_index = state.range(1) != 0;
+  RunMatcher(state, CompileOrDie(rules), UniformWorkload().events, options);
+}
+BENCHMARK(BM_ManyRulesBands)->ArgsProduct({{1, 10, 100, 1000}, {1}})->Args({1000, 0})
+    ->Unit(benchmark::kMillisecond);
 
 // (4) Window sweep.
 void BM_WindowAny(benchmark::State& state) {

@@ -119,6 +119,8 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
   scanner_ = std::make_unique<StringScanner>(strings_);
   scanned_ = PredicateValues(program_->predicates.size());
   pred_epoch_.assign(program_->predicates.size(), 0);
+  run_pred_epoch_.assign(program_->predicates.size(), 0);
+  run_pred_value_.assign(program_->predicates.size(), 0);
   pred_value_.assign(program_->predicates.size(), 0);
   counters_.alerts_per_rule.assign(program_->rules.size(), 0);
   rule_runs_.assign(program_->rules.size(), 0);
@@ -157,10 +159,12 @@ void Matcher::Impl::BuildIndexes() {
       rule_uses_type_[r * types + t] = 1;
       auto& uses = by_type_[t];
       auto it = std::find_if(uses.begin(), uses.end(), [&](const SpecUse& u) { return u.spec == spec; });
-      if (it == uses.end()) it = uses.insert(uses.end(), SpecUse{spec, {}});
+      if (it == uses.end()) it = uses.insert(uses.end(), SpecUse{spec, {}, {}});
       it->rules.push_back(static_cast<int32_t>(r));
     }
   }
+  for (size_t t = 0; t < types; ++t)
+    for (SpecUse& use : by_type_[t]) use.start = BuildStartIndex(p, static_cast<int>(t), use.rules);
   // Which steps are reluctant (their `leave` is preferred to `one more`, §7.1).
   for (const CompiledRule& rule : p.rules) {
     std::vector<uint8_t> reluctant(static_cast<size_t>(rule.checked->pattern.step_count), 0);

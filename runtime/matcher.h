@@ -78,6 +78,10 @@ struct MatcherOptions {
   // with at least this many such conditions, or a regex. 0: no index (the interpreter decides
   // every condition).
   int string_index_min_predicates = StringIndexOptions{}.min_predicates_per_field;
+  // Start a run only in the rules whose first step may take the event, found by the start index
+  // (nfa/start_index.h). false: try every rule that sees the event's type (for tests: the
+  // results must be the same).
+  bool start_index = true;
 };
 
 enum class AlertKind : uint8_t { kMatch, kTimeout };

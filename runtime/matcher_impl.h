@@ -14,6 +14,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
 
+#include "nfa/start_index.h"
 #include "runtime/event_store.h"
 #include "runtime/matcher.h"
 #include "runtime/string_scan.h"
@@ -103,10 +104,12 @@ struct KeySpec {
   std::vector<std::vector<int>> slots_by_type;       // per event type (empty: not keyed)
 };
 
-// For an event type: each key spec that uses it, and the rules of that spec that see the type.
+// For an event type: each key spec that uses it, the rules of that spec that see the type, and
+// which of them may start a match on a given event (nfa/start_index.h).
 struct SpecUse {
   int32_t spec = -1;
   std::vector<int32_t> rules;
+  StartIndex start;
 };
 
 struct TimerEntry {
@@ -188,9 +191,9 @@ class Matcher::Impl {
   void ProcessKeyEvent(uint32_t* key, const SpecUse& use);
   void StartRuns(const SpecUse& use);
   void FinishKeyEvent(uint32_t* key, const SpecUse& use);
-  void StepRun(const Run& r, bool fresh);
+  bool StepRun(const Run& r, bool fresh);   // true: r stays as it is (still holds its references)
   const Edge* Skip(const Run& r, bool took);
-  void Stay(const Run& r, const Edge* e);
+  bool Stay(const Run& r, const Edge* e);
   bool Takes(const Run& r, int32_t state, int depth);
   void Take(const Run& r, const State& from, const Edge& e, int64_t anchor);
   bool Holds(const Edge& e, const Run& r);
@@ -269,6 +272,11 @@ class Matcher::Impl {
   std::vector<uint32_t> pred_epoch_;
   std::vector<uint8_t> pred_value_;
   uint32_t epoch_ = 0;
+  // Per-run cache of the predicates that read variables, valid for one StepRun (the TAKE and the
+  // IGNORE of a state often test the same predicate, one of them negated).
+  std::vector<uint32_t> run_pred_epoch_;
+  std::vector<uint8_t> run_pred_value_;
+  uint32_t run_epoch_ = 0;
   std::string key_bytes_;
   std::vector<Run> next_;
   std::vector<Pending> pending_;

@@ -54,17 +54,31 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
         }
         continue;
       }
-      StepRun(r, /*fresh=*/false);
-      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      // A run that stays where it is keeps its references: ending it and adding its copy would
+      // take and give back the same ones.
+      if (!StepRun(r, /*fresh=*/false)) EndRun(r, /*deadline=*/false, /*discarded=*/false);
     }
   }
   StartRuns(use);
   FinishKeyEvent(key, use);
 }
 
-// A new run of each rule of the key spec that uses the event's type tries the event.
+// A new run of each rule of the key spec whose first step may take the event tries it (the
+// start index leaves out the rules that certainly cannot; ascending rule order either way).
 void Matcher::Impl::StartRuns(const SpecUse& use) {
-  for (int32_t rule : use.rules) {
+  std::span<const int32_t> rules;
+  switch (use.start.kind()) {
+    case StartIndex::Kind::kNone: rules = use.start.all(); break;
+    case StartIndex::Kind::kInt: rules = use.start.CandidatesInt(record_.GetInt(use.start.slot())); break;
+    case StartIndex::Kind::kFloat:
+      rules = use.start.CandidatesFloat(record_.GetFloat(use.start.slot()));
+      break;
+    case StartIndex::Kind::kString:
+      rules = use.start.CandidatesString(record_.GetString(use.start.slot()));
+      break;
+  }
+  if (!options_.start_index) rules = use.rules;
+  for (int32_t rule : rules) {
     Run fresh;
     fresh.rule = rule;
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
@@ -101,10 +115,14 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
   for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
 }
 
-void Matcher::Impl::StepRun(const Run& r, bool fresh) {
+bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
   vars_for_ = nullptr;
+  if (++run_epoch_ == 0) {   // wrapped: forget every stamp
+    std::fill(run_pred_epoch_.begin(), run_pred_epoch_.end(), 0);
+    run_epoch_ = 1;
+  }
   const bool took = Takes(r, r.state, 0);
-  if (!fresh) Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
+  return !fresh && Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
 }
 
 // The IGNORE edge by which the run skips the current event: nullptr if a KILL edge forbids
@@ -124,14 +142,22 @@ const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
   return nullptr;
 }
 
-void Matcher::Impl::Stay(const Run& r, const Edge* e) {
-  if (e == nullptr) return;
-  Run n = r;
-  if (e->target >= 0) {
-    n.state = e->target;
-    n.expiry = Expiry(n);
+// Adds r's successor by the IGNORE edge e, if any. True when that successor is r itself, kept
+// with r's references (the caller must not end r then).
+bool Matcher::Impl::Stay(const Run& r, const Edge* e) {
+  if (e == nullptr) return false;
+  if (e->target < 0) {   // as AddRun, without the reference churn
+    if (r.expiry < now_) return false;
+    const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
+    if (MayDuplicate(r.node) && !run_set_.Insert(id, 0)) return false;
+    next_.push_back(r);
+    return true;
   }
+  Run n = r;
+  n.state = e->target;
+  n.expiry = Expiry(n);
   AddRun(n);
+  return false;
 }
 
 // TAKE and PROCEED edges of `state` on the current event, for run r; whether a TAKE of `state`
@@ -220,15 +246,23 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     }
     return pred_value_[i] != 0;
   }
-  if (field_compare_[i].ok) return FastCompare(field_compare_[i], r);
-  if (vars_for_ != &r) {
-    BuildVars(r.node, r.rule);
-    vars_for_ = &r;
+  if (run_pred_epoch_[i] == run_epoch_) return run_pred_value_[i] != 0;   // this step, this run
+  bool value;
+  if (field_compare_[i].ok) {
+    value = FastCompare(field_compare_[i], r);
+  } else {
+    if (vars_for_ != &r) {
+      BuildVars(r.node, r.rule);
+      vars_for_ = &r;
+    }
+    EvalInput input;
+    input.event = record_;
+    input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+    value = evaluator_.EvalPredicate(program, input);
   }
-  EvalInput input;
-  input.event = record_;
-  input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
-  return evaluator_.EvalPredicate(program, input);
+  run_pred_epoch_[i] = run_epoch_;
+  run_pred_value_[i] = value;
+  return value;
 }
 
 // Time bounds of taking the current event from `from` (matching.md §6.1); `anchor` gets the
