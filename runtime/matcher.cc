@@ -456,6 +456,7 @@ uint32_t Matcher::Impl::CreateKey(int32_t spec) {
   key.scheduled = kNever;
   key.runs.clear();
   key.text.clear();
+  key.id_rule = -1;
   key.in_use = true;
   key.referenced = true;
   key_index_.emplace(key.bytes, k);

@@ -3,7 +3,7 @@
 // one match per event sequence (M8) and the after-match skip's resume point (M9), the partial-
 // match limit, and the alerts themselves (key, bound events, emit fields, match id).
 #include <algorithm>
-#include <charconv>
+#include <bit>
 #include <cstring>
 
 #include "runtime/matcher_impl.h"
@@ -12,11 +12,82 @@ namespace vigil {
 namespace {
 
 uint64_t Fnv(uint64_t h, std::string_view bytes) {
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
+  constexpr uint64_t kPrime = 1099511628211ull;
+  const char* p = bytes.data();
+  size_t n = bytes.size();
+  for (; n >= 8; n -= 8, p += 8) {   // eight bytes a round, in order (as the loop below)
+    uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    for (int b = 0; b < 8; ++b, w >>= 8) {
+      h ^= w & 0xff;
+      h *= kPrime;
+    }
+  }
+  for (; n > 0; --n, ++p) {
+    h ^= static_cast<unsigned char>(*p);
+    h *= kPrime;
   }
   return h;
+}
+
+constexpr char kDigitPairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+// Exactly eight digits of v < 10^8, with leading zeros.
+char* WriteEightDigits(char* out, uint32_t v) {
+  const uint32_t hi = v / 10000, lo = v % 10000;
+  std::memcpy(out, kDigitPairs + 2 * (hi / 100), 2);
+  std::memcpy(out + 2, kDigitPairs + 2 * (hi % 100), 2);
+  std::memcpy(out + 4, kDigitPairs + 2 * (lo / 100), 2);
+  std::memcpy(out + 6, kDigitPairs + 2 * (lo % 100), 2);
+  return out + 8;
+}
+
+// v < 10^8 without leading zeros.
+char* WriteUpToEightDigits(char* out, uint32_t v) {
+  if (v < 10) {
+    *out = static_cast<char>('0' + v);
+    return out + 1;
+  }
+  const int digits = v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : v < 100000 ? 5 : v < 1000000 ? 6
+                   : v < 10000000 ? 7 : 8;
+  char* const end = out + digits;
+  char* p = end;
+  while (v >= 100) {
+    p -= 2;
+    std::memcpy(p, kDigitPairs + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    std::memcpy(p - 2, kDigitPairs + 2 * v, 2);
+  } else {
+    p[-1] = static_cast<char>('0' + v);
+  }
+  return end;
+}
+
+// Writes v in decimal, as std::to_chars does (which libstdc++ does not inline, and which works a
+// digit pair at a time in 64-bit arithmetic); returns the end. `out` has room for 20 characters.
+// Eight digits at a time in 32-bit arithmetic: event times in ms have 13.
+char* WriteDecimal(char* out, int64_t v) {
+  constexpr uint64_t k8 = 100000000ull;
+  uint64_t u = static_cast<uint64_t>(v);
+  if (v < 0) {
+    *out++ = '-';
+    u = 0 - u;
+  }
+  if (u < k8) return WriteUpToEightDigits(out, static_cast<uint32_t>(u));
+  if (u < k8 * k8) {
+    out = WriteUpToEightDigits(out, static_cast<uint32_t>(u / k8));
+    return WriteEightDigits(out, static_cast<uint32_t>(u % k8));
+  }
+  out = WriteUpToEightDigits(out, static_cast<uint32_t>(u / (k8 * k8)));   // at most 4 digits
+  u %= k8 * k8;
+  out = WriteEightDigits(out, static_cast<uint32_t>(u / k8));
+  return WriteEightDigits(out, static_cast<uint32_t>(u % k8));
 }
 
 }  // namespace
@@ -338,58 +409,42 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
     a.key_value = ExprValue::String(key_joined_);
   }
   a.key_text = key.text;
-  // The bound events, oldest first.
-  alert_events_.clear();
+  // The bound events, oldest first: the chain runs newest first, so it is filled from the back.
+  size_t count = 0;
+  for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) ++count;
+  if (alert_events_.size() < count) alert_events_.resize(count);
+  AlertEvent* out = alert_events_.data() + count;
   for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) {
     const EventStore::Handle h = nodes_[n].event;
-    alert_events_.push_back(AlertEvent{store_.view(h), store_.time(h), store_.seq(h), nodes_[n].variable});
+    *--out = AlertEvent{store_.view(h), store_.time(h), store_.seq(h), nodes_[n].variable};
   }
-  std::reverse(alert_events_.begin(), alert_events_.end());
-  a.events = alert_events_;
+  a.events = std::span<const AlertEvent>(alert_events_.data(), count);
   a.detection_ms = p.detection_ms;
-  // Match id (matching.md §8).
-  uint64_t h = rule_facts_[static_cast<size_t>(p.rule)].id_prefix;   // FNV of "name\x1f"
-  h = Fnv(h, key.text);
-  h = Fnv(h, "\x1f");
-  char num[64];
-  if (p.kind == AlertKind::kMatch) {
-    h = Fnv(h, "m");
-  } else {
-    const auto end = fmt::format_to(num, "t{}", p.detection_ms);
-    h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
-  }
-  auto digits = [&num](int64_t v) {   // FNV is byte-sequential: pieces hash like their concatenation
-    return std::string_view(num, static_cast<size_t>(std::to_chars(num, num + sizeof num, v).ptr - num));
-  };
-  for (const AlertEvent& e : alert_events_) {   // "\x1f<time>:<seq>"
-    h = Fnv(h, "\x1f");
-    h = Fnv(h, digits(e.time_ms));
-    h = Fnv(h, ":");
-    h = Fnv(h, digits(e.seq));
-  }
-  a.match_id = h;
+  a.match_id = MatchId(p, key, a.events);
   // Emit fields, in the context of every bound event; strings copied out of the evaluator's
   // scratch (the next Eval reuses it).
   const auto& programs = p.kind == AlertKind::kMatch ? compiled.emit : compiled.timeout_emit;
-  if (!programs.empty()) BuildVars(p.node, p.rule);
-  vars_for_ = nullptr;
-  EvalInput input;
-  input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
-  input.key = a.key_value;
   alert_fields_.clear();
-  alert_text_.clear();
-  text_offsets_.clear();
-  for (const ExprProgram& program : programs) {
-    const ExprValue v = evaluator_.Eval(program, input);
-    const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
-    text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
-    if (text) alert_text_.append(v.s);
-    alert_fields_.push_back(v);
-  }
-  for (size_t i = 0; i < alert_fields_.size(); ++i) {
-    if (text_offsets_[i] == SIZE_MAX) continue;
-    ExprValue& v = alert_fields_[i];
-    v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
+  if (!programs.empty()) {
+    BuildVars(p.node, p.rule);
+    vars_for_ = nullptr;
+    EvalInput input;
+    input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+    input.key = a.key_value;
+    alert_text_.clear();
+    text_offsets_.clear();
+    for (const ExprProgram& program : programs) {
+      const ExprValue v = evaluator_.Eval(program, input);
+      const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
+      text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
+      if (text) alert_text_.append(v.s);
+      alert_fields_.push_back(v);
+    }
+    for (size_t i = 0; i < alert_fields_.size(); ++i) {
+      if (text_offsets_[i] == SIZE_MAX) continue;
+      ExprValue& v = alert_fields_[i];
+      v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
+    }
   }
   a.fields = alert_fields_;
   ++counters_.alerts_per_rule[static_cast<size_t>(p.rule)];
@@ -399,6 +454,37 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
     ++counters_.timeouts;
   }
   if (callbacks_.on_alert) callbacks_.on_alert(a);
+}
+
+// matching.md §8: FNV-1a over "rule\x1f key \x1f kind \x1f t0:s0 \x1f t1:s1 ...". FNV is byte-
+// sequential, so the state after "rule\x1f key \x1f" is kept per key (for the last rule), and
+// the events' part is formatted into a buffer and hashed in one pass.
+uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events) {
+  if (key.id_rule != p.rule) {
+    key.id_state = Fnv(Fnv(rule_facts_[static_cast<size_t>(p.rule)].id_prefix, key.text), "\x1f");
+    key.id_rule = p.rule;
+  }
+  char buf[256];
+  char* end = buf;
+  if (p.kind == AlertKind::kMatch) {
+    *end++ = 'm';
+  } else {
+    *end++ = 't';
+    end = WriteDecimal(end, p.detection_ms);
+  }
+  uint64_t h = key.id_state;
+  constexpr size_t kMaxEvent = 1 + 20 + 1 + 20;   // "\x1f<time>:<seq>"
+  for (const AlertEvent& e : events) {
+    if (static_cast<size_t>(buf + sizeof buf - end) < kMaxEvent) {
+      h = Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
+      end = buf;
+    }
+    *end++ = '\x1f';
+    end = WriteDecimal(end, e.time_ms);
+    *end++ = ':';
+    end = WriteDecimal(end, e.seq);
+  }
+  return Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
 }
 
 }  // namespace vigil

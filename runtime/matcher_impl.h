@@ -61,6 +61,8 @@ struct KeyState {
   int64_t scheduled = kNever;     // the instant of this key's live timer entry
   std::vector<Run> runs;          // grouped by nothing: per rule, in (start, preference) order
   std::string text;               // key components as FormatValue prints them (lazy)
+  int32_t id_rule = -1;           // the rule of id_state (-1: none yet)
+  uint64_t id_state = 0;          // FNV-1a of "rule\x1f" text "\x1f" for id_rule (the match id)
   bool in_use = false;
   bool referenced = false;        // touched since the CLOCK hand last passed (max_keys)
 };
@@ -217,6 +219,7 @@ class Matcher::Impl {
   uint64_t ResumePoint(const Pending& p, uint64_t resume) const;
   void ApplyLimit();
   void DecodeKey(const KeyState& key);
+  uint64_t MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events);
 
   // Program-derived tables.
   std::vector<KeySpec> specs_;
