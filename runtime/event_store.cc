@@ -78,7 +78,7 @@ size_t EventStore::bytes_reserved() const {
 
 // ---- ReorderBuffer ---------------------------------------------------------------------------
 
-void ReorderBuffer::Push(EventStore::Handle h) {
+void ReorderBuffer::PushSlow(EventStore::Handle h) {
   const bool in_order =
       ring_size_ == 0 ? heap_.empty() || !Less(h, heap_.front())
                       : !Less(h, ring_[(ring_head_ + ring_size_ - 1) & (ring_.size() - 1)]);
@@ -97,23 +97,7 @@ void ReorderBuffer::Push(EventStore::Handle h) {
   ++ring_size_;
 }
 
-bool ReorderBuffer::RingFirst() const {
-  if (ring_size_ == 0) return false;
-  if (heap_.empty()) return true;
-  return !Less(heap_.front(), ring_[ring_head_]);
-}
-
-EventStore::Handle ReorderBuffer::Top() const {
-  return RingFirst() ? ring_[ring_head_] : heap_.front();
-}
-
-EventStore::Handle ReorderBuffer::Pop() {
-  if (RingFirst()) {
-    const EventStore::Handle h = ring_[ring_head_];
-    ring_head_ = (ring_head_ + 1) & (ring_.size() - 1);
-    --ring_size_;
-    return h;
-  }
+EventStore::Handle ReorderBuffer::PopHeap() {
   std::pop_heap(heap_.begin(), heap_.end(), [this](auto a, auto b) { return Less(b, a); });
   const EventStore::Handle h = heap_.back();
   heap_.pop_back();

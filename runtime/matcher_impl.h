@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -109,6 +110,52 @@ struct KeySpec {
 struct SpecUse {
   int32_t spec = -1;
   std::vector<int32_t> rules;
+};
+
+// The key map's hash: encoded keys are short (a 4-byte spec id, then 8-byte numbers or a length
+// and a string), so they are read 8 bytes at a time and mixed by 64x64->128-bit multiplication
+// (as wyhash), inline — absl's default string hash is an out-of-line call. Transparent: lookups
+// take the string_view of the scratch key without building a std::string.
+struct KeyBytesHash {
+  using is_transparent = void;
+  static uint64_t Mix(uint64_t a, uint64_t b) {
+    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+    return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+  }
+  static uint64_t Load8(const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static uint64_t Load4(const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  size_t operator()(std::string_view bytes) const {
+    constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull;
+    const char* p = bytes.data();
+    size_t n = bytes.size();
+    uint64_t h = k0 ^ n;
+    for (; n > 16; n -= 16, p += 16) h = Mix(Load8(p) ^ k1, Load8(p + 8) ^ h);
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+      a = Load8(p);
+      b = Load8(p + n - 8);
+    } else if (n >= 4) {
+      a = Load4(p);
+      b = Load4(p + n - 4);
+    } else if (n > 0) {
+      a = (static_cast<uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
+          (static_cast<uint64_t>(static_cast<unsigned char>(p[n >> 1])) << 8) |
+          static_cast<unsigned char>(p[n - 1]);
+    }
+    return static_cast<size_t>(Mix(a ^ k1, b ^ h ^ k2));
+  }
+};
+struct KeyBytesEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
 };
 
 struct TimerEntry {
@@ -248,7 +295,7 @@ class Matcher::Impl {
   std::vector<uint32_t> free_nodes_;
   std::vector<KeyState> keys_;
   std::vector<uint32_t> free_keys_;
-  absl::flat_hash_map<std::string, uint32_t> key_index_;
+  absl::flat_hash_map<std::string, uint32_t, KeyBytesHash, KeyBytesEq> key_index_;
   std::vector<TimerEntry> timers_;                     // min-heap by (time, serial)
   int64_t next_seq_ = 0;
   uint64_t next_ord_ = 0;
