@@ -69,7 +69,7 @@ class EventStore {
   };
 
   void Free(Handle h);
-  uint32_t ChunkFor(size_t cells);
+  uint32_t NextChunk(size_t cells);
 
   size_t chunk_cells_;
   std::vector<Chunk> chunks_;

@@ -507,21 +507,28 @@ void Matcher::Impl::EvictIdleKey() {
 // Stores next_ as the key's runs, reschedules its timer, frees it when nothing is left.
 void Matcher::Impl::WriteBack(uint32_t k) {
   KeyState& key = keys_[k];
-  counters_.runs_live -= key.runs.size();
-  key.runs.assign(next_.begin(), next_.end());   // (a swap would spread next_'s capacity to keys)
-  counters_.runs_live += key.runs.size();
-  if (key.runs.empty()) {
+  counters_.runs_live = counters_.runs_live - key.runs.size() + next_.size();
+  if (next_.empty()) {
     FreeKey(k);
     return;
   }
-  Schedule(k);
+  key.runs.assign(next_.begin(), next_.end());   // (a swap would spread next_'s capacity to keys)
+  int64_t first = kNever;
+  for (const Run& r : next_) first = std::min(first, r.expiry);
+  if (first < key.scheduled) PushTimer(k, first);
 }
 
 void Matcher::Impl::Schedule(uint32_t k) {
   KeyState& key = keys_[k];
   int64_t first = kNever;
   for (const Run& r : key.runs) first = std::min(first, r.expiry);
-  if (first >= key.scheduled) return;   // the earlier entry will fire and reschedule
+  if (first < key.scheduled) PushTimer(k, first);
+}
+
+// A timer entry for key k at `first`, earlier than its live entry (which turns stale: the earlier
+// entry fires and reschedules).
+void Matcher::Impl::PushTimer(uint32_t k, int64_t first) {
+  KeyState& key = keys_[k];
   key.scheduled = first;
   timers_.push_back(TimerEntry{first, key.serial, k, key.generation});
   std::push_heap(timers_.begin(), timers_.end(), TimerAfter);

@@ -135,27 +135,41 @@ struct KeyBytesHash {
   size_t operator()(std::string_view bytes) const {
     constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull;
     const char* p = bytes.data();
-    size_t n = bytes.size();
-    uint64_t h = k0 ^ n;
-    for (; n > 16; n -= 16, p += 16) h = Mix(Load8(p) ^ k1, Load8(p + 8) ^ h);
+    const size_t size = bytes.size();
+    uint64_t h = k0 ^ size;
     uint64_t a = 0, b = 0;
-    if (n >= 8) {
+    if (size > 16) {
+      const char* const end = p + size;
+      for (size_t n = size; n > 16; n -= 16, p += 16) h = Mix(Load8(p) ^ k1, Load8(p + 8) ^ h);
+      a = Load8(end - 16);   // the last 16 bytes (overlapping what the loop read)
+      b = Load8(end - 8);
+    } else if (size >= 8) {
       a = Load8(p);
-      b = Load8(p + n - 8);
-    } else if (n >= 4) {
+      b = Load8(p + size - 8);
+    } else if (size >= 4) {
       a = Load4(p);
-      b = Load4(p + n - 4);
-    } else if (n > 0) {
+      b = Load4(p + size - 4);
+    } else if (size > 0) {
       a = (static_cast<uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
-          (static_cast<uint64_t>(static_cast<unsigned char>(p[n >> 1])) << 8) |
-          static_cast<unsigned char>(p[n - 1]);
+          (static_cast<uint64_t>(static_cast<unsigned char>(p[size >> 1])) << 8) |
+          static_cast<unsigned char>(p[size - 1]);
     }
     return static_cast<size_t>(Mix(a ^ k1, b ^ h ^ k2));
   }
 };
+// Equality of encoded keys, inline: 8 bytes at a time (the last word overlapping).
 struct KeyBytesEq {
   using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  bool operator()(std::string_view x, std::string_view y) const {
+    const size_t n = x.size();
+    if (n != y.size()) return false;
+    const char* p = x.data();
+    const char* q = y.data();
+    if (n < 8) return std::memcmp(p, q, n) == 0;
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (KeyBytesHash::Load8(p + i) != KeyBytesHash::Load8(q + i)) return false;
+    return KeyBytesHash::Load8(p + n - 8) == KeyBytesHash::Load8(q + n - 8);
+  }
 };
 
 struct TimerEntry {
@@ -230,6 +244,7 @@ class Matcher::Impl {
   void EvictIdleKey();
   void WriteBack(uint32_t k);
   void Schedule(uint32_t k);
+  void PushTimer(uint32_t k, int64_t first);
   const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
   const CheckedRule& RuleOf(int32_t r) const { return *program_->rules[static_cast<size_t>(r)].checked; }
 
