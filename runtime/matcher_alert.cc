@@ -31,63 +31,51 @@ uint64_t Fnv(uint64_t h, std::string_view bytes) {
   return h;
 }
 
-constexpr char kDigitPairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-// Exactly eight digits of v < 10^8, with leading zeros.
-char* WriteEightDigits(char* out, uint32_t v) {
-  const uint32_t hi = v / 10000, lo = v % 10000;
-  std::memcpy(out, kDigitPairs + 2 * (hi / 100), 2);
-  std::memcpy(out + 2, kDigitPairs + 2 * (hi % 100), 2);
-  std::memcpy(out + 4, kDigitPairs + 2 * (lo / 100), 2);
-  std::memcpy(out + 6, kDigitPairs + 2 * (lo % 100), 2);
-  return out + 8;
-}
-
-// v < 10^8 without leading zeros.
-char* WriteUpToEightDigits(char* out, uint32_t v) {
-  if (v < 10) {
-    *out = static_cast<char>('0' + v);
-    return out + 1;
-  }
-  const int digits = v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : v < 100000 ? 5 : v < 1000000 ? 6
-                   : v < 10000000 ? 7 : 8;
-  char* const end = out + digits;
-  char* p = end;
-  while (v >= 100) {
-    p -= 2;
-    std::memcpy(p, kDigitPairs + 2 * (v % 100), 2);
-    v /= 100;
-  }
-  if (v >= 10) {
-    std::memcpy(p - 2, kDigitPairs + 2 * v, 2);
-  } else {
-    p[-1] = static_cast<char>('0' + v);
-  }
-  return end;
+// The eight decimal digits of v < 10^8 as one word, one digit value (0-9) per byte, the most
+// significant digit in the lowest byte (so on a little-endian machine the word's bytes are in
+// print order). Divisions by 10^4, 100 and 10 in parallel lanes (multiply and shift).
+uint64_t EightDigitLanes(uint32_t v) {
+  uint64_t x = (v / 10000) | (static_cast<uint64_t>(v % 10000) << 32);   // 4-digit halves
+  uint64_t q = ((x * 10486) >> 20) & 0x0000007F0000007Full;                 // lane / 100
+  x = q | ((x - q * 100) << 16);                                            // 2-digit quarters
+  q = ((x * 103) >> 10) & 0x000F000F000F000Full;                            // lane / 10
+  return q | ((x - q * 10) << 8);
 }
 
 // Writes v in decimal, as std::to_chars does (which libstdc++ does not inline, and which works a
-// digit pair at a time in 64-bit arithmetic); returns the end. `out` has room for 20 characters.
-// Eight digits at a time in 32-bit arithmetic: event times in ms have 13.
+// digit pair at a time); returns the end. Up to eight digits at a time (event times in ms have
+// 13). May write scratch bytes past the end: `out` must have room for 24 characters.
 char* WriteDecimal(char* out, int64_t v) {
+  static_assert(std::endian::native == std::endian::little);
   constexpr uint64_t k8 = 100000000ull;
+  constexpr uint64_t kAscii = 0x3030303030303030ull;
   uint64_t u = static_cast<uint64_t>(v);
   if (v < 0) {
     *out++ = '-';
     u = 0 - u;
   }
-  if (u < k8) return WriteUpToEightDigits(out, static_cast<uint32_t>(u));
-  if (u < k8 * k8) {
-    out = WriteUpToEightDigits(out, static_cast<uint32_t>(u / k8));
-    return WriteEightDigits(out, static_cast<uint32_t>(u % k8));
+  if (u < 10) {
+    *out = static_cast<char>('0' + u);
+    return out + 1;
   }
-  out = WriteUpToEightDigits(out, static_cast<uint32_t>(u / (k8 * k8)));   // at most 4 digits
-  u %= k8 * k8;
-  out = WriteEightDigits(out, static_cast<uint32_t>(u / k8));
-  return WriteEightDigits(out, static_cast<uint32_t>(u % k8));
+  // The leading part (< 10^8, not 0) without its leading zeros, then whole groups of eight.
+  uint64_t groups[2];
+  int count = 0;
+  while (u >= k8) {
+    groups[count++] = u % k8;
+    u /= k8;
+  }
+  const uint64_t lead = EightDigitLanes(static_cast<uint32_t>(u));
+  const int zeros = std::countr_zero(lead) / 8;   // leading zero digits (u != 0)
+  const uint64_t text = (lead + kAscii) >> (8 * zeros);
+  std::memcpy(out, &text, sizeof text);
+  out += 8 - zeros;
+  while (count > 0) {
+    const uint64_t group = EightDigitLanes(static_cast<uint32_t>(groups[--count])) + kAscii;
+    std::memcpy(out, &group, sizeof group);
+    out += 8;
+  }
+  return out;
 }
 
 }  // namespace
@@ -473,7 +461,7 @@ uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const
     end = WriteDecimal(end, p.detection_ms);
   }
   uint64_t h = key.id_state;
-  constexpr size_t kMaxEvent = 1 + 20 + 1 + 20;   // "\x1f<time>:<seq>"
+  constexpr size_t kMaxEvent = 1 + 20 + 1 + 24;   // "\x1f<time>:<seq>" and WriteDecimal's scratch
   for (const AlertEvent& e : events) {
     if (static_cast<size_t>(buf + sizeof buf - end) < kMaxEvent) {
       h = Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
