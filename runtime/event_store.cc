@@ -8,12 +8,8 @@ namespace vigil {
 
 EventStore::EventStore(size_t chunk_bytes) : chunk_cells_(chunk_bytes / sizeof(Cell)) {}
 
-uint32_t EventStore::ChunkFor(size_t cells) {
-  if (!chunks_.empty()) {
-    Chunk& c = chunks_[current_];
-    if (c.capacity - c.used >= cells) return current_;
-  }
-  // The current chunk is full: reuse an empty one or make a new one.
+// The current chunk is full (or there is none): reuse an empty one or make a new one.
+uint32_t EventStore::NextChunk(size_t cells) {
   uint32_t id;
   if (!free_chunks_.empty() && cells <= chunk_cells_) {
     id = free_chunks_.back();
@@ -33,7 +29,9 @@ uint32_t EventStore::ChunkFor(size_t cells) {
 
 EventStore::Handle EventStore::Add(RecordView record, int64_t seq) {
   const auto image = record.image();
-  const uint32_t chunk = ChunkFor(image.size());
+  uint32_t chunk = current_;
+  if (chunks_.empty() || chunks_[chunk].capacity - chunks_[chunk].used < image.size())
+    chunk = NextChunk(image.size());
   Chunk& c = chunks_[chunk];
   Cell* dst = c.cells.get() + c.used;
   std::memcpy(dst, image.data(), image.size_bytes());
@@ -78,7 +76,7 @@ size_t EventStore::bytes_reserved() const {
 
 // ---- ReorderBuffer ---------------------------------------------------------------------------
 
-void ReorderBuffer::Push(EventStore::Handle h) {
+void ReorderBuffer::PushSlow(EventStore::Handle h) {
   const bool in_order =
       ring_size_ == 0 ? heap_.empty() || !Less(h, heap_.front())
                       : !Less(h, ring_[(ring_head_ + ring_size_ - 1) & (ring_.size() - 1)]);
@@ -97,23 +95,7 @@ void ReorderBuffer::Push(EventStore::Handle h) {
   ++ring_size_;
 }
 
-bool ReorderBuffer::RingFirst() const {
-  if (ring_size_ == 0) return false;
-  if (heap_.empty()) return true;
-  return !Less(heap_.front(), ring_[ring_head_]);
-}
-
-EventStore::Handle ReorderBuffer::Top() const {
-  return RingFirst() ? ring_[ring_head_] : heap_.front();
-}
-
-EventStore::Handle ReorderBuffer::Pop() {
-  if (RingFirst()) {
-    const EventStore::Handle h = ring_[ring_head_];
-    ring_head_ = (ring_head_ + 1) & (ring_.size() - 1);
-    --ring_size_;
-    return h;
-  }
+EventStore::Handle ReorderBuffer::PopHeap() {
   std::pop_heap(heap_.begin(), heap_.end(), [this](auto a, auto b) { return Less(b, a); });
   const EventStore::Handle h = heap_.back();
   heap_.pop_back();

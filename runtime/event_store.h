@@ -69,7 +69,7 @@ class EventStore {
   };
 
   void Free(Handle h);
-  uint32_t ChunkFor(size_t cells);
+  uint32_t NextChunk(size_t cells);
 
   size_t chunk_cells_;
   std::vector<Chunk> chunks_;
@@ -84,12 +84,27 @@ class ReorderBuffer {
  public:
   explicit ReorderBuffer(const EventStore& store) : store_(store) {}
 
-  void Push(EventStore::Handle h);
+  void Push(EventStore::Handle h) {
+    // The common case inline: in order, nothing out of order waiting, room in the ring.
+    if (heap_.empty() && ring_size_ != 0 && ring_size_ != ring_.size() &&
+        !Less(h, ring_[(ring_head_ + ring_size_ - 1) & (ring_.size() - 1)])) {
+      ring_[(ring_head_ + ring_size_) & (ring_.size() - 1)] = h;
+      ++ring_size_;
+      return;
+    }
+    PushSlow(h);
+  }
   bool empty() const { return ring_size_ == 0 && heap_.empty(); }
   size_t size() const { return ring_size_ + heap_.size(); }
   // The earliest event by (time, seq); the buffer must not be empty.
-  EventStore::Handle Top() const;
-  EventStore::Handle Pop();
+  EventStore::Handle Top() const { return RingFirst() ? ring_[ring_head_] : heap_.front(); }
+  EventStore::Handle Pop() {
+    if (!RingFirst()) return PopHeap();
+    const EventStore::Handle h = ring_[ring_head_];
+    ring_head_ = (ring_head_ + 1) & (ring_.size() - 1);
+    --ring_size_;
+    return h;
+  }
   // The buffered events in release order (for snapshots; not a hot path).
   std::vector<EventStore::Handle> InOrder() const;
 
@@ -98,7 +113,12 @@ class ReorderBuffer {
     const int64_t ta = store_.time(a), tb = store_.time(b);
     return ta != tb ? ta < tb : store_.seq(a) < store_.seq(b);
   }
-  bool RingFirst() const;
+  bool RingFirst() const {
+    if (ring_size_ == 0) return false;
+    return heap_.empty() || !Less(heap_.front(), ring_[ring_head_]);
+  }
+  void PushSlow(EventStore::Handle h);
+  EventStore::Handle PopHeap();
 
   const EventStore& store_;
   std::vector<EventStore::Handle> ring_;   // capacity a power of two

@@ -10,10 +10,11 @@
 namespace vigil {
 namespace {
 
-// Min-heap order of timer entries: earliest instant first, then key creation order.
-bool TimerAfter(const TimerEntry& a, const TimerEntry& b) {
+// Min-heap order of timer entries: earliest instant first, then key creation order. (A function
+// object, not a function pointer: the heap operations inline it.)
+constexpr auto TimerAfter = [](const TimerEntry& a, const TimerEntry& b) {
   return a.time != b.time ? a.time > b.time : a.serial > b.serial;
-}
+};
 
 // `field OP v.field` / `v.field OP field` over int or float, v a single-event variable (index 0).
 FieldCompare RecognizeFieldCompare(const ExprProgram& program, const Program& p) {
@@ -354,14 +355,16 @@ bool Matcher::Impl::Push(RecordView event) {
 void Matcher::Impl::AdvanceTo(int64_t w) {
   if (w <= watermark_) return;
   for (;;) {
-    const bool event_due = !reorder_.empty() && store_.time(reorder_.Top()) <= w;
-    const bool timer_due = !timers_.empty() && timers_.front().time <= w;
-    if (!event_due && !timer_due) break;
+    const bool have_event = !reorder_.empty(), have_timer = !timers_.empty();
+    const int64_t event_time = have_event ? store_.time(reorder_.Top()) : 0;
+    const int64_t timer_time = have_timer ? timers_.front().time : 0;
     // At one instant, events come before what expires at it (matching.md §1).
-    if (event_due && (!timer_due || store_.time(reorder_.Top()) <= timers_.front().time)) {
+    if (have_event && event_time <= w && (!have_timer || event_time <= timer_time)) {
       Release(reorder_.Pop());
+    } else if (have_timer && timer_time <= w) {
+      FireTimers(timer_time);
     } else {
-      FireTimers(timers_.front().time);
+      break;
     }
   }
   watermark_ = w;
@@ -385,7 +388,7 @@ void Matcher::Impl::Release(EventStore::Handle h) {
   for (const SpecUse& use : by_type_[static_cast<size_t>(type_)]) {
     const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
     EncodeKey(record_, spec, use.spec);
-    const auto it = key_index_.find(absl::string_view(key_bytes_.data(), key_bytes_.size()));
+    const auto it = key_index_.find(std::string_view(key_bytes_));
     uint32_t key = it == key_index_.end() ? UINT32_MAX : it->second;
     ProcessKeyEvent(&key, use);
   }
@@ -413,25 +416,29 @@ void Matcher::Impl::FireTimers(int64_t t) {
 // The key bytes: the spec id, then each component (int-like and bool as 8 bytes, float as its
 // bits with -0 folded into 0, string as a 4-byte length and its bytes).
 void Matcher::Impl::EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id) {
-  const auto& slots = spec.slots_by_type[static_cast<size_t>(record.type_id())];
+  const std::vector<int>& slots = spec.slots_by_type[static_cast<size_t>(record.type_id())];
+  const ValueType* types = spec.types.data();
+  const size_t count = slots.size();
   size_t size = sizeof spec_id;
-  for (size_t i = 0; i < slots.size(); ++i)
-    size += spec.types[i].is(ScalarType::kString) ? sizeof(uint32_t) + record.GetString(slots[i]).size()
-                                                  : sizeof(int64_t);
-  if (key_bytes_.capacity() < size) key_bytes_.reserve(2 * size);
-  key_bytes_.resize(size);
+  for (size_t i = 0; i < count; ++i)
+    size += types[i].is(ScalarType::kString) ? sizeof(uint32_t) + record.cell(slots[i]).ref.size
+                                             : sizeof(int64_t);
+  if (key_bytes_.size() != size) {   // keys of one spec usually have one size: no resize then
+    if (key_bytes_.capacity() < size) key_bytes_.reserve(2 * size);
+    key_bytes_.resize(size);
+  }
   char* out = key_bytes_.data();
   std::memcpy(out, &spec_id, sizeof spec_id);
   out += sizeof spec_id;
-  for (size_t i = 0; i < slots.size(); ++i) {
-    const ValueType& t = spec.types[i];
-    if (t.is(ScalarType::kString)) {
+  for (size_t i = 0; i < count; ++i) {
+    const ScalarType t = types[i].scalar;
+    if (t == ScalarType::kString && !types[i].is_list()) {
       const std::string_view str = record.GetString(slots[i]);
       const uint32_t n = static_cast<uint32_t>(str.size());
       std::memcpy(out, &n, sizeof n);
       std::memcpy(out + sizeof n, str.data(), n);
       out += sizeof n + n;
-    } else if (t.is(ScalarType::kFloat)) {
+    } else if (t == ScalarType::kFloat && !types[i].is_list()) {
       double f = record.GetFloat(slots[i]);
       if (f == 0) f = 0;
       std::memcpy(out, &f, sizeof f);
@@ -460,6 +467,7 @@ uint32_t Matcher::Impl::CreateKey(int32_t spec) {
   key.scheduled = kNever;
   key.runs.clear();
   key.text.clear();
+  key.id_rule = -1;
   key.in_use = true;
   key.referenced = true;
   key_index_.emplace(key.bytes, k);
@@ -470,7 +478,7 @@ uint32_t Matcher::Impl::CreateKey(int32_t spec) {
 
 void Matcher::Impl::FreeKey(uint32_t k) {
   KeyState& key = keys_[k];
-  key_index_.erase(key.bytes);
+  key_index_.erase(std::string_view(key.bytes));
   key.in_use = false;
   ++key.generation;
   key.scheduled = kNever;
@@ -503,21 +511,28 @@ void Matcher::Impl::EvictIdleKey() {
 // Stores next_ as the key's runs, reschedules its timer, frees it when nothing is left.
 void Matcher::Impl::WriteBack(uint32_t k) {
   KeyState& key = keys_[k];
-  counters_.runs_live -= key.runs.size();
-  key.runs.assign(next_.begin(), next_.end());   // (a swap would spread next_'s capacity to keys)
-  counters_.runs_live += key.runs.size();
-  if (key.runs.empty()) {
+  counters_.runs_live = counters_.runs_live - key.runs.size() + next_.size();
+  if (next_.empty()) {
     FreeKey(k);
     return;
   }
-  Schedule(k);
+  key.runs.assign(next_.begin(), next_.end());   // (a swap would spread next_'s capacity to keys)
+  int64_t first = kNever;
+  for (const Run& r : next_) first = std::min(first, r.expiry);
+  if (first < key.scheduled) PushTimer(k, first);
 }
 
 void Matcher::Impl::Schedule(uint32_t k) {
   KeyState& key = keys_[k];
   int64_t first = kNever;
   for (const Run& r : key.runs) first = std::min(first, r.expiry);
-  if (first >= key.scheduled) return;   // the earlier entry will fire and reschedule
+  if (first < key.scheduled) PushTimer(k, first);
+}
+
+// A timer entry for key k at `first`, earlier than its live entry (which turns stale: the earlier
+// entry fires and reschedules).
+void Matcher::Impl::PushTimer(uint32_t k, int64_t first) {
+  KeyState& key = keys_[k];
   key.scheduled = first;
   timers_.push_back(TimerEntry{first, key.serial, k, key.generation});
   std::push_heap(timers_.begin(), timers_.end(), TimerAfter);

@@ -3,7 +3,7 @@
 // one match per event sequence (M8) and the after-match skip's resume point (M9), the partial-
 // match limit, and the alerts themselves (key, bound events, emit fields, match id).
 #include <algorithm>
-#include <charconv>
+#include <bit>
 #include <cstring>
 
 #include "runtime/matcher_impl.h"
@@ -12,11 +12,70 @@ namespace vigil {
 namespace {
 
 uint64_t Fnv(uint64_t h, std::string_view bytes) {
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
+  constexpr uint64_t kPrime = 1099511628211ull;
+  const char* p = bytes.data();
+  size_t n = bytes.size();
+  for (; n >= 8; n -= 8, p += 8) {   // eight bytes a round, in order (as the loop below)
+    uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    for (int b = 0; b < 8; ++b, w >>= 8) {
+      h ^= w & 0xff;
+      h *= kPrime;
+    }
+  }
+  for (; n > 0; --n, ++p) {
+    h ^= static_cast<unsigned char>(*p);
+    h *= kPrime;
   }
   return h;
+}
+
+// The eight decimal digits of v < 10^8 as one word, one digit value (0-9) per byte, the most
+// significant digit in the lowest byte (so on a little-endian machine the word's bytes are in
+// print order). Divisions by 10^4, 100 and 10 in parallel lanes (multiply and shift).
+uint64_t EightDigitLanes(uint32_t v) {
+  uint64_t x = (v / 10000) | (static_cast<uint64_t>(v % 10000) << 32);   // 4-digit halves
+  uint64_t q = ((x * 10486) >> 20) & 0x0000007F0000007Full;                 // lane / 100
+  x = q | ((x - q * 100) << 16);                                            // 2-digit quarters
+  q = ((x * 103) >> 10) & 0x000F000F000F000Full;                            // lane / 10
+  return q | ((x - q * 10) << 8);
+}
+
+// Writes v in decimal, as std::to_chars does (which libstdc++ does not inline, and which works a
+// digit pair at a time); returns the end. Up to eight digits at a time (event times in ms have
+// 13). May write scratch bytes past the end: `out` must have room for 24 characters.
+char* WriteDecimal(char* out, int64_t v) {
+  static_assert(std::endian::native == std::endian::little);
+  constexpr uint64_t k8 = 100000000ull;
+  constexpr uint64_t kAscii = 0x3030303030303030ull;
+  uint64_t u = static_cast<uint64_t>(v);
+  if (v < 0) {
+    *out++ = '-';
+    u = 0 - u;
+  }
+  if (u < 10) {
+    *out = static_cast<char>('0' + u);
+    return out + 1;
+  }
+  // The leading part (< 10^8, not 0) without its leading zeros, then whole groups of eight.
+  uint64_t groups[2];
+  int count = 0;
+  while (u >= k8) {
+    groups[count++] = u % k8;
+    u /= k8;
+  }
+  const uint64_t lead = EightDigitLanes(static_cast<uint32_t>(u));
+  const int zeros = std::countr_zero(lead) / 8;   // leading zero digits (u != 0)
+  const uint64_t text = (lead + kAscii) >> (8 * zeros);
+  std::memcpy(out, &text, sizeof text);
+  out += 8 - zeros;
+  while (count > 0) {
+    const uint64_t group = EightDigitLanes(static_cast<uint32_t>(groups[--count])) + kAscii;
+    std::memcpy(out, &group, sizeof group);
+    out += 8;
+  }
+  return out;
 }
 
 }  // namespace
@@ -338,58 +397,42 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
     a.key_value = ExprValue::String(key_joined_);
   }
   a.key_text = key.text;
-  // The bound events, oldest first.
-  alert_events_.clear();
+  // The bound events, oldest first: the chain runs newest first, so it is filled from the back.
+  size_t count = 0;
+  for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) ++count;
+  if (alert_events_.size() < count) alert_events_.resize(count);
+  AlertEvent* out = alert_events_.data() + count;
   for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) {
     const EventStore::Handle h = nodes_[n].event;
-    alert_events_.push_back(AlertEvent{store_.view(h), store_.time(h), store_.seq(h), nodes_[n].variable});
+    *--out = AlertEvent{store_.view(h), store_.time(h), store_.seq(h), nodes_[n].variable};
   }
-  std::reverse(alert_events_.begin(), alert_events_.end());
-  a.events = alert_events_;
+  a.events = std::span<const AlertEvent>(alert_events_.data(), count);
   a.detection_ms = p.detection_ms;
-  // Match id (matching.md §8).
-  uint64_t h = rule_facts_[static_cast<size_t>(p.rule)].id_prefix;   // FNV of "name\x1f"
-  h = Fnv(h, key.text);
-  h = Fnv(h, "\x1f");
-  char num[64];
-  if (p.kind == AlertKind::kMatch) {
-    h = Fnv(h, "m");
-  } else {
-    const auto end = fmt::format_to(num, "t{}", p.detection_ms);
-    h = Fnv(h, std::string_view(num, static_cast<size_t>(end - num)));
-  }
-  auto digits = [&num](int64_t v) {   // FNV is byte-sequential: pieces hash like their concatenation
-    return std::string_view(num, static_cast<size_t>(std::to_chars(num, num + sizeof num, v).ptr - num));
-  };
-  for (const AlertEvent& e : alert_events_) {   // "\x1f<time>:<seq>"
-    h = Fnv(h, "\x1f");
-    h = Fnv(h, digits(e.time_ms));
-    h = Fnv(h, ":");
-    h = Fnv(h, digits(e.seq));
-  }
-  a.match_id = h;
+  a.match_id = MatchId(p, key, a.events);
   // Emit fields, in the context of every bound event; strings copied out of the evaluator's
   // scratch (the next Eval reuses it).
   const auto& programs = p.kind == AlertKind::kMatch ? compiled.emit : compiled.timeout_emit;
-  if (!programs.empty()) BuildVars(p.node, p.rule);
-  vars_for_ = nullptr;
-  EvalInput input;
-  input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
-  input.key = a.key_value;
   alert_fields_.clear();
-  alert_text_.clear();
-  text_offsets_.clear();
-  for (const ExprProgram& program : programs) {
-    const ExprValue v = evaluator_.Eval(program, input);
-    const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
-    text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
-    if (text) alert_text_.append(v.s);
-    alert_fields_.push_back(v);
-  }
-  for (size_t i = 0; i < alert_fields_.size(); ++i) {
-    if (text_offsets_[i] == SIZE_MAX) continue;
-    ExprValue& v = alert_fields_[i];
-    v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
+  if (!programs.empty()) {
+    BuildVars(p.node, p.rule);
+    vars_for_ = nullptr;
+    EvalInput input;
+    input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+    input.key = a.key_value;
+    alert_text_.clear();
+    text_offsets_.clear();
+    for (const ExprProgram& program : programs) {
+      const ExprValue v = evaluator_.Eval(program, input);
+      const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
+      text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
+      if (text) alert_text_.append(v.s);
+      alert_fields_.push_back(v);
+    }
+    for (size_t i = 0; i < alert_fields_.size(); ++i) {
+      if (text_offsets_[i] == SIZE_MAX) continue;
+      ExprValue& v = alert_fields_[i];
+      v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
+    }
   }
   a.fields = alert_fields_;
   ++counters_.alerts_per_rule[static_cast<size_t>(p.rule)];
@@ -399,6 +442,37 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
     ++counters_.timeouts;
   }
   if (callbacks_.on_alert) callbacks_.on_alert(a);
+}
+
+// matching.md §8: FNV-1a over "rule\x1f key \x1f kind \x1f t0:s0 \x1f t1:s1 ...". FNV is byte-
+// sequential, so the state after "rule\x1f key \x1f" is kept per key (for the last rule), and
+// the events' part is formatted into a buffer and hashed in one pass.
+uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events) {
+  if (key.id_rule != p.rule) {
+    key.id_state = Fnv(Fnv(rule_facts_[static_cast<size_t>(p.rule)].id_prefix, key.text), "\x1f");
+    key.id_rule = p.rule;
+  }
+  char buf[256];
+  char* end = buf;
+  if (p.kind == AlertKind::kMatch) {
+    *end++ = 'm';
+  } else {
+    *end++ = 't';
+    end = WriteDecimal(end, p.detection_ms);
+  }
+  uint64_t h = key.id_state;
+  constexpr size_t kMaxEvent = 1 + 20 + 1 + 24;   // "\x1f<time>:<seq>" and WriteDecimal's scratch
+  for (const AlertEvent& e : events) {
+    if (static_cast<size_t>(buf + sizeof buf - end) < kMaxEvent) {
+      h = Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
+      end = buf;
+    }
+    *end++ = '\x1f';
+    end = WriteDecimal(end, e.time_ms);
+    *end++ = ':';
+    end = WriteDecimal(end, e.seq);
+  }
+  return Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
 }
 
 }  // namespace vigil

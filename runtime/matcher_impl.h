@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -62,6 +63,8 @@ struct KeyState {
   int64_t scheduled = kNever;     // the instant of this key's live timer entry
   std::vector<Run> runs;          // grouped by nothing: per rule, in (start, preference) order
   std::string text;               // key components as FormatValue prints them (lazy)
+  int32_t id_rule = -1;           // the rule of id_state (-1: none yet)
+  uint64_t id_state = 0;          // FNV-1a of "rule\x1f" text "\x1f" for id_rule (the match id)
   bool in_use = false;
   bool referenced = false;        // touched since the CLOCK hand last passed (max_keys)
 };
@@ -110,6 +113,66 @@ struct SpecUse {
   int32_t spec = -1;
   std::vector<int32_t> rules;
   StartIndex start;
+};
+
+// The key map's hash: encoded keys are short (a 4-byte spec id, then 8-byte numbers or a length
+// and a string), so they are read 8 bytes at a time and mixed by 64x64->128-bit multiplication
+// (as wyhash), inline — absl's default string hash is an out-of-line call. Transparent: lookups
+// take the string_view of the scratch key without building a std::string.
+struct KeyBytesHash {
+  using is_transparent = void;
+  static uint64_t Mix(uint64_t a, uint64_t b) {
+    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+    return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+  }
+  static uint64_t Load8(const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static uint64_t Load4(const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  size_t operator()(std::string_view bytes) const {
+    constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull;
+    const char* p = bytes.data();
+    const size_t size = bytes.size();
+    uint64_t h = k0 ^ size;
+    uint64_t a = 0, b = 0;
+    if (size > 16) {
+      const char* const end = p + size;
+      for (size_t n = size; n > 16; n -= 16, p += 16) h = Mix(Load8(p) ^ k1, Load8(p + 8) ^ h);
+      a = Load8(end - 16);   // the last 16 bytes (overlapping what the loop read)
+      b = Load8(end - 8);
+    } else if (size >= 8) {
+      a = Load8(p);
+      b = Load8(p + size - 8);
+    } else if (size >= 4) {
+      a = Load4(p);
+      b = Load4(p + size - 4);
+    } else if (size > 0) {
+      a = (static_cast<uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
+          (static_cast<uint64_t>(static_cast<unsigned char>(p[size >> 1])) << 8) |
+          static_cast<unsigned char>(p[size - 1]);
+    }
+    return static_cast<size_t>(Mix(a ^ k1, b ^ h ^ k2));
+  }
+};
+// Equality of encoded keys, inline: 8 bytes at a time (the last word overlapping).
+struct KeyBytesEq {
+  using is_transparent = void;
+  bool operator()(std::string_view x, std::string_view y) const {
+    const size_t n = x.size();
+    if (n != y.size()) return false;
+    const char* p = x.data();
+    const char* q = y.data();
+    if (n < 8) return std::memcmp(p, q, n) == 0;
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (KeyBytesHash::Load8(p + i) != KeyBytesHash::Load8(q + i)) return false;
+    return KeyBytesHash::Load8(p + n - 8) == KeyBytesHash::Load8(q + n - 8);
+  }
 };
 
 struct TimerEntry {
@@ -184,6 +247,7 @@ class Matcher::Impl {
   void EvictIdleKey();
   void WriteBack(uint32_t k);
   void Schedule(uint32_t k);
+  void PushTimer(uint32_t k, int64_t first);
   const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
   const CheckedRule& RuleOf(int32_t r) const { return *program_->rules[static_cast<size_t>(r)].checked; }
 
@@ -220,6 +284,7 @@ class Matcher::Impl {
   uint64_t ResumePoint(const Pending& p, uint64_t resume) const;
   void ApplyLimit();
   void DecodeKey(const KeyState& key);
+  uint64_t MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events);
 
   // Program-derived tables.
   std::vector<KeySpec> specs_;
@@ -248,7 +313,7 @@ class Matcher::Impl {
   std::vector<uint32_t> free_nodes_;
   std::vector<KeyState> keys_;
   std::vector<uint32_t> free_keys_;
-  absl::flat_hash_map<std::string, uint32_t> key_index_;
+  absl::flat_hash_map<std::string, uint32_t, KeyBytesHash, KeyBytesEq> key_index_;
   std::vector<TimerEntry> timers_;                     // min-heap by (time, serial)
   int64_t next_seq_ = 0;
   uint64_t next_ord_ = 0;
