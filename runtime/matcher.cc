@@ -10,11 +10,15 @@
 namespace vigil {
 namespace {
 
-// Min-heap order of timer entries: earliest instant first, then key creation order. (A function
-// object, not a function pointer: the heap operations inline it.)
-constexpr auto TimerAfter = [](const TimerEntry& a, const TimerEntry& b) {
-  return a.time != b.time ? a.time > b.time : a.serial > b.serial;
-};
+// How far ahead of the current instant a deadline can lie: the longest `within`, gap or step
+// `within` of the program (the timer queue's window).
+int64_t DeadlineSpan(const Program& p) {
+  int64_t span = 0;
+  for (const CompiledRule& r : p.rules)
+    span = std::max({span, r.checked->within_ms, r.checked->max_gap_ms});
+  for (const State& s : p.states) span = std::max(span, s.step_within_ms);
+  return span;
+}
 
 // `field OP v.field` / `v.field OP field` over int or float, v a single-event variable (index 0).
 FieldCompare RecognizeFieldCompare(const ExprProgram& program, const Program& p) {
@@ -106,6 +110,7 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
     : program_(std::move(program)), options_(options), callbacks_(std::move(callbacks)) {
   if (options_.max_partial_matches == 0) options_.max_partial_matches = SIZE_MAX;   // no limit
   BuildIndexes();
+  timers_.Reset(DeadlineSpan(*program_));
   for (const vigil::Predicate& p : program_->predicates) evaluator_.Prepare(p.program);
   for (const CompiledRule& r : program_->rules) {
     for (const ExprProgram& e : r.emit) evaluator_.Prepare(e);
@@ -357,7 +362,7 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
   for (;;) {
     const bool have_event = !reorder_.empty(), have_timer = !timers_.empty();
     const int64_t event_time = have_event ? store_.time(reorder_.Top()) : 0;
-    const int64_t timer_time = have_timer ? timers_.front().time : 0;
+    const int64_t timer_time = have_timer ? timers_.NextTime() : 0;
     // At one instant, events come before what expires at it (matching.md §1).
     if (have_event && event_time <= w && (!have_timer || event_time <= timer_time)) {
       Release(reorder_.Pop());
@@ -399,10 +404,8 @@ void Matcher::Impl::FireTimers(int64_t t) {
   now_ = t;
   record_ = RecordView();
   type_ = -1;
-  while (!timers_.empty() && timers_.front().time == t) {
-    std::pop_heap(timers_.begin(), timers_.end(), TimerAfter);
-    const TimerEntry e = timers_.back();
-    timers_.pop_back();
+  TimerEntry e;
+  while (timers_.PopAt(t, &e)) {
     KeyState& key = keys_[e.key];
     if (!key.in_use || key.generation != e.generation || key.scheduled != t) continue;   // stale
     key.scheduled = kNever;
@@ -534,8 +537,7 @@ void Matcher::Impl::Schedule(uint32_t k) {
 void Matcher::Impl::PushTimer(uint32_t k, int64_t first) {
   KeyState& key = keys_[k];
   key.scheduled = first;
-  timers_.push_back(TimerEntry{first, key.serial, k, key.generation});
-  std::push_heap(timers_.begin(), timers_.end(), TimerAfter);
+  timers_.Push(TimerEntry{first, key.serial, k, key.generation}, now_);
 }
 
 // ---- public ----------------------------------------------------------------------------------

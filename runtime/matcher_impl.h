@@ -19,6 +19,7 @@
 #include "runtime/event_store.h"
 #include "runtime/matcher.h"
 #include "runtime/string_scan.h"
+#include "runtime/timer_queue.h"
 
 namespace vigil {
 
@@ -175,13 +176,6 @@ struct KeyBytesEq {
   }
 };
 
-struct TimerEntry {
-  int64_t time = 0;
-  uint64_t serial = 0;
-  uint32_t key = 0;
-  uint32_t generation = 0;
-};
-
 // Something complete at the current instant, before skip and duplicate removal.
 struct Pending {
   AlertKind kind = AlertKind::kMatch;
@@ -314,7 +308,7 @@ class Matcher::Impl {
   std::vector<KeyState> keys_;
   std::vector<uint32_t> free_keys_;
   absl::flat_hash_map<std::string, uint32_t, KeyBytesHash, KeyBytesEq> key_index_;
-  std::vector<TimerEntry> timers_;                     // min-heap by (time, serial)
+  TimerQueue timers_;                                  // (time, serial) order
   int64_t next_seq_ = 0;
   uint64_t next_ord_ = 0;
   uint64_t next_key_serial_ = 0;
