@@ -409,9 +409,49 @@ void Matcher::Impl::FireTimers(int64_t t) {
     KeyState& key = keys_[e.key];
     if (!key.in_use || key.generation != e.generation || key.scheduled != t) continue;   // stale
     key.scheduled = kNever;
+    if (ExpireQuietly(e.key)) continue;
     Settle(key, /*at_timer=*/true);
     WriteBack(e.key);
   }
+}
+
+// At a timer: when no run due now waits for a trailing absence (a match) or belongs to a rule
+// that reports timeouts, the instant completes nothing for the key and Settle would only drop
+// the due runs; they are dropped here in place (in run order, as Settle ends them), without
+// copying the runs out and back. False (nothing done) otherwise.
+bool Matcher::Impl::ExpireQuietly(uint32_t k) {
+  KeyState& key = keys_[k];
+  Run* runs = key.runs.data();
+  const size_t count = key.runs.size();
+  size_t due = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const Run& r = runs[i];
+    if (r.expiry > now_) continue;
+    if (S(r.state).kind == StateKind::kAbsence ||
+        rule_facts_[static_cast<size_t>(r.rule)].has_timeout_emit)
+      return false;
+    ++due;
+  }
+  if (count - due > options_.max_partial_matches) return false;   // Settle applies the limit
+  size_t kept = 0;
+  int64_t first = kNever;
+  for (size_t i = 0; i < count; ++i) {
+    if (runs[i].expiry > now_) {
+      first = std::min(first, runs[i].expiry);
+      if (kept != i) runs[kept] = runs[i];
+      ++kept;
+    } else {
+      EndRun(runs[i], /*deadline=*/true, /*discarded=*/false);
+    }
+  }
+  counters_.runs_live -= due;
+  if (kept == 0) {
+    FreeKey(k);
+    return true;
+  }
+  key.runs.resize(kept);
+  if (first != kNever) PushTimer(k, first);
+  return true;
 }
 
 // ---- keys and timers -------------------------------------------------------------------------

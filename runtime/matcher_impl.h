@@ -235,6 +235,7 @@ class Matcher::Impl {
   void BuildPassive();
   void Release(EventStore::Handle h);
   void FireTimers(int64_t t);
+  bool ExpireQuietly(uint32_t k);
   void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
   uint32_t CreateKey(int32_t spec);
   void FreeKey(uint32_t k);

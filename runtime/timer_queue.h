@@ -46,7 +46,7 @@ class TimerQueue {
   // and at most 65,536 slots. Drops every entry.
   void Reset(int64_t span);
 
-  // Adds e. `now`: the current instant, where an empty ring's window starts (any value is
+  // Adds e (e.time < kNone). `now`: the current instant, where an empty ring's window starts (any value is
   // correct; deadlines from `now` to `now` + span are the ones kept out of the heap).
   void Push(const TimerEntry& e, int64_t now);
 
