@@ -405,7 +405,8 @@ void Matcher::Impl::FireTimers(int64_t t) {
   record_ = RecordView();
   type_ = -1;
   TimerEntry e;
-  while (timers_.PopAt(t, &e)) {
+  while (timers_.NextTime() == t) {
+    timers_.Pop(&e);
     KeyState& key = keys_[e.key];
     if (!key.in_use || key.generation != e.generation || key.scheduled != t) continue;   // stale
     key.scheduled = kNever;

@@ -85,38 +85,35 @@ void TimerQueue::PopHeap(TimerEntry* out) {
   heap_.pop_back();
 }
 
-bool TimerQueue::PopAt(int64_t t, TimerEntry* out) {
-  const bool in_heap = !heap_.empty() && heap_.front().time == t;
-  if (ring_min_ != t) {
-    if (!in_heap) return false;
-    PopHeap(out);
-    return true;
-  }
+void TimerQueue::Pop(TimerEntry* out) {
+  const int64_t t = ring_min_;
   const size_t slot = static_cast<size_t>(static_cast<uint64_t>(t) & mask_);
-  const uint32_t link = head_[slot];
-  if (in_heap && heap_.front().serial < links_[link].entry.serial) {
-    PopHeap(out);
-    return true;
+  if (!heap_.empty()) {
+    const TimerEntry& top = heap_.front();
+    if (t == kNone || top.time < t || (top.time == t && top.serial < links_[head_[slot]].entry.serial)) {
+      PopHeap(out);
+      return;
+    }
   }
+  const uint32_t link = head_[slot];
   *out = links_[link].entry;
   head_[slot] = links_[link].next;
   links_[link].next = free_;
   free_ = link;
   --ring_size_;
   base_ = t;   // every ring entry is at or after t
-  if (head_[slot] != kNil) return true;   // more at t
+  if (head_[slot] != kNil) return;   // more at t
   uint64_t& word = occupied_[slot / 64];
   word &= ~(uint64_t{1} << (slot % 64));
   if (word == 0) summary_[slot / 4096] &= ~(uint64_t{1} << (slot / 64 % 64));
   if (ring_size_ == 0) {
     ring_min_ = kNone;
-    return true;
+    return;
   }
   // The next occupied slot after t's, around the ring: the window is [t, t + slots).
   size_t next = FindFrom(slot + 1);
   if (next == kNotFound) next = FindFrom(0);
   ring_min_ = links_[head_[next]].entry.time;
-  return true;
 }
 
 }  // namespace vigil

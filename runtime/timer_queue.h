@@ -1,5 +1,5 @@
 // The matcher's deadlines (runtime/matcher.h, matcher_impl.h): a priority queue of timer entries
-// in (time, serial) order. Entry points: TimerQueue::Push, NextTime, PopAt.
+// in (time, serial) order. Entry points: TimerQueue::Push, NextTime, Pop.
 //
 // Why not just a binary heap: the matcher fires a timer for a key whenever its earliest run
 // expiry passes, and most expiries are the rule's `within` after a run's first event — a few
@@ -10,11 +10,11 @@
 // of that one instant in serial order, and a two-level bitmap of the occupied slots, so finding
 // the next due instant is a couple of count-trailing-zeros. Entries outside the ring's window
 // (a deadline longer than the span, or earlier than the window's start) go to a binary heap;
-// PopAt merges both at an instant by serial, so the order is exactly the heap's.
+// Pop merges both at an instant by serial, so the order is exactly the heap's.
 //
 // Example (span 8 slots, window starting at 100): entries (103, serial 7), (103, 2), (109, 4)
 // and (250, 1) are held as slot 3: [2, 7], slot 5: [4] (109 mod 8), heap: [(250, 1)]; NextTime()
-// is 103 and PopAt(103) yields serial 2, then 7, then nothing.
+// is 103, Pop yields serial 2, then 7, and NextTime() is 109.
 //
 // The window [base, base + slots) only moves forward: to the instant of each entry popped from
 // the ring (every ring entry is at or after it), or, when the ring is empty, to the current
@@ -58,9 +58,8 @@ class TimerQueue {
   bool empty() const { return ring_size_ == 0 && heap_.empty(); }
   size_t size() const { return ring_size_ + heap_.size(); }
 
-  // Removes the entry of instant t with the smallest serial into *out; false if none is at t.
-  // t must be NextTime().
-  bool PopAt(int64_t t, TimerEntry* out);
+  // Removes the first entry in (time, serial) order into *out. The queue must not be empty.
+  void Pop(TimerEntry* out);
 
  private:
   static constexpr uint32_t kNil = UINT32_MAX;

@@ -48,7 +48,8 @@ void CheckRandom(int64_t span, uint64_t seed) {
       const int64_t t = q.NextTime();
       REQUIRE(t == RefNext(ref));
       TimerEntry e;
-      while (q.PopAt(t, &e)) {
+      while (q.NextTime() == t) {
+        q.Pop(&e);
         REQUIRE(!ref.empty());
         const auto& [rt, rs, rk] = *ref.begin();
         CHECK(e.time == rt);
@@ -85,24 +86,23 @@ TEST_CASE("timer queue: one instant's entries in serial order across the ring an
   q.Push(TimerEntry{1000, 9, 4, 0}, 990);
   CHECK(q.NextTime() == 985);
   TimerEntry e;
-  CHECK(q.PopAt(985, &e));
+  q.Pop(&e);
   CHECK(e.key == 1);
-  CHECK_FALSE(q.PopAt(985, &e));
   CHECK(q.NextTime() == 1000);
   q.Push(TimerEntry{5000, 4, 5, 0}, 1000);
   uint32_t keys[3];
   for (uint32_t& k : keys) {
-    REQUIRE(q.PopAt(1000, &e));
+    REQUIRE(q.NextTime() == 1000);
+    q.Pop(&e);
     k = e.key;
   }
   CHECK(keys[0] == 3);
   CHECK(keys[1] == 0);
   CHECK(keys[2] == 4);
-  CHECK_FALSE(q.PopAt(1000, &e));
   CHECK(q.NextTime() == 5000);
-  CHECK(q.PopAt(5000, &e));
+  q.Pop(&e);
   CHECK(e.serial == 3);
-  CHECK(q.PopAt(5000, &e));
+  q.Pop(&e);
   CHECK(e.serial == 4);
   CHECK(q.empty());
   CHECK(q.NextTime() == TimerQueue::kNone);
