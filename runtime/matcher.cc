@@ -360,9 +360,10 @@ bool Matcher::Impl::Push(RecordView event) {
 void Matcher::Impl::AdvanceTo(int64_t w) {
   if (w <= watermark_) return;
   for (;;) {
-    const bool have_event = !reorder_.empty(), have_timer = !timers_.empty();
+    const bool have_event = !reorder_.empty();
     const int64_t event_time = have_event ? store_.time(reorder_.Top()) : 0;
-    const int64_t timer_time = have_timer ? timers_.NextTime() : 0;
+    const int64_t timer_time = timers_.NextTime();   // TimerQueue::kNone: none
+    const bool have_timer = timer_time != TimerQueue::kNone;
     // At one instant, events come before what expires at it (matching.md §1).
     if (have_event && event_time <= w && (!have_timer || event_time <= timer_time)) {
       Release(reorder_.Pop());

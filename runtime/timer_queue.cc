@@ -25,6 +25,7 @@ void TimerQueue::Reset(int64_t span) {
   mask_ = static_cast<uint64_t>(slots - 1);
   base_ = 0;
   ring_min_ = kNone;
+  next_ = kNone;
   ring_size_ = 0;
   head_.assign(static_cast<size_t>(slots), kNil);
   occupied_.assign(static_cast<size_t>(slots) / 64, 0);
@@ -36,6 +37,7 @@ void TimerQueue::Reset(int64_t span) {
 
 void TimerQueue::Push(const TimerEntry& e, int64_t now) {
   const uint64_t t = static_cast<uint64_t>(e.time);
+  if (e.time < next_) next_ = e.time;
   if (ring_size_ == 0)   // an empty ring: its window starts now (or ends at e)
     base_ = e.time >= now && t - static_cast<uint64_t>(now) > mask_ ? e.time - static_cast<int64_t>(mask_) : now;
   if (e.time < base_ || t - static_cast<uint64_t>(base_) > mask_) {
@@ -83,6 +85,7 @@ void TimerQueue::PopHeap(TimerEntry* out) {
   std::pop_heap(heap_.begin(), heap_.end(), TimerAfter);
   *out = heap_.back();
   heap_.pop_back();
+  next_ = heap_.empty() || ring_min_ < heap_.front().time ? ring_min_ : heap_.front().time;
 }
 
 void TimerQueue::Pop(TimerEntry* out) {
@@ -102,18 +105,19 @@ void TimerQueue::Pop(TimerEntry* out) {
   free_ = link;
   --ring_size_;
   base_ = t;   // every ring entry is at or after t
-  if (head_[slot] != kNil) return;   // more at t
+  if (head_[slot] != kNil) return;   // more at t: next_ stays t
   uint64_t& word = occupied_[slot / 64];
   word &= ~(uint64_t{1} << (slot % 64));
   if (word == 0) summary_[slot / 4096] &= ~(uint64_t{1} << (slot / 64 % 64));
   if (ring_size_ == 0) {
     ring_min_ = kNone;
-    return;
+  } else {
+    // The next occupied slot after t's, around the ring: the window is [t, t + slots).
+    size_t next = FindFrom(slot + 1);
+    if (next == kNotFound) next = FindFrom(0);
+    ring_min_ = links_[head_[next]].entry.time;
   }
-  // The next occupied slot after t's, around the ring: the window is [t, t + slots).
-  size_t next = FindFrom(slot + 1);
-  if (next == kNotFound) next = FindFrom(0);
-  ring_min_ = links_[head_[next]].entry.time;
+  next_ = heap_.empty() || ring_min_ < heap_.front().time ? ring_min_ : heap_.front().time;
 }
 
 }  // namespace vigil

@@ -50,12 +50,9 @@ class TimerQueue {
   // correct; deadlines from `now` to `now` + span are the ones kept out of the heap).
   void Push(const TimerEntry& e, int64_t now);
 
-  // The earliest pending instant, or kNone.
-  int64_t NextTime() const {
-    const int64_t heap = heap_.empty() ? kNone : heap_.front().time;
-    return ring_min_ < heap ? ring_min_ : heap;
-  }
-  bool empty() const { return ring_size_ == 0 && heap_.empty(); }
+  // The earliest pending instant, or kNone (one load: the matcher asks once per event).
+  int64_t NextTime() const { return next_; }
+  bool empty() const { return next_ == kNone; }
   size_t size() const { return ring_size_ + heap_.size(); }
 
   // Removes the first entry in (time, serial) order into *out. The queue must not be empty.
@@ -74,6 +71,7 @@ class TimerQueue {
   uint64_t mask_ = 0;                  // slots - 1
   int64_t base_ = 0;                   // the ring holds instants [base_, base_ + slots)
   int64_t ring_min_ = kNone;           // its earliest instant
+  int64_t next_ = kNone;               // the earliest of the ring's and the heap's
   size_t ring_size_ = 0;
   std::vector<uint32_t> head_;         // per slot: its first link (smallest serial), or kNil
   std::vector<uint64_t> occupied_;     // bit per slot
