@@ -426,32 +426,41 @@ bool Matcher::Impl::ExpireQuietly(uint32_t k) {
   Run* runs = key.runs.data();
   const size_t count = key.runs.size();
   size_t due = 0;
+  bool prefix = true;   // the due runs come first (the usual case: runs are in start order)
+  int64_t first = kNever;
   for (size_t i = 0; i < count; ++i) {
     const Run& r = runs[i];
-    if (r.expiry > now_) continue;
+    if (r.expiry > now_) {
+      first = std::min(first, r.expiry);
+      continue;
+    }
     if (S(r.state).kind == StateKind::kAbsence ||
         rule_facts_[static_cast<size_t>(r.rule)].has_timeout_emit)
       return false;
+    prefix = prefix && due == i;
     ++due;
   }
   if (count - due > options_.max_partial_matches) return false;   // Settle applies the limit
-  size_t kept = 0;
-  int64_t first = kNever;
-  for (size_t i = 0; i < count; ++i) {
-    if (runs[i].expiry > now_) {
-      first = std::min(first, runs[i].expiry);
-      if (kept != i) runs[kept] = runs[i];
-      ++kept;
-    } else {
-      EndRun(runs[i], /*deadline=*/true, /*discarded=*/false);
-    }
-  }
   counters_.runs_live -= due;
-  if (kept == 0) {
+  if (due == count) {
+    for (size_t i = 0; i < count; ++i) EndRun(runs[i], /*deadline=*/true, /*discarded=*/false);
     FreeKey(k);
     return true;
   }
-  key.runs.resize(kept);
+  if (prefix) {
+    for (size_t i = 0; i < due; ++i) EndRun(runs[i], /*deadline=*/true, /*discarded=*/false);
+    key.runs.erase(key.runs.begin(), key.runs.begin() + static_cast<ptrdiff_t>(due));
+  } else {
+    size_t kept = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (runs[i].expiry > now_) {
+        runs[kept++] = runs[i];
+      } else {
+        EndRun(runs[i], /*deadline=*/true, /*discarded=*/false);
+      }
+    }
+    key.runs.resize(kept);
+  }
   if (first != kNever) PushTimer(k, first);
   return true;
 }
