@@ -1,6 +1,7 @@
 // The matcher's flow (matcher.h explains the design): events in, reorder by event time, the
-// watermark, key states and the timer heap. Stepping runs is matcher_step.cc; what completes at
-// an instant (skip, duplicates, timeouts, alerts) is matcher_alert.cc.
+// watermark, key states and their timers (runtime/timer_queue.h). Stepping runs is
+// matcher_step.cc; what completes at an instant (skip, duplicates, timeouts, alerts) is
+// matcher_alert.cc.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -588,7 +589,8 @@ void Matcher::Impl::Schedule(uint32_t k) {
 void Matcher::Impl::PushTimer(uint32_t k, int64_t first) {
   KeyState& key = keys_[k];
   key.scheduled = first;
-  timers_.Push(TimerEntry{first, key.serial, k, key.generation}, now_);
+  // The current instant: now_, or after a restore (now_ not yet set) the watermark.
+  timers_.Push(TimerEntry{first, key.serial, k, key.generation}, std::max(now_, watermark_));
 }
 
 // ---- public ----------------------------------------------------------------------------------

@@ -38,8 +38,10 @@ void TimerQueue::Reset(int64_t span) {
 void TimerQueue::Push(const TimerEntry& e, int64_t now) {
   const uint64_t t = static_cast<uint64_t>(e.time);
   if (e.time < next_) next_ = e.time;
-  if (ring_size_ == 0)   // an empty ring: its window starts now (or ends at e)
-    base_ = e.time >= now && t - static_cast<uint64_t>(now) > mask_ ? e.time - static_cast<int64_t>(mask_) : now;
+  if (ring_size_ == 0) {   // an empty ring: its window starts now (or ends at e)
+    const bool beyond = e.time >= now && t - static_cast<uint64_t>(now) > mask_;
+    base_ = beyond ? e.time - static_cast<int64_t>(mask_) : now;
+  }
   if (e.time < base_ || t - static_cast<uint64_t>(base_) > mask_) {
     heap_.push_back(e);
     std::push_heap(heap_.begin(), heap_.end(), TimerAfter);
@@ -93,7 +95,8 @@ void TimerQueue::Pop(TimerEntry* out) {
   const size_t slot = static_cast<size_t>(static_cast<uint64_t>(t) & mask_);
   if (!heap_.empty()) {
     const TimerEntry& top = heap_.front();
-    if (t == kNone || top.time < t || (top.time == t && top.serial < links_[head_[slot]].entry.serial)) {
+    if (t == kNone || top.time < t ||
+        (top.time == t && top.serial < links_[head_[slot]].entry.serial)) {
       PopHeap(out);
       return;
     }

@@ -46,8 +46,9 @@ class TimerQueue {
   // and at most 65,536 slots. Drops every entry.
   void Reset(int64_t span);
 
-  // Adds e (e.time < kNone). `now`: the current instant, where an empty ring's window starts (any value is
-  // correct; deadlines from `now` to `now` + span are the ones kept out of the heap).
+  // Adds e (e.time < kNone). `now`: the current instant, where an empty ring's window starts
+  // (any value is correct; deadlines from `now` to `now` + span are the ones kept out of the
+  // heap).
   void Push(const TimerEntry& e, int64_t now);
 
   // The earliest pending instant, or kNone (one load: the matcher asks once per event).
