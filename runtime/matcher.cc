@@ -199,6 +199,8 @@ void Matcher::Impl::BuildIndexes() {
   }
   // Deadline sources per state: the steps whose TAKEs a run resting there can still fire.
   state_facts_.assign(p.states.size(), {});
+  state_rule_.clear();
+  for (const State& st : p.states) state_rule_.push_back(st.rule);
   for (size_t s = 0; s < p.states.size(); ++s) {
     StateFacts& f = state_facts_[s];
     const State& st = p.states[s];
