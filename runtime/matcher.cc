@@ -213,6 +213,15 @@ void Matcher::Impl::BuildIndexes() {
       f.has_take = f.has_take || p.edges[k].kind == EdgeKind::kTake || p.edges[k].kind == EdgeKind::kProceed;
     }
     f.ignores_end = static_cast<uint32_t>(edge_index_.size());
+    int takes = 0, proceeds = 0;
+    for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+      if (p.edges[k].kind == EdgeKind::kTake) {
+        ++takes;
+        f.only_take = static_cast<int32_t>(k);
+      }
+      proceeds += p.edges[k].kind == EdgeKind::kProceed;
+    }
+    if (takes != 1 || proceeds != 0) f.only_take = -1;
     f.reach_begin = static_cast<uint32_t>(reach_.size());
     std::vector<int32_t> todo = {static_cast<int32_t>(s)}, seen;
     while (!todo.empty()) {

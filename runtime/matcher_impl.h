@@ -86,6 +86,7 @@ struct StateFacts {
   uint32_t ignores_begin = 0, ignores_end = 0;
   uint32_t reach_begin = 0, reach_end = 0;       // into Impl::reach_
   bool has_take = false;
+  int32_t only_take = -1;   // the state's one TAKE edge when it has no PROCEED (Takes' fast path)
 };
 
 // A predicate `field OP v.field` (either order) on a single-event variable v, int or float: the

@@ -162,8 +162,16 @@ bool Matcher::Impl::Stay(const Run& r, const Edge* e) {
 // TAKE and PROCEED edges of `state` on the current event, for run r; whether a TAKE of `state`
 // itself fired (greedy leave edges fire only when none did).
 bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
-  if (depth > 64 || !state_facts_[static_cast<size_t>(state)].has_take) return false;
+  const StateFacts& facts = state_facts_[static_cast<size_t>(state)];
+  if (depth > 64 || !facts.has_take) return false;
   const State& st = S(state);
+  if (facts.only_take >= 0) {   // one TAKE, no PROCEED: the common step
+    const Edge& e = program_->edges[static_cast<size_t>(facts.only_take)];
+    int64_t anchor = kNoAnchor;
+    if (!Holds(e, r) || !TimeOk(r, st, &anchor)) return false;
+    Take(r, st, e, anchor);
+    return true;
+  }
   const Edge* edges = program_->edges.data() + st.first_edge;
   const uint32_t n = st.edge_count;
   // Which TAKEs fire: remembered for the first 64 edges, evaluated again beyond (an alternation
