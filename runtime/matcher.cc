@@ -316,6 +316,13 @@ void Matcher::Impl::BuildPassive() {
       passive_[s * type_count_ + t] = !kill && ignore != nullptr && ignore_value == 1 && ignore->target < 0;
     }
   }
+  // Events outside the state's rule's stream: the run is kept as it is, not even deduplicated.
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    if (p.states[s].rule < 0) continue;
+    const size_t rule = static_cast<size_t>(p.states[s].rule);
+    for (size_t t = 0; t < type_count_; ++t)
+      if (!rule_uses_type_[rule * type_count_ + t]) passive_[s * type_count_ + t] = kNotInStream;
+  }
 }
 
 bool Matcher::Impl::FastCompare(const FieldCompare& c, const Run& r) const {

@@ -299,7 +299,9 @@ class Matcher::Impl {
   std::vector<RuleFacts> rule_facts_;
   // [state * type count + type]: a run resting in the state certainly just stays on an event of
   // the type (no TAKE or KILL can hold, the first IGNORE that can hold is an unconditional stay),
-  // so the step is skipped. Decided from the guards' literals at construction.
+  // so the step is skipped: 1, or kNotInStream when the state's rule does not see the type at all.
+  // Decided from the guards' literals at construction.
+  static constexpr uint8_t kNotInStream = 2;
   std::vector<uint8_t> passive_;
   size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;

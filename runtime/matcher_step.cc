@@ -16,12 +16,10 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   run_set_.Clear();
   node_set_.Clear();
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
-  const uint8_t* uses = rule_uses_type_.data() + static_cast<size_t>(type_);
   bool all_stay = *key != UINT32_MAX;
   if (all_stay) {
     for (const Run& r : keys_[*key].runs)
-      all_stay = all_stay && (!uses[static_cast<size_t>(RuleOf(r)) * type_count_] ||
-                              passive[static_cast<size_t>(r.state) * type_count_]);
+      all_stay = all_stay && passive[static_cast<size_t>(r.state) * type_count_] != 0;
   }
   if (all_stay) {
     // The key's runs are all unaffected by this event: only new runs may start. If none does,
@@ -41,11 +39,12 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     // The runs are read from the key while next_ is built; nothing here resizes keys_.
     const std::vector<Run>& runs = keys_[*key].runs;
     for (const Run& r : runs) {
-      if (!uses[static_cast<size_t>(RuleOf(r)) * type_count_]) {
+      const uint8_t stays = passive[static_cast<size_t>(r.state) * type_count_];
+      if (stays == kNotInStream) {
         next_.push_back(r);   // the event is not in this rule's stream
         continue;
       }
-      if (passive[static_cast<size_t>(r.state) * type_count_]) {   // it can only stay
+      if (stays != 0) {   // it can only stay
         const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
         if (!MayDuplicate(r.node) || run_set_.Insert(id, 0)) {
           next_.push_back(r);
