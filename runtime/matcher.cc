@@ -205,6 +205,8 @@ void Matcher::Impl::BuildIndexes() {
   }
   // Deadline sources per state: the steps whose TAKEs a run resting there can still fire.
   state_facts_.assign(p.states.size(), {});
+  state_rule_.clear();
+  for (const State& st : p.states) state_rule_.push_back(st.rule);
   for (size_t s = 0; s < p.states.size(); ++s) {
     StateFacts& f = state_facts_[s];
     const State& st = p.states[s];
@@ -217,6 +219,15 @@ void Matcher::Impl::BuildIndexes() {
       f.has_take = f.has_take || p.edges[k].kind == EdgeKind::kTake || p.edges[k].kind == EdgeKind::kProceed;
     }
     f.ignores_end = static_cast<uint32_t>(edge_index_.size());
+    int takes = 0, proceeds = 0;
+    for (uint32_t k = st.first_edge; k < st.first_edge + st.edge_count; ++k) {
+      if (p.edges[k].kind == EdgeKind::kTake) {
+        ++takes;
+        f.only_take = static_cast<int32_t>(k);
+      }
+      proceeds += p.edges[k].kind == EdgeKind::kProceed;
+    }
+    if (takes != 1 || proceeds != 0) f.only_take = -1;
     f.reach_begin = static_cast<uint32_t>(reach_.size());
     std::vector<int32_t> todo = {static_cast<int32_t>(s)}, seen;
     while (!todo.empty()) {
@@ -310,6 +321,13 @@ void Matcher::Impl::BuildPassive() {
       }
       passive_[s * type_count_ + t] = !kill && ignore != nullptr && ignore_value == 1 && ignore->target < 0;
     }
+  }
+  // Events outside the state's rule's stream: the run is kept as it is, not even deduplicated.
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    if (p.states[s].rule < 0) continue;
+    const size_t rule = static_cast<size_t>(p.states[s].rule);
+    for (size_t t = 0; t < type_count_; ++t)
+      if (!rule_uses_type_[rule * type_count_ + t]) passive_[s * type_count_ + t] = kNotInStream;
   }
 }
 
@@ -436,7 +454,7 @@ bool Matcher::Impl::ExpireQuietly(uint32_t k) {
       continue;
     }
     if (S(r.state).kind == StateKind::kAbsence ||
-        rule_facts_[static_cast<size_t>(r.rule)].has_timeout_emit)
+        rule_facts_[static_cast<size_t>(RuleOf(r))].has_timeout_emit)
       return false;
     prefix = prefix && due == i;
     ++due;

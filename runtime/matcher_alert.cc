@@ -99,7 +99,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
       if (S(r.state).kind == StateKind::kAbsence) {   // nothing forbidden came: a match
         nodes_[r.node].flags |= kNodeMatched;
         ++nodes_[r.node].refs;
-        pending_.push_back(Pending{AlertKind::kMatch, r.rule, r.node, r.start_ord, now_});
+        pending_.push_back(Pending{AlertKind::kMatch, RuleOf(r), r.node, r.start_ord, now_});
         EndRun(r, /*deadline=*/false, /*discarded=*/false);
       } else {
         dying_.push_back(r);
@@ -143,7 +143,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
   if (!resume_.empty()) {
     size_t kept = 0;
     for (const Run& r : next_) {
-      const uint64_t* resume = resume_of(r.rule);
+      const uint64_t* resume = resume_of(RuleOf(r));
       if (resume && r.start_ord < *resume) {
         EndRun(r, /*deadline=*/false, /*discarded=*/true);
       } else {
@@ -154,7 +154,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
   }
   if (at_timer) {
     for (const Run& r : dying_) {
-      const uint64_t* resume = resume_of(r.rule);
+      const uint64_t* resume = resume_of(RuleOf(r));
       EndRun(r, /*deadline=*/true, /*discarded=*/resume && r.start_ord < *resume);
     }
     OrderTimeouts(matches);
@@ -195,12 +195,12 @@ void Matcher::Impl::OrderTimeouts(size_t from) {
     const Pending& p = pending_[i];
     bool complete = false;
     for (const Run& r : next_) {
-      if (complete || r.rule != p.rule || r.node == p.node || !SameEvents(r.node, p.node)) continue;
+      if (complete || RuleOf(r) != p.rule || r.node == p.node || !SameEvents(r.node, p.node)) continue;
       // A copy waiting for its trailing absence is a complete match pending; a preferred copy
       // still alive is the one M8 keeps if it times out too (the engine bets that it will).
       complete = S(r.state).kind == StateKind::kAbsence ||
                  (r.expiry != kNever &&
-                  Prefer(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_}, p));
+                  Prefer(Pending{AlertKind::kTimeout, RuleOf(r), r.node, r.start_ord, now_}, p));
     }
     if (complete) {
       ReleaseNode(p.node);
@@ -254,7 +254,7 @@ bool Matcher::Impl::Prefer(const Pending& a, const Pending& b) {
 // deadlines) are the same partial match; it has timed out once.
 void Matcher::Impl::MarkReported(const Pending& p) {
   for (const Run& r : next_)
-    if (r.rule == p.rule && r.node != p.node && SameEvents(r.node, p.node))
+    if (RuleOf(r) == p.rule && r.node != p.node && SameEvents(r.node, p.node))
       nodes_[r.node].flags |= kNodeMatched;
 }
 
@@ -295,34 +295,39 @@ uint64_t Matcher::Impl::ResumePoint(const Pending& p, uint64_t resume) const {
 void Matcher::Impl::ApplyLimit() {
   const size_t max = options_.max_partial_matches;
   bool over = false;
-  for (const Run& r : next_) over |= ++rule_runs_[static_cast<size_t>(r.rule)] > max;
+  next_rules_.clear();
+  for (const Run& r : next_) {
+    next_rules_.push_back(RuleOf(r));
+    over |= ++rule_runs_[static_cast<size_t>(next_rules_.back())] > max;
+  }
+  const int32_t* rule = next_rules_.data();   // evicted runs are marked by state -1
   if (over) {
     const bool drop_oldest = options_.on_partial_limit == MatcherOptions::OnPartialLimit::kDropOldest;
     auto evict = [&](size_t j) {
       EndRun(next_[j], /*deadline=*/false, /*discarded=*/true);
-      --rule_runs_[static_cast<size_t>(next_[j].rule)];
+      --rule_runs_[static_cast<size_t>(rule[j])];
       next_[j].state = -1;
       ++(drop_oldest ? counters_.runs_evicted : counters_.runs_rejected);
     };
     if (drop_oldest) {
       for (size_t i = 0; i < next_.size(); ++i) {
-        if (next_[i].state < 0 || rule_runs_[static_cast<size_t>(next_[i].rule)] <= max) continue;
+        if (next_[i].state < 0 || rule_runs_[static_cast<size_t>(rule[i])] <= max) continue;
         // Runs of one rule are in start order: the group of i's start, from its end.
         size_t end = i;
-        while (end < next_.size() && (next_[end].rule != next_[i].rule ||
+        while (end < next_.size() && (rule[end] != rule[i] ||
                                       next_[end].start_ord == next_[i].start_ord))
           ++end;
-        for (size_t j = end; j-- > i && rule_runs_[static_cast<size_t>(next_[i].rule)] > max;)
-          if (next_[j].rule == next_[i].rule && next_[j].state >= 0) evict(j);
+        for (size_t j = end; j-- > i && rule_runs_[static_cast<size_t>(rule[i])] > max;)
+          if (rule[j] == rule[i] && next_[j].state >= 0) evict(j);
       }
     } else {
       for (size_t j = next_.size(); j-- > 0;)
-        if (next_[j].state >= 0 && rule_runs_[static_cast<size_t>(next_[j].rule)] > max) evict(j);
+        if (next_[j].state >= 0 && rule_runs_[static_cast<size_t>(rule[j])] > max) evict(j);
     }
     next_.erase(std::remove_if(next_.begin(), next_.end(), [](const Run& r) { return r.state < 0; }),
                 next_.end());
   }
-  for (const Run& r : next_) rule_runs_[static_cast<size_t>(r.rule)] = 0;
+  for (const Run& r : next_) rule_runs_[static_cast<size_t>(RuleOf(r))] = 0;
 }
 
 // key_values_: the key components as values (strings point into key.bytes).

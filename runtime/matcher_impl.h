@@ -28,17 +28,17 @@ inline constexpr int64_t kNoAnchor = std::numeric_limits<int64_t>::min();
 inline constexpr uint32_t kNoNode = 0;
 
 // A partial match of one rule for one key: where it rests in the automaton and what it bound.
+// Its rule is its state's (Impl::RuleOf), the step of its last binding its node's (LastStep).
 struct Run {
   int32_t state = -1;
-  int32_t rule = -1;
   uint32_t node = kNoNode;        // its last binding (kNoNode: nothing bound yet)
-  int32_t last_step = -1;         // step of the last binding
   uint64_t start_ord = 0;         // processing order of its first event
   int64_t first_time = 0;
   int64_t last_time = 0;
   int64_t step_anchor = kNoAnchor;   // time of the event before the current step (step `within`)
   int64_t expiry = kNever;        // when its last continuation's deadline passes
 };
+static_assert(sizeof(Run) == 48, "a Run is copied per event and kept per partial match");
 
 // A binding: `event` bound to `variable`, after the bindings of `parent`. Shared by every run
 // (and every longer binding) with this prefix; reference counted.
@@ -87,6 +87,7 @@ struct StateFacts {
   uint32_t ignores_begin = 0, ignores_end = 0;
   uint32_t reach_begin = 0, reach_end = 0;       // into Impl::reach_
   bool has_take = false;
+  int32_t only_take = -1;   // the state's one TAKE edge when it has no PROCEED (Takes' fast path)
 };
 
 // A predicate `field OP v.field` (either order) on a single-event variable v, int or float: the
@@ -244,6 +245,8 @@ class Matcher::Impl {
   void Schedule(uint32_t k);
   void PushTimer(uint32_t k, int64_t first);
   const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
+  int32_t RuleOf(const Run& r) const { return state_rule_[static_cast<size_t>(r.state)]; }
+  int32_t LastStep(const Run& r) const { return r.node == kNoNode ? -1 : nodes_[r.node].step; }
   const CheckedRule& RuleOf(int32_t r) const { return *program_->rules[static_cast<size_t>(r)].checked; }
 
   // ---- matcher_step.cc: one run, one event ----
@@ -291,10 +294,14 @@ class Matcher::Impl {
   std::vector<RuleFacts> rule_facts_;
   // [state * type count + type]: a run resting in the state certainly just stays on an event of
   // the type (no TAKE or KILL can hold, the first IGNORE that can hold is an unconditional stay),
-  // so the step is skipped. Decided from the guards' literals at construction.
+  // so the step is skipped: 1, or kNotInStream when the state's rule does not see the type at all.
+  // Decided from the guards' literals at construction.
+  static constexpr uint8_t kNotInStream = 2;
   std::vector<uint8_t> passive_;
   size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;
+  std::vector<int32_t> state_rule_;                    // per state: its rule
+  std::vector<int32_t> next_rules_;                    // ApplyLimit: RuleOf(next_[i])
   std::vector<uint32_t> edge_index_;
   std::vector<std::pair<int32_t, int64_t>> reach_;
   size_t max_variables_ = 0;

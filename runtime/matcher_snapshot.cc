@@ -8,7 +8,8 @@
 //    [handles of the reorder buffer, in release order],
 //    [[id, event, parent, variable, step, refs, live, rule, flags] per live node],
 //    [[key bytes (bin), spec, serial, [[state, rule, node, last_step, start_ord, first_time,
-//      last_time, step_anchor, expiry] per run]] per key]].
+//      last_time, step_anchor, expiry] per run]] per key]]. A run's rule and last step are
+//      derived from its state and node; they are written for the format's sake and checked.
 // Event handles are renumbered on restore; node ids are kept. Record images are position
 // independent (runtime/event.h), so they are stored as they are. The timer heap is rebuilt from
 // the runs' expiries. Restore parses and checks everything before it changes the matcher.
@@ -130,9 +131,9 @@ std::string Matcher::Impl::Snapshot() const {
     for (const Run& r : key.runs) {
       pk.pack_array(9);
       pk.pack(r.state);
-      pk.pack(r.rule);
+      pk.pack(RuleOf(r));   // derived since format 1; kept so the format did not change
       pk.pack(r.node);
-      pk.pack(r.last_step);
+      pk.pack(LastStep(r));
       pk.pack(r.start_ord);
       pk.pack(r.first_time);
       pk.pack(r.last_time);
@@ -198,7 +199,7 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
       for (uint32_t j = 0; j < runs.size; ++j) {
         const auto& r = Array(runs.ptr[j], 9, "bad run");
         if (Int(r.ptr[0]) < 0 || static_cast<size_t>(Int(r.ptr[0])) >= p.states.size() ||
-            Int(r.ptr[1]) < 0 || static_cast<size_t>(Int(r.ptr[1])) >= p.rules.size() ||
+            Int(r.ptr[1]) != p.states[static_cast<size_t>(Int(r.ptr[0]))].rule ||
             UInt(r.ptr[2]) > max_node)
           throw Bad{"bad run"};
       }
@@ -256,9 +257,7 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
         const auto& r = runs.ptr[j].via.array;
         Run run;
         run.state = static_cast<int32_t>(Int(r.ptr[0]));
-        run.rule = static_cast<int32_t>(Int(r.ptr[1]));
-        run.node = static_cast<uint32_t>(UInt(r.ptr[2]));
-        run.last_step = static_cast<int32_t>(Int(r.ptr[3]));
+        run.node = static_cast<uint32_t>(UInt(r.ptr[2]));   // [1] rule, [3] last step: derived
         run.start_ord = UInt(r.ptr[4]);
         run.first_time = Int(r.ptr[5]);
         run.last_time = Int(r.ptr[6]);

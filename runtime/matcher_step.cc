@@ -16,12 +16,10 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   run_set_.Clear();
   node_set_.Clear();
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
-  const uint8_t* uses = rule_uses_type_.data() + static_cast<size_t>(type_);
   bool all_stay = *key != UINT32_MAX;
   if (all_stay) {
     for (const Run& r : keys_[*key].runs)
-      all_stay = all_stay && (!uses[static_cast<size_t>(r.rule) * type_count_] ||
-                              passive[static_cast<size_t>(r.state) * type_count_]);
+      all_stay = all_stay && passive[static_cast<size_t>(r.state) * type_count_] != 0;
   }
   if (all_stay) {
     // The key's runs are all unaffected by this event: only new runs may start. If none does,
@@ -41,11 +39,12 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     // The runs are read from the key while next_ is built; nothing here resizes keys_.
     const std::vector<Run>& runs = keys_[*key].runs;
     for (const Run& r : runs) {
-      if (!uses[static_cast<size_t>(r.rule) * type_count_]) {
+      const uint8_t stays = passive[static_cast<size_t>(r.state) * type_count_];
+      if (stays == kNotInStream) {
         next_.push_back(r);   // the event is not in this rule's stream
         continue;
       }
-      if (passive[static_cast<size_t>(r.state) * type_count_]) {   // it can only stay
+      if (stays != 0) {   // it can only stay
         const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
         if (!MayDuplicate(r.node) || run_set_.Insert(id, 0)) {
           next_.push_back(r);
@@ -80,7 +79,6 @@ void Matcher::Impl::StartRuns(const SpecUse& use) {
   if (!options_.start_index) rules = use.rules;
   for (int32_t rule : rules) {
     Run fresh;
-    fresh.rule = rule;
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
     StepRun(fresh, /*fresh=*/true);
   }
@@ -163,8 +161,16 @@ bool Matcher::Impl::Stay(const Run& r, const Edge* e) {
 // TAKE and PROCEED edges of `state` on the current event, for run r; whether a TAKE of `state`
 // itself fired (greedy leave edges fire only when none did).
 bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
-  if (depth > 64 || !state_facts_[static_cast<size_t>(state)].has_take) return false;
+  const StateFacts& facts = state_facts_[static_cast<size_t>(state)];
+  if (depth > 64 || !facts.has_take) return false;
   const State& st = S(state);
+  if (facts.only_take >= 0) {   // one TAKE, no PROCEED: the common step
+    const Edge& e = program_->edges[static_cast<size_t>(facts.only_take)];
+    int64_t anchor = kNoAnchor;
+    if (!Holds(e, r) || !TimeOk(r, st, &anchor)) return false;
+    Take(r, st, e, anchor);
+    return true;
+  }
   const Edge* edges = program_->edges.data() + st.first_edge;
   const uint32_t n = st.edge_count;
   // Which TAKEs fire: remembered for the first 64 edges, evaluated again beyond (an alternation
@@ -193,10 +199,9 @@ bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
 
 void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t anchor) {
   Run n;
-  n.rule = r.rule;
   n.state = e.target;
-  n.node = NewNode(r.node, r.rule, from);
-  n.last_step = from.step;
+  const int32_t rule = RuleOf(r);
+  n.node = NewNode(r.node, rule, from);
   n.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
   counters_.runs_started += r.node == kNoNode;
   n.first_time = r.node == kNoNode ? now_ : r.first_time;
@@ -206,7 +211,7 @@ void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t
   if (target.kind == StateKind::kFinal || target.accepting) {
     nodes_[n.node].flags |= kNodeMatched;
     ++nodes_[n.node].refs;   // held by the pending alert until Settle
-    pending_.push_back(Pending{AlertKind::kMatch, r.rule, n.node, n.start_ord, now_});
+    pending_.push_back(Pending{AlertKind::kMatch, rule, n.node, n.start_ord, now_});
   }
   if (target.absence >= 0) {
     Run waiting = n;
@@ -252,7 +257,7 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     value = FastCompare(field_compare_[i], r);
   } else {
     if (vars_for_ != &r) {
-      BuildVars(r.node, r.rule);
+      BuildVars(r.node, RuleOf(r));
       vars_for_ = &r;
     }
     EvalInput input;
@@ -272,8 +277,8 @@ bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) con
     *anchor = kNoAnchor;
     return true;
   }
-  *anchor = from.step == r.last_step ? r.step_anchor : r.last_time;
-  const RuleFacts& rule = rule_facts_[static_cast<size_t>(r.rule)];
+  *anchor = from.step == LastStep(r) ? r.step_anchor : r.last_time;
+  const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
   if (rule.within_ms > 0 && now_ - r.first_time > rule.within_ms) return false;
   if (rule.max_gap_ms > 0 && now_ - r.last_time > rule.max_gap_ms) return false;
   if (from.step_within_ms > 0 && *anchor != kNoAnchor && now_ - *anchor > from.step_within_ms)
@@ -285,7 +290,7 @@ bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) con
 // kNever; for a run waiting in an Absence state, its deadline.
 int64_t Matcher::Impl::Expiry(const Run& r) const {
   const State& st = S(r.state);
-  const RuleFacts& rule = rule_facts_[static_cast<size_t>(r.rule)];
+  const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
   if (st.kind == StateKind::kAbsence) {
     if (st.step_within_ms > 0) return r.last_time + st.step_within_ms;
     return rule.within_ms > 0 ? r.first_time + rule.within_ms : kNever;
@@ -295,10 +300,11 @@ int64_t Matcher::Impl::Expiry(const Run& r) const {
   if (rule.max_gap_ms > 0) e = std::min(e, r.last_time + rule.max_gap_ms);
   const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
   int64_t latest = kNoAnchor;
+  const int32_t last_step = LastStep(r);
   bool bounded = f.reach_end > f.reach_begin;
   for (uint32_t i = f.reach_begin; i < f.reach_end; ++i) {
     const auto [step, within] = reach_[i];
-    const int64_t anchor = step == r.last_step ? r.step_anchor : r.last_time;
+    const int64_t anchor = step == last_step ? r.step_anchor : r.last_time;
     if (within <= 0 || anchor == kNoAnchor) {
       bounded = false;
       break;
@@ -397,11 +403,11 @@ void Matcher::Impl::EndRun(const Run& r, bool deadline, bool discarded) {
   Node& node = nodes_[r.node];
   if (discarded) node.flags |= kNodeDiscarded;
   if (--node.live == 0 && deadline && !(node.flags & (kNodeMatched | kNodeDiscarded)) &&
-      rule_facts_[static_cast<size_t>(r.rule)].has_timeout_emit &&
+      rule_facts_[static_cast<size_t>(RuleOf(r))].has_timeout_emit &&
       S(r.state).kind != StateKind::kAbsence) {
     // Its last continuation ran out of time: the partial match times out now (§6.3).
     ++node.refs;
-    pending_.push_back(Pending{AlertKind::kTimeout, r.rule, r.node, r.start_ord, now_});
+    pending_.push_back(Pending{AlertKind::kTimeout, RuleOf(r), r.node, r.start_ord, now_});
   }
   ReleaseNode(r.node);
 }
