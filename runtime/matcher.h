@@ -18,9 +18,12 @@
 //     parent). Runs that share a prefix share its nodes; every event is stored once (reference
 //     counted) however many runs and rules bind it; a run never copies its events.
 //   * Timers. Trailing absence, `within`, `max gap` and step `within` deadlines are the runs'
-//     expiry instants; a heap orders keys by their earliest expiry, so when W passes a deadline
-//     the matcher visits exactly the keys with something due (never a scan of all keys). At an
-//     instant D, events with time <= D are processed before what expires at D.
+//     expiry instants; a timing wheel (runtime/timer_queue.h) orders keys by their earliest
+//     expiry, so when W passes a deadline the matcher visits exactly the keys with something due
+//     (never a scan of all keys). At an instant D, events with time <= D are processed before
+//     what expires at D.
+//   * Start index (nfa/start_index.h): an event starts runs only in the rules whose first step
+//     may take it.
 //   * Timeouts (`on timeout emit`, matching.md §6.3): a partial match (a node) times out when the
 //     last run holding it dies of its deadline rather than of an event.
 //   * After-match skip (M9) with a resume point per rule and key; duplicates (M8) dropped among
