@@ -205,8 +205,10 @@ void Matcher::Impl::BuildIndexes() {
   }
   // Deadline sources per state: the steps whose TAKEs a run resting there can still fire.
   state_facts_.assign(p.states.size(), {});
-  state_rule_.clear();
-  for (const State& st : p.states) state_rule_.push_back(st.rule);
+  hot_.clear();
+  for (const State& st : p.states)
+    hot_.push_back(HotState{st.step_within_ms, st.step, st.variable, st.absence, st.rule,
+                            st.first_edge, st.edge_count, st.kind, st.accepting});
   for (size_t s = 0; s < p.states.size(); ++s) {
     StateFacts& f = state_facts_[s];
     const State& st = p.states[s];
@@ -453,7 +455,7 @@ bool Matcher::Impl::ExpireQuietly(uint32_t k) {
       first = std::min(first, r.expiry);
       continue;
     }
-    if (S(r.state).kind == StateKind::kAbsence ||
+    if (H(r.state).kind == StateKind::kAbsence ||
         rule_facts_[static_cast<size_t>(RuleOf(r))].has_timeout_emit)
       return false;
     prefix = prefix && due == i;

@@ -198,7 +198,7 @@ void Matcher::Impl::OrderTimeouts(size_t from) {
       if (complete || RuleOf(r) != p.rule || r.node == p.node || !SameEvents(r.node, p.node)) continue;
       // A copy waiting for its trailing absence is a complete match pending; a preferred copy
       // still alive is the one M8 keeps if it times out too (the engine bets that it will).
-      complete = S(r.state).kind == StateKind::kAbsence ||
+      complete = H(r.state).kind == StateKind::kAbsence ||
                  (r.expiry != kNever &&
                   Prefer(Pending{AlertKind::kTimeout, RuleOf(r), r.node, r.start_ord, now_}, p));
     }

@@ -70,6 +70,22 @@ struct KeyState {
   bool referenced = false;        // touched since the CLOCK hand last passed (max_keys)
 };
 
+// What the hot path reads of a State (nfa/program.h), packed in 40 bytes: the program's States
+// carry their display names and are several times larger, so a thousand rules' states would
+// spill out of the caches the hot path needs.
+struct HotState {
+  int64_t step_within_ms = 0;
+  int32_t step = -1;
+  int32_t variable = -1;
+  int32_t absence = -1;
+  int32_t rule = -1;
+  uint32_t first_edge = 0;
+  uint32_t edge_count = 0;
+  StateKind kind = StateKind::kNormal;
+  bool accepting = false;
+};
+static_assert(sizeof(HotState) == 40);
+
 // What the hot path reads of a rule, in one place (no pointer chasing into CheckedRule).
 struct RuleFacts {
   int64_t within_ms = 0;
@@ -245,7 +261,8 @@ class Matcher::Impl {
   void Schedule(uint32_t k);
   void PushTimer(uint32_t k, int64_t first);
   const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
-  int32_t RuleOf(const Run& r) const { return state_rule_[static_cast<size_t>(r.state)]; }
+  const HotState& H(int32_t s) const { return hot_[static_cast<size_t>(s)]; }
+  int32_t RuleOf(const Run& r) const { return hot_[static_cast<size_t>(r.state)].rule; }
   int32_t LastStep(const Run& r) const { return r.node == kNoNode ? -1 : nodes_[r.node].step; }
   const CheckedRule& RuleOf(int32_t r) const { return *program_->rules[static_cast<size_t>(r)].checked; }
 
@@ -257,15 +274,15 @@ class Matcher::Impl {
   const Edge* Skip(const Run& r, bool took);
   bool Stay(const Run& r, const Edge* e);
   bool Takes(const Run& r, int32_t state, int depth);
-  void Take(const Run& r, const State& from, const Edge& e, int64_t anchor);
+  void Take(const Run& r, const HotState& from, const Edge& e, int64_t anchor);
   bool Holds(const Edge& e, const Run& r);
   bool EvalPred(int32_t p, const Run& r);
-  bool TimeOk(const Run& r, const State& from, int64_t* anchor) const;
+  bool TimeOk(const Run& r, const HotState& from, int64_t* anchor) const;
   int64_t Expiry(const Run& r) const;
   void BuildVars(uint32_t node, int32_t rule);
   void AddRun(const Run& r);
   bool MayDuplicate(uint32_t node) const;
-  uint32_t NewNode(uint32_t parent, int32_t rule, const State& from);
+  uint32_t NewNode(uint32_t parent, int32_t rule, const HotState& from);
   void ReleaseNode(uint32_t node);
   // A run is gone: `deadline` if it died of its expiry (at the current instant).
   void EndRun(const Run& r, bool deadline, bool discarded);
@@ -300,7 +317,7 @@ class Matcher::Impl {
   std::vector<uint8_t> passive_;
   size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;
-  std::vector<int32_t> state_rule_;                    // per state: its rule
+  std::vector<HotState> hot_;                          // per state
   std::vector<int32_t> next_rules_;                    // ApplyLimit: RuleOf(next_[i])
   std::vector<uint32_t> edge_index_;
   std::vector<std::pair<int32_t, int64_t>> reach_;

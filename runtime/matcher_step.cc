@@ -163,7 +163,7 @@ bool Matcher::Impl::Stay(const Run& r, const Edge* e) {
 bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
   const StateFacts& facts = state_facts_[static_cast<size_t>(state)];
   if (depth > 64 || !facts.has_take) return false;
-  const State& st = S(state);
+  const HotState& st = H(state);
   if (facts.only_take >= 0) {   // one TAKE, no PROCEED: the common step
     const Edge& e = program_->edges[static_cast<size_t>(facts.only_take)];
     int64_t anchor = kNoAnchor;
@@ -197,7 +197,7 @@ bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
   return took;
 }
 
-void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t anchor) {
+void Matcher::Impl::Take(const Run& r, const HotState& from, const Edge& e, int64_t anchor) {
   Run n;
   n.state = e.target;
   const int32_t rule = RuleOf(r);
@@ -207,7 +207,7 @@ void Matcher::Impl::Take(const Run& r, const State& from, const Edge& e, int64_t
   n.first_time = r.node == kNoNode ? now_ : r.first_time;
   n.last_time = now_;
   n.step_anchor = anchor;
-  const State& target = S(e.target);
+  const HotState& target = H(e.target);
   if (target.kind == StateKind::kFinal || target.accepting) {
     nodes_[n.node].flags |= kNodeMatched;
     ++nodes_[n.node].refs;   // held by the pending alert until Settle
@@ -272,7 +272,7 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
 
 // Time bounds of taking the current event from `from` (matching.md §6.1); `anchor` gets the
 // event before the step (the new run's step anchor).
-bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) const {
+bool Matcher::Impl::TimeOk(const Run& r, const HotState& from, int64_t* anchor) const {
   if (r.node == kNoNode) {
     *anchor = kNoAnchor;
     return true;
@@ -289,7 +289,7 @@ bool Matcher::Impl::TimeOk(const Run& r, const State& from, int64_t* anchor) con
 // The last instant any continuation of r can still take an event (matching.md §6.2 D(c)), or
 // kNever; for a run waiting in an Absence state, its deadline.
 int64_t Matcher::Impl::Expiry(const Run& r) const {
-  const State& st = S(r.state);
+  const HotState& st = H(r.state);
   const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
   if (st.kind == StateKind::kAbsence) {
     if (st.step_within_ms > 0) return r.last_time + st.step_within_ms;
@@ -366,7 +366,7 @@ void Matcher::Impl::AddRun(const Run& r) {
 
 // The binding of the current event by `from`'s step after `parent`; one node per distinct
 // (parent, rule, step) on this event.
-uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const State& from) {
+uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const HotState& from) {
   const uint64_t id = (static_cast<uint64_t>(parent) << 32) ^
                       (static_cast<uint64_t>(static_cast<uint32_t>(rule)) << 16) ^
                       static_cast<uint64_t>(static_cast<uint32_t>(from.step));
@@ -404,7 +404,7 @@ void Matcher::Impl::EndRun(const Run& r, bool deadline, bool discarded) {
   if (discarded) node.flags |= kNodeDiscarded;
   if (--node.live == 0 && deadline && !(node.flags & (kNodeMatched | kNodeDiscarded)) &&
       rule_facts_[static_cast<size_t>(RuleOf(r))].has_timeout_emit &&
-      S(r.state).kind != StateKind::kAbsence) {
+      H(r.state).kind != StateKind::kAbsence) {
     // Its last continuation ran out of time: the partial match times out now (§6.3).
     ++node.refs;
     pending_.push_back(Pending{AlertKind::kTimeout, RuleOf(r), r.node, r.start_ord, now_});
