@@ -93,11 +93,23 @@ CompareKind Mirror(CompareKind op) {   // c OP field  ==  field Mirror(OP) c
 // Other conjuncts require nothing recognisable and are left out, so the bounds are necessary,
 // not sufficient. Fields compared in another domain (an int field against a float constant)
 // are not recognised.
+using StringBounds = std::map<int, std::set<std::string>>;   // by slot: the values allowed
+
 struct FieldBounds {
   std::map<int, IntInterval> ints;       // by slot
   std::map<int, FloatInterval> floats;
-  std::map<int, std::set<std::string>> strings;   // the values `==` / `in` allow
+  StringBounds strings;                  // the values `==` / `in` allow
 };
+
+// bounds[slot] becomes the values both it and `values` allow (just `values` if it had none).
+void AllowStrings(StringBounds& bounds, int slot, const std::set<std::string>& values) {
+  auto [it, fresh] = bounds.try_emplace(slot, values);
+  if (fresh) return;
+  std::set<std::string> both;
+  for (const std::string& v : values)
+    if (it->second.count(v)) both.insert(v);
+  it->second = std::move(both);
+}
 
 class BoundsReader {
  public:
@@ -128,17 +140,8 @@ class BoundsReader {
       std::set<std::string> values;
       for (const ExprProgram::StringRef r : program_.string_sets[static_cast<size_t>(code_[lo + 1].arg)])
         values.emplace(program_.String(r));
-      AllowStrings(code_[lo].arg, std::move(values));
+      AllowStrings(bounds_.strings, code_[lo].arg, values);
     }
-  }
-
-  void AllowStrings(int slot, std::set<std::string> values) {
-    auto [it, fresh] = bounds_.strings.try_emplace(slot, values);
-    if (fresh) return;
-    std::set<std::string> both;
-    for (const std::string& v : values)
-      if (it->second.count(v)) both.insert(v);
-    it->second = std::move(both);
   }
 
   void Atom(size_t pos) {
@@ -153,7 +156,8 @@ class BoundsReader {
     }
     if (load->op == ExprOpcode::kLoadString && push->op == ExprOpcode::kPushString &&
         cmp.op == ExprOpcode::kCmpString && cmp.arg == static_cast<int>(CompareKind::kEq)) {
-      AllowStrings(load->arg, {std::string(program_.String(program_.strings[static_cast<size_t>(push->arg)]))});
+      AllowStrings(bounds_.strings, load->arg,
+                   {std::string(program_.String(program_.strings[static_cast<size_t>(push->arg)]))});
       return;
     }
     if (cmp.arg < 0 || cmp.arg > static_cast<int>(CompareKind::kGe)) return;
@@ -233,14 +237,7 @@ RuleBounds AnalyseRule(const Program& p, int rule, int type) {
         auto [it, fresh] = edge.floats.try_emplace(slot, AllFloats());
         it->second.Intersect(i);
       }
-      for (const auto& [slot, values] : bounds.strings) {
-        auto [it, fresh] = edge.strings.try_emplace(slot, values);
-        if (fresh) continue;
-        std::set<std::string> both;
-        for (const std::string& v : values)
-          if (it->second.count(v)) both.insert(v);
-        it->second = std::move(both);
-      }
+      for (const auto& [slot, values] : bounds.strings) AllowStrings(edge.strings, slot, values);
     }
     if (!possible) continue;
     // An edge whose interval on some field is empty can never fire.
