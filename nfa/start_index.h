@@ -66,9 +66,7 @@ class StartIndex {
     return it == string_lists_.end() ? unconstrained_ : List(it->second);
   }
 
-  // For tests and dumps: the indexed field's slot (-1: none) and how many rules were excluded
-  // or constrained.
-  int indexed_slot() const { return kind_ == Kind::kNone ? -1 : slot_; }
+  // For tests: how many rules were excluded or constrained.
   size_t excluded() const { return excluded_; }
   size_t constrained() const { return constrained_; }
 

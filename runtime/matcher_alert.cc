@@ -96,7 +96,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
         next_.push_back(r);
         continue;
       }
-      if (S(r.state).kind == StateKind::kAbsence) {   // nothing forbidden came: a match
+      if (H(r.state).kind == StateKind::kAbsence) {   // nothing forbidden came: a match
         nodes_[r.node].flags |= kNodeMatched;
         ++nodes_[r.node].refs;
         pending_.push_back(Pending{AlertKind::kMatch, RuleOf(r), r.node, r.start_ord, now_});

@@ -260,7 +260,6 @@ class Matcher::Impl {
   void WriteBack(uint32_t k);
   void Schedule(uint32_t k);
   void PushTimer(uint32_t k, int64_t first);
-  const State& S(int32_t s) const { return program_->states[static_cast<size_t>(s)]; }
   const HotState& H(int32_t s) const { return hot_[static_cast<size_t>(s)]; }
   int32_t RuleOf(const Run& r) const { return hot_[static_cast<size_t>(r.state)].rule; }
   int32_t LastStep(const Run& r) const { return r.node == kNoNode ? -1 : nodes_[r.node].step; }
