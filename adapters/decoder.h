@@ -34,6 +34,8 @@
 //   $watermark: field 'watermark': expected timestamp, got bool
 //   $watermark: field 'watermark': invalid timestamp "soon"
 //   $watermark: field 'watermark': duplicate field
+// With DecoderOptions::discriminator set to "watermark" no punctuation can be valid (one field
+// cannot hold both "$watermark" and the time): such a configuration has no punctuation.
 //
 // Error messages are stable (tests assert them exactly):
 //   missing discriminator field 'type'
