@@ -25,6 +25,15 @@ namespace vigil {
 
 inline constexpr int64_t kNever = std::numeric_limits<int64_t>::max();     // no expiry
 inline constexpr int64_t kNoAnchor = std::numeric_limits<int64_t>::min();
+
+// The instant `d` ms (d > 0) after event time t. Event times may be any int64, so the sum is
+// saturated just below kNever: a deadline past the int64 range stays a deadline (the watermark
+// of Finish reaches it) instead of wrapping into the past.
+inline int64_t After(int64_t t, int64_t d) {
+  int64_t sum;
+  if (__builtin_add_overflow(t, d, &sum) || sum >= kNever) return kNever - 1;
+  return sum;
+}
 inline constexpr uint32_t kNoNode = 0;
 
 // A partial match of one rule for one key: where it rests in the automaton and what it bound.

@@ -130,7 +130,7 @@ const Edge* Matcher::Impl::Skip(const Run& r, bool took) {
   const Edge* edges = program_->edges.data();
   for (uint32_t i = f.kills_begin; i < f.kills_end; ++i) {
     const Edge& kill = edges[edge_index_[i]];
-    if (kill.within_ms > 0 && now_ - r.last_time > kill.within_ms) continue;   // past the `no`'s window
+    if (kill.within_ms > 0 && now_ > After(r.last_time, kill.within_ms)) continue;   // past the `no`'s window
     if (Holds(kill, r)) return nullptr;   // may not skip it
   }
   for (uint32_t i = f.ignores_begin; i < f.ignores_end; ++i) {
@@ -279,9 +279,9 @@ bool Matcher::Impl::TimeOk(const Run& r, const HotState& from, int64_t* anchor) 
   }
   *anchor = from.step == LastStep(r) ? r.step_anchor : r.last_time;
   const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
-  if (rule.within_ms > 0 && now_ - r.first_time > rule.within_ms) return false;
-  if (rule.max_gap_ms > 0 && now_ - r.last_time > rule.max_gap_ms) return false;
-  if (from.step_within_ms > 0 && *anchor != kNoAnchor && now_ - *anchor > from.step_within_ms)
+  if (rule.within_ms > 0 && now_ > After(r.first_time, rule.within_ms)) return false;
+  if (rule.max_gap_ms > 0 && now_ > After(r.last_time, rule.max_gap_ms)) return false;
+  if (from.step_within_ms > 0 && *anchor != kNoAnchor && now_ > After(*anchor, from.step_within_ms))
     return false;
   return true;
 }
@@ -292,12 +292,12 @@ int64_t Matcher::Impl::Expiry(const Run& r) const {
   const HotState& st = H(r.state);
   const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
   if (st.kind == StateKind::kAbsence) {
-    if (st.step_within_ms > 0) return r.last_time + st.step_within_ms;
-    return rule.within_ms > 0 ? r.first_time + rule.within_ms : kNever;
+    if (st.step_within_ms > 0) return After(r.last_time, st.step_within_ms);
+    return rule.within_ms > 0 ? After(r.first_time, rule.within_ms) : kNever;
   }
   int64_t e = kNever;
-  if (rule.within_ms > 0) e = std::min(e, r.first_time + rule.within_ms);
-  if (rule.max_gap_ms > 0) e = std::min(e, r.last_time + rule.max_gap_ms);
+  if (rule.within_ms > 0) e = std::min(e, After(r.first_time, rule.within_ms));
+  if (rule.max_gap_ms > 0) e = std::min(e, After(r.last_time, rule.max_gap_ms));
   const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
   int64_t latest = kNoAnchor;
   const int32_t last_step = LastStep(r);
@@ -309,7 +309,7 @@ int64_t Matcher::Impl::Expiry(const Run& r) const {
       bounded = false;
       break;
     }
-    latest = std::max(latest, anchor + within);
+    latest = std::max(latest, After(anchor, within));
   }
   if (bounded) e = std::min(e, latest);
   return e;

@@ -409,6 +409,35 @@ TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on
   CHECK(m.counters().keys_live == 0);
 }
 
+TEST_CASE("matcher: windows near the ends of the int64 time line behave as anywhere else") {
+  std::string error;
+  auto rules = test::CheckRandomRule(
+      "rule r {\n  key id\n  within 10s\n  pattern a: E where k == \"a\" -> b: E where k == \"b\"\n"
+      "  emit { who: key }\n}\n", &error);
+  REQUIRE_MESSAGE(rules, error);
+  auto program = CompileProgram(rules).program;
+  REQUIRE(program);
+  // u1: b 2 s after a (a match); u2: b 12 s after a (outside `within`). The same stream shifted to
+  // just below INT64_MAX (deadlines past the int64 range) and to just above INT64_MIN.
+  for (const int64_t base : {int64_t{0}, std::numeric_limits<int64_t>::max() - 15000,
+                             std::numeric_limits<int64_t>::min() + 1}) {
+    std::vector<test::RandomEvent> events = {{"u2", "a", 0, base}, {"u1", "a", 0, base + 10000},
+                                             {"u2", "b", 0, base + 12000}, {"u1", "b", 0, base + 12000}};
+    const test::RandomStream stream = test::MakeStream(rules->schema, events);
+    std::vector<std::string> alerts;
+    MatcherCallbacks cb;
+    cb.on_alert = [&](const Alert& a) {
+      alerts.push_back(fmt::format("{}@+{}", a.key_text, a.detection_ms - base));
+    };
+    Matcher m(program, {}, cb);
+    for (const OwnedRecord& r : stream.records) CHECK(m.Push(r.view()));
+    m.Finish();
+    CAPTURE(base);
+    CHECK(alerts == std::vector<std::string>{"\"u1\"@+12000"});
+    CHECK(m.counters().keys_live == 0);
+  }
+}
+
 }  // namespace vigil
 
 namespace vigil {
