@@ -4,7 +4,9 @@
 // whole program, like DuckDB's optimizer list and Hyperscan's ng.cpp:
 //   1. lower     every enabled rule's pattern tree -> states and edges (RuleLowering below);
 //   2. emit      compile the emit and `on timeout emit` expressions;
-//   3. index     event type -> rules that use it.
+//   3. index     event type -> rules that use it;
+//   4. share     the common beginnings of compatible rules merged into shared states
+//                (share_prefixes.h).
 // Predicates are compiled and shared while lowering: a condition is keyed by its event type and
 // its compiled code, so the same condition in fifty rules is one Predicate.
 //
@@ -23,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "nfa/program.h"
+#include "nfa/share_prefixes.h"
 
 namespace vigil {
 namespace {
@@ -650,6 +653,7 @@ class RuleLowering {
 struct PassContext {
   Program& program;
   std::vector<CompileStatus>& problems;
+  const CompileOptions& options;
 };
 
 void LowerPass(PassContext& ctx) {
@@ -718,6 +722,17 @@ void IndexPass(PassContext& ctx) {
   }
 }
 
+void SharePass(PassContext& ctx) {
+  if (ctx.options.share_prefixes) SharePrefixes(ctx.program);
+}
+
+// Whether `rule` is the state's rule or, for a shared state, one of the rules it stands for.
+bool InRules(const Program& p, const State& st, int32_t rule) {
+  if (st.shared < 0) return rule == st.rule;
+  const std::vector<int32_t>& rules = p.shared[static_cast<size_t>(st.shared)];
+  return std::find(rules.begin(), rules.end(), rule) != rules.end();
+}
+
 // Checks the invariants every pass must leave; a failure is a compiler bug, reported as kInvalid.
 std::string Verify(const Program& p) {
   for (size_t s = 0; s < p.states.size(); ++s) {
@@ -730,7 +745,7 @@ std::string Verify(const Program& p) {
       const bool needs_target = edge.kind == EdgeKind::kTake || edge.kind == EdgeKind::kProceed;
       if (needs_target && (edge.target < 0 || edge.target >= static_cast<int32_t>(p.states.size())))
         return fmt::format("state {} ({}): edge {} has no valid target", s, st.name, e);
-      if (p.states[static_cast<size_t>(std::max(edge.target, 0))].rule != st.rule && edge.target >= 0)
+      if (edge.target >= 0 && !InRules(p, st, p.states[static_cast<size_t>(edge.target)].rule))
         return fmt::format("state {} ({}): edge {} leaves its rule", s, st.name, e);
       if (edge.first_literal + edge.literal_count > p.literals.size())
         return fmt::format("state {}: literals", s);
@@ -750,7 +765,8 @@ struct Pass {
   const char* name;
   void (*run)(PassContext&);
 };
-constexpr Pass kPasses[] = {{"lower", LowerPass}, {"emit", EmitPass}, {"index", IndexPass}};
+constexpr Pass kPasses[] = {
+    {"lower", LowerPass}, {"emit", EmitPass}, {"index", IndexPass}, {"share", SharePass}};
 
 }  // namespace
 
@@ -764,12 +780,13 @@ std::string_view EdgeKindName(EdgeKind k) {
   return "?";
 }
 
-CompileProgramResult CompileProgram(std::shared_ptr<const CheckedRules> rules) {
+CompileProgramResult CompileProgram(std::shared_ptr<const CheckedRules> rules,
+                                    const CompileOptions& options) {
   CompileProgramResult result;
   auto program = std::make_shared<Program>();
   program->checked = std::move(rules);
   program->rules.resize(program->checked->rules.size());
-  PassContext ctx{*program, result.problems};
+  PassContext ctx{*program, result.problems, options};
   for (const Pass& pass : kPasses) {
     pass.run(ctx);
     if (std::string bad = Verify(*program); !bad.empty()) {

@@ -26,6 +26,13 @@
 // completes when the watermark passes its deadline (its step's `within` after the last bound
 // event, else the rule's `within` after the first).
 //
+// Shared states. Rules whose patterns begin alike (same key, window, stream; no after-match skip
+// or timeout emit) share the states of their common beginning: a shared state (State::shared)
+// stands for the same state of each of its rules (Program::shared), belongs to the first of them
+// (State::rule), and has, where the rules part, one edge per rule (or per group of rules still
+// alike) with the same guard, leading into each rule's own states. A rule's state list starts
+// with the shared states it uses. Pass "share", nfa/share_prefixes.h.
+//
 // Guards are conjunctions of literals "the event has type T and predicate P holds" (P = -1:
 // any event of type T), each possibly negated. Predicates are compiled expressions, shared:
 // identical conditions of any rules are one Predicate, evaluated once per event.
@@ -114,6 +121,9 @@ struct State {
   int64_t step_within_ms = 0;     // the step's `within` (0: none); kAbsence: its deadline
   uint32_t first_edge = 0;        // edges [first_edge, first_edge + edge_count), in try order
   uint32_t edge_count = 0;
+  // >= 0: a shared state (Program::shared[shared]), standing for the same state of several rules
+  // whose patterns begin alike; `rule` is the first of them. -1: a state of `rule` alone.
+  int32_t shared = -1;
   std::string name;               // "b#1", "b*", "final": for dumps
 };
 
@@ -144,6 +154,8 @@ struct Program {
   std::vector<CompiledRule> rules;            // same order as checked->rules (disabled: start -1)
   // For each event type: the rules whose pattern uses it, so an event touches only those.
   std::vector<std::vector<int32_t>> rules_by_type;
+  // Per shared state (State::shared): the rules it stands for, ascending.
+  std::vector<std::vector<int32_t>> shared;
 
   const Schema& schema() const { return checked->schema; }
 };
@@ -163,9 +175,16 @@ struct CompileProgramResult {
   std::shared_ptr<const Program> program;   // null unless status.ok()
 };
 
+struct CompileOptions {
+  // Merge the common beginnings of rules into shared states (pass "share", nfa/share_prefixes.h).
+  // Off only to compare against (tests, benchmarks): the alerts are the same either way.
+  bool share_prefixes = true;
+};
+
 // Compiles every enabled rule of `rules` (which must have checked without errors). Runs the
 // passes of compiler.cc in order; each verifies its output.
-CompileProgramResult CompileProgram(std::shared_ptr<const CheckedRules> rules);
+CompileProgramResult CompileProgram(std::shared_ptr<const CheckedRules> rules,
+                                    const CompileOptions& options = {});
 
 // The automaton of one rule as text (one state per line, edges in try order, then the shared
 // predicates it uses) and as Graphviz DOT. For `vigil explain` and tests.

@@ -1,9 +1,11 @@
 // Text and Graphviz DOT forms of one rule's automaton (see program.h), for `vigil explain` and
-// the table tests of the compiler. The text form lists states in id order (relative to the
-// rule's first state), each with its edges in try order, guards as `[Type pN, !Type]`, then the
+// the table tests of the compiler. The text form lists the rule's states in the order of its
+// state list (shared states first, program.h), numbered by that order, each with its edges in try
+// order (a shared state's edges into other rules left out), guards as `[Type pN, !Type]`, then the
 // predicates the rule uses with their compiled code.
 #include <set>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -24,8 +26,23 @@ std::string GuardText(const Program& p, const Edge& e) {
   return out + "]";
 }
 
-std::string StateLabel(const Program& p, int32_t base, int32_t s) {
-  return fmt::format("{} {}", s - base, p.states[static_cast<size_t>(s)].name);
+// A rule's states are numbered by their place in its state list (its shared states first):
+// local[s] for a program state s, -1 if s is not one of the rule's states.
+std::vector<int32_t> LocalNumbers(const Program& p, const CompiledRule& r) {
+  std::vector<int32_t> local(p.states.size(), -1);
+  for (size_t i = 0; i < r.states.size(); ++i) local[static_cast<size_t>(r.states[i])] = static_cast<int32_t>(i);
+  return local;
+}
+
+std::string SharedNote(const Program& p, const State& st) {
+  if (st.shared < 0) return {};
+  std::string out = " (shared by";
+  const char* sep = " ";
+  for (int32_t r : p.shared[static_cast<size_t>(st.shared)]) {
+    out += sep + p.rules[static_cast<size_t>(r)].checked->name;
+    sep = ", ";
+  }
+  return out + ")";
 }
 
 }  // namespace
@@ -33,21 +50,24 @@ std::string StateLabel(const Program& p, int32_t base, int32_t s) {
 std::string DumpRuleProgram(const Program& p, int rule) {
   const CompiledRule& r = p.rules[static_cast<size_t>(rule)];
   if (r.start < 0) return fmt::format("rule {}: not compiled\n", r.checked->name);
-  const int32_t base = r.states.front();
-  std::string out = fmt::format("rule {}: start {}\n", r.checked->name, r.start - base);
+  const std::vector<int32_t> local = LocalNumbers(p, r);
+  auto at = [&](int32_t s) { return local[static_cast<size_t>(s)]; };
+  std::string out = fmt::format("rule {}: start {}\n", r.checked->name, at(r.start));
   std::set<int32_t> predicates;
   for (int32_t s : r.states) {
     const State& st = p.states[static_cast<size_t>(s)];
-    out += fmt::format("  {}", StateLabel(p, base, s));
+    out += fmt::format("  {} {}", at(s), st.name);
     if (st.kind == StateKind::kFinal) out += " (final)";
     if (st.kind == StateKind::kAbsence) out += " (absence)";
     if (st.accepting && st.kind != StateKind::kFinal) out += " (accepting)";
     if (st.step_within_ms) out += fmt::format(" (within {}ms)", st.step_within_ms);
+    out += SharedNote(p, st);
     out += '\n';
     for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
       const Edge& edge = p.edges[e];
+      if (edge.target >= 0 && at(edge.target) < 0) continue;   // a shared state's edge into another rule
       out += fmt::format("    {} {}", EdgeKindName(edge.kind), GuardText(p, edge));
-      if (edge.target >= 0) out += fmt::format(" -> {}", edge.target - base);
+      if (edge.target >= 0) out += fmt::format(" -> {}", at(edge.target));
       if (edge.within_ms > 0) out += fmt::format(" (within {}ms)", edge.within_ms);
       out += '\n';
       for (uint32_t i = 0; i < edge.literal_count; ++i)
@@ -75,7 +95,8 @@ std::string DumpRuleDot(const Program& p, int rule) {
   const CompiledRule& r = p.rules[static_cast<size_t>(rule)];
   std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n", r.checked->name);
   if (r.start < 0) return out + "}\n";
-  const int32_t base = r.states.front();
+  const std::vector<int32_t> local = LocalNumbers(p, r);
+  auto at = [&](int32_t s) { return local[static_cast<size_t>(s)]; };
   out += "  start [shape=point];\n";
   for (int32_t s : r.states) {
     const State& st = p.states[static_cast<size_t>(s)];
@@ -83,22 +104,24 @@ std::string DumpRuleDot(const Program& p, int rule) {
                         : st.kind == StateKind::kAbsence ? "octagon"
                         : st.accepting                   ? "doubleoctagon"
                                                          : "circle";
-    out += fmt::format("  s{} [label=\"{}\", shape={}];\n", s - base, st.name, shape);
+    out += fmt::format("  s{} [label=\"{}\", shape={}{}];\n", at(s), st.name, shape,
+                       st.shared >= 0 ? ", style=filled, fillcolor=lightgray" : "");
   }
-  out += fmt::format("  start -> s{};\n", r.start - base);
+  out += fmt::format("  start -> s{};\n", at(r.start));
   for (int32_t s : r.states) {
     const State& st = p.states[static_cast<size_t>(s)];
     for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
       const Edge& edge = p.edges[e];
+      if (edge.target >= 0 && at(edge.target) < 0) continue;   // a shared state's edge into another rule
       const int32_t target = edge.target >= 0 ? edge.target : (edge.kind == EdgeKind::kIgnore ? s : -1);
       const std::string label = fmt::format("{} {}", EdgeKindName(edge.kind), GuardText(p, edge));
       if (target < 0) {
         out += fmt::format("  s{}_kill{} [shape=none, label=\"x\"];\n  s{} -> s{}_kill{} [label=\"{}\", style=dashed];\n",
-                           s - base, e, s - base, s - base, e, label);
+                           at(s), e, at(s), at(s), e, label);
       } else {
         const char* style = edge.kind == EdgeKind::kProceed ? ", style=dotted"
                             : edge.kind == EdgeKind::kIgnore ? ", color=gray" : "";
-        out += fmt::format("  s{} -> s{} [label=\"{}\"{}];\n", s - base, target - base, label, style);
+        out += fmt::format("  s{} -> s{} [label=\"{}\"{}];\n", at(s), at(target), label, style);
       }
     }
   }

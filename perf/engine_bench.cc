@@ -8,6 +8,7 @@
 //   BM_SeqAny / BM_SeqNext     (1) skip-till-any-match and skip-till-next-match
 //   BM_ManyRules/1|1000        (3) 1,000 rules differing in constants and type order, vs 1 rule
 //   BM_ManyRulesBands/N        (3') N rules that split the stream by price bands, vs 1 rule
+//   BM_SharedPrefix/N/share    (3'') N rules with a common beginning, shared or not
 //   BM_WindowAny/BM_WindowKleene/<seconds>   (4) window sweep 1s..60s, and `b: B+`
 //   BM_OpenMatchesPerKey       (5) 1M keys, each holding open partial matches: memory
 //
@@ -67,7 +68,7 @@ std::string KleeneRule(int window_s) {
       window_s);
 }
 
-std::shared_ptr<const Program> CompileOrDie(const std::string& rules) {
+std::shared_ptr<const Program> CompileOrDie(const std::string& rules, const CompileOptions& options = {}) {
   CheckResult checked = CheckSources({SourceFile{"bench.vigil", std::string(kSchema) + rules}});
   if (checked.diagnostics.has_errors()) {
     std::string text;
@@ -75,7 +76,7 @@ std::shared_ptr<const Program> CompileOrDie(const std::string& rules) {
     throw std::runtime_error("bench rules do not check:\n" + text);
   }
   CompileProgramResult compiled =
-      CompileProgram(std::make_shared<const CheckedRules>(std::move(checked.rules)));
+      CompileProgram(std::make_shared<const CheckedRules>(std::move(checked.rules)), options);
   if (!compiled.program) throw std::runtime_error("bench rules do not compile: " + compiled.status.message);
   return compiled.program;
 }
@@ -215,6 +216,22 @@ void BM_ManyRulesBands(benchmark::State& state) {
 }
 BENCHMARK(BM_ManyRulesBands)->ArgsProduct({{1, 10, 100, 1000}, {1}})->Args({1000, 0})
     ->Unit(benchmark::kMillisecond);
+
+// (3'') N rules that begin alike: the rule of (1) with rule i's last step asking a little more,
+// `c: C where price > b.price + 10 i / N`, so they share their first two steps (a, b) and part at
+// c (nfa/share_prefixes.h). Second argument: sharing on (1) or off (0).
+void BM_SharedPrefix(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  std::string rules;
+  for (int i = 0; i < n; ++i)
+    rules += fmt::format(
+        "rule r{} {{\n  key id  within 10s\n  pattern a: A -> b: B where price > a.price\n"
+        "    -> c: C where price > b.price + {}\n}}\n",
+        i, 10.0 * i / n);
+  RunMatcher(state, CompileOrDie(rules, {.share_prefixes = state.range(1) != 0}),
+             UniformWorkload().events);
+}
+BENCHMARK(BM_SharedPrefix)->ArgsProduct({{10, 100}, {1, 0}})->Unit(benchmark::kMillisecond);
 
 // (4) Window sweep.
 void BM_WindowAny(benchmark::State& state) {

@@ -130,7 +130,7 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
   run_pred_value_.assign(program_->predicates.size(), 0);
   pred_value_.assign(program_->predicates.size(), 0);
   counters_.alerts_per_rule.assign(program_->rules.size(), 0);
-  rule_runs_.assign(program_->rules.size(), 0);
+  rule_runs_.assign(program_->rules.size() + program_->shared.size(), 0);
   // Node::rule, ::step, ::variable are 16-bit.
   for (const CompiledRule& r : program_->rules)
     if (program_->rules.size() > UINT16_MAX || r.checked->pattern.step_count > INT16_MAX ||
@@ -262,6 +262,19 @@ void Matcher::Impl::BuildIndexes() {
     rule_facts_.push_back(RuleFacts{c.within_ms, c.max_gap_ms,
                                     static_cast<uint32_t>(c.pattern.variables.size()),
                                     c.has_timeout_emit, c.after_match.kind != SkipKind::kNoSkip, h});
+  }
+  // A shared state's runs (nfa/share_prefixes.h) are its first rule's as far as the hot path goes
+  // (the rules it stands for agree on everything that reads); their bindings are read with room
+  // for every such rule's variables, and they count against the limit as the shared state's own.
+  limit_bucket_.resize(p.states.size());
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    const State& st = p.states[s];
+    limit_bucket_[s] = st.rule;
+    if (st.shared < 0) continue;
+    limit_bucket_[s] = static_cast<int32_t>(p.rules.size()) + st.shared;
+    for (int32_t r : p.shared[static_cast<size_t>(st.shared)])
+      rule_facts_[static_cast<size_t>(st.rule)].variables =
+          std::max(rule_facts_[static_cast<size_t>(st.rule)].variables, rule_facts_[static_cast<size_t>(r)].variables);
   }
 }
 

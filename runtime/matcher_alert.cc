@@ -212,8 +212,8 @@ void Matcher::Impl::OrderTimeouts(size_t from) {
   SortByPreference(from);
 }
 
-// Report order within one instant (§7.1): start, then preference. Runs are kept in that order,
-// but a run that skips an event stands for two choices at once (one more iteration later, leave
+// Report order within one instant (§7.1): start, then rule (in program order, whether or not rules
+// share runs), then preference. Runs are kept in that order, but a run that skips an event stands for two choices at once (one more iteration later, leave
 // later), so the instant's alerts are put in order by comparing their bindings: at the first
 // binding where they differ, an earlier event for the same step wins; a different step means a
 // different choice — an earlier step in the pattern (one more iteration, taking an optional
@@ -228,7 +228,7 @@ void Matcher::Impl::SortByPreference(size_t from) {
 
 bool Matcher::Impl::Prefer(const Pending& a, const Pending& b) {
   if (a.start_ord != b.start_ord) return a.start_ord < b.start_ord;
-  if (a.rule != b.rule) return false;
+  if (a.rule != b.rule) return a.rule < b.rule;   // whether or not the rules share runs
   auto chain = [&](uint32_t n, std::vector<uint32_t>& out) {
     out.clear();
     for (; n != kNoNode; n = nodes_[n].parent) out.push_back(n);
@@ -290,14 +290,15 @@ uint64_t Matcher::Impl::ResumePoint(const Pending& p, uint64_t resume) const {
   return resume;
 }
 
-// matching.md §10: at most max_partial_matches runs per rule and key. kDropOldest evicts the
-// earliest starts first (ties: the last in preference order); kRejectNew drops the newest runs.
+// matching.md §10: at most max_partial_matches runs per rule and key (a shared state's runs count
+// as its own, once). kDropOldest evicts the earliest starts first (ties: the last in preference
+// order); kRejectNew drops the newest runs.
 void Matcher::Impl::ApplyLimit() {
   const size_t max = options_.max_partial_matches;
   bool over = false;
   next_rules_.clear();
   for (const Run& r : next_) {
-    next_rules_.push_back(RuleOf(r));
+    next_rules_.push_back(limit_bucket_[static_cast<size_t>(r.state)]);
     over |= ++rule_runs_[static_cast<size_t>(next_rules_.back())] > max;
   }
   const int32_t* rule = next_rules_.data();   // evicted runs are marked by state -1
@@ -327,7 +328,7 @@ void Matcher::Impl::ApplyLimit() {
     next_.erase(std::remove_if(next_.begin(), next_.end(), [](const Run& r) { return r.state < 0; }),
                 next_.end());
   }
-  for (const Run& r : next_) rule_runs_[static_cast<size_t>(RuleOf(r))] = 0;
+  for (const Run& r : next_) rule_runs_[static_cast<size_t>(limit_bucket_[static_cast<size_t>(r.state)])] = 0;
 }
 
 // key_values_: the key components as values (strings point into key.bytes).

@@ -326,7 +326,8 @@ class Matcher::Impl {
   size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;
   std::vector<HotState> hot_;                          // per state
-  std::vector<int32_t> next_rules_;                    // ApplyLimit: RuleOf(next_[i])
+  std::vector<int32_t> next_rules_;                    // ApplyLimit: limit_bucket_ of next_[i]
+  std::vector<int32_t> limit_bucket_;                  // per state: its rule, or rules + shared index
   std::vector<uint32_t> edge_index_;
   std::vector<std::pair<int32_t, int64_t>> reach_;
   size_t max_variables_ = 0;

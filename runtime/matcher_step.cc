@@ -80,6 +80,8 @@ void Matcher::Impl::StartRuns(const SpecUse& use) {
   for (int32_t rule : rules) {
     Run fresh;
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
+    // A start state shared by several rules (nfa/share_prefixes.h) starts one run, for its first.
+    if (H(fresh.state).rule != rule) continue;
     StepRun(fresh, /*fresh=*/true);
   }
 }
@@ -200,8 +202,10 @@ bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
 void Matcher::Impl::Take(const Run& r, const HotState& from, const Edge& e, int64_t anchor) {
   Run n;
   n.state = e.target;
-  const int32_t rule = RuleOf(r);
-  n.node = NewNode(r.node, rule, from);
+  // The binding belongs to the state that takes (a shared state's bindings are shared); what
+  // completes belongs to the target's rule (a shared state is never final or accepting).
+  const int32_t rule = H(e.target).rule;
+  n.node = NewNode(r.node, from.rule, from);
   n.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
   counters_.runs_started += r.node == kNoNode;
   n.first_time = r.node == kNoNode ? now_ : r.first_time;
