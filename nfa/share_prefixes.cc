@@ -30,6 +30,7 @@ bool SameGuard(const Program& p, const Edge& a, const Edge& b) {
 bool Alike(const Program& p, int32_t a, int32_t b) {
   const State& x = p.states[static_cast<size_t>(a)];
   const State& y = p.states[static_cast<size_t>(b)];
+
   if (x.kind != StateKind::kNormal || y.kind != StateKind::kNormal) return false;
   if (x.accepting || y.accepting || x.absence >= 0 || y.absence >= 0) return false;
   if (x.step != y.step || x.variable != y.variable || x.step_within_ms != y.step_within_ms ||
@@ -62,11 +63,11 @@ bool MayShare(const CompiledRule& r) {
 }
 
 // Rules a and b see the same stream (`types`: per rule, the event types it uses) with the same
-// time bounds and key.
+// key and max gap (their `within`s may differ: a shared run lives as long as the loosest).
 bool Compatible(const Program& p, const std::vector<std::vector<bool>>& types, int32_t a, int32_t b) {
   const CheckedRule& x = *p.rules[static_cast<size_t>(a)].checked;
   const CheckedRule& y = *p.rules[static_cast<size_t>(b)].checked;
-  return x.within_ms == y.within_ms && x.max_gap_ms == y.max_gap_ms &&
+  return x.max_gap_ms == y.max_gap_ms &&
          types[static_cast<size_t>(a)] == types[static_cast<size_t>(b)] && SameKey(x.key, y.key);
 }
 

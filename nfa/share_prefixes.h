@@ -13,10 +13,16 @@
 // alone would have moved. Until then the rules have one run, one binding node per event and one
 // guard evaluation where they had one per rule.
 //
-// Compatible rules: the same key fields, `within`, max gap and set of event types (so the same
-// stream and the same time bounds for the shared runs), no `after match` skip and no `on timeout
-// emit` (both act on one rule's partial matches, which a shared run is not). A shared state is
-// never final, accepting or an absence: matches always complete in a rule's own states.
+// Compatible rules: the same key fields, max gap and set of event types (so the same stream for
+// the shared runs), no `after match` skip and no `on timeout emit` (both act on one rule's
+// partial matches, which a shared run is not). Their `within`s may differ: a shared run lives as
+// long as the loosest of its rules allows, and each rule's own `within` is checked where the run
+// leaves the shared states into that rule's (runtime Take). Past a rule's window its part of a
+// shared run can do nothing: every match completes with a TAKE into the rule's own states, which
+// that check refuses, and the rule reports no timeouts. (Where the shared run takes an event
+// only the other rules' windows allow, the rule alone would not have taken it — a greedy loop of
+// it might have left instead — but from there it could only have died.) A shared state is never
+// final, accepting or an absence: matches always complete in a rule's own states.
 //
 // Safety: a rule state is shared only if every edge into it comes from shared states of the same
 // group, and each rule state stands in at most one shared state; anything else (a loop back into

@@ -208,7 +208,9 @@ void Matcher::Impl::BuildIndexes() {
   hot_.clear();
   for (const State& st : p.states)
     hot_.push_back(HotState{st.step_within_ms, st.step, st.variable, st.absence, st.rule,
-                            st.first_edge, st.edge_count, st.kind, st.accepting});
+                            st.first_edge, st.edge_count,
+                            st.shared < 0 ? st.rule : static_cast<int32_t>(p.rules.size()) + st.shared,
+                            st.kind, st.accepting});
   for (size_t s = 0; s < p.states.size(); ++s) {
     StateFacts& f = state_facts_[s];
     const State& st = p.states[s];
@@ -264,17 +266,27 @@ void Matcher::Impl::BuildIndexes() {
                                     c.has_timeout_emit, c.after_match.kind != SkipKind::kNoSkip, h});
   }
   // A shared state's runs (nfa/share_prefixes.h) are its first rule's as far as the hot path goes
-  // (the rules it stands for agree on everything that reads); their bindings are read with room
-  // for every such rule's variables, and they count against the limit as the shared state's own.
+  // (the rules it stands for agree on everything but their `within`); their bindings are read
+  // with room for every such rule's variables, their time bounds are the loosest of the rules'
+  // (rule_facts_ after the rules: one entry per shared state), and they count against the limit
+  // as the shared state's own.
   limit_bucket_.resize(p.states.size());
+  for (const std::vector<int32_t>& rules : p.shared) {
+    RuleFacts f = rule_facts_[static_cast<size_t>(rules.front())];
+    for (int32_t r : rules) {
+      const RuleFacts& other = rule_facts_[static_cast<size_t>(r)];
+      f.within_ms = f.within_ms == 0 || other.within_ms == 0 ? 0 : std::max(f.within_ms, other.within_ms);
+      f.variables = std::max(f.variables, other.variables);
+    }
+    rule_facts_.push_back(f);
+  }
   for (size_t s = 0; s < p.states.size(); ++s) {
     const State& st = p.states[s];
     limit_bucket_[s] = st.rule;
     if (st.shared < 0) continue;
     limit_bucket_[s] = static_cast<int32_t>(p.rules.size()) + st.shared;
-    for (int32_t r : p.shared[static_cast<size_t>(st.shared)])
-      rule_facts_[static_cast<size_t>(st.rule)].variables =
-          std::max(rule_facts_[static_cast<size_t>(st.rule)].variables, rule_facts_[static_cast<size_t>(r)].variables);
+    rule_facts_[static_cast<size_t>(st.rule)].variables =
+        std::max(rule_facts_[static_cast<size_t>(st.rule)].variables, rule_facts_[limit_bucket_[s]].variables);
   }
 }
 

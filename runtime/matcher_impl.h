@@ -90,6 +90,10 @@ struct HotState {
   int32_t rule = -1;
   uint32_t first_edge = 0;
   uint32_t edge_count = 0;
+  // Its time bounds: rule_facts_[facts] — its rule's, or for a shared state (nfa/share_prefixes.h)
+  // the loosest of its rules' (their `within`s may differ; each rule's own is checked where a run
+  // leaves the shared states into that rule's).
+  int32_t facts = -1;
   StateKind kind = StateKind::kNormal;
   bool accepting = false;
 };
@@ -316,7 +320,7 @@ class Matcher::Impl {
   std::vector<uint8_t> pred_uses_vars_;                // per predicate
   std::vector<FieldCompare> field_compare_;            // per predicate
   bool FastCompare(const FieldCompare& c, const Run& r) const;
-  std::vector<RuleFacts> rule_facts_;
+  std::vector<RuleFacts> rule_facts_;                  // per rule, then per shared state
   // [state * type count + type]: a run resting in the state certainly just stays on an event of
   // the type (no TAKE or KILL can hold, the first IGNORE that can hold is an unconditional stay),
   // so the step is skipped: 1, or kNotInStream when the state's rule does not see the type at all.

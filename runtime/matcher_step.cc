@@ -200,6 +200,13 @@ bool Matcher::Impl::Takes(const Run& r, int32_t state, int depth) {
 }
 
 void Matcher::Impl::Take(const Run& r, const HotState& from, const Edge& e, int64_t anchor) {
+  const HotState& target = H(e.target);
+  if (target.facts != from.facts && r.node != kNoNode) {
+    // Out of shared states into fewer rules: TimeOk checked the loosest `within` of the shared
+    // state's rules; the target's rules may have a tighter one.
+    const int64_t within = rule_facts_[static_cast<size_t>(target.facts)].within_ms;
+    if (within > 0 && now_ > After(r.first_time, within)) return;
+  }
   Run n;
   n.state = e.target;
   // The binding belongs to the state that takes (a shared state's bindings are shared); what
@@ -211,7 +218,6 @@ void Matcher::Impl::Take(const Run& r, const HotState& from, const Edge& e, int6
   n.first_time = r.node == kNoNode ? now_ : r.first_time;
   n.last_time = now_;
   n.step_anchor = anchor;
-  const HotState& target = H(e.target);
   if (target.kind == StateKind::kFinal || target.accepting) {
     nodes_[n.node].flags |= kNodeMatched;
     ++nodes_[n.node].refs;   // held by the pending alert until Settle
@@ -282,7 +288,7 @@ bool Matcher::Impl::TimeOk(const Run& r, const HotState& from, int64_t* anchor) 
     return true;
   }
   *anchor = from.step == LastStep(r) ? r.step_anchor : r.last_time;
-  const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
+  const RuleFacts& rule = rule_facts_[static_cast<size_t>(from.facts)];
   if (rule.within_ms > 0 && now_ > After(r.first_time, rule.within_ms)) return false;
   if (rule.max_gap_ms > 0 && now_ > After(r.last_time, rule.max_gap_ms)) return false;
   if (from.step_within_ms > 0 && *anchor != kNoAnchor && now_ > After(*anchor, from.step_within_ms))
@@ -294,7 +300,7 @@ bool Matcher::Impl::TimeOk(const Run& r, const HotState& from, int64_t* anchor) 
 // kNever; for a run waiting in an Absence state, its deadline.
 int64_t Matcher::Impl::Expiry(const Run& r) const {
   const HotState& st = H(r.state);
-  const RuleFacts& rule = rule_facts_[static_cast<size_t>(RuleOf(r))];
+  const RuleFacts& rule = rule_facts_[static_cast<size_t>(st.facts)];
   if (st.kind == StateKind::kAbsence) {
     if (st.step_within_ms > 0) return After(r.last_time, st.step_within_ms);
     return rule.within_ms > 0 ? After(r.first_time, rule.within_ms) : kNever;

@@ -60,24 +60,25 @@ TEST_CASE("share: rules that begin alike share their first states; the program s
   const std::string b = Rule("b", "  within 10s\n  pattern p: E where k == \"a\" -> q: E where k == \"b\" and x > p.x -> r: E where k == \"d\"");
   const std::string c = Rule("c", "  within 10s\n  pattern p: E where k == \"a\" -> q: E where k == \"c\"");
   const std::string other_window = Rule("w", "  within 5s\n  pattern p: E where k == \"a\" -> q: E where k == \"b\"");
+  const std::string gap = Rule("g", "  within 10s\n  max gap 2s\n  pattern p: E where k == \"a\" -> q: E where k == \"b\"");
   const std::string skips = Rule("s", "  within 10s\n  after match skip past last\n  pattern p: E where k == \"a\" -> q: E where k == \"b\"");
   const std::string timeouts = Rule("t", "  within 10s\n  pattern p: E where k == \"a\" -> q: E where k == \"b\"\n  on timeout emit { who: key }");
-  auto program = Compile(Check(a + b + c + other_window + skips + timeouts), true);
+  const std::string all = a + b + c + other_window + gap + skips + timeouts;
+  auto program = Compile(Check(all), true);
   const Program& p = *program;
-  // a and b share p and q (they part at r); c shares p with them.
+  // a and b share p and q (they part at r); c and w (another window) share p with them.
   const int32_t start = p.rules[0].start;
-  CHECK(p.rules[1].start == start);
-  CHECK(p.rules[2].start == start);
+  for (int r = 1; r < 4; ++r) CHECK(p.rules[static_cast<size_t>(r)].start == start);
   REQUIRE(p.states[static_cast<size_t>(start)].shared >= 0);
-  CHECK(p.shared[static_cast<size_t>(p.states[static_cast<size_t>(start)].shared)] == std::vector<int32_t>{0, 1, 2});
+  CHECK(p.shared[static_cast<size_t>(p.states[static_cast<size_t>(start)].shared)] == std::vector<int32_t>{0, 1, 2, 3});
   CHECK(p.shared.size() == 2);
   const std::string dump_b = DumpRuleProgram(p, 1);
   CAPTURE(dump_b);
-  CHECK(dump_b.find("0 p (shared by a, b, c)") != std::string::npos);
+  CHECK(dump_b.find("0 p (shared by a, b, c, w)") != std::string::npos);
   CHECK(dump_b.find("1 q (shared by a, b)") != std::string::npos);
   CHECK(dump_b.find("2 r\n") != std::string::npos);
-  // Another window, an after-match skip, a timeout emit: their own states.
-  for (int r = 3; r < 6; ++r) {
+  // Another max gap, an after-match skip, a timeout emit: their own states.
+  for (int r = 4; r < 7; ++r) {
     CHECK(p.rules[static_cast<size_t>(r)].start != start);
     CHECK(p.states[static_cast<size_t>(p.rules[static_cast<size_t>(r)].start)].shared < 0);
   }
@@ -86,8 +87,8 @@ TEST_CASE("share: rules that begin alike share their first states; the program s
   CHECK(unshared->shared.empty());
   CHECK(unshared->rules[0].start != unshared->rules[1].start);
   // A rule that shares nothing prints as it does without the pass.
-  auto all_unshared = Compile(Check(a + b + c + other_window + skips + timeouts), false);
-  for (int r = 3; r < 6; ++r) CHECK(DumpRuleProgram(p, r) == DumpRuleProgram(*all_unshared, r));
+  auto all_unshared = Compile(Check(all), false);
+  for (int r = 4; r < 7; ++r) CHECK(DumpRuleProgram(p, r) == DumpRuleProgram(*all_unshared, r));
 }
 
 TEST_CASE("share: a shared prefix is invisible — alerts with sharing equal alerts without, on random rule sets") {
@@ -120,9 +121,14 @@ TEST_CASE("share: a shared prefix is invisible — alerts with sharing equal ale
           const size_t pos = change == 1 ? at.back() : at[static_cast<size_t>(test::Uniform(rng, 0, static_cast<int64_t>(at.size()) - 1))];
           text[pos] = static_cast<char>('a' + (text[pos] - 'a' + 1 + test::Uniform(rng, 0, 2)) % 4);
         }
-      } else if (change == 3 && text.find("  within ") != std::string::npos) {
-        const size_t pos = text.find("  within ") + 9;
-        text.replace(pos, text.find('\n', pos) - pos, "7s");
+      } else if (change == 3) {   // another window (or one where there was none)
+        const std::string window = test::Uniform(rng, 0, 1) ? "2s" : "7s";
+        if (const size_t at = text.find("  within "); at != std::string::npos) {
+          const size_t pos = at + 9;
+          text.replace(pos, text.find('\n', pos) - pos, window);
+        } else {
+          text.insert(text.find("  key id\n") + 9, "  within " + window + "\n");
+        }
       }
       all += text;
     }
