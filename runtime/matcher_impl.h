@@ -259,7 +259,14 @@ class Matcher::Impl {
   // ---- matcher.cc: flow ----
   void BuildIndexes();
   void BuildPassive();
-  void Release(EventStore::Handle h);
+  void ProcessEvent(RecordView record, int64_t seq, EventStore::Handle stored);
+  EventStore::Handle StoredEvent() {   // the current event's copy in store_, made on first use
+    if (event_ == EventStore::kNone) {
+      event_ = store_.Add(record_, seq_);   // one reference: the event's own, until it is done
+      store_.set_ord(event_, ord_);
+    }
+    return event_;
+  }
   void FireTimers(int64_t t);
   bool ExpireQuietly(uint32_t k);
   void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
@@ -347,9 +354,12 @@ class Matcher::Impl {
   uint64_t next_key_serial_ = 0;
   size_t clock_hand_ = 0;
 
-  // The event being processed.
-  EventStore::Handle event_ = 0;
+  // The event being processed. An event processed at once (Push, in order) is copied into store_
+  // only when something keeps it (StoredEvent: the first binding node); until then event_ is
+  // kNone and record_ is the caller's record.
+  EventStore::Handle event_ = EventStore::kNone;
   RecordView record_;
+  int64_t seq_ = 0;
   int64_t now_ = 0;          // its time (or the timer instant)
   uint64_t ord_ = 0;
   int32_t type_ = -1;

@@ -346,7 +346,8 @@ void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
 }
 
 // Whether a successor with bindings `node` may equal another successor of this step: only if
-// another run holds the same bindings, or they were made on this event (hash-consed nodes).
+// another run holds the same bindings, or they were made on this event (hash-consed nodes; while
+// no node binds the current event, event_ is kNone and equals no node's event).
 bool Matcher::Impl::MayDuplicate(uint32_t node) const {
   return node == kNoNode || nodes_[node].live > 1 || nodes_[node].event == event_;
 }
@@ -379,10 +380,11 @@ uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const HotState& f
     n = static_cast<uint32_t>(nodes_.size());
     nodes_.emplace_back();
   }
+  const EventStore::Handle event = StoredEvent();
   Node& node = nodes_[n];
-  node = Node{event_, parent, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
+  node = Node{event, parent, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
               static_cast<uint16_t>(rule), 0};
-  store_.Ref(event_);
+  store_.Ref(event);
   if (parent != kNoNode) ++nodes_[parent].refs;
   node_set_.Insert(id, n);
   new_nodes_.push_back(n);
