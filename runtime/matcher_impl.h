@@ -315,6 +315,7 @@ class Matcher::Impl {
   void ApplyLimit();
   void DecodeKey(const KeyState& key);
   uint64_t MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events);
+  char* WriteTime(char* out, int64_t t);
 
   // Program-derived tables.
   std::vector<KeySpec> specs_;
@@ -397,6 +398,9 @@ class Matcher::Impl {
   std::string alert_text_;
   std::vector<size_t> text_offsets_;
   std::string key_joined_;
+  uint64_t time_lead_ = UINT64_MAX;    // WriteTime: the digits of the last time before its last 8,
+  uint64_t time_lead_text_ = 0;        // as text in a word,
+  int time_lead_length_ = 0;           // and their count
   std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
   std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
 };

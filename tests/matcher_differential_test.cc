@@ -438,9 +438,10 @@ TEST_CASE("matcher: windows near the ends of the int64 time line behave as anywh
   auto program = CompileProgram(rules).program;
   REQUIRE(program);
   // u1: b 2 s after a (a match); u2: b 12 s after a (outside `within`). The same stream shifted to
-  // just below INT64_MAX (deadlines past the int64 range) and to just above INT64_MIN.
+  // just below INT64_MAX (deadlines past the int64 range), to just above INT64_MIN and to a time
+  // of today (13 digits).
   for (const int64_t base : {int64_t{0}, std::numeric_limits<int64_t>::max() - 15000,
-                             std::numeric_limits<int64_t>::min() + 1}) {
+                             std::numeric_limits<int64_t>::min() + 1, int64_t{1709294400000}}) {
     std::vector<test::RandomEvent> events = {{"u2", "a", 0, base}, {"u1", "a", 0, base + 10000},
                                              {"u2", "b", 0, base + 12000}, {"u1", "b", 0, base + 12000}};
     const test::RandomStream stream = test::MakeStream(rules->schema, events);
@@ -448,6 +449,12 @@ TEST_CASE("matcher: windows near the ends of the int64 time line behave as anywh
     MatcherCallbacks cb;
     cb.on_alert = [&](const Alert& a) {
       alerts.push_back(fmt::format("{}@+{}", a.key_text, a.detection_ms - base));
+      // The match id is FNV-1a over the decimal text (matching.md §8), any time's digits.
+      const std::string text = fmt::format("r\x1f{}\x1fm\x1f{}:1\x1f{}:3", a.key_text, base + 10000,
+                                           base + 12000);
+      uint64_t h = 14695981039346656037ull;
+      for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+      CHECK(a.match_id == h);
     };
     Matcher m(program, {}, cb);
     for (const OwnedRecord& r : stream.records) CHECK(m.Push(r.view()));
