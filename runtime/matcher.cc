@@ -622,6 +622,20 @@ void Matcher::Impl::WriteBack(uint32_t k) {
   if (first < key.scheduled) PushTimer(k, first);
 }
 
+// Appends next_ (new runs only) to the key's runs, as WriteBack would store them after the
+// key's runs, and reschedules its timer. The key's timer is already no later than its runs'
+// expiries, so only the new runs can move it.
+void Matcher::Impl::AppendRuns(uint32_t k) {
+  std::vector<Run>& runs = keys_[k].runs;
+  const size_t n = runs.size() + next_.size();
+  if (n > runs.capacity()) runs.reserve(n);   // exactly, as WriteBack's assign: no slack per key
+  runs.insert(runs.end(), next_.begin(), next_.end());
+  counters_.runs_live += next_.size();
+  int64_t first = kNever;
+  for (const Run& r : next_) first = std::min(first, r.expiry);
+  if (first < keys_[k].scheduled) PushTimer(k, first);
+}
+
 void Matcher::Impl::Schedule(uint32_t k) {
   KeyState& key = keys_[k];
   int64_t first = kNever;

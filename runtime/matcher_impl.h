@@ -274,6 +274,7 @@ class Matcher::Impl {
   void FreeKey(uint32_t k);
   void EvictIdleKey();
   void WriteBack(uint32_t k);
+  void AppendRuns(uint32_t k);
   void Schedule(uint32_t k);
   void PushTimer(uint32_t k, int64_t first);
   const HotState& H(int32_t s) const { return hot_[static_cast<size_t>(s)]; }

@@ -30,7 +30,14 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
       for (uint32_t n : new_nodes_) ReleaseNode(n);
       return;
     }
-    const std::vector<Run>& runs = keys_[*key].runs;
+    std::vector<Run>& runs = keys_[*key].runs;
+    if (pending_.empty() && runs.size() + next_.size() <= options_.max_partial_matches) {
+      // Nothing completed and no limit can apply: Settle would do nothing, so the new runs are
+      // appended to the key's, which are not copied out and back.
+      AppendRuns(*key);
+      for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
+      return;
+    }
     next_.insert(next_.begin(), runs.begin(), runs.end());
     FinishKeyEvent(key, use);
     return;
