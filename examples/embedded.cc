@@ -1,6 +1,8 @@
 // Embedding Vigil: the public API (include/vigil/vigil.h) end to end. Compiles a rule from text
 // (and shows what a rule error looks like), pushes events three ways — a typed builder, JSON
-// bytes, msgpack bytes —, advances the watermark and prints the alerts the callback receives.
+// bytes, msgpack bytes —, advances the watermark and prints the alerts the callback receives
+// (here from inside the push of the event that completes the match: with the default options,
+// no out-of-orderness, an event in order is matched as it is pushed).
 // The tests run this program and compare its output line by line (examples/embedded.expected),
 // so it doubles as a check that matching through the API works.
 #include <cstdint>
@@ -110,7 +112,8 @@ int main() {
   Report("Transfer (JSON, no amount)",
          matcher->PushJson(R"({"type": "Transfer", "user": "u2", "to_iban": "x", "at": 0})"));
 
-  // Events are matched once the watermark passes them: here, one hour later.
+  // Events are matched once the watermark passes them — with no out-of-orderness allowed (the
+  // default) an event in order at once, as above — and deadlines once it passes them.
   std::cout << "advance watermark\n";
   s = matcher->AdvanceWatermark(kStart + 3600000);
   if (!s.ok()) std::cout << s.ToString() << "\n";

@@ -2,9 +2,11 @@
 // large chunks) and ReorderBuffer (events waiting for the watermark, released in (time, seq)
 // order). Both belong to one Matcher (runtime/matcher.h) and are single-threaded.
 //
-// EventStore. An event is copied once, when it is pushed, into the current chunk (64 KiB of
-// record cells); a handle names it. The reorder buffer holds one reference until the event is
-// processed; every binding node (a run's bound event) holds one more. A chunk counts its live
+// EventStore. An event is copied once into the current chunk (64 KiB of record cells); a handle
+// names it. An event that waits for the watermark is copied when it is pushed, and the reorder
+// buffer holds one reference until it is processed; one processed at once (in order) is copied
+// only when the first binding node keeps it, and holds one reference of its own while it is
+// processed. Every binding node (a run's bound event) holds one more. A chunk counts its live
 // events and is reused once none is left, so memory follows the events still referenced — a
 // long-lived partial match pins at most the chunk its events are in. No allocation per event
 // once the chunks and the slot table have reached their steady size.
@@ -24,6 +26,7 @@ namespace vigil {
 class EventStore {
  public:
   using Handle = uint32_t;
+  static constexpr Handle kNone = UINT32_MAX;   // no event (never a live handle)
 
   explicit EventStore(size_t chunk_bytes = 64 * 1024);
 

@@ -384,9 +384,13 @@ bool Matcher::Impl::Push(RecordView event) {
     return false;
   }
   const size_t type = static_cast<size_t>(event.type_id());
-  if (type >= by_type_.size() || by_type_[type].empty()) {
+  const bool used = type < by_type_.size() && !by_type_[type].empty();
+  // No out-of-orderness allowed (and no buffer limit to force the watermark): the event may be
+  // processed at once, below, instead of waiting in the reorder buffer.
+  const bool in_order = options_.bounded_out_of_orderness_ms == 0 && options_.max_buffered_events == 0;
+  if (!used) {
     ++counters_.events_ignored;
-  } else {
+  } else if (!in_order) {
     reorder_.Push(store_.Add(event, seq));
     if (options_.max_buffered_events > 0 && reorder_.size() > options_.max_buffered_events) {
       ++counters_.watermark_forced;   // too many waiting: release the earliest now
@@ -397,6 +401,20 @@ bool Matcher::Impl::Push(RecordView event) {
     max_seen_ = t;
     const int64_t w = t - options_.bounded_out_of_orderness_ms - 1;
     if (w > watermark_) AdvanceTo(w);
+  }
+  if (used && in_order) {
+    // W = t - 1 now: everything before t has been processed (events, then timers), anything
+    // that arrives later is late or has time t and a greater seq, and what expires at t waits
+    // for W >= t. So with nothing buffered the event is the next in (time, seq) order, and is
+    // processed now, with exactly the outcome of releasing it later. (Buffered events, as after
+    // a restore, or W short of t - 1, as after a restore from a matcher with a delay, keep it
+    // in the buffer.)
+    if (reorder_.empty() && watermark_ != kNoWatermark && t == watermark_ + 1) {
+      ProcessEvent(event, seq, EventStore::kNone);
+      counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
+    } else {
+      reorder_.Push(store_.Add(event, seq));
+    }
   }
   counters_.events_buffered = reorder_.size();
   counters_.events_stored = store_.live();
@@ -412,7 +430,8 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
     const bool have_timer = timer_time != TimerQueue::kNone;
     // At one instant, events come before what expires at it (matching.md §1).
     if (have_event && event_time <= w && (!have_timer || event_time <= timer_time)) {
-      Release(reorder_.Pop());
+      const EventStore::Handle h = reorder_.Pop();
+      ProcessEvent(store_.view(h), store_.seq(h), h);
     } else if (have_timer && timer_time <= w) {
       FireTimers(timer_time);
     } else {
@@ -425,12 +444,16 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
   counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
 }
 
-void Matcher::Impl::Release(EventStore::Handle h) {
-  event_ = h;
-  record_ = store_.view(h);
-  now_ = store_.time(h);
+// One event, in (time, seq) order, on every key it belongs to. `stored`: its copy in store_ with
+// one reference (the reorder buffer's), or kNone (Push, processed at once: StoredEvent copies it
+// when a binding keeps it). That reference is dropped at the end.
+void Matcher::Impl::ProcessEvent(RecordView record, int64_t seq, EventStore::Handle stored) {
+  event_ = stored;
+  record_ = record;
+  seq_ = seq;
+  now_ = record.event_time();
   ord_ = next_ord_++;
-  store_.set_ord(h, ord_);
+  if (stored != EventStore::kNone) store_.set_ord(stored, ord_);
   type_ = record_.type_id();
   ++counters_.events_processed;
   ++epoch_;   // the per-event predicate cache
@@ -444,7 +467,9 @@ void Matcher::Impl::Release(EventStore::Handle h) {
     uint32_t key = it == key_index_.end() ? UINT32_MAX : it->second;
     ProcessKeyEvent(&key, use);
   }
-  store_.Unref(h);   // the reorder buffer's reference
+  if (event_ != EventStore::kNone) store_.Unref(event_);   // the event's own reference
+  event_ = EventStore::kNone;
+  record_ = RecordView();
 }
 
 void Matcher::Impl::FireTimers(int64_t t) {
@@ -620,6 +645,20 @@ void Matcher::Impl::WriteBack(uint32_t k) {
   int64_t first = kNever;
   for (const Run& r : next_) first = std::min(first, r.expiry);
   if (first < key.scheduled) PushTimer(k, first);
+}
+
+// Appends next_ (new runs only) to the key's runs, as WriteBack would store them after the
+// key's runs, and reschedules its timer. The key's timer is already no later than its runs'
+// expiries, so only the new runs can move it.
+void Matcher::Impl::AppendRuns(uint32_t k) {
+  std::vector<Run>& runs = keys_[k].runs;
+  const size_t n = runs.size() + next_.size();
+  if (n > runs.capacity()) runs.reserve(n);   // exactly, as WriteBack's assign: no slack per key
+  runs.insert(runs.end(), next_.begin(), next_.end());
+  counters_.runs_live += next_.size();
+  int64_t first = kNever;
+  for (const Run& r : next_) first = std::min(first, r.expiry);
+  if (first < keys_[k].scheduled) PushTimer(k, first);
 }
 
 void Matcher::Impl::Schedule(uint32_t k) {

@@ -4,12 +4,15 @@
 // What it implements is docs/matching.md, to the letter (the engine is tested against the slow
 // reference evaluator in tests/reference/ on random rules and streams):
 //
-//   * Event time. Push() copies an event into the matcher's event store and holds it in a reorder
-//     buffer; events are processed in (time, arrival seq) order once the watermark W reaches their
-//     time. W comes from AdvanceWatermark() (punctuation, API) and, with
+//   * Event time. Events are processed in (time, arrival seq) order once the watermark W reaches
+//     their time: Push() copies an event into the matcher's event store and holds it in a reorder
+//     buffer until then. W comes from AdvanceWatermark() (punctuation, API) and, with
 //     `bounded_out_of_orderness_ms` >= 0, from the events themselves: W = max time seen - delay - 1
 //     (as Flink's BoundedOutOfOrdernessWatermarks). An event with time <= W when it arrives is
-//     late: it is counted and handed to the late callback, never matched.
+//     late: it is counted and handed to the late callback, never matched. With a delay of 0 (the
+//     default) and no max_buffered_events, an event that is not late is the next in that order as
+//     soon as W has moved to its time - 1, so Push() processes it at once, without the buffer, and
+//     copies it into the store only if a partial match binds it (same outcome, earlier).
 //   * Per key. Each rule's key (CheckedKey) partitions the stream; rules with the same key fields
 //     share one key state. A key state holds the rule runs (partial matches) in report-preference
 //     order (matching.md §7.1: start, then preference) — like a Pike VM's thread list — so the
@@ -114,7 +117,7 @@ struct Alert {
 
 struct MatcherCounters {
   uint64_t events_pushed = 0;
-  uint64_t events_processed = 0;        // released from the reorder buffer and matched
+  uint64_t events_processed = 0;        // matched (released by the watermark, or in order at once)
   uint64_t events_late = 0;             // time <= watermark on arrival
   uint64_t events_ignored = 0;          // no rule uses the event's type
   uint64_t matches = 0;
@@ -130,7 +133,7 @@ struct MatcherCounters {
   uint64_t runs_live = 0;
   uint64_t keys_live = 0;
   uint64_t events_buffered = 0;         // waiting for the watermark
-  uint64_t events_stored = 0;           // held by the reorder buffer or by runs
+  uint64_t events_stored = 0;           // copies held by the reorder buffer or by runs
   uint64_t nodes_live = 0;
   uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
@@ -150,9 +153,10 @@ class Matcher {
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
 
-  // Copies `event` (a record of the program's schema) into the matcher and assigns it the next
-  // arrival seq. Returns false if it was late (then it went to on_late and is not kept).
-  // May process buffered events (and call on_alert) when the watermark moves.
+  // Takes `event` (a record of the program's schema; copied if the matcher keeps it) and assigns
+  // it the next arrival seq. Returns false if it was late (then it went to on_late and is not
+  // kept). May process buffered events, and in order this one (and call on_alert), when the
+  // watermark moves.
   bool Push(RecordView event);
   // Raises the watermark to `t` (never lowers it) and processes what became due.
   void AdvanceWatermark(int64_t t);

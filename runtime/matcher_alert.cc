@@ -11,71 +11,92 @@
 namespace vigil {
 namespace {
 
+constexpr uint64_t kFnvPrime = 1099511628211ull;
+
+// 64-bit FNV-1a continued from state h over `bytes`: one xor and one multiply per byte, read
+// straight from memory, eight bytes a round unrolled and the rest by a jump into the same steps.
 uint64_t Fnv(uint64_t h, std::string_view bytes) {
-  constexpr uint64_t kPrime = 1099511628211ull;
-  const char* p = bytes.data();
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(bytes.data());
   size_t n = bytes.size();
-  for (; n >= 8; n -= 8, p += 8) {   // eight bytes a round, in order (as the loop below)
-    uint64_t w;
-    std::memcpy(&w, p, sizeof w);
-    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
-    for (int b = 0; b < 8; ++b, w >>= 8) {
-      h ^= w & 0xff;
-      h *= kPrime;
-    }
+  for (; n >= 8; n -= 8, p += 8) {
+    h = (h ^ p[0]) * kFnvPrime;
+    h = (h ^ p[1]) * kFnvPrime;
+    h = (h ^ p[2]) * kFnvPrime;
+    h = (h ^ p[3]) * kFnvPrime;
+    h = (h ^ p[4]) * kFnvPrime;
+    h = (h ^ p[5]) * kFnvPrime;
+    h = (h ^ p[6]) * kFnvPrime;
+    h = (h ^ p[7]) * kFnvPrime;
   }
-  for (; n > 0; --n, ++p) {
-    h ^= static_cast<unsigned char>(*p);
-    h *= kPrime;
+  const unsigned char* end = p + n;
+  switch (n) {   // the last n < 8 bytes, in order
+    case 7: h = (h ^ end[-7]) * kFnvPrime; [[fallthrough]];
+    case 6: h = (h ^ end[-6]) * kFnvPrime; [[fallthrough]];
+    case 5: h = (h ^ end[-5]) * kFnvPrime; [[fallthrough]];
+    case 4: h = (h ^ end[-4]) * kFnvPrime; [[fallthrough]];
+    case 3: h = (h ^ end[-3]) * kFnvPrime; [[fallthrough]];
+    case 2: h = (h ^ end[-2]) * kFnvPrime; [[fallthrough]];
+    case 1: h = (h ^ end[-1]) * kFnvPrime; [[fallthrough]];
+    default: break;
   }
   return h;
 }
 
-// The eight decimal digits of v < 10^8 as one word, one digit value (0-9) per byte, the most
-// significant digit in the lowest byte (so on a little-endian machine the word's bytes are in
-// print order). Divisions by 10^4, 100 and 10 in parallel lanes (multiply and shift).
-uint64_t EightDigitLanes(uint32_t v) {
-  uint64_t x = (v / 10000) | (static_cast<uint64_t>(v % 10000) << 32);   // 4-digit halves
-  uint64_t q = ((x * 10486) >> 20) & 0x0000007F0000007Full;                 // lane / 100
-  x = q | ((x - q * 100) << 16);                                            // 2-digit quarters
-  q = ((x * 103) >> 10) & 0x000F000F000F000Full;                            // lane / 10
-  return q | ((x - q * 10) << 8);
+// The eight decimal digits of v < 10^8 as ASCII in one word, the most significant digit in the
+// lowest byte (so stored on a little-endian machine the bytes are in print order). Divisions by
+// 10^4, 100 and 10 in parallel lanes (multiply and shift).
+inline uint64_t EightDigits(uint64_t v) {
+  uint64_t x = (v / 10000) | ((v % 10000) << 32);                  // 4-digit halves
+  uint64_t q = ((x * 10486) >> 20) & 0x0000007F0000007Full;         // lane / 100
+  x = q | ((x - q * 100) << 16);                                    // 2-digit quarters
+  q = ((x * 103) >> 10) & 0x000F000F000F000Full;                    // lane / 10
+  return (q | ((x - q * 10) << 8)) + 0x3030303030303030ull;
+}
+
+// v < 10^8 in decimal without leading zeros ("0" for 0): the text in a word (as EightDigits) and
+// its length.
+inline uint64_t UpTo8Digits(uint64_t v, int* length) {
+  const uint64_t text = EightDigits(v);
+  // Leading zeros: the low bytes equal to '0' (at most 7: the last digit is always written).
+  const int zeros = std::countr_zero((text ^ 0x3030303030303030ull) | (uint64_t{1} << 56)) / 8;
+  *length = 8 - zeros;
+  return text >> (8 * zeros);
+}
+
+// v < 10^8 in decimal without leading zeros; returns the end. Writes 8 bytes.
+inline char* WriteUpTo8(char* out, uint64_t v) {
+  int length;
+  const uint64_t text = UpTo8Digits(v, &length);
+  std::memcpy(out, &text, sizeof text);
+  return out + length;
 }
 
 // Writes v in decimal, as std::to_chars does (which libstdc++ does not inline, and which works a
-// digit pair at a time); returns the end. Up to eight digits at a time (event times in ms have
-// 13). May write scratch bytes past the end: `out` must have room for 24 characters.
+// digit pair at a time); returns the end. Eight digits at a time (event times in ms have 13).
+// May write scratch bytes past the end: `out` must have room for 24 characters.
 char* WriteDecimal(char* out, int64_t v) {
   static_assert(std::endian::native == std::endian::little);
   constexpr uint64_t k8 = 100000000ull;
-  constexpr uint64_t kAscii = 0x3030303030303030ull;
   uint64_t u = static_cast<uint64_t>(v);
   if (v < 0) {
     *out++ = '-';
     u = 0 - u;
   }
-  if (u < 10) {
-    *out = static_cast<char>('0' + u);
-    return out + 1;
-  }
-  // The leading part (< 10^8, not 0) without its leading zeros, then whole groups of eight.
-  uint64_t groups[2];
-  int count = 0;
-  while (u >= k8) {
-    groups[count++] = u % k8;
-    u /= k8;
-  }
-  const uint64_t lead = EightDigitLanes(static_cast<uint32_t>(u));
-  const int zeros = std::countr_zero(lead) / 8;   // leading zero digits (u != 0)
-  const uint64_t text = (lead + kAscii) >> (8 * zeros);
-  std::memcpy(out, &text, sizeof text);
-  out += 8 - zeros;
-  while (count > 0) {
-    const uint64_t group = EightDigitLanes(static_cast<uint32_t>(groups[--count])) + kAscii;
-    std::memcpy(out, &group, sizeof group);
+  if (u < k8) return WriteUpTo8(out, u);
+  uint64_t lead = u / k8;
+  const uint64_t low = u - lead * k8;
+  if (lead < k8) {
+    out = WriteUpTo8(out, lead);
+  } else {   // more than 16 digits: at most 20
+    const uint64_t top = lead / k8;
+    out = WriteUpTo8(out, top);
+    const uint64_t mid = EightDigits(lead - top * k8);
+    std::memcpy(out, &mid, sizeof mid);
     out += 8;
   }
-  return out;
+  const uint64_t text = EightDigits(low);
+  std::memcpy(out, &text, sizeof text);
+  return out + 8;
 }
 
 }  // namespace
@@ -450,6 +471,23 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
   if (callbacks_.on_alert) callbacks_.on_alert(a);
 }
 
+// An event time in decimal (as WriteDecimal). Times in ms of this era have 13 digits, and the ones
+// before the last eight change once a day: their text is kept from the last call.
+char* Matcher::Impl::WriteTime(char* out, int64_t t) {
+  constexpr int64_t k8 = 100000000, k16 = k8 * k8;
+  if (t < k8 || t >= k16) return WriteDecimal(out, t);
+  const uint64_t lead = static_cast<uint64_t>(t / k8);
+  if (lead != time_lead_) {
+    time_lead_text_ = UpTo8Digits(lead, &time_lead_length_);
+    time_lead_ = lead;
+  }
+  std::memcpy(out, &time_lead_text_, sizeof time_lead_text_);
+  out += time_lead_length_;
+  const uint64_t low = EightDigits(static_cast<uint64_t>(t) - lead * static_cast<uint64_t>(k8));
+  std::memcpy(out, &low, sizeof low);
+  return out + 8;
+}
+
 // matching.md §8: FNV-1a over "rule\x1f key \x1f kind \x1f t0:s0 \x1f t1:s1 ...". FNV is byte-
 // sequential, so the state after "rule\x1f key \x1f" is kept per key (for the last rule), and
 // the events' part is formatted into a buffer and hashed in one pass.
@@ -474,7 +512,7 @@ uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const
       end = buf;
     }
     *end++ = '\x1f';
-    end = WriteDecimal(end, e.time_ms);
+    end = WriteTime(end, e.time_ms);
     *end++ = ':';
     end = WriteDecimal(end, e.seq);
   }

@@ -263,7 +263,14 @@ class Matcher::Impl {
   // ---- matcher.cc: flow ----
   void BuildIndexes();
   void BuildPassive();
-  void Release(EventStore::Handle h);
+  void ProcessEvent(RecordView record, int64_t seq, EventStore::Handle stored);
+  EventStore::Handle StoredEvent() {   // the current event's copy in store_, made on first use
+    if (event_ == EventStore::kNone) {
+      event_ = store_.Add(record_, seq_);   // one reference: the event's own, until it is done
+      store_.set_ord(event_, ord_);
+    }
+    return event_;
+  }
   void FireTimers(int64_t t);
   bool ExpireQuietly(uint32_t k);
   void EncodeKey(RecordView record, const KeySpec& spec, int32_t spec_id);
@@ -271,6 +278,7 @@ class Matcher::Impl {
   void FreeKey(uint32_t k);
   void EvictIdleKey();
   void WriteBack(uint32_t k);
+  void AppendRuns(uint32_t k);
   void Schedule(uint32_t k);
   void PushTimer(uint32_t k, int64_t first);
   const HotState& H(int32_t s) const { return hot_[static_cast<size_t>(s)]; }
@@ -312,6 +320,7 @@ class Matcher::Impl {
   void ApplyLimit();
   void DecodeKey(const KeyState& key);
   uint64_t MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events);
+  char* WriteTime(char* out, int64_t t);
 
   // Program-derived tables.
   std::vector<KeySpec> specs_;
@@ -352,9 +361,12 @@ class Matcher::Impl {
   uint64_t next_key_serial_ = 0;
   size_t clock_hand_ = 0;
 
-  // The event being processed.
-  EventStore::Handle event_ = 0;
+  // The event being processed. An event processed at once (Push, in order) is copied into store_
+  // only when something keeps it (StoredEvent: the first binding node); until then event_ is
+  // kNone and record_ is the caller's record.
+  EventStore::Handle event_ = EventStore::kNone;
   RecordView record_;
+  int64_t seq_ = 0;
   int64_t now_ = 0;          // its time (or the timer instant)
   uint64_t ord_ = 0;
   int32_t type_ = -1;
@@ -392,6 +404,9 @@ class Matcher::Impl {
   std::string alert_text_;
   std::vector<size_t> text_offsets_;
   std::string key_joined_;
+  uint64_t time_lead_ = UINT64_MAX;    // WriteTime: the digits of the last time before its last 8,
+  uint64_t time_lead_text_ = 0;        // as text in a word,
+  int time_lead_length_ = 0;           // and their count
   std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
   std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
 };

@@ -30,7 +30,14 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
       for (uint32_t n : new_nodes_) ReleaseNode(n);
       return;
     }
-    const std::vector<Run>& runs = keys_[*key].runs;
+    std::vector<Run>& runs = keys_[*key].runs;
+    if (pending_.empty() && runs.size() + next_.size() <= options_.max_partial_matches) {
+      // Nothing completed and no limit can apply: Settle would do nothing, so the new runs are
+      // appended to the key's, which are not copied out and back.
+      AppendRuns(*key);
+      for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
+      return;
+    }
     next_.insert(next_.begin(), runs.begin(), runs.end());
     FinishKeyEvent(key, use);
     return;
@@ -356,7 +363,8 @@ void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
 }
 
 // Whether a successor with bindings `node` may equal another successor of this step: only if
-// another run holds the same bindings, or they were made on this event (hash-consed nodes).
+// another run holds the same bindings, or they were made on this event (hash-consed nodes; while
+// no node binds the current event, event_ is kNone and equals no node's event).
 bool Matcher::Impl::MayDuplicate(uint32_t node) const {
   return node == kNoNode || nodes_[node].live > 1 || nodes_[node].event == event_;
 }
@@ -389,10 +397,11 @@ uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const HotState& f
     n = static_cast<uint32_t>(nodes_.size());
     nodes_.emplace_back();
   }
+  const EventStore::Handle event = StoredEvent();
   Node& node = nodes_[n];
-  node = Node{event_, parent, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
+  node = Node{event, parent, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
               static_cast<uint16_t>(rule), 0};
-  store_.Ref(event_);
+  store_.Ref(event);
   if (parent != kNoNode) ++nodes_[parent].refs;
   node_set_.Insert(id, n);
   new_nodes_.push_back(n);

@@ -488,16 +488,24 @@ TEST_CASE("api: Restore refuses damaged bytes, other rules and a used matcher") 
 
 TEST_CASE("api: an exception from the callback becomes kInternal and breaks the matcher") {
   auto rules = Compile();
-  std::unique_ptr<Matcher> m;
-  REQUIRE(Matcher::Create(rules, {}, [](const Alert&) { throw std::runtime_error("boom"); }, &m)
-              .ok());
-  REQUIRE(m->PushJson(Json("A", "k", 1, kT0)).ok());
-  REQUIRE(m->PushJson(Json("B", "k", 2, kT0 + 1)).ok());
-  REQUIRE(m->PushJson(Json("C", "k", 3, kT0 + 2).insert(1, R"("tags": [], )")).ok());
-  const Status s = m->Finish();
-  CHECK(s.code() == StatusCode::kInternal);
-  CHECK(s.message().find("boom") != std::string::npos);
-  CHECK(m->PushJson(Json("A", "k", 1, kT0 + 100000)).code() == StatusCode::kInternal);
+  // With a delay the match is found when the watermark passes the C (here at Finish); without
+  // one (in order) the C is matched as it is pushed, so its push throws.
+  for (const int64_t delay : {int64_t{1000}, int64_t{0}}) {
+    CAPTURE(delay);
+    MatcherOptions options;
+    options.bounded_out_of_orderness_ms = delay;
+    std::unique_ptr<Matcher> m;
+    REQUIRE(Matcher::Create(rules, options, [](const Alert&) { throw std::runtime_error("boom"); }, &m)
+                .ok());
+    REQUIRE(m->PushJson(Json("A", "k", 1, kT0)).ok());
+    REQUIRE(m->PushJson(Json("B", "k", 2, kT0 + 1)).ok());
+    const Status pushed = m->PushJson(Json("C", "k", 3, kT0 + 2).insert(1, R"("tags": [], )"));
+    const Status s = delay > 0 ? m->Finish() : pushed;
+    CHECK((delay > 0 ? pushed.ok() : m->Finish().code() == StatusCode::kInternal));
+    CHECK(s.code() == StatusCode::kInternal);
+    CHECK(s.message().find("boom") != std::string::npos);
+    CHECK(m->PushJson(Json("A", "k", 1, kT0 + 100000)).code() == StatusCode::kInternal);
+  }
 }
 
 TEST_CASE("api: a callback that calls back into its matcher is refused") {

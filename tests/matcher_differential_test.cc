@@ -234,12 +234,17 @@ TEST_CASE("matcher: any reordering within the out-of-orderness bound gives the s
     for (const auto& [t, k] : arrival) order.push_back(k);
     auto in_order = Canonical(compiled.program, stream.records, Identity(events.size()), kDelay);
     auto shuffled = Canonical(compiled.program, stream.records, order, kDelay);
+    // In order without a delay events are processed as they are pushed: the same alerts.
+    auto at_once = Canonical(compiled.program, stream.records, Identity(events.size()), 0);
     const std::string rule_text = r.text;
     CAPTURE(rule_text);
     std::string a, b;
     for (const auto& [rule_key, lines] : shuffled) a += fmt::format("\n{}: {}", rule_key, fmt::join(lines, " / "));
     for (const auto& [rule_key, lines] : in_order) b += fmt::format("\n{}: {}", rule_key, fmt::join(lines, " / "));
     CHECK(a == b);
+    std::string c;
+    for (const auto& [rule_key, lines] : at_once) c += fmt::format("\n{}: {}", rule_key, fmt::join(lines, " / "));
+    CHECK(c == b);
     with_alerts += !in_order.empty();
   }
   CHECK(with_alerts > 150);
@@ -300,8 +305,7 @@ TEST_CASE("matcher: snapshot at random points, restore into a fresh matcher, con
     REQUIRE(compiled.status.ok());
     const auto events = test::RandomEvents(rng, {});
     const test::RandomStream stream = test::MakeStream(r.schema(), events);
-    const int64_t delay = test::Uniform(rng, 0, 3000);
-    std::vector<std::string> uninterrupted, resumed;
+    const int64_t random_delay = test::Uniform(rng, 0, 3000);
     auto collect = [](std::vector<std::string>& out) {
       MatcherCallbacks cb;
       cb.on_alert = [&out](const Alert& a) {
@@ -311,35 +315,41 @@ TEST_CASE("matcher: snapshot at random points, restore into a fresh matcher, con
       };
       return cb;
     };
-    {
-      Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(uninterrupted));
-      for (const OwnedRecord& rec : stream.records) m.Push(rec.view());
-      m.Finish();
-    }
     // Two restarts at random points of the same input.
     const size_t n = stream.records.size();
     const size_t cut1 = static_cast<size_t>(test::Uniform(rng, 0, static_cast<int64_t>(n)));
     const size_t cut2 = static_cast<size_t>(test::Uniform(rng, static_cast<int64_t>(cut1), static_cast<int64_t>(n)));
-    std::string bytes;
-    size_t next = 0;
-    for (size_t cut : {cut1, cut2, n}) {
-      Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(resumed));
-      std::string error;
-      if (!bytes.empty()) {
-        REQUIRE_MESSAGE(m.Restore(bytes, &error), error);
-        ++restored;
-      }
-      for (; next < cut; ++next) m.Push(stream.records[next].view());
-      if (cut == n) {
+    // A random delay (events wait in the reorder buffer) and none (events are processed as they
+    // are pushed, copied into the store only if bound).
+    for (const int64_t delay : {random_delay, int64_t{0}}) {
+      std::vector<std::string> uninterrupted, resumed;
+      {
+        Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(uninterrupted));
+        for (const OwnedRecord& rec : stream.records) m.Push(rec.view());
         m.Finish();
-        break;
       }
-      bytes = m.Snapshot();
+      std::string bytes;
+      size_t next = 0;
+      for (size_t cut : {cut1, cut2, n}) {
+        Matcher m(compiled.program, {.bounded_out_of_orderness_ms = delay}, collect(resumed));
+        std::string error;
+        if (!bytes.empty()) {
+          REQUIRE_MESSAGE(m.Restore(bytes, &error), error);
+          ++restored;
+        }
+        for (; next < cut; ++next) m.Push(stream.records[next].view());
+        if (cut == n) {
+          m.Finish();
+          break;
+        }
+        bytes = m.Snapshot();
+      }
+      const std::string rule_text = r.text;
+      CAPTURE(rule_text);
+      CAPTURE(delay);
+      CHECK(fmt::format("{}", fmt::join(resumed, "\n")) == fmt::format("{}", fmt::join(uninterrupted, "\n")));
+      if (delay == 0) with_alerts += !uninterrupted.empty();
     }
-    const std::string rule_text = r.text;
-    CAPTURE(rule_text);
-    CHECK(fmt::format("{}", fmt::join(resumed, "\n")) == fmt::format("{}", fmt::join(uninterrupted, "\n")));
-    with_alerts += !uninterrupted.empty();
   }
   CHECK(restored > 400);
   CHECK(with_alerts > 150);
@@ -373,7 +383,17 @@ TEST_CASE("matcher: a damaged or foreign snapshot is refused with a reason") {
   }
   Matcher fresh(p1, {}, {});
   REQUIRE(fresh.Restore(bytes, &error));
-  CHECK(fresh.counters().events_buffered == 1);   // time 0 waits for the watermark
+  // No out-of-orderness allowed: time 0 was processed when it was pushed; its run is restored.
+  CHECK(fresh.counters().events_buffered == 0);
+  CHECK(fresh.counters().runs_live == 1);
+  CHECK(fresh.counters().events_stored == 1);
+  // With a delay it waits for the watermark, and is restored in the reorder buffer.
+  Matcher delayed(p1, {.bounded_out_of_orderness_ms = 1}, {});
+  delayed.Push(stream.records[0].view());
+  Matcher fresh_delayed(p1, {.bounded_out_of_orderness_ms = 1}, {});
+  REQUIRE(fresh_delayed.Restore(delayed.Snapshot(), &error));
+  CHECK(fresh_delayed.counters().events_buffered == 1);
+  CHECK(fresh_delayed.counters().runs_live == 0);
 }
 
 }  // namespace vigil
@@ -418,9 +438,10 @@ TEST_CASE("matcher: windows near the ends of the int64 time line behave as anywh
   auto program = CompileProgram(rules).program;
   REQUIRE(program);
   // u1: b 2 s after a (a match); u2: b 12 s after a (outside `within`). The same stream shifted to
-  // just below INT64_MAX (deadlines past the int64 range) and to just above INT64_MIN.
+  // just below INT64_MAX (deadlines past the int64 range), to just above INT64_MIN and to a time
+  // of today (13 digits).
   for (const int64_t base : {int64_t{0}, std::numeric_limits<int64_t>::max() - 15000,
-                             std::numeric_limits<int64_t>::min() + 1}) {
+                             std::numeric_limits<int64_t>::min() + 1, int64_t{1709294400000}}) {
     std::vector<test::RandomEvent> events = {{"u2", "a", 0, base}, {"u1", "a", 0, base + 10000},
                                              {"u2", "b", 0, base + 12000}, {"u1", "b", 0, base + 12000}};
     const test::RandomStream stream = test::MakeStream(rules->schema, events);
@@ -428,6 +449,12 @@ TEST_CASE("matcher: windows near the ends of the int64 time line behave as anywh
     MatcherCallbacks cb;
     cb.on_alert = [&](const Alert& a) {
       alerts.push_back(fmt::format("{}@+{}", a.key_text, a.detection_ms - base));
+      // The match id is FNV-1a over the decimal text (matching.md §8), any time's digits.
+      const std::string text = fmt::format("r\x1f{}\x1fm\x1f{}:1\x1f{}:3", a.key_text, base + 10000,
+                                           base + 12000);
+      uint64_t h = 14695981039346656037ull;
+      for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+      CHECK(a.match_id == h);
     };
     Matcher m(program, {}, cb);
     for (const OwnedRecord& r : stream.records) CHECK(m.Push(r.view()));
@@ -526,19 +553,24 @@ TEST_CASE("matcher: steady state allocates nothing per event") {
   uint64_t alerts = 0;
   MatcherCallbacks cb;
   cb.on_alert = [&](const Alert&) { ++alerts; };
-  Matcher m(program, {.bounded_out_of_orderness_ms = 1000}, cb);
-  for (size_t i = 0; i < 20000; ++i) m.Push(stream.records[i].view());
-  long before = test::AllocationCount();
-  for (size_t i = 20000; i < 30000; ++i) m.Push(stream.records[i].view());
-  const long first_window = test::AllocationCount() - before;
-  MESSAGE(first_window << " allocations over events 20000-30000");
-  before = test::AllocationCount();
-  for (size_t i = 30000; i < stream.records.size(); ++i) m.Push(stream.records[i].view());
-  const long allocations = test::AllocationCount() - before;
-  MESSAGE(allocations << " allocations over events 30000-40000, " << alerts << " alerts");
-  CHECK(alerts > 1000);
-  CHECK(first_window < 20);
-  CHECK(allocations < 20);   // 10,000 events, almost 6,500 alerts
+  // Events waiting for the watermark (delay 1 s), and processed as they are pushed (no delay).
+  for (const int64_t delay : {int64_t{1000}, int64_t{0}}) {
+    CAPTURE(delay);
+    alerts = 0;
+    Matcher m(program, {.bounded_out_of_orderness_ms = delay}, cb);
+    for (size_t i = 0; i < 20000; ++i) m.Push(stream.records[i].view());
+    long before = test::AllocationCount();
+    for (size_t i = 20000; i < 30000; ++i) m.Push(stream.records[i].view());
+    const long first_window = test::AllocationCount() - before;
+    MESSAGE(first_window << " allocations over events 20000-30000");
+    before = test::AllocationCount();
+    for (size_t i = 30000; i < stream.records.size(); ++i) m.Push(stream.records[i].view());
+    const long allocations = test::AllocationCount() - before;
+    MESSAGE(allocations << " allocations over events 30000-40000, " << alerts << " alerts");
+    CHECK(alerts > 1000);
+    CHECK(first_window < 20);
+    CHECK(allocations < 20);   // 10,000 events, almost 6,500 alerts
+  }
 }
 
 }  // namespace vigil
