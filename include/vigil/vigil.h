@@ -335,7 +335,7 @@ struct MatcherOptions {
 
 struct MatcherStats {
   uint64_t events_pushed = 0;
-  uint64_t events_processed = 0;    // released by the watermark and matched
+  uint64_t events_processed = 0;    // matched (in order: as pushed; else once the watermark passed them)
   uint64_t events_late = 0;
   uint64_t events_invalid = 0;      // rejected by a decoder or the builder (not pushed)
   uint64_t matches = 0;
@@ -347,7 +347,7 @@ struct MatcherStats {
   uint64_t keys_evicted = 0;              // max_keys, evict
   uint64_t keys_rejected = 0;             // max_keys, reject_new_keys
   uint64_t watermark_forced = 0;          // max_buffered_events
-  uint64_t events_buffered = 0;     // waiting for the watermark
+  uint64_t events_buffered = 0;     // out of order (or with out-of-orderness allowed): waiting for the watermark
 };
 
 class Matcher {
