@@ -400,7 +400,13 @@ bool Matcher::Impl::Push(RecordView event) {
   if (options_.bounded_out_of_orderness_ms >= 0 && t > max_seen_) {
     max_seen_ = t;
     const int64_t w = t - options_.bounded_out_of_orderness_ms - 1;
-    if (w > watermark_) AdvanceTo(w);
+    if (w > watermark_) {
+      if (reorder_.empty() && timers_.NextTime() > w) {
+        watermark_ = w;   // nothing is due before w (AdvanceTo would only set it)
+      } else {
+        AdvanceTo(w);
+      }
+    }
   }
   if (used && in_order) {
     // W = t - 1 now: everything before t has been processed (events, then timers), anything
