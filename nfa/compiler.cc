@@ -730,7 +730,7 @@ void SharePass(PassContext& ctx) {
 bool InRules(const Program& p, const State& st, int32_t rule) {
   if (st.shared < 0) return rule == st.rule;
   const std::vector<int32_t>& rules = p.shared[static_cast<size_t>(st.shared)];
-  return std::find(rules.begin(), rules.end(), rule) != rules.end();
+  return std::binary_search(rules.begin(), rules.end(), rule);
 }
 
 // Checks the invariants every pass must leave; a failure is a compiler bug, reported as kInvalid.
@@ -740,6 +740,14 @@ std::string Verify(const Program& p) {
     if (st.first_edge + st.edge_count > p.edges.size()) return fmt::format("state {}: edges", s);
     if (st.kind == StateKind::kNormal && st.edge_count == 0)
       return fmt::format("state {} ({}) has no edge", s, st.name);
+    if (st.shared >= 0) {
+      if (static_cast<size_t>(st.shared) >= p.shared.size() ||
+          !std::is_sorted(p.shared[static_cast<size_t>(st.shared)].begin(), p.shared[static_cast<size_t>(st.shared)].end()) ||
+          p.shared[static_cast<size_t>(st.shared)].front() != st.rule)
+        return fmt::format("shared state {} ({}): bad rule list", s, st.name);
+      if (st.kind != StateKind::kNormal || st.accepting || st.absence >= 0)
+        return fmt::format("shared state {} ({}) is final, accepting or an absence", s, st.name);
+    }
     for (uint32_t e = st.first_edge; e < st.first_edge + st.edge_count; ++e) {
       const Edge& edge = p.edges[e];
       const bool needs_target = edge.kind == EdgeKind::kTake || edge.kind == EdgeKind::kProceed;
@@ -751,6 +759,9 @@ std::string Verify(const Program& p) {
         return fmt::format("state {}: literals", s);
     }
   }
+  for (const CompiledRule& r : p.rules)
+    if (r.start >= 0 && std::find(r.states.begin(), r.states.end(), r.start) == r.states.end())
+      return fmt::format("rule {}: its start is not one of its states", r.checked->name);
   for (const GuardLiteral& l : p.literals) {
     if (l.event_type < 0 || l.event_type >= static_cast<int32_t>(p.schema().types.size()))
       return "literal with a bad event type";

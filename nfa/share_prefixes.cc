@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <map>
+#include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -18,57 +20,68 @@ Target TargetOf(const Edge& e, int32_t s) {
   return e.target == s ? Target::kSelf : Target::kOn;
 }
 
-bool SameGuard(const Program& p, const Edge& a, const Edge& b) {
-  if (a.literal_count != b.literal_count) return false;
-  for (uint32_t i = 0; i < a.literal_count; ++i)
-    if (!(p.literals[a.first_literal + i] == p.literals[b.first_literal + i])) return false;
-  return true;
+template <typename T>
+void Put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
-// Whether runs resting in a (of one rule) and b (of another) do the same on every event, apart
-// from which states their edges lead on to.
-bool Alike(const Program& p, int32_t a, int32_t b) {
-  const State& x = p.states[static_cast<size_t>(a)];
-  const State& y = p.states[static_cast<size_t>(b)];
-
-  if (x.kind != StateKind::kNormal || y.kind != StateKind::kNormal) return false;
-  if (x.accepting || y.accepting || x.absence >= 0 || y.absence >= 0) return false;
-  if (x.step != y.step || x.variable != y.variable || x.step_within_ms != y.step_within_ms ||
-      x.edge_count != y.edge_count)
-    return false;
-  for (uint32_t k = 0; k < x.edge_count; ++k) {
-    const Edge& e = p.edges[x.first_edge + k];
-    const Edge& f = p.edges[y.first_edge + k];
-    if (e.kind != f.kind || e.greedy_leave != f.greedy_leave || e.within_ms != f.within_ms ||
-        TargetOf(e, a) != TargetOf(f, b) || !SameGuard(p, e, f))
-      return false;
+// What a run resting in state s does on every event, apart from which states its edges lead on
+// to: equal signatures of states of different rules mean alike states. Empty for a state that is
+// never shared (final, accepting, absence).
+std::string Signature(const Program& p, int32_t s) {
+  const State& x = p.states[static_cast<size_t>(s)];
+  if (x.kind != StateKind::kNormal || x.accepting || x.absence >= 0) return {};
+  std::string out;
+  Put(out, x.step);
+  Put(out, x.variable);
+  Put(out, x.step_within_ms);
+  Put(out, x.edge_count);
+  for (uint32_t k = x.first_edge; k < x.first_edge + x.edge_count; ++k) {
+    const Edge& e = p.edges[k];
+    Put(out, static_cast<uint8_t>(e.kind));
+    Put(out, static_cast<uint8_t>(e.greedy_leave));
+    Put(out, static_cast<uint8_t>(TargetOf(e, s)));
+    Put(out, e.within_ms);
+    Put(out, e.literal_count);
+    for (uint32_t i = e.first_literal; i < e.first_literal + e.literal_count; ++i) {
+      Put(out, p.literals[i].event_type);
+      Put(out, p.literals[i].predicate);
+      Put(out, static_cast<uint8_t>(p.literals[i].negated));
+    }
   }
-  return true;
-}
-
-bool SameKey(const CheckedKey& a, const CheckedKey& b) {
-  if (a.types.size() != b.types.size() || a.per_type.size() != b.per_type.size()) return false;
-  for (size_t i = 0; i < a.types.size(); ++i)
-    if (!(a.types[i] == b.types[i])) return false;
-  for (const CheckedKey::PerType& x : a.per_type) {
-    const auto it = std::find_if(b.per_type.begin(), b.per_type.end(),
-                                 [&](const CheckedKey::PerType& y) { return y.event_type == x.event_type; });
-    if (it == b.per_type.end() || it->slots != x.slots) return false;
-  }
-  return true;
+  return out;
 }
 
 bool MayShare(const CompiledRule& r) {
   return r.start >= 0 && !r.checked->has_timeout_emit && r.checked->after_match.kind == SkipKind::kNoSkip;
 }
 
-// Rules a and b see the same stream (`types`: per rule, the event types it uses) with the same
-// key and max gap (their `within`s may differ: a shared run lives as long as the loosest).
-bool Compatible(const Program& p, const std::vector<std::vector<bool>>& types, int32_t a, int32_t b) {
-  const CheckedRule& x = *p.rules[static_cast<size_t>(a)].checked;
-  const CheckedRule& y = *p.rules[static_cast<size_t>(b)].checked;
-  return x.max_gap_ms == y.max_gap_ms &&
-         types[static_cast<size_t>(a)] == types[static_cast<size_t>(b)] && SameKey(x.key, y.key);
+// Rules with equal groups keys see the same stream (`types`: the event types the rule uses) with
+// the same key and max gap (their `within`s may differ: a shared run lives as long as the
+// loosest), and their start states are alike.
+std::string GroupKey(const Program& p, const std::vector<bool>& types, int32_t r) {
+  const CompiledRule& rule = p.rules[static_cast<size_t>(r)];
+  std::string start = Signature(p, rule.start);
+  if (start.empty()) return {};
+  const CheckedRule& c = *rule.checked;
+  std::string out;
+  Put(out, c.max_gap_ms);
+  for (bool t : types) out.push_back(t ? '1' : '0');
+  Put(out, c.key.types.size());
+  for (const ValueType& t : c.key.types) {
+    Put(out, static_cast<uint8_t>(t.kind));
+    Put(out, static_cast<uint8_t>(t.scalar));
+  }
+  std::vector<CheckedKey::PerType> per_type = c.key.per_type;
+  std::sort(per_type.begin(), per_type.end(),
+            [](const CheckedKey::PerType& a, const CheckedKey::PerType& b) { return a.event_type < b.event_type; });
+  Put(out, per_type.size());
+  for (const CheckedKey::PerType& pt : per_type) {
+    Put(out, pt.event_type);
+    Put(out, pt.slots.size());
+    for (int slot : pt.slots) Put(out, slot);
+  }
+  return out + start;
 }
 
 struct Member {
@@ -84,13 +97,18 @@ using Tuple = std::vector<Member>;   // alike states of different rules, by rule
 // the order of their first member.
 std::vector<Tuple> Partition(const Program& p, const Tuple& members) {
   std::vector<Tuple> classes;
+  std::unordered_map<std::string, size_t> by_signature;
   for (const Member& m : members) {
-    auto it = std::find_if(classes.begin(), classes.end(),
-                           [&](const Tuple& c) { return Alike(p, c.front().state, m.state); });
-    if (it == classes.end()) {
+    std::string sig = Signature(p, m.state);
+    if (sig.empty()) {
+      classes.push_back({m});
+      continue;
+    }
+    const auto [it, added] = by_signature.emplace(std::move(sig), classes.size());
+    if (added) {
       classes.push_back({m});
     } else {
-      it->push_back(m);
+      classes[it->second].push_back(m);
     }
   }
   return classes;
@@ -101,10 +119,10 @@ class GroupSharing {
  public:
   GroupSharing(Program& p, std::vector<int32_t>& owner) : p_(p), owner_(owner) {}
 
-  // Finds the shared states reachable from `starts`; false (and nothing changed) if the group
-  // cannot share safely.
-  bool Plan(const Tuple& starts) {
-    if (Add(starts) < 0) return Undo();
+  // Finds the shared states reachable from `starts`. False (and nothing changed) if the group
+  // cannot share safely; `bad` then names rules that, left out, may let the others share.
+  bool Plan(const Tuple& starts, std::vector<int32_t>* bad) {
+    if (Add(starts, bad) < 0) return Undo();
     for (size_t t = 0; t < tuples_.size(); ++t) {
       const Tuple members = tuples_[t];
       const State& rep = p_.states[static_cast<size_t>(members.front().state)];
@@ -116,10 +134,17 @@ class GroupSharing {
         for (const Member& m : members)
           targets.push_back({m.rule, p_.edges[p_.states[static_cast<size_t>(m.state)].first_edge + k].target});
         per_edge[k] = Partition(p_, targets);
-        // A run takes one IGNORE edge: its targets may not part.
-        if (e.kind == EdgeKind::kIgnore && per_edge[k].size() > 1) return Undo();
+        // A run takes one IGNORE edge: its targets may not part. Keep the largest class.
+        if (e.kind == EdgeKind::kIgnore && per_edge[k].size() > 1) {
+          const auto largest = std::max_element(per_edge[k].begin(), per_edge[k].end(),
+                                                [](const Tuple& a, const Tuple& b) { return a.size() < b.size(); });
+          for (auto c = per_edge[k].begin(); c != per_edge[k].end(); ++c)
+            if (c != largest)
+              for (const Member& m : *c) bad->push_back(m.rule);
+          return Undo();
+        }
         for (const Tuple& c : per_edge[k])
-          if (c.size() > 1 && Add(c) < 0) return Undo();
+          if (c.size() > 1 && Add(c, bad) < 0) return Undo();
       }
       edges_.push_back(std::move(per_edge));
     }
@@ -130,14 +155,15 @@ class GroupSharing {
         for (int32_t s : p_.rules[static_cast<size_t>(m.rule)].states) {
           const State& from = p_.states[static_cast<size_t>(s)];
           for (uint32_t k = from.first_edge; k < from.first_edge + from.edge_count; ++k)
-            if (p_.edges[k].target == m.state && owner_[static_cast<size_t>(s)] < 0) return Undo();
+            if (p_.edges[k].target == m.state && owner_[static_cast<size_t>(s)] < 0) bad->push_back(m.rule);
         }
       }
     }
     for (const auto& per_edge : edges_)
       for (const std::vector<Tuple>& classes : per_edge)
         for (const Tuple& c : classes)
-          if (c.size() == 1 && owner_[static_cast<size_t>(c.front().state)] >= 0) return Undo();
+          if (c.size() == 1 && owner_[static_cast<size_t>(c.front().state)] >= 0) bad->push_back(c.front().rule);
+    if (!bad->empty()) return Undo();
     return true;
   }
 
@@ -189,12 +215,14 @@ class GroupSharing {
   }
 
  private:
-  // The tuple's index (an existing one if the same); -1 if a member is shared otherwise.
-  int32_t Add(const Tuple& members) {
+  // The tuple's index (an existing one if the same); -1 if a member is shared otherwise (its
+  // rule goes to `bad`).
+  int32_t Add(const Tuple& members, std::vector<int32_t>* bad) {
     const auto found = index_.find(members);
     if (found != index_.end()) return found->second;
     for (const Member& m : members)
-      if (owner_[static_cast<size_t>(m.state)] >= 0) return -1;
+      if (owner_[static_cast<size_t>(m.state)] >= 0) bad->push_back(m.rule);
+    if (!bad->empty()) return -1;
     const int32_t t = static_cast<int32_t>(tuples_.size());
     for (const Member& m : members) owner_[static_cast<size_t>(m.state)] = t;
     tuples_.push_back(members);
@@ -225,30 +253,34 @@ size_t SharePrefixes(Program& p) {
     for (int32_t r : p.rules_by_type[t]) types[static_cast<size_t>(r)][t] = true;
   // Groups: compatible rules whose start states are alike, in rule order.
   std::vector<std::vector<int32_t>> groups;
+  std::unordered_map<std::string, size_t> group_of;
   for (size_t r = 0; r < p.rules.size(); ++r) {
     if (!MayShare(p.rules[r])) continue;
-    const int32_t rule = static_cast<int32_t>(r);
-    auto it = std::find_if(groups.begin(), groups.end(), [&](const std::vector<int32_t>& g) {
-      return Compatible(p, types, g.front(), rule) &&
-             Alike(p, p.rules[static_cast<size_t>(g.front())].start, p.rules[r].start);
-    });
-    if (it == groups.end()) {
-      groups.push_back({rule});
-    } else {
-      it->push_back(rule);
-    }
+    std::string key = GroupKey(p, types[r], static_cast<int32_t>(r));
+    if (key.empty()) continue;
+    const auto [it, added] = group_of.emplace(std::move(key), groups.size());
+    if (added) groups.emplace_back();
+    groups[it->second].push_back(static_cast<int32_t>(r));
   }
   const size_t before = p.states.size();
   std::vector<int32_t> owner(p.states.size(), -1);
-  for (const std::vector<int32_t>& g : groups) {
-    if (g.size() < 2) continue;
-    Tuple starts;
-    for (int32_t r : g) starts.push_back({r, p.rules[static_cast<size_t>(r)].start});
-    GroupSharing sharing(p, owner);
-    if (!sharing.Plan(starts)) continue;
-    sharing.Apply();
-    owner.resize(p.states.size(), -1);
-    std::fill(owner.begin(), owner.end(), -1);   // groups are disjoint: owners are per group
+  for (std::vector<int32_t> g : groups) {
+    // A rule that would make the group's sharing unsafe (a path into the common part from its
+    // own states, an IGNORE whose targets part) is left out, and the others try again.
+    while (g.size() >= 2) {
+      Tuple starts;
+      for (int32_t r : g) starts.push_back({r, p.rules[static_cast<size_t>(r)].start});
+      GroupSharing sharing(p, owner);
+      std::vector<int32_t> bad;
+      if (sharing.Plan(starts, &bad)) {
+        sharing.Apply();
+        owner.assign(p.states.size(), -1);   // groups are disjoint: owners are per group
+        break;
+      }
+      if (bad.empty()) break;
+      std::sort(bad.begin(), bad.end());
+      std::erase_if(g, [&](int32_t r) { return std::binary_search(bad.begin(), bad.end(), r); });
+    }
   }
   return p.states.size() - before;
 }

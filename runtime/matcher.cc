@@ -232,26 +232,28 @@ void Matcher::Impl::BuildIndexes() {
       proceeds += p.edges[k].kind == EdgeKind::kProceed;
     }
     if (takes != 1 || proceeds != 0) f.only_take = -1;
-    f.reach_begin = static_cast<uint32_t>(reach_.size());
-    std::vector<int32_t> todo = {static_cast<int32_t>(s)}, seen;
-    while (!todo.empty()) {
-      const int32_t cur = todo.back();
-      todo.pop_back();
-      if (std::find(seen.begin(), seen.end(), cur) != seen.end()) continue;
-      seen.push_back(cur);
-      const State& c = p.states[static_cast<size_t>(cur)];
-      for (uint32_t k = c.first_edge; k < c.first_edge + c.edge_count; ++k) {
-        const Edge& e = p.edges[k];
-        if (e.kind == EdgeKind::kTake) {
-          const auto entry = std::make_pair(c.step, c.step_within_ms);
-          if (std::find(reach_.begin() + f.reach_begin, reach_.end(), entry) == reach_.end())
-            reach_.push_back(entry);
-        } else if ((e.kind == EdgeKind::kProceed || e.kind == EdgeKind::kIgnore) && e.target >= 0) {
-          todo.push_back(e.target);
-        }
+    // Deadline sources: one for a rule's state; for a shared state one per distinct (window, max
+    // gap, reachable TAKEs) of its rules, each walked through that rule's states only — the run
+    // lives as long as the longest-lived of its rules would.
+    f.deadlines_begin = static_cast<uint32_t>(deadlines_.size());
+    const std::vector<int32_t> own = {st.rule};
+    for (int32_t rule : st.shared < 0 ? own : p.shared[static_cast<size_t>(st.shared)]) {
+      const CheckedRule& c = *p.rules[static_cast<size_t>(rule)].checked;
+      DeadlineSource d{c.within_ms, c.max_gap_ms, static_cast<uint32_t>(reach_.size()), 0};
+      Reach(static_cast<int32_t>(s), rule);
+      d.reach_end = static_cast<uint32_t>(reach_.size());
+      const auto same = [&](const DeadlineSource& o) {
+        return o.within_ms == d.within_ms && o.max_gap_ms == d.max_gap_ms &&
+               std::equal(reach_.begin() + o.reach_begin, reach_.begin() + o.reach_end,
+                          reach_.begin() + d.reach_begin, reach_.begin() + d.reach_end);
+      };
+      if (std::any_of(deadlines_.begin() + f.deadlines_begin, deadlines_.end(), same)) {
+        reach_.resize(d.reach_begin);
+      } else {
+        deadlines_.push_back(d);
       }
     }
-    f.reach_end = static_cast<uint32_t>(reach_.size());
+    f.deadlines_end = static_cast<uint32_t>(deadlines_.size());
   }
   BuildPassive();
   for (const CompiledRule& rule : p.rules) {
@@ -287,6 +289,38 @@ void Matcher::Impl::BuildIndexes() {
     limit_bucket_[s] = static_cast<int32_t>(p.rules.size()) + st.shared;
     rule_facts_[static_cast<size_t>(st.rule)].variables =
         std::max(rule_facts_[static_cast<size_t>(st.rule)].variables, rule_facts_[limit_bucket_[s]].variables);
+  }
+}
+
+// Appends to reach_ the (step, step within) of every TAKE of `rule` reachable from `state` through
+// PROCEED and IGNORE->t edges (a shared state's edges into other rules' states are not followed).
+void Matcher::Impl::Reach(int32_t state, int32_t rule) {
+  const Program& p = *program_;
+  auto of_rule = [&](int32_t t) {
+    const State& ts = p.states[static_cast<size_t>(t)];
+    if (ts.shared < 0) return ts.rule == rule;
+    const std::vector<int32_t>& rules = p.shared[static_cast<size_t>(ts.shared)];
+    return std::binary_search(rules.begin(), rules.end(), rule);
+  };
+  const size_t begin = reach_.size();
+  std::vector<int32_t> todo = {state}, seen;
+  while (!todo.empty()) {
+    const int32_t cur = todo.back();
+    todo.pop_back();
+    if (std::find(seen.begin(), seen.end(), cur) != seen.end()) continue;
+    seen.push_back(cur);
+    const State& c = p.states[static_cast<size_t>(cur)];
+    for (uint32_t k = c.first_edge; k < c.first_edge + c.edge_count; ++k) {
+      const Edge& e = p.edges[k];
+      if (e.target >= 0 && !of_rule(e.target)) continue;
+      if (e.kind == EdgeKind::kTake) {
+        const auto entry = std::make_pair(c.step, c.step_within_ms);
+        if (std::find(reach_.begin() + static_cast<ptrdiff_t>(begin), reach_.end(), entry) == reach_.end())
+          reach_.push_back(entry);
+      } else if ((e.kind == EdgeKind::kProceed || e.kind == EdgeKind::kIgnore) && e.target >= 0) {
+        todo.push_back(e.target);
+      }
+    }
   }
 }
 

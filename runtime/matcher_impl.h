@@ -109,12 +109,21 @@ struct RuleFacts {
   uint64_t id_prefix = 0;   // 64-bit FNV-1a state after "name\x1f" (the match id, matching.md §8)
 };
 
-// A state's edges by kind (indexes into Program::edges), and the deadline sources of a run
-// resting there: (step, step within) of every TAKE reachable through PROCEED / IGNORE->t edges.
+// What bounds the life of a run resting in a state, for one of its rules: the rule's window and
+// max gap, and (step, step within) of every TAKE of the rule reachable from the state through
+// PROCEED / IGNORE->t edges (Impl::reach_[reach_begin, reach_end)).
+struct DeadlineSource {
+  int64_t within_ms = 0;
+  int64_t max_gap_ms = 0;
+  uint32_t reach_begin = 0, reach_end = 0;
+};
+
+// A state's edges by kind (indexes into Program::edges), and its deadline sources (one, or for a
+// shared state one per distinct source among its rules: the run lives while any would).
 struct StateFacts {
   uint32_t kills_begin = 0, kills_end = 0;       // into Impl::edge_index_
   uint32_t ignores_begin = 0, ignores_end = 0;
-  uint32_t reach_begin = 0, reach_end = 0;       // into Impl::reach_
+  uint32_t deadlines_begin = 0, deadlines_end = 0;   // into Impl::deadlines_
   bool has_take = false;
   int32_t only_take = -1;   // the state's one TAKE edge when it has no PROCEED (Takes' fast path)
 };
@@ -299,6 +308,7 @@ class Matcher::Impl {
   bool EvalPred(int32_t p, const Run& r);
   bool TimeOk(const Run& r, const HotState& from, int64_t* anchor) const;
   int64_t Expiry(const Run& r) const;
+  int64_t ExpiryBy(const Run& r, const DeadlineSource& d) const;
   void BuildVars(uint32_t node, int32_t rule);
   void AddRun(const Run& r);
   bool MayDuplicate(uint32_t node) const;
@@ -343,6 +353,8 @@ class Matcher::Impl {
   std::vector<int32_t> limit_bucket_;                  // per state: its rule, or rules + shared index
   std::vector<uint32_t> edge_index_;
   std::vector<std::pair<int32_t, int64_t>> reach_;
+  std::vector<DeadlineSource> deadlines_;
+  void Reach(int32_t state, int32_t rule);
   size_t max_variables_ = 0;
   std::vector<std::vector<uint8_t>> step_reluctant_;   // [rule][step]
   std::vector<uint32_t> chain_a_, chain_b_;

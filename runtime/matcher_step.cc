@@ -307,19 +307,25 @@ bool Matcher::Impl::TimeOk(const Run& r, const HotState& from, int64_t* anchor) 
 // kNever; for a run waiting in an Absence state, its deadline.
 int64_t Matcher::Impl::Expiry(const Run& r) const {
   const HotState& st = H(r.state);
-  const RuleFacts& rule = rule_facts_[static_cast<size_t>(st.facts)];
   if (st.kind == StateKind::kAbsence) {
+    const RuleFacts& rule = rule_facts_[static_cast<size_t>(st.facts)];
     if (st.step_within_ms > 0) return After(r.last_time, st.step_within_ms);
     return rule.within_ms > 0 ? After(r.first_time, rule.within_ms) : kNever;
   }
-  int64_t e = kNever;
-  if (rule.within_ms > 0) e = std::min(e, After(r.first_time, rule.within_ms));
-  if (rule.max_gap_ms > 0) e = std::min(e, After(r.last_time, rule.max_gap_ms));
   const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+  int64_t e = ExpiryBy(r, deadlines_[f.deadlines_begin]);
+  for (uint32_t i = f.deadlines_begin + 1; i < f.deadlines_end; ++i) e = std::max(e, ExpiryBy(r, deadlines_[i]));
+  return e;
+}
+
+int64_t Matcher::Impl::ExpiryBy(const Run& r, const DeadlineSource& d) const {
+  int64_t e = kNever;
+  if (d.within_ms > 0) e = std::min(e, After(r.first_time, d.within_ms));
+  if (d.max_gap_ms > 0) e = std::min(e, After(r.last_time, d.max_gap_ms));
   int64_t latest = kNoAnchor;
   const int32_t last_step = LastStep(r);
-  bool bounded = f.reach_end > f.reach_begin;
-  for (uint32_t i = f.reach_begin; i < f.reach_end; ++i) {
+  bool bounded = d.reach_end > d.reach_begin;
+  for (uint32_t i = d.reach_begin; i < d.reach_end; ++i) {
     const auto [step, within] = reach_[i];
     const int64_t anchor = step == last_step ? r.step_anchor : r.last_time;
     if (within <= 0 || anchor == kNoAnchor) {
