@@ -14,8 +14,9 @@
 //      start). Nested values are skipped with a stack of remaining counts. For
 //      {"type":"Charge","tags":["a","b"],"n":1} the entries are
 //        str"type" -> str"Charge" | str"tags" -> array(2) at "a" | str"n" -> int 1
-//   2. Walk finds the discriminator among the entries (keys may come in any order), then hands
-//      each entry to the RecordWriter; a list field re-reads its array's elements from the input.
+//      It also notes which entry is the discriminator (keys may come in any order).
+//   2. Walk chooses the event type by the discriminator, then hands each entry to the
+//      RecordWriter; a list field re-reads its array's elements from the input.
 // Wire errors therefore come before any event error, the first one in byte order, as the
 // parser this replaces (msgpack-cxx's) reported them; tests/msgpack_differential_test.cc holds
 // the two to identical results. No exceptions, no allocation in steady state: the entries are a
@@ -351,18 +352,33 @@ struct MsgpackDecoder::Impl {
   }
 
   // Pass 1: checks the message at the start of [begin, end) is well-formed msgpack and records
-  // the entries of its top-level map; `consumed` is its length, or 0 when it is malformed.
+  // the entries of its top-level map, noting which key is the discriminator (type_entry, or
+  // entries.size() when none; a second one sets duplicate_discriminator); `consumed` is the
+  // message's length, or 0 when it is malformed.
   bool Scan(const char* begin, const char* end, size_t& consumed) {
     MsgpackReader reader(begin, end);
     entries.clear();
+    type_entry = 0;
+    duplicate_discriminator = false;
     if (const ReadError e = reader.Next(top); e != ReadError::kNone) return ReadFailed(e, begin, begin);
     if (top.kind == Token::Kind::kMap) {
+      const std::string_view discriminator = writer.options().discriminator;
+      bool found = false;
       for (uint32_t k = 0; k < top.size; ++k) {
         Entry& entry = entries.Append();
-        if (!ReadMember(reader, begin, entry.key) || !ReadMember(reader, begin, entry.value)) {
-          return false;
+        if (!ReadMember(reader, begin, entry.key)) return false;
+        if (entry.key.kind == Token::Kind::kStr &&
+            SameText({entry.key.p, entry.key.size}, discriminator)) {
+          if (found) {
+            duplicate_discriminator = true;
+          } else {
+            found = true;
+            type_entry = k;
+          }
         }
+        if (!ReadMember(reader, begin, entry.value)) return false;
       }
+      if (!found) type_entry = entries.size();
     } else if (top.kind == Token::Kind::kArray && !Skip(reader, begin, top.size, 1)) {
       return false;
     }
@@ -388,18 +404,10 @@ struct MsgpackDecoder::Impl {
     if (top.kind != Token::Kind::kMap) {
       return writer.Fail(DecodeCode::kNotAnObject, "not a msgpack map");
     }
-    const std::string_view discriminator = writer.options().discriminator;
     const size_t n = entries.size();
 
     // The event type.
-    size_t type_entry = n;
-    for (size_t k = 0; k < n; ++k) {
-      const Token& key = entries[k].key;
-      if (key.kind == Token::Kind::kStr && SameText({key.p, key.size}, discriminator)) {
-        if (type_entry != n) return writer.FailDuplicateDiscriminator();
-        type_entry = k;
-      }
-    }
+    if (duplicate_discriminator) return writer.FailDuplicateDiscriminator();
     if (type_entry == n) return writer.FailMissingDiscriminator();
     const WireValue type_name = ToWire(entries[type_entry].value);
     if (type_name.kind != WireValue::Kind::kString) return writer.FailDiscriminatorKind(type_name.kind);
@@ -442,8 +450,10 @@ struct MsgpackDecoder::Impl {
   }
 
   RecordWriter writer;
-  Token top;         // the message's first value (a map for an event)
-  Entries entries;   // its pairs, if a map
+  Token top;                              // the message's first value (a map for an event)
+  Entries entries;                        // its pairs, if a map
+  size_t type_entry = 0;                  // the discriminator's entry
+  bool duplicate_discriminator = false;   // the discriminator key occurs twice
 };
 
 MsgpackDecoder::MsgpackDecoder(const Schema& schema, DecoderOptions options)

@@ -136,6 +136,7 @@ bool RecordWriter::BeginType(std::string_view type_name, RecordBuilder& out) {
                      : options_.discriminator == kWatermarkFieldName;
     out_ = &out;
     hint_ = 0;
+    seen_count_ = 0;
     if (++generation_ == 0) {   // wrapped: forget every mark
       std::fill(seen_.begin(), seen_.end(), 0);
       generation_ = 1;
@@ -165,6 +166,7 @@ int RecordWriter::Slot(std::string_view key) {
       hint_ = slot + 1 == n ? 0 : slot + 1;
       if (seen_[static_cast<size_t>(slot)] == generation_) return FailDuplicateField(slot);
       seen_[static_cast<size_t>(slot)] = generation_;
+      ++seen_count_;
       return slot;
     }
   }
@@ -277,11 +279,13 @@ void RecordWriter::EndList(int slot) {
 
 bool RecordWriter::Finish() {
   const int n = static_cast<int>(type_->fields.size());
-  for (int slot = 0; slot < n; ++slot) {
-    if (seen_[static_cast<size_t>(slot)] != generation_) {
-      status_.field = slot;
-      return Fail(DecodeCode::kMissingField,
-                  fmt::format("{}: missing field '{}'", type_->name, field(slot).name));
+  if (seen_count_ != n) {   // some field is missing: report the first by slot
+    for (int slot = 0; slot < n; ++slot) {
+      if (seen_[static_cast<size_t>(slot)] != generation_) {
+        status_.field = slot;
+        return Fail(DecodeCode::kMissingField,
+                    fmt::format("{}: missing field '{}'", type_->name, field(slot).name));
+      }
     }
   }
   if (type_ == &watermark_type_) {

@@ -155,6 +155,7 @@ class RecordWriter {
   std::vector<bool> type_has_discriminator_;   // per type id
   std::vector<uint32_t> seen_;          // seen_[slot] == generation_: present in this message
   uint32_t generation_ = 0;
+  int seen_count_ = 0;                  // slots marked in seen_ for this message
   std::vector<Cell> list_;              // elements of the list being read
   DecodeStatus status_;
 };
