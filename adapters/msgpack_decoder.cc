@@ -7,7 +7,10 @@
 // 1, 2, 4 or 8 bytes; str, bin and ext are followed by their bytes, arrays and maps by their
 // elements (a map: key, value, key, value, ...). 0xc1 is never used.
 //
-// Decoding one message takes two passes over its top-level map:
+// A message whose first key is the discriminator and that decodes without error — nearly every
+// message of a stream — is read in one pass that writes the record as it goes (DecodeDirect).
+// Any other message, and any message at the first sign of an error, is decoded again from its
+// start in two passes over its top-level map, which report the exact error:
 //   1. Scan reads every byte once, checking it is well-formed (complete, no 0xc1, nesting at
 //      most kMaxDepth), and records one Entry per top-level pair: the key and the value's header
 //      (a scalar's value, a string's bytes, an array's element count and where its elements
@@ -399,6 +402,47 @@ struct MsgpackDecoder::Impl {
     return true;
   }
 
+  // Hands one pair whose key is a string to the writer; false when the writer failed.
+  bool Field(const Token& key, const Token& value, const char* end) {
+    const int slot = writer.Slot({key.p, key.size});
+    if (slot == RecordWriter::kIgnore) return true;
+    if (slot == RecordWriter::kFailed) return false;
+    if (value.kind == Token::Kind::kArray && writer.is_list(slot)) return ReadList(slot, value, end);
+    return writer.Store(slot, ToWire(value));
+  }
+
+  // The common message in one pass: a map whose first key is the discriminator with a string
+  // value, and nothing wrong. Writes the record while reading and returns true when done (a
+  // record or a punctuation; status() says which). On anything else — any error, the
+  // discriminator not first or repeated — returns false, leaving nothing Run's Reset does not
+  // undo but a partly written `out` (which holds no valid record after a failure anyway); Run
+  // then decodes the message with Scan and Walk, which find the exact error. Successes are
+  // identical: the writer sees the same calls in the same order.
+  bool DecodeDirect(const char* begin, const char* end, size_t& consumed, RecordBuilder& out) {
+    MsgpackReader reader(begin, end);
+    Token key, value;
+    if (reader.Next(top) != ReadError::kNone || top.kind != Token::Kind::kMap || top.size == 0 ||
+        reader.Next(key) != ReadError::kNone || key.kind != Token::Kind::kStr) {
+      return false;
+    }
+    const std::string_view discriminator = writer.options().discriminator;
+    if (!SameText({key.p, key.size}, discriminator) || reader.Next(value) != ReadError::kNone ||
+        value.kind != Token::Kind::kStr || !writer.BeginType({value.p, value.size}, out)) {
+      return false;
+    }
+    if (writer.discriminator_is_field() && !Field(key, value, end)) return false;
+    for (uint32_t k = 1; k < top.size; ++k) {
+      if (!ReadMember(reader, begin, key) || !ReadMember(reader, begin, value)) return false;
+      if (key.kind != Token::Kind::kStr) continue;
+      if (SameText({key.p, key.size}, discriminator)) return false;   // a second discriminator
+      if (!Field(key, value, end)) return false;
+    }
+    const size_t length = static_cast<size_t>(reader.position() - begin);
+    if (length > writer.options().max_message_bytes || !writer.Finish()) return false;
+    consumed = length;
+    return true;
+  }
+
   // Pass 2: turns the entries into a record.
   bool Walk(const char* end, RecordBuilder& out) {
     if (top.kind != Token::Kind::kMap) {
@@ -418,14 +462,7 @@ struct MsgpackDecoder::Impl {
     for (size_t k = 0; k < n; ++k) {
       const Entry& e = entries[k];
       if (e.key.kind != Token::Kind::kStr || (skip_discriminator && k == type_entry)) continue;
-      const int slot = writer.Slot({e.key.p, e.key.size});
-      if (slot == RecordWriter::kIgnore) continue;
-      if (slot == RecordWriter::kFailed) return false;
-      if (e.value.kind == Token::Kind::kArray && writer.is_list(slot)) {
-        if (!ReadList(slot, e.value, end)) return false;
-      } else if (!writer.Store(slot, ToWire(e.value))) {
-        return false;
-      }
+      if (!Field(e.key, e.value, end)) return false;
     }
     return writer.Finish();
   }
@@ -437,6 +474,8 @@ struct MsgpackDecoder::Impl {
     consumed = 0;
     const char* end = data.data() + data.size();
     try {
+      if (DecodeDirect(data.data(), end, consumed, out)) return true;
+      writer.Reset();
       if (!Scan(data.data(), end, consumed)) return false;
       if (consumed > writer.options().max_message_bytes) {
         return writer.Fail(DecodeCode::kMalformed,
