@@ -47,30 +47,6 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
-// a[0, n) == b[0, n), inline: keys and type names are short, and a call to memcmp costs more
-// than comparing them here (this runs for every key of every message).
-bool SameBytes(const char* a, const char* b, size_t n) {
-  if (n < 8) {
-    for (size_t i = 0; i < n; ++i) {
-      if (a[i] != b[i]) return false;
-    }
-    return true;
-  }
-  uint64_t x, y;
-  for (size_t i = 0; i + 8 < n; i += 8) {
-    std::memcpy(&x, a + i, 8);
-    std::memcpy(&y, b + i, 8);
-    if (x != y) return false;
-  }
-  std::memcpy(&x, a + n - 8, 8);   // the last 8 bytes (may overlap the previous word)
-  std::memcpy(&y, b + n - 8, 8);
-  return x == y;
-}
-
-bool Same(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && SameBytes(a.data(), b.data(), a.size());
-}
-
 }  // namespace
 
 std::string EscapeForMessage(std::string_view text) {
@@ -160,6 +136,7 @@ bool RecordWriter::BeginType(std::string_view type_name, RecordBuilder& out) {
                      : options_.discriminator == kWatermarkFieldName;
     out_ = &out;
     hint_ = 0;
+    seen_count_ = 0;
     if (++generation_ == 0) {   // wrapped: forget every mark
       std::fill(seen_.begin(), seen_.end(), 0);
       generation_ = 1;
@@ -169,7 +146,7 @@ bool RecordWriter::BeginType(std::string_view type_name, RecordBuilder& out) {
   };
   // Schemas hold a handful of types; a linear scan beats hashing at this size.
   for (size_t id = 0; id < schema_.types.size(); ++id) {
-    if (Same(schema_.types[id].name, type_name)) return begin(&schema_.types[id], static_cast<int>(id), id);
+    if (SameText(schema_.types[id].name, type_name)) return begin(&schema_.types[id], static_cast<int>(id), id);
   }
   if (type_name == kWatermarkTypeName) return begin(&watermark_type_, -1, names_.size() - 1);
   return Fail(DecodeCode::kUnknownType,
@@ -185,10 +162,11 @@ int RecordWriter::Slot(std::string_view key) {
     int slot = hint_ + k;
     if (slot >= n) slot -= n;
     const std::string_view name = names[static_cast<size_t>(slot)];
-    if (Same(name, key)) {
+    if (SameText(name, key)) {
       hint_ = slot + 1 == n ? 0 : slot + 1;
       if (seen_[static_cast<size_t>(slot)] == generation_) return FailDuplicateField(slot);
       seen_[static_cast<size_t>(slot)] = generation_;
+      ++seen_count_;
       return slot;
     }
   }
@@ -301,11 +279,13 @@ void RecordWriter::EndList(int slot) {
 
 bool RecordWriter::Finish() {
   const int n = static_cast<int>(type_->fields.size());
-  for (int slot = 0; slot < n; ++slot) {
-    if (seen_[static_cast<size_t>(slot)] != generation_) {
-      status_.field = slot;
-      return Fail(DecodeCode::kMissingField,
-                  fmt::format("{}: missing field '{}'", type_->name, field(slot).name));
+  if (seen_count_ != n) {   // some field is missing: report the first by slot
+    for (int slot = 0; slot < n; ++slot) {
+      if (seen_[static_cast<size_t>(slot)] != generation_) {
+        status_.field = slot;
+        return Fail(DecodeCode::kMissingField,
+                    fmt::format("{}: missing field '{}'", type_->name, field(slot).name));
+      }
     }
   }
   if (type_ == &watermark_type_) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,43 @@ struct WireValue {
   static WireValue Bool(bool b) { WireValue v; v.kind = Kind::kBool; v.i = b; return v; }
   static WireValue Of(Kind k) { WireValue v; v.kind = k; return v; }
 };
+
+// a == b, inline and without a call to memcmp: keys and type names are short, and a call costs
+// more than comparing them here (this runs for every key of every message).
+inline bool SameText(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  if (n >= 8) {
+    uint64_t u, v;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      std::memcpy(&u, x + i, 8);
+      std::memcpy(&v, y + i, 8);
+      if (u != v) return false;
+    }
+    std::memcpy(&u, x + n - 8, 8);   // the last 8 bytes (may overlap the previous word)
+    std::memcpy(&v, y + n - 8, 8);
+    return u == v;
+  }
+  if (n >= 4) {   // the first and the last 4 bytes (overlapping unless n == 8)
+    uint32_t u0, v0, u1, v1;
+    std::memcpy(&u0, x, 4);
+    std::memcpy(&v0, y, 4);
+    std::memcpy(&u1, x + n - 4, 4);
+    std::memcpy(&v1, y + n - 4, 4);
+    return ((u0 ^ v0) | (u1 ^ v1)) == 0;
+  }
+  if (n >= 2) {
+    uint16_t u0, v0, u1, v1;
+    std::memcpy(&u0, x, 2);
+    std::memcpy(&v0, y, 2);
+    std::memcpy(&u1, x + n - 2, 2);
+    std::memcpy(&v1, y + n - 2, 2);
+    return ((u0 ^ v0) | (u1 ^ v1)) == 0;
+  }
+  return n == 0 || x[0] == y[0];
+}
 
 // "string", "int", "float", "bool", "null", "list", "object", "binary", "ext", "timestamp".
 std::string_view WireKindName(WireValue::Kind kind);
@@ -117,6 +155,7 @@ class RecordWriter {
   std::vector<bool> type_has_discriminator_;   // per type id
   std::vector<uint32_t> seen_;          // seen_[slot] == generation_: present in this message
   uint32_t generation_ = 0;
+  int seen_count_ = 0;                  // slots marked in seen_ for this message
   std::vector<Cell> list_;              // elements of the list being read
   DecodeStatus status_;
 };

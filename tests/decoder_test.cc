@@ -576,6 +576,13 @@ TEST_CASE("decode msgpack: malformed input and non-maps") {
       {std::string("\x83\xa4type\xc1", 7), DecodeCode::kMalformed,
        "invalid msgpack: invalid byte 0xc1 at offset 6"},
       {deep, DecodeCode::kMalformed, "invalid msgpack: nesting deeper than 64"},
+      // The discriminator first (the one-pass path), then a bad byte: the wire error wins.
+      {std::string("\x82\xa4type\xa5Login\xc1", 13), DecodeCode::kMalformed,
+       "invalid msgpack: invalid byte 0xc1 at offset 12"},
+      // ext 32 of 2^32-1 bytes: would need 4 GiB more input (msgpack-cxx's "ext size overflow"
+      // exists only where size_t has 32 bits).
+      {std::string("\x81\xa4type\xc9\xff\xff\xff\xff\x01", 12), DecodeCode::kMalformed,
+       "invalid msgpack: truncated message"},
       {ToMsgpack("[1,2]"), DecodeCode::kNotAnObject, "not a msgpack map"},
       {ToMsgpack("\"Login\""), DecodeCode::kNotAnObject, "not a msgpack map"},
   };
