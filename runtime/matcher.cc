@@ -232,6 +232,21 @@ void Matcher::Impl::BuildIndexes() {
       proceeds += p.edges[k].kind == EdgeKind::kProceed;
     }
     if (takes != 1 || proceeds != 0) f.only_take = -1;
+    if (f.only_take >= 0 && f.kills_end == f.kills_begin && f.ignores_end == f.ignores_begin + 1) {
+      const Edge& take = p.edges[static_cast<size_t>(f.only_take)];
+      const Edge& ignore = p.edges[edge_index_[f.ignores_begin]];
+      if (ignore.target < 0 && !ignore.greedy_leave) {
+        const GuardLiteral* t = p.literals.data() + take.first_literal;
+        const GuardLiteral* i = p.literals.data() + ignore.first_literal;
+        if (ignore.literal_count == 0) {
+          f.shape = StateFacts::Shape::kTakeAndStay;
+        } else if (take.literal_count == 1 && ignore.literal_count == 1 && i->event_type == t->event_type &&
+                   i->predicate == t->predicate && i->negated != t->negated) {
+          f.shape = StateFacts::Shape::kTakeOrStay;
+        }
+        if (f.shape != StateFacts::Shape::kGeneral) f.only_ignore = static_cast<int32_t>(edge_index_[f.ignores_begin]);
+      }
+    }
     // Deadline sources: one for a rule's state; for a shared state one per distinct (window, max
     // gap, reachable TAKEs) of its rules, each walked through that rule's states only — the run
     // lives as long as the longest-lived of its rules would.

@@ -126,6 +126,13 @@ struct StateFacts {
   uint32_t deadlines_begin = 0, deadlines_end = 0;   // into Impl::deadlines_
   bool has_take = false;
   int32_t only_take = -1;   // the state's one TAKE edge when it has no PROCEED (Takes' fast path)
+  // The commonest shape (StepRun's fast path): one TAKE with guard G, no PROCEED, no KILL and
+  // one IGNORE, a stay, whose guard is !G (skip-till-next: one literal, negated) or always true
+  // (skip-till-any). Then a run takes if G holds (and the time bounds allow) and stays if the
+  // IGNORE's guard holds: one guard evaluation decides both.
+  enum class Shape : uint8_t { kGeneral, kTakeOrStay, kTakeAndStay };
+  Shape shape = Shape::kGeneral;
+  int32_t only_ignore = -1;   // with shape != kGeneral: the IGNORE edge
 };
 
 // A predicate `field OP v.field` (either order) on a single-event variable v, int or float: the

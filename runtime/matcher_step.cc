@@ -128,6 +128,18 @@ bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
     std::fill(run_pred_epoch_.begin(), run_pred_epoch_.end(), 0);
     run_epoch_ = 1;
   }
+  const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+  if (f.shape != StateFacts::Shape::kGeneral && !fresh) {
+    // One TAKE (G), one stay IGNORE (!G or always), nothing else: as Takes then Skip, with G
+    // evaluated once. A TAKE refused by the time bounds leaves the IGNORE to decide, as there.
+    const Edge& take = program_->edges[static_cast<size_t>(f.only_take)];
+    const bool holds = Holds(take, r);
+    int64_t anchor = kNoAnchor;
+    const HotState& st = H(r.state);
+    if (holds && TimeOk(r, st, &anchor)) Take(r, st, take, anchor);
+    if (holds && f.shape == StateFacts::Shape::kTakeOrStay) return false;   // !G does not hold
+    return Stay(r, &program_->edges[static_cast<size_t>(f.only_ignore)]);
+  }
   const bool took = Takes(r, r.state, 0);
   return !fresh && Stay(r, Skip(r, took));   // a new run never skips: it starts later instead
 }
