@@ -166,12 +166,18 @@ void Matcher::Impl::BuildIndexes() {
       rule_uses_type_[r * types + t] = 1;
       auto& uses = by_type_[t];
       auto it = std::find_if(uses.begin(), uses.end(), [&](const SpecUse& u) { return u.spec == spec; });
-      if (it == uses.end()) it = uses.insert(uses.end(), SpecUse{spec, {}, {}});
+      if (it == uses.end()) it = uses.insert(uses.end(), SpecUse{spec, -1, {}, {}});
       it->rules.push_back(static_cast<int32_t>(r));
     }
   }
-  for (size_t t = 0; t < types; ++t)
-    for (SpecUse& use : by_type_[t]) use.start = BuildStartIndex(p, static_cast<int>(t), use.rules);
+  for (size_t t = 0; t < types; ++t) {
+    for (SpecUse& use : by_type_[t]) {
+      use.start = BuildStartIndex(p, static_cast<int>(t), use.rules);
+      const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
+      if (spec.types.size() == 1 && spec.types[0].is(ScalarType::kString) && spec.slots_by_type[t].size() == 1)
+        use.string_slot = spec.slots_by_type[t][0];
+    }
+  }
   // Which steps are reluctant (their `leave` is preferred to `one more`, §7.1).
   for (const CompiledRule& rule : p.rules) {
     std::vector<uint8_t> reluctant(static_cast<size_t>(rule.checked->pattern.step_count), 0);
@@ -516,10 +522,19 @@ void Matcher::Impl::ProcessEvent(RecordView record, int64_t seq, EventStore::Han
       !strings_.fields_by_type[static_cast<size_t>(type_)].empty())
     scanner_->Scan(strings_, record_, scanned_);
   for (const SpecUse& use : by_type_[static_cast<size_t>(type_)]) {
-    const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
-    EncodeKey(record_, spec, use.spec);
-    const auto it = key_index_.find(std::string_view(key_bytes_));
-    uint32_t key = it == key_index_.end() ? UINT32_MAX : it->second;
+    uint32_t key;
+    if (use.string_slot >= 0) {   // probed in place; encoded only if the key is created
+      const std::string_view str = record_.GetString(use.string_slot);
+      const StringKeyProbe probe{static_cast<uint32_t>(use.spec) | (static_cast<uint64_t>(str.size()) << 32), str};
+      const auto it = key_index_.find(probe);
+      key = it == key_index_.end() ? UINT32_MAX : it->second;
+      key_encoded_ = false;
+    } else {
+      EncodeKey(record_, specs_[static_cast<size_t>(use.spec)], use.spec);
+      const auto it = key_index_.find(std::string_view(key_bytes_));
+      key = it == key_index_.end() ? UINT32_MAX : it->second;
+      key_encoded_ = true;
+    }
     ProcessKeyEvent(&key, use);
   }
   if (event_ != EventStore::kNone) store_.Unref(event_);   // the event's own reference

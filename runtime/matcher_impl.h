@@ -158,8 +158,17 @@ struct KeySpec {
 // which of them may start a match on a given event (nfa/start_index.h).
 struct SpecUse {
   int32_t spec = -1;
+  int32_t string_slot = -1;   // the key's slot when it is one string (StringKeyProbe), else -1
   std::vector<int32_t> rules;
   StartIndex start;
+};
+
+// The encoded key of a spec whose one component is a string, without its bytes copied: the
+// header word (4-byte spec id, 4-byte length) and the string. KeyBytesHash and KeyBytesEq treat
+// it exactly as the encoded bytes (header, then the string), so the map is probed with it.
+struct StringKeyProbe {
+  uint64_t header = 0;
+  std::string_view str;
 };
 
 // The key map's hash: encoded keys are short (a 4-byte spec id, then 8-byte numbers or a length
@@ -206,10 +215,49 @@ struct KeyBytesHash {
     }
     return static_cast<size_t>(Mix(a ^ k1, b ^ h ^ k2));
   }
+  // The hash of the bytes `probe.header` then `probe.str`, as operator() above reads them: the
+  // header is exactly one word, so the loop's words are the header and then the string's; a
+  // word that straddles the two is put together from both.
+  size_t operator()(const StringKeyProbe& probe) const {
+    constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull;
+    const char* s = probe.str.data();
+    const size_t n = probe.str.size();
+    const size_t size = sizeof(uint64_t) + n;
+    uint64_t h = k0 ^ size;
+    uint64_t a, b;
+    // The 8 bytes at offset v < 8 of header + string (n >= v): header bytes v.., string bytes ..v.
+    auto straddle = [&](size_t v, uint64_t first) {
+      return v == 0 ? probe.header : (probe.header >> (8 * v)) | (first << (64 - 8 * v));
+    };
+    if (size > 16) {   // n > 8
+      h = Mix(probe.header ^ k1, Load8(s) ^ h);
+      const char* p = s + 8;   // offset 16 of the bytes
+      for (size_t left = size - 16; left > 16; left -= 16, p += 16) h = Mix(Load8(p) ^ k1, Load8(p + 8) ^ h);
+      a = n >= 16 ? Load8(s + n - 16) : straddle(n - 8, Load8(s));   // the last 16 bytes
+      b = Load8(s + n - 8);
+    } else {   // 8 <= size <= 16: the first 8 bytes (the header) and the last 8
+      a = probe.header;
+      uint64_t first = 0;
+      if (n > 0) std::memcpy(&first, s, n);
+      b = n == 8 ? first : straddle(n, first);
+    }
+    return static_cast<size_t>(Mix(a ^ k1, b ^ h ^ k2));
+  }
 };
 // Equality of encoded keys, inline: 8 bytes at a time (the last word overlapping).
 struct KeyBytesEq {
   using is_transparent = void;
+  bool operator()(std::string_view x, const StringKeyProbe& y) const {
+    const size_t n = y.str.size();
+    if (x.size() != sizeof(uint64_t) + n || KeyBytesHash::Load8(x.data()) != y.header) return false;
+    const char* p = x.data() + sizeof(uint64_t);
+    const char* q = y.str.data();
+    if (n < 8) return std::memcmp(p, q, n) == 0;
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (KeyBytesHash::Load8(p + i) != KeyBytesHash::Load8(q + i)) return false;
+    return KeyBytesHash::Load8(p + n - 8) == KeyBytesHash::Load8(q + n - 8);
+  }
+  bool operator()(const StringKeyProbe& y, std::string_view x) const { return (*this)(x, y); }
   bool operator()(std::string_view x, std::string_view y) const {
     const size_t n = x.size();
     if (n != y.size()) return false;
@@ -406,6 +454,7 @@ class Matcher::Impl {
   std::vector<uint8_t> run_pred_value_;
   uint32_t run_epoch_ = 0;
   std::string key_bytes_;
+  bool key_encoded_ = false;   // key_bytes_ holds the current event's key (else: EncodeKey first)
   std::vector<Run> next_;
   std::vector<Pending> pending_;
   std::vector<Run> dying_;

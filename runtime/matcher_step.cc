@@ -105,6 +105,7 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
         reject = true;   // its alerts of this event still go out; no state is kept
       }
     }
+    if (!key_encoded_) EncodeKey(record_, specs_[static_cast<size_t>(use.spec)], use.spec);
     *key = CreateKey(use.spec);
   } else if (*key != UINT32_MAX) {
     keys_[*key].referenced = true;
