@@ -260,9 +260,11 @@ void Matcher::Impl::BuildIndexes() {
     const std::vector<int32_t> own = {st.rule};
     for (int32_t rule : st.shared < 0 ? own : p.shared[static_cast<size_t>(st.shared)]) {
       const CheckedRule& c = *p.rules[static_cast<size_t>(rule)].checked;
-      DeadlineSource d{c.within_ms, c.max_gap_ms, static_cast<uint32_t>(reach_.size()), 0};
+      DeadlineSource d{c.within_ms, c.max_gap_ms, static_cast<uint32_t>(reach_.size()), 0, false};
       Reach(static_cast<int32_t>(s), rule);
       d.reach_end = static_cast<uint32_t>(reach_.size());
+      d.steps_bound = d.reach_end > d.reach_begin &&
+                      std::all_of(reach_.begin() + d.reach_begin, reach_.end(), [](const auto& t) { return t.second > 0; });
       const auto same = [&](const DeadlineSource& o) {
         return o.within_ms == d.within_ms && o.max_gap_ms == d.max_gap_ms &&
                std::equal(reach_.begin() + o.reach_begin, reach_.begin() + o.reach_end,

@@ -116,6 +116,9 @@ struct DeadlineSource {
   int64_t within_ms = 0;
   int64_t max_gap_ms = 0;
   uint32_t reach_begin = 0, reach_end = 0;
+  // Some TAKEs reachable and each with a step `within`: only then can they bound the run (a TAKE
+  // without one never does). Decided at construction, so ExpiryBy reads reach_ only then.
+  bool steps_bound = false;
 };
 
 // A state's edges by kind (indexes into Program::edges), and its deadline sources (one, or for a

@@ -335,6 +335,7 @@ int64_t Matcher::Impl::ExpiryBy(const Run& r, const DeadlineSource& d) const {
   int64_t e = kNever;
   if (d.within_ms > 0) e = std::min(e, After(r.first_time, d.within_ms));
   if (d.max_gap_ms > 0) e = std::min(e, After(r.last_time, d.max_gap_ms));
+  if (!d.steps_bound) return e;   // some reachable TAKE has no step `within` (or none is reachable)
   int64_t latest = kNoAnchor;
   const int32_t last_step = LastStep(r);
   bool bounded = d.reach_end > d.reach_begin;
