@@ -363,6 +363,7 @@ class Matcher::Impl {
   bool Takes(const Run& r, int32_t state, int depth);
   void Take(const Run& r, const HotState& from, const Edge& e, int64_t anchor);
   bool Holds(const Edge& e, const Run& r);
+  bool HoldsOnce(const Edge& e, const Run& r);
   bool EvalPred(int32_t p, const Run& r);
   bool TimeOk(const Run& r, const HotState& from, int64_t* anchor) const;
   int64_t Expiry(const Run& r) const;

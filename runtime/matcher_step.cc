@@ -134,7 +134,7 @@ bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
     // One TAKE (G), one stay IGNORE (!G or always), nothing else: as Takes then Skip, with G
     // evaluated once. A TAKE refused by the time bounds leaves the IGNORE to decide, as there.
     const Edge& take = program_->edges[static_cast<size_t>(f.only_take)];
-    const bool holds = Holds(take, r);
+    const bool holds = HoldsOnce(take, r);
     int64_t anchor = kNoAnchor;
     const HotState& st = H(r.state);
     if (holds && TimeOk(r, st, &anchor)) Take(r, st, take, anchor);
@@ -260,6 +260,22 @@ bool Matcher::Impl::Holds(const Edge& e, const Run& r) {
   for (uint32_t i = 0; i < e.literal_count; ++i) {
     bool value = type_ == lit[i].event_type;
     if (value && lit[i].predicate >= 0) value = EvalPred(lit[i].predicate, r);
+    if (value == lit[i].negated) return false;
+  }
+  return true;
+}
+
+// Holds, for a guard that is the only one of the step (StepRun's fast path): a field comparison
+// between events is made without the per-run predicate cache, which nothing would read again.
+bool Matcher::Impl::HoldsOnce(const Edge& e, const Run& r) {
+  const GuardLiteral* lit = program_->literals.data() + e.first_literal;
+  for (uint32_t i = 0; i < e.literal_count; ++i) {
+    bool value = type_ == lit[i].event_type;
+    if (value && lit[i].predicate >= 0) {
+      const size_t p = static_cast<size_t>(lit[i].predicate);
+      value = pred_uses_vars_[p] && field_compare_[p].ok ? FastCompare(field_compare_[p], r)
+                                                         : EvalPred(lit[i].predicate, r);
+    }
     if (value == lit[i].negated) return false;
   }
   return true;
