@@ -73,14 +73,6 @@ size_t EpochMap::Slot(uint64_t key) const {
   return static_cast<size_t>(h >> 20) & (table_.size() - 1);
 }
 
-uint32_t* EpochMap::Find(uint64_t key) {
-  for (size_t i = Slot(key);; i = (i + 1) & (table_.size() - 1)) {
-    Entry& e = table_[i];
-    if (e.epoch != epoch_) return nullptr;
-    if (e.key == key) return &e.value;
-  }
-}
-
 bool EpochMap::Insert(uint64_t key, uint32_t value) {
   if ((size_ + 1) * 2 > table_.size()) Grow();
   for (size_t i = Slot(key);; i = (i + 1) & (table_.size() - 1)) {
@@ -91,6 +83,23 @@ bool EpochMap::Insert(uint64_t key, uint32_t value) {
       return true;
     }
     if (e.key == key) return false;
+  }
+}
+
+uint32_t* EpochMap::Emplace(uint64_t key, bool* inserted) {
+  if ((size_ + 1) * 2 > table_.size()) Grow();
+  for (size_t i = Slot(key);; i = (i + 1) & (table_.size() - 1)) {
+    Entry& e = table_[i];
+    if (e.epoch != epoch_) {
+      e = Entry{key, 0, epoch_};
+      ++size_;
+      *inserted = true;
+      return &e.value;
+    }
+    if (e.key == key) {
+      *inserted = false;
+      return &e.value;
+    }
   }
 }
 

@@ -286,10 +286,11 @@ struct Pending {
 // of nodes within one step. Grows, never shrinks.
 class EpochMap {
  public:
-  // The value stored for `key`, or nullptr.
-  uint32_t* Find(uint64_t key);
   // Inserts key -> value if absent; returns false (and leaves the old value) if present.
   bool Insert(uint64_t key, uint32_t value);
+  // The value slot for `key`, and whether it was absent (then inserted, its value to be set by
+  // the caller before the next Insert or Emplace).
+  uint32_t* Emplace(uint64_t key, bool* inserted);
   void Clear() {
     ++epoch_;
     size_ = 0;

@@ -424,7 +424,9 @@ uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const HotState& f
   const uint64_t id = (static_cast<uint64_t>(parent) << 32) ^
                       (static_cast<uint64_t>(static_cast<uint32_t>(rule)) << 16) ^
                       static_cast<uint64_t>(static_cast<uint32_t>(from.step));
-  if (const uint32_t* found = node_set_.Find(id)) return *found;
+  bool inserted;
+  uint32_t* slot = node_set_.Emplace(id, &inserted);
+  if (!inserted) return *slot;
   uint32_t n;
   if (!free_nodes_.empty()) {
     n = free_nodes_.back();
@@ -439,7 +441,7 @@ uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const HotState& f
               static_cast<uint16_t>(rule), 0};
   store_.Ref(event);
   if (parent != kNoNode) ++nodes_[parent].refs;
-  node_set_.Insert(id, n);
+  *slot = n;   // nothing above touched node_set_
   new_nodes_.push_back(n);
   return n;
 }
