@@ -18,8 +18,12 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
   bool all_stay = *key != UINT32_MAX;
   if (all_stay) {
-    for (const Run& r : keys_[*key].runs)
-      all_stay = all_stay && passive[static_cast<size_t>(r.state) * type_count_] != 0;
+    for (const Run& r : keys_[*key].runs) {
+      if (passive[static_cast<size_t>(r.state) * type_count_] == 0) {
+        all_stay = false;
+        break;
+      }
+    }
   }
   if (all_stay) {
     // The key's runs are all unaffected by this event: only new runs may start. If none does,
