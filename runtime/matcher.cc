@@ -183,7 +183,8 @@ void Matcher::Impl::BuildIndexes() {
     for (SpecUse& use : by_type_[t]) {
       use.start = BuildStartIndex(p, static_cast<int>(t), use.rules);
       const KeySpec& spec = specs_[static_cast<size_t>(use.spec)];
-      if (spec.types.size() == 1 && spec.types[0].is(ScalarType::kString) && spec.slots_by_type[t].size() == 1)
+      if (spec.types.size() == 1 && spec.types[0].is(ScalarType::kString) &&
+          spec.slots_by_type[t].size() == 1)
         use.string_slot = spec.slots_by_type[t][0];
     }
   }
@@ -259,7 +260,8 @@ void Matcher::Impl::BuildIndexes() {
                    i->predicate == t->predicate && i->negated != t->negated) {
           f.shape = StateFacts::Shape::kTakeOrStay;
         }
-        if (f.shape != StateFacts::Shape::kGeneral) f.only_ignore = static_cast<int32_t>(edge_index_[f.ignores_begin]);
+        if (f.shape != StateFacts::Shape::kGeneral)
+          f.only_ignore = static_cast<int32_t>(edge_index_[f.ignores_begin]);
       }
     }
     // Deadline sources: one for a rule's state; for a shared state one per distinct (window, max
@@ -273,7 +275,8 @@ void Matcher::Impl::BuildIndexes() {
       Reach(static_cast<int32_t>(s), rule);
       d.reach_end = static_cast<uint32_t>(reach_.size());
       d.steps_bound = d.reach_end > d.reach_begin &&
-                      std::all_of(reach_.begin() + d.reach_begin, reach_.end(), [](const auto& t) { return t.second > 0; });
+                      std::all_of(reach_.begin() + d.reach_begin, reach_.end(),
+                                  [](const auto& t) { return t.second > 0; });
       const auto same = [&](const DeadlineSource& o) {
         return o.within_ms == d.within_ms && o.max_gap_ms == d.max_gap_ms &&
                std::equal(reach_.begin() + o.reach_begin, reach_.begin() + o.reach_end,
@@ -536,7 +539,8 @@ void Matcher::Impl::ProcessEvent(RecordView record, int64_t seq, EventStore::Han
     uint32_t key;
     if (use.string_slot >= 0) {   // probed in place; encoded only if the key is created
       const std::string_view str = record_.GetString(use.string_slot);
-      const StringKeyProbe probe{static_cast<uint32_t>(use.spec) | (static_cast<uint64_t>(str.size()) << 32), str};
+      const uint64_t header = static_cast<uint32_t>(use.spec) | (static_cast<uint64_t>(str.size()) << 32);
+      const StringKeyProbe probe{header, str};
       const auto it = key_index_.find(probe);
       key = it == key_index_.end() ? UINT32_MAX : it->second;
       key_encoded_ = false;
