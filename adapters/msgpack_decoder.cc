@@ -411,6 +411,41 @@ struct MsgpackDecoder::Impl {
     return writer.Store(slot, ToWire(value));
   }
 
+  // Field() for DecodeDirect: a value of the kind its field expects is stored without a
+  // WireValue (what Store would store, record_writer.h); anything else goes through Field.
+  [[gnu::always_inline]] bool DirectField(const Token& key, const Token& value, const char* end) {
+    const int slot = writer.Slot({key.p, key.size});
+    if (slot < 0) return slot == RecordWriter::kIgnore;
+    using K = Token::Kind;
+    switch (writer.field_code(slot)) {
+      case RecordWriter::Code(ScalarType::kString):
+        if (value.kind != K::kStr) break;
+        return writer.StoreString(slot, {value.p, value.size});   // false: Walk reports it
+      case RecordWriter::Code(ScalarType::kFloat):
+        if (value.kind == K::kFloat) {
+          writer.StoreFloat(slot, value.f);
+          return true;
+        }
+        if (value.kind != K::kInt) break;
+        writer.StoreFloat(slot, static_cast<double>(value.i));
+        return true;
+      case RecordWriter::Code(ScalarType::kInt):
+      case RecordWriter::Code(ScalarType::kTimestamp):
+      case RecordWriter::Code(ScalarType::kDuration):
+        if (value.kind != K::kInt) break;
+        writer.StoreInt(slot, value.i);
+        return true;
+      case RecordWriter::Code(ScalarType::kBool):
+        if (value.kind != K::kBool) break;
+        writer.StoreInt(slot, value.i);
+        return true;
+      default:
+        break;
+    }
+    if (value.kind == K::kArray && writer.is_list(slot)) return ReadList(slot, value, end);
+    return writer.Store(slot, ToWire(value));
+  }
+
   // The common message in one pass: a map whose first key is the discriminator with a string
   // value, and nothing wrong. Writes the record while reading and returns true when done (a
   // record or a punctuation; status() says which). On anything else — any error, the
@@ -430,12 +465,12 @@ struct MsgpackDecoder::Impl {
         value.kind != Token::Kind::kStr || !writer.BeginType({value.p, value.size}, out)) {
       return false;
     }
-    if (writer.discriminator_is_field() && !Field(key, value, end)) return false;
+    if (writer.discriminator_is_field() && !DirectField(key, value, end)) return false;
     for (uint32_t k = 1; k < top.size; ++k) {
       if (!ReadMember(reader, begin, key) || !ReadMember(reader, begin, value)) return false;
       if (key.kind != Token::Kind::kStr) continue;
       if (SameText({key.p, key.size}, discriminator)) return false;   // a second discriminator
-      if (!Field(key, value, end)) return false;
+      if (!DirectField(key, value, end)) return false;
     }
     const size_t length = static_cast<size_t>(reader.position() - begin);
     if (length > writer.options().max_message_bytes || !writer.Finish()) return false;
