@@ -557,10 +557,16 @@ DecodeStatus MsgpackDecoder::Decode(std::string_view message, RecordBuilder& out
 
 DecodeStatus MsgpackDecoder::DecodeNext(std::string_view stream, size_t* offset,
                                         RecordBuilder& out) {
+  DecodeNextInPlace(stream, offset, out);
+  return std::move(impl_->writer.status());
+}
+
+const DecodeStatus& MsgpackDecoder::DecodeNextInPlace(std::string_view stream, size_t* offset,
+                                                      RecordBuilder& out) {
   size_t consumed = 0;
   impl_->Run(stream.substr(*offset), consumed, out);
   *offset += consumed;
-  return std::move(impl_->writer.status());
+  return impl_->writer.status();
 }
 
 }  // namespace vigil
