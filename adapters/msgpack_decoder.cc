@@ -100,6 +100,10 @@ class MsgpackReader {
     if (b >= 0xa0 && b <= 0xbf) return Bytes(v, Token::Kind::kStr, 1, b & 0x1f);
     if (b <= 0x8f) return Container(v, Token::Kind::kMap, 1, b & 0x0f);
     if (b <= 0x9f) return Container(v, Token::Kind::kArray, 1, b & 0x0f);
+    // The 8-byte numbers events carry (amounts, times in ms) without the call.
+    if (b == 0xcb) return Float64(v);
+    if (b == 0xd3) return Number<int64_t>(v);
+    if (b == 0xcf) return Number<uint64_t>(v);
     return NextTagged(v, b);
   }
 
@@ -122,6 +126,14 @@ class MsgpackReader {
     v.size = n;
     p_ += header;
     v.p = p_;
+    return ReadError::kNone;
+  }
+  ReadError Float64(Token& v) {
+    if (!Has(9)) return ReadError::kTruncated;
+    const uint64_t bits = LoadBig<uint64_t>(p_ + 1);
+    v.kind = Token::Kind::kFloat;
+    std::memcpy(&v.f, &bits, 8);
+    p_ += 9;
     return ReadError::kNone;
   }
   // A uint or int of sizeof(T) bytes after the first byte.
@@ -185,14 +197,7 @@ ReadError MsgpackReader::NextTagged(Token& v, unsigned char b) {
       p_ += 5;
       return ReadError::kNone;
     }
-    case 0xcb: {
-      if (!Has(9)) return ReadError::kTruncated;
-      const uint64_t bits = LoadBig<uint64_t>(p_ + 1);
-      v.kind = K::kFloat;
-      std::memcpy(&v.f, &bits, 8);
-      p_ += 9;
-      return ReadError::kNone;
-    }
+    case 0xcb: return Float64(v);
     case 0xcc: return Number<uint8_t>(v);
     case 0xcd: return Number<uint16_t>(v);
     case 0xce: return Number<uint32_t>(v);
