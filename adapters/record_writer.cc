@@ -101,15 +101,6 @@ RecordWriter::RecordWriter(const Schema& schema, const DecoderOptions& options, 
                              names_.back().data(), codes_.back().data(), &names_.back()};
 }
 
-void RecordWriter::Reset() {
-  status_.code = DecodeCode::kOk;
-  status_.type_id = -1;
-  status_.field = -1;
-  status_.message.clear();
-  type_ = nullptr;
-  type_id_ = -1;
-}
-
 bool RecordWriter::Fail(DecodeCode code, std::string message) {
   status_.code = code;
   status_.type_id = type_id_;

@@ -104,7 +104,14 @@ class RecordWriter {
   DecodeStatus& status() { return status_; }
 
   // Resets the status; call once per message before anything else.
-  void Reset();
+  void Reset() {
+    status_.code = DecodeCode::kOk;
+    status_.type_id = -1;
+    status_.field = -1;
+    status_.message.clear();
+    type_ = nullptr;
+    type_id_ = -1;
+  }
   // Message-level failures (no type known yet).
   bool Fail(DecodeCode code, std::string message);
   bool FailMissingDiscriminator();
