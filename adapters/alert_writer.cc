@@ -108,13 +108,91 @@ void AppendDuration(fmt::memory_buffer& out, int64_t millis) {
   }
 }
 
+// A finite `f` as fmt's "{}" writes it (fmt 9's do_write_float for the default specs): the
+// shortest decimal that reads back as `f`, from Dragonbox (fmt::detail::dragonbox::to_decimal,
+// the function fmt itself calls), in fixed notation when the decimal exponent of the first
+// digit is in [-4, 16) ("899", "0.0001", "1234.5"), else as d[.ddd]e±XX ("1e+16", "1.5e-05").
+// Written here because fmt's writer around Dragonbox (digit grouping, padding, specs) cost
+// twice Dragonbox itself per float; tests/alert_writer_test.cc holds the two to equal output.
+void AppendShortestFloat(fmt::memory_buffer& out, double f) {
+  char text[40];
+  char* p = text;
+  if (std::signbit(f)) {
+    *p++ = '-';
+    f = -f;
+  }
+  if (f == 0) {
+    *p++ = '0';
+    AppendBytes(out, text, static_cast<size_t>(p - text));
+    return;
+  }
+  const auto dec = fmt::detail::dragonbox::to_decimal(f);
+  uint64_t significand = dec.significand;
+  const int exponent = dec.exponent;
+  char digits[24];
+  char* const digits_end = digits + sizeof digits;
+  char* d = digits_end;
+  while (significand >= 10) {
+    const unsigned pair = static_cast<unsigned>(significand % 100);
+    significand /= 100;
+    d -= 2;
+    std::memcpy(d, fmt::detail::digits2(pair), 2);
+  }
+  if (significand > 0) *--d = static_cast<char>('0' + significand);   // (never 0: f != 0)
+  const int n = static_cast<int>(digits_end - d);
+  const int output_exp = exponent + n - 1;
+  if (output_exp < -4 || output_exp >= 16) {
+    *p++ = d[0];
+    if (n > 1) {
+      *p++ = '.';
+      std::memcpy(p, d + 1, static_cast<size_t>(n - 1));
+      p += n - 1;
+    }
+    *p++ = 'e';
+    int e = output_exp;
+    if (e < 0) {
+      *p++ = '-';
+      e = -e;
+    } else {
+      *p++ = '+';
+    }
+    if (e >= 100) {
+      *p++ = static_cast<char>('0' + e / 100);
+      e %= 100;
+    }
+    std::memcpy(p, fmt::detail::digits2(static_cast<size_t>(e)), 2);
+    p += 2;
+  } else if (exponent >= 0) {   // 1234e2 -> 123400
+    std::memcpy(p, d, static_cast<size_t>(n));
+    p += n;
+    std::memset(p, '0', static_cast<size_t>(exponent));
+    p += exponent;
+  } else if (n + exponent > 0) {   // 1234e-2 -> 12.34
+    const int whole = n + exponent;
+    std::memcpy(p, d, static_cast<size_t>(whole));
+    p += whole;
+    *p++ = '.';
+    std::memcpy(p, d + whole, static_cast<size_t>(n - whole));
+    p += n - whole;
+  } else {   // 1234e-6 -> 0.001234
+    *p++ = '0';
+    *p++ = '.';
+    const int zeros = -(n + exponent);
+    std::memset(p, '0', static_cast<size_t>(zeros));
+    p += zeros;
+    std::memcpy(p, d, static_cast<size_t>(n));
+    p += n;
+  }
+  AppendBytes(out, text, static_cast<size_t>(p - text));
+}
+
 void AppendJsonFloat(fmt::memory_buffer& out, double f) {
   if (std::isnan(f)) {
     Append(out, "\"NaN\"");
   } else if (std::isinf(f)) {
     Append(out, f > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   } else {
-    fmt::format_to(fmt::appender(out), FMT_COMPILE("{}"), f);
+    AppendShortestFloat(out, f);
   }
 }
 

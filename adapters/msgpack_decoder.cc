@@ -100,6 +100,10 @@ class MsgpackReader {
     if (b >= 0xa0 && b <= 0xbf) return Bytes(v, Token::Kind::kStr, 1, b & 0x1f);
     if (b <= 0x8f) return Container(v, Token::Kind::kMap, 1, b & 0x0f);
     if (b <= 0x9f) return Container(v, Token::Kind::kArray, 1, b & 0x0f);
+    // The 8-byte numbers events carry (amounts, times in ms) without the call.
+    if (b == 0xcb) return Float64(v);
+    if (b == 0xd3) return Number<int64_t>(v);
+    if (b == 0xcf) return Number<uint64_t>(v);
     return NextTagged(v, b);
   }
 
@@ -122,6 +126,14 @@ class MsgpackReader {
     v.size = n;
     p_ += header;
     v.p = p_;
+    return ReadError::kNone;
+  }
+  ReadError Float64(Token& v) {
+    if (!Has(9)) return ReadError::kTruncated;
+    const uint64_t bits = LoadBig<uint64_t>(p_ + 1);
+    v.kind = Token::Kind::kFloat;
+    std::memcpy(&v.f, &bits, 8);
+    p_ += 9;
     return ReadError::kNone;
   }
   // A uint or int of sizeof(T) bytes after the first byte.
@@ -185,14 +197,7 @@ ReadError MsgpackReader::NextTagged(Token& v, unsigned char b) {
       p_ += 5;
       return ReadError::kNone;
     }
-    case 0xcb: {
-      if (!Has(9)) return ReadError::kTruncated;
-      const uint64_t bits = LoadBig<uint64_t>(p_ + 1);
-      v.kind = K::kFloat;
-      std::memcpy(&v.f, &bits, 8);
-      p_ += 9;
-      return ReadError::kNone;
-    }
+    case 0xcb: return Float64(v);
     case 0xcc: return Number<uint8_t>(v);
     case 0xcd: return Number<uint16_t>(v);
     case 0xce: return Number<uint32_t>(v);
@@ -411,6 +416,41 @@ struct MsgpackDecoder::Impl {
     return writer.Store(slot, ToWire(value));
   }
 
+  // Field() for DecodeDirect: a value of the kind its field expects is stored without a
+  // WireValue (what Store would store, record_writer.h); anything else goes through Field.
+  [[gnu::always_inline]] bool DirectField(const Token& key, const Token& value, const char* end) {
+    const int slot = writer.Slot({key.p, key.size});
+    if (slot < 0) return slot == RecordWriter::kIgnore;
+    using K = Token::Kind;
+    switch (writer.field_code(slot)) {
+      case RecordWriter::Code(ScalarType::kString):
+        if (value.kind != K::kStr) break;
+        return writer.StoreString(slot, {value.p, value.size});   // false: Walk reports it
+      case RecordWriter::Code(ScalarType::kFloat):
+        if (value.kind == K::kFloat) {
+          writer.StoreFloat(slot, value.f);
+          return true;
+        }
+        if (value.kind != K::kInt) break;
+        writer.StoreFloat(slot, static_cast<double>(value.i));
+        return true;
+      case RecordWriter::Code(ScalarType::kInt):
+      case RecordWriter::Code(ScalarType::kTimestamp):
+      case RecordWriter::Code(ScalarType::kDuration):
+        if (value.kind != K::kInt) break;
+        writer.StoreInt(slot, value.i);
+        return true;
+      case RecordWriter::Code(ScalarType::kBool):
+        if (value.kind != K::kBool) break;
+        writer.StoreInt(slot, value.i);
+        return true;
+      default:
+        break;
+    }
+    if (value.kind == K::kArray && writer.is_list(slot)) return ReadList(slot, value, end);
+    return writer.Store(slot, ToWire(value));
+  }
+
   // The common message in one pass: a map whose first key is the discriminator with a string
   // value, and nothing wrong. Writes the record while reading and returns true when done (a
   // record or a punctuation; status() says which). On anything else — any error, the
@@ -430,12 +470,12 @@ struct MsgpackDecoder::Impl {
         value.kind != Token::Kind::kStr || !writer.BeginType({value.p, value.size}, out)) {
       return false;
     }
-    if (writer.discriminator_is_field() && !Field(key, value, end)) return false;
+    if (writer.discriminator_is_field() && !DirectField(key, value, end)) return false;
     for (uint32_t k = 1; k < top.size; ++k) {
       if (!ReadMember(reader, begin, key) || !ReadMember(reader, begin, value)) return false;
       if (key.kind != Token::Kind::kStr) continue;
       if (SameText({key.p, key.size}, discriminator)) return false;   // a second discriminator
-      if (!Field(key, value, end)) return false;
+      if (!DirectField(key, value, end)) return false;
     }
     const size_t length = static_cast<size_t>(reader.position() - begin);
     if (length > writer.options().max_message_bytes || !writer.Finish()) return false;
@@ -522,10 +562,16 @@ DecodeStatus MsgpackDecoder::Decode(std::string_view message, RecordBuilder& out
 
 DecodeStatus MsgpackDecoder::DecodeNext(std::string_view stream, size_t* offset,
                                         RecordBuilder& out) {
+  DecodeNextInPlace(stream, offset, out);
+  return std::move(impl_->writer.status());
+}
+
+const DecodeStatus& MsgpackDecoder::DecodeNextInPlace(std::string_view stream, size_t* offset,
+                                                      RecordBuilder& out) {
   size_t consumed = 0;
   impl_->Run(stream.substr(*offset), consumed, out);
   *offset += consumed;
-  return std::move(impl_->writer.status());
+  return impl_->writer.status();
 }
 
 }  // namespace vigil

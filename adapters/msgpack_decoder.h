@@ -37,6 +37,10 @@ class MsgpackDecoder final : public Decoder {
   // message is well-formed msgpack but not a valid event (so the caller can dead-letter it and go
   // on). When the wire data is malformed or truncated, `*offset` is left unchanged.
   DecodeStatus DecodeNext(std::string_view stream, size_t* offset, RecordBuilder& out);
+  // DecodeNext without moving the status out (a string and a few words per message): the
+  // result is the decoder's own, valid until its next call. For a read loop (`vigil run`).
+  const DecodeStatus& DecodeNextInPlace(std::string_view stream, size_t* offset,
+                                        RecordBuilder& out);
 
  private:
   struct Impl;

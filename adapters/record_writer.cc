@@ -32,22 +32,13 @@ std::string_view WireKindName(WireValue::Kind kind) {
 
 namespace {
 
-// UTF-8 check with an ASCII fast path: simdjson's validator has a fixed cost per call that
-// dominates for the short strings events carry.
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t word;
-    std::memcpy(&word, s.data() + i, 8);
-    if (word & 0x8080808080808080ULL) return simdjson::validate_utf8(s.data(), s.size());
-  }
-  for (; i < s.size(); ++i) {
-    if (static_cast<unsigned char>(s[i]) >= 0x80) return simdjson::validate_utf8(s.data(), s.size());
-  }
-  return true;
-}
-
 }  // namespace
+
+// The ASCII fast path is inline (record_writer.h): simdjson's validator has a fixed cost per
+// call that dominates for the short strings events carry.
+bool RecordWriter::IsUtf8Slow(std::string_view s) {
+  return simdjson::validate_utf8(s.data(), s.size());
+}
 
 std::string EscapeForMessage(std::string_view text) {
   constexpr size_t kMaxShown = 64;
@@ -83,24 +74,31 @@ RecordWriter::RecordWriter(const Schema& schema, const DecoderOptions& options, 
     names.reserve(type.fields.size());
     for (const FieldDef& f : type.fields) names.push_back(f.name);
     names_.push_back(std::move(names));
+    std::vector<uint8_t> codes;
+    for (const FieldDef& f : type.fields) {
+      codes.push_back(f.type.is_list() ? kListCode : Code(f.type.scalar));
+    }
+    codes_.push_back(std::move(codes));
     max_fields = std::max(max_fields, type.fields.size());
-    type_has_discriminator_.push_back(type.FieldIndex(options_.discriminator) >= 0);
   }
   watermark_type_.name = std::string(kWatermarkTypeName);
   watermark_type_.fields.push_back(
       FieldDef{std::string(kWatermarkFieldName), ValueType::Scalar(ScalarType::kTimestamp), {}});
   watermark_type_.time_field = 0;
   names_.push_back({kWatermarkFieldName});   // static storage: never dangles
+  codes_.push_back({Code(ScalarType::kTimestamp)});
   seen_.assign(std::max<size_t>(max_fields, 1), 0);
-}
-
-void RecordWriter::Reset() {
-  status_.code = DecodeCode::kOk;
-  status_.type_id = -1;
-  status_.field = -1;
-  status_.message.clear();
-  type_ = nullptr;
-  type_id_ = -1;
+  seen_data_ = seen_.data();
+  for (size_t id = 0; id < schema.types.size(); ++id) {
+    const EventType& type = schema.types[id];
+    types_.push_back(TypeInfo{type.name, &type, static_cast<int>(id),
+                              static_cast<int>(type.fields.size()), type.time_field,
+                              type.FieldIndex(options_.discriminator) >= 0, names_[id].data(),
+                              codes_[id].data(), &names_[id]});
+  }
+  watermark_info_ = TypeInfo{kWatermarkTypeName, &watermark_type_, -1, 1, 0,
+                             options_.discriminator == kWatermarkFieldName,
+                             names_.back().data(), codes_.back().data(), &names_.back()};
 }
 
 bool RecordWriter::Fail(DecodeCode code, std::string message) {
@@ -126,38 +124,25 @@ bool RecordWriter::FailDiscriminatorKind(WireValue::Kind got) {
                           options_.discriminator, WireKindName(got)));
 }
 
-bool RecordWriter::BeginType(std::string_view type_name, RecordBuilder& out) {
-  const auto begin = [&](const EventType* type, int type_id, size_t names) {
-    type_ = type;
-    type_id_ = type_id;
-    type_names_ = &names_[names];
-    discriminator_is_field_ =
-        type_id >= 0 ? type_has_discriminator_[static_cast<size_t>(type_id)]
-                     : options_.discriminator == kWatermarkFieldName;
-    out_ = &out;
-    hint_ = 0;
-    seen_count_ = 0;
-    if (++generation_ == 0) {   // wrapped: forget every mark
-      std::fill(seen_.begin(), seen_.end(), 0);
-      generation_ = 1;
-    }
-    out.Start(type_id_, static_cast<int>(type_->fields.size()));
+void RecordWriter::ForgetSeen() {   // the generation wrapped: forget every mark
+  std::fill(seen_.begin(), seen_.end(), 0);
+  generation_ = 1;
+}
+
+bool RecordWriter::BeginOtherType(std::string_view type_name, RecordBuilder& out) {
+  if (type_name == kWatermarkTypeName) {
+    Begin(watermark_info_, out);
     return true;
-  };
-  // Schemas hold a handful of types; a linear scan beats hashing at this size.
-  for (size_t id = 0; id < schema_.types.size(); ++id) {
-    if (SameText(schema_.types[id].name, type_name)) return begin(&schema_.types[id], static_cast<int>(id), id);
   }
-  if (type_name == kWatermarkTypeName) return begin(&watermark_type_, -1, names_.size() - 1);
   return Fail(DecodeCode::kUnknownType,
               fmt::format("unknown event type '{}' (discriminator '{}')",
                           EscapeForMessage(type_name), options_.discriminator));
 }
 
-int RecordWriter::Slot(std::string_view key) {
+int RecordWriter::SlotAfterMiss(std::string_view key) {
   const std::vector<std::string_view>& names = *type_names_;
   const int n = static_cast<int>(names.size());
-  // Producers usually send fields in declaration order: start after the last match.
+  // The hinted slot (tried inline) is checked again: rare, and keeps the loop simple.
   for (int k = 0; k < n; ++k) {
     int slot = hint_ + k;
     if (slot >= n) slot -= n;
@@ -185,7 +170,7 @@ RecordWriter::Problem RecordWriter::Convert(ScalarType type, const WireValue& v,
   switch (type) {
     case ScalarType::kString:
       if (v.kind != K::kString) return Problem::kWrongType;
-      if (validate_utf8_ && !IsUtf8(v.s)) {
+      if (validate_utf8_ && !IsAsciiOrUtf8(v.s)) {
         return Problem::kBadUtf8;
       }
       out.ref = out_->AppendString(v.s);
@@ -277,7 +262,7 @@ void RecordWriter::EndList(int slot) {
   out_->cell(slot).ref = ref;
 }
 
-bool RecordWriter::Finish() {
+bool RecordWriter::FinishOther() {
   const int n = static_cast<int>(type_->fields.size());
   if (seen_count_ != n) {   // some field is missing: report the first by slot
     for (int slot = 0; slot < n; ++slot) {

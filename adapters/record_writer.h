@@ -104,17 +104,45 @@ class RecordWriter {
   DecodeStatus& status() { return status_; }
 
   // Resets the status; call once per message before anything else.
-  void Reset();
+  void Reset() {
+    status_.code = DecodeCode::kOk;
+    status_.type_id = -1;
+    status_.field = -1;
+    status_.message.clear();
+    type_ = nullptr;
+    type_id_ = -1;
+  }
   // Message-level failures (no type known yet).
   bool Fail(DecodeCode code, std::string message);
   bool FailMissingDiscriminator();
   bool FailDuplicateDiscriminator();
   bool FailDiscriminatorKind(WireValue::Kind got);
 
-  // Chooses the event type named `type_name` and starts a record in `out`.
-  bool BeginType(std::string_view type_name, RecordBuilder& out);
+  // Chooses the event type named `type_name` and starts a record in `out`. Schemas hold a
+  // handful of types: a linear scan of their names (inline) beats hashing at this size.
+  bool BeginType(std::string_view type_name, RecordBuilder& out) {
+    for (const TypeInfo& t : types_) {
+      if (SameText(t.name, type_name)) {
+        Begin(t, out);
+        return true;
+      }
+    }
+    return BeginOtherType(type_name, out);
+  }
   // Slot of `key` in the current type, kIgnore if undeclared, kFailed if seen before.
-  int Slot(std::string_view key);
+  // Producers usually send fields in declaration order: the slot after the last match is tried
+  // inline, the others out of line.
+  int Slot(std::string_view key) {
+    const int slot = hint_;
+    if (slot < type_field_count_ && SameText(type_names_data_[slot], key)) {
+      hint_ = slot + 1 == type_field_count_ ? 0 : slot + 1;
+      if (seen_data_[slot] == generation_) return FailDuplicateField(slot);
+      seen_data_[slot] = generation_;
+      ++seen_count_;
+      return slot;
+    }
+    return SlotAfterMiss(key);
+  }
   // Whether the current type declares a field named like the discriminator; when it does not,
   // a decoder can skip Slot() for the discriminator key (it would be kIgnore).
   bool discriminator_is_field() const { return discriminator_is_field_; }
@@ -123,6 +151,26 @@ class RecordWriter {
 
   // Stores a scalar field's value (for a list field, call with a non-list value to report it).
   bool Store(int slot, const WireValue& value);
+
+  // Fast paths for a decoder that has the value unboxed (no WireValue): each stores what Store
+  // would for a value of the kind it names, only for a field of the type it names (the caller
+  // checks field_code(slot) first). StoreString returns false when the bytes are not valid
+  // UTF-8 (with validate_utf8) and then sets no status: call Store for the exact error.
+  // The scalar type of a scalar field, kListCode for a list field.
+  static constexpr uint8_t kListCode = 0xff;
+  uint8_t field_code(int slot) const { return type_codes_data_[slot]; }
+  static constexpr uint8_t Code(ScalarType t) { return static_cast<uint8_t>(t); }
+  // A string field, a string value.
+  bool StoreString(int slot, std::string_view s) {
+    if (validate_utf8_ && !IsAsciiOrUtf8(s)) return false;
+    const Cell::Ref ref = out_->AppendString(s);
+    out_->cell(slot).ref = ref;   // after the append: it may move the image
+    return true;
+  }
+  // An int, timestamp or duration field and an integer value; a bool field and a bool (0/1).
+  void StoreInt(int slot, int64_t i) { out_->cell(slot).i = i; }
+  // A float field and a float (or an integer converted to double).
+  void StoreFloat(int slot, double f) { out_->cell(slot).f = f; }
   // A list field: BeginList, AddElement for elements 0..n-1 in order, EndList.
   void BeginList() { list_.clear(); }
   bool AddElement(int slot, const WireValue& value);
@@ -130,15 +178,71 @@ class RecordWriter {
 
   // Checks that no declared field is missing, sets the event time and finishes the record
   // (a punctuation: sets status() to kWatermark with its time).
-  bool Finish();
+  bool Finish() {
+    if (seen_count_ != type_field_count_ || type_id_ < 0) return FinishOther();
+    if (time_field_ >= 0) out_->SetEventTime(out_->cell(time_field_).i);
+    out_->Finish();
+    return true;
+  }
 
  private:
+  // What BeginType sets up for one type (types_[id], then the punctuation's type).
+  struct TypeInfo {
+    std::string_view name;
+    const EventType* type;
+    int id;                              // -1: the punctuation
+    int field_count;
+    int time_field;
+    bool discriminator_is_field;
+    const std::string_view* names;       // names_[id].data()
+    const uint8_t* codes;                // codes_[id].data()
+    const std::vector<std::string_view>* name_vector;
+  };
+  void Begin(const TypeInfo& t, RecordBuilder& out) {
+    type_ = t.type;
+    type_id_ = t.id;
+    type_names_ = t.name_vector;
+    type_names_data_ = t.names;
+    type_codes_data_ = t.codes;
+    type_field_count_ = t.field_count;
+    time_field_ = t.time_field;
+    discriminator_is_field_ = t.discriminator_is_field;
+    out_ = &out;
+    hint_ = 0;
+    seen_count_ = 0;
+    if (++generation_ == 0) ForgetSeen();
+    out.Start(t.id, t.field_count);
+  }
+  [[gnu::cold, gnu::noinline]] void ForgetSeen();
+  // BeginType for a name no schema type has: the punctuation's, or an error.
+  bool BeginOtherType(std::string_view type_name, RecordBuilder& out);
+  // Finish when a field is missing, or for a punctuation.
+  bool FinishOther();
+
   enum class Problem : uint8_t { kNone, kWrongType, kOutOfRange, kBadTimestamp, kBadDuration, kBadUtf8 };
   Problem Convert(ScalarType type, const WireValue& value, Cell& out);
   bool FailField(int slot, int element, Problem problem, ScalarType expected,
                  const WireValue& value);
   // Out of line and cold, so that Slot's hot path needs no frame for formatting the message.
   [[gnu::cold, gnu::noinline]] int FailDuplicateField(int slot);
+  // Slot() when the hinted slot is not the key's.
+  int SlotAfterMiss(std::string_view key);
+  // UTF-8 check with an inline ASCII fast path.
+  static bool IsAsciiOrUtf8(std::string_view s) {
+    const char* p = s.data();
+    const size_t n = s.size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      if (word & 0x8080808080808080ULL) return IsUtf8Slow(s);
+    }
+    for (; i < n; ++i) {
+      if (static_cast<unsigned char>(p[i]) >= 0x80) return IsUtf8Slow(s);
+    }
+    return true;
+  }
+  static bool IsUtf8Slow(std::string_view s);
 
   const Schema& schema_;
   DecoderOptions options_;
@@ -151,8 +255,16 @@ class RecordWriter {
   int type_id_ = -1;
   RecordBuilder* out_ = nullptr;
   int hint_ = 0;                        // the slot after the last one found
+  // Of the current type, for the inline paths: its field count, names_ and type codes.
+  int type_field_count_ = 0;
+  const std::string_view* type_names_data_ = nullptr;
+  const uint8_t* type_codes_data_ = nullptr;
+  uint32_t* seen_data_ = nullptr;       // seen_.data()
+  std::vector<std::vector<uint8_t>> codes_;   // codes_[type][slot], as names_
+  int time_field_ = -1;                 // of the current type
+  std::vector<TypeInfo> types_;         // per type id
+  TypeInfo watermark_info_;             // the punctuation's
   bool discriminator_is_field_ = false; // of the current type
-  std::vector<bool> type_has_discriminator_;   // per type id
   std::vector<uint32_t> seen_;          // seen_[slot] == generation_: present in this message
   uint32_t generation_ = 0;
   int seen_count_ = 0;                  // slots marked in seen_ for this message

@@ -412,7 +412,7 @@ bool ReadMsgpack(ChunkReader& in, MsgpackDecoder& decoder, RecordBuilder& builde
     }
     const std::string_view stream(in.data(), in.end);
     size_t offset = in.begin;
-    const DecodeStatus status = decoder.DecodeNext(stream, &offset, builder);
+    const DecodeStatus& status = decoder.DecodeNextInPlace(stream, &offset, builder);
     if (offset != in.begin) {
       ++run.stats().read;
       if (status.ok()) {

@@ -13,8 +13,7 @@
 
 namespace vigil {
 
-void RecordBuilder::Reserve(size_t bytes) {
-  if (bytes <= capacity_bytes()) return;
+void RecordBuilder::Grow(size_t bytes) {
   assert(bytes <= kMaxImageBytes);
   size_t cells = std::max<size_t>(capacity_cells_ * 2, 64);
   while (cells * sizeof(Cell) < bytes) cells *= 2;
@@ -24,34 +23,6 @@ void RecordBuilder::Reserve(size_t bytes) {
   capacity_cells_ = cells;
 }
 
-void RecordBuilder::AlignTo8() {
-  const size_t aligned = (size_bytes_ + 7) & ~size_t{7};
-  if (aligned == size_bytes_) return;
-  Reserve(aligned);
-  std::memset(reinterpret_cast<char*>(buf_.get()) + size_bytes_, 0, aligned - size_bytes_);
-  size_bytes_ = aligned;
-}
-
-void RecordBuilder::Start(int type_id, int field_count) {
-  const size_t cells = RecordView::kHeaderCells + static_cast<size_t>(field_count);
-  size_bytes_ = 0;
-  Reserve(cells * sizeof(Cell));
-  std::memset(buf_.get(), 0, cells * sizeof(Cell));
-  buf_[0].i = type_id;
-  buf_[2].ref.offset = static_cast<uint32_t>(field_count);
-  size_bytes_ = cells * sizeof(Cell);
-}
-
-Cell::Ref RecordBuilder::AppendString(std::string_view bytes) {
-  Reserve(size_bytes_ + bytes.size());
-  const Cell::Ref ref{static_cast<uint32_t>(size_bytes_), static_cast<uint32_t>(bytes.size())};
-  if (!bytes.empty()) {
-    std::memcpy(reinterpret_cast<char*>(buf_.get()) + size_bytes_, bytes.data(), bytes.size());
-  }
-  size_bytes_ += bytes.size();
-  return ref;
-}
-
 Cell::Ref RecordBuilder::AppendCells(const Cell* cells, uint32_t n) {
   AlignTo8();
   Reserve(size_bytes_ + size_t{n} * sizeof(Cell));
@@ -59,12 +30,6 @@ Cell::Ref RecordBuilder::AppendCells(const Cell* cells, uint32_t n) {
   if (n > 0) std::memcpy(buf_.get() + size_bytes_ / sizeof(Cell), cells, n * sizeof(Cell));
   size_bytes_ += size_t{n} * sizeof(Cell);
   return ref;
-}
-
-RecordView RecordBuilder::Finish() {
-  AlignTo8();
-  buf_[2].ref.size = static_cast<uint32_t>(size_bytes_);
-  return RecordView(buf_.get());
 }
 
 RecordArena::RecordArena(size_t block_bytes)

@@ -34,8 +34,10 @@
 // None of these types is thread safe; a record image, once built, may be read from any thread.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -149,13 +151,97 @@ class RecordBuilder {
   size_t capacity_bytes() const { return capacity_cells_ * sizeof(Cell); }
 
  private:
-  void Reserve(size_t bytes);
+  // Start, AppendString and Finish run once per event or field in every decoder: they are
+  // inline, their zeroing and copying without a call to memset / memcpy (the records are a few
+  // hundred bytes, their strings mostly a few bytes); growing is out of line.
+  void Reserve(size_t bytes) {
+    if (bytes > capacity_bytes()) Grow(bytes);
+  }
+  [[gnu::noinline]] void Grow(size_t bytes);
   void AlignTo8();
 
   std::unique_ptr<Cell[]> buf_;
   size_t capacity_cells_ = 0;
   size_t size_bytes_ = 0;
 };
+
+// Copies n bytes without a library call for the short strings records mostly hold: two
+// possibly overlapping loads and stores of the largest power of two <= n (up to 16 bytes).
+[[gnu::always_inline]] inline void CopyShortBytes(char* dst, const char* src, size_t n) {
+  if (n >= 8) {
+    if (n > 16) {
+      std::memcpy(dst, src, n);
+      return;
+    }
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n >= 2) {
+    uint16_t a, b;
+    std::memcpy(&a, src, 2);
+    std::memcpy(&b, src + n - 2, 2);
+    std::memcpy(dst, &a, 2);
+    std::memcpy(dst + n - 2, &b, 2);
+  } else if (n == 1) {
+    *dst = *src;
+  }
+}
+
+inline void RecordBuilder::Start(int type_id, int field_count) {
+  const size_t cells = RecordView::kHeaderCells + static_cast<size_t>(field_count);
+  // Zeroed in blocks of 4 cells (the capacity is a power of two >= 64 cells, so the rounding
+  // stays inside it); the empty asm keeps GCC from turning the loop back into a memset call.
+  const size_t blocks = (cells + 3) / 4;
+  size_bytes_ = 0;
+  Reserve(blocks * 4 * sizeof(Cell));
+  Cell* p = buf_.get();
+  for (size_t b = 0; b < blocks; ++b) {
+    std::memset(p + 4 * b, 0, 4 * sizeof(Cell));
+    asm("" : : "r"(p) : "memory");
+  }
+  p[0].i = type_id;
+  p[2].ref.offset = static_cast<uint32_t>(field_count);
+  size_bytes_ = cells * sizeof(Cell);
+}
+
+inline Cell::Ref RecordBuilder::AppendString(std::string_view bytes) {
+  Reserve(size_bytes_ + bytes.size());
+  const Cell::Ref ref{static_cast<uint32_t>(size_bytes_), static_cast<uint32_t>(bytes.size())};
+  CopyShortBytes(reinterpret_cast<char*>(buf_.get()) + size_bytes_, bytes.data(), bytes.size());
+  size_bytes_ += bytes.size();
+  return ref;
+}
+
+inline void RecordBuilder::AlignTo8() {
+  const size_t tail = size_bytes_ & 7;
+  if (tail == 0) return;
+  // The capacity is a whole number of cells: the padded cell is inside it. Zero its bytes past
+  // the end of the image (the high bytes of the word on a little-endian machine).
+  char* cell = reinterpret_cast<char*>(buf_.get()) + (size_bytes_ - tail);
+  if constexpr (std::endian::native == std::endian::little) {
+    uint64_t word;
+    std::memcpy(&word, cell, 8);
+    word &= (uint64_t{1} << (8 * tail)) - 1;
+    std::memcpy(cell, &word, 8);
+  } else {
+    std::memset(cell + tail, 0, 8 - tail);
+  }
+  size_bytes_ += 8 - tail;
+}
+
+inline RecordView RecordBuilder::Finish() {
+  AlignTo8();
+  buf_[2].ref.size = static_cast<uint32_t>(size_bytes_);
+  return RecordView(buf_.get());
+}
 
 // Owns copies of records in large blocks; a view of an appended record stays valid until
 // Clear(). For buffering events per key until the watermark passes.

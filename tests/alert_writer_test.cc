@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,23 @@ TEST_CASE("alert writer: direct appends write what fmt's runtime format strings 
   }
   CHECK(JsonValue(ExprValue::Int(INT64_MIN)) == "-9223372036854775808");
   CHECK(JsonValue(ExprValue::Float(1e300)) == fmt::format("{}", 1e300));
+  // Floats of any bit pattern (every exponent, subnormals) and the notation boundaries.
+  int mismatches = 0;
+  for (int k = 0; k < 20000; ++k) {
+    uint64_t bits = next();
+    double f;
+    std::memcpy(&f, &bits, sizeof f);
+    if (!std::isfinite(f)) continue;
+    if (JsonValue(ExprValue::Float(f)) != fmt::format("{}", f)) ++mismatches;
+  }
+  CHECK(mismatches == 0);
+  for (const double f : {0.0, -0.0, 1.0, -1.0, 10.0, 100.0, 1e15, 1e16, 9999999999999998.0,
+                         123456789012345680.0, 1e-4, 1e-5, 0.00012345, 1.5e-5, 5e-324,
+                         2.2250738585072014e-308, 1.7976931348623157e308, 1e100, 1e-100, 0.1,
+                         0.3, 2.5, 1234.5, 100000.0, 1e21, 12345678.9}) {
+    CHECK(JsonValue(ExprValue::Float(f)) == fmt::format("{}", f));
+    CHECK(JsonValue(ExprValue::Float(-f)) == fmt::format("{}", -f));
+  }
 }
 
 TEST_CASE("alert writer: values in JSON and in messages") {
