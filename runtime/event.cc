@@ -17,7 +17,9 @@ void RecordBuilder::Grow(size_t bytes) {
   assert(bytes <= kMaxImageBytes);
   size_t cells = std::max<size_t>(capacity_cells_ * 2, 64);
   while (cells * sizeof(Cell) < bytes) cells *= 2;
-  auto grown = std::make_unique_for_overwrite<Cell[]>(cells);
+  // Zeroed (not for_overwrite): AlignTo8 reads the whole last word of the image, whose bytes
+  // past the end must hold determinate values (zeros, or an earlier record's bytes).
+  auto grown = std::make_unique<Cell[]>(cells);
   if (size_bytes_ > 0) std::memcpy(grown.get(), buf_.get(), size_bytes_);
   buf_ = std::move(grown);
   capacity_cells_ = cells;
