@@ -303,11 +303,10 @@ void Matcher::Impl::BuildIndexes() {
                                     c.has_timeout_emit, c.after_match.kind != SkipKind::kNoSkip, h});
   }
   // A shared state's runs (nfa/share_prefixes.h) are its first rule's as far as the hot path goes
-  // (the rules it stands for agree on everything but their `within`); their bindings are read
-  // with room for every such rule's variables, their time bounds are the loosest of the rules'
-  // (rule_facts_ after the rules: one entry per shared state), and they count against the limit
-  // as the shared state's own.
-  limit_bucket_.resize(p.states.size());
+  // (the rules it stands for agree on everything but their `within`), except for what
+  // HotState::facts names: rule_facts_ after the rules, one entry per shared state, with the
+  // loosest of its rules' windows and room for every such rule's variables. The same index is
+  // the partial-match limit's bucket: a shared state's runs count as its own.
   for (const std::vector<int32_t>& rules : p.shared) {
     RuleFacts f = rule_facts_[static_cast<size_t>(rules.front())];
     for (int32_t r : rules) {
@@ -316,14 +315,6 @@ void Matcher::Impl::BuildIndexes() {
       f.variables = std::max(f.variables, other.variables);
     }
     rule_facts_.push_back(f);
-  }
-  for (size_t s = 0; s < p.states.size(); ++s) {
-    const State& st = p.states[s];
-    limit_bucket_[s] = st.rule;
-    if (st.shared < 0) continue;
-    limit_bucket_[s] = static_cast<int32_t>(p.rules.size()) + st.shared;
-    rule_facts_[static_cast<size_t>(st.rule)].variables =
-        std::max(rule_facts_[static_cast<size_t>(st.rule)].variables, rule_facts_[limit_bucket_[s]].variables);
   }
 }
 

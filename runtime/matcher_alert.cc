@@ -319,7 +319,7 @@ void Matcher::Impl::ApplyLimit() {
   bool over = false;
   next_rules_.clear();
   for (const Run& r : next_) {
-    next_rules_.push_back(limit_bucket_[static_cast<size_t>(r.state)]);
+    next_rules_.push_back(H(r.state).facts);
     over |= ++rule_runs_[static_cast<size_t>(next_rules_.back())] > max;
   }
   const int32_t* rule = next_rules_.data();   // evicted runs are marked by state -1
@@ -349,7 +349,7 @@ void Matcher::Impl::ApplyLimit() {
     next_.erase(std::remove_if(next_.begin(), next_.end(), [](const Run& r) { return r.state < 0; }),
                 next_.end());
   }
-  for (const Run& r : next_) rule_runs_[static_cast<size_t>(limit_bucket_[static_cast<size_t>(r.state)])] = 0;
+  for (const Run& r : next_) rule_runs_[static_cast<size_t>(H(r.state).facts)] = 0;
 }
 
 // key_values_: the key components as values (strings point into key.bytes).

@@ -90,9 +90,10 @@ struct HotState {
   int32_t rule = -1;
   uint32_t first_edge = 0;
   uint32_t edge_count = 0;
-  // Its time bounds: rule_facts_[facts] — its rule's, or for a shared state (nfa/share_prefixes.h)
-  // the loosest of its rules' (their `within`s may differ; each rule's own is checked where a run
-  // leaves the shared states into that rule's).
+  // rule_facts_[facts]: its rule's, or for a shared state (nfa/share_prefixes.h) an entry of its
+  // own — the loosest of its rules' windows (each rule's own is checked where a run leaves the
+  // shared states into that rule's), room for all their variables. Also its runs' bucket for the
+  // partial-match limit.
   int32_t facts = -1;
   StateKind kind = StateKind::kNormal;
   bool accepting = false;
@@ -369,7 +370,7 @@ class Matcher::Impl {
   bool TimeOk(const Run& r, const HotState& from, int64_t* anchor) const;
   int64_t Expiry(const Run& r) const;
   int64_t ExpiryBy(const Run& r, const DeadlineSource& d) const;
-  void BuildVars(uint32_t node, int32_t rule);
+  void BuildVars(uint32_t node, int32_t facts);   // facts: a rule, or a HotState::facts
   void AddRun(const Run& r);
   bool MayDuplicate(uint32_t node) const;
   uint32_t NewNode(uint32_t parent, int32_t rule, const HotState& from);
@@ -409,8 +410,7 @@ class Matcher::Impl {
   size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;
   std::vector<HotState> hot_;                          // per state
-  std::vector<int32_t> next_rules_;                    // ApplyLimit: limit_bucket_ of next_[i]
-  std::vector<int32_t> limit_bucket_;                  // per state: its rule, or rules + shared index
+  std::vector<int32_t> next_rules_;                    // ApplyLimit: H(next_[i].state).facts
   std::vector<uint32_t> edge_index_;
   std::vector<std::pair<int32_t, int64_t>> reach_;
   std::vector<DeadlineSource> deadlines_;

@@ -307,7 +307,7 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     value = FastCompare(field_compare_[i], r);
   } else {
     if (vars_for_ != &r) {
-      BuildVars(r.node, RuleOf(r));
+      BuildVars(r.node, H(r.state).facts);
       vars_for_ = &r;
     }
     EvalInput input;
@@ -375,8 +375,8 @@ int64_t Matcher::Impl::ExpiryBy(const Run& r, const DeadlineSource& d) const {
 // var_spans_: the events bound to each variable along the chain ending at `node`, in order.
 // Two walks of the chain (count, then fill each variable's range from its end): no allocation
 // once var_events_ has grown to the longest chain.
-void Matcher::Impl::BuildVars(uint32_t node, int32_t rule) {
-  const size_t nvars = rule_facts_[static_cast<size_t>(rule)].variables;
+void Matcher::Impl::BuildVars(uint32_t node, int32_t facts) {
+  const size_t nvars = rule_facts_[static_cast<size_t>(facts)].variables;
   uint32_t* count = var_count_.data();
   for (size_t v = 0; v < nvars; ++v) count[v] = 0;
   size_t total = 0;
