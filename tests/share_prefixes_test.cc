@@ -208,3 +208,33 @@ TEST_CASE("share: a shared partial match expires when the last of its rules' wou
 }
 
 }  // namespace vigil
+
+namespace vigil {
+
+// matching.md §10: a partial match in a shared state counts once against max_partial_matches, as
+// the shared state's own, not once per rule.
+TEST_CASE("share: a shared state's partial matches count once against the limit") {
+  const std::string rules =
+      Rule("x", "  within 10s\n  pattern a: E where k == \"a\" -> b: E where k == \"b\" -> c: E where k == \"c\"") +
+      Rule("y", "  within 10s\n  pattern a: E where k == \"a\" -> b: E where k == \"b\" -> d: E where k == \"d\"");
+  auto checked = Check(rules);
+  REQUIRE(Compile(checked, true)->shared.size() == 2);   // a (where no run rests) and b
+  const test::RandomStream stream = test::MakeStream(
+      checked->schema, {{"u1", "a", 0, 0}, {"u1", "a", 0, 1000}, {"u1", "a", 0, 2000}});
+  MatcherOptions options;
+  options.max_partial_matches = 2;
+  Matcher shared(Compile(checked, true), options, {});
+  Matcher alone(Compile(checked, false), options, {});
+  for (const OwnedRecord& r : stream.records) {
+    shared.Push(r.view());
+    alone.Push(r.view());
+  }
+  // Shared: one run per `a`, waiting for b in the shared state; the oldest evicted once.
+  CHECK(shared.counters().runs_live == 2);
+  CHECK(shared.counters().runs_evicted == 1);
+  // Each rule its own: three runs per rule, the oldest of each evicted.
+  CHECK(alone.counters().runs_live == 4);
+  CHECK(alone.counters().runs_evicted == 2);
+}
+
+}  // namespace vigil
