@@ -316,6 +316,54 @@ void Matcher::Impl::BuildIndexes() {
     }
     rule_facts_.push_back(f);
   }
+  BuildChains();
+}
+
+// Chain rules: every state a run can rest in has one TAKE, no PROCEED or KILL, and one IGNORE
+// that stays (StateFacts::Shape), the start state one TAKE and no PROCEED; no trailing absence,
+// no accepting state before the final one, no state shared with another rule, no `on timeout
+// emit`. A key's runs of such rules never produce two equal successors: each successor either is
+// the run itself or binds the current event after the run's own bindings (one TAKE: one target),
+// so distinct runs have distinct successors. StepChainKey steps them without the duplicate checks
+// and hash-consing of StepRun.
+void Matcher::Impl::BuildChains() {
+  const Program& p = *program_;
+  std::vector<uint8_t> chain_rule(p.rules.size(), 1);
+  for (size_t r = 0; r < p.rules.size(); ++r) {
+    const CompiledRule& rule = p.rules[r];
+    if (rule.start < 0 || rule.checked->has_timeout_emit) chain_rule[r] = 0;
+  }
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    const State& st = p.states[s];
+    if (st.rule < 0) continue;
+    uint8_t& ok = chain_rule[static_cast<size_t>(st.rule)];
+    const StateFacts& f = state_facts_[s];
+    const bool start = p.rules[static_cast<size_t>(st.rule)].start == static_cast<int32_t>(s);
+    if (st.shared >= 0 || st.absence >= 0 || st.kind == StateKind::kAbsence) ok = 0;
+    if (st.kind == StateKind::kFinal) continue;
+    if (st.accepting || f.only_take < 0) ok = 0;
+    if (!start && f.shape == StateFacts::Shape::kGeneral) ok = 0;
+  }
+  // A run rests in a start state only if an edge leads back to it: then it must be shaped too.
+  for (const Edge& e : p.edges) {
+    if (e.target < 0) continue;
+    const State& t = p.states[static_cast<size_t>(e.target)];
+    if (t.rule >= 0 && p.rules[static_cast<size_t>(t.rule)].start == e.target &&
+        state_facts_[static_cast<size_t>(e.target)].shape == StateFacts::Shape::kGeneral)
+      chain_rule[static_cast<size_t>(t.rule)] = 0;
+  }
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    const State& st = p.states[s];
+    state_facts_[s].chain = st.rule >= 0 && chain_rule[static_cast<size_t>(st.rule)] != 0 &&
+                            st.kind != StateKind::kFinal;
+    if (!state_facts_[s].chain) continue;
+    for (size_t t = 0; t < type_count_; ++t)
+      if (passive_[s * type_count_ + t] == kStep) passive_[s * type_count_ + t] = kChainStep;
+  }
+  for (std::vector<SpecUse>& uses : by_type_)
+    for (SpecUse& use : uses)
+      use.starts_chain = std::all_of(use.rules.begin(), use.rules.end(),
+                                     [&](int32_t r) { return chain_rule[static_cast<size_t>(r)] != 0; });
 }
 
 // Appends to reach_ the (step, step within) of every TAKE of `rule` reachable from `state` through

@@ -5,6 +5,7 @@
 // Not part of any interface: only these files include it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -136,6 +137,8 @@ struct StateFacts {
   // IGNORE's guard holds: one guard evaluation decides both.
   enum class Shape : uint8_t { kGeneral, kTakeOrStay, kTakeAndStay };
   Shape shape = Shape::kGeneral;
+  // A state of a chain rule (Impl::BuildChains): its runs are stepped by StepChain.
+  bool chain = false;
   int32_t only_ignore = -1;   // with shape != kGeneral: the IGNORE edge
 };
 
@@ -165,6 +168,7 @@ struct SpecUse {
   int32_t string_slot = -1;   // the key's slot when it is one string (StringKeyProbe), else -1
   std::vector<int32_t> rules;
   StartIndex start;
+  bool starts_chain = false;   // every rule of `rules` is a chain rule (Impl::BuildChains)
 };
 
 // The encoded key of a spec whose one component is a string, without its bytes copied: the
@@ -332,6 +336,7 @@ class Matcher::Impl {
   // ---- matcher.cc: flow ----
   void BuildIndexes();
   void BuildPassive();
+  void BuildChains();
   void ProcessEvent(RecordView record, int64_t seq, EventStore::Handle stored);
   EventStore::Handle StoredEvent() {   // the current event's copy in store_, made on first use
     if (event_ == EventStore::kNone) {
@@ -360,6 +365,8 @@ class Matcher::Impl {
   void StartRuns(const SpecUse& use);
   void FinishKeyEvent(uint32_t* key, const SpecUse& use);
   bool StepRun(const Run& r, bool fresh);   // true: r stays as it is (still holds its references)
+  void StepChainKey(const std::vector<Run>& runs);
+  void ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor);
   const Edge* Skip(const Run& r, bool took);
   bool Stay(const Run& r, const Edge* e);
   bool Takes(const Run& r, int32_t state, int depth);
@@ -374,6 +381,22 @@ class Matcher::Impl {
   void AddRun(const Run& r);
   bool MayDuplicate(uint32_t node) const;
   uint32_t NewNode(uint32_t parent, int32_t rule, const HotState& from);
+  uint32_t AllocNode() {   // a free node slot (its contents to be set by the caller)
+    if (free_nodes_.empty()) {
+      nodes_.emplace_back();
+      return static_cast<uint32_t>(nodes_.size() - 1);
+    }
+    const uint32_t n = free_nodes_.back();
+    free_nodes_.pop_back();
+    return n;
+  }
+  void NewRunScope() {   // a run is stepped next: forget the previous run's variables and predicates
+    vars_for_ = nullptr;
+    if (++run_epoch_ == 0) {   // wrapped: forget every stamp
+      std::fill(run_pred_epoch_.begin(), run_pred_epoch_.end(), 0);
+      run_epoch_ = 1;
+    }
+  }
   void ReleaseNode(uint32_t node);
   // A run is gone: `deadline` if it died of its expiry (at the current instant).
   void EndRun(const Run& r, bool deadline, bool discarded);
@@ -401,11 +424,12 @@ class Matcher::Impl {
   std::vector<FieldCompare> field_compare_;            // per predicate
   bool FastCompare(const FieldCompare& c, const Run& r) const;
   std::vector<RuleFacts> rule_facts_;                  // per rule, then per shared state
-  // [state * type count + type]: a run resting in the state certainly just stays on an event of
-  // the type (no TAKE or KILL can hold, the first IGNORE that can hold is an unconditional stay),
-  // so the step is skipped: 1, or kNotInStream when the state's rule does not see the type at all.
-  // Decided from the guards' literals at construction.
-  static constexpr uint8_t kNotInStream = 2;
+  // [state * type count + type]: how a run resting in the state meets an event of the type.
+  // kStays: it certainly just stays (no TAKE or KILL can hold, the first IGNORE that can hold is
+  // an unconditional stay), so the step is skipped; kNotInStream: the state's rule does not see
+  // the type at all; else it is stepped, by StepChain (kChainStep, a chain rule's state) or
+  // StepRun (kStep). Decided from the guards' literals at construction.
+  static constexpr uint8_t kStep = 0, kStays = 1, kNotInStream = 2, kChainStep = 3;
   std::vector<uint8_t> passive_;
   size_t type_count_ = 0;
   std::vector<StateFacts> state_facts_;

@@ -17,12 +17,15 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   node_set_.Clear();
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
   bool all_stay = *key != UINT32_MAX;
+  bool chain = use.starts_chain;   // every run to step and every rule to start is a chain's
   if (all_stay) {
     for (const Run& r : keys_[*key].runs) {
-      if (passive[static_cast<size_t>(r.state) * type_count_] == 0) {
-        all_stay = false;
+      const uint8_t how = passive[static_cast<size_t>(r.state) * type_count_];
+      if (how == kStep) {
+        all_stay = chain = false;
         break;
       }
+      if (how == kChainStep) all_stay = false;
     }
   }
   if (all_stay) {
@@ -46,6 +49,12 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     FinishKeyEvent(key, use);
     return;
   }
+  if (chain && *key != UINT32_MAX) {
+    StepChainKey(keys_[*key].runs);
+    StartRuns(use);
+    FinishKeyEvent(key, use);
+    return;
+  }
   if (*key != UINT32_MAX) {
     // The runs are read from the key while next_ is built; nothing here resizes keys_.
     const std::vector<Run>& runs = keys_[*key].runs;
@@ -55,7 +64,7 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
         next_.push_back(r);   // the event is not in this rule's stream
         continue;
       }
-      if (stays != 0) {   // it can only stay
+      if (stays == kStays) {   // it can only stay
         const uint64_t id = (static_cast<uint64_t>(static_cast<uint32_t>(r.state)) << 32) | r.node;
         if (!MayDuplicate(r.node) || run_set_.Insert(id, 0)) {
           next_.push_back(r);
@@ -88,6 +97,16 @@ void Matcher::Impl::StartRuns(const SpecUse& use) {
       break;
   }
   if (!options_.start_index) rules = use.rules;
+  if (use.starts_chain) {
+    for (int32_t rule : rules) {
+      Run fresh;
+      fresh.state = program_->rules[static_cast<size_t>(rule)].start;
+      const Edge& take = program_->edges[static_cast<size_t>(state_facts_[static_cast<size_t>(fresh.state)].only_take)];
+      NewRunScope();
+      if (Holds(take, fresh)) ChainTake(fresh, H(fresh.state), take, kNoAnchor);
+    }
+    return;
+  }
   for (int32_t rule : rules) {
     Run fresh;
     fresh.state = program_->rules[static_cast<size_t>(rule)].start;
@@ -127,12 +146,72 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
   for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
 }
 
-bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
-  vars_for_ = nullptr;
-  if (++run_epoch_ == 0) {   // wrapped: forget every stamp
-    std::fill(run_pred_epoch_.begin(), run_pred_epoch_.end(), 0);
-    run_epoch_ = 1;
+// The key's runs of chain rules (BuildChains) on the current event: StepRun's shaped path, with
+// no duplicate checks (there are none to find) and the bindings made without hash-consing. The
+// successors come out in the same order as from StepRun: per run, the one by its TAKE, then the
+// run itself if it stays.
+void Matcher::Impl::StepChainKey(const std::vector<Run>& runs) {
+  const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
+  const Edge* edges = program_->edges.data();
+  for (const Run& r : runs) {
+    if (passive[static_cast<size_t>(r.state) * type_count_] != kChainStep) {
+      next_.push_back(r);   // it stays, or the event is not in its rule's stream
+      continue;
+    }
+    NewRunScope();
+    const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+    const Edge& take = edges[f.only_take];
+    if (HoldsOnce(take, r)) {
+      int64_t anchor = kNoAnchor;
+      const HotState& st = H(r.state);
+      if (TimeOk(r, st, &anchor)) ChainTake(r, st, take, anchor);
+      if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold
+        EndRun(r, /*deadline=*/false, /*discarded=*/false);
+        continue;
+      }
+    }
+    if (r.expiry < now_) {
+      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      continue;
+    }
+    next_.push_back(r);   // stays, keeping its references
   }
+}
+
+// Take, for a chain rule: its binding is a new node (no other successor of this event can have
+// the same parent and step), held by the run it starts or by the pending alert.
+void Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor) {
+  const HotState& target = H(e.target);
+  counters_.runs_started += r.node == kNoNode;
+  const uint32_t n = AllocNode();
+  const EventStore::Handle event = StoredEvent();
+  nodes_[n] = Node{event, r.node, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
+                   static_cast<uint16_t>(from.rule), 0};
+  store_.Ref(event);
+  if (r.node != kNoNode) ++nodes_[r.node].refs;
+  Run next;
+  next.state = e.target;
+  next.node = n;
+  next.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
+  next.first_time = r.node == kNoNode ? now_ : r.first_time;
+  next.last_time = now_;
+  next.step_anchor = anchor;
+  if (target.kind == StateKind::kFinal) {   // held by the pending alert until Settle
+    nodes_[n].flags |= kNodeMatched;
+    pending_.push_back(Pending{AlertKind::kMatch, target.rule, n, next.start_ord, now_});
+    return;
+  }
+  next.expiry = Expiry(next);
+  if (next.expiry < now_) {   // every continuation's deadline has passed (as AddRun)
+    ReleaseNode(n);
+    return;
+  }
+  nodes_[n].live = 1;
+  next_.push_back(next);
+}
+
+bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
+  NewRunScope();
   const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
   if (f.shape != StateFacts::Shape::kGeneral && !fresh) {
     // One TAKE (G), one stay IGNORE (!G or always), nothing else: as Takes then Skip, with G
@@ -431,14 +510,7 @@ uint32_t Matcher::Impl::NewNode(uint32_t parent, int32_t rule, const HotState& f
   bool inserted;
   uint32_t* slot = node_set_.Emplace(id, &inserted);
   if (!inserted) return *slot;
-  uint32_t n;
-  if (!free_nodes_.empty()) {
-    n = free_nodes_.back();
-    free_nodes_.pop_back();
-  } else {
-    n = static_cast<uint32_t>(nodes_.size());
-    nodes_.emplace_back();
-  }
+  const uint32_t n = AllocNode();
   const EventStore::Handle event = StoredEvent();
   Node& node = nodes_[n];
   node = Node{event, parent, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
