@@ -471,52 +471,28 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
   if (callbacks_.on_alert) callbacks_.on_alert(a);
 }
 
-// An event time in decimal (as WriteDecimal). Times in ms of this era have 13 digits, and the ones
-// before the last eight change once a day: their text is kept from the last call.
-char* Matcher::Impl::WriteTime(char* out, int64_t t) {
-  constexpr int64_t k8 = 100000000, k16 = k8 * k8;
-  if (t < k8 || t >= k16) return WriteDecimal(out, t);
-  const uint64_t lead = static_cast<uint64_t>(t / k8);
-  if (lead != time_lead_) {
-    time_lead_text_ = UpTo8Digits(lead, &time_lead_length_);
-    time_lead_ = lead;
-  }
-  std::memcpy(out, &time_lead_text_, sizeof time_lead_text_);
-  out += time_lead_length_;
-  const uint64_t low = EightDigits(static_cast<uint64_t>(t) - lead * static_cast<uint64_t>(k8));
-  std::memcpy(out, &low, sizeof low);
-  return out + 8;
-}
-
-// matching.md §8: FNV-1a over "rule\x1f key \x1f kind \x1f t0:s0 \x1f t1:s1 ...". FNV is byte-
-// sequential, so the state after "rule\x1f key \x1f" is kept per key (for the last rule), and
-// the events' part is formatted into a buffer and hashed in one pass.
+// matching.md §8: FNV-1a over "rule\x1f key \x1f kind", then each bound event's time and seq
+// folded in as 64-bit words. FNV is byte-sequential, so the state after "rule\x1f key \x1f" is
+// kept per key (for the last rule).
 uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events) {
   if (key.id_rule != p.rule) {
     key.id_state = Fnv(Fnv(rule_facts_[static_cast<size_t>(p.rule)].id_prefix, key.text), "\x1f");
     key.id_rule = p.rule;
   }
-  char buf[256];
-  char* end = buf;
+  uint64_t h;
   if (p.kind == AlertKind::kMatch) {
-    *end++ = 'm';
+    h = Fnv(key.id_state, "m");
   } else {
-    *end++ = 't';
-    end = WriteDecimal(end, p.detection_ms);
+    char buf[32];
+    buf[0] = 't';
+    char* end = WriteDecimal(buf + 1, p.detection_ms);
+    h = Fnv(key.id_state, std::string_view(buf, static_cast<size_t>(end - buf)));
   }
-  uint64_t h = key.id_state;
-  constexpr size_t kMaxEvent = 1 + 20 + 1 + 24;   // "\x1f<time>:<seq>" and WriteDecimal's scratch
   for (const AlertEvent& e : events) {
-    if (static_cast<size_t>(buf + sizeof buf - end) < kMaxEvent) {
-      h = Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
-      end = buf;
-    }
-    *end++ = '\x1f';
-    end = WriteTime(end, e.time_ms);
-    *end++ = ':';
-    end = WriteDecimal(end, e.seq);
+    h = MatchIdFold(h ^ static_cast<uint64_t>(e.time_ms));
+    h = MatchIdFold(h ^ static_cast<uint64_t>(e.seq));
   }
-  return Fnv(h, std::string_view(buf, static_cast<size_t>(end - buf)));
+  return h;
 }
 
 }  // namespace vigil

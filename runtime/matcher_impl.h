@@ -37,6 +37,13 @@ inline int64_t After(int64_t t, int64_t d) {
 }
 inline constexpr uint32_t kNoNode = 0;
 
+// matching.md §8: one step of the match id over a 64-bit word: the 128-bit product of x and
+// 0x9E3779B97F4A7C15, its two halves xor-ed.
+inline uint64_t MatchIdFold(uint64_t x) {
+  const unsigned __int128 r = static_cast<unsigned __int128>(x) * 0x9E3779B97F4A7C15ull;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
 // A partial match of one rule for one key: where it rests in the automaton and what it bound.
 // Its rule is its state's (Impl::RuleOf), the step of its last binding its node's (LastStep).
 struct Run {
@@ -414,7 +421,6 @@ class Matcher::Impl {
   void ApplyLimit();
   void DecodeKey(const KeyState& key);
   uint64_t MatchId(const Pending& p, KeyState& key, std::span<const AlertEvent> events);
-  char* WriteTime(char* out, int64_t t);
 
   // Program-derived tables.
   std::vector<KeySpec> specs_;
@@ -501,9 +507,6 @@ class Matcher::Impl {
   std::string alert_text_;
   std::vector<size_t> text_offsets_;
   std::string key_joined_;
-  uint64_t time_lead_ = UINT64_MAX;    // WriteTime: the digits of the last time before its last 8,
-  uint64_t time_lead_text_ = 0;        // as text in a word,
-  int time_lead_length_ = 0;           // and their count
   std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
   std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
 };

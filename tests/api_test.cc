@@ -80,12 +80,20 @@ std::string Json(const char* type, const char* id, double price, int64_t at) {
   return fmt::format(R"({{"type": "{}", "id": "{}", "price": {}, "at": {}}})", type, id, price, at);
 }
 
-// matching.md §8: FNV-1a 64 over rule 0x1F key 0x1F kind 0x1F t0:s0 0x1F t1:s1 ...
-uint64_t Fnv1a(const std::string& bytes) {
+// matching.md §8: FNV-1a 64 over rule 0x1F key 0x1F kind, then per bound event (time, seq) each
+// folded in: h = hi(p) ^ lo(p), p = (h ^ word) * 0x9E3779B97F4A7C15 (128-bit product).
+uint64_t MatchIdOf(const std::string& head, const std::vector<std::pair<int64_t, int64_t>>& events) {
   uint64_t h = 14695981039346656037ULL;
-  for (const char c : bytes) {
+  for (const char c : head) {
     h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ULL;
+  }
+  for (const auto& [time, seq] : events) {
+    for (const int64_t word : {time, seq}) {
+      const unsigned __int128 p = static_cast<unsigned __int128>(h ^ static_cast<uint64_t>(word)) *
+                                  0x9E3779B97F4A7C15ULL;
+      h = static_cast<uint64_t>(p >> 64) ^ static_cast<uint64_t>(p);
+    }
   }
   return h;
 }
@@ -276,10 +284,9 @@ TEST_CASE("api: alerts arrive through the callback, in all three input forms") {
   CHECK(a.events == std::vector<std::string>{fmt::format("a:A:0:{}", kT0),
                                             fmt::format("b:B:2:{}", kT0 + 2000),
                                             fmt::format("c:C:5:{}", kT0 + 3000)});
-  const std::string id_input = fmt::format("rising\x1f\"k1\"\x1fm\x1f{}:0\x1f{}:2\x1f{}:5", kT0,
-                                           kT0 + 2000, kT0 + 3000);
-  CHECK(a.id_value == Fnv1a(id_input));
-  CHECK(a.id == fmt::format("{:016x}", Fnv1a(id_input)));
+  const uint64_t id = MatchIdOf("rising\x1f\"k1\"\x1fm", {{kT0, 0}, {kT0 + 2000, 2}, {kT0 + 3000, 5}});
+  CHECK(a.id_value == id);
+  CHECK(a.id == fmt::format("{:016x}", id));
 
   MatcherStats stats = m->stats();
   CHECK(stats.events_buffered == 0);

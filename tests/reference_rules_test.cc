@@ -94,18 +94,30 @@ TEST_CASE("reference matcher: inline tests of rules/*.vigil") {
   CHECK(skipped.size() == 3);
 }
 
-// §8: FNV-1a 64 over `rule ␟ key ␟ kind ␟ t0:s0 ␟ t1:s1 …`.
-std::string Fnv1a(const std::string& bytes) {
+// §8: FNV-1a 64 over `rule ␟ key ␟ kind`, then each bound event's time and seq folded in.
+uint64_t Fnv1aState(const std::string& bytes) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : bytes) {
     h = (h ^ c) * 0x100000001b3ull;
   }
+  return h;
+}
+std::string Fnv1a(const std::string& bytes) { return fmt::format("{:016x}", Fnv1aState(bytes)); }
+uint64_t Fold(uint64_t x) {
+  const unsigned __int128 p = static_cast<unsigned __int128>(x) * 0x9E3779B97F4A7C15ull;
+  return static_cast<uint64_t>(p >> 64) ^ static_cast<uint64_t>(p);
+}
+std::string MatchIdOf(const std::string& head, const std::vector<std::pair<int64_t, int64_t>>& events) {
+  uint64_t h = Fnv1aState(head);
+  for (const auto& [t, s] : events) h = Fold(Fold(h ^ static_cast<uint64_t>(t)) ^ static_cast<uint64_t>(s));
   return fmt::format("{:016x}", h);
 }
 
 TEST_CASE("reference matcher: match ids follow docs/matching.md §8") {
   CHECK(Fnv1a("") == "cbf29ce484222325");   // the FNV-1a 64 offset basis
   CHECK(Fnv1a("a") == "af63dc4c8601ec8c");  // published FNV-1a test vector
+  CHECK(Fold(1) == 0x9E3779B97F4A7C15ull);
+  CHECK(Fold(uint64_t{1} << 63) == 0xCF1BBCDCBFA53E0Aull);   // both halves of the product
   const std::string text = R"(event E {
   k: string
   id: string
@@ -138,10 +150,12 @@ rule r {
   const std::vector<ReferenceAlert> alerts = MatchStream(*matcher, events);
   REQUIRE(alerts.size() == 2);
   CHECK(alerts[0].kind == AlertKind::kMatch);
-  CHECK(alerts[0].match_id == Fnv1a("r\x1f\"u7\"\x1fm\x1f" "1000:10\x1f" "2000:11"));
+  CHECK(alerts[0].match_id == MatchIdOf("r\x1f\"u7\"\x1fm", {{1000, 10}, {2000, 11}}));
+  CHECK(alerts[0].match_id == "317ef1b5563d192b");   // computed independently (Python)
   CHECK(alerts[1].kind == AlertKind::kTimeout);
   CHECK(alerts[1].detection_ms == 603000);
-  CHECK(alerts[1].match_id == Fnv1a("r\x1f\"u7\"\x1ft603000\x1f" "3000:12"));
+  CHECK(alerts[1].match_id == MatchIdOf("r\x1f\"u7\"\x1ft603000", {{3000, 12}}));
+  CHECK(alerts[1].match_id == "31eb56c62e40e583");
   CHECK(alerts[0].match_id != alerts[1].match_id);
 }
 

@@ -65,10 +65,14 @@ import json, sys
 
 T0 = 1709251200000  # 2024-03-01T00:00:00Z
 
-def fnv1a(text):
+def match_id(head, events):  # matching.md §8
     h = 0xcbf29ce484222325
-    for b in text.encode():
+    for b in head.encode():
         h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    for _, t, s in events:
+        for word in (t, s):
+            p = (h ^ (word & 0xFFFFFFFFFFFFFFFF)) * 0x9E3779B97F4A7C15
+            h = (p >> 64) ^ (p & 0xFFFFFFFFFFFFFFFF)
     return "%016x" % h
 
 def iso(ms):
@@ -78,10 +82,9 @@ def iso(ms):
 
 def alert(kind, card, detect, events, fields, message=None):
     parts = ["small_then_big", '"%s"' % card, "m" if kind == "match" else "t%d" % detect]
-    parts += ["%d:%d" % (t, s) for _, t, s in events]
     a = {"rule": "small_then_big", "version": 2, "severity": "high", "kind": kind, "key": card,
          "detection_time": iso(detect), "detection_ms": detect,
-         "match_id": fnv1a("\x1f".join(parts))}
+         "match_id": match_id("\x1f".join(parts), events)}
     if message is not None:
         a["message"] = message
     a["fields"] = fields

@@ -128,7 +128,9 @@ std::optional<Value> ToValue(const ExprValue& v) {
   return std::nullopt;
 }
 
-// §8: 64-bit FNV-1a of `rule ␟ key ␟ kind ␟ t0:s0 ␟ t1:s1 …`, as 16 lowercase hex digits.
+// §8: 64-bit FNV-1a of `rule ␟ key ␟ kind`, then for each bound event h = fold(h xor t),
+// h = fold(h xor s), fold(x) = the two 64-bit halves of x * 0x9E3779B97F4A7C15 xor-ed; as 16
+// lowercase hex digits.
 std::string MatchId(const std::string& rule, const std::vector<Value>& key, const Entry& e,
                     std::span<const StreamEvent> events) {
   std::string bytes = rule + '\x1f';
@@ -138,14 +140,19 @@ std::string MatchId(const std::string& rule, const std::vector<Value>& key, cons
   }
   bytes += '\x1f';
   bytes += e.kind == AlertKind::kMatch ? std::string("m") : fmt::format("t{}", e.detection_ms);
-  for (int pos : e.positions) {
-    const StreamEvent& ev = events[static_cast<size_t>(pos)];
-    bytes += fmt::format("\x1f{}:{}", ev.time_ms, ev.seq);
-  }
   uint64_t h = 14695981039346656037ull;
   for (unsigned char ch : bytes) {
     h ^= ch;
     h *= 1099511628211ull;
+  }
+  auto fold = [](uint64_t x) {
+    const unsigned __int128 product = static_cast<unsigned __int128>(x) * 0x9E3779B97F4A7C15ull;
+    return static_cast<uint64_t>(product >> 64) ^ static_cast<uint64_t>(product);
+  };
+  for (int pos : e.positions) {
+    const StreamEvent& ev = events[static_cast<size_t>(pos)];
+    h = fold(h ^ static_cast<uint64_t>(ev.time_ms));
+    h = fold(h ^ static_cast<uint64_t>(ev.seq));
   }
   return fmt::format("{:016x}", h);
 }
