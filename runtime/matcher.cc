@@ -289,6 +289,10 @@ void Matcher::Impl::BuildIndexes() {
       }
     }
     f.deadlines_end = static_cast<uint32_t>(deadlines_.size());
+    if (st.kind == StateKind::kNormal && f.deadlines_end == f.deadlines_begin + 1) {
+      const DeadlineSource& d = deadlines_[f.deadlines_begin];
+      if (d.max_gap_ms == 0 && !d.steps_bound) f.window_expiry_ms = d.within_ms;
+    }
   }
   BuildPassive();
   for (const CompiledRule& rule : p.rules) {
@@ -360,10 +364,25 @@ void Matcher::Impl::BuildChains() {
     for (size_t t = 0; t < type_count_; ++t)
       if (passive_[s * type_count_ + t] == kStep) passive_[s * type_count_ + t] = kChainStep;
   }
-  for (std::vector<SpecUse>& uses : by_type_)
-    for (SpecUse& use : uses)
-      use.starts_chain = std::all_of(use.rules.begin(), use.rules.end(),
-                                     [&](int32_t r) { return chain_rule[static_cast<size_t>(r)] != 0; });
+  // Rules whose every resting state takes or stays (skip-till-next chains).
+  std::vector<uint8_t> one_successor(chain_rule);
+  for (size_t s = 0; s < p.states.size(); ++s) {
+    const State& st = p.states[s];
+    const bool start = st.rule >= 0 && p.rules[static_cast<size_t>(st.rule)].start == static_cast<int32_t>(s);
+    if (st.rule >= 0 && st.kind != StateKind::kFinal && !start &&
+        state_facts_[s].shape != StateFacts::Shape::kTakeOrStay)
+      one_successor[static_cast<size_t>(st.rule)] = 0;
+  }
+  for (std::vector<SpecUse>& uses : by_type_) {
+    for (SpecUse& use : uses) {
+      auto all = [&](const std::vector<uint8_t>& flag) {
+        return std::all_of(use.rules.begin(), use.rules.end(),
+                           [&](int32_t r) { return flag[static_cast<size_t>(r)] != 0; });
+      };
+      use.starts_chain = all(chain_rule);
+      use.in_place = all(one_successor);
+    }
+  }
 }
 
 // Appends to reach_ the (step, step within) of every TAKE of `rule` reachable from `state` through

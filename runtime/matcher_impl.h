@@ -144,8 +144,11 @@ struct StateFacts {
   // IGNORE's guard holds: one guard evaluation decides both.
   enum class Shape : uint8_t { kGeneral, kTakeOrStay, kTakeAndStay };
   Shape shape = Shape::kGeneral;
-  // A state of a chain rule (Impl::BuildChains): its runs are stepped by StepChain.
+  // A state of a chain rule (Impl::BuildChains): its runs are stepped by StepChainKey.
   bool chain = false;
+  // >= 0 when a run's expiry here is its rule's window alone (one deadline source, no max gap,
+  // no step `within` that can bound it): first time + this, or kNever for 0. -1: Expiry's walk.
+  int64_t window_expiry_ms = -1;
   int32_t only_ignore = -1;   // with shape != kGeneral: the IGNORE edge
 };
 
@@ -176,6 +179,9 @@ struct SpecUse {
   std::vector<int32_t> rules;
   StartIndex start;
   bool starts_chain = false;   // every rule of `rules` is a chain rule (Impl::BuildChains)
+  // Also: every state of those rules that has a TAKE takes or stays (Shape::kTakeOrStay), so a
+  // run has at most one successor, in its own place (StepChainKeyInPlace).
+  bool in_place = false;
 };
 
 // The encoded key of a spec whose one component is a string, without its bytes copied: the
@@ -373,7 +379,9 @@ class Matcher::Impl {
   void FinishKeyEvent(uint32_t* key, const SpecUse& use);
   bool StepRun(const Run& r, bool fresh);   // true: r stays as it is (still holds its references)
   void StepChainKey(const std::vector<Run>& runs);
-  void ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor);
+  bool StepChainKeyInPlace(uint32_t k, const SpecUse& use);
+  // The successor of r by its TAKE e into *out (false: none — completed, or dead on arrival).
+  bool ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out);
   const Edge* Skip(const Run& r, bool took);
   bool Stay(const Run& r, const Edge* e);
   bool Takes(const Run& r, int32_t state, int depth);

@@ -49,6 +49,11 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     FinishKeyEvent(key, use);
     return;
   }
+  if (chain && use.in_place && *key != UINT32_MAX) {
+    if (StepChainKeyInPlace(*key, use)) return;
+    FinishKeyEvent(key, use);
+    return;
+  }
   if (chain && *key != UINT32_MAX) {
     StepChainKey(keys_[*key].runs);
     StartRuns(use);
@@ -103,7 +108,8 @@ void Matcher::Impl::StartRuns(const SpecUse& use) {
       fresh.state = program_->rules[static_cast<size_t>(rule)].start;
       const Edge& take = program_->edges[static_cast<size_t>(state_facts_[static_cast<size_t>(fresh.state)].only_take)];
       NewRunScope();
-      if (Holds(take, fresh)) ChainTake(fresh, H(fresh.state), take, kNoAnchor);
+      Run next;
+      if (Holds(take, fresh) && ChainTake(fresh, H(fresh.state), take, kNoAnchor, &next)) next_.push_back(next);
     }
     return;
   }
@@ -164,7 +170,8 @@ void Matcher::Impl::StepChainKey(const std::vector<Run>& runs) {
     if (HoldsOnce(take, r)) {
       int64_t anchor = kNoAnchor;
       const HotState& st = H(r.state);
-      if (TimeOk(r, st, &anchor)) ChainTake(r, st, take, anchor);
+      Run next;
+      if (TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next)) next_.push_back(next);
       if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold
         EndRun(r, /*deadline=*/false, /*discarded=*/false);
         continue;
@@ -178,9 +185,68 @@ void Matcher::Impl::StepChainKey(const std::vector<Run>& runs) {
   }
 }
 
+// A key whose runs to step are skip-till-next chain runs (SpecUse::in_place): each run is
+// replaced by its one successor, or kept, or removed, in its own place; the new runs follow. The
+// order is StepChainKey's. When something completed or the limit may apply, the runs go to next_
+// for Settle (false); otherwise the key is done here, without copying its runs out and back.
+bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
+  std::vector<Run>& runs = keys_[k].runs;
+  const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
+  const Edge* edges = program_->edges.data();
+  const size_t before = runs.size();
+  size_t kept = 0;
+  int64_t first = kNever;   // the earliest expiry of a successor
+  for (size_t i = 0; i < before; ++i) {
+    const Run r = runs[i];
+    if (passive[static_cast<size_t>(r.state) * type_count_] != kChainStep) {
+      runs[kept++] = r;   // it stays, or the event is not in its rule's stream
+      continue;
+    }
+    NewRunScope();
+    const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+    const Edge& take = edges[f.only_take];
+    if (HoldsOnce(take, r)) {   // it takes the event, or ends: its IGNORE (!G) does not hold
+      int64_t anchor = kNoAnchor;
+      const HotState& st = H(r.state);
+      Run next;
+      if (TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next)) {
+        runs[kept++] = next;
+        first = std::min(first, next.expiry);
+      }
+      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      continue;
+    }
+    if (r.expiry < now_) {
+      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      continue;
+    }
+    runs[kept++] = r;
+  }
+  runs.resize(kept);
+  StartRuns(use);   // into next_
+  if (!pending_.empty() || kept + next_.size() > options_.max_partial_matches) {
+    counters_.runs_live -= before - kept;   // as WriteBack counts: key.runs is what was live
+    next_.insert(next_.begin(), runs.begin(), runs.end());
+    return false;
+  }
+  keys_[k].referenced = true;
+  counters_.runs_live = counters_.runs_live - before + kept + next_.size();
+  if (!next_.empty()) {
+    if (kept + next_.size() > runs.capacity()) runs.reserve(kept + next_.size());   // exactly (WriteBack)
+    runs.insert(runs.end(), next_.begin(), next_.end());
+    for (const Run& r : next_) first = std::min(first, r.expiry);
+  }
+  if (runs.empty()) {
+    FreeKey(k);
+  } else if (first < keys_[k].scheduled) {
+    PushTimer(k, first);
+  }
+  return true;
+}
+
 // Take, for a chain rule: its binding is a new node (no other successor of this event can have
 // the same parent and step), held by the run it starts or by the pending alert.
-void Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor) {
+bool Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out) {
   const HotState& target = H(e.target);
   counters_.runs_started += r.node == kNoNode;
   const uint32_t n = AllocNode();
@@ -189,7 +255,7 @@ void Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e,
                    static_cast<uint16_t>(from.rule), 0};
   store_.Ref(event);
   if (r.node != kNoNode) ++nodes_[r.node].refs;
-  Run next;
+  Run& next = *out;
   next.state = e.target;
   next.node = n;
   next.start_ord = r.node == kNoNode ? ord_ : r.start_ord;
@@ -199,15 +265,16 @@ void Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e,
   if (target.kind == StateKind::kFinal) {   // held by the pending alert until Settle
     nodes_[n].flags |= kNodeMatched;
     pending_.push_back(Pending{AlertKind::kMatch, target.rule, n, next.start_ord, now_});
-    return;
+    return false;
   }
   next.expiry = Expiry(next);
   if (next.expiry < now_) {   // every continuation's deadline has passed (as AddRun)
     ReleaseNode(n);
-    return;
+    return false;
   }
   nodes_[n].live = 1;
-  next_.push_back(next);
+  *out = next;
+  return true;
 }
 
 bool Matcher::Impl::StepRun(const Run& r, bool fresh) {
@@ -418,13 +485,14 @@ bool Matcher::Impl::TimeOk(const Run& r, const HotState& from, int64_t* anchor) 
 // The last instant any continuation of r can still take an event (matching.md §6.2 D(c)), or
 // kNever; for a run waiting in an Absence state, its deadline.
 int64_t Matcher::Impl::Expiry(const Run& r) const {
+  const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+  if (f.window_expiry_ms >= 0) return f.window_expiry_ms > 0 ? After(r.first_time, f.window_expiry_ms) : kNever;
   const HotState& st = H(r.state);
   if (st.kind == StateKind::kAbsence) {
     const RuleFacts& rule = rule_facts_[static_cast<size_t>(st.facts)];
     if (st.step_within_ms > 0) return After(r.last_time, st.step_within_ms);
     return rule.within_ms > 0 ? After(r.first_time, rule.within_ms) : kNever;
   }
-  const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
   int64_t e = ExpiryBy(r, deadlines_[f.deadlines_begin]);
   for (uint32_t i = f.deadlines_begin + 1; i < f.deadlines_end; ++i) e = std::max(e, ExpiryBy(r, deadlines_[i]));
   return e;

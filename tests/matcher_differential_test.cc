@@ -429,6 +429,33 @@ TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on
   CHECK(m.counters().keys_live == 0);
 }
 
+TEST_CASE("matcher: a partial match whose step `within` ends sooner than its rule's is freed when the watermark passes it") {
+  // After b, the run waits for c only 1 s (not the rule's hour): its key's timer must move up to
+  // that deadline when b is taken, or the dead partial match is held (and counted) for an hour.
+  for (const char* arrow : {"", "any "}) {
+    std::string error;
+    auto rules = test::CheckRandomRule(
+        fmt::format("rule r {{\n  key id\n  within 1h\n  pattern a: E where k == \"a\" -> {}b: E where k == \"b\"\n"
+                    "    -> {}c: E where k == \"c\" within 1s\n}}\n",
+                    arrow, arrow),
+        &error);
+    REQUIRE_MESSAGE(rules, error);
+    auto program = CompileProgram(rules).program;
+    REQUIRE(program);
+    const test::RandomStream stream =
+        test::MakeStream(rules->schema, {{"u1", "a", 0, 0}, {"u1", "b", 0, 1000}});
+    Matcher m(program, {}, {});
+    for (const OwnedRecord& r : stream.records) m.Push(r.view());
+    CAPTURE(arrow);
+    CHECK(m.counters().runs_live == (*arrow ? 2 : 1));   // any: the run waiting for b stays
+    m.AdvanceWatermark(1999);
+    CHECK(m.counters().runs_live == (*arrow ? 2 : 1));
+    m.AdvanceWatermark(2000);   // the deadline 1000 + 1 s: the run waiting for c is gone
+    CHECK(m.counters().runs_live == (*arrow ? 1 : 0));
+    CHECK(m.counters().keys_live == (*arrow ? 1 : 0));
+  }
+}
+
 TEST_CASE("matcher: windows near the ends of the int64 time line behave as anywhere else") {
   std::string error;
   auto rules = test::CheckRandomRule(
