@@ -358,9 +358,19 @@ void Matcher::Impl::BuildChains() {
   }
   for (size_t s = 0; s < p.states.size(); ++s) {
     const State& st = p.states[s];
-    state_facts_[s].chain = st.rule >= 0 && chain_rule[static_cast<size_t>(st.rule)] != 0 &&
-                            st.kind != StateKind::kFinal;
-    if (!state_facts_[s].chain) continue;
+    StateFacts& f = state_facts_[s];
+    f.chain = st.rule >= 0 && chain_rule[static_cast<size_t>(st.rule)] != 0 && st.kind != StateKind::kFinal;
+    if (!f.chain) continue;
+    const Edge& take = p.edges[static_cast<size_t>(f.only_take)];
+    if (take.literal_count == 1 && !p.literals[take.first_literal].negated) {
+      const GuardLiteral& lit = p.literals[take.first_literal];
+      f.take_type = lit.event_type;
+      f.take_pred = lit.predicate;
+      const size_t pred = static_cast<size_t>(lit.predicate);
+      f.take_test = lit.predicate < 0 ? StateFacts::TakeTest::kType
+                    : pred_uses_vars_[pred] && field_compare_[pred].ok ? StateFacts::TakeTest::kCompare
+                                                                        : StateFacts::TakeTest::kPredicate;
+    }
     for (size_t t = 0; t < type_count_; ++t)
       if (passive_[s * type_count_ + t] == kStep) passive_[s * type_count_ + t] = kChainStep;
   }
@@ -483,20 +493,6 @@ void Matcher::Impl::BuildPassive() {
     for (size_t t = 0; t < type_count_; ++t)
       if (!rule_uses_type_[rule * type_count_ + t]) passive_[s * type_count_ + t] = kNotInStream;
   }
-}
-
-bool Matcher::Impl::FastCompare(const FieldCompare& c, const Run& r) const {
-  for (uint32_t n = r.node; n != kNoNode; n = nodes_[n].parent) {
-    if (nodes_[n].variable != c.var) continue;
-    const RecordView bound = store_.view(nodes_[n].event);
-    if (c.is_float) {
-      const double a = record_.GetFloat(c.slot), b = bound.GetFloat(c.var_slot);
-      return c.swapped ? ApplyCompare(c.op, b, a) : ApplyCompare(c.op, a, b);
-    }
-    const int64_t a = record_.GetInt(c.slot), b = bound.GetInt(c.var_slot);
-    return c.swapped ? ApplyCompare(c.op, b, a) : ApplyCompare(c.op, a, b);
-  }
-  return false;   // the variable is not bound: no value, the condition does not hold
 }
 
 // ---- events in -------------------------------------------------------------------------------

@@ -149,6 +149,12 @@ struct StateFacts {
   // >= 0 when a run's expiry here is its rule's window alone (one deadline source, no max gap,
   // no step `within` that can bound it): first time + this, or kNever for 0. -1: Expiry's walk.
   int64_t window_expiry_ms = -1;
+  // A chain state's TAKE guard when it is one positive literal (ChainHolds): its event type, and
+  // its predicate tested by FastCompare (kCompare) or EvalPred (kPredicate), or none (kType).
+  enum class TakeTest : uint8_t { kGuard, kType, kCompare, kPredicate };
+  TakeTest take_test = TakeTest::kGuard;   // kGuard: HoldsOnce on the edge
+  int32_t take_type = -1;
+  int32_t take_pred = -1;
   int32_t only_ignore = -1;   // with shape != kGeneral: the IGNORE edge
 };
 
@@ -437,6 +443,16 @@ class Matcher::Impl {
   std::vector<uint8_t> pred_uses_vars_;                // per predicate
   std::vector<FieldCompare> field_compare_;            // per predicate
   bool FastCompare(const FieldCompare& c, const Run& r) const;
+  bool ChainHolds(const StateFacts& f, const Edge& take, const Run& r) {   // HoldsOnce(take, r)
+    switch (f.take_test) {
+      case StateFacts::TakeTest::kGuard: return HoldsOnce(take, r);
+      case StateFacts::TakeTest::kType: return type_ == f.take_type;
+      case StateFacts::TakeTest::kCompare:
+        return type_ == f.take_type && FastCompare(field_compare_[static_cast<size_t>(f.take_pred)], r);
+      case StateFacts::TakeTest::kPredicate: return type_ == f.take_type && EvalPred(f.take_pred, r);
+    }
+    return false;
+  }
   std::vector<RuleFacts> rule_facts_;                  // per rule, then per shared state
   // [state * type count + type]: how a run resting in the state meets an event of the type.
   // kStays: it certainly just stays (no TAKE or KILL can hold, the first IGNORE that can hold is
@@ -518,5 +534,21 @@ class Matcher::Impl {
   std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
   std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
 };
+
+// A predicate `field OP v.field` (FieldCompare) on the current event, for run r: v's binding is
+// found on r's chain (newest first).
+inline bool Matcher::Impl::FastCompare(const FieldCompare& c, const Run& r) const {
+  for (uint32_t n = r.node; n != kNoNode; n = nodes_[n].parent) {
+    if (nodes_[n].variable != c.var) continue;
+    const RecordView bound = store_.view(nodes_[n].event);
+    if (c.is_float) {
+      const double a = record_.GetFloat(c.slot), b = bound.GetFloat(c.var_slot);
+      return c.swapped ? ApplyCompare(c.op, b, a) : ApplyCompare(c.op, a, b);
+    }
+    const int64_t a = record_.GetInt(c.slot), b = bound.GetInt(c.var_slot);
+    return c.swapped ? ApplyCompare(c.op, b, a) : ApplyCompare(c.op, a, b);
+  }
+  return false;   // the variable is not bound: no value, the condition does not hold
+}
 
 }  // namespace vigil

@@ -167,7 +167,7 @@ void Matcher::Impl::StepChainKey(const std::vector<Run>& runs) {
     NewRunScope();
     const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
     const Edge& take = edges[f.only_take];
-    if (HoldsOnce(take, r)) {
+    if (ChainHolds(f, take, r)) {
       int64_t anchor = kNoAnchor;
       const HotState& st = H(r.state);
       Run next;
@@ -205,7 +205,7 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
     NewRunScope();
     const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
     const Edge& take = edges[f.only_take];
-    if (HoldsOnce(take, r)) {   // it takes the event, or ends: its IGNORE (!G) does not hold
+    if (ChainHolds(f, take, r)) {   // it takes the event, or ends: its IGNORE (!G) does not hold
       int64_t anchor = kNoAnchor;
       const HotState& st = H(r.state);
       Run next;
