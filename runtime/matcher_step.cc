@@ -15,17 +15,22 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   new_nodes_.clear();
   run_set_.Clear();
   node_set_.Clear();
+  // With every rule of the spec that sees the event a chain, so is every run to step: the other
+  // runs' rules do not see the event (kNotInStream).
+  if (use.in_place && *key != UINT32_MAX) {
+    if (!StepChainKeyInPlace(*key, use)) FinishKeyEvent(key, use);
+    return;
+  }
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
   bool all_stay = *key != UINT32_MAX;
-  bool chain = use.starts_chain;   // every run to step and every rule to start is a chain's
+  const bool chain = use.starts_chain;
   if (all_stay) {
     for (const Run& r : keys_[*key].runs) {
-      const uint8_t how = passive[static_cast<size_t>(r.state) * type_count_];
-      if (how == kStep) {
-        all_stay = chain = false;
+      if (passive[static_cast<size_t>(r.state) * type_count_] != kStays &&
+          passive[static_cast<size_t>(r.state) * type_count_] != kNotInStream) {
+        all_stay = false;
         break;
       }
-      if (how == kChainStep) all_stay = false;
     }
   }
   if (all_stay) {
@@ -46,11 +51,6 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
       return;
     }
     next_.insert(next_.begin(), runs.begin(), runs.end());
-    FinishKeyEvent(key, use);
-    return;
-  }
-  if (chain && use.in_place && *key != UINT32_MAX) {
-    if (StepChainKeyInPlace(*key, use)) return;
     FinishKeyEvent(key, use);
     return;
   }
@@ -197,32 +197,33 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
   size_t kept = 0;
   int64_t first = kNever;   // the earliest expiry of a successor
   for (size_t i = 0; i < before; ++i) {
-    const Run r = runs[i];
-    if (passive[static_cast<size_t>(r.state) * type_count_] != kChainStep) {
-      runs[kept++] = r;   // it stays, or the event is not in its rule's stream
-      continue;
-    }
-    NewRunScope();
-    const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
-    const Edge& take = edges[f.only_take];
-    if (ChainHolds(f, take, r)) {   // it takes the event, or ends: its IGNORE (!G) does not hold
-      int64_t anchor = kNoAnchor;
-      const HotState& st = H(r.state);
-      Run next;
-      if (TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next)) {
-        runs[kept++] = next;
-        first = std::min(first, next.expiry);
+    const Run& r = runs[i];   // runs[kept] (kept <= i) is written only once r is done with
+    if (passive[static_cast<size_t>(r.state) * type_count_] == kChainStep) {
+      NewRunScope();
+      const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
+      const Edge& take = edges[f.only_take];
+      if (ChainHolds(f, take, r)) {   // it takes the event, or ends: its IGNORE (!G) does not hold
+        int64_t anchor = kNoAnchor;
+        const HotState& st = H(r.state);
+        Run next;
+        const bool moved = TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next);
+        EndRun(r, /*deadline=*/false, /*discarded=*/false);   // after its successor took its node
+        if (moved) {
+          runs[kept++] = next;
+          first = std::min(first, next.expiry);
+        }
+        continue;
       }
-      EndRun(r, /*deadline=*/false, /*discarded=*/false);
-      continue;
+      if (r.expiry < now_) {
+        EndRun(r, /*deadline=*/false, /*discarded=*/false);
+        continue;
+      }
     }
-    if (r.expiry < now_) {
-      EndRun(r, /*deadline=*/false, /*discarded=*/false);
-      continue;
-    }
-    runs[kept++] = r;
+    // It stays (or the event is not in its rule's stream).
+    if (kept != i) runs[kept] = r;
+    ++kept;
   }
-  runs.resize(kept);
+  if (kept != before) runs.resize(kept);
   StartRuns(use);   // into next_
   if (!pending_.empty() || kept + next_.size() > options_.max_partial_matches) {
     counters_.runs_live -= before - kept;   // as WriteBack counts: key.runs is what was live
@@ -230,6 +231,7 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
     return false;
   }
   keys_[k].referenced = true;
+  if (kept == before && next_.empty() && first == kNever) return true;   // nothing changed
   counters_.runs_live = counters_.runs_live - before + kept + next_.size();
   if (!next_.empty()) {
     if (kept + next_.size() > runs.capacity()) runs.reserve(kept + next_.size());   // exactly (WriteBack)
