@@ -328,7 +328,7 @@ void Matcher::Impl::BuildIndexes() {
 // no accepting state before the final one, no state shared with another rule, no `on timeout
 // emit`. A key's runs of such rules never produce two equal successors: each successor either is
 // the run itself or binds the current event after the run's own bindings (one TAKE: one target),
-// so distinct runs have distinct successors. StepChainKey steps them without the duplicate checks
+// so distinct runs have distinct successors. StepChainKeyInPlace steps them without the duplicate checks
 // and hash-consing of StepRun.
 void Matcher::Impl::BuildChains() {
   const Program& p = *program_;
@@ -374,25 +374,10 @@ void Matcher::Impl::BuildChains() {
     for (size_t t = 0; t < type_count_; ++t)
       if (passive_[s * type_count_ + t] == kStep) passive_[s * type_count_ + t] = kChainStep;
   }
-  // Rules whose every resting state takes or stays (skip-till-next chains).
-  std::vector<uint8_t> one_successor(chain_rule);
-  for (size_t s = 0; s < p.states.size(); ++s) {
-    const State& st = p.states[s];
-    const bool start = st.rule >= 0 && p.rules[static_cast<size_t>(st.rule)].start == static_cast<int32_t>(s);
-    if (st.rule >= 0 && st.kind != StateKind::kFinal && !start &&
-        state_facts_[s].shape != StateFacts::Shape::kTakeOrStay)
-      one_successor[static_cast<size_t>(st.rule)] = 0;
-  }
-  for (std::vector<SpecUse>& uses : by_type_) {
-    for (SpecUse& use : uses) {
-      auto all = [&](const std::vector<uint8_t>& flag) {
-        return std::all_of(use.rules.begin(), use.rules.end(),
-                           [&](int32_t r) { return flag[static_cast<size_t>(r)] != 0; });
-      };
-      use.starts_chain = all(chain_rule);
-      use.in_place = all(one_successor);
-    }
-  }
+  for (std::vector<SpecUse>& uses : by_type_)
+    for (SpecUse& use : uses)
+      use.starts_chain = std::all_of(use.rules.begin(), use.rules.end(),
+                                     [&](int32_t r) { return chain_rule[static_cast<size_t>(r)] != 0; });
 }
 
 // Appends to reach_ the (step, step within) of every TAKE of `rule` reachable from `state` through

@@ -144,7 +144,7 @@ struct StateFacts {
   // IGNORE's guard holds: one guard evaluation decides both.
   enum class Shape : uint8_t { kGeneral, kTakeOrStay, kTakeAndStay };
   Shape shape = Shape::kGeneral;
-  // A state of a chain rule (Impl::BuildChains): its runs are stepped by StepChainKey.
+  // A state of a chain rule (Impl::BuildChains): its runs are stepped by StepChainKeyInPlace.
   bool chain = false;
   // >= 0 when a run's expiry here is its rule's window alone (one deadline source, no max gap,
   // no step `within` that can bound it): first time + this, or kNever for 0. -1: Expiry's walk.
@@ -185,9 +185,6 @@ struct SpecUse {
   std::vector<int32_t> rules;
   StartIndex start;
   bool starts_chain = false;   // every rule of `rules` is a chain rule (Impl::BuildChains)
-  // Also: every state of those rules that has a TAKE takes or stays (Shape::kTakeOrStay), so a
-  // run has at most one successor, in its own place (StepChainKeyInPlace).
-  bool in_place = false;
 };
 
 // The encoded key of a spec whose one component is a string, without its bytes copied: the
@@ -384,7 +381,6 @@ class Matcher::Impl {
   void StartRuns(const SpecUse& use);
   void FinishKeyEvent(uint32_t* key, const SpecUse& use);
   bool StepRun(const Run& r, bool fresh);   // true: r stays as it is (still holds its references)
-  void StepChainKey(const std::vector<Run>& runs);
   bool StepChainKeyInPlace(uint32_t k, const SpecUse& use);
   // The successor of r by its TAKE e into *out (false: none — completed, or dead on arrival).
   bool ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out);
@@ -518,6 +514,8 @@ class Matcher::Impl {
   std::vector<Pending> pending_;
   std::vector<Run> dying_;
   std::vector<uint32_t> new_nodes_;
+  std::vector<uint32_t> insert_at_;    // StepChainKeyInPlace: per successor, its place
+  std::vector<Run> chain_scratch_;
   EpochMap run_set_;
   EpochMap node_set_;
   const Run* vars_for_ = nullptr;      // BuildVars cache: the run whose vars are built

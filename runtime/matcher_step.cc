@@ -17,13 +17,12 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   node_set_.Clear();
   // With every rule of the spec that sees the event a chain, so is every run to step: the other
   // runs' rules do not see the event (kNotInStream).
-  if (use.in_place && *key != UINT32_MAX) {
+  if (use.starts_chain && *key != UINT32_MAX) {
     if (!StepChainKeyInPlace(*key, use)) FinishKeyEvent(key, use);
     return;
   }
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
   bool all_stay = *key != UINT32_MAX;
-  const bool chain = use.starts_chain;
   if (all_stay) {
     for (const Run& r : keys_[*key].runs) {
       if (passive[static_cast<size_t>(r.state) * type_count_] != kStays &&
@@ -51,12 +50,6 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
       return;
     }
     next_.insert(next_.begin(), runs.begin(), runs.end());
-    FinishKeyEvent(key, use);
-    return;
-  }
-  if (chain && *key != UINT32_MAX) {
-    StepChainKey(keys_[*key].runs);
-    StartRuns(use);
     FinishKeyEvent(key, use);
     return;
   }
@@ -152,43 +145,17 @@ void Matcher::Impl::FinishKeyEvent(uint32_t* key, const SpecUse& use) {
   for (uint32_t n : new_nodes_) ReleaseNode(n);   // the step's own reference
 }
 
-// The key's runs of chain rules (BuildChains) on the current event: StepRun's shaped path, with
-// no duplicate checks (there are none to find) and the bindings made without hash-consing. The
-// successors come out in the same order as from StepRun: per run, the one by its TAKE, then the
-// run itself if it stays.
-void Matcher::Impl::StepChainKey(const std::vector<Run>& runs) {
-  const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
-  const Edge* edges = program_->edges.data();
-  for (const Run& r : runs) {
-    if (passive[static_cast<size_t>(r.state) * type_count_] != kChainStep) {
-      next_.push_back(r);   // it stays, or the event is not in its rule's stream
-      continue;
-    }
-    NewRunScope();
-    const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
-    const Edge& take = edges[f.only_take];
-    if (ChainHolds(f, take, r)) {
-      int64_t anchor = kNoAnchor;
-      const HotState& st = H(r.state);
-      Run next;
-      if (TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next)) next_.push_back(next);
-      if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold
-        EndRun(r, /*deadline=*/false, /*discarded=*/false);
-        continue;
-      }
-    }
-    if (r.expiry < now_) {
-      EndRun(r, /*deadline=*/false, /*discarded=*/false);
-      continue;
-    }
-    next_.push_back(r);   // stays, keeping its references
-  }
-}
-
-// A key whose runs to step are skip-till-next chain runs (SpecUse::in_place): each run is
-// replaced by its one successor, or kept, or removed, in its own place; the new runs follow. The
-// order is StepChainKey's. When something completed or the limit may apply, the runs go to next_
-// for Settle (false); otherwise the key is done here, without copying its runs out and back.
+// The key's runs of chain rules (BuildChains) on the current event, with every rule of the spec
+// that sees the event a chain (SpecUse::starts_chain), so every run to step is a chain run (the
+// other runs' rules do not see the event): StepRun's shaped path without duplicate checks (there
+// are none to find) and with bindings made without hash-consing, in place. The successors are in
+// StepRun's order: per run, the one by its TAKE, then the run itself if it stays; then the new
+// runs. A run that stays keeps its place; the others' places close up (forward), then the
+// successors are merged in (backward), so only the runs after the first change move.
+//
+// What completed is settled here unless a completing rule has an after-match skip (which may
+// discard runs) or the partial-match limit may apply: then the runs go to next_ for Settle and
+// WriteBack (false). Otherwise the key is done here (true).
 bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
   std::vector<Run>& runs = keys_[k].runs;
   const uint8_t* passive = passive_.data() + static_cast<size_t>(type_);
@@ -196,23 +163,28 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
   const size_t before = runs.size();
   size_t kept = 0;
   int64_t first = kNever;   // the earliest expiry of a successor
+  insert_at_.clear();       // per successor in next_: the place (among the kept runs) it goes before
   for (size_t i = 0; i < before; ++i) {
     const Run& r = runs[i];   // runs[kept] (kept <= i) is written only once r is done with
     if (passive[static_cast<size_t>(r.state) * type_count_] == kChainStep) {
       NewRunScope();
       const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
       const Edge& take = edges[f.only_take];
-      if (ChainHolds(f, take, r)) {   // it takes the event, or ends: its IGNORE (!G) does not hold
+      if (ChainHolds(f, take, r)) {
         int64_t anchor = kNoAnchor;
         const HotState& st = H(r.state);
         Run next;
         const bool moved = TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next);
-        EndRun(r, /*deadline=*/false, /*discarded=*/false);   // after its successor took its node
-        if (moved) {
-          runs[kept++] = next;
-          first = std::min(first, next.expiry);
+        if (moved) first = std::min(first, next.expiry);
+        if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold
+          EndRun(r, /*deadline=*/false, /*discarded=*/false);   // after its successor took its node
+          if (moved) runs[kept++] = next;   // in r's place
+          continue;
         }
-        continue;
+        if (moved) {   // before r, which stays
+          next_.push_back(next);
+          insert_at_.push_back(static_cast<uint32_t>(kept));
+        }
       }
       if (r.expiry < now_) {
         EndRun(r, /*deadline=*/false, /*discarded=*/false);
@@ -223,26 +195,47 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
     if (kept != i) runs[kept] = r;
     ++kept;
   }
-  if (kept != before) runs.resize(kept);
-  StartRuns(use);   // into next_
-  if (!pending_.empty() || kept + next_.size() > options_.max_partial_matches) {
+  const size_t successors = next_.size();
+  StartRuns(use);   // the new runs, into next_ after the successors: they go at the end
+  const size_t total = kept + next_.size();
+  bool skip = false;
+  for (const Pending& p : pending_) skip = skip || rule_facts_[static_cast<size_t>(p.rule)].has_skip;
+  if (skip || total > options_.max_partial_matches) {
+    // next_ as StepRun would have built it: the kept runs with the successors merged in.
     counters_.runs_live -= before - kept;   // as WriteBack counts: key.runs is what was live
-    next_.insert(next_.begin(), runs.begin(), runs.end());
+    chain_scratch_.assign(next_.begin(), next_.end());
+    next_.clear();
+    size_t j = 0;
+    for (size_t i = 0; i <= kept; ++i) {
+      for (; j < chain_scratch_.size() && (j >= successors ? kept : insert_at_[j]) == i; ++j)
+        next_.push_back(chain_scratch_[j]);
+      if (i < kept) next_.push_back(runs[i]);
+    }
+    runs.resize(kept);
     return false;
   }
   keys_[k].referenced = true;
-  if (kept == before && next_.empty() && first == kNever) return true;   // nothing changed
-  counters_.runs_live = counters_.runs_live - before + kept + next_.size();
-  if (!next_.empty()) {
-    if (kept + next_.size() > runs.capacity()) runs.reserve(kept + next_.size());   // exactly (WriteBack)
-    runs.insert(runs.end(), next_.begin(), next_.end());
-    for (const Run& r : next_) first = std::min(first, r.expiry);
-  }
-  if (runs.empty()) {
+  if (!pending_.empty()) Settle(keys_[k], /*at_timer=*/false);   // alerts only: nothing to discard
+  if (total == before && next_.empty() && first == kNever) return true;   // nothing changed
+  counters_.runs_live = counters_.runs_live - before + total;
+  if (total == 0) {
     FreeKey(k);
-  } else if (first < keys_[k].scheduled) {
-    PushTimer(k, first);
+    return true;
   }
+  if (total > runs.capacity()) runs.reserve(total);   // exactly, as WriteBack's assign
+  runs.resize(total);
+  // Merge from the back: successor j goes before kept run insert_at_[j] (new runs at the end).
+  size_t w = total, i = kept, j = next_.size();
+  while (j > 0) {
+    const size_t at = j > successors ? kept : insert_at_[j - 1];
+    if (i > at) {
+      runs[--w] = runs[--i];
+    } else {
+      runs[--w] = next_[--j];
+    }
+  }
+  for (size_t n = successors; n < next_.size(); ++n) first = std::min(first, next_[n].expiry);
+  if (first < keys_[k].scheduled) PushTimer(k, first);
   return true;
 }
 
