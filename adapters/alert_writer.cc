@@ -664,9 +664,13 @@ std::string_view AlertWriter::RenderMessage(const Alert& alert) {
 }
 
 std::string_view AlertWriter::Format(const Alert& alert) {
+  line_.clear();
+  AppendLine(alert, line_);
+  return {line_.data(), line_.size()};
+}
+
+void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
-  fmt::memory_buffer& out = line_;
-  out.clear();
   Append(out, info.head[alert.kind == AlertKind::kMatch ? 0 : 1]);
   if (alert.key.size() == 1) {
     AppendJsonValue(out, alert.key[0]);
@@ -724,7 +728,6 @@ std::string_view AlertWriter::Format(const Alert& alert) {
     Commit(out, q);
   }
   Append(out, "]}\n");
-  return {out.data(), out.size()};
 }
 
 // ---- late events and dead letters -----------------------------------------------------------
