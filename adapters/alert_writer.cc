@@ -1,13 +1,20 @@
 // JSON lines for alerts, late events and dead letters, and `suppress`; the formats and the
 // escaping rules are described in alert_writer.h. Everything is appended to reused
 // fmt::memory_buffers (no std::string per value), so steady-state formatting allocates nothing.
-// The alert line is `vigil run`'s hot output path: its integers, timestamps and match id are
-// written by direct appends (fmt::format_int, fixed-width digits, hex), floats with formats
-// compiled at build time (FMT_COMPILE) — the same bytes as the runtime format strings, without
-// parsing a format string per value.
+// The alert line is `vigil run`'s hot output path. The parts of a line with a small bound on
+// their length (numbers, times, the match id, literals) are written through a char pointer into
+// room reserved once for them (Room / Commit), not appended a byte or a piece at a time:
+// integers eight digits per 64-bit division and then in pairs, timestamps as fixed-width digit
+// pairs (fmt only beyond four-digit years), the match id a byte at a time from a table, floats
+// from Dragonbox's digits (fmt's own shortest round trip) in fmt's notation, literals as
+// copies of a compile-time length. A string that needs no escaping — nearly all of them — is
+// found so 8 bytes at a time and copied whole. The JSON text that is the same in every alert of
+// a rule is escaped once when the writer is made. The bytes are fmt's runtime format strings'
+// (tests/alert_writer_test.cc compares them).
 #include "adapters/alert_writer.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,41 +26,111 @@
 namespace vigil {
 namespace {
 
-// Appends n bytes. Inline, so that for a literal the copy is a few moves; fmt's
-// buffer::append is a call and a loop around memmove.
+// Appends n bytes. Inline, and for the short names and values of a line (up to 16 bytes)
+// without a call: fmt's buffer::append is a call and a loop around memmove.
 [[gnu::always_inline]] inline void AppendBytes(fmt::memory_buffer& out, const char* s, size_t n) {
   const size_t at = out.size();
   out.resize(at + n);
-  std::memcpy(out.data() + at, s, n);
+  CopyShortBytes(out.data() + at, s, n);
 }
 
-inline void Append(fmt::memory_buffer& out, std::string_view s) {
+[[gnu::always_inline]] inline void Append(fmt::memory_buffer& out, std::string_view s) {
   AppendBytes(out, s.data(), s.size());
 }
 
-// `v` in decimal, as fmt's "{}" writes it.
-void AppendInt(fmt::memory_buffer& out, int64_t v) {
-  const fmt::format_int text(v);
-  AppendBytes(out, text.data(), text.size());
+// Room for `n` more bytes at the end of `out`: where they start. Write into it (char pointers,
+// no per-byte size bookkeeping), then Commit the end. For the parts of a line whose length has
+// a small bound: numbers, times, the match id, literals.
+[[gnu::always_inline]] inline char* Room(fmt::memory_buffer& out, size_t n) {
+  const size_t size = out.size();
+  out.reserve(size + n);
+  return out.data() + size;
+}
+[[gnu::always_inline]] inline void Commit(fmt::memory_buffer& out, char* end) {
+  out.resize(static_cast<size_t>(end - out.data()));
 }
 
-// `v` (0 <= v < 10^width) with leading zeros, into p[0 .. width).
-void PutDigits(char* p, unsigned v, int width) {
-  for (int k = width - 1; k >= 0; --k) {
-    p[k] = static_cast<char>('0' + v % 10);
-    v /= 10;
+// A literal, copied with its length known at compile time (a few moves, no call).
+template <size_t N>
+[[gnu::always_inline]] inline char* Put(char* p, const char (&literal)[N]) {
+  std::memcpy(p, literal, N - 1);
+  return p + (N - 1);
+}
+
+// `v` (0 <= v < 100) as two digits.
+[[gnu::always_inline]] inline void PutPair(char* p, unsigned v) {
+  std::memcpy(p, fmt::detail::digits2(v), 2);
+}
+
+// `v` (< 10^8) as 8 digits, leading zeros included: two 4-digit halves, two pairs each (32-bit
+// arithmetic only).
+[[gnu::always_inline]] inline void Put8(char* p, uint32_t v) {
+  const uint32_t high = v / 10000, low = v % 10000;
+  PutPair(p, high / 100);
+  PutPair(p + 2, high % 100);
+  PutPair(p + 4, low / 100);
+  PutPair(p + 6, low % 100);
+}
+
+// Writes the decimal digits of `v` so that they end just before `end`; returns their start.
+// Eight digits per 64-bit division, then pairs in 32 bits (fmt's loop divides the whole 64-bit
+// value by 100 per pair: ~19 instructions a pair for the 13-digit times of an alert line).
+[[gnu::always_inline]] inline char* DigitsBefore(char* end, uint64_t v) {
+  char* q = end;
+  while (v >= 100'000'000) {
+    q -= 8;
+    Put8(q, static_cast<uint32_t>(v % 100'000'000));
+    v /= 100'000'000;
   }
+  uint32_t w = static_cast<uint32_t>(v);
+  while (w >= 100) {
+    q -= 2;
+    PutPair(q, w % 100);
+    w /= 100;
+  }
+  if (w >= 10) {
+    q -= 2;
+    PutPair(q, w);
+  } else {
+    *--q = static_cast<char>('0' + w);
+  }
+  return q;
 }
 
-// `v` as 16 lowercase hex digits, as fmt's "{:016x}" writes it.
-void AppendHex16(fmt::memory_buffer& out, uint64_t v) {
+// Up to kMaxInt bytes (20 are written, the room must hold 25): `v` in decimal, as fmt's "{}"
+// writes it. The digits are made backwards in a local buffer and copied with a fixed-size copy.
+constexpr size_t kMaxInt = 32;
+[[gnu::always_inline]] inline char* PutInt(char* p, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v);
+  if (v < 0) {
+    *p++ = '-';
+    u = 0 - u;
+  }
+  char digits[48];
+  char* const end = digits + 24;
+  const char* start = DigitsBefore(end, u);
+  std::memcpy(p, start, 24);
+  return p + (end - start);
+}
+
+void AppendInt(fmt::memory_buffer& out, int64_t v) { Commit(out, PutInt(Room(out, kMaxInt), v)); }
+
+// `v` as 16 lowercase hex digits, as fmt's "{:016x}" writes it: a byte at a time from a table.
+char* PutHex16(char* p, uint64_t v) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  char text[16];
-  for (int k = 15; k >= 0; --k) {
-    text[k] = kDigits[v & 15];
-    v >>= 4;
+  static constexpr auto kPairs = [] {
+    std::array<char, 512> pairs{};
+    for (int b = 0; b < 256; ++b) {
+      pairs[static_cast<size_t>(2 * b)] = kDigits[b >> 4];
+      pairs[static_cast<size_t>(2 * b + 1)] = kDigits[b & 15];
+    }
+    return pairs;
+  }();
+  for (int k = 7; k >= 0; --k) {
+    std::memcpy(p + 2 * k, &kPairs[2 * (v & 0xff)], 2);
+    v >>= 8;
   }
-  AppendBytes(out, text, sizeof text);
+  return p + 16;
 }
 
 // Length of the well-formed UTF-8 sequence at `p` (RFC 3629 table 3-7), 0 if it is not one.
@@ -72,6 +149,42 @@ size_t Utf8SequenceLength(const unsigned char* p, size_t left) {
   return 0;
 }
 
+// Whether a byte needs more than copying in a JSON string: a control byte, '"', '\\', or the
+// start of a multi-byte sequence (checked, or replaced when ill-formed).
+inline bool NeedsCare(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
+
+// NeedsCare for any of the 8 bytes of `w` (exact: "has a byte less than 0x20" and "has a zero
+// byte" tests, the latter on `w` xor the quote and the backslash).
+inline bool AnyNeedsCare(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t slash = w ^ (kOnes * '\\');
+  const uint64_t low = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
+                       ((slash - kOnes) & ~slash);
+  return ((low | w) & kHigh) != 0;
+}
+
+// The length of the longest prefix of [s, s + n) that is surely copied as it is (n: all of it):
+// 8 bytes at a time, the last word overlapping the one before.
+inline size_t PlainPrefix(const char* s, size_t n) {
+  uint64_t w;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::memcpy(&w, s + i, 8);
+    if (AnyNeedsCare(w)) return i;
+  }
+  if (n >= 8) {
+    if (i == n) return n;
+    std::memcpy(&w, s + n - 8, 8);
+    return AnyNeedsCare(w) ? i : n;
+  }
+  for (; i < n; ++i) {
+    if (NeedsCare(static_cast<unsigned char>(s[i]))) return i;
+  }
+  return n;
+}
+
 // Days since 1970-01-01 -> civil date (H. Hinnant's algorithm, proleptic Gregorian).
 void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
   z += 719468;
@@ -83,6 +196,44 @@ void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
   *d = doy - (153 * mp + 2) / 5 + 1;
   *m = mp < 10 ? mp + 3 : mp - 9;
   *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+// Up to kMaxTime bytes: `millis` since the epoch as "2024-03-01T12:00:00.250Z" (no quotes).
+constexpr size_t kMaxTime = 48;
+char* PutRfc3339(char* p, int64_t millis) {
+  int64_t days = millis / 86'400'000;
+  int64_t rem = millis % 86'400'000;
+  if (rem < 0) {
+    rem += 86'400'000;
+    --days;
+  }
+  int64_t year;
+  unsigned month, day;
+  CivilFromDays(days, &year, &month, &day);
+  const unsigned secs = static_cast<unsigned>(rem / 1000);
+  const unsigned ms = static_cast<unsigned>(rem % 1000);
+  if (year < 0 || year > 9999) {   // beyond four digits: as fmt's "{:04}" writes them
+    return fmt::format_to(p, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, month, day,
+                          secs / 3600, secs / 60 % 60, secs % 60, ms);
+  }
+  const unsigned y = static_cast<unsigned>(year);
+  PutPair(p, y / 100);
+  PutPair(p + 2, y % 100);
+  p[4] = '-';
+  PutPair(p + 5, month);
+  p[7] = '-';
+  PutPair(p + 8, day);
+  p[10] = 'T';
+  PutPair(p + 11, secs / 3600);
+  p[13] = ':';
+  PutPair(p + 14, secs / 60 % 60);
+  p[16] = ':';
+  PutPair(p + 17, secs % 60);
+  p[19] = '.';
+  p[20] = static_cast<char>('0' + ms / 100);
+  PutPair(p + 21, ms % 100);
+  p[23] = 'Z';
+  return p + 24;
 }
 
 // Duration text as grammar/time_format.h's FormatDuration prints it: "1h30m", "250ms", "0s".
@@ -114,38 +265,32 @@ void AppendDuration(fmt::memory_buffer& out, int64_t millis) {
 // digit is in [-4, 16) ("899", "0.0001", "1234.5"), else as d[.ddd]e±XX ("1e+16", "1.5e-05").
 // Written here because fmt's writer around Dragonbox (digit grouping, padding, specs) cost
 // twice Dragonbox itself per float; tests/alert_writer_test.cc holds the two to equal output.
-void AppendShortestFloat(fmt::memory_buffer& out, double f) {
-  char text[40];
-  char* p = text;
+// Up to kMaxFloat bytes.
+constexpr size_t kMaxFloat = 48;   // (the fixed-size copies write up to 42)
+char* PutShortestFloat(char* p, double f) {
   if (std::signbit(f)) {
     *p++ = '-';
     f = -f;
   }
   if (f == 0) {
     *p++ = '0';
-    AppendBytes(out, text, static_cast<size_t>(p - text));
-    return;
+    return p;
   }
   const auto dec = fmt::detail::dragonbox::to_decimal(f);
-  uint64_t significand = dec.significand;
+  const uint64_t significand = dec.significand;
   const int exponent = dec.exponent;
-  char digits[24];
-  char* const digits_end = digits + sizeof digits;
-  char* d = digits_end;
-  while (significand >= 10) {
-    const unsigned pair = static_cast<unsigned>(significand % 100);
-    significand /= 100;
-    d -= 2;
-    std::memcpy(d, fmt::detail::digits2(pair), 2);
-  }
-  if (significand > 0) *--d = static_cast<char>('0' + significand);   // (never 0: f != 0)
+  // The digits end at digits + 24, and 24 bytes are readable from any digit: the copies below
+  // are of a fixed size (no call to memcpy), the pointers then move by the true length.
+  char digits[48];
+  char* const digits_end = digits + 24;
+  char* d = DigitsBefore(digits_end, significand);
   const int n = static_cast<int>(digits_end - d);
   const int output_exp = exponent + n - 1;
   if (output_exp < -4 || output_exp >= 16) {
     *p++ = d[0];
     if (n > 1) {
       *p++ = '.';
-      std::memcpy(p, d + 1, static_cast<size_t>(n - 1));
+      std::memcpy(p, d + 1, 24);
       p += n - 1;
     }
     *p++ = 'e';
@@ -160,30 +305,30 @@ void AppendShortestFloat(fmt::memory_buffer& out, double f) {
       *p++ = static_cast<char>('0' + e / 100);
       e %= 100;
     }
-    std::memcpy(p, fmt::detail::digits2(static_cast<size_t>(e)), 2);
+    PutPair(p, static_cast<unsigned>(e));
     p += 2;
   } else if (exponent >= 0) {   // 1234e2 -> 123400
-    std::memcpy(p, d, static_cast<size_t>(n));
+    std::memcpy(p, d, 24);
     p += n;
-    std::memset(p, '0', static_cast<size_t>(exponent));
+    std::memset(p, '0', 16);     // exponent < 16 here
     p += exponent;
   } else if (n + exponent > 0) {   // 1234e-2 -> 12.34
     const int whole = n + exponent;
-    std::memcpy(p, d, static_cast<size_t>(whole));
+    std::memcpy(p, d, 24);
     p += whole;
     *p++ = '.';
-    std::memcpy(p, d + whole, static_cast<size_t>(n - whole));
+    std::memcpy(p, d + whole, 24);
     p += n - whole;
   } else {   // 1234e-6 -> 0.001234
     *p++ = '0';
     *p++ = '.';
-    const int zeros = -(n + exponent);
-    std::memset(p, '0', static_cast<size_t>(zeros));
+    const int zeros = -(n + exponent);   // at most 3 here (output_exp >= -4)
+    std::memset(p, '0', 4);
     p += zeros;
-    std::memcpy(p, d, static_cast<size_t>(n));
+    std::memcpy(p, d, 24);
     p += n;
   }
-  AppendBytes(out, text, static_cast<size_t>(p - text));
+  return p;
 }
 
 void AppendJsonFloat(fmt::memory_buffer& out, double f) {
@@ -192,7 +337,7 @@ void AppendJsonFloat(fmt::memory_buffer& out, double f) {
   } else if (std::isinf(f)) {
     Append(out, f > 0 ? "\"Infinity\"" : "\"-Infinity\"");
   } else {
-    AppendShortestFloat(out, f);
+    Commit(out, PutShortestFloat(Room(out, kMaxFloat), f));
   }
 }
 
@@ -279,12 +424,21 @@ void AppendBase64(fmt::memory_buffer& out, std::string_view bytes) {
 }  // namespace
 
 void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
+  const size_t n = text.size();
+  const size_t plain = PlainPrefix(text.data(), n);
+  if (plain == n) {   // nearly every string: copied as it is
+    char* q = Room(out, n + 2);
+    *q = '"';
+    std::memcpy(q + 1, text.data(), n);
+    q[n + 1] = '"';
+    Commit(out, q + n + 2);
+    return;
+  }
   out.push_back('"');
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t n = text.size();
   size_t run = 0;  // start of the pending run of bytes copied as they are
   auto flush = [&](size_t i) { AppendBytes(out, text.data() + run, i - run); };
-  for (size_t i = 0; i < n;) {
+  for (size_t i = plain; i < n;) {
     const unsigned char c = p[i];
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
       ++i;
@@ -345,37 +499,7 @@ void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
 }
 
 void AppendRfc3339(fmt::memory_buffer& out, int64_t millis) {
-  int64_t days = millis / 86'400'000;
-  int64_t rem = millis % 86'400'000;
-  if (rem < 0) {
-    rem += 86'400'000;
-    --days;
-  }
-  int64_t year;
-  unsigned month, day;
-  CivilFromDays(days, &year, &month, &day);
-  const int64_t secs = rem / 1000;
-  if (year < 0 || year > 9999) {   // beyond four digits: as fmt's "{:04}" writes them
-    fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year,
-                   month, day, secs / 3600, secs / 60 % 60, secs % 60, rem % 1000);
-    return;
-  }
-  char text[24];   // 2024-03-01T12:00:00.250Z
-  PutDigits(text, static_cast<unsigned>(year), 4);
-  text[4] = '-';
-  PutDigits(text + 5, month, 2);
-  text[7] = '-';
-  PutDigits(text + 8, day, 2);
-  text[10] = 'T';
-  PutDigits(text + 11, static_cast<unsigned>(secs / 3600), 2);
-  text[13] = ':';
-  PutDigits(text + 14, static_cast<unsigned>(secs / 60 % 60), 2);
-  text[16] = ':';
-  PutDigits(text + 17, static_cast<unsigned>(secs % 60), 2);
-  text[19] = '.';
-  PutDigits(text + 20, static_cast<unsigned>(rem % 1000), 3);
-  text[23] = 'Z';
-  AppendBytes(out, text, sizeof text);
+  Commit(out, PutRfc3339(Room(out, kMaxTime), millis));
 }
 
 void AppendJsonValue(fmt::memory_buffer& out, const ExprValue& value) {
@@ -540,9 +664,13 @@ std::string_view AlertWriter::RenderMessage(const Alert& alert) {
 }
 
 std::string_view AlertWriter::Format(const Alert& alert) {
+  line_.clear();
+  AppendLine(alert, line_);
+  return {line_.data(), line_.size()};
+}
+
+void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
-  fmt::memory_buffer& out = line_;
-  out.clear();
   Append(out, info.head[alert.kind == AlertKind::kMatch ? 0 : 1]);
   if (alert.key.size() == 1) {
     AppendJsonValue(out, alert.key[0]);
@@ -556,13 +684,15 @@ std::string_view AlertWriter::Format(const Alert& alert) {
     }
     out.push_back('}');
   }
-  Append(out, ",\"detection_time\":\"");
-  AppendRfc3339(out, alert.detection_ms);
-  Append(out, "\",\"detection_ms\":");
-  AppendInt(out, alert.detection_ms);
-  Append(out, ",\"match_id\":\"");
-  AppendHex16(out, alert.match_id);
-  out.push_back('"');
+  char* p = Room(out, 80 + kMaxTime + kMaxInt);
+  p = Put(p, ",\"detection_time\":\"");
+  p = PutRfc3339(p, alert.detection_ms);
+  p = Put(p, "\",\"detection_ms\":");
+  p = PutInt(p, alert.detection_ms);
+  p = Put(p, ",\"match_id\":\"");
+  p = PutHex16(p, alert.match_id);
+  *p++ = '"';
+  Commit(out, p);
   message_.clear();
   if (AppendMessage(message_, alert)) {
     Append(out, ",\"message\":");
@@ -584,17 +714,20 @@ std::string_view AlertWriter::Format(const Alert& alert) {
   Append(out, "},\"events\":[");
   for (size_t k = 0; k < alert.events.size(); ++k) {
     const AlertEvent& e = alert.events[k];
-    if (k > 0) out.push_back(',');
-    Append(out, e.variable >= 0 && static_cast<size_t>(e.variable) < info.var_heads.size()
-                    ? std::string_view(info.var_heads[static_cast<size_t>(e.variable)])
-                    : std::string_view(info.anonymous_var_head));
-    AppendInt(out, e.time_ms);
-    Append(out, ",\"seq\":");
-    AppendInt(out, e.seq);
-    out.push_back('}');
+    const std::string& head =
+        e.variable >= 0 && static_cast<size_t>(e.variable) < info.var_heads.size()
+            ? info.var_heads[static_cast<size_t>(e.variable)]
+            : info.anonymous_var_head;
+    char* q = Room(out, head.size() + 16 + 2 * kMaxInt);
+    if (k > 0) *q++ = ',';
+    std::memcpy(q, head.data(), head.size());
+    q = PutInt(q + head.size(), e.time_ms);
+    q = Put(q, ",\"seq\":");
+    q = PutInt(q, e.seq);
+    *q++ = '}';
+    Commit(out, q);
   }
   Append(out, "]}\n");
-  return {out.data(), out.size()};
 }
 
 // ---- late events and dead letters -----------------------------------------------------------

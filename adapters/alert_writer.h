@@ -1,6 +1,6 @@
 // What leaves `vigil run` as JSON lines: alerts (runtime/matcher.h), late events and dead letters
 // (input lines that could not be decoded), plus `suppress` (docs/language.md, "Output"), which
-// decides which alerts reach the output. Entry points: AlertWriter::Format,
+// decides which alerts reach the output. Entry points: AlertWriter::Format (or AppendLine),
 // RejectWriter::FormatLate / FormatUndecodable, AlertSuppressor::Admit.
 //
 // Alert line (one line, keys in this order; `message` only when the rule has one, `sink` only
@@ -85,6 +85,8 @@ class AlertWriter {
 
   // The alert as one JSON line, '\n' included. Valid until the next call.
   std::string_view Format(const Alert& alert);
+  // Appends the same line to `out` (an output's own buffer: no copy through the writer's).
+  void AppendLine(const Alert& alert, fmt::memory_buffer& out);
   // The rendered message of the alert ("" when the rule has none); valid until the next call.
   // For a timeout alert, template fields are looked up among the timeout fields by name; when
   // one is not there the message is omitted (returns "").

@@ -7,8 +7,11 @@
 // 1, 2, 4 or 8 bytes; str, bin and ext are followed by their bytes, arrays and maps by their
 // elements (a map: key, value, key, value, ...). 0xc1 is never used.
 //
-// A message whose first key is the discriminator and that decodes without error — nearly every
-// message of a stream — is read in one pass that writes the record as it goes (DecodeDirect).
+// A message laid out exactly as its type is declared (discriminator first, every field once in
+// declaration order, each value in its field's usual form) is decoded by MsgpackLayout
+// (adapters/msgpack_layout.h), which compares whole keys with precomputed bytes. Any other
+// message whose first key is the discriminator and that decodes without error is read in one
+// pass that writes the record as it goes (DecodeDirect).
 // Any other message, and any message at the first sign of an error, is decoded again from its
 // start in two passes over its top-level map, which report the exact error:
 //   1. Scan reads every byte once, checking it is well-formed (complete, no 0xc1, nesting at
@@ -36,6 +39,7 @@
 
 #include <fmt/format.h>
 
+#include "adapters/msgpack_layout.h"
 #include "adapters/record_writer.h"
 
 namespace vigil {
@@ -59,20 +63,6 @@ struct Token {
 };
 
 enum class ReadError : uint8_t { kNone, kTruncated, kBadByte };
-
-// The big-endian unsigned integer of sizeof(T) bytes at p.
-template <typename T>
-T LoadBig(const char* p) {
-  static_assert(std::is_unsigned_v<T>);
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  if constexpr (std::endian::native == std::endian::little) {
-    if constexpr (sizeof(T) == 2) v = __builtin_bswap16(v);
-    if constexpr (sizeof(T) == 4) v = __builtin_bswap32(v);
-    if constexpr (sizeof(T) == 8) v = __builtin_bswap64(v);
-  }
-  return v;
-}
 
 // Reads values from [p, end) one header at a time.
 class MsgpackReader {
@@ -304,7 +294,7 @@ class Entries {
 
 struct MsgpackDecoder::Impl {
   Impl(const Schema& schema, const DecoderOptions& options)
-      : writer(schema, options, /*validate_utf8=*/true) {}
+      : writer(schema, options, /*validate_utf8=*/true), layout(schema, options) {}
 
   bool Invalid(std::string_view reason) {
     return writer.Fail(DecodeCode::kMalformed, fmt::format("invalid msgpack: {}", reason));
@@ -508,12 +498,14 @@ struct MsgpackDecoder::Impl {
   }
 
   // Decodes the message at the start of `data`; `consumed` is its length when it is well-formed
-  // msgpack (valid event or not), else 0.
-  bool Run(std::string_view data, size_t& consumed, RecordBuilder& out) {
+  // msgpack (valid event or not), else 0. `layout_tried`: MsgpackLayout has already declined it.
+  [[gnu::noinline]] bool Run(std::string_view data, size_t& consumed, RecordBuilder& out, bool layout_tried) {
     writer.Reset();
     consumed = 0;
     const char* end = data.data() + data.size();
     try {
+      if (!layout_tried) consumed = layout.Decode(data.data(), end, out);
+      if (consumed > 0) return true;
       if (DecodeDirect(data.data(), end, consumed, out)) return true;
       writer.Reset();
       if (!Scan(data.data(), end, consumed)) return false;
@@ -529,6 +521,7 @@ struct MsgpackDecoder::Impl {
   }
 
   RecordWriter writer;
+  MsgpackLayout layout;                   // the fastest path, tried first
   Token top;                              // the message's first value (a map for an event)
   Entries entries;                        // its pairs, if a map
   size_t type_entry = 0;                  // the discriminator's entry
@@ -550,7 +543,7 @@ DecodeStatus MsgpackDecoder::Decode(std::string_view message, RecordBuilder& out
     return std::move(writer.status());
   }
   size_t consumed = 0;
-  impl_->Run(message, consumed, out);
+  impl_->Run(message, consumed, out, /*layout_tried=*/false);
   if (consumed > 0 && consumed < message.size()) {
     // Junk after the message is the more basic problem, whatever the message held.
     writer.Reset();
@@ -568,10 +561,25 @@ DecodeStatus MsgpackDecoder::DecodeNext(std::string_view stream, size_t* offset,
 
 const DecodeStatus& MsgpackDecoder::DecodeNextInPlace(std::string_view stream, size_t* offset,
                                                       RecordBuilder& out) {
+  Impl& impl = *impl_;
+  const size_t at = *offset;
+  if (at <= stream.size()) {
+    // The common message, without Run's frame (its general paths need a large one).
+    size_t consumed = 0;
+    try {
+      consumed = impl.layout.Decode(stream.data() + at, stream.data() + stream.size(), out);
+    } catch (const std::bad_alloc&) {   // the record: Run tries again and reports it
+    }
+    if (consumed > 0) {
+      impl.writer.Reset();
+      *offset = at + consumed;
+      return impl.writer.status();
+    }
+  }
   size_t consumed = 0;
-  impl_->Run(stream.substr(*offset), consumed, out);
+  impl.Run(stream.substr(at), consumed, out, /*layout_tried=*/true);
   *offset += consumed;
-  return impl_->writer.status();
+  return impl.writer.status();
 }
 
 }  // namespace vigil

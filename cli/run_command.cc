@@ -27,7 +27,8 @@
 // The read loop allocates nothing per event: the input is read in 1 MiB chunks into one buffer
 // (grown only for a line longer than it), JSON lines are handed to the decoder in place with the
 // padding simdjson needs (JsonDecoder::DecodePadded), one RecordBuilder is reused, and the
-// writers format into reused buffers. Exit code: 0 when the input was processed (dead letters and
+// writers format into reused buffers (alert lines bound for a file straight into its output
+// buffer, written a MiB at a time). Exit code: 0 when the input was processed (dead letters and
 // late events included), 1 when the rules have errors or a file cannot be opened, read or written,
 // 2 for a bad option value (as for CLI11's usage errors).
 #include <fcntl.h>
@@ -74,7 +75,11 @@ struct RunOptions {
   size_t max_buffered_events = 0;
 };
 
-// An output stream of JSON lines: stdout, stderr or a file, with a large buffer.
+// An output stream of JSON lines: stdout, stderr or a file. A file's lines are appended to a
+// large buffer of its own, written with write(2) each time it holds kBufferBytes (alert lines
+// are formatted straight into it, AlertWriter::AppendLine: no copy through stdio). stdout goes
+// through stdio with a large buffer: several outputs may be stdout, and their lines must stay in
+// the order they were written.
 class LineOutput {
  public:
   // "-": stdout; "": stderr; otherwise a file (truncated).
@@ -92,34 +97,67 @@ class LineOutput {
       file_ = stderr;
       return true;  // stays unbuffered, interleaves with the summary in order
     }
-    file_ = std::fopen(path.c_str(), "wb");
-    if (!file_) return false;
-    owned_ = true;
-    buffer_ = std::make_unique<char[]>(kBufferBytes);
-    std::setvbuf(file_, buffer_.get(), _IOFBF, kBufferBytes);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd_ < 0) return false;
+    pending_.reserve(kBufferBytes + 64 * 1024);
     return true;
   }
   ~LineOutput() {
-    if (owned_) std::fclose(file_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // A file's buffer, for appending lines to it directly (then call Appended); null for stdout
+  // and stderr (call Write).
+  fmt::memory_buffer* buffer() { return fd_ >= 0 ? &pending_ : nullptr; }
+  // After lines were appended to buffer(): writes it out once it holds kBufferBytes.
+  void Appended() {
+    if (pending_.size() >= kBufferBytes) Flush();
   }
   // fwrite_unlocked: one thread writes each stream, so stdio's per-call lock is pure cost.
-  void Write(std::string_view line) { ::fwrite_unlocked(line.data(), 1, line.size(), file_); }
+  void Write(std::string_view line) {
+    if (fd_ >= 0) {
+      pending_.append(line.data(), line.data() + line.size());
+      Appended();
+      return;
+    }
+    ::fwrite_unlocked(line.data(), 1, line.size(), file_);
+  }
   // Flushes; false if anything failed to be written.
   bool Close() {
-    const bool ok = std::fflush(file_) == 0 && !std::ferror(file_);
-    if (owned_) {
-      owned_ = false;
-      return std::fclose(file_) == 0 && ok;
+    if (fd_ >= 0) {
+      Flush();
+      const bool closed = ::close(fd_) == 0;
+      fd_ = -1;
+      return closed && !failed_;
     }
-    return ok;
+    return std::fflush(file_) == 0 && !std::ferror(file_);
   }
   const std::string& name() const { return name_; }
 
  private:
   static constexpr size_t kBufferBytes = size_t{1} << 20;
-  std::FILE* file_ = nullptr;
-  bool owned_ = false;
-  std::unique_ptr<char[]> buffer_;
+
+  // Writes the file's buffer out and empties it; after a failure nothing more is written.
+  void Flush() {
+    const char* p = pending_.data();
+    size_t left = pending_.size();
+    while (left > 0 && !failed_) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n > 0) {
+        p += n;
+        left -= static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        failed_ = true;
+      }
+    }
+    pending_.clear();
+  }
+
+  std::FILE* file_ = nullptr;   // stdout or stderr
+  int fd_ = -1;                 // a file
+  fmt::memory_buffer pending_;  // the file's lines not written yet
+  bool failed_ = false;
   std::string name_;
 };
 
@@ -312,7 +350,12 @@ class Runner {
   void OnAlert(const Alert& alert) {
     if (suppress_ && !suppressor_.Admit(alert)) return;
     ++stats_.alerts[static_cast<size_t>(alert.rule)];
-    out_.Write(alert_writer_.Format(alert));
+    if (fmt::memory_buffer* buffer = out_.buffer()) {
+      alert_writer_.AppendLine(alert, *buffer);
+      out_.Appended();
+    } else {
+      out_.Write(alert_writer_.Format(alert));
+    }
   }
   void OnLate(RecordView event, int64_t seq) {
     ++stats_.late;

@@ -72,6 +72,33 @@ TEST_CASE("alert writer: JSON string escaping") {
   }
 }
 
+TEST_CASE("alert writer: a byte that needs escaping is found at every position of a string") {
+  // Plain strings are found 8 bytes at a time (the last word overlapping): one byte of each
+  // kind at every position of strings of every length up to 40, and the bytes next to the
+  // kinds' boundaries, which need nothing.
+  struct Kind {
+    std::string byte;
+    std::string escaped;
+  };
+  const std::vector<Kind> kinds = {
+      {std::string(1, '\0'), "\\u0000"}, {"\x1f", "\\u001f"}, {"\"", "\\\""},
+      {"\\", "\\\\"},  {"\n", "\\n"},  {"\x80", "\\ufffd"},
+      {"\xc3\xa9", "\xc3\xa9"},  // well-formed UTF-8: kept
+      {" ", " "}, {"!", "!"}, {"#", "#"}, {"[", "["}, {"]", "]"}, {"\x7f", "\x7f"}, {"~", "~"}};
+  for (size_t length = 1; length <= 40; ++length) {
+    for (size_t at = 0; at < length; ++at) {
+      for (const Kind& k : kinds) {
+        std::string in(length, 'a');
+        in.replace(at, 1, k.byte);
+        std::string want(length, 'a');
+        want.replace(at, 1, k.escaped);
+        CAPTURE(in);
+        CHECK(Json(in) == "\"" + want + "\"");
+      }
+    }
+  }
+}
+
 TEST_CASE("alert writer: RFC 3339 times in UTC with milliseconds") {
   CHECK(Time(0) == "1970-01-01T00:00:00.000Z");
   CHECK(Time(1709345940013) == "2024-03-02T02:19:00.013Z");

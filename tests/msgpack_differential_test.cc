@@ -26,6 +26,7 @@
 
 #include "adapters/decoder.h"
 #include "adapters/msgpack_decoder.h"
+#include "adapters/msgpack_layout.h"
 #include "grammar/schema.h"
 #include "runtime/event.h"
 #include "tests/reference/msgpack_decoder.h"
@@ -77,6 +78,40 @@ Schema DiffSchema() {
   return schema;
 }
 
+// Types whose messages MsgpackLayout (adapters/msgpack_layout.h) can decode: every scalar type,
+// names of 1 and of 15 bytes (the longest a 16-byte compare holds with its header), 14 fields
+// (a fixmap's 15 pairs with the discriminator); and two it cannot: 15 fields and a list.
+Schema LayoutSchema() {
+  using S = ScalarType;
+  Schema schema;
+  EventType pay;
+  pay.name = "Pay";
+  pay.fields = {Field("card", ValueType::Scalar(S::kString)),
+                Field("amount", ValueType::Scalar(S::kFloat)),
+                Field("count", ValueType::Scalar(S::kInt)),
+                Field("ok", ValueType::Scalar(S::kBool)),
+                Field("at", ValueType::Scalar(S::kTimestamp)),
+                Field("hold", ValueType::Scalar(S::kDuration))};
+  pay.time_field = 4;
+  EventType longest;
+  longest.name = "FifteenBytesABC";
+  longest.fields = {Field("fifteen_bytes_x", ValueType::Scalar(S::kString)),
+                    Field("x", ValueType::Scalar(S::kInt))};
+  EventType wide, wider;
+  wide.name = "Wide";
+  wider.name = "Wider";
+  for (int i = 0; i < 15; ++i) {
+    if (i < 14) wide.fields.push_back(Field(fmt::format("f{}", i), ValueType::Scalar(S::kInt)));
+    wider.fields.push_back(Field(fmt::format("f{}", i), ValueType::Scalar(S::kFloat)));
+  }
+  EventType listed;
+  listed.name = "Listed";
+  listed.fields = {Field("id", ValueType::Scalar(S::kString)),
+                   Field("tags", ValueType::List(S::kString))};
+  schema.types = {pay, longest, wide, wider, listed};
+  return schema;
+}
+
 // Random msgpack documents, written into one sbuffer.
 class Generator {
  public:
@@ -89,6 +124,48 @@ class Generator {
       AnyValue(0);
     } else {
       EventMap(schema, discriminator);
+    }
+    return std::string(buffer_.data(), buffer_.size());
+  }
+
+  // A document as a producer writes it: a fixmap, the discriminator first, every field of a
+  // type of `schema` in declaration order with fixstr keys, values mostly in the forms
+  // MsgpackLayout reads. Then, sometimes, one change that takes it off that path (a value of
+  // another form or kind, a field dropped, repeated or moved, an extra key, a wider header).
+  std::string LayoutDocument(const Schema& schema, std::string_view discriminator) {
+    buffer_.clear();
+    const EventType& type = schema.types[Below(schema.types.size())];
+    const size_t n = type.fields.size();
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    const uint64_t change = Below(16);   // 0..8: one change, else none
+    if (change == 0 && n > 0) order.erase(order.begin() + static_cast<std::ptrdiff_t>(Below(n)));
+    if (change == 1 && n > 0) order.push_back(order[Below(n)]);
+    if (change == 2 && n > 1) std::swap(order[Below(n)], order[Below(n)]);
+    const bool extra = change == 3;
+    const size_t odd_value = change == 4 && n > 0 ? Below(n) : n;   // any value here
+    if (change == 5) {
+      Header(3, static_cast<uint32_t>(order.size() + 1 + extra));
+    } else {
+      pk_.pack_map(static_cast<uint32_t>(order.size() + 1 + extra));
+    }
+    pk_.pack_str(static_cast<uint32_t>(discriminator.size()));
+    RawBytes(discriminator);
+    if (change == 6) Str(type.name); else ShortStr(type.name);
+    for (size_t k = 0; k < order.size(); ++k) {
+      const FieldDef& f = type.fields[order[k]];
+      if (change == 7 && k == 0) Str(f.name); else ShortStr(f.name);
+      if (order[k] == odd_value) {
+        AnyValue(1);
+      } else if (f.type.is_list() || change == 8 || Chance(0.05)) {
+        GoodValue(f.type);
+      } else {
+        LayoutScalar(f.type.scalar);
+      }
+    }
+    if (extra) {
+      ShortStr(RandomKey());
+      AnyValue(1);
     }
     return std::string(buffer_.data(), buffer_.size());
   }
@@ -141,6 +218,39 @@ class Generator {
     RawBytes(s);
   }
 
+  // A string in the packer's shortest form (a fixstr up to 31 bytes).
+  void ShortStr(std::string_view s) {
+    pk_.pack_str(static_cast<uint32_t>(s.size()));
+    RawBytes(s);
+  }
+  // A value of a field of `type` in one of the forms MsgpackLayout reads (and the strings of
+  // RandomText: non-ASCII UTF-8 and, rarely, invalid bytes).
+  void LayoutScalar(ScalarType type) {
+    switch (type) {
+      case ScalarType::kString: {
+        const std::string text = RandomText();
+        if (Chance(0.8)) ShortStr(text); else Str(text);
+        break;
+      }
+      case ScalarType::kFloat:
+        if (Chance(0.8)) {
+          pk_.pack_double(static_cast<double>(static_cast<int64_t>(rng_())) / 1e6);
+        } else {
+          pk_.pack(static_cast<int>(Below(128)));   // positive fixint
+        }
+        break;
+      case ScalarType::kBool: Chance(0.5) ? pk_.pack_true() : pk_.pack_false(); break;
+      case ScalarType::kInt:
+      case ScalarType::kTimestamp:
+      case ScalarType::kDuration:
+        switch (Below(3)) {
+          case 0: pk_.pack_fix_int64(static_cast<int64_t>(rng_())); break;
+          case 1: pk_.pack(static_cast<int>(Below(128))); break;
+          default: pk_.pack(-static_cast<int>(Below(32)) - 1); break;
+        }
+        break;
+    }
+  }
   std::string RandomText() {
     static const char* const kPieces[] = {"a", "b", "Z", "0", " ", "\"", "\\", "\n", "\xc3\xa9",
                                           "\xe2\x82\xac", "\xf0\x9f\x98\x80", "card_", "-"};
@@ -556,6 +666,62 @@ TEST_CASE("msgpack differential: DecodeNext over concatenated documents and garb
     }
     CHECK(read > 800);
   }
+}
+
+TEST_CASE("msgpack differential: messages in declaration order (the layout path)") {
+  const Schema schema = LayoutSchema();
+  Generator gen(0x1a7047);
+  for (size_t limit : {size_t{64} << 20, size_t{60}}) {
+    DecoderOptions options;
+    options.max_message_bytes = limit;
+    Decoders pair(schema, options);
+    const MsgpackLayout layout(schema, options);
+    RecordBuilder layout_builder;
+    int taken = 0, declined = 0, read = 0;
+    for (int i = 0; i < 3000; ++i) {
+      const std::string doc = gen.LayoutDocument(schema, "type");
+      // The layout path alone: when it takes a message, its record is the reference's (the
+      // decoder's own result, which also goes through it, is compared by pair.Decode).
+      const std::string padded = doc + std::string(MsgpackLayout::kLoadBytes, '\xc1');
+      const size_t length =
+          layout.Decode(padded.data(), padded.data() + padded.size(), layout_builder);
+      const std::string want = pair.Decode(doc);
+      if (length > 0) {
+        ++taken;
+        CHECK(length == doc.size());
+        CHECK(want == Verdict(DecodeStatus{}, layout_builder));
+      } else {
+        ++declined;
+      }
+      // A truncation, and a stream of a few documents (the last ones near its end).
+      pair.Decode(std::string_view(doc).substr(0, gen.Below(doc.size())));
+      if (i % 4 == 0) {
+        std::string stream;
+        for (int k = 0; k < 4; ++k) stream += gen.LayoutDocument(schema, "type");
+        if (gen.Chance(0.3)) stream.resize(gen.Below(stream.size() + 1));
+        read += pair.DecodeStream(stream);
+      }
+    }
+    CAPTURE(limit);
+    CAPTURE(taken);
+    CAPTURE(declined);
+    CHECK(taken > (limit > 100 ? 500 : 150));   // the path is exercised (at 60 bytes less) ...
+    CHECK(declined > 600);                       // ... and so is the way off it
+    CHECK(read > 1500);
+  }
+  // The types it cannot take: no message of theirs is ever taken.
+  const MsgpackLayout layout(schema, DecoderOptions{});
+  RecordBuilder builder;
+  Generator gen2(7);
+  int tried = 0;
+  for (int i = 0; i < 400; ++i) {
+    const std::string doc = gen2.LayoutDocument(schema, "type");
+    if (doc.find("Wider") == std::string::npos && doc.find("Listed") == std::string::npos) continue;
+    ++tried;
+    const std::string padded = doc + std::string(MsgpackLayout::kLoadBytes, '\0');
+    CHECK(layout.Decode(padded.data(), padded.data() + padded.size(), builder) == 0);
+  }
+  CHECK(tried > 100);
 }
 
 }  // namespace
