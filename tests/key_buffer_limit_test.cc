@@ -9,7 +9,8 @@
 //   * kRejectNew: the rejected event is handed over with its seq and reason, counted, not
 //     matched, and its time still moves the watermark;
 //   * snapshot / restore mid-stream with the limit reached continues exactly as without a break
-//     (the per-key counts are rebuilt from the buffered events).
+//     (the per-key counts are rebuilt from the buffered events);
+//   * the embedded API: kRejectedEvent and the two counters.
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -24,6 +25,7 @@
 #include "nfa/program.h"
 #include "runtime/matcher.h"
 #include "tests/random_rules.h"
+#include "vigil/vigil.h"
 
 namespace vigil {
 namespace {
@@ -335,3 +337,45 @@ TEST_CASE("key buffer limit: snapshot, restore, continue with the limit reached:
 }
 
 }  // namespace vigil
+
+namespace vigil::api {
+
+TEST_CASE("api: max_buffered_events_per_key forces the watermark, or rejects with kRejectedEvent") {
+  std::shared_ptr<const Rules> rules;
+  const Status compiled = Rules::FromText(
+      "event A { id: string  at: timestamp  time at  key id }\n"
+      "rule r {\n  key id\n  pattern a: A -> b: A\n}\n",
+      &rules);
+  REQUIRE_MESSAGE(compiled.ok(), compiled.ToString());
+  auto json = [](const char* id, int64_t at) {
+    return fmt::format(R"({{"type": "A", "id": "{}", "at": {}}})", id, at);
+  };
+  for (const bool reject : {false, true}) {
+    CAPTURE(reject);
+    MatcherOptions options;
+    options.bounded_out_of_orderness_ms = 60000;
+    options.max_buffered_events_per_key = 1;
+    options.reject_new_buffered_events = reject;
+    std::unique_ptr<Matcher> m;
+    REQUIRE(Matcher::Create(rules, options, {}, &m).ok());
+    REQUIRE(m->PushJson(json("k1", 1000)).ok());
+    REQUIRE(m->PushJson(json("k2", 1500)).ok());   // another key: its own count
+    const Status second = m->PushJson(json("k1", 2000));
+    if (reject) {
+      CHECK(second.code() == StatusCode::kRejectedEvent);
+      CHECK(StatusCodeName(second.code()) == "rejected event");
+      CHECK(second.message().find("max_buffered_events_per_key") != std::string::npos);
+      CHECK(m->stats().events_rejected == 1);
+      CHECK(m->stats().watermark_forced_per_key == 0);
+      CHECK(m->stats().events_processed == 0);
+    } else {
+      CHECK(second.ok());
+      CHECK(m->stats().watermark_forced_per_key == 1);
+      CHECK(m->stats().events_rejected == 0);
+      CHECK(m->stats().events_processed == 1);   // k1@1000 (k2@1500 is later than it)
+      CHECK(m->watermark() == 1000);
+    }
+  }
+}
+
+}  // namespace vigil::api
