@@ -733,8 +733,15 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
 // ---- late events and dead letters -----------------------------------------------------------
 
 std::string_view RejectWriter::FormatLate(RecordView event, int64_t seq, int64_t watermark_ms) {
+  return FormatRejected(event, seq, watermark_ms, "late");
+}
+
+std::string_view RejectWriter::FormatRejected(RecordView event, int64_t seq, int64_t watermark_ms,
+                                              std::string_view reason) {
   line_.clear();
-  fmt::format_to(std::back_inserter(line_), "{{\"reason\":\"late\",\"seq\":{},\"time\":\"", seq);
+  Append(line_, "{\"reason\":");
+  AppendJsonString(line_, reason);
+  fmt::format_to(std::back_inserter(line_), ",\"seq\":{},\"time\":\"", seq);
   AppendRfc3339(line_, event.event_time());
   fmt::format_to(std::back_inserter(line_),
                  "\",\"time_ms\":{},\"watermark_ms\":{},\"event\":", event.event_time(),

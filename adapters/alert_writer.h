@@ -122,6 +122,10 @@ class RejectWriter {
 
   // A late event (time <= watermark when it arrived), '\n' included.
   std::string_view FormatLate(RecordView event, int64_t seq, int64_t watermark_ms);
+  // An event the matcher did not take though it was not late (a full per-key buffer), as a late
+  // one but with `reason` (e.g. "key buffer full") in place of "late".
+  std::string_view FormatRejected(RecordView event, int64_t seq, int64_t watermark_ms,
+                                  std::string_view reason);
   // An undecodable JSON line: its 1-based line number and text.
   std::string_view FormatBadLine(const DecodeStatus& status, int64_t line, std::string_view raw);
   // An undecodable msgpack message: its byte offset in the input and bytes (base64 in the line).

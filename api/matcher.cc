@@ -25,6 +25,7 @@ struct Matcher::Impl {
   std::unique_ptr<MsgpackDecoder> msgpack;   // made on first use
   RecordBuilder decoded;
   uint64_t events_invalid = 0;
+  size_t engine_max_per_key = 0;             // MatcherOptions::max_buffered_events_per_key
   std::string broken;                        // non-empty: an exception escaped; refuse work
   bool busy = false;                         // inside a call: the callback must not re-enter
 
@@ -55,7 +56,15 @@ struct Matcher::Impl {
   }
 
   Status PushRecord(RecordView record) {
+    const uint64_t rejected = engine->counters().events_rejected;
     if (engine->Push(record)) return Status();
+    if (engine->counters().events_rejected != rejected) {   // not late: its key's buffer is full
+      return Status(StatusCode::kRejectedEvent,
+                    fmt::format("{} at {} ms: its key already has {} events waiting for the "
+                                "watermark (max_buffered_events_per_key): rejected, not matched",
+                                rules->impl().schema().types[static_cast<size_t>(record.type_id())].name,
+                                record.event_time(), engine_max_per_key));
+    }
     return Status(StatusCode::kLateEvent,
                   fmt::format("{} at {} ms is not after the watermark {} ms: late, not matched",
                               rules->impl().schema().types[static_cast<size_t>(record.type_id())].name,
@@ -104,6 +113,11 @@ Status Matcher::Create(std::shared_ptr<const Rules> rules, MatcherOptions option
     engine_options.on_key_limit = options.reject_new_keys ? vigil::MatcherOptions::OnKeyLimit::kRejectNew
                                                           : vigil::MatcherOptions::OnKeyLimit::kEvictIdle;
     engine_options.max_buffered_events = options.max_buffered_events;
+    engine_options.max_buffered_events_per_key = options.max_buffered_events_per_key;
+    engine_options.on_key_buffer_limit = options.reject_new_buffered_events
+                                             ? vigil::MatcherOptions::OnKeyBufferLimit::kRejectNew
+                                             : vigil::MatcherOptions::OnKeyBufferLimit::kForceWatermark;
+    impl->engine_max_per_key = options.max_buffered_events_per_key;
     impl->writer = std::make_unique<AlertWriter>(*self->rules->impl().program->checked);
     impl->engine = std::make_unique<vigil::Matcher>(self->rules->impl().program, engine_options,
                                                     std::move(callbacks));
@@ -179,6 +193,8 @@ MatcherStats Matcher::stats() const {
   s.keys_evicted = c.keys_evicted;
   s.keys_rejected = c.keys_rejected;
   s.watermark_forced = c.watermark_forced;
+  s.watermark_forced_per_key = c.watermark_forced_per_key;
+  s.events_rejected = c.events_rejected;
   s.events_buffered = c.events_buffered;
   return s;
 }

@@ -1,6 +1,7 @@
 // `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
 //  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--max-partial-matches N] [--max-keys N]
-//  [--max-buffered-events N] [--no-suppress] [--quiet]`:
+//  [--max-buffered-events N] [--max-buffered-events-per-key N]
+//  [--on-key-buffer-limit force-watermark|reject] [--no-suppress] [--quiet]`:
 // the offline run. Checks and compiles the rules (errors printed as `vigil check` prints them,
 // exit 1), decodes the input (JSON lines, or a stream of concatenated msgpack maps) with the
 // adapters' decoders, pushes every event into one vigil::Matcher and calls Finish() at the end
@@ -9,12 +10,16 @@
 //
 // Nothing is dropped silently: an event whose time is at or below the watermark when it arrives
 // is written to --late, an input line or message that cannot be decoded to --dead-letter, each
-// as a JSON line with its reason; both default to stderr. A rule the engine cannot run yet (a
-// construct the compiler rejects as unsupported: W502; a windowed aggregate, a `when` rule: W501)
-// is reported as a one-line warning at its file:line:col and the other rules run; a run with no rule
-// left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
+// as a JSON line with its reason; both default to stderr. With --max-buffered-events-per-key N
+// and --on-key-buffer-limit reject, an event whose key already has N events waiting for the
+// watermark is not matched either: it goes to --dead-letter as a late event's line with reason
+// "key buffer full" (the default, force-watermark, matches it and forces the watermark instead).
+// A rule the engine cannot run yet (a construct the compiler rejects as unsupported: W502; a
+// windowed aggregate, a `when` rule: W501) is reported as a one-line warning at its
+// file:line:col and the other rules run; a run with no rule left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
 // non-blank line or message), decoded, watermarks, late, dead letters, alerts and suppressed
-// alerts per rule, elapsed time and throughput.
+// alerts per rule, elapsed time and throughput; then what the matcher's limits did, when they
+// did anything (evictions, rejections, forced watermarks).
 //
 // Watermarks: with --out-of-orderness D (default 0) the watermark trails the latest event time by
 // D; besides, the input may carry punctuation, a message of the reserved type `$watermark`
@@ -73,6 +78,8 @@ struct RunOptions {
   size_t max_partial_matches = MatcherOptions{}.max_partial_matches;
   size_t max_keys = 0;
   size_t max_buffered_events = 0;
+  size_t max_buffered_events_per_key = 0;
+  std::string on_key_buffer_limit = "force-watermark";   // or "reject"
 };
 
 // An output stream of JSON lines: stdout, stderr or a file. A file's lines are appended to a
@@ -315,10 +322,17 @@ class Runner {
                  MatcherOptions{.bounded_out_of_orderness_ms = delay_ms,
                                 .max_partial_matches = options.max_partial_matches,
                                 .max_keys = options.max_keys,
-                                .max_buffered_events = options.max_buffered_events},
+                                .max_buffered_events = options.max_buffered_events,
+                                .max_buffered_events_per_key = options.max_buffered_events_per_key,
+                                .on_key_buffer_limit =
+                                    options.on_key_buffer_limit == "reject"
+                                        ? MatcherOptions::OnKeyBufferLimit::kRejectNew
+                                        : MatcherOptions::OnKeyBufferLimit::kForceWatermark},
                  MatcherCallbacks{
                      .on_alert = [this](const Alert& a) { OnAlert(a); },
                      .on_late = [this](RecordView e, int64_t seq) { OnLate(e, seq); },
+                     .on_rejected = [this](RecordView e, int64_t seq,
+                                           RejectReason) { OnRejected(e, seq); },
                  }) {
     stats_.alerts.assign(program->rules.size(), 0);
   }
@@ -360,6 +374,10 @@ class Runner {
   void OnLate(RecordView event, int64_t seq) {
     ++stats_.late;
     late_.Write(reject_writer_.FormatLate(event, seq, watermark_before_push_));
+  }
+  // The matcher's one reason to reject (RejectReason::kKeyBufferFull).
+  void OnRejected(RecordView event, int64_t seq) {
+    dead_.Write(reject_writer_.FormatRejected(event, seq, watermark_before_push_, "key buffer full"));
   }
 
   std::shared_ptr<const Program> program_;
@@ -528,7 +546,9 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
       {c.runs_rejected, "partial matches rejected"},
       {c.keys_evicted, "keys evicted"},
       {c.keys_rejected, "keys rejected"},
-      {c.watermark_forced, "watermark advances forced"}};
+      {c.watermark_forced, "watermark advances forced"},
+      {c.watermark_forced_per_key, "watermark advances forced by a key's buffer"},
+      {c.events_rejected, "events rejected (key buffer full; in the dead letters)"}};
   for (const auto& [n, what] : dropped) {
     if (n > 0) fmt::print(stderr, ", {} {}", n, what);
   }
@@ -646,6 +666,14 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-buffered-events", options->max_buffered_events,
                   "Events waiting for the watermark (0: no limit); beyond it the watermark is forced")
+      ->capture_default_str();
+  cmd->add_option("--max-buffered-events-per-key", options->max_buffered_events_per_key,
+                  "Events waiting for the watermark per key (0: no limit); see --on-key-buffer-limit")
+      ->capture_default_str();
+  cmd->add_option("--on-key-buffer-limit", options->on_key_buffer_limit,
+                  "At --max-buffered-events-per-key: force the watermark up to the key's earliest "
+                  "waiting event, or reject the new event (to --dead-letter)")
+      ->check(CLI::IsMember({"force-watermark", "reject"}))
       ->capture_default_str();
   cmd->add_flag("--no-suppress", options->no_suppress,
                 "Write every alert, ignoring the rules' suppress clauses");

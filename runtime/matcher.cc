@@ -496,10 +496,15 @@ bool Matcher::Impl::Push(RecordView event) {
   // No out-of-orderness allowed (and no buffer limit to force the watermark): the event may be
   // processed at once, below, instead of waiting in the reorder buffer.
   const bool in_order = options_.bounded_out_of_orderness_ms == 0 && options_.max_buffered_events == 0;
+  bool taken = true;   // false: rejected by the per-key buffer limit (its time still counts below)
   if (!used) {
     ++counters_.events_ignored;
   } else if (!in_order) {
-    reorder_.Push(store_.Add(event, seq));
+    if (options_.max_buffered_events_per_key == 0) {
+      reorder_.Push(store_.Add(event, seq));
+    } else {
+      taken = BufferPerKey(event, seq);   // matcher_key_buffer.cc
+    }
     if (options_.max_buffered_events > 0 && reorder_.size() > options_.max_buffered_events) {
       ++counters_.watermark_forced;   // too many waiting: release the earliest now
       AdvanceTo(store_.time(reorder_.Top()));
@@ -526,13 +531,15 @@ bool Matcher::Impl::Push(RecordView event) {
     if (reorder_.empty() && watermark_ != kNoWatermark && t == watermark_ + 1) {
       ProcessEvent(event, seq, EventStore::kNone);
       counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
-    } else {
+    } else if (options_.max_buffered_events_per_key == 0) {
       reorder_.Push(store_.Add(event, seq));
+    } else {
+      taken = BufferPerKey(event, seq);
     }
   }
   counters_.events_buffered = reorder_.size();
   counters_.events_stored = store_.live();
-  return true;
+  return taken;
 }
 
 void Matcher::Impl::AdvanceTo(int64_t w) {
@@ -545,6 +552,7 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
     // At one instant, events come before what expires at it (matching.md §1).
     if (have_event && event_time <= w && (!have_timer || event_time <= timer_time)) {
       const EventStore::Handle h = reorder_.Pop();
+      if (options_.max_buffered_events_per_key != 0) LeaveKeyBuffers(store_.view(h));
       ProcessEvent(store_.view(h), store_.seq(h), h);
     } else if (have_timer && timer_time <= w) {
       FireTimers(timer_time);

@@ -32,7 +32,8 @@
 //   * After-match skip (M9) with a resume point per rule and key; duplicates (M8) dropped among
 //     the matches completing at one instant.
 //   * Limits (MatcherOptions): runs per rule and key (matching.md §10), key states, buffered
-//     events; what happens at each is an option, and everything dropped is counted.
+//     events (all, and per key); what happens at each is an option, and everything dropped is
+//     counted.
 //
 // Threading: a Matcher is single-threaded (one per shard). The Program is shared and immutable.
 // Callbacks run synchronously inside Push / AdvanceWatermark / Finish; they must not call back
@@ -80,6 +81,19 @@ struct MatcherOptions {
   // the earliest buffered event's time, which is then processed (counted in watermark_forced);
   // events that arrive later with a time at or before it are late.
   size_t max_buffered_events = 0;
+  // Events waiting for the watermark per key (0: no limit): per key spec and key value (an event
+  // of a type that rules of several key specs see is in one key of each). Checked when an event
+  // is buffered (before its own time moves the watermark, as max_buffered_events): when its key
+  // would hold more than this many, kForceWatermark buffers it and forces the watermark up to that
+  // key's earliest waiting event time, which is then processed with everything earlier, of every
+  // key (counted in watermark_forced_per_key; events that arrive later with a time at or before
+  // it are late); kRejectNew does not take it (counted in events_rejected, handed to
+  // on_rejected; Push returns false), but its time still moves the watermark (the watermark is
+  // the stream's: a hot key whose events are all rejected still advances time). Events processed
+  // at once (in order, no delay) never wait and never count.
+  size_t max_buffered_events_per_key = 0;
+  enum class OnKeyBufferLimit : uint8_t { kForceWatermark, kRejectNew };
+  OnKeyBufferLimit on_key_buffer_limit = OnKeyBufferLimit::kForceWatermark;
   // Fields whose string tests are decided by one Hyperscan scan (nfa/string_index.h): a field
   // with at least this many such conditions, or a regex. 0: no index (the interpreter decides
   // every condition).
@@ -127,22 +141,33 @@ struct MatcherCounters {
   uint64_t keys_evicted = 0;            // max_keys reached, kEvictIdle
   uint64_t keys_rejected = 0;           // max_keys reached, kRejectNew
   uint64_t watermark_forced = 0;        // max_buffered_events reached
+  uint64_t watermark_forced_per_key = 0;   // max_buffered_events_per_key reached, kForceWatermark
+  uint64_t events_rejected = 0;         // max_buffered_events_per_key reached, kRejectNew
   uint64_t runs_started = 0;
   uint64_t keys_created = 0;
   // Current sizes (gauges).
   uint64_t runs_live = 0;
   uint64_t keys_live = 0;
   uint64_t events_buffered = 0;         // waiting for the watermark
+  uint64_t keys_buffering = 0;          // keys with events waiting (max_buffered_events_per_key only)
   uint64_t events_stored = 0;           // copies held by the reorder buffer or by runs
   uint64_t nodes_live = 0;
   uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
 };
 
+// Why an event that is not late was not taken (MatcherCallbacks::on_rejected).
+enum class RejectReason : uint8_t {
+  kKeyBufferFull,   // its key already had max_buffered_events_per_key events waiting (kRejectNew)
+};
+
 struct MatcherCallbacks {
   std::function<void(const Alert&)> on_alert;
   // A late event (time <= watermark on arrival) and its arrival seq; may be empty.
   std::function<void(RecordView event, int64_t seq)> on_late;
+  // An event not taken, its arrival seq and why; may be empty (it is counted either way). The
+  // view is valid during the call only.
+  std::function<void(RecordView event, int64_t seq, RejectReason reason)> on_rejected;
 };
 
 class Matcher {
@@ -154,9 +179,9 @@ class Matcher {
   Matcher& operator=(const Matcher&) = delete;
 
   // Takes `event` (a record of the program's schema; copied if the matcher keeps it) and assigns
-  // it the next arrival seq. Returns false if it was late (then it went to on_late and is not
-  // kept). May process buffered events, and in order this one (and call on_alert), when the
-  // watermark moves.
+  // it the next arrival seq. Returns false if it was late or rejected (then it went to on_late
+  // or on_rejected and is not kept). May process buffered events, and in order this one (and
+  // call on_alert), when the watermark moves.
   bool Push(RecordView event);
   // Raises the watermark to `t` (never lowers it) and processes what became due.
   void AdvanceWatermark(int64_t t);

@@ -1,7 +1,8 @@
 // Internals of the Matcher (runtime/matcher.h), shared by its three source files:
 //   matcher.cc        events in, the watermark, keys and timers (the flow of one matcher);
 //   matcher_step.cc   one run on one event: the automaton's edges (nfa/program.h semantics);
-//   matcher_alert.cc  what completes at an instant: skip, duplicates, timeouts, alerts.
+//   matcher_alert.cc  what completes at an instant: skip, duplicates, timeouts, alerts;
+//   matcher_key_buffer.cc  events waiting for the watermark per key (max_buffered_events_per_key).
 // Not part of any interface: only these files include it.
 #pragma once
 
@@ -376,6 +377,14 @@ class Matcher::Impl {
   int32_t LastStep(const Run& r) const { return r.node == kNoNode ? -1 : nodes_[r.node].step; }
   const CheckedRule& RuleOf(int32_t r) const { return *program_->rules[static_cast<size_t>(r)].checked; }
 
+  // ---- matcher_key_buffer.cc: events waiting per key ----
+  bool BufferPerKey(RecordView event, int64_t seq);   // false: rejected (kRejectNew)
+  bool KeyBufferFull(RecordView event);
+  bool EnterKeyBuffers(RecordView event);             // true: some key is over the limit
+  void LeaveKeyBuffers(RecordView event);
+  void ForceKeyBuffers(RecordView event);
+  void RebuildKeyBuffers();                           // after Restore: from reorder_
+
   // ---- matcher_step.cc: one run, one event ----
   void ProcessKeyEvent(uint32_t* key, const SpecUse& use);
   void StartRuns(const SpecUse& use);
@@ -478,6 +487,12 @@ class Matcher::Impl {
   std::vector<uint32_t> free_keys_;
   absl::flat_hash_map<std::string, uint32_t, KeyBytesHash, KeyBytesEq> key_index_;
   TimerQueue timers_;                                  // (time, serial) order
+  // With max_buffered_events_per_key: the events waiting in reorder_ per key, by encoded key
+  // (EncodeKey) -> slot of key_buffers_, a min-heap of their times (its size is the key's count;
+  // entries leave at 0, slots are reused with their capacity). Empty without the option.
+  absl::flat_hash_map<std::string, uint32_t, KeyBytesHash, KeyBytesEq> key_buffer_index_;
+  std::vector<std::vector<int64_t>> key_buffers_;
+  std::vector<uint32_t> free_key_buffers_;
   int64_t next_seq_ = 0;
   uint64_t next_ord_ = 0;
   uint64_t next_key_serial_ = 0;

@@ -269,6 +269,7 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
       Schedule(id);
     }
     for (uint32_t i = 0; i < reorder.size; ++i) reorder_.Push(handle[UInt(reorder.ptr[i])]);
+    RebuildKeyBuffers();   // the per-key counts follow from the buffer (not in the format)
     counters_.events_buffered = reorder_.size();
     counters_.events_stored = store_.live();
     counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();

@@ -9,6 +9,8 @@
 #   * the same events as a msgpack stream (bytes written by a tiny encoder below: python3-msgpack
 #     is not required) give the same alerts; a bad message is dead-lettered, a truncated tail too;
 #   * stdin input, --out FILE, the summary counts, exit codes;
+#   * --max-buffered-events-per-key: forced watermarks counted; with --on-key-buffer-limit reject
+#     the rejected events go to the dead letters with their seq and reason;
 #   * punctuation: a `$watermark` line (and msgpack message) moves the watermark, so an absence
 #     alert fires that the same input without it does not give; a bad one is a dead letter;
 #   * rules with errors: exit 1 and file:line:col; a rule the compiler cannot run yet: a W502
@@ -162,6 +164,34 @@ python3 "$tmp/check.py" relaxed "$tmp/alerts.jsonl" "$tmp/late2.jsonl" ||
 expect_exit 0 run --rules "$tmp/rules" --input "$tmp/events.jsonl" --quiet --dead-letter "$tmp/d.jsonl"
 grep -q '"reason":"late","seq":3' "$tmp/err" || fail "late event not on stderr: $(cat "$tmp/err")"
 grep -q 'events read' "$tmp/err" && fail "--quiet printed the summary"
+
+# --- At most one event waiting per key (1m of out-of-orderness). force-watermark (the default):
+# c1's big charge and c2's out-of-order one each force the watermark up to their key's small
+# charge; nothing becomes late and the alerts are those of the relaxed run. reject: both are not
+# taken and go to the dead letters (seq, reason "key buffer full") among the undecodable lines.
+expect_exit 0 run --rules "$tmp/rules" --input "$tmp/events.jsonl" --out-of-orderness 1m \
+  --max-buffered-events-per-key 1 --late "$tmp/late4.jsonl" --dead-letter "$tmp/dead4.jsonl"
+python3 "$tmp/check.py" relaxed "$tmp/out" "$tmp/late4.jsonl" "$tmp/dead4.jsonl" ||
+  fail "run --max-buffered-events-per-key 1: alerts, late or dead letters differ"
+grep -q ', 2 watermark advances forced by a key.s buffer' "$tmp/err" ||
+  fail "summary (force-watermark): $(cat "$tmp/err")"
+expect_exit 0 run --rules "$tmp/rules" --input "$tmp/events.jsonl" --out-of-orderness 1m \
+  --max-buffered-events-per-key 1 --on-key-buffer-limit reject --late "$tmp/late5.jsonl" \
+  --dead-letter "$tmp/dead5.jsonl"
+[ -s "$tmp/late5.jsonl" ] && fail "late events with reject: $(cat "$tmp/late5.jsonl")"
+python3 - "$tmp/dead5.jsonl" <<'PY' || fail "rejected events in the dead letters: $(cat "$tmp/dead5.jsonl")"
+import json, sys
+dead = [json.loads(l) for l in open(sys.argv[1])]
+assert [d.get("line") for d in dead] == [3, None, 6, None], dead   # in input order
+T0 = 1709251200000
+assert [(d["reason"], d["seq"], d["time_ms"], d["watermark_ms"], d["event"]["card_id"])
+        for d in dead if "line" not in d] == [
+    ("key buffer full", 2, T0 + 60000, T0 + 30000 - 60000 - 1, "c1"),
+    ("key buffer full", 3, T0 + 40500, T0 + 60000 - 60000 - 1, "c2")], dead
+PY
+grep -q ', 2 events rejected (key buffer full; in the dead letters)' "$tmp/err" ||
+  fail "summary (reject): $(cat "$tmp/err")"
+expect_exit 2 run --rules "$tmp/rules" --input "$tmp/events.jsonl" --on-key-buffer-limit drop
 
 # --- msgpack: the same events (a tiny encoder; python3-msgpack is not needed), a map with a
 # missing field in the middle, and a truncated message at the end.

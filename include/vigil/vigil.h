@@ -59,10 +59,12 @@ enum class StatusCode : uint8_t {
   kLateEvent,         // the event's time is <= the watermark: counted, not matched
   kUnimplemented,     // the operation does not exist yet
   kInternal,          // a bug in Vigil, an exception from a callback, or out of memory
+  kRejectedEvent,     // not late, but not taken: its key's buffer is full (MatcherOptions::
+                      // reject_new_buffered_events); counted, not matched
 };
 
 // "ok", "invalid argument", "rule error", "unsupported", "decode error", "late event",
-// "unimplemented", "internal".
+// "unimplemented", "internal", "rejected event".
 std::string_view StatusCodeName(StatusCode code);
 
 // The result of an operation: ok, or a code and what went wrong. Cheap to copy when ok.
@@ -329,6 +331,18 @@ struct MatcherOptions {
   // Events waiting for the watermark (0: no limit). At the limit the watermark is moved up to the
   // earliest waiting event, which is then matched; later events at or before it are late.
   size_t max_buffered_events = 0;
+  // Events waiting for the watermark per key (0: no limit): per key value of each distinct set of
+  // key fields (an event that rules with different key fields see counts once in each). Checked
+  // when an event has to wait (never for events matched at once: in order with no out-of-
+  // orderness), before its own time moves the watermark. When its key would hold more than this
+  // many: by default the event waits and the watermark is moved up to that key's earliest waiting
+  // event, which is matched with every earlier event of every key (counted in
+  // watermark_forced_per_key; later events at or before it are late). With
+  // `reject_new_buffered_events` the event is not taken: the push returns kRejectedEvent (count
+  // in events_rejected; keep or dead-letter the event yourself), but its time still moves the
+  // watermark. Keeps one hot key from filling the matcher-wide buffer alone.
+  size_t max_buffered_events_per_key = 0;
+  bool reject_new_buffered_events = false;
   // The JSON / msgpack field that names the event type.
   std::string discriminator = "type";
 };
@@ -347,6 +361,8 @@ struct MatcherStats {
   uint64_t keys_evicted = 0;              // max_keys, evict
   uint64_t keys_rejected = 0;             // max_keys, reject_new_keys
   uint64_t watermark_forced = 0;          // max_buffered_events
+  uint64_t watermark_forced_per_key = 0;  // max_buffered_events_per_key, default
+  uint64_t events_rejected = 0;           // max_buffered_events_per_key, reject_new_buffered_events
   uint64_t events_buffered = 0;     // out of order (or with out-of-orderness allowed): waiting for the watermark
 };
 
@@ -362,12 +378,14 @@ class Matcher {
 
   // Pushes the event `builder` holds (finishing it first). The event is copied; the builder may
   // be reused at once. Returns the builder's error if it has one, kLateEvent if the event's time
-  // is <= the watermark (it is counted and dropped, never matched), else ok. May call on_alert
-  // (the watermark moves with event times).
+  // is <= the watermark (it is counted and dropped, never matched), kRejectedEvent if its key's
+  // buffer is full and reject_new_buffered_events is set (counted and dropped, never matched;
+  // the message names the limit), else ok. May call on_alert (the watermark moves with event
+  // times, also a rejected event's).
   Status Push(EventBuilder& builder);
-  // Decodes one JSON object (`bytes`, exactly one message) and pushes it. kDecodeError with the
-  // decoder's message ("A: missing field 'price'", "invalid JSON: ...") if it is not a valid
-  // event. The bytes are not kept.
+  // Decodes one JSON object (`bytes`, exactly one message) and pushes it (results as Push).
+  // kDecodeError with the decoder's message ("A: missing field 'price'", "invalid JSON: ...") if
+  // it is not a valid event. The bytes are not kept.
   //
   // Punctuation: a message whose discriminator names the reserved type `$watermark` is not an
   // event but a watermark from the input, e.g.
