@@ -630,11 +630,11 @@ bool Matcher::Impl::ExpireQuietly(uint32_t k) {
   const size_t count = key.runs.size();
   size_t due = 0;
   bool prefix = true;   // the due runs come first (the usual case: runs are in start order)
-  int64_t first = kNever;
+  DueBy next;           // of the runs that remain
   for (size_t i = 0; i < count; ++i) {
     const Run& r = runs[i];
     if (r.expiry > now_) {
-      first = std::min(first, r.expiry);
+      next.Add(r.expiry, IsChain(r));
       continue;
     }
     if (H(r.state).kind == StateKind::kAbsence ||
@@ -664,7 +664,7 @@ bool Matcher::Impl::ExpireQuietly(uint32_t k) {
     }
     key.runs.resize(kept);
   }
-  if (first != kNever) PushTimer(k, first);
+  if (next.At() != kNever) PushTimer(k, next.At());
   return true;
 }
 
@@ -774,30 +774,27 @@ void Matcher::Impl::WriteBack(uint32_t k) {
     return;
   }
   key.runs.assign(next_.begin(), next_.end());   // (a swap would spread next_'s capacity to keys)
-  int64_t first = kNever;
-  for (const Run& r : next_) first = std::min(first, r.expiry);
-  if (first < key.scheduled) PushTimer(k, first);
+  DueBy due;
+  for (const Run& r : next_) due.Add(r.expiry, IsChain(r));
+  if (due.At() < key.scheduled) PushTimer(k, due.At());
 }
 
 // Appends next_ (new runs only) to the key's runs, as WriteBack would store them after the
-// key's runs, and reschedules its timer. The key's timer is already no later than its runs'
-// expiries, so only the new runs can move it.
+// key's runs, and reschedules its timer.
 void Matcher::Impl::AppendRuns(uint32_t k) {
   std::vector<Run>& runs = keys_[k].runs;
   const size_t n = runs.size() + next_.size();
   if (n > runs.capacity()) runs.reserve(n);   // exactly, as WriteBack's assign: no slack per key
   runs.insert(runs.end(), next_.begin(), next_.end());
   counters_.runs_live += next_.size();
-  int64_t first = kNever;
-  for (const Run& r : next_) first = std::min(first, r.expiry);
-  if (first < keys_[k].scheduled) PushTimer(k, first);
+  Schedule(k);
 }
 
 void Matcher::Impl::Schedule(uint32_t k) {
   KeyState& key = keys_[k];
-  int64_t first = kNever;
-  for (const Run& r : key.runs) first = std::min(first, r.expiry);
-  if (first < key.scheduled) PushTimer(k, first);
+  DueBy due;
+  for (const Run& r : key.runs) due.Add(r.expiry, IsChain(r));
+  if (due.At() < key.scheduled) PushTimer(k, due.At());
 }
 
 // A timer entry for key k at `first`, earlier than its live entry (which turns stale: the earlier

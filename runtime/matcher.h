@@ -21,10 +21,13 @@
 //     parent). Runs that share a prefix share its nodes; every event is stored once (reference
 //     counted) however many runs and rules bind it; a run never copies its events.
 //   * Timers. Trailing absence, `within`, `max gap` and step `within` deadlines are the runs'
-//     expiry instants; a timing wheel (runtime/timer_queue.h) orders keys by their earliest
-//     expiry, so when W passes a deadline the matcher visits exactly the keys with something due
-//     (never a scan of all keys). At an instant D, events with time <= D are processed before
-//     what expires at D.
+//     expiry instants; a timing wheel (runtime/timer_queue.h) orders keys by when they are due,
+//     so when W passes a deadline the matcher visits exactly the keys with something due (never
+//     a scan of all keys). At an instant D, events with time <= D are processed before what
+//     expires at D. A key is due at the earliest expiry of its runs whose expiry has an effect
+//     (absence, timeouts, any rule that is not a chain), and at the latest expiry of its chain
+//     runs, whose expiry only frees them (matching.md §10): an expired chain run is dropped then
+//     or at the key's next event, and is never stepped or counted against a limit.
 //   * Start index (nfa/start_index.h): an event starts runs only in the rules whose first step
 //     may take it.
 //   * Timeouts (`on timeout emit`, matching.md §6.3): a partial match (a node) times out when the
@@ -146,7 +149,7 @@ struct MatcherCounters {
   uint64_t runs_started = 0;
   uint64_t keys_created = 0;
   // Current sizes (gauges).
-  uint64_t runs_live = 0;
+  uint64_t runs_live = 0;               // held, including expired runs of chain rules not yet dropped (§10)
   uint64_t keys_live = 0;
   uint64_t events_buffered = 0;         // waiting for the watermark
   uint64_t keys_buffering = 0;          // keys with events waiting (max_buffered_events_per_key only)

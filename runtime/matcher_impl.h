@@ -109,6 +109,24 @@ struct HotState {
 };
 static_assert(sizeof(HotState) == 40);
 
+// When a key's timer must fire (matching.md §10, "expiry"): by the earliest expiry of its runs
+// whose expiry can be observed (trailing absence, timeouts, and every run of a rule that is not a
+// chain), and by the latest expiry of its chain runs (Impl::BuildChains), whose expiry only frees
+// memory: an expired chain run is dropped at its key's next event or when the key's last chain
+// run expires, so a key is visited once per window rather than once per partial match.
+struct DueBy {
+  int64_t eager = kNever;
+  int64_t lazy = kNoAnchor;   // none yet
+  void Add(int64_t expiry, bool chain) {
+    if (chain) {
+      lazy = std::max(lazy, expiry);
+    } else {
+      eager = std::min(eager, expiry);
+    }
+  }
+  int64_t At() const { return lazy == kNoAnchor ? eager : std::min(eager, lazy); }
+};
+
 // What the hot path reads of a rule, in one place (no pointer chasing into CheckedRule).
 struct RuleFacts {
   int64_t within_ms = 0;
@@ -371,6 +389,7 @@ class Matcher::Impl {
   void WriteBack(uint32_t k);
   void AppendRuns(uint32_t k);
   void Schedule(uint32_t k);
+  bool IsChain(const Run& r) const { return state_facts_[static_cast<size_t>(r.state)].chain; }
   void PushTimer(uint32_t k, int64_t first);
   const HotState& H(int32_t s) const { return hot_[static_cast<size_t>(s)]; }
   int32_t RuleOf(const Run& r) const { return hot_[static_cast<size_t>(r.state)].rule; }

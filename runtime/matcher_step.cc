@@ -25,8 +25,9 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
   bool all_stay = *key != UINT32_MAX;
   if (all_stay) {
     for (const Run& r : keys_[*key].runs) {
-      if (passive[static_cast<size_t>(r.state) * type_count_] != kStays &&
-          passive[static_cast<size_t>(r.state) * type_count_] != kNotInStream) {
+      if ((passive[static_cast<size_t>(r.state) * type_count_] != kStays &&
+           passive[static_cast<size_t>(r.state) * type_count_] != kNotInStream) ||
+          r.expiry < now_) {   // an expired chain run (DueBy) is dropped below
         all_stay = false;
         break;
       }
@@ -58,6 +59,10 @@ void Matcher::Impl::ProcessKeyEvent(uint32_t* key, const SpecUse& use) {
     const std::vector<Run>& runs = keys_[*key].runs;
     for (const Run& r : runs) {
       const uint8_t stays = passive[static_cast<size_t>(r.state) * type_count_];
+      if (r.expiry < now_) {   // an expired chain run, not yet dropped (DueBy)
+        EndRun(r, /*deadline=*/false, /*discarded=*/false);
+        continue;
+      }
       if (stays == kNotInStream) {
         next_.push_back(r);   // the event is not in this rule's stream
         continue;
@@ -162,10 +167,14 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
   const Edge* edges = program_->edges.data();
   const size_t before = runs.size();
   size_t kept = 0;
-  int64_t first = kNever;   // the earliest expiry of a successor
-  insert_at_.clear();       // per successor in next_: the place (among the kept runs) it goes before
+  DueBy due;            // of the runs the key keeps
+  insert_at_.clear();   // per successor in next_: the place (among the kept runs) it goes before
   for (size_t i = 0; i < before; ++i) {
     const Run& r = runs[i];   // runs[kept] (kept <= i) is written only once r is done with
+    if (r.expiry < now_) {    // expired, not yet dropped (DueBy): whatever the event, it ends
+      EndRun(r, /*deadline=*/false, /*discarded=*/false);
+      continue;
+    }
     if (passive[static_cast<size_t>(r.state) * type_count_] == kChainStep) {
       NewRunScope();
       const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
@@ -175,7 +184,7 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
         const HotState& st = H(r.state);
         Run next;
         const bool moved = TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next);
-        if (moved) first = std::min(first, next.expiry);
+        if (moved) due.Add(next.expiry, true);
         if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold
           EndRun(r, /*deadline=*/false, /*discarded=*/false);   // after its successor took its node
           if (moved) runs[kept++] = next;   // in r's place
@@ -186,12 +195,9 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
           insert_at_.push_back(static_cast<uint32_t>(kept));
         }
       }
-      if (r.expiry < now_) {
-        EndRun(r, /*deadline=*/false, /*discarded=*/false);
-        continue;
-      }
     }
     // It stays (or the event is not in its rule's stream).
+    due.Add(r.expiry, IsChain(r));
     if (kept != i) runs[kept] = r;
     ++kept;
   }
@@ -216,7 +222,7 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
   }
   keys_[k].referenced = true;
   if (!pending_.empty()) Settle(keys_[k], /*at_timer=*/false);   // alerts only: nothing to discard
-  if (total == before && next_.empty() && first == kNever) return true;   // nothing changed
+  if (total == before && next_.empty() && due.At() >= keys_[k].scheduled) return true;   // nothing changed
   counters_.runs_live = counters_.runs_live - before + total;
   if (total == 0) {
     FreeKey(k);
@@ -234,8 +240,8 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
       runs[--w] = next_[--j];
     }
   }
-  for (size_t n = successors; n < next_.size(); ++n) first = std::min(first, next_[n].expiry);
-  if (first < keys_[k].scheduled) PushTimer(k, first);
+  for (size_t n = successors; n < next_.size(); ++n) due.Add(next_[n].expiry, true);
+  if (due.At() < keys_[k].scheduled) PushTimer(k, due.At());
   return true;
 }
 

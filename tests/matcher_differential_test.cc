@@ -429,9 +429,10 @@ TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on
   CHECK(m.counters().keys_live == 0);
 }
 
-TEST_CASE("matcher: a partial match whose step `within` ends sooner than its rule's is freed when the watermark passes it") {
-  // After b, the run waits for c only 1 s (not the rule's hour): its key's timer must move up to
-  // that deadline when b is taken, or the dead partial match is held (and counted) for an hour.
+TEST_CASE("matcher: an expired partial match of a chain rule is freed by its key's last deadline or next event") {
+  // matching.md §10: a chain rule's expired partial match is dropped at its key's next event or
+  // when the watermark passes the latest deadline of the key's partial matches of chain rules.
+  // After b the run waits for c only 1 s (not the rule's hour).
   for (const char* arrow : {"", "any "}) {
     std::string error;
     auto rules = test::CheckRandomRule(
@@ -442,17 +443,23 @@ TEST_CASE("matcher: a partial match whose step `within` ends sooner than its rul
     REQUIRE_MESSAGE(rules, error);
     auto program = CompileProgram(rules).program;
     REQUIRE(program);
-    const test::RandomStream stream =
-        test::MakeStream(rules->schema, {{"u1", "a", 0, 0}, {"u1", "b", 0, 1000}});
+    const test::RandomStream stream = test::MakeStream(
+        rules->schema, {{"u1", "a", 0, 0}, {"u1", "b", 0, 1000}, {"u1", "d", 0, 2500}});
     Matcher m(program, {}, {});
-    for (const OwnedRecord& r : stream.records) m.Push(r.view());
+    m.Push(stream.records[0].view());
+    m.Push(stream.records[1].view());
     CAPTURE(arrow);
     CHECK(m.counters().runs_live == (*arrow ? 2 : 1));   // any: the run waiting for b stays
     m.AdvanceWatermark(1999);
     CHECK(m.counters().runs_live == (*arrow ? 2 : 1));
-    m.AdvanceWatermark(2000);   // the deadline 1000 + 1 s: the run waiting for c is gone
+    // The deadline 1000 + 1 s passes. Skip-till-next: the key's only partial match, so its last
+    // deadline: freed now, and the key with it (its timer moved up from the hour when b was taken).
+    // Skip-till-any: the run waiting for b lives on, so the expired one waits for the key's next event.
+    m.AdvanceWatermark(2000);
+    CHECK(m.counters().runs_live == (*arrow ? 2 : 0));
+    CHECK(m.counters().keys_live == 1 - (*arrow ? 0 : 1));
+    m.Push(stream.records[2].view());   // u1's next event: the expired partial match is dropped
     CHECK(m.counters().runs_live == (*arrow ? 1 : 0));
-    CHECK(m.counters().keys_live == (*arrow ? 1 : 0));
   }
 }
 
