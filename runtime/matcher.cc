@@ -374,10 +374,13 @@ void Matcher::Impl::BuildChains() {
     for (size_t t = 0; t < type_count_; ++t)
       if (passive_[s * type_count_ + t] == kStep) passive_[s * type_count_ + t] = kChainStep;
   }
-  for (std::vector<SpecUse>& uses : by_type_)
-    for (SpecUse& use : uses)
+  for (std::vector<SpecUse>& uses : by_type_) {
+    for (SpecUse& use : uses) {
       use.starts_chain = std::all_of(use.rules.begin(), use.rules.end(),
                                      [&](int32_t r) { return chain_rule[static_cast<size_t>(r)] != 0; });
+      use.never_starts = options_.start_index && use.start.kind() == StartIndex::Kind::kNone && use.start.all().empty();
+    }
+  }
 }
 
 // Appends to reach_ the (step, step within) of every TAKE of `rule` reachable from `state` through
@@ -530,15 +533,12 @@ bool Matcher::Impl::Push(RecordView event) {
     // in the buffer.)
     if (reorder_.empty() && watermark_ != kNoWatermark && t == watermark_ + 1) {
       ProcessEvent(event, seq, EventStore::kNone);
-      counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
     } else if (options_.max_buffered_events_per_key == 0) {
       reorder_.Push(store_.Add(event, seq));
     } else {
       taken = BufferPerKey(event, seq);
     }
   }
-  counters_.events_buffered = reorder_.size();
-  counters_.events_stored = store_.live();
   return taken;
 }
 
@@ -561,9 +561,6 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
     }
   }
   watermark_ = w;
-  counters_.events_buffered = reorder_.size();
-  counters_.events_stored = store_.live();
-  counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
 }
 
 // One event, in (time, seq) order, on every key it belongs to. `stored`: its copy in store_ with
@@ -817,7 +814,7 @@ void Matcher::AdvanceWatermark(int64_t t) { impl_->AdvanceTo(t); }
 std::string Matcher::Snapshot() const { return impl_->Snapshot(); }
 bool Matcher::Restore(std::string_view bytes, std::string* error) { return impl_->Restore(bytes, error); }
 int64_t Matcher::watermark() const { return impl_->watermark_; }
-const MatcherCounters& Matcher::counters() const { return impl_->counters_; }
+const MatcherCounters& Matcher::counters() const { return impl_->Counters(); }
 const Program& Matcher::program() const { return *impl_->program_; }
 
 }  // namespace vigil

@@ -204,6 +204,7 @@ struct SpecUse {
   std::vector<int32_t> rules;
   StartIndex start;
   bool starts_chain = false;   // every rule of `rules` is a chain rule (Impl::BuildChains)
+  bool never_starts = false;   // no rule's first step can take the event (start index on)
 };
 
 // The encoded key of a spec whose one component is a string, without its bytes copied: the
@@ -358,6 +359,14 @@ class Matcher::Impl {
   std::string Snapshot() const;                                   // matcher_snapshot.cc
   bool Restore(std::string_view bytes, std::string* error);
   uint64_t Fingerprint() const;
+  // counters_ with its gauges of storage (buffered and stored events, nodes) brought up to date:
+  // they are read here rather than kept current on every event.
+  const MatcherCounters& Counters() {
+    counters_.events_buffered = reorder_.size();
+    counters_.events_stored = store_.live();
+    counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
+    return counters_;
+  }
 
   std::shared_ptr<const Program> program_;
   MatcherOptions options_;

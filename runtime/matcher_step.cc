@@ -202,7 +202,7 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
     ++kept;
   }
   const size_t successors = next_.size();
-  StartRuns(use);   // the new runs, into next_ after the successors: they go at the end
+  if (!use.never_starts) StartRuns(use);   // the new runs, into next_ after the successors: at the end
   const size_t total = kept + next_.size();
   bool skip = false;
   for (const Pending& p : pending_) skip = skip || rule_facts_[static_cast<size_t>(p.rule)].has_skip;
@@ -268,7 +268,8 @@ bool Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e,
     pending_.push_back(Pending{AlertKind::kMatch, target.rule, n, next.start_ord, now_});
     return false;
   }
-  next.expiry = Expiry(next);
+  const int64_t window = state_facts_[static_cast<size_t>(e.target)].window_expiry_ms;
+  next.expiry = window > 0 ? After(next.first_time, window) : window == 0 ? kNever : Expiry(next);
   if (next.expiry < now_) {   // every continuation's deadline has passed (as AddRun)
     ReleaseNode(n);
     return false;
