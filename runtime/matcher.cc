@@ -332,7 +332,7 @@ void Matcher::Impl::BuildIndexes() {
 // and hash-consing of StepRun.
 void Matcher::Impl::BuildChains() {
   const Program& p = *program_;
-  std::vector<uint8_t> chain_rule(p.rules.size(), 1);
+  std::vector<uint8_t> chain_rule(p.rules.size(), options_.chain_paths ? 1 : 0);
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
     if (rule.start < 0 || rule.checked->has_timeout_emit) chain_rule[r] = 0;
@@ -343,7 +343,9 @@ void Matcher::Impl::BuildChains() {
     uint8_t& ok = chain_rule[static_cast<size_t>(st.rule)];
     const StateFacts& f = state_facts_[s];
     const bool start = p.rules[static_cast<size_t>(st.rule)].start == static_cast<int32_t>(s);
-    if (st.shared >= 0 || st.absence >= 0 || st.kind == StateKind::kAbsence) ok = 0;
+    if (st.absence >= 0 || st.kind == StateKind::kAbsence) ok = 0;
+    if (st.shared >= 0)   // every rule the shared state stands for, not only its owner
+      for (int32_t r : p.shared[static_cast<size_t>(st.shared)]) chain_rule[static_cast<size_t>(r)] = 0;
     if (st.kind == StateKind::kFinal) continue;
     if (st.accepting || f.only_take < 0) ok = 0;
     if (!start && f.shape == StateFacts::Shape::kGeneral) ok = 0;

@@ -105,6 +105,11 @@ struct MatcherOptions {
   // (nfa/start_index.h). false: try every rule that sees the event's type (for tests: the
   // results must be the same).
   bool start_index = true;
+  // Step the runs of chain rules (runtime/matcher.cc, BuildChains; matching.md §10) by the chain
+  // path. false: every rule by the general path (for tests: the alerts, their order and ids and
+  // the cumulative counters must be the same; an expired chain run is then removed at its
+  // deadline, not lazily).
+  bool chain_paths = true;
 };
 
 enum class AlertKind : uint8_t { kMatch, kTimeout };
