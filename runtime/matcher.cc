@@ -708,6 +708,7 @@ void Matcher::Impl::EncodeKey(RecordView record, const KeySpec& spec, int32_t sp
 }
 
 uint32_t Matcher::Impl::CreateKey(int32_t spec) {
+  decoded_key_ = nullptr;
   uint32_t k;
   if (!free_keys_.empty()) {
     k = free_keys_.back();
@@ -733,6 +734,7 @@ uint32_t Matcher::Impl::CreateKey(int32_t spec) {
 }
 
 void Matcher::Impl::FreeKey(uint32_t k) {
+  decoded_key_ = nullptr;
   KeyState& key = keys_[k];
   key_index_.erase(std::string_view(key.bytes));
   key.in_use = false;

@@ -354,6 +354,10 @@ void Matcher::Impl::ApplyLimit() {
 
 // key_values_: the key components as values (strings point into key.bytes).
 void Matcher::Impl::DecodeKey(const KeyState& key) {
+  // The same key as the last alert's (several alerts of one event usually are): key_values_
+  // still views its bytes. CreateKey and FreeKey forget it (slots move and are reused).
+  if (decoded_key_ == &key) return;
+  decoded_key_ = &key;
   const KeySpec& spec = specs_[static_cast<size_t>(key.spec)];
   key_values_.clear();
   const char* p = key.bytes.data() + sizeof(int32_t);

@@ -420,7 +420,9 @@ class Matcher::Impl {
   bool StepRun(const Run& r, bool fresh);   // true: r stays as it is (still holds its references)
   bool StepChainKeyInPlace(uint32_t k, const SpecUse& use);
   // The successor of r by its TAKE e into *out (false: none — completed, or dead on arrival).
-  bool ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out);
+  // transfer: r ends, and its reference to its binding passes to the new binding (the caller has
+  // done the rest of EndRun).
+  bool ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out, bool transfer);
   const Edge* Skip(const Run& r, bool took);
   bool Stay(const Run& r, const Edge* e);
   bool Takes(const Run& r, int32_t state, int depth);
@@ -569,6 +571,7 @@ class Matcher::Impl {
   std::vector<AlertEvent> alert_events_;
   std::vector<ExprValue> alert_fields_;
   std::vector<ExprValue> key_values_;
+  const KeyState* decoded_key_ = nullptr;   // DecodeKey: the key key_values_ holds
   std::string alert_text_;
   std::vector<size_t> text_offsets_;
   std::string key_joined_;

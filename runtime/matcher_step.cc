@@ -107,7 +107,8 @@ void Matcher::Impl::StartRuns(const SpecUse& use) {
       const Edge& take = program_->edges[static_cast<size_t>(state_facts_[static_cast<size_t>(fresh.state)].only_take)];
       NewRunScope();
       Run next;
-      if (Holds(take, fresh) && ChainTake(fresh, H(fresh.state), take, kNoAnchor, &next)) next_.push_back(next);
+      if (Holds(take, fresh) && ChainTake(fresh, H(fresh.state), take, kNoAnchor, &next, /*transfer=*/false))
+        next_.push_back(next);
     }
     return;
   }
@@ -183,14 +184,21 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
         int64_t anchor = kNoAnchor;
         const HotState& st = H(r.state);
         Run next;
-        const bool moved = TimeOk(r, st, &anchor) && ChainTake(r, st, take, anchor, &next);
-        if (moved) due.Add(next.expiry, true);
-        if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold
-          EndRun(r, /*deadline=*/false, /*discarded=*/false);   // after its successor took its node
-          if (moved) runs[kept++] = next;   // in r's place
+        const bool time_ok = TimeOk(r, st, &anchor);
+        if (f.shape == StateFacts::Shape::kTakeOrStay) {   // its IGNORE (!G) does not hold: r ends
+          // As EndRun (a chain has no timeouts), with r's reference passed on to its successor's
+          // binding when there is one.
+          --nodes_[r.node].live;
+          if (!time_ok) {
+            ReleaseNode(r.node);
+          } else if (ChainTake(r, st, take, anchor, &next, /*transfer=*/true)) {
+            due.Add(next.expiry, true);
+            runs[kept++] = next;   // in r's place
+          }
           continue;
         }
-        if (moved) {   // before r, which stays
+        if (time_ok && ChainTake(r, st, take, anchor, &next, /*transfer=*/false)) {   // before r, which stays
+          due.Add(next.expiry, true);
           next_.push_back(next);
           insert_at_.push_back(static_cast<uint32_t>(kept));
         }
@@ -247,7 +255,8 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
 
 // Take, for a chain rule: its binding is a new node (no other successor of this event can have
 // the same parent and step), held by the run it starts or by the pending alert.
-bool Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out) {
+bool Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e, int64_t anchor, Run* out,
+                              bool transfer) {
   const HotState& target = H(e.target);
   counters_.runs_started += r.node == kNoNode;
   const uint32_t n = AllocNode();
@@ -255,7 +264,7 @@ bool Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e,
   nodes_[n] = Node{event, r.node, static_cast<int16_t>(from.variable), static_cast<int16_t>(from.step), 1, 0,
                    static_cast<uint16_t>(from.rule), 0};
   store_.Ref(event);
-  if (r.node != kNoNode) ++nodes_[r.node].refs;
+  if (r.node != kNoNode && !transfer) ++nodes_[r.node].refs;   // (transfer: r's own reference)
   Run& next = *out;
   next.state = e.target;
   next.node = n;
