@@ -321,6 +321,7 @@ void Matcher::Impl::BuildIndexes() {
     rule_facts_.push_back(f);
   }
   BuildChains();
+  BuildEmitFields();
 }
 
 // Chain rules: every state a run can rest in has one TAKE, no PROCEED or KILL, and one IGNORE

@@ -442,18 +442,27 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
   a.match_id = MatchId(p, key, a.events);
   // Emit fields, in the context of every bound event; strings copied out of the evaluator's
   // scratch (the next Eval reuses it).
-  const auto& programs = p.kind == AlertKind::kMatch ? compiled.emit : compiled.timeout_emit;
+  const bool match = p.kind == AlertKind::kMatch;
+  const auto& programs = match ? compiled.emit : compiled.timeout_emit;
+  const std::vector<EmitRead>& fields = (match ? emit_fields_ : timeout_fields_)[static_cast<size_t>(p.rule)];
   alert_fields_.clear();
   if (!programs.empty()) {
-    BuildVars(p.node, p.rule);
-    vars_for_ = nullptr;
     EvalInput input;
-    input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+    if ((match ? emit_needs_vars_ : timeout_needs_vars_)[static_cast<size_t>(p.rule)]) {
+      BuildVars(p.node, p.rule);
+      vars_for_ = nullptr;
+      input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
+    }
     input.key = a.key_value;
     alert_text_.clear();
     text_offsets_.clear();
-    for (const ExprProgram& program : programs) {
-      const ExprValue v = evaluator_.Eval(program, input);
+    for (size_t i = 0; i < programs.size(); ++i) {
+      if (fields[i].kind != EmitRead::Kind::kEval) {   // views of the key or a bound event: stable
+        alert_fields_.push_back(EmitFieldValue(fields[i], programs[i], p.node, a.key_value));
+        text_offsets_.push_back(SIZE_MAX);
+        continue;
+      }
+      const ExprValue v = evaluator_.Eval(programs[i], input);
       const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
       text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
       if (text) alert_text_.append(v.s);
@@ -473,6 +482,80 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
     ++counters_.timeouts;
   }
   if (callbacks_.on_alert) callbacks_.on_alert(a);
+}
+
+// Which emit fields EmitFieldValue reads directly: a program of one instruction, `key` or a
+// field of a single-event variable (not a loop's: `v.f` of a loop variable is its first event's,
+// which the interpreter finds). Everything else is interpreted.
+void Matcher::Impl::BuildEmitFields() {
+  for (const CompiledRule& rule : program_->rules) {
+    const auto& variables = rule.checked->pattern.variables;
+    auto classify = [&](const std::vector<ExprProgram>& programs, std::vector<EmitRead>* out) {
+      bool needs_vars = false;
+      for (const ExprProgram& program : programs) {
+        EmitRead f;
+        if (program.code.size() == 1 && program.result_type.kind == ValueType::Kind::kScalar) {
+          const ExprInst& in = program.code[0];
+          if (in.op == ExprOpcode::kPushKey) {
+            f.kind = EmitRead::Kind::kKey;
+          } else if ((in.op == ExprOpcode::kVarInt || in.op == ExprOpcode::kVarFloat ||
+                      in.op == ExprOpcode::kVarBool || in.op == ExprOpcode::kVarString) &&
+                     in.imm == 0 && in.var < variables.size() && !variables[in.var].is_loop) {
+            f = EmitRead{EmitRead::Kind::kVar, in.op, static_cast<int32_t>(in.var), in.arg};
+          }
+        }
+        needs_vars = needs_vars || f.kind == EmitRead::Kind::kEval;
+        out->push_back(f);
+      }
+      return needs_vars;
+    };
+    emit_fields_.emplace_back();
+    timeout_fields_.emplace_back();
+    emit_needs_vars_.push_back(classify(rule.emit, &emit_fields_.back()));
+    timeout_needs_vars_.push_back(classify(rule.timeout_emit, &timeout_fields_.back()));
+  }
+}
+
+// The value ExprEvaluator::Eval gives for a field BuildEmitFields recognised: the slot the
+// instruction would push, converted by the program's result type.
+ExprValue Matcher::Impl::EmitFieldValue(const EmitRead& f, const ExprProgram& program, uint32_t node,
+                                        const ExprValue& key) const {
+  bool valid = false;
+  int64_t i = 0;
+  double d = 0;
+  std::string_view str;
+  if (f.kind == EmitRead::Kind::kKey) {
+    if (key.has_value && key.type.kind == ValueType::Kind::kScalar) {
+      valid = true;
+      if (key.type.is(ScalarType::kString)) {
+        str = key.s;
+      } else if (key.type.is(ScalarType::kFloat)) {
+        d = key.f;
+      } else {
+        i = key.i;
+      }
+    }
+  } else {
+    for (uint32_t n = node; n != kNoNode; n = nodes_[n].parent) {
+      if (nodes_[n].variable != f.var) continue;
+      const RecordView r = store_.view(nodes_[n].event);
+      valid = true;
+      switch (f.op) {
+        case ExprOpcode::kVarFloat: d = r.GetFloat(f.slot); break;
+        case ExprOpcode::kVarBool: i = r.GetBool(f.slot) ? 1 : 0; break;
+        case ExprOpcode::kVarString: str = r.GetString(f.slot); break;
+        default: i = r.GetInt(f.slot); break;
+      }
+      break;
+    }
+  }
+  const ValueType t = program.result_type;
+  if (!valid || t.kind == ValueType::Kind::kNull) return ExprValue::NoValue();
+  switch (t.scalar) {
+    case ScalarType::kFloat: return ExprValue::Float(d);
+    case ScalarType::kString: return ExprValue::String(str);
+    default: return ExprValue::Int(i, t.scalar);
+  }
 }
 
 // matching.md §8: FNV-1a over "rule\x1f key \x1f kind", then each bound event's time and seq

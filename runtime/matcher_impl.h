@@ -190,6 +190,17 @@ struct FieldCompare {
   CompareKind op = CompareKind::kEq;
 };
 
+// An emit field (or `on timeout emit` field) read without the interpreter (Impl::EmitAlert): the
+// whole expression is `key`, or `v.field` of a single-event variable (one instruction). kEval:
+// anything else, interpreted over the variables' events (BuildVars).
+struct EmitRead {
+  enum class Kind : uint8_t { kEval, kKey, kVar };
+  Kind kind = Kind::kEval;
+  ExprOpcode op = ExprOpcode::kPushNoValue;   // kVar: kVarInt / kVarFloat / kVarBool / kVarString
+  int32_t var = -1;
+  int32_t slot = -1;
+};
+
 // Rules with identical key fields share key states.
 struct KeySpec {
   std::vector<ValueType> types;                      // per component
@@ -381,6 +392,9 @@ class Matcher::Impl {
   void BuildIndexes();
   void BuildPassive();
   void BuildChains();
+  void BuildEmitFields();   // matcher_alert.cc
+  ExprValue EmitFieldValue(const EmitRead& f, const ExprProgram& program, uint32_t node,
+                           const ExprValue& key) const;
   void ProcessEvent(RecordView record, int64_t seq, EventStore::Handle stored);
   EventStore::Handle StoredEvent() {   // the current event's copy in store_, made on first use
     if (event_ == EventStore::kNone) {
@@ -489,6 +503,9 @@ class Matcher::Impl {
     return false;
   }
   std::vector<RuleFacts> rule_facts_;                  // per rule, then per shared state
+  // Per rule: its emit fields, then its `on timeout emit` fields, and whether any needs BuildVars.
+  std::vector<std::vector<EmitRead>> emit_fields_, timeout_fields_;
+  std::vector<uint8_t> emit_needs_vars_, timeout_needs_vars_;
   // [state * type count + type]: how a run resting in the state meets an event of the type.
   // kStays: it certainly just stays (no TAKE or KILL can hold, the first IGNORE that can hold is
   // an unconditional stay), so the step is skipped; kNotInStream: the state's rule does not see

@@ -14,7 +14,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "grammar/check.h"
 #include "nfa/program.h"
+#include "tests/expr_test_util.h"
 #include "runtime/matcher.h"
 #include "tests/alloc_counter.h"
 #include "tests/random_rules.h"
@@ -673,6 +675,51 @@ TEST_CASE("matcher: an alternation of 70 branches takes its last branch") {
   REQUIRE(got.all.size() == 2);
   CHECK(got.alerts.count("\"u1\"") == 1);
   CHECK(got.alerts.count("\"u2\"") == 1);
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+// EmitAlert reads `key` and `v.field` of a single-event variable without the interpreter
+// (BuildEmitFields): every scalar type, both variables, next to a field the interpreter computes.
+TEST_CASE("matcher: emitted fields read from bound events and the key have the interpreter's values") {
+  const std::string text =
+      "event T { id: string  flag: bool  n: int  p: float  name: string  at: timestamp  time at  key id }\n"
+      "rule r {\n  key id\n  pattern a: T where n == 1 -> b: T where n == 2\n"
+      "  emit { f1: a.flag, f2: b.flag, n: a.n, p: b.p, s: a.name, k: key, sum: a.n + b.n }\n}\n";
+  CheckResult checked = CheckSources({SourceFile{"emit.vigil", text}});
+  REQUIRE_FALSE(checked.diagnostics.has_errors());
+  auto program = CompileProgram(std::make_shared<const CheckedRules>(std::move(checked.rules))).program;
+  REQUIRE(program);
+  const OwnedRecord first = test::MakeRecord(
+      program->schema(), 0,
+      {Value::String("u1"), Value::Bool(true), Value::Int(1), Value::Float(1.5), Value::String("x")}, 1000);
+  const OwnedRecord second = test::MakeRecord(
+      program->schema(), 0,
+      {Value::String("u1"), Value::Bool(false), Value::Int(2), Value::Float(2.5), Value::String("y")}, 2000);
+  std::vector<std::string> seen;
+  MatcherCallbacks cb;
+  cb.on_alert = [&](const Alert& a) {
+    for (const ExprValue& v : a.fields) {
+      if (!v.has_value) {
+        seen.push_back("null");
+      } else if (v.type.is(ScalarType::kString)) {
+        seen.push_back(std::string(v.s));
+      } else if (v.type.is(ScalarType::kFloat)) {
+        seen.push_back(fmt::format("{}", v.f));
+      } else if (v.type.is(ScalarType::kBool)) {
+        seen.push_back(v.i != 0 ? "true" : "false");
+      } else {
+        seen.push_back(fmt::format("{}", v.i));
+      }
+    }
+  };
+  Matcher m(program, {}, cb);
+  m.Push(first.view());
+  m.Push(second.view());
+  m.Finish();
+  CHECK(seen == std::vector<std::string>{"true", "false", "1", "2.5", "x", "u1", "3"});
 }
 
 }  // namespace vigil
