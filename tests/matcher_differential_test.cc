@@ -402,7 +402,7 @@ TEST_CASE("matcher: a damaged or foreign snapshot is refused with a reason") {
 
 namespace vigil {
 
-TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on a later event; late events are counted and handed over") {
+TEST_CASE("matcher: absence fires when the watermark passes its deadline, not on a later event, and late events are counted and handed over") {
   std::string error;
   auto rules = test::CheckRandomRule(
       "rule r {\n  key id\n  pattern a: E where k == \"a\" -> no m: E where k == \"m\" within 5s\n"

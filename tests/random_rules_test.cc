@@ -64,7 +64,7 @@ std::map<std::string, int> Coverage(RandomRuleGenerator& g, int n) {
   return counts;
 }
 
-TEST_CASE("random rules: 500 rules cover every construct; few are rejected") {
+TEST_CASE("random rules: 500 rules cover every construct, and few are rejected") {
   SUBCASE("every construct") {
     RandomRuleGenerator g(1, {});
     const std::map<std::string, int> counts = Coverage(g, 500);

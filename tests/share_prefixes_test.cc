@@ -55,7 +55,7 @@ std::vector<std::string> Alerts(std::shared_ptr<const Program> program, const te
 
 }  // namespace
 
-TEST_CASE("share: rules that begin alike share their first states; the program says so") {
+TEST_CASE("share: rules that begin alike share their first states, and the program says so") {
   const std::string a = Rule("a", "  within 10s\n  pattern p: E where k == \"a\" -> q: E where k == \"b\" and x > p.x -> r: E where k == \"c\"");
   const std::string b = Rule("b", "  within 10s\n  pattern p: E where k == \"a\" -> q: E where k == \"b\" and x > p.x -> r: E where k == \"d\"");
   const std::string c = Rule("c", "  within 10s\n  pattern p: E where k == \"a\" -> q: E where k == \"c\"");
