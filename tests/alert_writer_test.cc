@@ -1,4 +1,5 @@
-// adapters/alert_writer.h: the JSON lines `vigil run` writes. Tables of {input, exact output}
+// adapters/alert_writer.h: the JSON lines `vigil run` writes (and adapters/json_put.h, the pieces
+// it writes them with, against fmt). Tables of {input, exact output}
 // for string escaping (control bytes, quotes, every kind of invalid UTF-8 -> \ufffd), RFC 3339
 // times, values; whole alert, late and dead-letter lines for alerts built by hand (no matcher
 // needed); `suppress`; and that formatting allocates nothing once the buffers have grown.
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "adapters/alert_writer.h"
+#include "adapters/json_put.h"
 #include "grammar/check.h"
 #include "tests/alloc_counter.h"
 
@@ -160,6 +162,54 @@ TEST_CASE("alert writer: direct appends write what fmt's runtime format strings 
   }
 }
 
+TEST_CASE("alert writer: integers and hex digits as fmt writes them, at every length") {
+  // Digits are made 8 per word and leading zeros dropped from the first word: every length,
+  // its boundaries (10^k - 1, 10^k), both signs and the extremes; the match id's hex digits
+  // from two 32-bit halves: every nibble value at every position, and random ids.
+  const auto put_int = [](int64_t v) {
+    char room[kMaxInt];
+    return std::string(room, PutInt(room, v));
+  };
+  const auto put_hex = [](uint64_t v) {
+    char room[kMaxHex];
+    return std::string(room, PutHex16(room, v));
+  };
+  std::vector<int64_t> ints = {0, 1, 7, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+  for (int64_t p = 10; p <= INT64_MAX / 10; p *= 10) {
+    for (const int64_t v : {p - 1, p, p + 1, 2 * p - 1, 5 * p + 3}) {
+      ints.push_back(v);
+      ints.push_back(-v);
+    }
+  }
+  ints.push_back(1'000'000'000'000'000'000);
+  for (const int64_t v : ints) {
+    CAPTURE(v);
+    CHECK(put_int(v) == fmt::format("{}", v));
+  }
+  uint64_t state = 0x2545F4914F6CDD1DULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int k = 0; k < 5000; ++k) {
+    const uint64_t u = next() >> (next() % 64);
+    char room[kMaxInt];
+    CHECK(std::string(room, PutUnsigned(room, u)) == fmt::format("{}", u));
+    CHECK(put_hex(u) == fmt::format("{:016x}", u));
+  }
+  for (int at = 0; at < 16; ++at) {
+    for (uint64_t nibble = 0; nibble < 16; ++nibble) {
+      const uint64_t v = (nibble << (4 * at)) | (at % 2 == 0 ? 0 : 0xa000000000000005ULL);
+      CHECK(put_hex(v) == fmt::format("{:016x}", v));
+    }
+  }
+  CHECK(put_hex(0) == "0000000000000000");
+  CHECK(put_hex(UINT64_MAX) == "ffffffffffffffff");
+  CHECK(put_hex(0x0123456789abcdefULL) == "0123456789abcdef");
+}
+
 TEST_CASE("alert writer: values in JSON and in messages") {
   CHECK(JsonValue(ExprValue::NoValue()) == "null");
   CHECK(JsonValue(ExprValue::Int(-42)) == "-42");
@@ -255,6 +305,56 @@ TEST_CASE("alert writer: a whole alert line") {
         R"("fields":{"card":"c1"},"events":[{"var":"s","time_ms":1000,"seq":3}]})"
         "\n");
   CHECK(writer.RenderMessage(alert).empty());
+}
+
+TEST_CASE("alert writer: detection times, a first field with no value, long constant text") {
+  // The detection time's text is kept for the last second written: times going forward, back,
+  // across days, before 1970 and past year 9999 must each come out as AppendRfc3339 writes
+  // them. The rule's name is longer than the 32-byte blocks its text is copied in; the first
+  // field has no value (the second is written without a comma); the key needs escaping.
+  const char* rules = R"(event Charge {
+  card_id: string
+  amount: float
+  at: timestamp
+  time at
+  key card_id
+}
+rule a_rule_name_longer_than_one_thirty_two_byte_block_of_text {
+  within 10m
+  pattern s: Charge -> b: Charge where amount > s.amount
+  emit { first: s.amount / 0, second: b.amount, third: b.card_id }
+}
+)";
+  const CheckResult check = CheckSources({{"r.vigil", rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  const std::vector<ExprValue> key = {ExprValue::String("k\"\x01\xff")};
+  const std::vector<ExprValue> fields = {ExprValue::NoValue(), ExprValue::Float(0.25),
+                                         ExprValue::String("t")};
+  const std::vector<AlertEvent> events = {{RecordView(), -5, 0, 0}, {RecordView(), 12, 1, 1}};
+  Alert alert;
+  alert.rule = 0;
+  alert.rule_info = &check.rules.rules[0];
+  alert.key = key;
+  alert.fields = fields;
+  alert.events = events;
+  AlertWriter writer(check.rules);
+  const std::vector<int64_t> times = {
+      1709345940013, 1709345940999, 1709345941000, 1709345940500,   // forward, next second, back
+      1709345941000, 1709345941001, 1709423999999, 1709424000000,   // same second; a new day
+      0, 999, 1000, -1, -1000, -1001, 253402300799999, 253402300800000, 1709345940013};
+  for (size_t k = 0; k < times.size(); ++k) {
+    alert.detection_ms = times[k];
+    alert.match_id = 0xfedcba9876543210ULL >> k;
+    CAPTURE(times[k]);
+    CHECK(writer.Format(alert) ==
+          R"({"rule":"a_rule_name_longer_than_one_thirty_two_byte_block_of_text","version":1,)"
+          R"("severity":"medium","kind":"match","key":"k\"\u0001\ufffd",)" +
+              fmt::format(R"("detection_time":"{}","detection_ms":{},"match_id":"{:016x}",)",
+                          Time(times[k]), times[k], alert.match_id) +
+              R"("fields":{"second":0.25,"third":"t"},"events":[{"var":"s","time_ms":-5,"seq":0},)"
+              R"({"var":"b","time_ms":12,"seq":1}]})"
+              "\n");
+  }
 }
 
 TEST_CASE("alert writer: late events and dead letters") {
