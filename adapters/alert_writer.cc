@@ -194,6 +194,9 @@ std::string_view DecodeCodeName(DecodeCode code) {
 // ---- alerts ---------------------------------------------------------------------------------
 
 AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
+  // Every entry starts as a NaN's text, correct for its bits (no "empty" flag to test).
+  FloatText nan{.bits = 0x7FF8000000000001ULL, .size = 5, .text = "\"NaN\""};
+  float_texts_.assign(size_t{1} << kFloatTextBits, nan);
   info_.resize(rules.rules.size());
   for (size_t r = 0; r < rules.rules.size(); ++r) {
     const CheckedRule& rule = rules.rules[r];
@@ -327,6 +330,39 @@ char* AlertWriter::PutDetectionTime(char* p, int64_t millis) {
   return p + 24;
 }
 
+char* AlertWriter::PutMillis(char* p, int64_t millis) {
+  if (millis < 100'000'000 || millis >= 10'000'000'000'000'000) return PutInt(p, millis);
+  const uint64_t u = static_cast<uint64_t>(millis);
+  const uint64_t high = u / 100'000'000;
+  if (high != millis_high_) {
+    char text[kMaxInt];
+    millis_high_size_ = static_cast<size_t>(PutUpTo8Digits(text, static_cast<uint32_t>(high)) - text);
+    std::memcpy(&millis_high_text_, text, 8);
+    millis_high_ = high;
+  }
+  std::memcpy(p, &millis_high_text_, 8);
+  return Put8Digits(p + millis_high_size_, static_cast<uint32_t>(u % 100'000'000));
+}
+
+char* AlertWriter::PutFloatField(char* p, double f) {
+  static_assert(sizeof(FloatText) == 32 && kMaxFloat >= 24);
+  uint64_t bits;
+  std::memcpy(&bits, &f, 8);
+  FloatText& entry = float_texts_[(bits * 0x9E3779B97F4A7C15ULL) >> (64 - kFloatTextBits)];
+  if (entry.bits == bits) {
+    std::memcpy(p, entry.text, sizeof entry.text);
+    return p + entry.size;
+  }
+  char* const end = PutJsonFloat(p, f);
+  const size_t size = static_cast<size_t>(end - p);
+  if (size <= sizeof entry.text) {
+    entry.bits = bits;
+    entry.size = static_cast<uint8_t>(size);
+    std::memcpy(entry.text, p, sizeof entry.text);
+  }
+  return end;
+}
+
 void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
   const int kind = alert.kind == AlertKind::kMatch ? 0 : 1;
@@ -365,7 +401,7 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   p = Put(p, ",\"detection_time\":\"");
   p = PutDetectionTime(p, alert.detection_ms);
   p = Put(p, "\",\"detection_ms\":");
-  p = PutInt(p, alert.detection_ms);
+  p = PutMillis(p, alert.detection_ms);
   p = Put(p, ",\"match_id\":\"");
   p = PutHex16(p, alert.match_id);
   *p++ = '"';
@@ -380,7 +416,11 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
     if (!v.has_value || v.type.kind == ValueType::Kind::kNull) continue;
     p = PutPiece(p, text + names[k].at + skip, names[k].size - skip);
     skip = 0;
-    p = PutJsonValueInline(p, v);
+    if (v.type.kind == ValueType::Kind::kScalar && v.type.scalar == ScalarType::kFloat) {
+      p = PutFloatField(p, v.f);
+    } else {
+      p = PutJsonValueInline(p, v);
+    }
   }
   p = Put(p, "},\"events\":[");
   skip = 1;
@@ -389,7 +429,7 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
     const Piece& head = var < info.var_heads.size() ? info.var_heads[var] : info.anonymous_var_head;
     p = PutPiece(p, text + head.at + skip, head.size - skip);
     skip = 0;
-    p = PutInt(p, e.time_ms);
+    p = PutMillis(p, e.time_ms);
     p = Put(p, ",\"seq\":");
     p = PutInt(p, e.seq);
     *p++ = '}';

@@ -123,6 +123,13 @@ class AlertWriter {
   // The detection time as PutRfc3339 writes it, the text up to the milliseconds kept for the
   // last second written.
   char* PutDetectionTime(char* p, int64_t millis);
+  // An epoch-millisecond integer (detection_ms, time_ms) as PutInt writes it; the text of its
+  // digits above the last 8 (they change once a day or so) kept for the last value written.
+  char* PutMillis(char* p, int64_t millis);
+  // A float field's JSON as PutJsonFloat writes it, from a small direct-mapped table of the
+  // texts of recent values (skip-till-any alerts repeat the values of events shared by many
+  // matches).
+  char* PutFloatField(char* p, double f);
 
   const CheckedRules& rules_;
   std::vector<RuleInfo> info_;
@@ -130,6 +137,16 @@ class AlertWriter {
   fmt::memory_buffer message_;
   int64_t time_second_ = -1;   // the second time_text_ holds (-1: none)
   char time_text_[48];
+  uint64_t millis_high_ = 0;        // 0: none (values below 10^8 take PutInt's way)
+  uint64_t millis_high_text_ = 0;   // its digits as 8 bytes (PutUpTo8Digits)
+  size_t millis_high_size_ = 0;
+  struct FloatText {
+    uint64_t bits;
+    uint8_t size;
+    char text[23];
+  };
+  static constexpr int kFloatTextBits = 8;   // 256 entries, 8 KiB
+  std::vector<FloatText> float_texts_;
 };
 
 class RejectWriter {

@@ -5,6 +5,7 @@
 // needed); `suppress`; and that formatting allocates nothing once the buffers have grown.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -311,7 +312,8 @@ TEST_CASE("alert writer: detection times, a first field with no value, long cons
   // The detection time's text is kept for the last second written: times going forward, back,
   // across days, before 1970 and past year 9999 must each come out as AppendRfc3339 writes
   // them. The rule's name is longer than the 32-byte blocks its text is copied in; the first
-  // field has no value (the second is written without a comma); the key needs escaping.
+  // field has no value (the second is written without a comma); the key needs escaping. The
+  // events' times go with the detection time, across 10^8 boundaries.
   const char* rules = R"(event Charge {
   card_id: string
   amount: float
@@ -330,30 +332,81 @@ rule a_rule_name_longer_than_one_thirty_two_byte_block_of_text {
   const std::vector<ExprValue> key = {ExprValue::String("k\"\x01\xff")};
   const std::vector<ExprValue> fields = {ExprValue::NoValue(), ExprValue::Float(0.25),
                                          ExprValue::String("t")};
-  const std::vector<AlertEvent> events = {{RecordView(), -5, 0, 0}, {RecordView(), 12, 1, 1}};
   Alert alert;
   alert.rule = 0;
   alert.rule_info = &check.rules.rules[0];
   alert.key = key;
   alert.fields = fields;
-  alert.events = events;
   AlertWriter writer(check.rules);
   const std::vector<int64_t> times = {
       1709345940013, 1709345940999, 1709345941000, 1709345940500,   // forward, next second, back
       1709345941000, 1709345941001, 1709423999999, 1709424000000,   // same second; a new day
-      0, 999, 1000, -1, -1000, -1001, 253402300799999, 253402300800000, 1709345940013};
+      0, 999, 1000, -1, -1000, -1001, 253402300799999, 253402300800000, 1709345940013,
+      // Millisecond integers above 10^8 keep the text of their digits above the last 8.
+      99999999, 100000000, 100000004, 199999999, 200000000, 1709345940013, 9999999999999999,
+      10000000000000000, 10000000000000005, 1709345940013};
   for (size_t k = 0; k < times.size(); ++k) {
-    alert.detection_ms = times[k];
+    const int64_t t = times[k];
+    const std::vector<AlertEvent> events = {{RecordView(), t - 5, 0, 0}, {RecordView(), t + 12, 1, 1}};
+    alert.events = events;
+    alert.detection_ms = t;
     alert.match_id = 0xfedcba9876543210ULL >> k;
-    CAPTURE(times[k]);
+    CAPTURE(t);
     CHECK(writer.Format(alert) ==
           R"({"rule":"a_rule_name_longer_than_one_thirty_two_byte_block_of_text","version":1,)"
           R"("severity":"medium","kind":"match","key":"k\"\u0001\ufffd",)" +
               fmt::format(R"("detection_time":"{}","detection_ms":{},"match_id":"{:016x}",)",
-                          Time(times[k]), times[k], alert.match_id) +
-              R"("fields":{"second":0.25,"third":"t"},"events":[{"var":"s","time_ms":-5,"seq":0},)"
-              R"({"var":"b","time_ms":12,"seq":1}]})"
+                          Time(t), t, alert.match_id) +
+              R"("fields":{"second":0.25,"third":"t"},"events":[)" +
+              fmt::format(R"({{"var":"s","time_ms":{},"seq":0}},{{"var":"b","time_ms":{},"seq":1}}]}})",
+                          t - 5, t + 12) +
               "\n");
+  }
+}
+
+TEST_CASE("alert writer: float fields through the table of recent texts") {
+  // Float fields' texts are kept in a direct-mapped table keyed by the value's bits: values
+  // repeated, colliding, negative zero, NaNs (one with the bits the empty entries hold, one
+  // with another payload), infinities and subnormals must each come out as the uncached
+  // AppendJsonValue writes them (itself held to fmt above).
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  uint64_t state = 0x853C49E6748FEA9BULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  std::vector<double> pool = {0.0, -0.0, 1.0, 901.5, 1e300 * 1e300, -1e300 * 1e300, 5e-324};
+  for (const uint64_t bits : {0x7FF8000000000001ULL, 0x7FF8000000000000ULL, 0xFFF0000000000001ULL}) {
+    double nan;
+    std::memcpy(&nan, &bits, sizeof nan);
+    pool.push_back(nan);
+  }
+  while (pool.size() < 700) {
+    uint64_t bits = next();
+    if (pool.size() % 2 == 0) bits = std::bit_cast<uint64_t>(static_cast<double>(next() % 100000) / 1000);
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    pool.push_back(v);
+  }
+  const std::vector<ExprValue> key = {ExprValue::String("c1"), ExprValue::String("shop")};
+  const std::vector<AlertEvent> events = {{RecordView(), 1000, 3, 0}};
+  Alert alert;
+  alert.rule = 0;
+  alert.key = key;
+  alert.events = events;
+  AlertWriter writer(f.check.rules);
+  for (int k = 0; k < 5000; ++k) {
+    const double v = pool[next() % pool.size()];
+    const std::vector<ExprValue> fields = {ExprValue::String("c1"), ExprValue::Float(v),
+                                           ExprValue::NoValue()};
+    alert.fields = fields;
+    const std::string want = "\"total\":" + JsonValue(ExprValue::Float(v)) + "},";
+    const std::string_view line = writer.Format(alert);
+    CAPTURE(want);
+    CHECK(line.find(want) != std::string_view::npos);
   }
 }
 
