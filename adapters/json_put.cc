@@ -37,21 +37,8 @@ size_t Utf8SequenceLength(const unsigned char* p, size_t left) {
   return 0;
 }
 
-// Whether a byte needs more than copying in a JSON string: a control byte, '"', '\\', or the
-// start of a multi-byte sequence (checked, or replaced when ill-formed).
+// Whether a byte needs more than copying in a JSON string (NeedsCareBits for one byte).
 inline bool NeedsCare(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
-
-// NeedsCare for any of the 8 bytes of `w` (exact: "has a byte less than 0x20" and "has a zero
-// byte" tests, the latter on `w` xor the quote and the backslash).
-inline bool AnyNeedsCare(uint64_t w) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const uint64_t quote = w ^ (kOnes * '"');
-  const uint64_t slash = w ^ (kOnes * '\\');
-  const uint64_t low = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
-                       ((slash - kOnes) & ~slash);
-  return ((low | w) & kHigh) != 0;
-}
 
 template <size_t N>
 [[gnu::always_inline]] inline char* Put(char* p, const char (&literal)[N]) {

@@ -124,6 +124,20 @@ char* PutJsonFloat(char* p, double f);
 // Room for PutJsonString(text): every byte may become 6 ("\u001f", "\ufffd"), plus quotes.
 [[gnu::always_inline]] inline size_t JsonStringBound(size_t n) { return 6 * n + 2; }
 
+// For each of the 8 bytes of `w`, its high bit set when the byte needs more than copying into a
+// JSON string: a control byte, '"', '\\', or a byte >= 0x80 (the start of a multi-byte sequence,
+// checked, or replaced when ill-formed). Exact: "less than 0x20" and "zero byte" tests, the
+// latter on `w` xor the quote and the backslash; other bits are noise.
+[[gnu::always_inline]] inline uint64_t NeedsCareBits(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t slash = w ^ (kOnes * '\\');
+  return ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) | w;
+}
+[[gnu::always_inline]] inline bool AnyNeedsCare(uint64_t w) {
+  return (NeedsCareBits(w) & 0x8080808080808080ULL) != 0;
+}
+
 // The length of the longest prefix of [s, s + n) that goes into a JSON string as it is (no
 // quote, backslash, control byte or byte >= 0x80); 8 bytes at a time.
 size_t PlainPrefix(const char* s, size_t n);
@@ -134,6 +148,18 @@ char* PutJsonStringSlow(char* p, std::string_view text, size_t plain);
 // Room: JsonStringBound(text.size()).
 [[gnu::always_inline]] inline char* PutJsonString(char* p, std::string_view text) {
   const size_t n = text.size();
+  if (n >= 8 && n <= 16) {   // keys and ids: two (overlapping) words, tested and copied inline
+    uint64_t first, last;
+    std::memcpy(&first, text.data(), 8);
+    std::memcpy(&last, text.data() + n - 8, 8);
+    if (((NeedsCareBits(first) | NeedsCareBits(last)) & 0x8080808080808080ULL) == 0) {
+      *p = '"';
+      std::memcpy(p + 1, &first, 8);
+      std::memcpy(p + 1 + n - 8, &last, 8);
+      p[n + 1] = '"';
+      return p + n + 2;
+    }
+  }
   const size_t plain = PlainPrefix(text.data(), n);
   if (plain != n) return PutJsonStringSlow(p, text, plain);
   *p = '"';
