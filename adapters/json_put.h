@@ -8,8 +8,8 @@
 //
 // Why by hand: this is `vigil run`'s output path, one line per alert (~300,000 lines per million
 // events in skip-till-any benchmarks). Decimal digits are made 8 at a time in one 64-bit word
-// (SWAR: two divisions by 10^4 then by 100 and by 10 in all lanes at once, as multiplications;
-// ~15 instructions for 8 digits where pairs from a table took ~60), the match id's 16 hex digits
+// (SWAR: one division by 10^4, then by 100 and by 10 in all lanes at once, as multiplications;
+// ~30 instructions for 8 digits where pairs from a table took ~60), the match id's 16 hex digits
 // likewise from two 32-bit halves. The bytes are exactly fmt's ("{}", "{:016x}", "{:04}" for
 // times beyond four-digit years): tests/alert_writer_test.cc compares them on random inputs.
 #pragma once

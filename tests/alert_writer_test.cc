@@ -241,6 +241,34 @@ TEST_CASE("alert writer: values in JSON and in messages") {
         "2024-03-02T02:19:00.013Z");
 }
 
+TEST_CASE("alert writer: lists in JSON") {
+  // A list's room is bounded per element; lists go the out-of-line way in an alert line.
+  const auto list = [](ScalarType type, const std::vector<Cell>& cells) {
+    ExprValue v;
+    v.type = ValueType::List(type);
+    v.has_value = true;
+    v.list = ListView(nullptr, cells.data(), static_cast<uint32_t>(cells.size()));
+    return v;
+  };
+  std::vector<Cell> floats(3), ints(3), empty;
+  floats[0].f = 1.5;
+  floats[1].f = -0.0;
+  floats[2].f = 1e300 * 1e300;
+  ints[0].i = 0;
+  ints[1].i = -12345678901;
+  ints[2].i = 5400000;
+  CHECK(JsonValue(list(ScalarType::kFloat, floats)) == R"([1.5,-0,"Infinity"])");
+  CHECK(JsonValue(list(ScalarType::kInt, ints)) == "[0,-12345678901,5400000]");
+  CHECK(JsonValue(list(ScalarType::kDuration, ints)) == R"(["0s","-142d21h21m18s901ms","1h30m"])");
+  CHECK(JsonValue(list(ScalarType::kBool, ints)) == "[false,true,true]");
+  CHECK(JsonValue(list(ScalarType::kTimestamp, std::vector<Cell>(ints.begin(), ints.begin() + 1))) ==
+        R"(["1970-01-01T00:00:00.000Z"])");
+  CHECK(JsonValue(list(ScalarType::kString, empty)) == "[]");
+  ExprValue none = list(ScalarType::kInt, ints);
+  none.has_value = false;
+  CHECK(JsonValue(none) == "null");
+}
+
 // A rule with a composite key, a message, a sink, suppress and timeout fields.
 constexpr const char* kRules = R"(event Charge {
   card_id: string
