@@ -1,20 +1,19 @@
 // JSON lines for alerts, late events and dead letters, and `suppress`; the formats and the
 // escaping rules are described in alert_writer.h. Everything is appended to reused
 // fmt::memory_buffers (no std::string per value), so steady-state formatting allocates nothing.
-// The alert line is `vigil run`'s hot output path. The parts of a line with a small bound on
-// their length (numbers, times, the match id, literals) are written through a char pointer into
-// room reserved once for them (Room / Commit), not appended a byte or a piece at a time:
-// integers eight digits per 64-bit division and then in pairs, timestamps as fixed-width digit
-// pairs (fmt only beyond four-digit years), the match id a byte at a time from a table, floats
-// from Dragonbox's digits (fmt's own shortest round trip) in fmt's notation, literals as
-// copies of a compile-time length. A string that needs no escaping — nearly all of them — is
-// found so 8 bytes at a time and copied whole. The JSON text that is the same in every alert of
-// a rule is escaped once when the writer is made. The bytes are fmt's runtime format strings'
-// (tests/alert_writer_test.cc compares them).
+// The alert line is `vigil run`'s hot output path: AppendLine works out a bound on the line's
+// length (the rule's constant text plus each value's bound), reserves it once and writes the
+// whole line through a char pointer with adapters/json_put.h (numbers 8 digits per word, the
+// match id 16 hex digits in two words, strings that need no escaping — nearly all of them —
+// found 8 bytes at a time and copied whole, floats from Dragonbox's digits in fmt's notation).
+// The JSON text that is the same in every alert of a rule (`{"rule":...,"key":`, field names
+// with their commas, `{"var":"v","time_ms":`) is escaped once when the writer is made, kept in
+// one padded string per rule and copied in 32-byte blocks; the detection time's text up to the
+// milliseconds is kept for the last second written (alerts come in detection-time order). The
+// bytes are fmt's runtime format strings' (tests/alert_writer_test.cc compares them).
 #include "adapters/alert_writer.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +21,8 @@
 
 #include <fmt/compile.h>
 #include <simdjson.h>
+
+#include "adapters/json_put.h"
 
 namespace vigil {
 namespace {
@@ -38,9 +39,8 @@ namespace {
   AppendBytes(out, s.data(), s.size());
 }
 
-// Room for `n` more bytes at the end of `out`: where they start. Write into it (char pointers,
-// no per-byte size bookkeeping), then Commit the end. For the parts of a line whose length has
-// a small bound: numbers, times, the match id, literals.
+// Room for `n` more bytes at the end of `out`: where they start. Write into it with
+// adapters/json_put.h, then Commit the end.
 [[gnu::always_inline]] inline char* Room(fmt::memory_buffer& out, size_t n) {
   const size_t size = out.size();
   out.reserve(size + n);
@@ -57,331 +57,17 @@ template <size_t N>
   return p + (N - 1);
 }
 
-// `v` (0 <= v < 100) as two digits.
-[[gnu::always_inline]] inline void PutPair(char* p, unsigned v) {
-  std::memcpy(p, fmt::detail::digits2(v), 2);
-}
-
-// `v` (< 10^8) as 8 digits, leading zeros included: two 4-digit halves, two pairs each (32-bit
-// arithmetic only).
-[[gnu::always_inline]] inline void Put8(char* p, uint32_t v) {
-  const uint32_t high = v / 10000, low = v % 10000;
-  PutPair(p, high / 100);
-  PutPair(p + 2, high % 100);
-  PutPair(p + 4, low / 100);
-  PutPair(p + 6, low % 100);
-}
-
-// Writes the decimal digits of `v` so that they end just before `end`; returns their start.
-// Eight digits per 64-bit division, then pairs in 32 bits (fmt's loop divides the whole 64-bit
-// value by 100 per pair: ~19 instructions a pair for the 13-digit times of an alert line).
-[[gnu::always_inline]] inline char* DigitsBefore(char* end, uint64_t v) {
-  char* q = end;
-  while (v >= 100'000'000) {
-    q -= 8;
-    Put8(q, static_cast<uint32_t>(v % 100'000'000));
-    v /= 100'000'000;
-  }
-  uint32_t w = static_cast<uint32_t>(v);
-  while (w >= 100) {
-    q -= 2;
-    PutPair(q, w % 100);
-    w /= 100;
-  }
-  if (w >= 10) {
-    q -= 2;
-    PutPair(q, w);
-  } else {
-    *--q = static_cast<char>('0' + w);
-  }
-  return q;
-}
-
-// Up to kMaxInt bytes (20 are written, the room must hold 25): `v` in decimal, as fmt's "{}"
-// writes it. The digits are made backwards in a local buffer and copied with a fixed-size copy.
-constexpr size_t kMaxInt = 32;
-[[gnu::always_inline]] inline char* PutInt(char* p, int64_t v) {
-  uint64_t u = static_cast<uint64_t>(v);
-  if (v < 0) {
-    *p++ = '-';
-    u = 0 - u;
-  }
-  char digits[48];
-  char* const end = digits + 24;
-  const char* start = DigitsBefore(end, u);
-  std::memcpy(p, start, 24);
-  return p + (end - start);
+// A piece of a rule's constant text: n bytes from `s`, copied 32 bytes at a time (no call); may
+// read up to kPieceSlack bytes past the piece (the rule's text is padded) and write as many
+// past the returned end (AppendLine's bound counts them).
+constexpr size_t kPieceSlack = 32;
+[[gnu::always_inline]] inline char* PutPiece(char* p, const char* s, size_t n) {
+  std::memcpy(p, s, 32);
+  for (size_t k = 32; k < n; k += 32) std::memcpy(p + k, s + k, 32);
+  return p + n;
 }
 
 void AppendInt(fmt::memory_buffer& out, int64_t v) { Commit(out, PutInt(Room(out, kMaxInt), v)); }
-
-// `v` as 16 lowercase hex digits, as fmt's "{:016x}" writes it: a byte at a time from a table.
-char* PutHex16(char* p, uint64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  static constexpr auto kPairs = [] {
-    std::array<char, 512> pairs{};
-    for (int b = 0; b < 256; ++b) {
-      pairs[static_cast<size_t>(2 * b)] = kDigits[b >> 4];
-      pairs[static_cast<size_t>(2 * b + 1)] = kDigits[b & 15];
-    }
-    return pairs;
-  }();
-  for (int k = 7; k >= 0; --k) {
-    std::memcpy(p + 2 * k, &kPairs[2 * (v & 0xff)], 2);
-    v >>= 8;
-  }
-  return p + 16;
-}
-
-// Length of the well-formed UTF-8 sequence at `p` (RFC 3629 table 3-7), 0 if it is not one.
-size_t Utf8SequenceLength(const unsigned char* p, size_t left) {
-  const unsigned char c = p[0];
-  auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return i < left && p[i] >= lo && p[i] <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;  // no surrogates
-  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
-
-// Whether a byte needs more than copying in a JSON string: a control byte, '"', '\\', or the
-// start of a multi-byte sequence (checked, or replaced when ill-formed).
-inline bool NeedsCare(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
-
-// NeedsCare for any of the 8 bytes of `w` (exact: "has a byte less than 0x20" and "has a zero
-// byte" tests, the latter on `w` xor the quote and the backslash).
-inline bool AnyNeedsCare(uint64_t w) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const uint64_t quote = w ^ (kOnes * '"');
-  const uint64_t slash = w ^ (kOnes * '\\');
-  const uint64_t low = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
-                       ((slash - kOnes) & ~slash);
-  return ((low | w) & kHigh) != 0;
-}
-
-// The length of the longest prefix of [s, s + n) that is surely copied as it is (n: all of it):
-// 8 bytes at a time, the last word overlapping the one before.
-inline size_t PlainPrefix(const char* s, size_t n) {
-  uint64_t w;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::memcpy(&w, s + i, 8);
-    if (AnyNeedsCare(w)) return i;
-  }
-  if (n >= 8) {
-    if (i == n) return n;
-    std::memcpy(&w, s + n - 8, 8);
-    return AnyNeedsCare(w) ? i : n;
-  }
-  for (; i < n; ++i) {
-    if (NeedsCare(static_cast<unsigned char>(s[i]))) return i;
-  }
-  return n;
-}
-
-// Days since 1970-01-01 -> civil date (H. Hinnant's algorithm, proleptic Gregorian).
-void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
-}
-
-// Up to kMaxTime bytes: `millis` since the epoch as "2024-03-01T12:00:00.250Z" (no quotes).
-constexpr size_t kMaxTime = 48;
-char* PutRfc3339(char* p, int64_t millis) {
-  int64_t days = millis / 86'400'000;
-  int64_t rem = millis % 86'400'000;
-  if (rem < 0) {
-    rem += 86'400'000;
-    --days;
-  }
-  int64_t year;
-  unsigned month, day;
-  CivilFromDays(days, &year, &month, &day);
-  const unsigned secs = static_cast<unsigned>(rem / 1000);
-  const unsigned ms = static_cast<unsigned>(rem % 1000);
-  if (year < 0 || year > 9999) {   // beyond four digits: as fmt's "{:04}" writes them
-    return fmt::format_to(p, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", year, month, day,
-                          secs / 3600, secs / 60 % 60, secs % 60, ms);
-  }
-  const unsigned y = static_cast<unsigned>(year);
-  PutPair(p, y / 100);
-  PutPair(p + 2, y % 100);
-  p[4] = '-';
-  PutPair(p + 5, month);
-  p[7] = '-';
-  PutPair(p + 8, day);
-  p[10] = 'T';
-  PutPair(p + 11, secs / 3600);
-  p[13] = ':';
-  PutPair(p + 14, secs / 60 % 60);
-  p[16] = ':';
-  PutPair(p + 17, secs % 60);
-  p[19] = '.';
-  p[20] = static_cast<char>('0' + ms / 100);
-  PutPair(p + 21, ms % 100);
-  p[23] = 'Z';
-  return p + 24;
-}
-
-// Duration text as grammar/time_format.h's FormatDuration prints it: "1h30m", "250ms", "0s".
-void AppendDuration(fmt::memory_buffer& out, int64_t millis) {
-  if (millis == 0) {
-    Append(out, "0s");
-    return;
-  }
-  uint64_t left = static_cast<uint64_t>(millis);
-  if (millis < 0) {
-    out.push_back('-');
-    left = 0 - left;
-  }
-  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
-      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
-  for (const auto& [name, size] : kUnits) {
-    if (left >= size) {
-      const fmt::format_int count(left / size);
-      AppendBytes(out, count.data(), count.size());
-      Append(out, name);
-      left %= size;
-    }
-  }
-}
-
-// A finite `f` as fmt's "{}" writes it (fmt 9's do_write_float for the default specs): the
-// shortest decimal that reads back as `f`, from Dragonbox (fmt::detail::dragonbox::to_decimal,
-// the function fmt itself calls), in fixed notation when the decimal exponent of the first
-// digit is in [-4, 16) ("899", "0.0001", "1234.5"), else as d[.ddd]e±XX ("1e+16", "1.5e-05").
-// Written here because fmt's writer around Dragonbox (digit grouping, padding, specs) cost
-// twice Dragonbox itself per float; tests/alert_writer_test.cc holds the two to equal output.
-// Up to kMaxFloat bytes.
-constexpr size_t kMaxFloat = 48;   // (the fixed-size copies write up to 42)
-char* PutShortestFloat(char* p, double f) {
-  if (std::signbit(f)) {
-    *p++ = '-';
-    f = -f;
-  }
-  if (f == 0) {
-    *p++ = '0';
-    return p;
-  }
-  const auto dec = fmt::detail::dragonbox::to_decimal(f);
-  const uint64_t significand = dec.significand;
-  const int exponent = dec.exponent;
-  // The digits end at digits + 24, and 24 bytes are readable from any digit: the copies below
-  // are of a fixed size (no call to memcpy), the pointers then move by the true length.
-  char digits[48];
-  char* const digits_end = digits + 24;
-  char* d = DigitsBefore(digits_end, significand);
-  const int n = static_cast<int>(digits_end - d);
-  const int output_exp = exponent + n - 1;
-  if (output_exp < -4 || output_exp >= 16) {
-    *p++ = d[0];
-    if (n > 1) {
-      *p++ = '.';
-      std::memcpy(p, d + 1, 24);
-      p += n - 1;
-    }
-    *p++ = 'e';
-    int e = output_exp;
-    if (e < 0) {
-      *p++ = '-';
-      e = -e;
-    } else {
-      *p++ = '+';
-    }
-    if (e >= 100) {
-      *p++ = static_cast<char>('0' + e / 100);
-      e %= 100;
-    }
-    PutPair(p, static_cast<unsigned>(e));
-    p += 2;
-  } else if (exponent >= 0) {   // 1234e2 -> 123400
-    std::memcpy(p, d, 24);
-    p += n;
-    std::memset(p, '0', 16);     // exponent < 16 here
-    p += exponent;
-  } else if (n + exponent > 0) {   // 1234e-2 -> 12.34
-    const int whole = n + exponent;
-    std::memcpy(p, d, 24);
-    p += whole;
-    *p++ = '.';
-    std::memcpy(p, d + whole, 24);
-    p += n - whole;
-  } else {   // 1234e-6 -> 0.001234
-    *p++ = '0';
-    *p++ = '.';
-    const int zeros = -(n + exponent);   // at most 3 here (output_exp >= -4)
-    std::memset(p, '0', 4);
-    p += zeros;
-    std::memcpy(p, d, 24);
-    p += n;
-  }
-  return p;
-}
-
-void AppendJsonFloat(fmt::memory_buffer& out, double f) {
-  if (std::isnan(f)) {
-    Append(out, "\"NaN\"");
-  } else if (std::isinf(f)) {
-    Append(out, f > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-  } else {
-    Commit(out, PutShortestFloat(Room(out, kMaxFloat), f));
-  }
-}
-
-// One scalar in JSON form. `s` for strings; `i` / `f` otherwise.
-void AppendJsonScalar(fmt::memory_buffer& out, ScalarType type, int64_t i, double f,
-                      std::string_view s) {
-  switch (type) {
-    case ScalarType::kString:
-      AppendJsonString(out, s);
-      return;
-    case ScalarType::kInt:
-      AppendInt(out, i);
-      return;
-    case ScalarType::kFloat:
-      AppendJsonFloat(out, f);
-      return;
-    case ScalarType::kBool:
-      Append(out, i != 0 ? "true" : "false");
-      return;
-    case ScalarType::kTimestamp:
-      out.push_back('"');
-      AppendRfc3339(out, i);
-      out.push_back('"');
-      return;
-    case ScalarType::kDuration:
-      out.push_back('"');
-      AppendDuration(out, i);
-      out.push_back('"');
-      return;
-  }
-}
-
-void AppendJsonList(fmt::memory_buffer& out, ScalarType type, const ListView& list) {
-  out.push_back('[');
-  for (uint32_t k = 0; k < list.size(); ++k) {
-    if (k > 0) out.push_back(',');
-    if (type == ScalarType::kString) {
-      AppendJsonString(out, list.GetString(k));
-    } else {
-      AppendJsonScalar(out, type, list.GetInt(k), list.GetFloat(k), {});
-    }
-  }
-  out.push_back(']');
-}
 
 // A float for people: at most two decimals, trailing zeros trimmed ("899", "12.35"); values
 // that would round to 0 keep their shortest form ("0.001").
@@ -401,6 +87,7 @@ void AppendMessageFloat(fmt::memory_buffer& out, double f) {
     out.push_back('0');  // -0.001 rounds to "-0": print "0"
   }
 }
+
 
 void AppendBase64(fmt::memory_buffer& out, std::string_view bytes) {
   static constexpr char kAlphabet[] =
@@ -424,78 +111,7 @@ void AppendBase64(fmt::memory_buffer& out, std::string_view bytes) {
 }  // namespace
 
 void AppendJsonString(fmt::memory_buffer& out, std::string_view text) {
-  const size_t n = text.size();
-  const size_t plain = PlainPrefix(text.data(), n);
-  if (plain == n) {   // nearly every string: copied as it is
-    char* q = Room(out, n + 2);
-    *q = '"';
-    std::memcpy(q + 1, text.data(), n);
-    q[n + 1] = '"';
-    Commit(out, q + n + 2);
-    return;
-  }
-  out.push_back('"');
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  size_t run = 0;  // start of the pending run of bytes copied as they are
-  auto flush = [&](size_t i) { AppendBytes(out, text.data() + run, i - run); };
-  for (size_t i = plain; i < n;) {
-    const unsigned char c = p[i];
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      const size_t len = Utf8SequenceLength(p + i, n - i);
-      // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
-      const bool line_separator =
-          len == 3 && c == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9);
-      if (len != 0 && !line_separator) {
-        i += len;
-        continue;
-      }
-      flush(i);
-      if (line_separator) {
-        Append(out, p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029");
-        i += 3;
-      } else {
-        Append(out, "\\ufffd");
-        i += 1;
-      }
-      run = i;
-      continue;
-    }
-    flush(i);
-    switch (c) {
-      case '"':
-        Append(out, "\\\"");
-        break;
-      case '\\':
-        Append(out, "\\\\");
-        break;
-      case '\n':
-        Append(out, "\\n");
-        break;
-      case '\t':
-        Append(out, "\\t");
-        break;
-      case '\r':
-        Append(out, "\\r");
-        break;
-      case '\b':
-        Append(out, "\\b");
-        break;
-      case '\f':
-        Append(out, "\\f");
-        break;
-      default:
-        fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        break;
-    }
-    ++i;
-    run = i;
-  }
-  flush(n);
-  out.push_back('"');
+  Commit(out, PutJsonString(Room(out, JsonStringBound(text.size())), text));
 }
 
 void AppendRfc3339(fmt::memory_buffer& out, int64_t millis) {
@@ -503,13 +119,7 @@ void AppendRfc3339(fmt::memory_buffer& out, int64_t millis) {
 }
 
 void AppendJsonValue(fmt::memory_buffer& out, const ExprValue& value) {
-  if (!value.has_value || value.type.kind == ValueType::Kind::kNull) {
-    Append(out, "null");
-  } else if (value.type.is_list()) {
-    AppendJsonList(out, value.type.scalar, value.list);
-  } else {
-    AppendJsonScalar(out, value.type.scalar, value.i, value.f, value.s);
-  }
+  Commit(out, PutJsonValue(Room(out, JsonValueBound(value)), value));
 }
 
 void AppendJsonRecord(fmt::memory_buffer& out, const EventType& type, RecordView record) {
@@ -522,11 +132,16 @@ void AppendJsonRecord(fmt::memory_buffer& out, const EventType& type, RecordView
     AppendJsonString(out, field.name);
     out.push_back(':');
     if (field.type.is_list()) {
-      AppendJsonList(out, field.type.scalar, record.GetList(s));
+      ExprValue list;
+      list.type = field.type;
+      list.has_value = true;
+      list.list = record.GetList(s);
+      AppendJsonValue(out, list);
     } else if (field.type.scalar == ScalarType::kString) {
       AppendJsonString(out, record.GetString(s));
     } else {
-      AppendJsonScalar(out, field.type.scalar, record.GetInt(s), record.GetFloat(s), {});
+      Commit(out, PutJsonScalar(Room(out, kMaxScalar), field.type.scalar, record.GetInt(s),
+                                record.GetFloat(s), {}));
     }
   }
   out.push_back('}');
@@ -536,7 +151,7 @@ void AppendMessageValue(fmt::memory_buffer& out, const ExprValue& value) {
   if (!value.has_value || value.type.kind == ValueType::Kind::kNull) {
     Append(out, "null");
   } else if (value.type.is_list()) {
-    AppendJsonList(out, value.type.scalar, value.list);
+    AppendJsonValue(out, value);
   } else if (value.type.scalar == ScalarType::kString) {
     Append(out, value.s);
   } else if (value.type.scalar == ScalarType::kFloat) {
@@ -544,9 +159,9 @@ void AppendMessageValue(fmt::memory_buffer& out, const ExprValue& value) {
   } else if (value.type.scalar == ScalarType::kTimestamp) {
     AppendRfc3339(out, value.i);
   } else if (value.type.scalar == ScalarType::kDuration) {
-    AppendDuration(out, value.i);
+    Commit(out, PutDuration(Room(out, kMaxDuration), value.i));
   } else {
-    AppendJsonScalar(out, value.type.scalar, value.i, value.f, {});
+    Commit(out, PutJsonScalar(Room(out, kMaxScalar), value.type.scalar, value.i, value.f, {}));
   }
 }
 
@@ -579,6 +194,9 @@ std::string_view DecodeCodeName(DecodeCode code) {
 // ---- alerts ---------------------------------------------------------------------------------
 
 AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
+  // Every entry starts as a NaN's text, correct for its bits (no "empty" flag to test).
+  FloatText nan{.bits = 0x7FF8000000000001ULL, .size = 5, .text = "\"NaN\""};
+  float_texts_.assign(size_t{1} << kFloatTextBits, nan);
   info_.resize(rules.rules.size());
   for (size_t r = 0; r < rules.rules.size(); ++r) {
     const CheckedRule& rule = rules.rules[r];
@@ -596,16 +214,21 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
       }
       info.timeout_field_of_part.push_back(index);
     }
+    // Every piece in one string, padded so that PutPiece's 32-byte blocks stay inside it.
     fmt::memory_buffer text;
-    const auto take = [&text] {
-      std::string piece(text.data(), text.size());
+    const auto take = [&text, &info](Piece* piece) {
+      piece->at = static_cast<uint32_t>(info.text.size());
+      piece->size = static_cast<uint32_t>(text.size());
+      info.text.append(text.data(), text.size());
       text.clear();
-      return piece;
     };
-    const auto json_key = [&](std::string_view name) {   // "name":
-      AppendJsonString(text, name);
-      text.push_back(':');
-      return take();
+    const auto json_keys = [&](const auto& names, std::vector<Piece>* pieces) {   // ,"name":
+      for (const auto& name : names) {
+        text.push_back(',');
+        AppendJsonString(text, name);
+        text.push_back(':');
+        take(&pieces->emplace_back());
+      }
     };
     for (int kind = 0; kind < 2; ++kind) {
       Append(text, "{\"rule\":");
@@ -615,23 +238,45 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
       Append(text, ",\"severity\":\"");
       Append(text, RuleSeverityName(rule.meta.severity));
       Append(text, kind == 0 ? "\",\"kind\":\"match\",\"key\":" : "\",\"kind\":\"timeout\",\"key\":");
-      info.head[kind] = take();
+      take(&info.head[kind]);
     }
     if (!rule.sink.empty()) {
       Append(text, ",\"sink\":");
       AppendJsonString(text, rule.sink);
-      info.sink = take();
     }
-    for (const EmitField& f : rule.emit) info.emit_names.push_back(json_key(f.name));
-    for (const EmitField& f : rule.timeout_emit) info.timeout_names.push_back(json_key(f.name));
-    for (const std::string& name : rule.key.names) info.key_names.push_back(json_key(name));
+    Append(text, ",\"fields\":{");
+    take(&info.sink_fields);
+    std::vector<std::string_view> emit_names, timeout_names;
+    for (const EmitField& f : rule.emit) emit_names.push_back(f.name);
+    for (const EmitField& f : rule.timeout_emit) timeout_names.push_back(f.name);
+    json_keys(emit_names, &info.field_names[0]);
+    json_keys(timeout_names, &info.field_names[1]);
+    json_keys(rule.key.names, &info.key_names);
+    size_t longest_var = 0;
     for (const PatternVariable& v : rule.pattern.variables) {
-      Append(text, "{\"var\":");
+      Append(text, ",{\"var\":");
       AppendJsonString(text, v.name);
       Append(text, ",\"time_ms\":");
-      info.var_heads.push_back(take());
+      longest_var = std::max(longest_var, text.size());
+      take(&info.var_heads.emplace_back());
     }
-    info.anonymous_var_head = "{\"var\":null,\"time_ms\":";
+    Append(text, ",{\"var\":null,\"time_ms\":");
+    longest_var = std::max(longest_var, text.size());
+    take(&info.anonymous_var_head);
+    info.text.append(kPieceSlack, '\0');
+
+    // Room for everything but the values, the message and the events (see AppendLine).
+    size_t key_names = 2;
+    for (const Piece& piece : info.key_names) key_names += piece.size + kPieceSlack;
+    for (int kind = 0; kind < 2; ++kind) {
+      size_t bound = info.head[kind].size + kPieceSlack + key_names;
+      bound += 64 + kMaxTime + kMaxInt + kMaxHex;   // detection time and ms, match id
+      bound += 16 + info.sink_fields.size + kPieceSlack;   // ,"message": and the sink
+      for (const Piece& piece : info.field_names[kind]) bound += piece.size + kPieceSlack;
+      bound += 16;                                  // },"events":[ and ]}\n
+      info.fixed_bound[kind] = bound;
+    }
+    info.event_bound = longest_var + kPieceSlack + 2 * kMaxInt + 16;
   }
 }
 
@@ -669,65 +314,128 @@ std::string_view AlertWriter::Format(const Alert& alert) {
   return {line_.data(), line_.size()};
 }
 
+char* AlertWriter::PutDetectionTime(char* p, int64_t millis) {
+  constexpr int64_t kYear10000 = 253402300800000;   // 10000-01-01T00:00:00Z
+  static_assert(sizeof time_text_ >= kMaxTime);
+  if (millis < 0 || millis >= kYear10000) return PutRfc3339(p, millis);
+  const int64_t second = millis / 1000;
+  const unsigned ms = static_cast<unsigned>(millis % 1000);
+  if (second != time_second_) {
+    PutRfc3339(time_text_, second * 1000);
+    time_second_ = second;
+  }
+  std::memcpy(p, time_text_, 24);
+  p[20] = static_cast<char>('0' + ms / 100);
+  PutPair(p + 21, ms % 100);
+  return p + 24;
+}
+
+char* AlertWriter::PutMillis(char* p, int64_t millis) {
+  if (millis < 100'000'000 || millis >= 10'000'000'000'000'000) return PutInt(p, millis);
+  const uint64_t u = static_cast<uint64_t>(millis);
+  const uint64_t high = u / 100'000'000;
+  if (high != millis_high_) {
+    char text[kMaxInt];
+    millis_high_size_ = static_cast<size_t>(PutUpTo8Digits(text, static_cast<uint32_t>(high)) - text);
+    std::memcpy(&millis_high_text_, text, 8);
+    millis_high_ = high;
+  }
+  std::memcpy(p, &millis_high_text_, 8);
+  return Put8Digits(p + millis_high_size_, static_cast<uint32_t>(u % 100'000'000));
+}
+
+char* AlertWriter::PutFloatField(char* p, double f) {
+  static_assert(sizeof(FloatText) == 32 && kMaxFloat >= 24);
+  uint64_t bits;
+  std::memcpy(&bits, &f, 8);
+  FloatText& entry = float_texts_[(bits * 0x9E3779B97F4A7C15ULL) >> (64 - kFloatTextBits)];
+  if (entry.bits == bits) {
+    std::memcpy(p, entry.text, sizeof entry.text);
+    return p + entry.size;
+  }
+  char* const end = PutJsonFloat(p, f);
+  const size_t size = static_cast<size_t>(end - p);
+  if (size <= sizeof entry.text) {
+    entry.bits = bits;
+    entry.size = static_cast<uint8_t>(size);
+    std::memcpy(entry.text, p, sizeof entry.text);
+  }
+  return end;
+}
+
 void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
-  Append(out, info.head[alert.kind == AlertKind::kMatch ? 0 : 1]);
+  const int kind = alert.kind == AlertKind::kMatch ? 0 : 1;
+  const char* const text = info.text.data();
+  message_.clear();
+  const bool has_message = AppendMessage(message_, alert);
+  const std::vector<Piece>& names = info.field_names[kind];
+  const size_t fields = std::min(alert.fields.size(), names.size());
+
+  // One reservation: the rule's constant text and every value's bound (8 more per key
+  // component for a name the rule does not have).
+  size_t bound = info.fixed_bound[kind] + alert.events.size() * info.event_bound +
+                 JsonStringBound(message_.size());
+  for (const ExprValue& v : alert.key) bound += JsonValueBound(v) + 8;
+  for (size_t k = 0; k < fields; ++k) bound += JsonValueBound(alert.fields[k]);
+  char* p = Room(out, bound);
+
+  p = PutPiece(p, text + info.head[kind].at, info.head[kind].size);
   if (alert.key.size() == 1) {
-    AppendJsonValue(out, alert.key[0]);
+    p = PutJsonValueInline(p, alert.key[0]);
   } else {
-    out.push_back('{');
+    *p++ = '{';
     for (size_t k = 0; k < alert.key.size(); ++k) {
-      if (k > 0) out.push_back(',');
-      Append(out, k < info.key_names.size() ? std::string_view(info.key_names[k])
-                                            : std::string_view("\"?\":"));
-      AppendJsonValue(out, alert.key[k]);
+      const size_t skip = k == 0;   // the first name without its comma
+      if (k < info.key_names.size()) {
+        const Piece& name = info.key_names[k];
+        p = PutPiece(p, text + name.at + skip, name.size - skip);
+      } else {
+        if (k > 0) *p++ = ',';
+        p = Put(p, "\"?\":");
+      }
+      p = PutJsonValue(p, alert.key[k]);
     }
-    out.push_back('}');
+    *p++ = '}';
   }
-  char* p = Room(out, 80 + kMaxTime + kMaxInt);
   p = Put(p, ",\"detection_time\":\"");
-  p = PutRfc3339(p, alert.detection_ms);
+  p = PutDetectionTime(p, alert.detection_ms);
   p = Put(p, "\",\"detection_ms\":");
-  p = PutInt(p, alert.detection_ms);
+  p = PutMillis(p, alert.detection_ms);
   p = Put(p, ",\"match_id\":\"");
   p = PutHex16(p, alert.match_id);
   *p++ = '"';
-  Commit(out, p);
-  message_.clear();
-  if (AppendMessage(message_, alert)) {
-    Append(out, ",\"message\":");
-    AppendJsonString(out, {message_.data(), message_.size()});
+  if (has_message) {
+    p = Put(p, ",\"message\":");
+    p = PutJsonString(p, {message_.data(), message_.size()});
   }
-  Append(out, info.sink);
-  Append(out, ",\"fields\":{");
-  const std::vector<std::string>& names =
-      alert.kind == AlertKind::kMatch ? info.emit_names : info.timeout_names;
-  bool first = true;
-  for (size_t k = 0; k < alert.fields.size() && k < names.size(); ++k) {
+  p = PutPiece(p, text + info.sink_fields.at, info.sink_fields.size);
+  size_t skip = 1;   // the first field written goes without its comma
+  for (size_t k = 0; k < fields; ++k) {
     const ExprValue& v = alert.fields[k];
     if (!v.has_value || v.type.kind == ValueType::Kind::kNull) continue;
-    if (!first) out.push_back(',');
-    first = false;
-    Append(out, names[k]);
-    AppendJsonValue(out, v);
+    p = PutPiece(p, text + names[k].at + skip, names[k].size - skip);
+    skip = 0;
+    if (v.type.kind == ValueType::Kind::kScalar && v.type.scalar == ScalarType::kFloat) {
+      p = PutFloatField(p, v.f);
+    } else {
+      p = PutJsonValueInline(p, v);
+    }
   }
-  Append(out, "},\"events\":[");
-  for (size_t k = 0; k < alert.events.size(); ++k) {
-    const AlertEvent& e = alert.events[k];
-    const std::string& head =
-        e.variable >= 0 && static_cast<size_t>(e.variable) < info.var_heads.size()
-            ? info.var_heads[static_cast<size_t>(e.variable)]
-            : info.anonymous_var_head;
-    char* q = Room(out, head.size() + 16 + 2 * kMaxInt);
-    if (k > 0) *q++ = ',';
-    std::memcpy(q, head.data(), head.size());
-    q = PutInt(q + head.size(), e.time_ms);
-    q = Put(q, ",\"seq\":");
-    q = PutInt(q, e.seq);
-    *q++ = '}';
-    Commit(out, q);
+  p = Put(p, "},\"events\":[");
+  skip = 1;
+  for (const AlertEvent& e : alert.events) {
+    const size_t var = static_cast<size_t>(e.variable);   // -1 (anonymous): out of range
+    const Piece& head = var < info.var_heads.size() ? info.var_heads[var] : info.anonymous_var_head;
+    p = PutPiece(p, text + head.at + skip, head.size - skip);
+    skip = 0;
+    p = PutMillis(p, e.time_ms);
+    p = Put(p, ",\"seq\":");
+    p = PutInt(p, e.seq);
+    *p++ = '}';
   }
-  Append(out, "]}\n");
+  p = Put(p, "]}\n");
+  Commit(out, p);
 }
 
 // ---- late events and dead letters -----------------------------------------------------------

@@ -43,7 +43,9 @@
 //                    {"reason":"...","code":"...","offset":4096,"raw_base64":"..."}  (msgpack)
 //
 // Allocation: each writer formats into its own fmt::memory_buffer, reused; after the buffer
-// has grown to the longest line, formatting allocates nothing. The returned views are valid
+// has grown to the longest line, formatting allocates nothing. An alert line reserves a bound on
+// its length first (strings counted at 6 bytes a byte, the most escaping can make), so a buffer
+// grows to a few times the longest line. The returned views are valid
 // until the next call on the same writer. Not thread safe (one writer per output thread).
 #pragma once
 
@@ -93,26 +95,58 @@ class AlertWriter {
   std::string_view RenderMessage(const Alert& alert);
 
  private:
+  // A piece of a rule's constant text: RuleInfo::text[at, at + size).
+  struct Piece {
+    uint32_t at = 0, size = 0;
+  };
   // For one rule: per message part, the index of its field among the timeout fields (-1: the
   // part is text; -2: the timeout fields do not have it).
   // The JSON text that is the same in every alert of the rule, escaped once here rather than
-  // per alert: `{"rule":...,"key":` per kind (0 match, 1 timeout), `,"sink":"..."` (or empty),
-  // `"name":` per emit / timeout field and per composite key component, `{"var":"v","time_ms":`
-  // per pattern variable (and with null for an anonymous step).
+  // per alert, all in `text` (padded: pieces are copied in 32-byte blocks): `{"rule":...,"key":`
+  // per kind (0 match, 1 timeout); `,"sink":"..."` (or nothing) then `,"fields":{`; `,"name":`
+  // per emit field (per kind) and per composite key component (the comma skipped for the first
+  // one written); `,{"var":"v","time_ms":` per pattern variable and with null for an anonymous
+  // step (the comma skipped for the first event). fixed_bound: room for a line but for its
+  // values, message and events; event_bound: room for one event.
   struct RuleInfo {
     std::vector<int> timeout_field_of_part;
     bool timeout_message = false;  // every template field exists among the timeout fields
-    std::string head[2];
-    std::string sink;
-    std::vector<std::string> emit_names, timeout_names, key_names, var_heads;
-    std::string anonymous_var_head;
+    std::string text;
+    Piece head[2];
+    Piece sink_fields;
+    std::vector<Piece> field_names[2], key_names, var_heads;
+    Piece anonymous_var_head;
+    size_t fixed_bound[2] = {0, 0};
+    size_t event_bound = 0;
   };
   bool AppendMessage(fmt::memory_buffer& out, const Alert& alert) const;
+  // The detection time as PutRfc3339 writes it, the text up to the milliseconds kept for the
+  // last second written.
+  char* PutDetectionTime(char* p, int64_t millis);
+  // An epoch-millisecond integer (detection_ms, time_ms) as PutInt writes it; the text of its
+  // digits above the last 8 (they change once a day or so) kept for the last value written.
+  char* PutMillis(char* p, int64_t millis);
+  // A float field's JSON as PutJsonFloat writes it, from a small direct-mapped table of the
+  // texts of recent values (skip-till-any alerts repeat the values of events shared by many
+  // matches).
+  char* PutFloatField(char* p, double f);
 
   const CheckedRules& rules_;
   std::vector<RuleInfo> info_;
   fmt::memory_buffer line_;
   fmt::memory_buffer message_;
+  int64_t time_second_ = -1;   // the second time_text_ holds (-1: none)
+  char time_text_[48];
+  uint64_t millis_high_ = 0;        // 0: none (values below 10^8 take PutInt's way)
+  uint64_t millis_high_text_ = 0;   // its digits as 8 bytes (PutUpTo8Digits)
+  size_t millis_high_size_ = 0;
+  struct FloatText {
+    uint64_t bits;
+    uint8_t size;
+    char text[23];
+  };
+  static constexpr int kFloatTextBits = 8;   // 256 entries, 8 KiB
+  std::vector<FloatText> float_texts_;
 };
 
 class RejectWriter {

@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -314,7 +315,10 @@ class Runner {
         alert_writer_(*program->checked),
         reject_writer_(program->schema()),
         suppressor_(*program->checked),
-        suppress_(!options.no_suppress),
+        // Only when some rule has a `suppress` clause (else Admit would let every alert through).
+        suppress_(!options.no_suppress &&
+                  std::any_of(program->checked->rules.begin(), program->checked->rules.end(),
+                              [](const CheckedRule& rule) { return rule.suppress_ms > 0; })),
         out_(out),
         late_(late),
         dead_(dead),

@@ -1,15 +1,18 @@
-// adapters/alert_writer.h: the JSON lines `vigil run` writes. Tables of {input, exact output}
+// adapters/alert_writer.h: the JSON lines `vigil run` writes (and adapters/json_put.h, the pieces
+// it writes them with, against fmt). Tables of {input, exact output}
 // for string escaping (control bytes, quotes, every kind of invalid UTF-8 -> \ufffd), RFC 3339
 // times, values; whole alert, late and dead-letter lines for alerts built by hand (no matcher
 // needed); `suppress`; and that formatting allocates nothing once the buffers have grown.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "adapters/alert_writer.h"
+#include "adapters/json_put.h"
 #include "grammar/check.h"
 #include "tests/alloc_counter.h"
 
@@ -160,6 +163,54 @@ TEST_CASE("alert writer: direct appends write what fmt's runtime format strings 
   }
 }
 
+TEST_CASE("alert writer: integers and hex digits as fmt writes them, at every length") {
+  // Digits are made 8 per word and leading zeros dropped from the first word: every length,
+  // its boundaries (10^k - 1, 10^k), both signs and the extremes; the match id's hex digits
+  // from two 32-bit halves: every nibble value at every position, and random ids.
+  const auto put_int = [](int64_t v) {
+    char room[kMaxInt];
+    return std::string(room, PutInt(room, v));
+  };
+  const auto put_hex = [](uint64_t v) {
+    char room[kMaxHex];
+    return std::string(room, PutHex16(room, v));
+  };
+  std::vector<int64_t> ints = {0, 1, 7, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+  for (int64_t p = 10; p <= INT64_MAX / 10; p *= 10) {
+    for (const int64_t v : {p - 1, p, p + 1, 2 * p - 1, 5 * p + 3}) {
+      ints.push_back(v);
+      ints.push_back(-v);
+    }
+  }
+  ints.push_back(1'000'000'000'000'000'000);
+  for (const int64_t v : ints) {
+    CAPTURE(v);
+    CHECK(put_int(v) == fmt::format("{}", v));
+  }
+  uint64_t state = 0x2545F4914F6CDD1DULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int k = 0; k < 5000; ++k) {
+    const uint64_t u = next() >> (next() % 64);
+    char room[kMaxInt];
+    CHECK(std::string(room, PutUnsigned(room, u)) == fmt::format("{}", u));
+    CHECK(put_hex(u) == fmt::format("{:016x}", u));
+  }
+  for (int at = 0; at < 16; ++at) {
+    for (uint64_t nibble = 0; nibble < 16; ++nibble) {
+      const uint64_t v = (nibble << (4 * at)) | (at % 2 == 0 ? 0 : 0xa000000000000005ULL);
+      CHECK(put_hex(v) == fmt::format("{:016x}", v));
+    }
+  }
+  CHECK(put_hex(0) == "0000000000000000");
+  CHECK(put_hex(UINT64_MAX) == "ffffffffffffffff");
+  CHECK(put_hex(0x0123456789abcdefULL) == "0123456789abcdef");
+}
+
 TEST_CASE("alert writer: values in JSON and in messages") {
   CHECK(JsonValue(ExprValue::NoValue()) == "null");
   CHECK(JsonValue(ExprValue::Int(-42)) == "-42");
@@ -188,6 +239,34 @@ TEST_CASE("alert writer: values in JSON and in messages") {
   CHECK(MessageValue(ExprValue::NoValue()) == "null");
   CHECK(MessageValue(ExprValue::Int(1709345940013, ScalarType::kTimestamp)) ==
         "2024-03-02T02:19:00.013Z");
+}
+
+TEST_CASE("alert writer: lists in JSON") {
+  // A list's room is bounded per element; lists go the out-of-line way in an alert line.
+  const auto list = [](ScalarType type, const std::vector<Cell>& cells) {
+    ExprValue v;
+    v.type = ValueType::List(type);
+    v.has_value = true;
+    v.list = ListView(nullptr, cells.data(), static_cast<uint32_t>(cells.size()));
+    return v;
+  };
+  std::vector<Cell> floats(3), ints(3), empty;
+  floats[0].f = 1.5;
+  floats[1].f = -0.0;
+  floats[2].f = 1e300 * 1e300;
+  ints[0].i = 0;
+  ints[1].i = -12345678901;
+  ints[2].i = 5400000;
+  CHECK(JsonValue(list(ScalarType::kFloat, floats)) == R"([1.5,-0,"Infinity"])");
+  CHECK(JsonValue(list(ScalarType::kInt, ints)) == "[0,-12345678901,5400000]");
+  CHECK(JsonValue(list(ScalarType::kDuration, ints)) == R"(["0s","-142d21h21m18s901ms","1h30m"])");
+  CHECK(JsonValue(list(ScalarType::kBool, ints)) == "[false,true,true]");
+  CHECK(JsonValue(list(ScalarType::kTimestamp, std::vector<Cell>(ints.begin(), ints.begin() + 1))) ==
+        R"(["1970-01-01T00:00:00.000Z"])");
+  CHECK(JsonValue(list(ScalarType::kString, empty)) == "[]");
+  ExprValue none = list(ScalarType::kInt, ints);
+  none.has_value = false;
+  CHECK(JsonValue(none) == "null");
 }
 
 // A rule with a composite key, a message, a sink, suppress and timeout fields.
@@ -255,6 +334,108 @@ TEST_CASE("alert writer: a whole alert line") {
         R"("fields":{"card":"c1"},"events":[{"var":"s","time_ms":1000,"seq":3}]})"
         "\n");
   CHECK(writer.RenderMessage(alert).empty());
+}
+
+TEST_CASE("alert writer: detection times, a first field with no value, long constant text") {
+  // The detection time's text is kept for the last second written: times going forward, back,
+  // across days, before 1970 and past year 9999 must each come out as AppendRfc3339 writes
+  // them. The rule's name is longer than the 32-byte blocks its text is copied in; the first
+  // field has no value (the second is written without a comma); the key needs escaping. The
+  // events' times go with the detection time, across 10^8 boundaries.
+  const char* rules = R"(event Charge {
+  card_id: string
+  amount: float
+  at: timestamp
+  time at
+  key card_id
+}
+rule a_rule_name_longer_than_one_thirty_two_byte_block_of_text {
+  within 10m
+  pattern s: Charge -> b: Charge where amount > s.amount
+  emit { first: s.amount / 0, second: b.amount, third: b.card_id }
+}
+)";
+  const CheckResult check = CheckSources({{"r.vigil", rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  const std::vector<ExprValue> key = {ExprValue::String("k\"\x01\xff")};
+  const std::vector<ExprValue> fields = {ExprValue::NoValue(), ExprValue::Float(0.25),
+                                         ExprValue::String("t")};
+  Alert alert;
+  alert.rule = 0;
+  alert.rule_info = &check.rules.rules[0];
+  alert.key = key;
+  alert.fields = fields;
+  AlertWriter writer(check.rules);
+  const std::vector<int64_t> times = {
+      1709345940013, 1709345940999, 1709345941000, 1709345940500,   // forward, next second, back
+      1709345941000, 1709345941001, 1709423999999, 1709424000000,   // same second; a new day
+      0, 999, 1000, -1, -1000, -1001, 253402300799999, 253402300800000, 1709345940013,
+      // Millisecond integers above 10^8 keep the text of their digits above the last 8.
+      99999999, 100000000, 100000004, 199999999, 200000000, 1709345940013, 9999999999999999,
+      10000000000000000, 10000000000000005, 1709345940013};
+  for (size_t k = 0; k < times.size(); ++k) {
+    const int64_t t = times[k];
+    const std::vector<AlertEvent> events = {{RecordView(), t - 5, 0, 0}, {RecordView(), t + 12, 1, 1}};
+    alert.events = events;
+    alert.detection_ms = t;
+    alert.match_id = 0xfedcba9876543210ULL >> k;
+    CAPTURE(t);
+    CHECK(writer.Format(alert) ==
+          R"({"rule":"a_rule_name_longer_than_one_thirty_two_byte_block_of_text","version":1,)"
+          R"("severity":"medium","kind":"match","key":"k\"\u0001\ufffd",)" +
+              fmt::format(R"("detection_time":"{}","detection_ms":{},"match_id":"{:016x}",)",
+                          Time(t), t, alert.match_id) +
+              R"("fields":{"second":0.25,"third":"t"},"events":[)" +
+              fmt::format(R"({{"var":"s","time_ms":{},"seq":0}},{{"var":"b","time_ms":{},"seq":1}}]}})",
+                          t - 5, t + 12) +
+              "\n");
+  }
+}
+
+TEST_CASE("alert writer: float fields through the table of recent texts") {
+  // Float fields' texts are kept in a direct-mapped table keyed by the value's bits: values
+  // repeated, colliding, negative zero, NaNs (one with the bits the empty entries hold, one
+  // with another payload), infinities and subnormals must each come out as the uncached
+  // AppendJsonValue writes them (itself held to fmt above).
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  uint64_t state = 0x853C49E6748FEA9BULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  std::vector<double> pool = {0.0, -0.0, 1.0, 901.5, 1e300 * 1e300, -1e300 * 1e300, 5e-324};
+  for (const uint64_t bits : {0x7FF8000000000001ULL, 0x7FF8000000000000ULL, 0xFFF0000000000001ULL}) {
+    double nan;
+    std::memcpy(&nan, &bits, sizeof nan);
+    pool.push_back(nan);
+  }
+  while (pool.size() < 700) {
+    uint64_t bits = next();
+    if (pool.size() % 2 == 0) bits = std::bit_cast<uint64_t>(static_cast<double>(next() % 100000) / 1000);
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    pool.push_back(v);
+  }
+  const std::vector<ExprValue> key = {ExprValue::String("c1"), ExprValue::String("shop")};
+  const std::vector<AlertEvent> events = {{RecordView(), 1000, 3, 0}};
+  Alert alert;
+  alert.rule = 0;
+  alert.key = key;
+  alert.events = events;
+  AlertWriter writer(f.check.rules);
+  for (int k = 0; k < 5000; ++k) {
+    const double v = pool[next() % pool.size()];
+    const std::vector<ExprValue> fields = {ExprValue::String("c1"), ExprValue::Float(v),
+                                           ExprValue::NoValue()};
+    alert.fields = fields;
+    const std::string want = "\"total\":" + JsonValue(ExprValue::Float(v)) + "},";
+    const std::string_view line = writer.Format(alert);
+    CAPTURE(want);
+    CHECK(line.find(want) != std::string_view::npos);
+  }
 }
 
 TEST_CASE("alert writer: late events and dead letters") {
