@@ -196,11 +196,12 @@ class Matcher {
   // End of input: W = +inf; every buffered event is processed and every pending deadline fires.
   void Finish() { AdvanceWatermark(kEndOfTime); }
 
-  // All runtime state — buffered events, runs and their bound events, keys, watermark, arrival
-  // and processing counters, the counters — as bytes (msgpack; format version, the program's
-  // fingerprint, a checksum). Restoring them into a fresh Matcher of the same program and
-  // continuing gives exactly the alerts of an uninterrupted run. Call between pushes, never from
-  // a callback.
+  // All runtime state — buffered events, runs and their bound events, keys (with their slots and
+  // the max_keys CLOCK state, so eviction goes on as it would have), watermark, arrival and
+  // processing order, every cumulative counter — as bytes (msgpack; format version 2, the
+  // program's fingerprint, a checksum). Restoring them into a fresh Matcher of the same program
+  // and options and continuing gives exactly the alerts and counters of an uninterrupted run.
+  // Call between pushes, never from a callback.
   std::string Snapshot() const;
   // Into a matcher that has seen nothing yet. On failure (other program, wrong version, damaged
   // bytes) returns false, sets `error` and leaves the matcher as it was.

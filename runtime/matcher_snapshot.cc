@@ -23,7 +23,8 @@ namespace vigil {
 namespace {
 
 constexpr const char* kMagic = "vigil-matcher";
-constexpr uint64_t kFormatVersion = 1;
+constexpr size_t kCumulativeCounters = 15;   // before the per-rule alert counts
+constexpr uint64_t kFormatVersion = 2;   // 2: every counter, key slots and the CLOCK state
 
 uint64_t Fnv(std::string_view bytes, uint64_t h = 14695981039346656037ull) {
   for (unsigned char c : bytes) {
@@ -78,16 +79,18 @@ uint64_t Matcher::Impl::Fingerprint() const {
 std::string Matcher::Impl::Snapshot() const {
   msgpack::sbuffer body;
   Packer pk(&body);
-  pk.pack_array(10);
+  pk.pack_array(12);
   pk.pack(watermark_);
   pk.pack(max_seen_);
   pk.pack(next_seq_);
   pk.pack(next_ord_);
   pk.pack(next_key_serial_);
   const MatcherCounters& c = counters_;
-  pk.pack_array(10);
+  pk.pack_array(kCumulativeCounters + 1);
   for (uint64_t v : {c.events_pushed, c.events_processed, c.events_late, c.events_ignored, c.matches,
-                     c.timeouts, c.runs_evicted, c.runs_started, c.keys_created})
+                     c.timeouts, c.runs_evicted, c.runs_started, c.keys_created, c.runs_rejected,
+                     c.keys_evicted, c.keys_rejected, c.watermark_forced, c.watermark_forced_per_key,
+                     c.events_rejected})
     pk.pack(v);
   pk.pack(c.alerts_per_rule);
   size_t events = 0;
@@ -121,9 +124,10 @@ std::string Matcher::Impl::Snapshot() const {
     pk.pack(node.flags);
   }
   pk.pack_array(static_cast<uint32_t>(counters_.keys_live));
-  for (const KeyState& key : keys_) {
+  for (size_t slot = 0; slot < keys_.size(); ++slot) {
+    const KeyState& key = keys_[slot];
     if (!key.in_use) continue;
-    pk.pack_array(4);
+    pk.pack_array(6);
     PackBin(pk, key.bytes);
     pk.pack(key.spec);
     pk.pack(key.serial);
@@ -140,7 +144,14 @@ std::string Matcher::Impl::Snapshot() const {
       pk.pack(r.step_anchor);
       pk.pack(r.expiry);
     }
+    // Where the key lives and its CLOCK bit: max_keys evicts by slot order (EvictIdleKey).
+    pk.pack(static_cast<uint32_t>(slot));
+    pk.pack(key.referenced);
   }
+  pk.pack(static_cast<uint64_t>(clock_hand_));
+  pk.pack_array(2);
+  pk.pack(static_cast<uint32_t>(keys_.size()));
+  pk.pack(free_keys_);   // in order: CreateKey takes the last
   msgpack::sbuffer out;
   Packer outer(&out);
   outer.pack_array(5);
@@ -168,12 +179,12 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     const std::string_view body_bytes = Bin(outer.ptr[3]);
     if (UInt(outer.ptr[4]) != Fnv(body_bytes)) throw Bad{"checksum mismatch: the snapshot is damaged"};
     const msgpack::object_handle body_handle = msgpack::unpack(body_bytes.data(), body_bytes.size());
-    const auto& body = Array(body_handle.get(), 10, "bad snapshot body");
+    const auto& body = Array(body_handle.get(), 12, "bad snapshot body");
     const Program& p = *program_;
 
     // Check everything first.
-    const auto& counters = Array(body.ptr[5], 10, "bad counters");
-    const auto& per_rule = Array(counters.ptr[9], p.rules.size(), "bad per-rule counters");
+    const auto& counters = Array(body.ptr[5], kCumulativeCounters + 1, "bad counters");
+    const auto& per_rule = Array(counters.ptr[kCumulativeCounters], p.rules.size(), "bad per-rule counters");
     const auto& events = Array(body.ptr[6], 0, "bad events");
     const auto& reorder = Array(body.ptr[7], 0, "bad reorder buffer");
     const auto& nodes = Array(body.ptr[8], 0, "bad nodes");
@@ -192,8 +203,20 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
       if (!event_index.contains(UInt(n.ptr[1])) || UInt(n.ptr[7]) >= p.rules.size()) throw Bad{"bad node"};
       max_node = std::max(max_node, static_cast<uint32_t>(UInt(n.ptr[0])));
     }
+    const auto& layout = Array(body.ptr[11], 2, "bad key slots");
+    const uint64_t slot_count = UInt(layout.ptr[0]);
+    const auto& free_slots = Array(layout.ptr[1], 0, "bad key slots");
+    if (slot_count > uint64_t{1} << 32 || keys.size + free_slots.size != slot_count) throw Bad{"bad key slots"};
+    std::vector<uint8_t> slot_used(static_cast<size_t>(slot_count), 0);
+    auto claim = [&](uint64_t slot) {
+      if (slot >= slot_count || slot_used[static_cast<size_t>(slot)]) throw Bad{"bad key slots"};
+      slot_used[static_cast<size_t>(slot)] = 1;
+    };
+    for (uint32_t i = 0; i < free_slots.size; ++i) claim(UInt(free_slots.ptr[i]));
+    if (UInt(body.ptr[10]) > slot_count) throw Bad{"bad key slots"};
     for (uint32_t i = 0; i < keys.size; ++i) {
-      const auto& k = Array(keys.ptr[i], 4, "bad key");
+      const auto& k = Array(keys.ptr[i], 6, "bad key");
+      claim(UInt(k.ptr[4]));
       if (Int(k.ptr[1]) < 0 || static_cast<size_t>(Int(k.ptr[1])) >= specs_.size()) throw Bad{"bad key spec"};
       const auto& runs = Array(k.ptr[3], 0, "bad runs");
       for (uint32_t j = 0; j < runs.size; ++j) {
@@ -213,11 +236,13 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     next_seq_ = Int(body.ptr[2]);
     next_ord_ = UInt(body.ptr[3]);
     next_key_serial_ = UInt(body.ptr[4]);
-    uint64_t* cumulative[] = {&counters_.events_pushed, &counters_.events_processed,
-                              &counters_.events_late, &counters_.events_ignored, &counters_.matches,
-                              &counters_.timeouts, &counters_.runs_evicted, &counters_.runs_started,
-                              &counters_.keys_created};
-    for (size_t i = 0; i < 9; ++i) *cumulative[i] = UInt(counters.ptr[i]);
+    uint64_t* cumulative[kCumulativeCounters] = {
+        &counters_.events_pushed, &counters_.events_processed, &counters_.events_late,
+        &counters_.events_ignored, &counters_.matches, &counters_.timeouts, &counters_.runs_evicted,
+        &counters_.runs_started, &counters_.keys_created, &counters_.runs_rejected,
+        &counters_.keys_evicted, &counters_.keys_rejected, &counters_.watermark_forced,
+        &counters_.watermark_forced_per_key, &counters_.events_rejected};
+    for (size_t i = 0; i < kCumulativeCounters; ++i) *cumulative[i] = UInt(counters.ptr[i]);
     for (size_t r = 0; r < p.rules.size(); ++r) counters_.alerts_per_rule[r] = UInt(per_rule.ptr[r]);
     absl::flat_hash_map<uint64_t, EventStore::Handle> handle;   // old -> new
     std::vector<Cell> image;
@@ -245,13 +270,22 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     free_nodes_.clear();
     for (uint32_t id = max_node; id >= 1; --id)
       if (!used[id]) free_nodes_.push_back(id);
+    // Keys in their own slots, the free slots in their order: key creation and CLOCK eviction
+    // go on exactly as they would have.
+    keys_.assign(static_cast<size_t>(slot_count), KeyState{});
+    free_keys_.clear();
+    for (uint32_t i = 0; i < free_slots.size; ++i) free_keys_.push_back(static_cast<uint32_t>(UInt(free_slots.ptr[i])));
+    clock_hand_ = static_cast<size_t>(UInt(body.ptr[10]));
     for (uint32_t i = 0; i < keys.size; ++i) {
       const auto& k = keys.ptr[i].via.array;
       key_bytes_.assign(Bin(k.ptr[0]));
-      const uint32_t id = CreateKey(static_cast<int32_t>(Int(k.ptr[1])));
+      const uint32_t id = static_cast<uint32_t>(UInt(k.ptr[4]));
+      free_keys_.push_back(id);   // CreateKey takes it from the back
+      const uint32_t created = CreateKey(static_cast<int32_t>(Int(k.ptr[1])));
       --counters_.keys_created;   // CreateKey counted it; the restored counter already has it
-      KeyState& key = keys_[id];
+      KeyState& key = keys_[created];
       key.serial = UInt(k.ptr[2]);
+      key.referenced = k.ptr[5].type == msgpack::type::BOOLEAN && k.ptr[5].via.boolean;
       const auto& runs = k.ptr[3].via.array;
       for (uint32_t j = 0; j < runs.size; ++j) {
         const auto& r = runs.ptr[j].via.array;
@@ -268,6 +302,7 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
       counters_.runs_live += key.runs.size();
       Schedule(id);
     }
+    next_key_serial_ = UInt(body.ptr[4]);   // CreateKey drew serials; the keys have their own
     for (uint32_t i = 0; i < reorder.size; ++i) reorder_.Push(handle[UInt(reorder.ptr[i])]);
     RebuildKeyBuffers();   // the per-key counts follow from the buffer (not in the format)
     counters_.events_buffered = reorder_.size();
