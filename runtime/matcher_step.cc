@@ -284,7 +284,6 @@ bool Matcher::Impl::ChainTake(const Run& r, const HotState& from, const Edge& e,
     return false;
   }
   nodes_[n].live = 1;
-  *out = next;
   return true;
 }
 
