@@ -329,8 +329,8 @@ void Matcher::Impl::BuildIndexes() {
 // no accepting state before the final one, no state shared with another rule, no `on timeout
 // emit`. A key's runs of such rules never produce two equal successors: each successor either is
 // the run itself or binds the current event after the run's own bindings (one TAKE: one target),
-// so distinct runs have distinct successors. StepChainKeyInPlace steps them without the duplicate checks
-// and hash-consing of StepRun.
+// so distinct runs have distinct successors. StepChainKeyInPlace steps them without the
+// duplicate checks and hash-consing of StepRun. (options_.chain_paths false: no rule is a chain.)
 void Matcher::Impl::BuildChains() {
   const Program& p = *program_;
   std::vector<uint8_t> chain_rule(p.rules.size(), options_.chain_paths ? 1 : 0);
@@ -381,7 +381,8 @@ void Matcher::Impl::BuildChains() {
     for (SpecUse& use : uses) {
       use.starts_chain = std::all_of(use.rules.begin(), use.rules.end(),
                                      [&](int32_t r) { return chain_rule[static_cast<size_t>(r)] != 0; });
-      use.never_starts = options_.start_index && use.start.kind() == StartIndex::Kind::kNone && use.start.all().empty();
+      use.never_starts =
+          options_.start_index && use.start.kind() == StartIndex::Kind::kNone && use.start.all().empty();
     }
   }
 }
