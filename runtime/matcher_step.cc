@@ -176,7 +176,8 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
       EndRun(r, /*deadline=*/false, /*discarded=*/false);
       continue;
     }
-    if (passive[static_cast<size_t>(r.state) * type_count_] == kChainStep) {
+    const uint8_t how = passive[static_cast<size_t>(r.state) * type_count_];
+    if (how == kChainStep) {
       NewRunScope();
       const StateFacts& f = state_facts_[static_cast<size_t>(r.state)];
       const Edge& take = edges[f.only_take];
@@ -204,8 +205,8 @@ bool Matcher::Impl::StepChainKeyInPlace(uint32_t k, const SpecUse& use) {
         }
       }
     }
-    // It stays (or the event is not in its rule's stream).
-    due.Add(r.expiry, IsChain(r));
+    // It stays (or the event is not in its rule's stream; only then may it be another rule's).
+    due.Add(r.expiry, how != kNotInStream || IsChain(r));
     if (kept != i) runs[kept] = r;
     ++kept;
   }
