@@ -377,6 +377,7 @@ void Matcher::Impl::BuildChains() {
     for (size_t t = 0; t < type_count_; ++t)
       if (passive_[s * type_count_ + t] == kStep) passive_[s * type_count_ + t] = kChainStep;
   }
+  for (size_t r = 0; r < p.rules.size(); ++r) rule_facts_[r].chain = chain_rule[r] != 0;
   for (std::vector<SpecUse>& uses : by_type_) {
     for (SpecUse& use : uses) {
       use.starts_chain = std::all_of(use.rules.begin(), use.rules.end(),

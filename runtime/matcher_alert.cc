@@ -139,8 +139,11 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
       const Pending& p = pending_[i];
       uint64_t* resume = resume_of(p.rule);
       bool drop = resume != nullptr && p.start_ord < *resume;
-      for (size_t j = from; j < i && !drop; ++j)
-        drop = pending_[j].rule == p.rule && SameEvents(pending_[j].node, p.node);
+      // (A chain rule's completions at one instant are distinct successors of distinct runs: no
+      // two have the same events.)
+      if (!rule_facts_[static_cast<size_t>(p.rule)].chain || p.kind != AlertKind::kMatch)
+        for (size_t j = from; j < i && !drop; ++j)
+          drop = pending_[j].rule == p.rule && SameEvents(pending_[j].node, p.node);
       if (!drop) {
         EmitAlert(p, key);
         if (p.kind == AlertKind::kTimeout) MarkReported(p);
@@ -191,7 +194,7 @@ void Matcher::Impl::Settle(KeyState& key, bool at_timer) {
 // trailing absence completing now, it is a run of this key).
 void Matcher::Impl::MarkMatchedCopies(bool at_timer) {
   for (const Pending& p : pending_) {
-    if (p.kind != AlertKind::kMatch || !RuleOf(p.rule).has_timeout_emit) continue;
+    if (p.kind != AlertKind::kMatch || !rule_facts_[static_cast<size_t>(p.rule)].has_timeout_emit) continue;
     auto mark = [&](uint32_t n) {
       if (n != kNoNode && n != p.node && nodes_[n].rule == p.rule && SameEvents(n, p.node))
         nodes_[n].flags |= kNodeMatched;

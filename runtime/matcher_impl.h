@@ -135,6 +135,7 @@ struct RuleFacts {
   bool has_timeout_emit = false;
   bool has_skip = false;
   uint64_t id_prefix = 0;   // 64-bit FNV-1a state after "name\x1f" (the match id, matching.md §8)
+  bool chain = false;       // Impl::BuildChains: its completions are never equal to each other
 };
 
 // What bounds the life of a run resting in a state, for one of its rules: the rule's window and
