@@ -253,6 +253,23 @@ void Matcher::Impl::SortByPreference(size_t from) {
 bool Matcher::Impl::Prefer(const Pending& a, const Pending& b) {
   if (a.start_ord != b.start_ord) return a.start_ord < b.start_ord;
   if (a.rule != b.rule) return a.rule < b.rule;   // whether or not the rules share runs
+  if (rule_facts_[static_cast<size_t>(a.rule)].chain && a.kind == AlertKind::kMatch && b.kind == AlertKind::kMatch) {
+    // A chain rule's matches bind one event per step, at the same depths: walking both chains up
+    // together, the last pair with different events (the nearest the root) decides, as the walk
+    // from the root below would (same steps, so by the events' processing order).
+    uint32_t x = a.node, y = b.node;
+    EventStore::Handle ex = EventStore::kNone, ey = EventStore::kNone;
+    while (x != y && x != kNoNode && y != kNoNode) {
+      if (nodes_[x].event != nodes_[y].event) {
+        ex = nodes_[x].event;
+        ey = nodes_[y].event;
+      }
+      x = nodes_[x].parent;
+      y = nodes_[y].parent;
+    }
+    if (x == y) return ex != EventStore::kNone && store_.ord(ex) < store_.ord(ey);
+    // (Different depths cannot happen for matches of one chain rule; the general walk decides.)
+  }
   auto chain = [&](uint32_t n, std::vector<uint32_t>& out) {
     out.clear();
     for (; n != kNoNode; n = nodes_[n].parent) out.push_back(n);
