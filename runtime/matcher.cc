@@ -784,14 +784,18 @@ void Matcher::Impl::WriteBack(uint32_t k) {
 }
 
 // Appends next_ (new runs only) to the key's runs, as WriteBack would store them after the
-// key's runs, and reschedules its timer.
+// key's runs, and reschedules its timer. The key's timer is already due by the old runs' DueBy,
+// so only the new runs can move it: due by their own DueBy is due by the whole list's (adding
+// runs only lowers its earliest eager expiry, only raises its latest lazy one).
 void Matcher::Impl::AppendRuns(uint32_t k) {
   std::vector<Run>& runs = keys_[k].runs;
   const size_t n = runs.size() + next_.size();
   if (n > runs.capacity()) runs.reserve(n);   // exactly, as WriteBack's assign: no slack per key
   runs.insert(runs.end(), next_.begin(), next_.end());
   counters_.runs_live += next_.size();
-  Schedule(k);
+  DueBy due;
+  for (const Run& r : next_) due.Add(r.expiry, IsChain(r));
+  if (due.At() < keys_[k].scheduled) PushTimer(k, due.At());
 }
 
 void Matcher::Impl::Schedule(uint32_t k) {
