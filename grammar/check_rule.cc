@@ -53,6 +53,7 @@ class RuleChecker {
   void CheckSimple(const ast::SimpleClause& s);
   std::optional<int64_t> PositiveDuration(const ast::SimpleClause& s);
   void CheckKey(const ast::KeyClause* clause);
+  void ExtendKey(const std::vector<int>& types, SourceSpan where);
   void CheckAfterMatch(const ast::AfterMatchClause& a);
   void CheckEmit(const ast::EmitClause& emit, std::vector<EmitField>& out);
   void CheckMessage(const ast::SimpleClause& s);
@@ -79,6 +80,15 @@ void RuleChecker::Run(const GlobalDecl& g) {
   }
   if (cl.pattern != nullptr) {
     CheckPattern(c_, *cl.pattern, rs_);
+    // Event types that the conditions' windowed aggregates read are keyed like the pattern's.
+    std::vector<const PatternNode*> todo = {&rs_.out.pattern.root};
+    while (!todo.empty()) {
+      const PatternNode* n = todo.back();
+      todo.pop_back();
+      if (n->where) CollectEventTypes(*n->where, rs_.used_types);
+      if (n->until) CollectEventTypes(*n->until, rs_.used_types);
+      for (const PatternNode& c : n->children) todo.push_back(&c);
+    }
   } else if (cl.when != nullptr) {
     rs_.out.is_threshold = true;
     rs_.out.uses_unevaluated = true;
@@ -113,6 +123,13 @@ void RuleChecker::Run(const GlobalDecl& g) {
     rs_.out.has_timeout_emit = true;
     CheckEmit(*cl.timeout_emit, rs_.out.timeout_emit);
   }
+  // Windowed aggregates in emit over types the key does not cover yet.
+  if (rs_.scope.key_valid && (cl.emit != nullptr || cl.timeout_emit != nullptr)) {
+    std::vector<int> types;
+    for (const EmitField& f : rs_.out.emit) CollectEventTypes(f.value, types);
+    for (const EmitField& f : rs_.out.timeout_emit) CollectEventTypes(f.value, types);
+    ExtendKey(types, At(cl.emit != nullptr ? static_cast<const ast::Node&>(*cl.emit) : *cl.timeout_emit));
+  }
   if (auto it = cl.simple.find("message"); it != cl.simple.end()) CheckMessage(*it->second);
   std::map<std::string, SourceSpan> test_names;
   for (const ast::TestClause* t : cl.tests) {
@@ -123,13 +140,12 @@ void RuleChecker::Run(const GlobalDecl& g) {
     }
     CheckTest(c_, *t, rs_);
   }
-  if (rs_.scope.first_unevaluated) {
+  // Windowed aggregates in patterns run (what does not yet is reported by the compiler, W502);
+  // `when` rules do not run yet.
+  if (rs_.out.is_threshold && rs_.scope.first_unevaluated) {
     rs_.out.uses_unevaluated = true;
     c_.Warning("W501", *rs_.scope.first_unevaluated,
-               rs_.out.is_threshold
-                   ? "not yet evaluated: 'when' rules are checked but do not run yet"
-                   : "not yet evaluated: windowed aggregates, ewma and baseline are checked but "
-                     "do not run yet",
+               "not yet evaluated: 'when' rules are checked but do not run yet",
                "the rule is checked; it will not produce alerts until the engine supports this");
   }
 }
@@ -252,6 +268,33 @@ void RuleChecker::CheckSimple(const ast::SimpleClause& s) {
       return;
     }
     meta.enabled = v->b;
+  }
+}
+
+// Key slots for `types` (read by windowed aggregates in emit) that the key does not cover: the
+// fields named like the key's components (a `key` clause) or the type's declared key, of the
+// same types.
+void RuleChecker::ExtendKey(const std::vector<int>& types, SourceSpan where) {
+  const Schema& schema = c_.schema();
+  CheckedKey& key = rs_.out.key;
+  for (int t : types) {
+    const bool covered = std::any_of(key.per_type.begin(), key.per_type.end(),
+                                     [&](const CheckedKey::PerType& p) { return p.event_type == t; });
+    if (covered) continue;
+    const EventType& type = schema.types[static_cast<size_t>(t)];
+    std::vector<int> slots;
+    for (size_t i = 0; i < key.names.size(); ++i) {
+      int slot = type.FieldIndex(key.names[i]);
+      if (slot < 0 && type.key_fields.size() == key.names.size()) slot = type.key_fields[i];
+      if (slot < 0 || !(type.fields[static_cast<size_t>(slot)].type == key.types[i])) {
+        c_.Error("E304", where,
+                 fmt::format("a windowed aggregate reads {}, which has no key field like '{}' ({})",
+                             type.name, key.names[i], TypeName(key.types[i])));
+        return;
+      }
+      slots.push_back(slot);
+    }
+    key.per_type.push_back(CheckedKey::PerType{t, std::move(slots)});
   }
 }
 

@@ -276,7 +276,7 @@ struct CheckedRule {
   std::vector<EmitField> timeout_emit;
 
   std::vector<RuleTest> tests;
-  // Uses windowed aggregates / ewma / baseline / `when` (not evaluated yet, W501).
+  // A `when` rule (not evaluated yet, W501).
   bool uses_unevaluated = false;
 
   // Index into emit of field `name`, or -1.

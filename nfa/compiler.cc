@@ -60,15 +60,48 @@ class Unsupported {
   SourceSpan span;
 };
 
+// The key fields of `rule` as text: rules with equal signatures share key states, and so window
+// state.
+std::string KeySignature(const CheckedRule& rule) {
+  std::string out;
+  for (const ValueType& t : rule.key.types) out += fmt::format("{}/{};", static_cast<int>(t.kind), static_cast<int>(t.scalar));
+  for (const CheckedKey::PerType& p : rule.key.per_type)
+    out += fmt::format("{}:{};", p.event_type, fmt::join(p.slots, ","));
+  return out;
+}
+
+// Gives every window term of `expr` (compiled for `rule`) its Program::windows entry, adding
+// entries for terms not seen before.
+void InternWindows(Program& program, ExprProgram& expr, int rule) {
+  for (ExprProgram::WindowTerm& t : expr.windows) {
+    ExprProgram::WindowTerm state = t;
+    state.including_current = false;
+    state.id = -1;
+    std::string key = fmt::format("{}\n{}\n{}", KeySignature(program.checked->rules[static_cast<size_t>(rule)]),
+                                  DescribeWindowTerm(state),
+                                  state.where != nullptr ? DumpExprProgram(*state.where) : "");
+    int32_t id = -1;
+    for (size_t i = 0; i < program.windows.size() && id < 0; ++i)
+      if (program.windows[i].text == key) id = static_cast<int32_t>(i);
+    if (id < 0) {
+      id = static_cast<int32_t>(program.windows.size());
+      state.id = id;
+      program.windows.push_back(WindowAggregate{std::move(state), rule, std::move(key)});
+    }
+    t.id = id;
+  }
+}
+
 // Interns predicates across all rules.
 class PredicateTable {
  public:
   explicit PredicateTable(Program& program) : program_(program) {}
 
-  // The predicate for `expr` evaluated on events of `type`, or -1 for "always true".
-  int32_t Intern(const BoundExpr& expr, int type, const std::vector<int>& var_types) {
+  // The predicate for `expr` evaluated on events of `type` in `rule`, or -1 for "always true".
+  int32_t Intern(const BoundExpr& expr, int type, const std::vector<int>& var_types, int rule) {
     ExprCompileResult r = CompileExpr(expr, program_.schema(), type, var_types);
     if (!r.status.ok()) throw Unsupported(r.status.message, r.status.span);
+    InternWindows(program_, r.program, rule);
     std::string key = fmt::format("{}\n{}", program_.schema().types[type].name,
                                   DumpExprProgram(r.program));
     auto [it, inserted] = index_.try_emplace(key, static_cast<int32_t>(program_.predicates.size()));
@@ -177,7 +210,7 @@ class RuleLowering {
   GuardLiteral Literal(const PatternNode& step, const std::optional<BoundExpr>& cond) {
     GuardLiteral l;
     l.event_type = step.event_type;
-    if (cond) l.predicate = predicates_.Intern(*cond, step.event_type, var_types_);
+    if (cond) l.predicate = predicates_.Intern(*cond, step.event_type, var_types_, rule_index_);
     return l;
   }
 
@@ -697,6 +730,7 @@ void EmitPass(PassContext& ctx) {
                                   r.checked->name, c.status.span});
           continue;
         }
+        InternWindows(ctx.program, c.program, static_cast<int>(&r - ctx.program.rules.data()));
         out.push_back(std::move(c.program));
       }
     };

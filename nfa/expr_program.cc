@@ -94,6 +94,7 @@ std::string_view ExprOpcodeName(ExprOpcode op) {
     case ExprOpcode::kInListFloat: return "in_list_float";
     case ExprOpcode::kInListIntAsFloat: return "in_list_int_as_float";
     case ExprOpcode::kMatches: return "matches";
+    case ExprOpcode::kWindow: return "window";
   }
   return "?";
 }
@@ -168,6 +169,7 @@ class ExprCompiler {
   void CompileListConstant(const BoundExpr& e);
   void CompileVariable(const BoundExpr& e);
   void CompileAggregate(const BoundExpr& e);
+  void CompileWindow(const BoundExpr& e);
   void CompileLogic(const BoundExpr& e);
   void CompileCompare(const BoundExpr& e);
   void CompileArithmetic(const BoundExpr& e);
@@ -216,10 +218,8 @@ void ExprCompiler::Compile(const BoundExpr& e) {
       Emit(Op::kPushKey, 1);
       return;
     case ExprOp::kWindowAggregate:
-    case ExprOp::kEwma:
-    case ExprOp::kBaseline:
-      Fail(Code::kUnsupported, e,
-           fmt::format("{} is not yet supported by the evaluator", ExprOpName(e.op)));
+    case ExprOp::kEwma: CompileWindow(e); return;
+    case ExprOp::kBaseline: Fail(Code::kUnsupported, e, "baseline(...) is not yet supported");
     case ExprOp::kCall: CompileCall(e); return;
     case ExprOp::kNot:
       Compile(e.args[0]);
@@ -324,6 +324,57 @@ void ExprCompiler::CompileVariable(const BoundExpr& e) {
     case VarSelector::kIndex: inst.imm = e.index; break;
   }
   Emit(inst, 1);
+}
+
+bool ReadsVariables(const BoundExpr& e) {
+  if (e.op == ExprOp::kVarField || e.op == ExprOp::kLoopAggregate) return true;
+  for (const BoundExpr& a : e.args)
+    if (ReadsVariables(a)) return true;
+  return false;
+}
+
+void ExprCompiler::CompileWindow(const BoundExpr& e) {
+  ExprProgram::WindowTerm t;
+  t.ewma = e.op == ExprOp::kEwma;
+  t.aggregate = e.aggregate;
+  t.event_type = e.event_type;
+  t.slot = e.slot;
+  t.result_type = e.type;
+  t.field_type = e.slot >= 0 ? FieldType(e, e.event_type, e.slot) : ValueType::Scalar(ScalarType::kInt);
+  t.including_current = e.including_current;
+  if (t.ewma) {
+    Fail(Code::kUnsupported, e, "ewma(...) is not yet supported");
+  } else {
+    t.window = e.window;
+    if (!e.by_slots.empty()) Fail(Code::kUnsupported, e, "'by' in a windowed aggregate is not yet supported");
+    if (e.window.kind == WindowKind::kSession || e.window.kind == WindowKind::kHierarchical) {
+      Fail(Code::kUnsupported, e,
+           fmt::format("{} windows are not yet supported",
+                       e.window.kind == WindowKind::kSession ? "session" : "hierarchical"));
+    }
+    if (e.window.sizes_ms.size() != 1 || e.window.sizes_ms[0] <= 0 ||
+        (e.window.kind == WindowKind::kSliding &&
+         (e.window.every_ms <= 0 || e.window.every_ms > e.window.sizes_ms[0]))) {
+      Fail(Code::kInvalid, e, "bad window");
+    }
+    const bool value_kind = e.aggregate == AggregateKind::kMin || e.aggregate == AggregateKind::kMax ||
+                            e.aggregate == AggregateKind::kFirst || e.aggregate == AggregateKind::kLast;
+    if ((value_kind && (t.field_type.is(ScalarType::kString) || t.field_type.is_list())) ||
+        (e.aggregate == AggregateKind::kDistinct && t.field_type.is_list())) {
+      Fail(Code::kUnsupported, e,
+           fmt::format("{} of a {} field over a window is not yet supported", AggregateName(e.aggregate),
+                       t.field_type.is_list() ? "list" : "string"));
+    }
+  }
+  if (e.has_where) {
+    if (ReadsVariables(e.args[0]))
+      Fail(Code::kUnsupported, e.args[0], "a window's 'where' that reads pattern variables is not yet supported");
+    ExprCompileResult w = CompileExpr(e.args[0], schema_, e.event_type, {});
+    if (!w.status.ok()) throw CompileError{w.status.code, w.status.message, w.status.span};
+    t.where = std::make_shared<const ExprProgram>(std::move(w.program));
+  }
+  out_.windows.push_back(std::move(t));
+  Emit(Op::kWindow, 1, static_cast<int32_t>(out_.windows.size() - 1));
 }
 
 void ExprCompiler::CompileAggregate(const BoundExpr& e) {
@@ -615,6 +666,26 @@ ExprCompileResult CompileExpr(const BoundExpr& expr, const Schema& schema, int c
   return result;
 }
 
+std::string DescribeWindowTerm(const ExprProgram::WindowTerm& t) {
+  std::string window;
+  if (t.ewma) {
+    window = fmt::format("ewma type {} slot {} half-life {}ms", t.event_type, t.slot, t.half_life_ms);
+  } else {
+    const int64_t size = t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0];
+    window = fmt::format("{} type {} slot {} over ", AggregateName(t.aggregate), t.event_type, t.slot);
+    switch (t.window.kind) {
+      case WindowKind::kLast: window += fmt::format("last {}ms", size); break;
+      case WindowKind::kTumbling: window += fmt::format("tumbling {}ms", size); break;
+      case WindowKind::kSliding: window += fmt::format("sliding {}ms every {}ms", size, t.window.every_ms); break;
+      default: window += "?"; break;
+    }
+  }
+  if (t.where != nullptr) window += " where";
+  if (t.including_current) window += " including current";
+  if (t.id >= 0) window += fmt::format(" #{}", t.id);
+  return window;
+}
+
 std::string DumpExprProgram(const ExprProgram& p) {
   std::string out;
   for (size_t pc = 0; pc < p.code.size(); ++pc) {
@@ -668,12 +739,22 @@ std::string DumpExprProgram(const ExprProgram& p) {
       case Op::kMatches:
         operands = Quoted(p.regexes[static_cast<size_t>(in.arg)].pattern);
         break;
+      case Op::kWindow: operands = DescribeWindowTerm(p.windows[static_cast<size_t>(in.arg)]); break;
       default: break;
     }
     std::string line = fmt::format("{:>3}  {:<15} {}", pc, ExprOpcodeName(in.op), operands);
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line;
     out += '\n';
+    if (in.op == Op::kWindow && p.windows[static_cast<size_t>(in.arg)].where != nullptr) {
+      std::string where = DumpExprProgram(*p.windows[static_cast<size_t>(in.arg)].where);
+      for (size_t at = 0; at < where.size();) {   // indented under the instruction
+        const size_t end = where.find('\n', at);
+        out += "       | ";
+        out.append(where, at, end - at + 1);
+        at = end + 1;
+      }
+    }
   }
   return out;
 }

@@ -52,8 +52,14 @@
 // does not fit in 64 bits; avg of ints is (exact sum) / n as double, avg of durations the exact
 // mean rounded half away from zero. min/max of strings compare bytes. INT64_MIN % -1 is 0.
 //
-// kWindowAggregate, kEwma and kBaseline are not compiled yet (issue 4): CompileExpr returns
-// kUnsupported for an expression that uses them.
+// Windowed aggregates and ewma (docs/language.md "Anomaly conditions") are one instruction,
+// kWindow, naming a WindowTerm of the program: what to compute (aggregate, event type, field,
+// `where`, window, `including current`). The value comes from outside the expression — the
+// engine's per-key window state, or a test's reference recomputing it — through
+// EvalInput::windows (runtime/expr_eval.h); without a reader it has no value. CompileProgram
+// gives each term the id of its entry in Program::windows (shared by equal aggregates of rules
+// with the same key). kBaseline, `by`, session and hierarchical windows, and min/max/first/last of
+// strings or lists are not compiled yet: kUnsupported.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +112,7 @@ enum class ExprOpcode : uint8_t {
   kInStringSet, kInIntSet, kInFloatSet, kInEmpty,
   kInListString, kInListInt, kInListFloat, kInListIntAsFloat,
   kMatches,          // regex `arg` (Hyperscan database)
+  kWindow,           // windowed aggregate or ewma: ExprProgram::windows[arg]
 };
 std::string_view ExprOpcodeName(ExprOpcode op);
 
@@ -174,6 +181,23 @@ struct ExprProgram {
   std::vector<ListConstant> lists;
   std::vector<Regex> regexes;
 
+  // A windowed aggregate or ewma read by kWindow.
+  struct WindowTerm {
+    bool ewma = false;
+    AggregateKind aggregate = AggregateKind::kCount;   // !ewma
+    int32_t event_type = -1;
+    int32_t slot = -1;              // the field; -1 for count(Type) / fraction(Type where ...)
+    ValueType field_type;           // int for slot -1
+    ValueType result_type;
+    WindowSpec window;              // !ewma
+    int64_t half_life_ms = 0;       // ewma
+    bool including_current = false;
+    // `where` (fraction: its condition), compiled over an event of event_type; null: none.
+    std::shared_ptr<const ExprProgram> where;
+    int32_t id = -1;                // Program::windows index (CompileProgram); -1: compiled alone
+  };
+  std::vector<WindowTerm> windows;
+
   std::string_view String(StringRef r) const { return {string_bytes.data() + r.offset, r.size}; }
 };
 
@@ -198,6 +222,9 @@ struct ExprCompileResult {
 // kError node, a slot out of range or a regex Hyperscan rejects.
 ExprCompileResult CompileExpr(const BoundExpr& expr, const Schema& schema, int current_type,
                               const std::vector<int>& var_types);
+
+// `avg type 2 slot 3 over last 604800000ms where including current #4`: a window term in dumps.
+std::string DescribeWindowTerm(const ExprProgram::WindowTerm& t);
 
 // Text form, one instruction per line (as in the example above), then nothing else: constants
 // are printed inline. For tests.

@@ -135,6 +135,16 @@ struct Predicate {
   int users = 0;                  // guard literals that refer to it
 };
 
+// One windowed aggregate or ewma (docs/language.md "Anomaly conditions"), kept once per key for
+// every expression of every rule that reads it: terms equal but for `including current` (how a
+// reading treats the event being judged, not what is kept), read by rules with the same key
+// fields, are one entry. ExprProgram::WindowTerm::id is its index.
+struct WindowAggregate {
+  ExprProgram::WindowTerm term;   // id = its index; including_current = false
+  int32_t rule = -1;              // the first rule that reads it: its key is the entry's key
+  std::string text;               // the share key: key fields, then the term and its `where`
+};
+
 struct CompiledRule {
   const CheckedRule* checked = nullptr;   // points into Program::checked
   int32_t start = -1;             // state a new run starts in
@@ -156,6 +166,7 @@ struct Program {
   std::vector<std::vector<int32_t>> rules_by_type;
   // Per shared state (State::shared): the rules it stands for, ascending.
   std::vector<std::vector<int32_t>> shared;
+  std::vector<WindowAggregate> windows;
 
   const Schema& schema() const { return checked->schema; }
 };

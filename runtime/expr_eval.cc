@@ -220,6 +220,21 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
         break;
       }
       case Op::kPushNoValue: push_none(); break;
+      case Op::kWindow: {
+        const ExprValue v = input.windows != nullptr
+                                ? input.windows->Read(program.windows[static_cast<size_t>(in.arg)])
+                                : ExprValue::NoValue();
+        if (!v.has_value || v.type.kind != ValueType::Kind::kScalar) {
+          push_none();
+        } else if (v.type.is(ScalarType::kString)) {
+          push_string(v.s);
+        } else if (v.type.is(ScalarType::kFloat)) {
+          push_float(v.f);
+        } else {
+          push_int(v.i);
+        }
+        break;
+      }
       case Op::kPushKey: {
         const ExprValue& k = input.key;
         if (!k.has_value || k.type.kind != ValueType::Kind::kScalar) {

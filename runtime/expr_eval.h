@@ -47,11 +47,24 @@ struct ExprValue {
 // before the one under test). Empty when the variable is not bound.
 using VarEvents = std::span<const RecordView>;
 
+// Where windowed aggregates and ewma (kWindow) get their values: the engine's per-key window
+// state, or a test's reference. Read is called during Eval with the term to compute; it knows the
+// key and the instant (set up by its owner before the Eval). Strings in the result must stay
+// valid until the Eval returns. It may not call Eval on the same evaluator.
+class WindowReader {
+ public:
+  virtual ExprValue Read(const ExprProgram::WindowTerm& term) = 0;
+
+ protected:
+  ~WindowReader() = default;
+};
+
 // What an expression reads. Nothing is copied; everything must outlive the Eval call.
 struct EvalInput {
   RecordView event;                   // the event under test (invalid view: none, e.g. emit)
   std::span<const VarEvents> vars;    // indexed by pattern variable
   ExprValue key;                      // the match's key (for `key` in emit)
+  WindowReader* windows = nullptr;    // kWindow (null: every window term has no value)
 };
 
 // Great-circle distance in km between two (latitude, longitude) points in degrees (haversine,

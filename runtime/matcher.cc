@@ -120,6 +120,7 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
     : program_(std::move(program)), options_(options), callbacks_(std::move(callbacks)) {
   if (options_.max_partial_matches == 0) options_.max_partial_matches = SIZE_MAX;   // no limit
   BuildIndexes();
+  BuildWindows();
   timers_.Reset(DeadlineSpan(*program_));
   for (const vigil::Predicate& p : program_->predicates) evaluator_.Prepare(p.program);
   for (const CompiledRule& r : program_->rules) {
@@ -500,7 +501,7 @@ bool Matcher::Impl::Push(RecordView event) {
     return false;
   }
   const size_t type = static_cast<size_t>(event.type_id());
-  const bool used = type < by_type_.size() && !by_type_[type].empty();
+  const bool used = type < by_type_.size() && (!by_type_[type].empty() || windowed_type_[type]);
   // No out-of-orderness allowed (and no buffer limit to force the watermark): the event may be
   // processed at once, below, instead of waiting in the reorder buffer.
   const bool in_order = options_.bounded_out_of_orderness_ms == 0 && options_.max_buffered_events == 0;
@@ -522,7 +523,7 @@ bool Matcher::Impl::Push(RecordView event) {
     max_seen_ = t;
     const int64_t w = t - options_.bounded_out_of_orderness_ms - 1;
     if (w > watermark_) {
-      if (reorder_.empty() && timers_.NextTime() > w) {
+      if (reorder_.empty() && timers_.NextTime() > w && w < window_sweep_at_) {
         watermark_ = w;   // nothing is due before w (AdvanceTo would only set it)
       } else {
         AdvanceTo(w);
@@ -566,6 +567,12 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
     }
   }
   watermark_ = w;
+  // Everything up to w is done: keys whose slices have all left their windows can go (no later
+  // instant reads them).
+  if (windows_ != nullptr && w >= window_sweep_at_) {
+    windows_->Expire(w);
+    window_sweep_at_ = w == kEndOfTime ? w : w + window_sweep_every_;
+  }
 }
 
 // One event, in (time, seq) order, on every key it belongs to. `stored`: its copy in store_ with
@@ -599,11 +606,71 @@ void Matcher::Impl::ProcessEvent(RecordView record, int64_t seq, EventStore::Han
       key = it == key_index_.end() ? UINT32_MAX : it->second;
       key_encoded_ = true;
     }
+    window_spec_ = use.spec;
+    window_key_ = key;
     ProcessKeyEvent(&key, use);
   }
+  // The windows see the event after every rule has judged it (language.md "Which events").
+  if (windows_ != nullptr) AddToWindows();
   if (event_ != EventStore::kNone) store_.Unref(event_);   // the event's own reference
   event_ = EventStore::kNone;
   record_ = RecordView();
+}
+
+// ---- windows ---------------------------------------------------------------------------------
+
+void Matcher::Impl::BuildWindows() {
+  const Program& p = *program_;
+  windowed_type_.assign(p.schema().types.size(), 0);
+  if (p.windows.empty()) return;
+  const size_t types = p.schema().types.size();
+  std::vector<int32_t> spec_of_rule(p.rules.size(), -1);
+  for (size_t r = 0; r < p.rules.size(); ++r)
+    for (size_t s = 0; s < specs_.size() && spec_of_rule[r] < 0; ++s)
+      if (SameKeyFields(p.rules[r].checked->key, specs_[s], types)) spec_of_rule[r] = static_cast<int32_t>(s);
+  windows_ = std::make_unique<WindowState>(p, spec_of_rule);
+  window_input_ = &window_reader_;
+  window_sweep_at_ = std::numeric_limits<int64_t>::min();
+  window_specs_by_type_.assign(types, {});
+  for (size_t spec = 0; spec < specs_.size(); ++spec)
+    for (size_t t = 0; t < types; ++t)
+      if (windows_->HasSeriesFor(static_cast<int32_t>(spec), static_cast<int32_t>(t)) &&
+          !specs_[spec].slots_by_type[t].empty())
+        window_specs_by_type_[t].push_back(static_cast<int32_t>(spec));
+  for (size_t t = 0; t < types; ++t) windowed_type_[t] = !window_specs_by_type_[t].empty();
+  int64_t shortest = std::numeric_limits<int64_t>::max();
+  for (const WindowAggregate& w : p.windows) {
+    if (w.term.window.sizes_ms.empty()) continue;
+    shortest = std::min(shortest, w.term.window.sizes_ms[0]);
+    if (w.term.where != nullptr) window_eval_.Prepare(*w.term.where);
+  }
+  window_sweep_every_ = std::max<int64_t>(1000, shortest == std::numeric_limits<int64_t>::max() ? 1000 : shortest / 4);
+}
+
+void Matcher::Impl::AddToWindows() {
+  if (static_cast<size_t>(type_) >= window_specs_by_type_.size()) return;
+  for (int32_t spec : window_specs_by_type_[static_cast<size_t>(type_)]) {
+    EncodeKey(record_, specs_[static_cast<size_t>(spec)], spec);
+    windows_->Add(key_bytes_, spec, record_, window_eval_);
+  }
+  key_encoded_ = false;
+}
+
+ExprValue Matcher::Impl::ReadWindow(const ExprProgram::WindowTerm& term) {
+  if (term.id < 0) return ExprValue::NoValue();
+  std::string_view bytes = window_bytes_;
+  if (bytes.empty()) {
+    if (window_key_ != UINT32_MAX) {
+      bytes = keys_[window_key_].bytes;
+    } else {
+      if (!key_encoded_) {
+        EncodeKey(record_, specs_[static_cast<size_t>(window_spec_)], window_spec_);
+        key_encoded_ = true;
+      }
+      bytes = key_bytes_;
+    }
+  }
+  return windows_->Read(term, bytes, now_, record_, window_eval_);
 }
 
 void Matcher::Impl::FireTimers(int64_t t) {

@@ -197,8 +197,9 @@ class Matcher {
   void Finish() { AdvanceWatermark(kEndOfTime); }
 
   // All runtime state — buffered events, runs and their bound events, keys (with their slots and
-  // the max_keys CLOCK state, so eviction goes on as it would have), watermark, arrival and
-  // processing order, every cumulative counter — as bytes (msgpack; format version 2, the
+  // the max_keys CLOCK state, so eviction goes on as it would have), windowed aggregates' slices,
+  // watermark, arrival and processing order, every cumulative counter — as bytes (msgpack;
+  // format version 3, the
   // program's fingerprint, a checksum). Restoring them into a fresh Matcher of the same program
   // and options and continuing gives exactly the alerts and counters of an uninterrupted run.
   // Call between pushes, never from a callback.

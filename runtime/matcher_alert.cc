@@ -468,6 +468,8 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
   alert_fields_.clear();
   if (!programs.empty()) {
     EvalInput input;
+    input.windows = window_input_;
+    window_bytes_ = key.bytes;   // the alert's key (its windows; also at timers)
     if ((match ? emit_needs_vars_ : timeout_needs_vars_)[static_cast<size_t>(p.rule)]) {
       BuildVars(p.node, p.rule);
       vars_for_ = nullptr;
@@ -493,6 +495,7 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
       ExprValue& v = alert_fields_[i];
       v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
     }
+    window_bytes_ = {};
   }
   a.fields = alert_fields_;
   ++counters_.alerts_per_rule[static_cast<size_t>(p.rule)];

@@ -22,6 +22,7 @@
 #include "runtime/matcher.h"
 #include "runtime/string_scan.h"
 #include "runtime/timer_queue.h"
+#include "runtime/window_state.h"
 
 namespace vigil {
 
@@ -573,6 +574,29 @@ class Matcher::Impl {
   uint32_t run_epoch_ = 0;
   std::string key_bytes_;
   bool key_encoded_ = false;   // key_bytes_ holds the current event's key (else: EncodeKey first)
+
+  // Windowed aggregates (runtime/window_state.h); null when no expression reads one.
+  std::unique_ptr<WindowState> windows_;
+  std::vector<std::vector<int32_t>> window_specs_by_type_;   // type -> specs with series over it
+  std::vector<uint8_t> windowed_type_;     // type -> some series takes it (not ignored by Push)
+  // What the window terms read: the key `window_bytes_` if set (an alert's key), else the current
+  // event's key of spec `window_spec_` — key state `window_key_`, or (UINT32_MAX) encoded on demand.
+  struct Windows final : WindowReader {
+    explicit Windows(Impl* m) : impl(m) {}
+    ExprValue Read(const ExprProgram::WindowTerm& term) override { return impl->ReadWindow(term); }
+    Impl* impl;
+  };
+  ExprValue ReadWindow(const ExprProgram::WindowTerm& term);
+  void BuildWindows();
+  void AddToWindows();
+  Windows window_reader_{this};
+  WindowReader* window_input_ = nullptr;   // &window_reader_ when windows_
+  ExprEvaluator window_eval_;              // for the series' `where` (evaluator_ may be mid-Eval)
+  std::string_view window_bytes_;
+  int32_t window_spec_ = -1;
+  uint32_t window_key_ = UINT32_MAX;
+  int64_t window_sweep_at_ = std::numeric_limits<int64_t>::max();   // min once there are windows
+  int64_t window_sweep_every_ = 1000;
   std::vector<Run> next_;
   std::vector<Pending> pending_;
   std::vector<Run> dying_;

@@ -8,7 +8,8 @@
 //    [handles of the reorder buffer, in release order],
 //    [[id, event, parent, variable, step, refs, live, rule, flags] per live node],
 //    [[key bytes (bin), spec, serial, [[state, rule, node, last_step, start_ord, first_time,
-//      last_time, step_anchor, expiry] per run]] per key]]. A run's rule and last step are
+//      last_time, step_anchor, expiry] per run]] per key], clock hand, [slot count, free
+//    slots], window state (bin: WindowState::Pack)]. A run's rule and last step are
 //      derived from its state and node; they are written for the format's sake and checked.
 // Event handles are renumbered on restore; node ids are kept. Record images are position
 // independent (runtime/event.h), so they are stored as they are. The timer heap is rebuilt from
@@ -24,7 +25,8 @@ namespace {
 
 constexpr const char* kMagic = "vigil-matcher";
 constexpr size_t kCumulativeCounters = 15;   // before the per-rule alert counts
-constexpr uint64_t kFormatVersion = 2;   // 2: every counter, key slots and the CLOCK state
+// 2: every counter, key slots and the CLOCK state; 3: window state.
+constexpr uint64_t kFormatVersion = 3;
 
 uint64_t Fnv(std::string_view bytes, uint64_t h = 14695981039346656037ull) {
   for (unsigned char c : bytes) {
@@ -79,7 +81,7 @@ uint64_t Matcher::Impl::Fingerprint() const {
 std::string Matcher::Impl::Snapshot() const {
   msgpack::sbuffer body;
   Packer pk(&body);
-  pk.pack_array(12);
+  pk.pack_array(13);
   pk.pack(watermark_);
   pk.pack(max_seen_);
   pk.pack(next_seq_);
@@ -152,6 +154,9 @@ std::string Matcher::Impl::Snapshot() const {
   pk.pack_array(2);
   pk.pack(static_cast<uint32_t>(keys_.size()));
   pk.pack(free_keys_);   // in order: CreateKey takes the last
+  std::string windows;
+  if (windows_ != nullptr) windows_->Pack(&windows);
+  PackBin(pk, windows);
   msgpack::sbuffer out;
   Packer outer(&out);
   outer.pack_array(5);
@@ -179,7 +184,7 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     const std::string_view body_bytes = Bin(outer.ptr[3]);
     if (UInt(outer.ptr[4]) != Fnv(body_bytes)) throw Bad{"checksum mismatch: the snapshot is damaged"};
     const msgpack::object_handle body_handle = msgpack::unpack(body_bytes.data(), body_bytes.size());
-    const auto& body = Array(body_handle.get(), 12, "bad snapshot body");
+    const auto& body = Array(body_handle.get(), 13, "bad snapshot body");
     const Program& p = *program_;
 
     // Check everything first.
@@ -229,8 +234,18 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     }
     for (uint32_t i = 0; i < reorder.size; ++i)
       if (!event_index.contains(UInt(reorder.ptr[i]))) throw Bad{"bad reorder buffer"};
+    const std::string_view window_bytes = Bin(body.ptr[12]);
+    std::unique_ptr<WindowState> windows;
+    if (windows_ != nullptr) {
+      windows = windows_->EmptyLike();
+      std::string why;
+      if (!windows->Unpack(window_bytes, &why)) throw Bad{why};
+    } else if (!window_bytes.empty()) {
+      throw Bad{"bad window state"};
+    }
 
     // Apply.
+    if (windows != nullptr) windows_ = std::move(windows);
     watermark_ = Int(body.ptr[0]);
     max_seen_ = Int(body.ptr[1]);
     next_seq_ = Int(body.ptr[2]);

@@ -453,6 +453,7 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     if (pred_epoch_[i] != epoch_) {
       EvalInput input;
       input.event = record_;
+      input.windows = window_input_;
       pred_value_[i] = evaluator_.EvalPredicate(program, input);
       pred_epoch_[i] = epoch_;
     }
@@ -469,6 +470,7 @@ bool Matcher::Impl::EvalPred(int32_t p, const Run& r) {
     }
     EvalInput input;
     input.event = record_;
+    input.windows = window_input_;
     input.vars = std::span<const VarEvents>(var_spans_.data(), var_spans_.size());
     value = evaluator_.EvalPredicate(program, input);
   }

@@ -377,12 +377,14 @@ rule brute {
 )");
   INFO(Errors(r));
   REQUIRE_FALSE(r.diagnostics.has_errors());
-  REQUIRE(r.diagnostics.all().size() == 2);
+  // Only the `when` rule: windowed aggregates in patterns run (what does not yet is the
+  // compiler's W502).
+  REQUIRE(r.diagnostics.all().size() == 1);
   CHECK(r.diagnostics.all()[0].code == "W501");
-  CHECK(r.diagnostics.all()[1].code == "W501");
   REQUIRE(r.rules.rules.size() == 2);
   const CheckedRule& spike = r.rules.rules[0];
-  CHECK(spike.uses_unevaluated);
+  CHECK_FALSE(spike.uses_unevaluated);
+  CHECK(r.rules.rules[1].uses_unevaluated);
   const PatternNode& step = spike.pattern.root.children[0];
   CHECK(DumpExpr(*step.where, r.rules.schema, &spike, step.event_type) ==
         "(((amount > (3 * avg(Charge.amount over 7d))) and (count(Charge where (country != "

@@ -339,9 +339,24 @@ TEST_CASE("expr: program dump") {
         "  9  add_float\n");
 }
 
-TEST_CASE("expr: windowed aggregates, ewma and baseline are not yet supported") {
-  for (const char* where : {"count(T over 1h) > 3", "ewma(T.f, 1h) > 1.0",
-                            "baseline(count(T over 1h), 7d) > 1.0"}) {
+TEST_CASE("expr: a windowed aggregate is one window instruction, and ewma and baseline are not yet supported") {
+  {
+    Compiled c = CompileRule("count(T where f > 1.0 over 1h including current) > 3", "1");
+    REQUIRE(c.result.status.ok());
+    CHECK(DumpExprProgram(c.result.program) ==
+          "  0  window          count type 0 slot -1 over last 3600000ms where including current\n"
+          "       |   0  load_float      slot 1\n"
+          "       |   1  push_float      1\n"
+          "       |   2  cmp_float       gt\n"
+          "  1  push_int        3\n"
+          "  2  cmp_int         gt\n");
+    // Without a reader, a window term has no value: the condition does not hold.
+    ExprEvaluator ev;
+    EvalInput in;
+    CHECK_FALSE(ev.EvalPredicate(c.result.program, in));
+  }
+  for (const char* where : {"ewma(T.f, 1h) > 1.0", "baseline(count(T over 1h), 7d) > 1.0",
+                            "count(T over session 1h) > 1", "max(T.s over 1h) == \"x\""}) {
     CAPTURE(where);
     Compiled c = CompileRule(where, "1");
     REQUIRE(!c.check.diagnostics.has_errors());

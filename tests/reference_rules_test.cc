@@ -51,6 +51,27 @@ std::string Compare(const RuleTest& test, const std::vector<ReferenceAlert>& ale
   return "";
 }
 
+bool UsesWindows(const BoundExpr& e) {
+  if (e.op == ExprOp::kWindowAggregate || e.op == ExprOp::kEwma || e.op == ExprOp::kBaseline) return true;
+  for (const BoundExpr& a : e.args)
+    if (UsesWindows(a)) return true;
+  return false;
+}
+
+bool UsesWindows(const PatternNode& n) {
+  if (n.where && UsesWindows(*n.where)) return true;
+  if (n.until && UsesWindows(*n.until)) return true;
+  for (const PatternNode& c : n.children)
+    if (UsesWindows(c)) return true;
+  return false;
+}
+
+bool UsesWindows(const CheckedRule& r) {
+  for (const EmitField& f : r.emit)
+    if (UsesWindows(f.value)) return true;
+  return UsesWindows(r.pattern.root);
+}
+
 TEST_CASE("reference matcher: inline tests of rules/*.vigil") {
   const CheckResult check = CheckPaths({std::string(VIGIL_SOURCE_DIR) + "/rules"});
   REQUIRE_FALSE(check.diagnostics.has_errors());
@@ -60,7 +81,9 @@ TEST_CASE("reference matcher: inline tests of rules/*.vigil") {
     if (rule.tests.empty()) continue;
     std::string error;
     std::unique_ptr<ReferenceMatcher> matcher;
-    if (!rule.uses_unevaluated) matcher = ReferenceMatcher::Create(rule, schema, &error);
+    // Windowed aggregates: the engine runs them (vigil test rules/ in CI); the reference does
+    // not evaluate them yet.
+    if (!rule.uses_unevaluated && !UsesWindows(rule)) matcher = ReferenceMatcher::Create(rule, schema, &error);
     if (!matcher) {
       skipped.push_back(rule.name);
       continue;

@@ -1,0 +1,491 @@
+// WindowState: window_state.h explains the series and slices.
+#include "runtime/window_state.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include <fmt/format.h>
+#include <msgpack.hpp>
+
+namespace vigil {
+namespace {
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+// The value of one event for a distinct count: 8 bytes for numbers (floats: -0 as 0, every NaN
+// one value), the bytes of a string.
+void DistinctBytes(const WindowState::Series& s, RecordView event, std::string* out) {
+  out->clear();
+  if (s.is_string) {
+    out->append(event.GetString(s.slot));
+    return;
+  }
+  int64_t word;
+  if (s.is_float) {
+    double f = event.GetFloat(s.slot);
+    if (f == 0) f = 0;
+    if (std::isnan(f)) f = std::numeric_limits<double>::quiet_NaN();
+    std::memcpy(&word, &f, sizeof word);
+  } else {
+    word = event.GetInt(s.slot);
+  }
+  out->append(reinterpret_cast<const char*>(&word), sizeof word);
+}
+
+// Running combination of slices (and maybe the current event) into one window's aggregate.
+struct Acc {
+  int64_t count = 0;
+  __int128 isum = 0;
+  double fsum = 0;
+  double mean = 0, m2 = 0;
+  int64_t nan = 0;
+  bool any = false;
+  int64_t imin = 0, imax = 0, ifirst = 0, ilast = 0;
+  double fmin = 0, fmax = 0, ffirst = 0, flast = 0;
+
+  // Slices must come in ascending order (first/last).
+  void Merge(const WindowState::Slice& s) {
+    if (s.count == 0) return;
+    // Chan et al.'s pairwise update of mean and M2.
+    const double n1 = static_cast<double>(count), n2 = static_cast<double>(s.count);
+    const double delta = s.mean - mean;
+    const double n = n1 + n2;
+    mean = count == 0 ? s.mean : mean + delta * n2 / n;
+    m2 = count == 0 ? s.m2 : m2 + s.m2 + delta * delta * n1 * n2 / n;
+    count += s.count;
+    isum += s.isum;
+    fsum += s.fsum;
+    nan += s.nan;
+    if (!any) {
+      imin = s.imin, imax = s.imax, ifirst = s.ifirst;
+      fmin = s.fmin, fmax = s.fmax, ffirst = s.ffirst;
+      any = true;
+    } else {
+      imin = std::min(imin, s.imin), imax = std::max(imax, s.imax);
+      fmin = std::min(fmin, s.fmin), fmax = std::max(fmax, s.fmax);
+    }
+    ilast = s.ilast;
+    flast = s.flast;
+  }
+};
+
+}  // namespace
+
+int64_t WindowResolution(const WindowSpec& w) {
+  const int64_t size = w.sizes_ms.empty() ? 1 : w.sizes_ms[0];
+  switch (w.kind) {
+    case WindowKind::kLast:
+      return size <= 60'000 ? 1 : size <= 3'600'000 ? 1'000 : 60'000;
+    case WindowKind::kTumbling: return size;
+    case WindowKind::kSliding: return std::gcd(size, w.every_ms);
+    default: return 1;
+  }
+}
+
+// Adds one value to a slice (the slice's events in processing order).
+void WindowState::AddValue(Slice& s, bool is_float, RecordView event, int slot) {
+  ++s.count;
+  if (slot < 0) return;
+  double x;
+  if (is_float) {
+    const double f = event.GetFloat(slot);
+    x = f;
+    s.fsum += f;
+    if (std::isnan(f)) ++s.nan;
+    if (s.count == 1) {
+      s.fmin = s.fmax = s.ffirst = f;
+    } else {
+      s.fmin = std::min(s.fmin, f);
+      s.fmax = std::max(s.fmax, f);
+    }
+    s.flast = f;
+  } else {
+    const int64_t i = event.GetInt(slot);
+    x = static_cast<double>(i);
+    s.isum += i;
+    if (s.count == 1) {
+      s.imin = s.imax = s.ifirst = i;
+    } else {
+      s.imin = std::min(s.imin, i);
+      s.imax = std::max(s.imax, i);
+    }
+    s.ilast = i;
+  }
+  const double delta = x - s.mean;
+  s.mean += delta / static_cast<double>(s.count);
+  s.m2 += delta * (x - s.mean);
+}
+
+WindowState::WindowState(const Program& program, const std::vector<int32_t>& spec_of_rule) {
+  auto series_for = [&](const ExprProgram::WindowTerm& t, int32_t spec, bool with_where) {
+    Series s;
+    s.spec = spec;
+    s.event_type = t.event_type;
+    s.slot = t.aggregate == AggregateKind::kCount || t.aggregate == AggregateKind::kFraction ? -1 : t.slot;
+    s.is_float = s.slot >= 0 && t.field_type.is(ScalarType::kFloat);
+    s.is_string = s.slot >= 0 && t.field_type.is(ScalarType::kString);
+    s.where = with_where ? t.where.get() : nullptr;
+    s.resolution_ms = WindowResolution(t.window);
+    const std::string where_text = s.where != nullptr ? DumpExprProgram(*s.where) : "";
+    s.text = fmt::format("{}|{}|{}|{}|{}", spec, s.event_type, s.slot, s.resolution_ms, where_text);
+    for (size_t i = 0; i < series_.size(); ++i)
+      if (series_[i].text == s.text) return static_cast<int32_t>(i);
+    series_.push_back(std::move(s));
+    return static_cast<int32_t>(series_.size() - 1);
+  };
+  for (const WindowAggregate& w : program.windows) {
+    const int32_t spec = spec_of_rule[static_cast<size_t>(w.rule)];
+    const ExprProgram::WindowTerm& t = w.term;
+    const int32_t s = series_for(t, spec, true);
+    series_of_window_.push_back(s);
+    total_series_of_window_.push_back(t.aggregate == AggregateKind::kFraction ? series_for(t, spec, false) : -1);
+    const int64_t size = t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0];
+    for (int32_t i : {s, total_series_of_window_.back()}) {
+      if (i < 0) continue;
+      Series& ser = series_[static_cast<size_t>(i)];
+      ser.horizon_ms = std::max(ser.horizon_ms, size + ser.resolution_ms);
+      if (t.aggregate == AggregateKind::kDistinct && i == s) ser.distinct = true;
+    }
+  }
+  for (size_t i = 0; i < series_.size(); ++i) {
+    const Series& s = series_[i];
+    if (by_spec_type_.size() <= static_cast<size_t>(s.spec)) by_spec_type_.resize(static_cast<size_t>(s.spec) + 1);
+    auto& by_type = by_spec_type_[static_cast<size_t>(s.spec)];
+    if (by_type.size() <= static_cast<size_t>(s.event_type)) by_type.resize(static_cast<size_t>(s.event_type) + 1);
+    by_type[static_cast<size_t>(s.event_type)].push_back(static_cast<int32_t>(i));
+  }
+}
+
+std::unique_ptr<WindowState> WindowState::EmptyLike() const {
+  std::unique_ptr<WindowState> out(new WindowState());
+  out->series_ = series_;
+  out->series_of_window_ = series_of_window_;
+  out->total_series_of_window_ = total_series_of_window_;
+  out->by_spec_type_ = by_spec_type_;
+  return out;
+}
+
+const std::vector<int32_t>& WindowState::SeriesFor(int32_t spec, int32_t type) const {
+  static const std::vector<int32_t> kNone;
+  if (spec < 0 || static_cast<size_t>(spec) >= by_spec_type_.size()) return kNone;
+  const auto& by_type = by_spec_type_[static_cast<size_t>(spec)];
+  if (type < 0 || static_cast<size_t>(type) >= by_type.size()) return kNone;
+  return by_type[static_cast<size_t>(type)];
+}
+
+bool WindowState::HasSeriesFor(int32_t spec, int32_t type) const { return !SeriesFor(spec, type).empty(); }
+
+void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator) {
+  const std::vector<int32_t>& list = SeriesFor(spec, event.type_id());
+  if (list.empty()) return;
+  const int64_t t = event.event_time();
+  KeyWindows* k = nullptr;
+  for (int32_t si : list) {
+    const Series& s = series_[static_cast<size_t>(si)];
+    if (s.where != nullptr) {
+      EvalInput in;
+      in.event = event;
+      if (!evaluator.EvalPredicate(*s.where, in)) continue;
+    }
+    if (k == nullptr) {
+      auto it = keys_.find(key_bytes);
+      if (it == keys_.end()) {
+        it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
+        it->second->series.resize(series_.size());
+      }
+      k = it->second.get();
+      Prune(*k, t);
+    }
+    std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
+    if (st == nullptr) st = std::make_unique<SeriesKeyState>();
+    const int64_t id = FloorDiv(t, s.resolution_ms);
+    if (st->slices.empty() || st->slices.back().id != id) {
+      Slice fresh;
+      fresh.id = id;
+      st->slices.push_back(fresh);
+    }
+    AddValue(st->slices.back(), s.is_float, event, s.slot);
+    if (s.distinct) {
+      DistinctBytes(s, event, &scratch_);
+      st->distinct[scratch_] = id;
+    }
+    k->newest_end = std::max(k->newest_end, (id + 1) * s.resolution_ms + s.horizon_ms);
+  }
+}
+
+void WindowState::Prune(KeyWindows& k, int64_t now) {
+  for (size_t i = 0; i < k.series.size(); ++i) {
+    SeriesKeyState* st = k.series[i].get();
+    if (st == nullptr) continue;
+    const Series& s = series_[i];
+    // A slice is in no window of the series once (id + 1) * r + horizon <= now.
+    bool dropped = false;
+    while (!st->slices.empty() && (st->slices.front().id + 1) * s.resolution_ms + s.horizon_ms <= now) {
+      st->slices.pop_front();
+      dropped = true;
+    }
+    if (dropped && !st->distinct.empty()) {
+      const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
+      absl::erase_if(st->distinct, [&](const auto& e) { return e.second < oldest; });
+    }
+  }
+}
+
+ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
+                            RecordView current, ExprEvaluator& evaluator) {
+  const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
+  const Series& s = series_[static_cast<size_t>(si)];
+  const int64_t r = s.resolution_ms;
+  const int64_t size = term.window.sizes_ms.empty() ? 0 : term.window.sizes_ms[0];
+  // The first slice id in the window.
+  const int64_t first = term.window.kind == WindowKind::kLast
+                            ? FloorDiv(now - size, r) + 1
+                            : FloorDiv(now, term.window.kind == WindowKind::kSliding ? term.window.every_ms : size) *
+                                  (term.window.kind == WindowKind::kSliding ? term.window.every_ms : size) / r;
+  auto it = keys_.find(key_bytes);
+  KeyWindows* k = it == keys_.end() ? nullptr : it->second.get();
+  auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
+    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(series)].get();
+    if (st == nullptr) return;
+    auto from = std::lower_bound(st->slices.begin(), st->slices.end(), first,
+                                 [](const Slice& a, int64_t id) { return a.id < id; });
+    for (auto i = from; i != st->slices.end(); ++i) acc->Merge(*i);
+    if (distinct != nullptr)
+      for (const auto& e : st->distinct) *distinct += e.second >= first;
+  };
+  Acc acc;
+  int64_t distinct = 0;
+  const bool want_distinct = term.aggregate == AggregateKind::kDistinct;
+  accumulate(si, &acc, want_distinct ? &distinct : nullptr);
+  // `including current`: the event under test, if the series takes it.
+  bool current_in = false;
+  if (term.including_current && current.valid() && current.type_id() == s.event_type) {
+    current_in = true;
+    if (s.where != nullptr) {
+      EvalInput in;
+      in.event = current;
+      current_in = evaluator.EvalPredicate(*s.where, in);
+    }
+    if (current_in) {
+      Slice one;
+      AddValue(one, s.is_float, current, s.slot);
+      acc.Merge(one);
+      if (want_distinct) {
+        DistinctBytes(s, current, &scratch_);
+        const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
+        bool seen = false;
+        if (st != nullptr) {
+          const auto d = st->distinct.find(scratch_);
+          seen = d != st->distinct.end() && d->second >= first;
+        }
+        if (!seen) ++distinct;
+      }
+    }
+  }
+  const bool empty = acc.count == 0;
+  switch (term.aggregate) {
+    case AggregateKind::kCount: return ExprValue::Int(acc.count);
+    case AggregateKind::kDistinct: return ExprValue::Int(distinct);
+    case AggregateKind::kFraction: {
+      Acc total;
+      accumulate(total_series_of_window_[static_cast<size_t>(term.id)], &total, nullptr);
+      if (term.including_current && current.valid() && current.type_id() == s.event_type) ++total.count;
+      if (total.count == 0) return ExprValue::NoValue();
+      return ExprValue::Float(static_cast<double>(acc.count) / static_cast<double>(total.count));
+    }
+    case AggregateKind::kSum:
+      if (s.is_float) return ExprValue::Float(acc.fsum);
+      if (acc.isum > INT64_MAX || acc.isum < INT64_MIN) return ExprValue::NoValue();
+      return ExprValue::Int(static_cast<int64_t>(acc.isum), term.field_type.scalar);
+    case AggregateKind::kAvg: {
+      if (empty) return ExprValue::NoValue();
+      if (s.is_float) return ExprValue::Float(acc.fsum / static_cast<double>(acc.count));
+      if (term.field_type.is(ScalarType::kDuration)) {
+        // Exact mean rounded half away from zero.
+        const __int128 n = acc.count;
+        __int128 q = acc.isum / n, rem = acc.isum % n;
+        if (rem < 0) rem = -rem;
+        if (2 * rem >= n) q += acc.isum < 0 ? -1 : 1;
+        if (q > INT64_MAX || q < INT64_MIN) return ExprValue::NoValue();
+        return ExprValue::Int(static_cast<int64_t>(q), ScalarType::kDuration);
+      }
+      return ExprValue::Float(static_cast<double>(acc.isum) / static_cast<double>(acc.count));
+    }
+    case AggregateKind::kMin:
+    case AggregateKind::kMax: {
+      if (empty) return ExprValue::NoValue();
+      const bool is_min = term.aggregate == AggregateKind::kMin;
+      if (s.is_float) {
+        if (acc.nan > 0) return ExprValue::Float(std::numeric_limits<double>::quiet_NaN());
+        return ExprValue::Float(is_min ? acc.fmin : acc.fmax);
+      }
+      return ExprValue::Int(is_min ? acc.imin : acc.imax, term.field_type.scalar);
+    }
+    case AggregateKind::kFirst:
+    case AggregateKind::kLast: {
+      if (empty) return ExprValue::NoValue();
+      const bool is_first = term.aggregate == AggregateKind::kFirst;
+      if (s.is_float) return ExprValue::Float(is_first ? acc.ffirst : acc.flast);
+      if (term.field_type.is(ScalarType::kBool)) return ExprValue::Bool((is_first ? acc.ifirst : acc.ilast) != 0);
+      return ExprValue::Int(is_first ? acc.ifirst : acc.ilast, term.field_type.scalar);
+    }
+    case AggregateKind::kVariance:
+    case AggregateKind::kStddev: {
+      if (empty) return ExprValue::NoValue();
+      if (acc.nan > 0) return ExprValue::Float(std::numeric_limits<double>::quiet_NaN());
+      const double var = std::max(0.0, acc.m2 / static_cast<double>(acc.count));
+      return ExprValue::Float(term.aggregate == AggregateKind::kVariance ? var : std::sqrt(var));
+    }
+  }
+  return ExprValue::NoValue();
+}
+
+size_t WindowState::slices() const {
+  size_t n = 0;
+  for (const auto& [bytes, k] : keys_)
+    for (const auto& st : k->series)
+      if (st != nullptr) n += st->slices.size();
+  return n;
+}
+
+void WindowState::Expire(int64_t now) {
+  absl::erase_if(keys_, [&](const auto& e) { return e.second->newest_end <= now; });
+}
+
+// ---- snapshot ----------------------------------------------------------------------------------
+
+namespace {
+void PackI128(msgpack::packer<msgpack::sbuffer>& pk, __int128 v) {
+  pk.pack_array(2);
+  pk.pack(static_cast<int64_t>(v >> 64));
+  pk.pack(static_cast<uint64_t>(v));
+}
+}  // namespace
+
+void WindowState::Pack(std::string* out) const {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  std::vector<const std::string*> order;
+  for (const auto& [bytes, k] : keys_) order.push_back(&bytes);
+  std::sort(order.begin(), order.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+  pk.pack_array(static_cast<uint32_t>(order.size()));
+  for (const std::string* bytes : order) {
+    const KeyWindows& k = *keys_.find(*bytes)->second;
+    pk.pack_array(3);
+    pk.pack_bin(static_cast<uint32_t>(bytes->size()));
+    pk.pack_bin_body(bytes->data(), static_cast<uint32_t>(bytes->size()));
+    pk.pack(k.newest_end);
+    pk.pack_array(static_cast<uint32_t>(k.series.size()));
+    for (const auto& st : k.series) {
+      if (st == nullptr) {
+        pk.pack_nil();
+        continue;
+      }
+      pk.pack_array(2);
+      pk.pack_array(static_cast<uint32_t>(st->slices.size()));
+      for (const Slice& s : st->slices) {
+        pk.pack_array(16);
+        pk.pack(s.id);
+        pk.pack(s.count);
+        PackI128(pk, s.isum);
+        pk.pack(s.fsum);
+        pk.pack(s.mean);
+        pk.pack(s.m2);
+        pk.pack(s.nan);
+        pk.pack(s.imin);
+        pk.pack(s.imax);
+        pk.pack(s.ifirst);
+        pk.pack(s.ilast);
+        pk.pack(s.fmin);
+        pk.pack(s.fmax);
+        pk.pack(s.ffirst);
+        pk.pack(s.flast);
+        pk.pack_nil();
+      }
+      std::vector<std::pair<std::string, int64_t>> values(st->distinct.begin(), st->distinct.end());
+      std::sort(values.begin(), values.end());
+      pk.pack_array(static_cast<uint32_t>(values.size() * 2));
+      for (const auto& [v, id] : values) {
+        pk.pack_bin(static_cast<uint32_t>(v.size()));
+        pk.pack_bin_body(v.data(), static_cast<uint32_t>(v.size()));
+        pk.pack(id);
+      }
+    }
+  }
+  out->assign(buf.data(), buf.size());
+}
+
+bool WindowState::Unpack(std::string_view bytes, std::string* error) {
+  keys_.clear();
+  try {
+    const msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& root = h.get();
+    if (root.type != msgpack::type::ARRAY) throw std::runtime_error("not an array");
+    for (uint32_t i = 0; i < root.via.array.size; ++i) {
+      const msgpack::object& ko = root.via.array.ptr[i];
+      if (ko.type != msgpack::type::ARRAY || ko.via.array.size != 3) throw std::runtime_error("bad key");
+      const msgpack::object& b = ko.via.array.ptr[0];
+      if (b.type != msgpack::type::BIN) throw std::runtime_error("bad key bytes");
+      auto k = std::make_unique<KeyWindows>();
+      k->newest_end = ko.via.array.ptr[1].as<int64_t>();
+      const msgpack::object& so = ko.via.array.ptr[2];
+      if (so.type != msgpack::type::ARRAY || so.via.array.size != series_.size())
+        throw std::runtime_error("series count differs from the program's");
+      k->series.resize(series_.size());
+      for (uint32_t s = 0; s < so.via.array.size; ++s) {
+        const msgpack::object& o = so.via.array.ptr[s];
+        if (o.is_nil()) continue;
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 2) throw std::runtime_error("bad series");
+        auto st = std::make_unique<SeriesKeyState>();
+        const msgpack::object& sl = o.via.array.ptr[0];
+        if (sl.type != msgpack::type::ARRAY) throw std::runtime_error("bad slices");
+        for (uint32_t j = 0; j < sl.via.array.size; ++j) {
+          const msgpack::object& x = sl.via.array.ptr[j];
+          if (x.type != msgpack::type::ARRAY || x.via.array.size != 16) throw std::runtime_error("bad slice");
+          const msgpack::object* f = x.via.array.ptr;
+          Slice sc;
+          sc.id = f[0].as<int64_t>();
+          sc.count = f[1].as<int64_t>();
+          if (f[2].type != msgpack::type::ARRAY || f[2].via.array.size != 2) throw std::runtime_error("bad sum");
+          sc.isum = (static_cast<__int128>(f[2].via.array.ptr[0].as<int64_t>()) << 64) |
+                    static_cast<__int128>(f[2].via.array.ptr[1].as<uint64_t>());
+          sc.fsum = f[3].as<double>();
+          sc.mean = f[4].as<double>();
+          sc.m2 = f[5].as<double>();
+          sc.nan = f[6].as<int64_t>();
+          sc.imin = f[7].as<int64_t>();
+          sc.imax = f[8].as<int64_t>();
+          sc.ifirst = f[9].as<int64_t>();
+          sc.ilast = f[10].as<int64_t>();
+          sc.fmin = f[11].as<double>();
+          sc.fmax = f[12].as<double>();
+          sc.ffirst = f[13].as<double>();
+          sc.flast = f[14].as<double>();
+          st->slices.push_back(sc);
+        }
+        const msgpack::object& d = o.via.array.ptr[1];
+        if (d.type != msgpack::type::ARRAY || d.via.array.size % 2 != 0) throw std::runtime_error("bad distinct");
+        for (uint32_t j = 0; j < d.via.array.size; j += 2) {
+          const msgpack::object& v = d.via.array.ptr[j];
+          if (v.type != msgpack::type::BIN) throw std::runtime_error("bad distinct value");
+          st->distinct[std::string(v.via.bin.ptr, v.via.bin.size)] = d.via.array.ptr[j + 1].as<int64_t>();
+        }
+        k->series[s] = std::move(st);
+      }
+      keys_.emplace(std::string(b.via.bin.ptr, b.via.bin.size), std::move(k));
+    }
+  } catch (const std::exception& e) {
+    keys_.clear();
+    *error = fmt::format("window state: {}", e.what());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace vigil

@@ -1,0 +1,125 @@
+// Windowed aggregates per key (docs/language.md "Anomaly conditions"): the slices of every key's
+// series and the answers to the window terms of the program's expressions.
+//
+// A *series* is what equal aggregates share: the events of one type (of one key spec), after one
+// `where`, values of one field (none for a count), cut into slices of one resolution `r`
+// (language.md: `over T` → 1 ms / 1 s / 1 min by T; tumbling S → S; sliding S every E →
+// gcd(S, E)). Every window term of the program reads one series (fraction: two — its condition's
+// and all events'), whatever its window size or aggregate kind, so "avg over 7d", "count over 7d"
+// and "max over 1d" of one field in fifty rules are one series per key.
+//
+// Per key and series, only non-empty slices are kept, ascending, each with the count, exact
+// integer sum, floating sum, Welford mean and M2 (for variance), NaN count, min, max, first and
+// last value of its events; distinct values keep their last slice in a map. A window is a
+// suffix of the slices: `over T` at instant τ holds the slices with id > floor((τ − T) / r); the
+// current tumbling or sliding window (start floor(τ / E)·E) those with id ≥ that start / r. A
+// query combines the suffix's slices (so a query costs the slices in the window, never its
+// events); slices older than every window of the series are dropped when the key is touched.
+//
+// Thread safety: none; one WindowState per matcher.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+
+#include "nfa/program.h"
+#include "runtime/event.h"
+#include "runtime/expr_eval.h"
+
+namespace vigil {
+
+// Slice width of a window: docs/language.md "Windows".
+int64_t WindowResolution(const WindowSpec& w);
+
+class WindowState {
+ public:
+  struct Series {
+    int32_t spec = -1;              // the matcher's key spec
+    int32_t event_type = -1;
+    int32_t slot = -1;              // -1: count only
+    bool is_float = false;          // the field is a float (else int-like)
+    bool is_string = false;         // (distinct only)
+    const ExprProgram* where = nullptr;
+    int64_t resolution_ms = 1;
+    int64_t horizon_ms = 0;         // the longest window over it: slices older than that go
+    bool distinct = false;          // some term counts distinct values
+    std::string text;               // share key
+  };
+
+  // `spec_of_rule[r]`: the key spec of rule r. Every Program::windows entry gets its series.
+  WindowState(const Program& program, const std::vector<int32_t>& spec_of_rule);
+
+  // The same series with no key state (for Restore: filled by Unpack, swapped in when all is read).
+  std::unique_ptr<WindowState> EmptyLike() const;
+
+  bool empty() const { return series_.empty(); }
+  // Series over events of `type`, for spec `spec` (ascending).
+  const std::vector<int32_t>& SeriesFor(int32_t spec, int32_t type) const;
+  bool HasSeriesFor(int32_t spec, int32_t type) const;
+
+  // Adds the event (its where decided here) to key `key_bytes`'s series of spec `spec`.
+  void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
+
+  // The value of `term` for key `key_bytes` at instant `now` (its event time); `current` is the
+  // event being judged (invalid: none) for `including current`.
+  ExprValue Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
+                 RecordView current, ExprEvaluator& evaluator);
+
+  // Drops every key whose slices have all left their windows at instant `now`.
+  void Expire(int64_t now);
+
+  size_t keys() const { return keys_.size(); }
+  size_t slices() const;
+
+  // Snapshot: every key's state, as msgpack (inside the matcher's snapshot).
+  void Pack(std::string* out) const;
+  bool Unpack(std::string_view bytes, std::string* error);
+
+  // Transparent (probed with a string_view of the key bytes).
+  struct BytesHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  struct BytesEq {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  };
+  struct Slice {
+    int64_t id = 0;
+    int64_t count = 0;
+    __int128 isum = 0;
+    double fsum = 0;
+    double mean = 0, m2 = 0;        // Welford over the values as doubles
+    int64_t nan = 0;
+    int64_t imin = 0, imax = 0, ifirst = 0, ilast = 0;
+    double fmin = 0, fmax = 0, ffirst = 0, flast = 0;
+  };
+  struct SeriesKeyState {
+    std::deque<Slice> slices;
+    absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
+  };
+  struct KeyWindows {
+    std::vector<std::unique_ptr<SeriesKeyState>> series;   // by series index (null: none yet)
+    int64_t newest_end = 0;          // (last slice id + 1) * r + horizon, max over series: expiry
+  };
+
+ private:
+  WindowState() = default;
+  void Prune(KeyWindows& k, int64_t now);
+  static void AddValue(Slice& s, bool is_float, RecordView event, int slot);
+
+  std::vector<Series> series_;
+  std::vector<int32_t> series_of_window_;        // Program::windows id -> series
+  std::vector<int32_t> total_series_of_window_;  // fraction: the series of all events, else -1
+  // [spec][type] -> series
+  std::vector<std::vector<std::vector<int32_t>>> by_spec_type_;
+  absl::flat_hash_map<std::string, std::unique_ptr<KeyWindows>, BytesHash, BytesEq> keys_;
+  std::string scratch_;
+};
+
+}  // namespace vigil

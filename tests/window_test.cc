@@ -1,0 +1,374 @@
+// Windowed aggregates in pattern conditions and emit (docs/language.md "Anomaly conditions"),
+// through the whole engine: random rules `c: T` that emit one aggregate each, over random
+// streams of three keys, against a brute-force recomputation from the list of events written
+// from the language reference alone (which events are seen at an instant, the window bounds with
+// their resolution, the value of each aggregate). Also: snapshot/restore mid-stream and
+// reordering within the out-of-orderness bound give the same alerts, and rules that read the
+// same aggregate share one series.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "grammar/check.h"
+#include "nfa/program.h"
+#include "runtime/matcher.h"
+#include "runtime/window_state.h"
+#include "tests/expr_test_util.h"
+
+namespace vigil {
+namespace {
+
+constexpr const char* kSchema = R"(
+event T { k: string  at: timestamp  f: float  i: int  s: string  ok: bool  time at  key k }
+event U { k: string  at: timestamp  f: float  time at  key k }
+)";
+
+struct Ev {
+  int type = 0;   // 0: T, 1: U
+  std::string key;
+  int64_t t = 0;
+  int64_t seq = 0;
+  double f = 0;
+  int64_t i = 0;
+  std::string s;
+  bool ok = false;
+};
+
+struct Term {
+  std::string agg;      // count sum avg min max variance stddev distinct first last fraction
+  std::string field;    // f, i, s or "" (count, fraction)
+  std::string type = "T";
+  std::string window;   // the text after `over`
+  int kind = 0;         // 0 last, 1 tumbling, 2 sliding
+  int64_t size = 0, every = 0;
+  bool where = false;   // `where ok` (fraction: always)
+  bool current = false;
+
+  std::string Text() const {
+    std::string arg = field.empty() ? type : type + "." + field;
+    std::string w = where || agg == "fraction" ? " where ok" : "";
+    return fmt::format("{}({}{} over {}{})", agg, arg, w, window, current ? " including current" : "");
+  }
+};
+
+// The expected value of `term` at event `at` (an index into the stream in processing order).
+struct Expected {
+  bool has = false;
+  bool is_float = false;
+  double f = 0;
+  int64_t i = 0;
+  double tolerance = 0;
+};
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+int64_t Resolution(int64_t size) { return size <= 60000 ? 1 : size <= 3600000 ? 1000 : 60000; }
+
+Expected Recompute(const Term& term, const std::vector<Ev>& stream, size_t at) {
+  const Ev& e = stream[at];
+  const int type = term.type == "T" ? 0 : 1;
+  std::vector<const Ev*> in;   // the window's events (after where), in processing order
+  int64_t total = 0;           // fraction: every event of the type in the window
+  auto in_window = [&](int64_t t) {
+    switch (term.kind) {
+      case 0: {
+        const int64_t r = Resolution(term.size);
+        return FloorDiv(t, r) > FloorDiv(e.t - term.size, r);
+      }
+      case 1: return t >= FloorDiv(e.t, term.size) * term.size;
+      default: return t >= FloorDiv(e.t, term.every) * term.every;
+    }
+  };
+  for (size_t j = 0; j <= at; ++j) {
+    const Ev& x = stream[j];
+    if (j == at && !term.current) break;
+    if (x.type != type || x.key != e.key || !in_window(x.t)) continue;
+    ++total;
+    if ((term.where || term.agg == "fraction") && !x.ok) continue;
+    in.push_back(&x);
+  }
+  Expected out;
+  auto value = [&](const Ev* x) { return term.field == "f" ? x->f : static_cast<double>(x->i); };
+  const bool is_float_field = term.field == "f";
+  double abs_sum = 0;
+  for (const Ev* x : in) abs_sum += std::fabs(value(x));
+  out.tolerance = 1e-9 * std::max(1.0, abs_sum);
+  const size_t n = in.size();
+  if (term.agg == "count") {
+    out.has = true;
+    out.i = static_cast<int64_t>(n);
+  } else if (term.agg == "fraction") {
+    out.has = total > 0;
+    out.is_float = true;
+    out.f = total > 0 ? static_cast<double>(n) / static_cast<double>(total) : 0;
+  } else if (term.agg == "distinct") {
+    out.has = true;
+    std::vector<std::string> values;
+    for (const Ev* x : in) values.push_back(term.field == "s" ? x->s : fmt::format("{}", x->i));
+    std::sort(values.begin(), values.end());
+    out.i = std::unique(values.begin(), values.end()) - values.begin();
+  } else if (term.agg == "sum") {
+    out.has = true;
+    out.is_float = is_float_field;
+    for (const Ev* x : in) {
+      if (is_float_field) out.f += x->f; else out.i += x->i;
+    }
+  } else if (n == 0) {
+    out.has = false;   // avg, min, max, variance, stddev, first, last of nothing
+  } else {
+    out.has = true;
+    if (term.agg == "avg" || term.agg == "variance" || term.agg == "stddev") {
+      out.is_float = true;
+      double sum = 0;
+      for (const Ev* x : in) sum += value(x);
+      const double mean = sum / static_cast<double>(n);
+      double m2 = 0;
+      for (const Ev* x : in) m2 += (value(x) - mean) * (value(x) - mean);
+      out.f = term.agg == "avg" ? mean : term.agg == "variance" ? m2 / static_cast<double>(n)
+                                                                  : std::sqrt(m2 / static_cast<double>(n));
+      out.tolerance = 1e-9 * std::max(1.0, abs_sum * abs_sum);
+    } else {
+      const Ev* pick = in.front();
+      for (const Ev* x : in) {
+        if (term.agg == "min" && value(x) < value(pick)) pick = x;
+        if (term.agg == "max" && value(x) > value(pick)) pick = x;
+      }
+      if (term.agg == "last") pick = in.back();
+      out.is_float = is_float_field;
+      out.f = pick->f;
+      out.i = pick->i;
+    }
+  }
+  return out;
+}
+
+Term RandomTerm(std::mt19937_64& rng) {
+  static const char* kAggs[] = {"count", "sum", "avg", "min", "max", "variance", "stddev",
+                                "distinct", "first", "last", "fraction"};
+  Term t;
+  t.agg = kAggs[rng() % 11];
+  if (t.agg == "distinct") {
+    t.field = rng() % 2 ? "s" : "i";
+  } else if (t.agg != "count" && t.agg != "fraction") {
+    t.field = rng() % 2 ? "f" : "i";
+  }
+  if ((t.agg == "count" || (t.field == "f" && t.agg != "distinct")) && rng() % 4 == 0) t.type = "U";
+  switch (rng() % 6) {
+    case 0: t.kind = 0, t.size = 30000, t.window = "30s"; break;
+    case 1: t.kind = 0, t.size = 600000, t.window = "10m"; break;
+    case 2: t.kind = 0, t.size = 7200000, t.window = "2h"; break;
+    case 3: t.kind = 1, t.size = 60000, t.window = "tumbling 1m"; break;
+    case 4: t.kind = 2, t.size = 300000, t.every = 60000, t.window = "sliding 5m every 1m"; break;
+    default: t.kind = 2, t.size = 90000, t.every = 60000, t.window = "sliding 90s every 60s"; break;
+  }
+  t.where = t.type == "T" && rng() % 3 == 0;
+  t.current = rng() % 3 == 0;
+  return t;
+}
+
+std::vector<Ev> RandomStream(std::mt19937_64& rng, size_t n) {
+  std::vector<Ev> out;
+  int64_t t = 1704067200000 + static_cast<int64_t>(rng() % 100000);
+  for (size_t j = 0; j < n; ++j) {
+    Ev e;
+    e.type = rng() % 4 == 0 ? 1 : 0;
+    e.key = fmt::format("key{}", rng() % 3);
+    const int gap = static_cast<int>(rng() % 10);
+    t += gap == 0 ? 0 : gap < 6 ? static_cast<int64_t>(rng() % 5000) : static_cast<int64_t>(rng() % 120000);
+    e.t = t;
+    e.seq = static_cast<int64_t>(j);
+    e.f = static_cast<double>(static_cast<int64_t>(rng() % 2001) - 1000) / 8.0;
+    e.i = static_cast<int64_t>(rng() % 11) - 5;
+    e.s = fmt::format("s{}", rng() % 4);
+    e.ok = rng() % 3 != 0;
+    out.push_back(e);
+  }
+  return out;
+}
+
+struct Setup {
+  std::shared_ptr<const CheckedRules> checked;
+  std::shared_ptr<const Program> program;
+  std::vector<OwnedRecord> records;
+};
+
+Setup Build(const std::vector<Term>& terms, const std::vector<Ev>& stream) {
+  std::string rules;
+  for (size_t r = 0; r < terms.size(); ++r)
+    rules += fmt::format("rule r{} {{ key k pattern c: T emit {{ v: {} }} }}\n", r, terms[r].Text());
+  CheckResult check = CheckSources({{"w.vigil", std::string(kSchema) + rules}});
+  Setup s;
+  std::string errors;
+  for (const Diagnostic& d : check.diagnostics.all()) errors += d.message + "\n";
+  INFO(rules, errors);
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  s.checked = std::make_shared<const CheckedRules>(std::move(check.rules));
+  CompileProgramResult compiled = CompileProgram(s.checked);
+  INFO(compiled.status.message);
+  REQUIRE(compiled.program);
+  s.program = compiled.program;
+  const Schema& schema = s.checked->schema;
+  for (const Ev& e : stream) {
+    const EventType& type = schema.types[static_cast<size_t>(e.type)];
+    std::vector<std::optional<Value>> fields(type.fields.size());
+    fields[static_cast<size_t>(type.FieldIndex("k"))] = Value::String(e.key);
+    fields[static_cast<size_t>(type.FieldIndex("f"))] = Value::Float(e.f);
+    if (e.type == 0) {
+      fields[static_cast<size_t>(type.FieldIndex("i"))] = Value::Int(e.i);
+      fields[static_cast<size_t>(type.FieldIndex("s"))] = Value::String(e.s);
+      fields[static_cast<size_t>(type.FieldIndex("ok"))] = Value::Bool(e.ok);
+    }
+    s.records.push_back(test::MakeRecord(schema, e.type, fields, e.t));
+  }
+  return s;
+}
+
+struct Got {
+  int rule = 0;
+  int64_t seq = 0;
+  ExprValue v;
+  std::string text;
+};
+
+MatcherCallbacks Collect(std::vector<Got>* out) {
+  MatcherCallbacks cb;
+  cb.on_alert = [out](const Alert& a) {
+    Got g;
+    g.rule = a.rule;
+    g.seq = a.events.back().seq;
+    g.v = a.fields[0];
+    g.text = fmt::format("r{} {} {} {:016x} {}", a.rule, a.key_text, g.seq, a.match_id, test::FormatExprValue(g.v));
+    out->push_back(g);
+  };
+  return cb;
+}
+
+std::vector<std::string> Texts(const std::vector<Got>& got) {
+  std::vector<std::string> out;
+  for (const Got& g : got) out.push_back(g.text);
+  return out;
+}
+
+TEST_CASE("windows: aggregates in emit equal a recomputation from the events, for every aggregate and window kind") {
+  std::mt19937_64 rng(20261127);
+  int compared = 0, with_value = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<Term> terms;
+    for (int r = 0; r < 5; ++r) terms.push_back(RandomTerm(rng));
+    const std::vector<Ev> stream = RandomStream(rng, 250);
+    Setup s = Build(terms, stream);
+    std::vector<Got> got;
+    Matcher m(s.program, {}, Collect(&got));
+    for (const OwnedRecord& r : s.records) m.Push(r.view());
+    m.Finish();
+    // Every T event completes every rule, in rule order.
+    std::vector<size_t> t_events;
+    for (size_t j = 0; j < stream.size(); ++j)
+      if (stream[j].type == 0) t_events.push_back(j);
+    REQUIRE(got.size() == t_events.size() * terms.size());
+    for (size_t a = 0; a < got.size(); ++a) {
+      const size_t at = t_events[a / terms.size()];
+      const Term& term = terms[static_cast<size_t>(got[a].rule)];
+      CHECK(got[a].seq == stream[at].seq);
+      const Expected want = Recompute(term, stream, at);
+      const ExprValue& v = got[a].v;
+      INFO("trial ", trial, " ", term.Text(), " at event ", at, " (t ", stream[at].t, "): got ",
+           test::FormatExprValue(v), ", want ", want.has ? (want.is_float ? fmt::format("{}", want.f) : fmt::format("{}", want.i)) : "none");
+      REQUIRE(v.has_value == want.has);
+      ++compared;
+      if (!want.has) continue;
+      ++with_value;
+      if (want.is_float) {
+        REQUIRE(v.type.is(ScalarType::kFloat));
+        CHECK(std::fabs(v.f - want.f) <= want.tolerance);
+      } else {
+        REQUIRE_FALSE(v.type.is(ScalarType::kFloat));
+        CHECK(v.i == want.i);
+      }
+    }
+  }
+  MESSAGE(compared, " values compared, ", with_value, " with a value");
+  CHECK(with_value > compared / 2);
+}
+
+TEST_CASE("windows: snapshot and restore at any point, and reordering within the bound, give the same alerts") {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 12; ++trial) {
+    std::vector<Term> terms;
+    for (int r = 0; r < 4; ++r) terms.push_back(RandomTerm(rng));
+    const std::vector<Ev> stream = RandomStream(rng, 120);
+    Setup s = Build(terms, stream);
+    std::vector<Got> whole;
+    {
+      Matcher m(s.program, {}, Collect(&whole));
+      for (const OwnedRecord& r : s.records) m.Push(r.view());
+      m.Finish();
+    }
+    for (size_t cut = 0; cut <= s.records.size(); cut += 7) {
+      std::vector<Got> got;
+      std::string bytes;
+      {
+        Matcher first(s.program, {}, Collect(&got));
+        for (size_t j = 0; j < cut; ++j) first.Push(s.records[j].view());
+        bytes = first.Snapshot();
+      }
+      Matcher second(s.program, {}, Collect(&got));
+      std::string error;
+      REQUIRE_MESSAGE(second.Restore(bytes, &error), error);
+      for (size_t j = cut; j < s.records.size(); ++j) second.Push(s.records[j].view());
+      second.Finish();
+      CHECK(Texts(got) == Texts(whole));
+    }
+    // Out of order within 3 minutes: each event arrives up to 3 minutes late (equal times equally
+    // late, so their order stays); the matcher sorts by (time, seq) before the windows see them.
+    std::vector<size_t> order(s.records.size());
+    for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+    auto arrival = [&](size_t j) {
+      return stream[j].t + static_cast<int64_t>(std::hash<int64_t>()(stream[j].t * 7919 + trial) % 179000);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return arrival(a) < arrival(b); });
+    CHECK_FALSE(std::is_sorted(order.begin(), order.end()));
+    // Arrival seqs follow the new order, so match ids (and event seqs) differ; compare the rest.
+    std::vector<Got> shuffled;
+    Matcher m(s.program, {.bounded_out_of_orderness_ms = 180000}, Collect(&shuffled));
+    for (size_t j : order) m.Push(s.records[j].view());
+    m.Finish();
+    REQUIRE(shuffled.size() == whole.size());
+    std::map<std::pair<int64_t, int>, std::string> by_event_whole, by_event_shuffled;
+    for (const Got& g : whole) by_event_whole[{g.seq, g.rule}] = test::FormatExprValue(g.v);
+    for (const Got& g : shuffled)
+      by_event_shuffled[{static_cast<int64_t>(order[static_cast<size_t>(g.seq)]), g.rule}] = test::FormatExprValue(g.v);
+    for (const auto& [k, v] : by_event_whole) {
+      INFO("trial ", trial, " event ", k.first, " rule ", k.second, " ", terms[static_cast<size_t>(k.second)].Text());
+      CHECK(by_event_shuffled[k] == v);
+    }
+  }
+}
+
+TEST_CASE("windows: equal aggregates of rules with one key are one program entry, and aggregates of one field share a series") {
+  std::vector<Term> terms(3);
+  terms[0].agg = "avg", terms[0].field = "f", terms[0].kind = 0, terms[0].size = 3600000, terms[0].window = "1h";
+  terms[1] = terms[0];
+  terms[1].current = true;   // a reading of the same state
+  terms[2] = terms[0];
+  terms[2].agg = "max";
+  Setup s = Build(terms, {});
+  CHECK(s.program->windows.size() == 2);   // avg (both readings) and max
+  CHECK(s.program->rules[0].emit[0].windows[0].id == s.program->rules[1].emit[0].windows[0].id);
+  WindowState state(*s.program, {0, 0, 0});
+  const Schema& schema = s.checked->schema;
+  CHECK(state.SeriesFor(0, schema.TypeIndex("T")).size() == 1);
+}
+
+}  // namespace
+}  // namespace vigil
