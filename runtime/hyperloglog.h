@@ -14,10 +14,10 @@
 //
 // Estimate() uses Ertl's improved estimator (O. Ertl, "New cardinality estimation algorithms for
 // HyperLogLog sketches", arXiv:1702.01284, 2017, Algorithm 6): from the histogram of register
-// values it computes an estimate that is nearly unbiased from 0 to far beyond 2^50 values, with
-// no switch between linear counting and the raw estimator of Flajolet et al. (2007) — the switch
-// near n = 2.5 m is where the classic estimator is biased by a few percent. An empty sketch
-// estimates exactly 0.
+// values it computes one estimate for the whole range, with no switch between linear counting
+// and the raw estimator of Flajolet et al. (2007). Just past that switch (n = 2.5 m) the classic
+// estimator is biased: +2.1% at n = 2.6 m, p = 12, over 2,000 random streams, more than one
+// standard error; Ertl's, +0.06%. An empty sketch estimates exactly 0.
 //
 // Error: the relative standard error is 1.04 / sqrt(m) (relative_standard_error()): 3.25% at
 // p = 10, 1.63% at p = 12 (the default), 0.81% at p = 14; about 99.7% of estimates are within
@@ -32,7 +32,7 @@
 // Representation: one byte per register (4 KiB at p = 12), not the 6 bits a register needs (the
 // largest rank is 65 − p ≤ 61). Packing would save a quarter of the memory, but Add would read
 // and write registers that straddle bytes, and Merge would have to unpack; with bytes, Add is
-// one load, compare and store, and Merge a byte-wise max the compiler vectorizes. A distinct
+// one load, compare and store, and Merge a byte-wise max the compiler can vectorize. A distinct
 // aggregate holds a sketch only for keys past their exact cardinality, so the 1 KiB saved per
 // sketch at p = 12 was judged not worth it.
 //
