@@ -53,12 +53,10 @@ std::string Summary(const CheckResult& result) {
 
 int RunCheck(const CheckOptions& options) {
   CheckResult result = CheckPaths(options.paths);
-  // Rules that check but that the engine cannot run yet: W502 at the construct (a rule already
-  // warned about by the checker, W501, is not warned about twice).
+  // Rules that check but that the engine cannot run yet: W502 at the construct.
   if (!result.diagnostics.has_errors()) {
     auto rules = std::make_shared<CheckedRules>(result.rules);
     for (const NotRun& n : CompileRunnable(rules).not_run) {
-      if (result.rules.rules[n.rule].uses_unevaluated || result.rules.rules[n.rule].is_threshold) continue;
       Diagnostic d = NotRunWarning(*rules, n);
       result.diagnostics.Warning(d.code, d.span, d.message, d.help);
     }
