@@ -230,14 +230,16 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
         take(&pieces->emplace_back());
       }
     };
-    for (int kind = 0; kind < 2; ++kind) {
+    for (int kind = 0; kind < 3; ++kind) {
       Append(text, "{\"rule\":");
       AppendJsonString(text, rule.name);
       Append(text, ",\"version\":");
       AppendInt(text, rule.meta.version);
       Append(text, ",\"severity\":\"");
       Append(text, RuleSeverityName(rule.meta.severity));
-      Append(text, kind == 0 ? "\",\"kind\":\"match\",\"key\":" : "\",\"kind\":\"timeout\",\"key\":");
+      Append(text, kind == 0   ? "\",\"kind\":\"match\",\"key\":"
+                   : kind == 1 ? "\",\"kind\":\"timeout\",\"key\":"
+                               : "\",\"kind\":\"window\",\"key\":");
       take(&info.head[kind]);
     }
     if (!rule.sink.empty()) {
@@ -251,6 +253,7 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
     for (const EmitField& f : rule.timeout_emit) timeout_names.push_back(f.name);
     json_keys(emit_names, &info.field_names[0]);
     json_keys(timeout_names, &info.field_names[1]);
+    json_keys(emit_names, &info.field_names[2]);
     json_keys(rule.key.names, &info.key_names);
     size_t longest_var = 0;
     for (const PatternVariable& v : rule.pattern.variables) {
@@ -268,9 +271,10 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
     // Room for everything but the values, the message and the events (see AppendLine).
     size_t key_names = 2;
     for (const Piece& piece : info.key_names) key_names += piece.size + kPieceSlack;
-    for (int kind = 0; kind < 2; ++kind) {
+    for (int kind = 0; kind < 3; ++kind) {
       size_t bound = info.head[kind].size + kPieceSlack + key_names;
       bound += 64 + kMaxTime + kMaxInt + kMaxHex;   // detection time and ms, match id
+      if (kind == 2) bound += 40 + 2 * kMaxInt;      // ,"window":{"start_ms":..,"end_ms":..}
       bound += 16 + info.sink_fields.size + kPieceSlack;   // ,"message": and the sink
       for (const Piece& piece : info.field_names[kind]) bound += piece.size + kPieceSlack;
       bound += 16;                                  // },"events":[ and ]}\n
@@ -365,7 +369,7 @@ char* AlertWriter::PutFloatField(char* p, double f) {
 
 void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   const RuleInfo& info = info_[static_cast<size_t>(alert.rule)];
-  const int kind = alert.kind == AlertKind::kMatch ? 0 : 1;
+  const int kind = alert.kind == AlertKind::kMatch ? 0 : alert.kind == AlertKind::kTimeout ? 1 : 2;
   const char* const text = info.text.data();
   message_.clear();
   const bool has_message = AppendMessage(message_, alert);
@@ -405,6 +409,13 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   p = Put(p, ",\"match_id\":\"");
   p = PutHex16(p, alert.match_id);
   *p++ = '"';
+  if (kind == 2) {
+    p = Put(p, ",\"window\":{\"start_ms\":");
+    p = PutMillis(p, alert.window_start_ms);
+    p = Put(p, ",\"end_ms\":");
+    p = PutMillis(p, alert.window_end_ms);
+    *p++ = '}';
+  }
   if (has_message) {
     p = Put(p, ",\"message\":");
     p = PutJsonString(p, {message_.data(), message_.size()});

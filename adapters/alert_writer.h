@@ -112,11 +112,11 @@ class AlertWriter {
     std::vector<int> timeout_field_of_part;
     bool timeout_message = false;  // every template field exists among the timeout fields
     std::string text;
-    Piece head[2];
+    Piece head[3];   // match, timeout, window
     Piece sink_fields;
-    std::vector<Piece> field_names[2], key_names, var_heads;
+    std::vector<Piece> field_names[3], key_names, var_heads;
     Piece anonymous_var_head;
-    size_t fixed_bound[2] = {0, 0};
+    size_t fixed_bound[3] = {0, 0, 0};
     size_t event_bound = 0;
   };
   bool AppendMessage(fmt::memory_buffer& out, const Alert& alert) const;

@@ -17,7 +17,11 @@ const std::vector<EmitField>& Fields(const vigil::Alert& a) {
 }  // namespace
 
 AlertKind Alert::kind() const {
-  return data_->alert->kind == vigil::AlertKind::kTimeout ? AlertKind::kTimeout : AlertKind::kMatch;
+  switch (data_->alert->kind) {
+    case vigil::AlertKind::kTimeout: return AlertKind::kTimeout;
+    case vigil::AlertKind::kWindow: return AlertKind::kWindow;
+    default: return AlertKind::kMatch;
+  }
 }
 
 std::string_view Alert::rule_name() const { return data_->alert->rule_info->name; }

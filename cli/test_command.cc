@@ -16,8 +16,8 @@
 // `given` events the watermark advances past all deadlines"). The rule's `suppress` applies,
 // as it does to `vigil run`'s output. The alerts, in detection order, are compared with the
 // `expect` lines: `expect none` wants no alert; otherwise there must be exactly one alert per
-// `expect alert` line, in order, and each alert's fields (emit fields for a match, `on timeout
-// emit` fields for a timeout) must include the listed values (floats equal within
+// `expect alert` line, in order, and each alert's fields (emit fields for a match or a `when`
+// rule's window, `on timeout emit` fields for a timeout) must include the listed values (floats equal within
 // 1e-9 × max(1, |expected|)). A rule the compiler cannot run yet (unsupported construct, windowed aggregates)
 // has its tests reported as SKIP with the reason; skips do not fail the command.
 #include <algorithm>
@@ -41,6 +41,10 @@
 
 namespace vigil::cli {
 namespace {
+
+const char* KindName(AlertKind k) {
+  return k == AlertKind::kMatch ? "match" : k == AlertKind::kTimeout ? "timeout" : "window";
+}
 
 struct TestOptions {
   std::vector<std::string> paths;
@@ -172,7 +176,7 @@ std::string DescribeGot(const GotAlert& a) {
   for (const auto& [name, value] : a.fields) {
     if (value) parts.push_back(name + ": " + FormatValue(*value));
   }
-  return fmt::format("{} at {} {{ {} }}", a.kind == AlertKind::kMatch ? "match" : "timeout",
+  return fmt::format("{} at {} {{ {} }}", KindName(a.kind),
                      FormatTime(a.detection_ms), fmt::join(parts, ", "));
 }
 
@@ -220,7 +224,7 @@ std::vector<std::string> Compare(const SourceSet& sources, const RuleTest& test,
       std::string problem;
       if (it == got[i].fields.end()) {
         problem = fmt::format("alert {} ({}) has no field {}", i + 1,
-                              got[i].kind == AlertKind::kMatch ? "match" : "timeout", name);
+                              KindName(got[i].kind), name);
       } else if (!it->second) {
         problem =
             fmt::format("alert {}: {} has no value, expected {}", i + 1, name, FormatValue(want));
@@ -247,7 +251,7 @@ std::vector<GotAlert> RunOne(const std::shared_ptr<const Program>& program, cons
     if (!suppressor.Admit(alert)) return;
     const CheckedRule& rule = rules.rules[static_cast<size_t>(alert.rule)];
     const std::vector<EmitField>& names =
-        alert.kind == AlertKind::kMatch ? rule.emit : rule.timeout_emit;
+        alert.kind == AlertKind::kTimeout ? rule.timeout_emit : rule.emit;
     GotAlert a;
     a.kind = alert.kind;
     a.detection_ms = alert.detection_ms;

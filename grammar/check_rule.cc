@@ -4,7 +4,7 @@
 // validated by keyword (severity, description, tags, owner, version, enabled, within, max gap,
 // suppress, sink, message), then the pattern (check_pattern.cc) or the `when` condition, the key
 // (docs/language.md "Keys", E304), after match, emit and on timeout emit, the message template
-// (E309), the inline tests (check_tests.cc), and finally W501 for constructs not evaluated yet.
+// (E309) and the inline tests (check_tests.cc).
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -91,8 +91,6 @@ void RuleChecker::Run(const GlobalDecl& g) {
     }
   } else if (cl.when != nullptr) {
     rs_.out.is_threshold = true;
-    rs_.out.uses_unevaluated = true;
-    rs_.scope.first_unevaluated = At(*cl.when);
     rs_.scope.variables = &rs_.out.pattern.variables;
     ExprScope scope;
     scope.file = rs_.file;
@@ -139,14 +137,6 @@ void RuleChecker::Run(const GlobalDecl& g) {
                fmt::format("the first is at {}", c_.Where(it->second)));
     }
     CheckTest(c_, *t, rs_);
-  }
-  // Windowed aggregates in patterns run (what does not yet is reported by the compiler, W502);
-  // `when` rules do not run yet.
-  if (rs_.out.is_threshold && rs_.scope.first_unevaluated) {
-    rs_.out.uses_unevaluated = true;
-    c_.Warning("W501", *rs_.scope.first_unevaluated,
-               "not yet evaluated: 'when' rules are checked but do not run yet",
-               "the rule is checked; it will not produce alerts until the engine supports this");
   }
 }
 

@@ -689,6 +689,47 @@ struct PassContext {
   const CompileOptions& options;
 };
 
+bool SameWindow(const WindowSpec& a, const WindowSpec& b) {
+  return a.kind == b.kind && a.sizes_ms == b.sizes_ms && a.every_ms == b.every_ms;
+}
+
+// The tumbling and sliding windows of `program`'s terms must all be `window` (set by the first one
+// when it has none yet); false otherwise.
+bool OneWindow(const ExprProgram& program, WindowSpec* window, bool* have) {
+  for (const ExprProgram::WindowTerm& t : program.windows) {
+    if (t.ewma || t.window.kind == WindowKind::kLast) continue;
+    if (!*have) {
+      *window = t.window;
+      *have = true;
+    } else if (!SameWindow(*window, t.window)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A `when` rule: its condition compiled, its window found (docs/language.md "Threshold rules").
+std::optional<CompileStatus> LowerThreshold(Program& program, int index) {
+  const CheckedRule& rule = program.checked->rules[static_cast<size_t>(index)];
+  CompiledRule& out = program.rules[static_cast<size_t>(index)];
+  auto unsupported = [&](std::string message, SourceSpan span) {
+    return CompileStatus{CompileStatus::Code::kUnsupported,
+                         fmt::format("rule '{}': {}", rule.name, message), rule.name, span};
+  };
+  ExprCompileResult c = CompileExpr(*rule.when, program.schema(), -1, {});
+  if (!c.status.ok()) return unsupported(c.status.message, c.status.span);
+  InternWindows(program, c.program, index);
+  bool have = false;
+  if (!OneWindow(c.program, &out.window, &have))
+    return unsupported("the windowed aggregates of a 'when' condition with different windows are not yet supported",
+                       rule.when->span);
+  if (!have)
+    return unsupported("a 'when' condition needs a tumbling or sliding windowed aggregate", rule.when->span);
+  out.threshold = true;
+  out.when = std::move(c.program);
+  return std::nullopt;
+}
+
 void LowerPass(PassContext& ctx) {
   PredicateTable predicates(ctx.program);
   const auto& rules = ctx.program.checked->rules;
@@ -697,10 +738,12 @@ void LowerPass(PassContext& ctx) {
     out.checked = &rules[i];
     if (!rules[i].meta.enabled) continue;
     if (rules[i].is_threshold) {
-      ctx.problems.push_back({CompileStatus::Code::kUnsupported,
-                              fmt::format("rule '{}': 'when' rules are not evaluated yet",
-                                          rules[i].name),
-                              rules[i].name, rules[i].span});
+      std::optional<CompileStatus> problem = LowerThreshold(ctx.program, static_cast<int>(i));
+      if (problem) {
+        ctx.problems.push_back(*problem);
+        out = CompiledRule{};
+        out.checked = &rules[i];
+      }
       continue;
     }
     try {
@@ -717,7 +760,7 @@ void LowerPass(PassContext& ctx) {
 
 void EmitPass(PassContext& ctx) {
   for (CompiledRule& r : ctx.program.rules) {
-    if (r.start < 0) continue;
+    if (r.start < 0 && !r.threshold) continue;
     std::vector<int> var_types;
     for (const PatternVariable& v : r.checked->pattern.variables) var_types.push_back(v.event_type);
     auto compile = [&](const std::vector<EmitField>& fields, std::vector<ExprProgram>& out) {
@@ -731,6 +774,15 @@ void EmitPass(PassContext& ctx) {
           continue;
         }
         InternWindows(ctx.program, c.program, static_cast<int>(&r - ctx.program.rules.data()));
+        bool have = true;
+        WindowSpec window = r.window;
+        if (r.threshold && !OneWindow(c.program, &window, &have)) {
+          ctx.problems.push_back({CompileStatus::Code::kUnsupported,
+                                  fmt::format("rule '{}', emit '{}': a tumbling or sliding window other than the "
+                                              "'when' condition's is not yet supported", r.checked->name, f.name),
+                                  r.checked->name, f.value.span});
+          continue;
+        }
         out.push_back(std::move(c.program));
       }
     };

@@ -68,6 +68,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,11 @@ struct WindowAggregate {
 
 struct CompiledRule {
   const CheckedRule* checked = nullptr;   // points into Program::checked
+  // A `when` rule (docs/language.md "Threshold rules"): no states (start -1); `when` is its
+  // condition and `window` the one tumbling or sliding window of its windowed aggregates.
+  bool threshold = false;
+  std::optional<ExprProgram> when;
+  WindowSpec window;
   int32_t start = -1;             // state a new run starts in
   int32_t final_state = -1;
   std::vector<int32_t> states;    // every state of the rule

@@ -157,7 +157,7 @@ void Matcher::Impl::BuildIndexes() {
   rule_uses_type_.assign(p.rules.size() * types, 0);
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
-    if (rule.start < 0) continue;
+    if (rule.start < 0 && !rule.threshold) continue;
     max_variables_ = std::max(max_variables_, rule.checked->pattern.variables.size());
     // The key spec: an existing one with the same fields, or a new one.
     const CheckedKey& key = rule.checked->key;
@@ -523,7 +523,8 @@ bool Matcher::Impl::Push(RecordView event) {
     max_seen_ = t;
     const int64_t w = t - options_.bounded_out_of_orderness_ms - 1;
     if (w > watermark_) {
-      if (reorder_.empty() && timers_.NextTime() > w && w < window_sweep_at_) {
+      if (reorder_.empty() && timers_.NextTime() > w && w < window_sweep_at_ &&
+          (windows_ == nullptr || windows_->NextClose() > w)) {
         watermark_ = w;   // nothing is due before w (AdvanceTo would only set it)
       } else {
         AdvanceTo(w);
@@ -555,13 +556,19 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
     const int64_t event_time = have_event ? store_.time(reorder_.Top()) : 0;
     const int64_t timer_time = timers_.NextTime();   // TimerQueue::kNone: none
     const bool have_timer = timer_time != TimerQueue::kNone;
-    // At one instant, events come before what expires at it (matching.md §1).
-    if (have_event && event_time <= w && (!have_timer || event_time <= timer_time)) {
+    const int64_t close_time = windows_ != nullptr ? windows_->NextClose() : WindowState::kNoInstant;
+    const bool have_close = close_time != WindowState::kNoInstant;
+    // At one instant, events come before what expires at it (matching.md §1), and the deadlines
+    // of partial matches before the windows of `when` rules that close.
+    if (have_event && event_time <= w && (!have_timer || event_time <= timer_time) &&
+        (!have_close || event_time <= close_time)) {
       const EventStore::Handle h = reorder_.Pop();
       if (options_.max_buffered_events_per_key != 0) LeaveKeyBuffers(store_.view(h));
       ProcessEvent(store_.view(h), store_.seq(h), h);
-    } else if (have_timer && timer_time <= w) {
+    } else if (have_timer && timer_time <= w && (!have_close || timer_time <= close_time)) {
       FireTimers(timer_time);
+    } else if (have_close && close_time <= w) {
+      FireCloses(close_time);
     } else {
       break;
     }
@@ -629,6 +636,20 @@ void Matcher::Impl::BuildWindows() {
     for (size_t s = 0; s < specs_.size() && spec_of_rule[r] < 0; ++s)
       if (SameKeyFields(p.rules[r].checked->key, specs_[s], types)) spec_of_rule[r] = static_cast<int32_t>(s);
   windows_ = std::make_unique<WindowState>(p, spec_of_rule);
+  for (size_t r = 0; r < p.rules.size(); ++r) {
+    const CompiledRule& rule = p.rules[r];
+    if (!rule.threshold) continue;
+    WindowState::Threshold th;
+    th.rule = static_cast<int32_t>(r);
+    th.spec = spec_of_rule[r];
+    th.size_ms = rule.window.sizes_ms[0];
+    th.every_ms = rule.window.kind == WindowKind::kSliding ? rule.window.every_ms : th.size_ms;
+    for (const ExprProgram::WindowTerm& t : rule.when->windows)
+      if (std::find(th.types.begin(), th.types.end(), t.event_type) == th.types.end()) th.types.push_back(t.event_type);
+    windows_->AddThreshold(std::move(th));
+    window_eval_.Prepare(*rule.when);
+    for (const ExprProgram& e : rule.emit) evaluator_.Prepare(e);
+  }
   window_input_ = &window_reader_;
   window_sweep_at_ = std::numeric_limits<int64_t>::min();
   window_specs_by_type_.assign(types, {});
@@ -670,7 +691,7 @@ ExprValue Matcher::Impl::ReadWindow(const ExprProgram::WindowTerm& term) {
       bytes = key_bytes_;
     }
   }
-  return windows_->Read(term, bytes, now_, record_, window_eval_);
+  return windows_->Read(term, bytes, now_, record_, window_eval_, window_closing_);
 }
 
 void Matcher::Impl::FireTimers(int64_t t) {

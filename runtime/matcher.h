@@ -112,7 +112,8 @@ struct MatcherOptions {
   bool chain_paths = true;
 };
 
-enum class AlertKind : uint8_t { kMatch, kTimeout };
+// kWindow: a `when` rule's condition held as one of its windows closed (no bound events).
+enum class AlertKind : uint8_t { kMatch, kTimeout, kWindow };
 
 // One event bound by an alert, in stream order.
 struct AlertEvent {
@@ -135,6 +136,8 @@ struct Alert {
   std::span<const ExprValue> fields;
   int64_t detection_ms = 0;                   // matching.md §8
   uint64_t match_id = 0;                      // matching.md §8 (printed as 16 hex digits)
+  int64_t window_start_ms = 0;                // kWindow: the window [start, end)
+  int64_t window_end_ms = 0;
 };
 
 struct MatcherCounters {
@@ -144,6 +147,7 @@ struct MatcherCounters {
   uint64_t events_ignored = 0;          // no rule uses the event's type
   uint64_t matches = 0;
   uint64_t timeouts = 0;
+  uint64_t window_alerts = 0;           // `when` rules' windows whose condition held
   uint64_t runs_evicted = 0;            // max_partial_matches reached, kDropOldest
   uint64_t runs_rejected = 0;           // max_partial_matches reached, kRejectNew
   uint64_t keys_evicted = 0;            // max_keys reached, kEvictIdle

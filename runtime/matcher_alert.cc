@@ -605,4 +605,84 @@ uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const
   return h;
 }
 
+// The windows of `when` rules closing at `instant` (their end − 1), in rule then key order
+// (language.md "Threshold rules"): the condition over the closing window; an alert when it holds.
+void Matcher::Impl::FireCloses(int64_t instant) {
+  now_ = instant;
+  record_ = RecordView();
+  type_ = -1;
+  int32_t index;
+  int64_t end;
+  while (windows_->PopClose(instant, &index, &close_key_, &end)) {
+    const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(index)];
+    const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
+    const CheckedRule& rule = *compiled.checked;
+    window_bytes_ = close_key_;
+    window_closing_ = end;
+    EvalInput input;
+    input.windows = window_input_;
+    const bool holds = evaluator_.EvalPredicate(*compiled.when, input);
+    if (holds) {
+      // The key's components, as for a pattern alert (DecodeKey reads a key state's bytes).
+      KeyState& key = close_state_;
+      key.bytes = close_key_;
+      key.spec = th.spec;
+      key.text.clear();
+      decoded_key_ = nullptr;
+      DecodeKey(key);
+      decoded_key_ = nullptr;   // close_state_ is reused for the next key
+      for (size_t i = 0; i < key_values_.size(); ++i) {
+        if (i > 0) key.text += '\x1e';
+        key.text += FormatValue(ToValue(key_values_[i]));
+      }
+      Alert a;
+      a.kind = AlertKind::kWindow;
+      a.rule = th.rule;
+      a.rule_info = &rule;
+      a.key = key_values_;
+      if (key_values_.size() == 1) {
+        a.key_value = key_values_[0];
+      } else {
+        key_joined_.clear();
+        for (size_t i = 0; i < key_values_.size(); ++i) {
+          if (i > 0) key_joined_ += ',';
+          key_joined_ += key_values_[i].type.is(ScalarType::kString) ? std::string(key_values_[i].s)
+                                                                     : FormatValue(ToValue(key_values_[i]));
+        }
+        a.key_value = ExprValue::String(key_joined_);
+      }
+      a.key_text = key.text;
+      a.detection_ms = end;   // the window's end (language.md "Threshold rules")
+      a.window_start_ms = end - th.size_ms;
+      a.window_end_ms = end;
+      // matching.md §8: kind `w`, then the window's start and end folded in.
+      uint64_t h = Fnv(Fnv(Fnv(Fnv(Fnv(14695981039346656037ull, rule.name), "\x1f"), key.text), "\x1f"), "w");
+      h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_start_ms));
+      h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_end_ms));
+      a.match_id = h;
+      alert_fields_.clear();
+      alert_text_.clear();
+      text_offsets_.clear();
+      input.key = a.key_value;
+      for (const ExprProgram& program : compiled.emit) {
+        const ExprValue v = evaluator_.Eval(program, input);
+        const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
+        text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
+        if (text) alert_text_.append(v.s);
+        alert_fields_.push_back(v);
+      }
+      for (size_t i = 0; i < alert_fields_.size(); ++i) {
+        if (text_offsets_[i] == SIZE_MAX) continue;
+        alert_fields_[i].s = std::string_view(alert_text_).substr(text_offsets_[i], alert_fields_[i].s.size());
+      }
+      a.fields = alert_fields_;
+      ++counters_.alerts_per_rule[static_cast<size_t>(th.rule)];
+      ++counters_.window_alerts;
+      if (callbacks_.on_alert) callbacks_.on_alert(a);
+    }
+    window_bytes_ = {};
+    window_closing_ = WindowState::kNoClose;
+  }
+}
+
 }  // namespace vigil

@@ -589,6 +589,10 @@ class Matcher::Impl {
   ExprValue ReadWindow(const ExprProgram::WindowTerm& term);
   void BuildWindows();
   void AddToWindows();
+  void FireCloses(int64_t instant);   // matcher_alert.cc: `when` rules' windows closing now
+  int64_t window_closing_ = WindowState::kNoClose;   // FireCloses: the end of the window closing
+  std::string close_key_;                  // FireCloses: the key whose window closes
+  KeyState close_state_;                   // FireCloses: that key, for DecodeKey
   Windows window_reader_{this};
   WindowReader* window_input_ = nullptr;   // &window_reader_ when windows_
   ExprEvaluator window_eval_;              // for the series' `where` (evaluator_ may be mid-Eval)

@@ -168,6 +168,7 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->series_of_window_ = series_of_window_;
   out->total_series_of_window_ = total_series_of_window_;
   out->by_spec_type_ = by_spec_type_;
+  out->thresholds_ = thresholds_;
   return out;
 }
 
@@ -181,11 +182,56 @@ const std::vector<int32_t>& WindowState::SeriesFor(int32_t spec, int32_t type) c
 
 bool WindowState::HasSeriesFor(int32_t spec, int32_t type) const { return !SeriesFor(spec, type).empty(); }
 
+void WindowState::AddThreshold(Threshold t) { thresholds_.push_back(std::move(t)); }
+
+WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
+  auto it = keys_.find(key_bytes);
+  if (it == keys_.end()) {
+    it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
+    it->second->series.resize(series_.size());
+    it->second->thresholds.resize(thresholds_.size());
+  }
+  return it->second.get();
+}
+
+bool WindowState::PopClose(int64_t instant, int32_t* threshold, std::string* key, int64_t* end) {
+  if (closes_.empty() || std::get<0>(*closes_.begin()) != instant) return false;
+  auto node = closes_.extract(closes_.begin());
+  *threshold = std::get<1>(node.value());
+  *key = std::move(std::get<2>(node.value()));
+  *end = instant + 1;
+  const Threshold& th = thresholds_[static_cast<size_t>(*threshold)];
+  auto it = keys_.find(*key);
+  if (it != keys_.end()) {
+    ThresholdKeyState& ts = it->second->thresholds[static_cast<size_t>(*threshold)];
+    ts.next_end = *end + th.every_ms;
+    if (ts.next_end <= ts.pending_until) {
+      closes_.emplace(ts.next_end - 1, *threshold, *key);
+    } else {
+      ts.next_end = kNoClose;
+    }
+  }
+  return true;
+}
+
 void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator) {
   const std::vector<int32_t>& list = SeriesFor(spec, event.type_id());
   if (list.empty()) return;
   const int64_t t = event.event_time();
   KeyWindows* k = nullptr;
+  // Windows of `when` rules that now hold an event of this key (before any `where`).
+  for (size_t i = 0; i < thresholds_.size(); ++i) {
+    const Threshold& th = thresholds_[i];
+    if (th.spec != spec || std::find(th.types.begin(), th.types.end(), event.type_id()) == th.types.end()) continue;
+    if (k == nullptr) k = FindOrAdd(key_bytes);
+    ThresholdKeyState& ts = k->thresholds[i];
+    // The windows holding t end in (t, t + S], at k·E + S.
+    ts.pending_until = std::max(ts.pending_until, FloorDiv(t, th.every_ms) * th.every_ms + th.size_ms);
+    if (ts.next_end == kNoClose) {
+      ts.next_end = (FloorDiv(t - th.size_ms, th.every_ms) + 1) * th.every_ms + th.size_ms;
+      closes_.emplace(ts.next_end - 1, static_cast<int32_t>(i), std::string(key_bytes));
+    }
+  }
   for (int32_t si : list) {
     const Series& s = series_[static_cast<size_t>(si)];
     if (s.where != nullptr) {
@@ -193,15 +239,8 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       in.event = event;
       if (!evaluator.EvalPredicate(*s.where, in)) continue;
     }
-    if (k == nullptr) {
-      auto it = keys_.find(key_bytes);
-      if (it == keys_.end()) {
-        it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
-        it->second->series.resize(series_.size());
-      }
-      k = it->second.get();
-      Prune(*k, t);
-    }
+    if (k == nullptr) k = FindOrAdd(key_bytes);
+    Prune(*k, t);
     std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
     if (st == nullptr) st = std::make_unique<SeriesKeyState>();
     const int64_t id = FloorDiv(t, s.resolution_ms);
@@ -238,16 +277,16 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
 }
 
 ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                            RecordView current, ExprEvaluator& evaluator) {
+                            RecordView current, ExprEvaluator& evaluator, int64_t closing_end) {
   const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
   const Series& s = series_[static_cast<size_t>(si)];
   const int64_t r = s.resolution_ms;
   const int64_t size = term.window.sizes_ms.empty() ? 0 : term.window.sizes_ms[0];
   // The first slice id in the window.
-  const int64_t first = term.window.kind == WindowKind::kLast
-                            ? FloorDiv(now - size, r) + 1
-                            : FloorDiv(now, term.window.kind == WindowKind::kSliding ? term.window.every_ms : size) *
-                                  (term.window.kind == WindowKind::kSliding ? term.window.every_ms : size) / r;
+  const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
+  const int64_t first = term.window.kind == WindowKind::kLast ? FloorDiv(now - size, r) + 1
+                        : closing_end != kNoClose         ? FloorDiv(closing_end - size, r)
+                                                          : FloorDiv(now, every) * every / r;
   auto it = keys_.find(key_bytes);
   KeyWindows* k = it == keys_.end() ? nullptr : it->second.get();
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
@@ -355,7 +394,12 @@ size_t WindowState::slices() const {
 }
 
 void WindowState::Expire(int64_t now) {
-  absl::erase_if(keys_, [&](const auto& e) { return e.second->newest_end <= now; });
+  absl::erase_if(keys_, [&](const auto& e) {
+    if (e.second->newest_end > now) return false;
+    for (const ThresholdKeyState& ts : e.second->thresholds)
+      if (ts.next_end != kNoClose) return false;
+    return true;
+  });
 }
 
 // ---- snapshot ----------------------------------------------------------------------------------
@@ -377,7 +421,7 @@ void WindowState::Pack(std::string* out) const {
   pk.pack_array(static_cast<uint32_t>(order.size()));
   for (const std::string* bytes : order) {
     const KeyWindows& k = *keys_.find(*bytes)->second;
-    pk.pack_array(3);
+    pk.pack_array(4);
     pk.pack_bin(static_cast<uint32_t>(bytes->size()));
     pk.pack_bin_body(bytes->data(), static_cast<uint32_t>(bytes->size()));
     pk.pack(k.newest_end);
@@ -417,19 +461,25 @@ void WindowState::Pack(std::string* out) const {
         pk.pack(id);
       }
     }
+    pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 2));
+    for (const ThresholdKeyState& ts : k.thresholds) {
+      pk.pack(ts.next_end);
+      pk.pack(ts.pending_until);
+    }
   }
   out->assign(buf.data(), buf.size());
 }
 
 bool WindowState::Unpack(std::string_view bytes, std::string* error) {
   keys_.clear();
+  closes_.clear();
   try {
     const msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
     const msgpack::object& root = h.get();
     if (root.type != msgpack::type::ARRAY) throw std::runtime_error("not an array");
     for (uint32_t i = 0; i < root.via.array.size; ++i) {
       const msgpack::object& ko = root.via.array.ptr[i];
-      if (ko.type != msgpack::type::ARRAY || ko.via.array.size != 3) throw std::runtime_error("bad key");
+      if (ko.type != msgpack::type::ARRAY || ko.via.array.size != 4) throw std::runtime_error("bad key");
       const msgpack::object& b = ko.via.array.ptr[0];
       if (b.type != msgpack::type::BIN) throw std::runtime_error("bad key bytes");
       auto k = std::make_unique<KeyWindows>();
@@ -478,10 +528,21 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
         }
         k->series[s] = std::move(st);
       }
-      keys_.emplace(std::string(b.via.bin.ptr, b.via.bin.size), std::move(k));
+      const msgpack::object& th = ko.via.array.ptr[3];
+      if (th.type != msgpack::type::ARRAY || th.via.array.size != thresholds_.size() * 2)
+        throw std::runtime_error("threshold count differs from the program's");
+      k->thresholds.resize(thresholds_.size());
+      std::string key(b.via.bin.ptr, b.via.bin.size);
+      for (uint32_t j = 0; j < thresholds_.size(); ++j) {
+        k->thresholds[j].next_end = th.via.array.ptr[2 * j].as<int64_t>();
+        k->thresholds[j].pending_until = th.via.array.ptr[2 * j + 1].as<int64_t>();
+        if (k->thresholds[j].next_end != kNoClose) closes_.emplace(k->thresholds[j].next_end - 1, static_cast<int32_t>(j), key);
+      }
+      keys_.emplace(std::move(key), std::move(k));
     }
   } catch (const std::exception& e) {
     keys_.clear();
+    closes_.clear();
     *error = fmt::format("window state: {}", e.what());
     return false;
   }

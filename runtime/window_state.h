@@ -21,6 +21,9 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
+#include <set>
+#include <tuple>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,12 +69,34 @@ class WindowState {
   void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
 
   // The value of `term` for key `key_bytes` at instant `now` (its event time); `current` is the
-  // event being judged (invalid: none) for `including current`.
+  // event being judged (invalid: none) for `including current`. `closing_end` (kNoClose: none):
+  // a `when` rule's window [closing_end − S, closing_end) is being closed, and a tumbling or
+  // sliding term reads it (rather than the window with the latest start containing `now`).
+  static constexpr int64_t kNoClose = std::numeric_limits<int64_t>::min();
   ExprValue Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                 RecordView current, ExprEvaluator& evaluator);
+                 RecordView current, ExprEvaluator& evaluator, int64_t closing_end = kNoClose);
 
-  // Drops every key whose slices have all left their windows at instant `now`.
+  // Drops every key whose slices have all left their windows at instant `now` and that has no
+  // window of a `when` rule left to close.
   void Expire(int64_t now);
+
+  // `when` rules (language.md "Threshold rules"): the windows [k·E, k·E + S) of a key that hold an
+  // event of a type the condition aggregates close at their last instant, end − 1.
+  struct Threshold {
+    int32_t rule = -1;
+    int32_t spec = -1;
+    int64_t size_ms = 0;
+    int64_t every_ms = 0;              // = size for tumbling
+    std::vector<int32_t> types;        // event types its condition aggregates
+  };
+  void AddThreshold(Threshold t);      // before the first Add; thresholds in rule order
+  const std::vector<Threshold>& thresholds() const { return thresholds_; }
+  static constexpr int64_t kNoInstant = std::numeric_limits<int64_t>::max();
+  // The instant (end − 1) of the earliest window to close, or kNoInstant.
+  int64_t NextClose() const { return closes_.empty() ? kNoInstant : std::get<0>(*closes_.begin()); }
+  // Takes the earliest close at `instant` (false: none left): its threshold index, key and
+  // window end; the key's next window (if it has events) is scheduled.
+  bool PopClose(int64_t instant, int32_t* threshold, std::string* key, int64_t* end);
 
   size_t keys() const { return keys_.size(); }
   size_t slices() const;
@@ -103,8 +128,13 @@ class WindowState {
     std::deque<Slice> slices;
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
   };
+  struct ThresholdKeyState {
+    int64_t next_end = kNoClose;       // the end of the next window to close (kNoClose: none)
+    int64_t pending_until = kNoClose;  // the last window end that holds an event
+  };
   struct KeyWindows {
     std::vector<std::unique_ptr<SeriesKeyState>> series;   // by series index (null: none yet)
+    std::vector<ThresholdKeyState> thresholds;             // by threshold index
     int64_t newest_end = 0;          // (last slice id + 1) * r + horizon, max over series: expiry
   };
 
@@ -119,6 +149,10 @@ class WindowState {
   // [spec][type] -> series
   std::vector<std::vector<std::vector<int32_t>>> by_spec_type_;
   absl::flat_hash_map<std::string, std::unique_ptr<KeyWindows>, BytesHash, BytesEq> keys_;
+  std::vector<Threshold> thresholds_;
+  // Pending closes: (instant = end − 1, threshold, key), earliest first, then in rule and key order.
+  std::set<std::tuple<int64_t, int32_t, std::string>> closes_;
+  KeyWindows* FindOrAdd(std::string_view key_bytes);
   std::string scratch_;
 };
 

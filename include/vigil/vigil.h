@@ -257,7 +257,8 @@ class EventBuilder {
 
 // ---- Alerts ---------------------------------------------------------------------------------
 
-enum class AlertKind : uint8_t { kMatch, kTimeout };
+// kWindow: a `when` rule's condition held as one of its windows closed (no bound events).
+enum class AlertKind : uint8_t { kMatch, kTimeout, kWindow };
 
 // One alert, as the callback receives it: a view of the matcher's state. Valid only during the
 // callback; every string_view and Value from it too. Copy what you need to keep.
