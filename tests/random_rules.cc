@@ -8,8 +8,10 @@
 // visible at that point (the checker's scoping, grammar/check_pattern.cc: earlier elements only;
 // alternatives and all(...) children do not see each other; variables of a repeated group are
 // lists only after the group, so they are not referred to inside it). The rule then gets random
-// `within`, `max gap`, `after match` and `on timeout emit` clauses. The rule is checked (and, with
-// compilable_only, compiled); a rejected rule is counted by its first error and redrawn.
+// `within`, `max gap`, `after match` and `on timeout emit` clauses. With window_percent, that
+// share of rules also gets windowed aggregates: as the extra condition of some steps and/or as an
+// emitted field (WindowCondition, WindowValue). The rule is checked (and, with compilable_only,
+// compiled); a rejected rule is counted by its first error and redrawn.
 #include "tests/random_rules.h"
 
 #include <algorithm>
@@ -104,6 +106,7 @@ class RandomRuleGenerator::Builder {
   Builder(std::mt19937_64& rng, const RandomRuleOptions& options) : rng_(rng), options_(options) {}
 
   RandomRule Build() {
+    windowed_ = options_.window_percent > 0 && Chance(rng_, options_.window_percent);
     std::vector<Element> top;
     const int n = static_cast<int>(Uniform(rng_, 1, options_.max_elements));
     std::vector<Visible> visible;
@@ -141,10 +144,14 @@ class RandomRuleGenerator::Builder {
     // The reference does not enumerate partial matches inside all(...) (matching.md §13): in
     // compilable mode a rule with all(...) has no `on timeout emit`.
     const bool timeout = Chance(rng_, 25) && !(options_.compilable_only && used_all_);
+    // A windowed rule without a window in its conditions emits one; others sometimes do.
+    std::string emit = "who: key", timeout_emit = "who: key";
+    if (windowed_ && (!window_used_ || Chance(rng_, 40))) emit += ", w: " + WindowValue();
+    if (windowed_ && timeout && Chance(rng_, 50)) timeout_emit += ", w: " + WindowValue();
     RandomRule r;
     auto render = [&](bool any) {
-      return "rule r {\n" + clauses + "  pattern " + RenderSequence(top, any) +
-             "\n  emit { who: key }\n" + (timeout ? "  on timeout emit { who: key }\n" : "") + "}\n";
+      return "rule r {\n" + clauses + "  pattern " + RenderSequence(top, any) + "\n  emit { " + emit +
+             " }\n" + (timeout ? "  on timeout emit { " + timeout_emit + " }\n" : "") + "}\n";
     };
     r.text = render(false);
     r.text_any = render(true);
@@ -184,6 +191,10 @@ class RandomRuleGenerator::Builder {
       }
     }
     if (!var.empty()) letters_[var] = letters;
+    if (windowed_ && Chance(rng_, 35)) {
+      window_used_ = true;
+      return cond + " and " + WindowCondition();
+    }
     if (!Chance(rng_, 50)) return cond;
     std::vector<std::string> extra = {"x > 3", "x <= 5", "x != 2", "(x < 3 or x > 6)"};
     for (const Visible& v : visible) {
@@ -203,6 +214,101 @@ class RandomRuleGenerator::Builder {
       extra.push_back(fmt::format("x >= last({}).x", var));
     }
     return cond + " and " + Pick(rng_, extra);
+  }
+
+  // ---- windowed aggregates (docs/language.md "Anomaly conditions") ----
+  // Only what the engine evaluates: count, sum, avg, min, max, first, last, distinct, fraction,
+  // variance, stddev of E's own fields over `over T` (T <= 1 min: 1 ms slices; 90s: 1 s slices,
+  // which the half-second event times exercise), tumbling and sliding windows (E dividing S or
+  // not), with or without `where` and `including current` — no ewma, baseline, `by`, session or
+  // hierarchical windows, nothing over strings but distinct.
+  std::string WindowSpan() {
+    static const std::vector<std::string> kWindows = {
+        "3s", "10s", "30s", "90s", "tumbling 5s", "tumbling 10s", "sliding 10s every 5s",
+        "sliding 6s every 4s"};
+    return Pick(rng_, kWindows);
+  }
+  std::string WindowWhere() {
+    switch (Uniform(rng_, 0, 4)) {
+      case 0: return " where k == \"" + Letter(rng_) + "\"";
+      case 1: return " where x > 4";
+      default: return "";
+    }
+  }
+  // `AGG(E.field where ... over W including current)`. (Every draw is its own statement: the
+  // order in which function arguments are evaluated is unspecified, and the rules must be the
+  // same on every compiler.)
+  std::string WindowTerm(const std::string& agg, const std::string& arg, std::string where = "") {
+    if (where.empty()) where = WindowWhere();
+    const std::string span = WindowSpan();
+    const char* current = Chance(rng_, 30) ? " including current" : "";
+    return fmt::format("{}({}{} over {}{})", agg, arg, where, span, current);
+  }
+
+  // A condition on a windowed aggregate. Floats: the engine combines slices and a recomputation
+  // adds events one by one, so float sums, averages and variances may differ in their last bits
+  // (language.md allows a relative 1e-9) — a condition comparing one could flip on that. So
+  // conditions use only aggregates whose value is exact on both sides: counts, sums, min, max,
+  // first, last and distinct of the int field, fraction (count / count: one IEEE division of the
+  // same two integers) and avg of the int field (the exact integer sum / count: again one
+  // division of the same two numbers). Variance and stddev appear only in emit (WindowValue).
+  std::string WindowCondition() {
+    switch (Uniform(rng_, 0, 7)) {
+      case 0: {
+        const std::string term = WindowTerm("count", "E");
+        return fmt::format("{} >= {}", term, Uniform(rng_, 1, 3));
+      }
+      case 1: {
+        const std::string term = WindowTerm("count", "E");
+        return fmt::format("{} < {}", term, Uniform(rng_, 1, 3));
+      }
+      case 2: {
+        const char* op = Chance(rng_, 50) ? ">" : "<=";
+        return fmt::format("x {} {}", op, WindowTerm("avg", "E.x"));
+      }
+      case 3: {
+        const std::string term = WindowTerm("sum", "E.x");
+        return fmt::format("{} > {}", term, Uniform(rng_, 3, 15));
+      }
+      case 4: {
+        const char* field = Chance(rng_, 50) ? "E.k" : "E.x";
+        return fmt::format("{} >= 2", WindowTerm("distinct", field));
+      }
+      case 5: {
+        static const std::vector<std::string> kAggs = {"min", "max", "first", "last"};
+        static const std::vector<std::string> kOps = {">", ">=", "<", "!="};
+        const std::string op = Pick(rng_, kOps);
+        const std::string agg = Pick(rng_, kAggs);
+        return fmt::format("x {} {}", op, WindowTerm(agg, "E.x"));
+      }
+      case 6: {
+        const std::string where = " where k == \"" + Letter(rng_) + "\"";
+        return fmt::format("{} >= 0.5", WindowTerm("fraction", "E", where));
+      }
+      default: {
+        const std::string count = WindowTerm("count", "E");
+        const std::string max = WindowTerm("max", "E.x");
+        return fmt::format("{} + {} > 6", count, max);
+      }
+    }
+  }
+
+  // An emitted windowed aggregate: any of them (the differential test compares floats to 12
+  // significant digits, well inside what their last-bit differences move).
+  std::string WindowValue() {
+    static const std::vector<std::string> kAggs = {"count", "sum", "avg", "min", "max", "first",
+                                                   "last", "distinct", "fraction", "variance", "stddev"};
+    const std::string agg = Pick(rng_, kAggs);
+    if (agg == "count") return WindowTerm(agg, "E");
+    if (agg == "fraction") {
+      const std::string where = " where k == \"" + Letter(rng_) + "\"";
+      return WindowTerm(agg, "E", where);
+    }
+    if (agg == "distinct") {
+      const char* field = Chance(rng_, 50) ? "E.k" : "E.x";
+      return WindowTerm(agg, field);
+    }
+    return WindowTerm(agg, "E.x");
   }
 
   // A quantifier (or ""), reluctant or not; sets is_loop.
@@ -341,6 +447,8 @@ class RandomRuleGenerator::Builder {
   bool first_element_ = false;   // drawing the first element of the pattern
   bool in_alternative_ = false;  // drawing a branch of an alternation
   bool used_all_ = false;        // the rule has an all(...)
+  bool windowed_ = false;        // this rule uses windowed aggregates (window_percent)
+  bool window_used_ = false;     // ... and a condition has one
   const RandomRuleOptions& options_;
   int next_var_ = 0;
   std::map<std::string, std::string> letters_;

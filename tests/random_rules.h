@@ -10,7 +10,8 @@
 // Everything is over one tiny schema (kRandomSchema): one event type E with fields k (a string
 // in "a".."d"), x (an int in 0..9), key field `id` and time field `at`; a step `v: E where k ==
 // "a" and ...` plays the part of docs/matching.md §0's `v: A`. Streams are small (a few keys,
-// 0-10 events per key) so the exponential reference stays fast.
+// 0-10 events per key) so the exponential reference stays fast. With window_percent, some rules
+// also read windowed aggregates of E (`count(E over 10s) >= 2`, `x > avg(E.x over tumbling 5s)`).
 //
 // Deterministic: the generator draws only from its own std::mt19937_64 and the distributions
 // it uses are hand-written (std::uniform_int_distribution is not portable across standard
@@ -41,6 +42,10 @@ struct RandomRuleOptions {
   // the compiler still rejects. false: every construct of the language's pattern subset.
   bool compilable_only = false;
   int max_elements = 4;          // positive elements of the top-level sequence: 1..max_elements
+  // Percent of rules that use windowed aggregates (docs/language.md "Anomaly conditions") in
+  // step conditions and/or emit — only forms the engine evaluates, and only exact ones in
+  // conditions (random_rules.cc, WindowCondition). 0: none (the rules of earlier seeds).
+  int window_percent = 0;
 };
 
 // Why rules were thrown away; a generator bug that makes most rules invalid shows up here.

@@ -93,6 +93,40 @@ TEST_CASE("random rules: 500 rules cover every construct, and few are rejected")
   }
 }
 
+bool HasWindow(const BoundExpr& e) {
+  if (e.op == ExprOp::kWindowAggregate) return true;
+  return std::any_of(e.args.begin(), e.args.end(), [](const BoundExpr& a) { return HasWindow(a); });
+}
+
+bool HasWindow(const PatternNode& n) {
+  if (n.where && HasWindow(*n.where)) return true;
+  return std::any_of(n.children.begin(), n.children.end(), [](const PatternNode& c) { return HasWindow(c); });
+}
+
+TEST_CASE("random rules: with window_percent, that share of rules reads windowed aggregates, in conditions and in emit") {
+  RandomRuleGenerator g(4, {.compilable_only = true, .window_percent = 25});
+  int in_conditions = 0, in_emit = 0, windowed = 0;
+  constexpr int kRules = 400;
+  for (int i = 0; i < kRules; ++i) {
+    const RandomRule r = g.Next();
+    REQUIRE(r.checked);
+    const bool cond = HasWindow(r.rule().pattern.root);
+    bool emit = false;
+    for (const auto* fields : {&r.rule().emit, &r.rule().timeout_emit})
+      for (const EmitField& f : *fields) emit = emit || HasWindow(f.value);
+    in_conditions += cond;
+    in_emit += emit;
+    windowed += cond || emit;
+  }
+  MESSAGE(windowed << " of " << kRules << " rules with windows: " << in_conditions << " in conditions, "
+                   << in_emit << " in emit; " << StatsText(g.stats()));
+  CHECK(windowed > kRules / 6);
+  CHECK(windowed < kRules / 3);
+  CHECK(in_conditions > kRules / 12);
+  CHECK(in_emit > kRules / 12);
+  CHECK(g.stats().check_rejected * 5 < g.stats().accepted);
+}
+
 TEST_CASE("random rules: streams are small, sorted, with ties and several keys") {
   std::mt19937_64 rng(3);
   int ties = 0, multi_key = 0, empty_key_streams = 0;

@@ -229,7 +229,8 @@ const CheckedRule& ReferenceMatcher::rule() const { return *programs_->rule; }
 const Schema& ReferenceMatcher::schema() const { return *programs_->schema; }
 
 std::vector<ReferenceAlert> ReferenceMatcher::Match(std::span<const StreamEvent> input,
-                                                    const std::vector<Value>& key) const {
+                                                    const std::vector<Value>& key,
+                                                    std::span<const StreamEvent> window_events) const {
   const Programs& p = *programs_;
   const CheckedRule& rule = *p.rule;
   // §12.1: sort by (time, seq) and number positions.
@@ -237,9 +238,10 @@ std::vector<ReferenceAlert> ReferenceMatcher::Match(std::span<const StreamEvent>
   std::stable_sort(events.begin(), events.end(), [](const StreamEvent& a, const StreamEvent& b) {
     return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.seq < b.seq;
   });
+  if (window_events.empty()) window_events = events;
   // §12.2-4: candidates and partial matches.
-  const Enumeration found = Enumerate(p, events, rule.has_timeout_emit);
-  Judge judge(p, events);
+  const Enumeration found = Enumerate(p, events, window_events, rule.has_timeout_emit);
+  Judge judge(p, events, window_events);
   std::vector<Entry> matches, timeouts;
   for (const Candidate& c : found.matches) {
     matches.push_back(Entry{AlertKind::kMatch, &c.bound, &c.choices, c.positions, c.completion,
@@ -284,6 +286,11 @@ std::vector<ReferenceAlert> ReferenceMatcher::Match(std::span<const StreamEvent>
     a.match_id = MatchId(rule.name, key, e, events);
     // §12.8: emit fields in the context of every bound event; null fields omitted.
     judge.set_bound(e.bound);
+    // Windowed aggregates (language.md "Which events"): at the completing event, seen as in a
+    // condition; at a deadline (trailing absence, timeout), every event up to it.
+    judge.set_window_instant(e.completion.after_events
+                                 ? WindowInstant{e.completion.time_ms, true, 0, RecordView()}
+                                 : judge.InstantOf(e.positions.back()));
     EvalInput input = judge.Context(std::numeric_limits<int>::max(), RecordView());
     std::string joined;
     input.key = KeyValue(key, joined);
@@ -343,28 +350,44 @@ std::vector<KeyStream> SplitByKey(const CheckedRule& rule, const Schema& schema,
     for (const PatternNode& c : n->children) todo.push_back(&c);
   }
   std::vector<KeyStream> streams;
-  for (const StreamEvent& ev : events) {
+  // The key of an event (false: its type has no key fields in this rule).
+  auto key_of = [&](const StreamEvent& ev, std::vector<Value>& key) {
     const int type = ev.record.type_id();
-    if (std::find(types.begin(), types.end(), type) == types.end()) continue;   // §1 (a)
     const auto per = std::find_if(rule.key.per_type.begin(), rule.key.per_type.end(),
                                   [&](const CheckedKey::PerType& pt) { return pt.event_type == type; });
-    if (per == rule.key.per_type.end()) continue;
-    std::vector<Value> key;
+    if (per == rule.key.per_type.end()) return false;
+    key.clear();
     for (int slot : per->slots) key.push_back(RecordField(schema, ev.record, slot));
-    auto same = [&](const KeyStream& s) {
+    return true;
+  };
+  auto find = [&](const std::vector<Value>& key) {
+    return std::find_if(streams.begin(), streams.end(), [&](const KeyStream& s) {
       for (size_t i = 0; i < key.size(); ++i) {
         if (!ValuesEqual(s.key[i], key[i])) return false;
       }
       return true;
-    };
-    auto it = std::find_if(streams.begin(), streams.end(), same);   // §1 (b)
-    if (it == streams.end()) it = streams.insert(streams.end(), KeyStream{key, {}});
+    });
+  };
+  std::vector<Value> key;
+  for (const StreamEvent& ev : events) {
+    const int type = ev.record.type_id();
+    if (std::find(types.begin(), types.end(), type) == types.end()) continue;   // §1 (a)
+    if (!key_of(ev, key)) continue;
+    auto it = find(key);   // §1 (b)
+    if (it == streams.end()) it = streams.insert(streams.end(), KeyStream{key, {}, {}});
     it->events.push_back(ev);
   }
+  // Windows read every event of the key of the types the key is defined for.
+  for (const StreamEvent& ev : events) {
+    if (!key_of(ev, key)) continue;
+    if (auto it = find(key); it != streams.end()) it->window_events.push_back(ev);
+  }
   for (KeyStream& s : streams) {
-    std::stable_sort(s.events.begin(), s.events.end(), [](const StreamEvent& a, const StreamEvent& b) {
-      return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.seq < b.seq;
-    });
+    for (auto* list : {&s.events, &s.window_events}) {
+      std::stable_sort(list->begin(), list->end(), [](const StreamEvent& a, const StreamEvent& b) {
+        return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.seq < b.seq;
+      });
+    }
   }
   return streams;
 }
@@ -373,7 +396,7 @@ std::vector<ReferenceAlert> MatchStream(const ReferenceMatcher& matcher,
                                         std::span<const StreamEvent> events) {
   std::vector<ReferenceAlert> all;
   for (const KeyStream& s : SplitByKey(matcher.rule(), matcher.schema(), events)) {
-    std::vector<ReferenceAlert> alerts = matcher.Match(s.events, s.key);
+    std::vector<ReferenceAlert> alerts = matcher.Match(s.events, s.key, s.window_events);
     all.insert(all.end(), alerts.begin(), alerts.end());
   }
   std::stable_sort(all.begin(), all.end(), [](const ReferenceAlert& a, const ReferenceAlert& b) {

@@ -30,6 +30,7 @@ EvalInput Judge::Context(int before, RecordView event) {
   EvalInput input;
   input.event = event;
   input.vars = spans_;
+  input.windows = &windows_;
   return input;
 }
 
@@ -38,6 +39,7 @@ bool Judge::StepHolds(const PatternNode& step, int z, int before, bool until) {
   const auto& programs = until ? p_.until : p_.where;
   const std::optional<ExprProgram>& program = programs[static_cast<size_t>(step.step)];
   if (!program) return !until;
+  set_window_instant(InstantOf(z));   // a condition's instant is the event under test
   const EvalInput input = Context(before, events_[static_cast<size_t>(z)].record);
   return p_.evaluator.EvalPredicate(*program, input);
 }

@@ -14,6 +14,7 @@
 #include "nfa/expr_program.h"
 #include "runtime/expr_eval.h"
 #include "tests/reference/matcher.h"
+#include "tests/reference/windows.h"
 
 namespace vigil::reference {
 
@@ -73,8 +74,10 @@ struct Binding {
 // prefix context (§2.2): the bound events at positions before the event under test.
 class Judge {
  public:
-  Judge(const Programs& programs, std::span<const StreamEvent> events)
-      : p_(programs), events_(events) {}
+  // `window_events`: every event of the key that windowed aggregates may read (any type).
+  Judge(const Programs& programs, std::span<const StreamEvent> events,
+        std::span<const StreamEvent> window_events)
+      : p_(programs), events_(events), windows_(window_events) {}
 
   // `bound`: the bindings the context is built from (any order).
   void set_bound(const std::vector<Binding>* bound) { bound_ = bound; }
@@ -99,8 +102,15 @@ class Judge {
   int size() const { return static_cast<int>(events_.size()); }
   int64_t time(int pos) const { return events_[static_cast<size_t>(pos)].time_ms; }
   int type(int pos) const { return events_[static_cast<size_t>(pos)].record.type_id(); }
-  // Builds the per-variable event lists from the bindings at positions < before.
+  // Builds the per-variable event lists from the bindings at positions < before. Window terms
+  // are read at the instant last set (StepHolds sets it to the event under test).
   EvalInput Context(int before, RecordView event);
+  // The instant windowed aggregates are evaluated at (language.md "Which events").
+  void set_window_instant(const WindowInstant& at) { windows_.set_instant(at); }
+  WindowInstant InstantOf(int pos) const {
+    const StreamEvent& e = events_[static_cast<size_t>(pos)];
+    return WindowInstant{e.time_ms, false, e.seq, e.record};
+  }
 
  private:
   bool GapOk(const Binding& b);
@@ -112,6 +122,7 @@ class Judge {
   std::vector<int> exempt_;
   std::vector<std::vector<RecordView>> vars_;
   std::vector<VarEvents> spans_;
+  ReferenceWindows windows_;
 };
 
 // A complete assignment that satisfies M1-M7 (a candidate for M8/M9).
@@ -136,8 +147,9 @@ struct Enumeration {
   std::vector<Partial> partials;
 };
 
-// Every candidate match (and, if `partials`, every partial match) of `events` (sorted).
+// Every candidate match (and, if `partials`, every partial match) of `events` (sorted);
+// windowed aggregates read `window_events`.
 Enumeration Enumerate(const Programs& programs, std::span<const StreamEvent> events,
-                      bool partials);
+                      std::span<const StreamEvent> window_events, bool partials);
 
 }  // namespace vigil::reference

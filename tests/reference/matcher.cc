@@ -91,8 +91,9 @@ class Enumerator {
     bool any = false;
   };
 
-  Enumerator(const Programs& p, std::span<const StreamEvent> events, bool partials)
-      : p_(p), events_(events), judge_(p, events), n_(static_cast<int>(events.size())),
+  Enumerator(const Programs& p, std::span<const StreamEvent> events,
+             std::span<const StreamEvent> window_events, bool partials)
+      : p_(p), events_(events), judge_(p, events, window_events), n_(static_cast<int>(events.size())),
         want_partials_(partials), used_(events.size(), false) {
     judge_.set_bound(&bound_);
   }
@@ -443,8 +444,8 @@ class Enumerator {
 }  // namespace
 
 Enumeration Enumerate(const Programs& programs, std::span<const StreamEvent> events,
-                      bool partials) {
-  return Enumerator(programs, events, partials).Run();
+                      std::span<const StreamEvent> window_events, bool partials) {
+  return Enumerator(programs, events, window_events, partials).Run();
 }
 
 }  // namespace vigil::reference

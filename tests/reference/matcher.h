@@ -13,7 +13,9 @@
 // collect partial matches and decide their timeouts (§6.2-6.3), drop duplicates (M8), sort
 // (§7.1), apply the after-match skip (M9) and evaluate the emit fields with the real expression
 // engine (CompileExpr + ExprEvaluator): the reference checks MATCHING; expressions have their own
-// differential test (tests/expr_differential_test.cc). matcher.cc explains the algorithm.
+// differential test (tests/expr_differential_test.cc). Windowed aggregates are recomputed from
+// the key's events at each instant (tests/reference/windows.h). matcher.cc explains the
+// algorithm.
 #pragma once
 
 #include <cstdint>
@@ -64,15 +66,18 @@ class ReferenceMatcher {
  public:
   // Compiles every condition and emit expression of `rule`. Both must outlive the matcher.
   // Returns nullptr and sets `error` for a threshold rule or an expression the expression engine
-  // does not compile (windowed aggregates: issue 4).
+  // does not compile (`baseline`, `by`, session and hierarchical windows, ...).
   static std::unique_ptr<ReferenceMatcher> Create(const CheckedRule& rule, const Schema& schema,
                                                   std::string* error);
   ~ReferenceMatcher();
 
   // The alerts of one key, in report order. `events` are the key's stream (matching.md §1:
-  // only the pattern's types, this key); they are sorted by (time, seq) here.
+  // only the pattern's types, this key); they are sorted by (time, seq) here. `window_events`
+  // are the key's events that windowed aggregates read — of every type the rule's key covers,
+  // which may be more than the pattern's (KeyStream::window_events); empty: `events`.
   std::vector<ReferenceAlert> Match(std::span<const StreamEvent> events,
-                                    const std::vector<Value>& key) const;
+                                    const std::vector<Value>& key,
+                                    std::span<const StreamEvent> window_events = {}) const;
 
   const CheckedRule& rule() const;
   const Schema& schema() const;
@@ -84,14 +89,18 @@ class ReferenceMatcher {
   std::unique_ptr<Programs> programs_;
 };
 
-// The events of one key, of the pattern's event types, sorted by (time, seq).
+// The events of one key, of the pattern's event types, sorted by (time, seq); and the key's
+// events of every type the rule's key is defined for (CheckedKey::per_type: the pattern's types
+// and those its windowed aggregates read), sorted likewise, for the windows.
 struct KeyStream {
   std::vector<Value> key;
   std::vector<StreamEvent> events;
+  std::vector<StreamEvent> window_events;
 };
 
 // Splits a whole stream by the rule's key (CheckedKey::per_type) after dropping the events whose
-// type the pattern does not name (positive or `no` steps). Keys in order of first appearance.
+// type the pattern does not name (positive or `no` steps). Keys in order of first appearance in
+// the pattern's events (a key with none cannot alert and has no stream).
 std::vector<KeyStream> SplitByKey(const CheckedRule& rule, const Schema& schema,
                                   std::span<const StreamEvent> events);
 

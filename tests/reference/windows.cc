@@ -1,0 +1,281 @@
+// Windowed aggregates recomputed from the list of a key's events (windows.h explains why). Each
+// step is one sentence of docs/language.md "Anomaly conditions": Seen (which events), InWindow
+// (the window bounds) and Aggregate (the table of values).
+//
+// THIS CODE SHOULD NEVER BE USED IN PRODUCTION.
+#include "tests/reference/windows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace vigil::reference {
+namespace {
+
+// floor(a / b) for b > 0, without overflow (τ − T may leave the int64 range).
+__int128 FloorDiv(__int128 a, __int128 b) {
+  __int128 q = a / b;
+  if (a % b != 0 && (a < 0) != (b < 0)) --q;
+  return q;
+}
+
+// "Windows": the resolution r of `over T` — 1 ms for T <= 1 minute, 1 s for T <= 1 hour, else
+// 1 minute.
+int64_t Resolution(int64_t size_ms) {
+  return size_ms <= 60'000 ? 1 : size_ms <= 3'600'000 ? 1000 : 60'000;
+}
+
+// "Windows": is an event of time `t` in the term's window at instant τ? (Seen events have
+// t <= τ, so only the start is checked.)
+bool InWindow(const WindowSpec& w, int64_t t, int64_t tau) {
+  switch (w.kind) {
+    case WindowKind::kLast: {   // floor(x.time / r) > floor((τ − T) / r)
+      const int64_t size = w.sizes_ms.at(0);
+      const int64_t r = Resolution(size);
+      return FloorDiv(t, r) > FloorDiv(static_cast<__int128>(tau) - size, r);
+    }
+    case WindowKind::kTumbling: {   // [k·S, (k+1)·S) with the latest start containing τ
+      const int64_t s = w.sizes_ms.at(0);
+      return t >= FloorDiv(tau, s) * s;
+    }
+    case WindowKind::kSliding: {   // [k·E, k·E + S): the latest start containing τ is floor(τ/E)·E
+      const int64_t e = w.every_ms;
+      return t >= FloorDiv(tau, e) * e;
+    }
+    default:
+      return false;   // session, hierarchical: not in the language's evaluated subset
+  }
+}
+
+bool Passes(const ExprProgram::WindowTerm& term, RecordView x, ExprEvaluator& evaluator) {
+  if (term.where == nullptr) return true;
+  EvalInput in;
+  in.event = x;
+  return evaluator.EvalPredicate(*term.where, in);
+}
+
+// "Which events": the key's events of the term's type processed before the instant, in
+// processing order ((time, seq) order), then the current event for `including current`.
+std::vector<StreamEvent> Seen(const ExprProgram::WindowTerm& term,
+                              std::span<const StreamEvent> key_events, const WindowInstant& at,
+                              bool with_current) {
+  std::vector<StreamEvent> seen;
+  for (const StreamEvent& x : key_events) {
+    if (x.record.type_id() != term.event_type) continue;
+    const bool before = at.after_events
+                            ? x.time_ms <= at.time_ms
+                            : (x.time_ms < at.time_ms || (x.time_ms == at.time_ms && x.seq < at.seq));
+    if (before) seen.push_back(x);
+  }
+  auto order = [](const StreamEvent& a, const StreamEvent& b) {
+    return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.seq < b.seq;
+  };
+  if (!std::is_sorted(seen.begin(), seen.end(), order)) std::stable_sort(seen.begin(), seen.end(), order);
+  if (with_current && !at.after_events && at.current.valid() &&
+      at.current.type_id() == term.event_type) {
+    seen.push_back(StreamEvent{at.time_ms, at.seq, at.current});
+  }
+  return seen;
+}
+
+// One event's value of the term's field, as the aggregates need it.
+struct FieldValue {
+  bool is_float = false;
+  double f = 0;
+  int64_t i = 0;
+  std::string s;   // strings (distinct)
+};
+
+FieldValue Field(const ExprProgram::WindowTerm& term, RecordView x) {
+  FieldValue v;
+  if (term.slot < 0) return v;
+  if (term.field_type.is(ScalarType::kFloat)) {
+    v.is_float = true;
+    v.f = x.GetFloat(term.slot);
+  } else if (term.field_type.is(ScalarType::kString)) {
+    v.s = std::string(x.GetString(term.slot));
+  } else {
+    v.i = x.GetInt(term.slot);   // int, bool, timestamp, duration
+  }
+  return v;
+}
+
+// "distinct": ints by value, floats by value with −0 = 0 and every NaN one value, strings by
+// bytes; one ordered key per value.
+std::string DistinctKey(const FieldValue& v, bool is_string) {
+  if (is_string) return "s" + v.s;
+  if (v.is_float) {
+    if (std::isnan(v.f)) return "nan";
+    const double f = v.f == 0 ? 0.0 : v.f;
+    return "f" + std::string(reinterpret_cast<const char*>(&f), sizeof f);
+  }
+  return "i" + std::to_string(v.i);
+}
+
+RecomputedWindow Ewma(const ExprProgram::WindowTerm& term, std::span<const StreamEvent> key_events,
+                      const WindowInstant& at, ExprEvaluator& evaluator) {
+  // Σ vᵢ·2^(−(τ − tᵢ)/H) / Σ 2^(−(τ − tᵢ)/H) over every seen event; no value before the first.
+  RecomputedWindow out;
+  double num = 0, den = 0;
+  bool any = false;
+  for (const StreamEvent& x : Seen(term, key_events, at, /*with_current=*/false)) {
+    if (!Passes(term, x.record, evaluator)) continue;
+    const FieldValue v = Field(term, x.record);
+    const double value = v.is_float ? v.f : static_cast<double>(v.i);
+    const double w = std::exp2(-static_cast<double>(at.time_ms - x.time_ms) /
+                               static_cast<double>(term.half_life_ms));
+    num += value * w;
+    den += w;
+    out.abs_sum += std::fabs(value);
+    any = true;
+  }
+  if (any) out.value = ExprValue::Float(num / den);
+  return out;
+}
+
+}  // namespace
+
+RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
+                                 std::span<const StreamEvent> key_events, const WindowInstant& at,
+                                 ExprEvaluator& evaluator) {
+  if (term.ewma) return Ewma(term, key_events, at, evaluator);
+  // The window's events after `where`, in processing order; fraction: `where` picks the
+  // numerator and every event in the window counts in the denominator.
+  std::vector<FieldValue> in;
+  int64_t total = 0;
+  for (const StreamEvent& x : Seen(term, key_events, at, term.including_current)) {
+    if (!InWindow(term.window, x.time_ms, at.time_ms)) continue;
+    ++total;
+    if (!Passes(term, x.record, evaluator)) continue;
+    in.push_back(Field(term, x.record));
+  }
+  RecomputedWindow out;
+  const bool is_float = term.field_type.is(ScalarType::kFloat);
+  const ScalarType scalar = term.result_type.scalar;
+  for (const FieldValue& v : in) out.abs_sum += v.is_float ? std::fabs(v.f) : std::fabs(static_cast<double>(v.i));
+  const size_t n = in.size();
+  const double dn = static_cast<double>(n);
+  auto as_double = [](const FieldValue& v) { return v.is_float ? v.f : static_cast<double>(v.i); };
+  switch (term.aggregate) {
+    case AggregateKind::kCount:
+      out.value = ExprValue::Int(static_cast<int64_t>(n));
+      break;
+    case AggregateKind::kFraction:
+      if (total > 0) out.value = ExprValue::Float(dn / static_cast<double>(total));
+      break;
+    case AggregateKind::kDistinct: {
+      std::set<std::string> values;
+      for (const FieldValue& v : in) values.insert(DistinctKey(v, term.field_type.is(ScalarType::kString)));
+      out.value = ExprValue::Int(static_cast<int64_t>(values.size()));
+      break;
+    }
+    case AggregateKind::kSum: {   // 0 for an empty window
+      if (is_float) {
+        double sum = 0;
+        for (const FieldValue& v : in) sum += v.f;
+        out.value = ExprValue::Float(sum);
+        break;
+      }
+      __int128 sum = 0;
+      for (const FieldValue& v : in) sum += v.i;   // exact; no value if it does not fit 64 bits
+      if (sum >= std::numeric_limits<int64_t>::min() && sum <= std::numeric_limits<int64_t>::max()) {
+        out.value = ExprValue::Int(static_cast<int64_t>(sum), scalar);
+      }
+      break;
+    }
+    case AggregateKind::kAvg: {
+      if (n == 0) break;
+      if (is_float) {
+        double sum = 0;
+        for (const FieldValue& v : in) sum += v.f;
+        out.value = ExprValue::Float(sum / dn);
+        break;
+      }
+      __int128 sum = 0;
+      for (const FieldValue& v : in) sum += v.i;
+      if (term.field_type.is(ScalarType::kDuration)) {   // the mean rounded half away from zero
+        const __int128 count = static_cast<__int128>(n);
+        __int128 q = sum / count;
+        const __int128 rem = sum % count;
+        if (2 * (rem < 0 ? -rem : rem) >= count) q += sum < 0 ? -1 : 1;
+        if (q >= std::numeric_limits<int64_t>::min() && q <= std::numeric_limits<int64_t>::max()) {
+          out.value = ExprValue::Int(static_cast<int64_t>(q), ScalarType::kDuration);
+        }
+        break;
+      }
+      out.value = ExprValue::Float(static_cast<double>(sum) / dn);   // exact sum / n
+      break;
+    }
+    case AggregateKind::kMin:
+    case AggregateKind::kMax: {
+      if (n == 0) break;
+      const bool is_min = term.aggregate == AggregateKind::kMin;
+      if (is_float) {   // any NaN makes the result NaN
+        double best = in[0].f;
+        bool nan = false;
+        for (const FieldValue& v : in) {
+          nan = nan || std::isnan(v.f);
+          best = is_min ? std::min(best, v.f) : std::max(best, v.f);
+        }
+        out.value = ExprValue::Float(nan ? std::numeric_limits<double>::quiet_NaN() : best);
+        break;
+      }
+      int64_t best = in[0].i;
+      for (const FieldValue& v : in) best = is_min ? std::min(best, v.i) : std::max(best, v.i);
+      out.value = ExprValue::Int(best, scalar);
+      break;
+    }
+    case AggregateKind::kFirst:
+    case AggregateKind::kLast: {
+      if (n == 0) break;
+      const FieldValue& v = term.aggregate == AggregateKind::kFirst ? in.front() : in.back();
+      if (is_float) {
+        out.value = ExprValue::Float(v.f);
+      } else if (term.field_type.is(ScalarType::kBool)) {
+        out.value = ExprValue::Bool(v.i != 0);
+      } else {
+        out.value = ExprValue::Int(v.i, scalar);
+      }
+      break;
+    }
+    case AggregateKind::kVariance:
+    case AggregateKind::kStddev: {   // population: Σ(x − mean)² / n
+      if (n == 0) break;
+      double sum = 0;
+      for (const FieldValue& v : in) sum += as_double(v);
+      const double mean = sum / dn;
+      double m2 = 0;
+      for (const FieldValue& v : in) m2 += (as_double(v) - mean) * (as_double(v) - mean);
+      const double variance = m2 / dn;
+      out.value = ExprValue::Float(term.aggregate == AggregateKind::kVariance ? variance : std::sqrt(variance));
+      break;
+    }
+  }
+  return out;
+}
+
+double WindowTolerance(const ExprProgram::WindowTerm& term, const RecomputedWindow& r) {
+  if (!r.value.has_value || !r.value.type.is(ScalarType::kFloat)) return 0;
+  const double scale = std::max(1.0, r.abs_sum);
+  if (term.ewma) return 1e-9 * scale;
+  switch (term.aggregate) {
+    case AggregateKind::kSum:
+    case AggregateKind::kAvg:
+      return 1e-9 * scale;
+    case AggregateKind::kVariance:
+    case AggregateKind::kStddev:
+      return 1e-9 * scale * scale;
+    default:
+      return 0;   // min, max, first, last, fraction: exact
+  }
+}
+
+ExprValue ReferenceWindows::Read(const ExprProgram::WindowTerm& term) {
+  return RecomputeWindow(term, events_, at_, where_).value;
+}
+
+}  // namespace vigil::reference
