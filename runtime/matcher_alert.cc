@@ -611,10 +611,11 @@ void Matcher::Impl::FireCloses(int64_t instant) {
   now_ = instant;
   record_ = RecordView();
   type_ = -1;
-  int32_t index;
-  int64_t end;
-  while (windows_->PopClose(instant, &index, &close_key_, &end)) {
-    const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(index)];
+  const int64_t end = instant + 1;
+  windows_->TakeCloses(instant, &closing_);
+  for (const WindowState::Close& close : closing_) {
+    const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(close.threshold)];
+    close_key_ = close.key->bytes;
     const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
     const CheckedRule& rule = *compiled.checked;
     window_bytes_ = close_key_;

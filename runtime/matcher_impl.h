@@ -19,6 +19,7 @@
 
 #include "nfa/start_index.h"
 #include "runtime/event_store.h"
+#include "runtime/key_bytes_hash.h"
 #include "runtime/matcher.h"
 #include "runtime/string_scan.h"
 #include "runtime/timer_queue.h"
@@ -234,44 +235,10 @@ struct StringKeyProbe {
 // take the string_view of the scratch key without building a std::string.
 struct KeyBytesHash {
   using is_transparent = void;
-  static uint64_t Mix(uint64_t a, uint64_t b) {
-    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
-    return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
-  }
-  static uint64_t Load8(const char* p) {
-    uint64_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  static uint64_t Load4(const char* p) {
-    uint32_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  size_t operator()(std::string_view bytes) const {
-    constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull;
-    const char* p = bytes.data();
-    const size_t size = bytes.size();
-    uint64_t h = k0 ^ size;
-    uint64_t a = 0, b = 0;
-    if (size > 16) {
-      const char* const end = p + size;
-      for (size_t n = size; n > 16; n -= 16, p += 16) h = Mix(Load8(p) ^ k1, Load8(p + 8) ^ h);
-      a = Load8(end - 16);   // the last 16 bytes (overlapping what the loop read)
-      b = Load8(end - 8);
-    } else if (size >= 8) {
-      a = Load8(p);
-      b = Load8(p + size - 8);
-    } else if (size >= 4) {
-      a = Load4(p);
-      b = Load4(p + size - 4);
-    } else if (size > 0) {
-      a = (static_cast<uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
-          (static_cast<uint64_t>(static_cast<unsigned char>(p[size >> 1])) << 8) |
-          static_cast<unsigned char>(p[size - 1]);
-    }
-    return static_cast<size_t>(Mix(a ^ k1, b ^ h ^ k2));
-  }
+  static uint64_t Mix(uint64_t a, uint64_t b) { return key_hash::Mix(a, b); }
+  static uint64_t Load8(const char* p) { return key_hash::Load8(p); }
+  static uint64_t Load4(const char* p) { return key_hash::Load4(p); }
+  size_t operator()(std::string_view bytes) const { return static_cast<size_t>(HashKeyBytes(bytes)); }
   // The hash of the bytes `probe.header` then `probe.str`, as operator() above reads them: the
   // header is exactly one word, so the loop's words are the header and then the string's; a
   // word that straddles the two is put together from both.
@@ -592,6 +559,7 @@ class Matcher::Impl {
   void FireCloses(int64_t instant);   // matcher_alert.cc: `when` rules' windows closing now
   int64_t window_closing_ = WindowState::kNoClose;   // FireCloses: the end of the window closing
   std::string close_key_;                  // FireCloses: the key whose window closes
+  std::vector<WindowState::Close> closing_;   // FireCloses: the windows closing now
   KeyState close_state_;                   // FireCloses: that key, for DecodeKey
   Windows window_reader_{this};
   WindowReader* window_input_ = nullptr;   // &window_reader_ when windows_

@@ -12,6 +12,17 @@
 namespace vigil {
 namespace {
 
+// The order of a key's closes among the keys closing at one instant: stable across processes
+// and restores (so not absl::Hash, which is seeded per process).
+uint64_t KeyOrder(std::string_view bytes) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
@@ -188,30 +199,33 @@ WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
   auto it = keys_.find(key_bytes);
   if (it == keys_.end()) {
     it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
+    it->second->bytes = std::string(key_bytes);
+    it->second->order = KeyOrder(key_bytes);
     it->second->series.resize(series_.size());
     it->second->thresholds.resize(thresholds_.size());
   }
   return it->second.get();
 }
 
-bool WindowState::PopClose(int64_t instant, int32_t* threshold, std::string* key, int64_t* end) {
-  if (closes_.empty() || std::get<0>(*closes_.begin()) != instant) return false;
-  auto node = closes_.extract(closes_.begin());
-  *threshold = std::get<1>(node.value());
-  *key = std::move(std::get<2>(node.value()));
-  *end = instant + 1;
-  const Threshold& th = thresholds_[static_cast<size_t>(*threshold)];
-  auto it = keys_.find(*key);
-  if (it != keys_.end()) {
-    ThresholdKeyState& ts = it->second->thresholds[static_cast<size_t>(*threshold)];
-    ts.next_end = *end + th.every_ms;
+void WindowState::TakeCloses(int64_t instant, std::vector<Close>* out) {
+  out->clear();
+  auto it = closes_.find(instant);
+  if (it == closes_.end()) return;
+  out->swap(it->second);
+  closes_.erase(it);
+  std::sort(out->begin(), out->end(), [](const Close& a, const Close& b) {
+    if (a.threshold != b.threshold) return a.threshold < b.threshold;
+    return a.key->order != b.key->order ? a.key->order < b.key->order : a.key->bytes < b.key->bytes;
+  });
+  for (const Close& c : *out) {
+    ThresholdKeyState& ts = c.key->thresholds[static_cast<size_t>(c.threshold)];
+    ts.next_end = instant + 1 + thresholds_[static_cast<size_t>(c.threshold)].every_ms;
     if (ts.next_end <= ts.pending_until) {
-      closes_.emplace(ts.next_end - 1, *threshold, *key);
+      closes_[ts.next_end - 1].push_back(c);
     } else {
       ts.next_end = kNoClose;
     }
   }
-  return true;
 }
 
 void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator) {
@@ -229,7 +243,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     ts.pending_until = std::max(ts.pending_until, FloorDiv(t, th.every_ms) * th.every_ms + th.size_ms);
     if (ts.next_end == kNoClose) {
       ts.next_end = (FloorDiv(t - th.size_ms, th.every_ms) + 1) * th.every_ms + th.size_ms;
-      closes_.emplace(ts.next_end - 1, static_cast<int32_t>(i), std::string(key_bytes));
+      closes_[ts.next_end - 1].push_back(Close{static_cast<int32_t>(i), k});
     }
   }
   for (int32_t si : list) {
@@ -536,8 +550,11 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       for (uint32_t j = 0; j < thresholds_.size(); ++j) {
         k->thresholds[j].next_end = th.via.array.ptr[2 * j].as<int64_t>();
         k->thresholds[j].pending_until = th.via.array.ptr[2 * j + 1].as<int64_t>();
-        if (k->thresholds[j].next_end != kNoClose) closes_.emplace(k->thresholds[j].next_end - 1, static_cast<int32_t>(j), key);
+        if (k->thresholds[j].next_end != kNoClose)
+          closes_[k->thresholds[j].next_end - 1].push_back(Close{static_cast<int32_t>(j), k.get()});
       }
+      k->bytes = key;
+      k->order = KeyOrder(key);
       keys_.emplace(std::move(key), std::move(k));
     }
   } catch (const std::exception& e) {

@@ -22,8 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
-#include <set>
-#include <tuple>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +32,7 @@
 #include "nfa/program.h"
 #include "runtime/event.h"
 #include "runtime/expr_eval.h"
+#include "runtime/key_bytes_hash.h"
 
 namespace vigil {
 
@@ -93,10 +93,16 @@ class WindowState {
   const std::vector<Threshold>& thresholds() const { return thresholds_; }
   static constexpr int64_t kNoInstant = std::numeric_limits<int64_t>::max();
   // The instant (end − 1) of the earliest window to close, or kNoInstant.
-  int64_t NextClose() const { return closes_.empty() ? kNoInstant : std::get<0>(*closes_.begin()); }
-  // Takes the earliest close at `instant` (false: none left): its threshold index, key and
-  // window end; the key's next window (if it has events) is scheduled.
-  bool PopClose(int64_t instant, int32_t* threshold, std::string* key, int64_t* end);
+  int64_t NextClose() const { return closes_.empty() ? kNoInstant : closes_.begin()->first; }
+  struct KeyWindows;
+  struct Close {
+    int32_t threshold = -1;
+    KeyWindows* key = nullptr;    // stays valid: a key with a window to close is not expired
+  };
+  // Takes every close at `instant` (the earliest), in threshold (rule) order, then by the FNV-1a
+  // hash of the key's bytes (then the bytes), and
+  // schedules each key's next window if it has events.
+  void TakeCloses(int64_t instant, std::vector<Close>* out);
 
   size_t keys() const { return keys_.size(); }
   size_t slices() const;
@@ -108,7 +114,7 @@ class WindowState {
   // Transparent (probed with a string_view of the key bytes).
   struct BytesHash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+    size_t operator()(std::string_view s) const { return static_cast<size_t>(HashKeyBytes(s)); }
   };
   struct BytesEq {
     using is_transparent = void;
@@ -124,8 +130,32 @@ class WindowState {
     int64_t imin = 0, imax = 0, ifirst = 0, ilast = 0;
     double fmin = 0, fmax = 0, ffirst = 0, flast = 0;
   };
+  // Slices oldest first: a vector with a moving head (compacted when half of it is dead), so
+  // appending and dropping the oldest allocate nothing in steady state.
+  class SliceRing {
+   public:
+    bool empty() const { return head_ == v_.size(); }
+    size_t size() const { return v_.size() - head_; }
+    Slice& front() { return v_[head_]; }
+    const Slice& front() const { return v_[head_]; }
+    Slice& back() { return v_.back(); }
+    void push_back(const Slice& s) {
+      if (head_ > 0 && head_ * 2 >= v_.size()) {
+        v_.erase(v_.begin(), v_.begin() + static_cast<ptrdiff_t>(head_));
+        head_ = 0;
+      }
+      v_.push_back(s);
+    }
+    void pop_front() { ++head_; }
+    std::vector<Slice>::const_iterator begin() const { return v_.begin() + static_cast<ptrdiff_t>(head_); }
+    std::vector<Slice>::const_iterator end() const { return v_.end(); }
+
+   private:
+    std::vector<Slice> v_;
+    size_t head_ = 0;
+  };
   struct SeriesKeyState {
-    std::deque<Slice> slices;
+    SliceRing slices;
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
   };
   struct ThresholdKeyState {
@@ -133,6 +163,8 @@ class WindowState {
     int64_t pending_until = kNoClose;  // the last window end that holds an event
   };
   struct KeyWindows {
+    std::string bytes;                                     // the key (as in keys_)
+    uint64_t order = 0;                                    // FNV-1a of bytes: close order
     std::vector<std::unique_ptr<SeriesKeyState>> series;   // by series index (null: none yet)
     std::vector<ThresholdKeyState> thresholds;             // by threshold index
     int64_t newest_end = 0;          // (last slice id + 1) * r + horizon, max over series: expiry
@@ -150,8 +182,8 @@ class WindowState {
   std::vector<std::vector<std::vector<int32_t>>> by_spec_type_;
   absl::flat_hash_map<std::string, std::unique_ptr<KeyWindows>, BytesHash, BytesEq> keys_;
   std::vector<Threshold> thresholds_;
-  // Pending closes: (instant = end − 1, threshold, key), earliest first, then in rule and key order.
-  std::set<std::tuple<int64_t, int32_t, std::string>> closes_;
+  // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
+  std::map<int64_t, std::vector<Close>> closes_;
   KeyWindows* FindOrAdd(std::string_view key_bytes);
   std::string scratch_;
 };

@@ -9,6 +9,7 @@
 // same aggregate share one series.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -572,8 +573,23 @@ TEST_CASE("windows: when rules alert exactly for the windows a recomputation fin
         }
       }
     }
-    std::sort(want.begin(), want.end(), [](const auto& x, const auto& y) {
-      return std::tie(std::get<0>(x), std::get<1>(x), std::get<2>(x)) < std::tie(std::get<0>(y), std::get<1>(y), std::get<2>(y));
+    // Keys closing at one instant: by the FNV-1a hash of the encoded key (spec id 0 as 4 bytes,
+    // the string's length as 4 bytes, its bytes), then the bytes (language.md).
+    auto encoded = [](const std::string& key) {
+      std::string bytes(8, '\0');
+      const uint32_t n = static_cast<uint32_t>(key.size());
+      std::memcpy(bytes.data() + 4, &n, 4);
+      return bytes + key;
+    };
+    auto fnv = [](const std::string& bytes) {
+      uint64_t h = 14695981039346656037ull;
+      for (unsigned char ch : bytes) h = (h ^ ch) * 1099511628211ull;
+      return h;
+    };
+    std::sort(want.begin(), want.end(), [&](const auto& x, const auto& y) {
+      const std::string bx = encoded(std::get<2>(x)), by = encoded(std::get<2>(y));
+      return std::make_tuple(std::get<0>(x), std::get<1>(x), fnv(bx), bx) <
+             std::make_tuple(std::get<0>(y), std::get<1>(y), fnv(by), by);
     });
     REQUIRE(got.size() == want.size());
     for (size_t i = 0; i < got.size(); ++i) {
