@@ -133,6 +133,33 @@ void WindowState::AddValue(Slice& s, bool is_float, RecordView event, int slot) 
   s.m2 += delta * (x - s.mean);
 }
 
+void WindowState::AfterAdd(SeriesKeyState& st, bool is_float, const Slice& before) {
+  Slice& s = st.slices.back();
+  s.cum_count += s.count - before.count;
+  s.cum_isum += s.isum - before.isum;
+  s.cum_fsum += s.fsum - before.fsum;   // (fsum is the slice's own sum, in event order)
+  s.cum_nan += s.nan - before.nan;
+  PushExtremes(st, is_float);
+}
+
+void WindowState::PushExtremes(SeriesKeyState& st, bool is_float) {
+  const Slice& s = st.slices.back();
+  auto push = [&](std::vector<Extreme>& stack, bool max) {
+    const Extreme e{s.id, max ? s.imax : s.imin, max ? s.fmax : s.fmin};
+    // Entries the new value dominates (the back slice's own entry too: its extreme only moves
+    // outward) can never answer a suffix query again.
+    while (!stack.empty()) {
+      const Extreme& top = stack.back();
+      const bool dominated = is_float ? (max ? top.f <= e.f : top.f >= e.f) : (max ? top.i <= e.i : top.i >= e.i);
+      if (!dominated && top.id != e.id) break;
+      stack.pop_back();
+    }
+    stack.push_back(e);
+  };
+  push(st.max_stack, true);
+  push(st.min_stack, false);
+}
+
 WindowState::WindowState(const Program& program, const std::vector<int32_t>& spec_of_rule) {
   auto series_for = [&](const ExprProgram::WindowTerm& t, int32_t spec, bool with_where) {
     Series s;
@@ -261,9 +288,16 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     if (st->slices.empty() || st->slices.back().id != id) {
       Slice fresh;
       fresh.id = id;
+      if (!st->slices.empty()) {
+        const Slice& last = st->slices.back();
+        fresh.cum_count = last.cum_count, fresh.cum_isum = last.cum_isum;
+        fresh.cum_fsum = last.cum_fsum, fresh.cum_nan = last.cum_nan;
+      }
       st->slices.push_back(fresh);
     }
+    const Slice before = st->slices.back();
     AddValue(st->slices.back(), s.is_float, event, s.slot);
+    AfterAdd(*st, s.is_float, before);
     if (s.distinct) {
       DistinctBytes(s, event, &scratch_);
       st->distinct[scratch_] = id;
@@ -281,7 +315,31 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
     bool dropped = false;
     while (!st->slices.empty() && (st->slices.front().id + 1) * s.resolution_ms + s.horizon_ms <= now) {
       st->slices.pop_front();
+      ++st->dropped_since_rebase;
       dropped = true;
+    }
+    if (dropped) {
+      const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
+      for (std::vector<Extreme>* stack : {&st->max_stack, &st->min_stack}) {
+        size_t n = 0;
+        while (n < stack->size() && (*stack)[n].id < oldest) ++n;
+        stack->erase(stack->begin(), stack->begin() + static_cast<ptrdiff_t>(n));
+      }
+      // Restart the running totals once as many slices have gone as remain (amortized O(1) per
+      // slice), so they never grow far beyond what the windows hold (float sums stay precise).
+      if (!st->slices.empty() && st->dropped_since_rebase > st->slices.size()) {
+        const Slice& f = st->slices.front();
+        const int64_t c0 = f.cum_count - f.count, n0 = f.cum_nan - f.nan;
+        const __int128 i0 = f.cum_isum - f.isum;
+        double running = 0;
+        for (size_t j = 0; j < st->slices.size(); ++j) {
+          Slice& x = st->slices[j];
+          x.cum_count -= c0, x.cum_nan -= n0, x.cum_isum -= i0;
+          running += x.fsum;
+          x.cum_fsum = running;
+        }
+        st->dropped_since_rebase = 0;
+      }
     }
     if (dropped && !st->distinct.empty()) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
@@ -303,14 +361,34 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
                                                           : FloorDiv(now, every) * every / r;
   auto it = keys_.find(key_bytes);
   KeyWindows* k = it == keys_.end() ? nullptr : it->second.get();
+  const bool moments = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(series)].get();
     if (st == nullptr) return;
-    auto from = std::lower_bound(st->slices.begin(), st->slices.end(), first,
-                                 [](const Slice& a, int64_t id) { return a.id < id; });
-    for (auto i = from; i != st->slices.end(); ++i) acc->Merge(*i);
     if (distinct != nullptr)
       for (const auto& e : st->distinct) *distinct += e.second >= first;
+    auto from = std::lower_bound(st->slices.begin(), st->slices.end(), first,
+                                 [](const Slice& a, int64_t id) { return a.id < id; });
+    if (from == st->slices.end()) return;
+    if (moments) {   // variance and stddev combine the window's slices (Welford, pairwise)
+      for (auto i = from; i != st->slices.end(); ++i) acc->Merge(*i);
+      return;
+    }
+    // Everything else in O(log slices): running totals and the extremes' stacks.
+    const Slice& a = *from;
+    const Slice& z = *(st->slices.end() - 1);
+    acc->count = z.cum_count - (a.cum_count - a.count);
+    acc->isum = z.cum_isum - (a.cum_isum - a.isum);
+    acc->fsum = from + 1 == st->slices.end() ? a.fsum : z.cum_fsum - (a.cum_fsum - a.fsum);
+    acc->nan = z.cum_nan - (a.cum_nan - a.nan);
+    acc->any = acc->count > 0;
+    acc->ifirst = a.ifirst, acc->ffirst = a.ffirst, acc->ilast = z.ilast, acc->flast = z.flast;
+    auto extreme = [&](const std::vector<Extreme>& stack) {
+      return *std::lower_bound(stack.begin(), stack.end(), first,
+                               [](const Extreme& e, int64_t id) { return e.id < id; });
+    };
+    const Extreme mx = extreme(st->max_stack), mn = extreme(st->min_stack);
+    acc->imax = mx.i, acc->fmax = mx.f, acc->imin = mn.i, acc->fmin = mn.f;
   };
   Acc acc;
   int64_t distinct = 0;
@@ -445,10 +523,11 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_nil();
         continue;
       }
-      pk.pack_array(2);
+      pk.pack_array(3);
+      pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
-        pk.pack_array(16);
+        pk.pack_array(19);
         pk.pack(s.id);
         pk.pack(s.count);
         PackI128(pk, s.isum);
@@ -464,7 +543,10 @@ void WindowState::Pack(std::string* out) const {
         pk.pack(s.fmax);
         pk.pack(s.ffirst);
         pk.pack(s.flast);
-        pk.pack_nil();
+        pk.pack(s.cum_count);
+        PackI128(pk, s.cum_isum);
+        pk.pack(s.cum_fsum);
+        pk.pack(s.cum_nan);
       }
       std::vector<std::pair<std::string, int64_t>> values(st->distinct.begin(), st->distinct.end());
       std::sort(values.begin(), values.end());
@@ -505,13 +587,14 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       for (uint32_t s = 0; s < so.via.array.size; ++s) {
         const msgpack::object& o = so.via.array.ptr[s];
         if (o.is_nil()) continue;
-        if (o.type != msgpack::type::ARRAY || o.via.array.size != 2) throw std::runtime_error("bad series");
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) throw std::runtime_error("bad series");
         auto st = std::make_unique<SeriesKeyState>();
-        const msgpack::object& sl = o.via.array.ptr[0];
+        st->dropped_since_rebase = o.via.array.ptr[0].as<uint64_t>();
+        const msgpack::object& sl = o.via.array.ptr[1];
         if (sl.type != msgpack::type::ARRAY) throw std::runtime_error("bad slices");
         for (uint32_t j = 0; j < sl.via.array.size; ++j) {
           const msgpack::object& x = sl.via.array.ptr[j];
-          if (x.type != msgpack::type::ARRAY || x.via.array.size != 16) throw std::runtime_error("bad slice");
+          if (x.type != msgpack::type::ARRAY || x.via.array.size != 19) throw std::runtime_error("bad slice");
           const msgpack::object* f = x.via.array.ptr;
           Slice sc;
           sc.id = f[0].as<int64_t>();
@@ -531,9 +614,16 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           sc.fmax = f[12].as<double>();
           sc.ffirst = f[13].as<double>();
           sc.flast = f[14].as<double>();
+          sc.cum_count = f[15].as<int64_t>();
+          if (f[16].type != msgpack::type::ARRAY || f[16].via.array.size != 2) throw std::runtime_error("bad sum");
+          sc.cum_isum = (static_cast<__int128>(f[16].via.array.ptr[0].as<int64_t>()) << 64) |
+                        static_cast<__int128>(f[16].via.array.ptr[1].as<uint64_t>());
+          sc.cum_fsum = f[17].as<double>();
+          sc.cum_nan = f[18].as<int64_t>();
           st->slices.push_back(sc);
+          PushExtremes(*st, series_[s].is_float);   // the stacks follow from the slices
         }
-        const msgpack::object& d = o.via.array.ptr[1];
+        const msgpack::object& d = o.via.array.ptr[2];
         if (d.type != msgpack::type::ARRAY || d.via.array.size % 2 != 0) throw std::runtime_error("bad distinct");
         for (uint32_t j = 0; j < d.via.array.size; j += 2) {
           const msgpack::object& v = d.via.array.ptr[j];

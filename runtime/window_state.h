@@ -129,6 +129,19 @@ class WindowState {
     int64_t nan = 0;
     int64_t imin = 0, imax = 0, ifirst = 0, ilast = 0;
     double fmin = 0, fmax = 0, ffirst = 0, flast = 0;
+    // Running totals of the series up to and including this slice (since the last rebase):
+    // a window's count, sums and NaN count are the back's minus those before its first slice.
+    int64_t cum_count = 0;
+    __int128 cum_isum = 0;
+    double cum_fsum = 0;
+    int64_t cum_nan = 0;
+  };
+  // A slice's extreme on a monotonic stack: the max (min) of the slices from `id` on is the value
+  // of the first entry with id >= it.
+  struct Extreme {
+    int64_t id = 0;
+    int64_t i = 0;
+    double f = 0;
   };
   // Slices oldest first: a vector with a moving head (compacted when half of it is dead), so
   // appending and dropping the oldest allocate nothing in steady state.
@@ -147,6 +160,7 @@ class WindowState {
       v_.push_back(s);
     }
     void pop_front() { ++head_; }
+    Slice& operator[](size_t i) { return v_[head_ + i]; }
     std::vector<Slice>::const_iterator begin() const { return v_.begin() + static_cast<ptrdiff_t>(head_); }
     std::vector<Slice>::const_iterator end() const { return v_.end(); }
 
@@ -156,6 +170,8 @@ class WindowState {
   };
   struct SeriesKeyState {
     SliceRing slices;
+    std::vector<Extreme> max_stack, min_stack;   // derived from the slices (not in snapshots)
+    size_t dropped_since_rebase = 0;             // slices dropped since the running totals restarted
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
   };
   struct ThresholdKeyState {
@@ -174,6 +190,9 @@ class WindowState {
   WindowState() = default;
   void Prune(KeyWindows& k, int64_t now);
   static void AddValue(Slice& s, bool is_float, RecordView event, int slot);
+  // After AddValue to the back slice (or a new one): its running totals and the stacks.
+  static void AfterAdd(SeriesKeyState& st, bool is_float, const Slice& before);
+  static void PushExtremes(SeriesKeyState& st, bool is_float);
 
   std::vector<Series> series_;
   std::vector<int32_t> series_of_window_;        // Program::windows id -> series
