@@ -39,10 +39,8 @@ std::string WithoutRulePrefix(const CompileStatus& status) {
 }
 
 Diagnostic NotRunWarning(const CheckedRules& rules, const NotRun& n) {
-  const CheckedRule& rule = rules.rules[n.rule];
   // W502: a construct the engine does not run yet (W501, for whole anomaly rules, is retired).
-  const char* code = rule.uses_unevaluated ? "W501" : "W502";
-  return Diagnostic{Severity::kWarning, code,
+  return Diagnostic{Severity::kWarning, "W502",
                     fmt::format("rule '{}' is not run: {}", rules.rules[n.rule].name, n.why),
                     "the rule is checked; it produces no alerts until the engine supports this",
                     n.span};

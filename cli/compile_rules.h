@@ -1,7 +1,7 @@
 // Compiling checked rules for the CLI: rules the NFA compiler does not take yet (a construct it
 // rejects as unsupported, a windowed aggregate, a `when` rule) are disabled one by one and named
 // with their location, and the others are compiled into one program. Shared by `vigil check`
-// (which reports them as W501/W502 warnings with the source line) and `vigil run` (which runs
+// (which reports them as W502 warnings with the source line) and `vigil run` (which runs
 // the others and says which rules do not run); `vigil test` compiles one rule at a time and uses
 // WithoutRulePrefix.
 #pragma once
@@ -35,8 +35,7 @@ RunnableProgram CompileRunnable(std::shared_ptr<CheckedRules> rules);
 // The compiler's message without its "rule 'NAME': " prefix (the caller names the rule).
 std::string WithoutRulePrefix(const CompileStatus& status);
 
-// The warning for a rule that does not run: "rule 'NAME' is not run: WHY" — W501 for anomaly
-// conditions (windowed aggregates, `when` rules), W502 for a pattern construct.
+// The warning for a rule that does not run: "rule 'NAME' is not run: WHY", W502.
 Diagnostic NotRunWarning(const CheckedRules& rules, const NotRun& n);
 
 }  // namespace vigil::cli

@@ -14,8 +14,8 @@
 // and --on-key-buffer-limit reject, an event whose key already has N events waiting for the
 // watermark is not matched either: it goes to --dead-letter as a late event's line with reason
 // "key buffer full" (the default, force-watermark, matches it and forces the watermark instead).
-// A rule the engine cannot run yet (a construct the compiler rejects as unsupported: W502; a
-// windowed aggregate, a `when` rule: W501) is reported as a one-line warning at its
+// A rule the engine cannot run yet (a construct the compiler rejects as unsupported: W502) is
+// reported as a one-line warning at its
 // file:line:col and the other rules run; a run with no rule left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
 // non-blank line or message), decoded, watermarks, late, dead letters, alerts and suppressed
 // alerts per rule, elapsed time and throughput; then what the matcher's limits did, when they
@@ -258,7 +258,7 @@ void PrintErrors(const CheckResult& checked) {
 }
 
 // Checks and compiles; rules the compiler rejects as unsupported are disabled and reported as
-// one-line W501/W502 warnings at their location (cli/compile_rules.h). Empty program on error
+// one-line W502 warnings at their location (cli/compile_rules.h). Empty program on error
 // (already printed).
 LoadedProgram LoadProgram(const std::vector<std::string>& paths, bool quiet) {
   LoadedProgram loaded;

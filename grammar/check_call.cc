@@ -9,7 +9,6 @@
 //   - a scalar function:     starts_with, ends_with, contains, iequals, lower, upper, length,
 //                            abs, distance_km
 // Suffixes select fields of pattern variables: `a.f`, `small[i].f`, `first(small).f`.
-// Windowed aggregates, ewma and baseline are recorded in the rule scope for W501.
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -124,11 +123,6 @@ std::optional<QualifiedName> AsQualified(const ast::Expr& e) {
   return QualifiedName{id, field};
 }
 
-void NoteUnevaluated(ExprScope& scope, SourceSpan span) {
-  if (scope.rule == nullptr) return;
-  std::optional<SourceSpan>& first = scope.rule->first_unevaluated;
-  if (!first || (span.file == first->file && span.offset < first->offset)) first = span;
-}
 
 }  // namespace
 
@@ -269,7 +263,6 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     }
     if (!ok) return ErrorExpr(span);
     e.type = AggregateResult(*aggregate, field_type);
-    NoteUnevaluated(scope, span);
     return e;
   }
 
@@ -331,7 +324,6 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     }
     e.duration_ms = d->i;
     if (!ok) return ErrorExpr(span);
-    NoteUnevaluated(scope, span);
     return e;
   }
 

@@ -261,7 +261,6 @@ std::string DumpCheckedRule(const CheckedRule& r, const Schema& schema) {
       out += " }\n";
     }
   }
-  if (r.uses_unevaluated) out += "  (not yet evaluated)\n";
   return out;
 }
 

@@ -75,7 +75,6 @@ struct RuleScope {
   std::vector<VarView> view;                // one per variable
   const CheckedKey* key = nullptr;          // for `key` in emit
   bool key_valid = false;
-  std::optional<SourceSpan> first_unevaluated;   // first windowed aggregate/ewma/baseline (W501)
   int VarIndex(std::string_view name) const;
 };
 

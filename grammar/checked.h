@@ -276,8 +276,6 @@ struct CheckedRule {
   std::vector<EmitField> timeout_emit;
 
   std::vector<RuleTest> tests;
-  // A `when` rule (not evaluated yet, W501).
-  bool uses_unevaluated = false;
 
   // Index into emit of field `name`, or -1.
   int EmitIndex(std::string_view name) const;

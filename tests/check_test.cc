@@ -114,7 +114,6 @@ rule card_testing {
   CHECK(rule.meta.severity == RuleSeverity::kHigh);
   CHECK(rule.key.per_type.size() == 1);
   CHECK(rule.key.value_type() == ValueType::Scalar(ScalarType::kString));
-  CHECK_FALSE(rule.uses_unevaluated);
 }
 
 // Binds `cond` as the condition of the last of three steps and returns its dump and type.
@@ -382,8 +381,6 @@ rule brute {
   CHECK(r.diagnostics.all().empty());
   REQUIRE(r.rules.rules.size() == 2);
   const CheckedRule& spike = r.rules.rules[0];
-  CHECK_FALSE(spike.uses_unevaluated);
-  CHECK_FALSE(r.rules.rules[1].uses_unevaluated);
   CHECK(r.rules.rules[1].is_threshold);
   const PatternNode& step = spike.pattern.root.children[0];
   CHECK(DumpExpr(*step.where, r.rules.schema, &spike, step.event_type) ==

@@ -61,7 +61,7 @@ TEST_CASE("reference matcher: inline tests of rules/*.vigil") {
     std::unique_ptr<ReferenceMatcher> matcher;
     // `when` rules (and anything else the engine does not run yet) are skipped; windowed
     // aggregates in patterns are recomputed by the reference (tests/reference/windows.h).
-    if (!rule.uses_unevaluated) matcher = ReferenceMatcher::Create(rule, schema, &error);
+    if (!rule.is_threshold) matcher = ReferenceMatcher::Create(rule, schema, &error);
     if (!matcher) {
       skipped.push_back(rule.name);
       continue;
