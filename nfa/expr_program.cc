@@ -343,7 +343,9 @@ void ExprCompiler::CompileWindow(const BoundExpr& e) {
   t.field_type = e.slot >= 0 ? FieldType(e, e.event_type, e.slot) : ValueType::Scalar(ScalarType::kInt);
   t.including_current = e.including_current;
   if (t.ewma) {
-    Fail(Code::kUnsupported, e, "ewma(...) is not yet supported");
+    if (!t.field_type.is_numeric()) Fail(Code::kInvalid, e, "ewma needs a number");
+    t.half_life_ms = e.duration_ms;
+    if (t.half_life_ms <= 0) Fail(Code::kInvalid, e, "ewma needs a positive half-life");
   } else {
     t.window = e.window;
     if (!e.by_slots.empty()) Fail(Code::kUnsupported, e, "'by' in a windowed aggregate is not yet supported");

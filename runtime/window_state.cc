@@ -165,13 +165,14 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     Series s;
     s.spec = spec;
     s.event_type = t.event_type;
-    s.slot = t.aggregate == AggregateKind::kCount || t.aggregate == AggregateKind::kFraction ? -1 : t.slot;
+    s.slot = !t.ewma && (t.aggregate == AggregateKind::kCount || t.aggregate == AggregateKind::kFraction) ? -1 : t.slot;
+    s.half_life_ms = t.ewma ? t.half_life_ms : 0;
     s.is_float = s.slot >= 0 && t.field_type.is(ScalarType::kFloat);
     s.is_string = s.slot >= 0 && t.field_type.is(ScalarType::kString);
     s.where = with_where ? t.where.get() : nullptr;
-    s.resolution_ms = WindowResolution(t.window);
+    s.resolution_ms = t.ewma ? 1 : WindowResolution(t.window);
     const std::string where_text = s.where != nullptr ? DumpExprProgram(*s.where) : "";
-    s.text = fmt::format("{}|{}|{}|{}|{}", spec, s.event_type, s.slot, s.resolution_ms, where_text);
+    s.text = fmt::format("{}|{}|{}|{}|{}|{}", spec, s.event_type, s.slot, s.resolution_ms, s.half_life_ms, where_text);
     for (size_t i = 0; i < series_.size(); ++i)
       if (series_[i].text == s.text) return static_cast<int32_t>(i);
     series_.push_back(std::move(s));
@@ -183,7 +184,8 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     const int32_t s = series_for(t, spec, true);
     series_of_window_.push_back(s);
     total_series_of_window_.push_back(t.aggregate == AggregateKind::kFraction ? series_for(t, spec, false) : -1);
-    const int64_t size = t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0];
+    const int64_t size = t.ewma ? kEwmaHorizonHalfLives * t.half_life_ms
+                                : t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0];
     for (int32_t i : {s, total_series_of_window_.back()}) {
       if (i < 0) continue;
       Series& ser = series_[static_cast<size_t>(i)];
@@ -284,6 +286,20 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     Prune(*k, t);
     std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
     if (st == nullptr) st = std::make_unique<SeriesKeyState>();
+    if (s.half_life_ms > 0) {   // ewma: decay to t, then add the value with weight 1
+      const double v = s.is_float ? event.GetFloat(s.slot) : static_cast<double>(event.GetInt(s.slot));
+      if (st->ewma_time == kNoClose || t - st->ewma_time >= kEwmaHorizonHalfLives * s.half_life_ms) {
+        st->ewma_sum = v;
+        st->ewma_weight = 1;
+      } else {
+        const double decay = std::exp2(-static_cast<double>(t - st->ewma_time) / static_cast<double>(s.half_life_ms));
+        st->ewma_sum = st->ewma_sum * decay + v;
+        st->ewma_weight = st->ewma_weight * decay + 1;
+      }
+      st->ewma_time = t;
+      k->newest_end = std::max(k->newest_end, t + s.horizon_ms);
+      continue;
+    }
     const int64_t id = FloorDiv(t, s.resolution_ms);
     if (st->slices.empty() || st->slices.back().id != id) {
       Slice fresh;
@@ -352,6 +368,13 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
                             RecordView current, ExprEvaluator& evaluator, int64_t closing_end) {
   const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
   const Series& s = series_[static_cast<size_t>(si)];
+  if (term.ewma) {
+    auto found = keys_.find(key_bytes);
+    const SeriesKeyState* st = found == keys_.end() ? nullptr : found->second->series[static_cast<size_t>(si)].get();
+    if (st == nullptr || st->ewma_time == kNoClose || now - st->ewma_time >= kEwmaHorizonHalfLives * s.half_life_ms)
+      return ExprValue::NoValue();
+    return ExprValue::Float(st->ewma_sum / st->ewma_weight);   // decaying both to `now` keeps the ratio
+  }
   const int64_t r = s.resolution_ms;
   const int64_t size = term.window.sizes_ms.empty() ? 0 : term.window.sizes_ms[0];
   // The first slice id in the window.
@@ -523,7 +546,7 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_nil();
         continue;
       }
-      pk.pack_array(3);
+      pk.pack_array(4);
       pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
@@ -556,6 +579,10 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_bin_body(v.data(), static_cast<uint32_t>(v.size()));
         pk.pack(id);
       }
+      pk.pack_array(3);
+      pk.pack(st->ewma_sum);
+      pk.pack(st->ewma_weight);
+      pk.pack(st->ewma_time);
     }
     pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 2));
     for (const ThresholdKeyState& ts : k.thresholds) {
@@ -587,7 +614,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       for (uint32_t s = 0; s < so.via.array.size; ++s) {
         const msgpack::object& o = so.via.array.ptr[s];
         if (o.is_nil()) continue;
-        if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) throw std::runtime_error("bad series");
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) throw std::runtime_error("bad series");
         auto st = std::make_unique<SeriesKeyState>();
         st->dropped_since_rebase = o.via.array.ptr[0].as<uint64_t>();
         const msgpack::object& sl = o.via.array.ptr[1];
@@ -630,6 +657,11 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           if (v.type != msgpack::type::BIN) throw std::runtime_error("bad distinct value");
           st->distinct[std::string(v.via.bin.ptr, v.via.bin.size)] = d.via.array.ptr[j + 1].as<int64_t>();
         }
+        const msgpack::object& e = o.via.array.ptr[3];
+        if (e.type != msgpack::type::ARRAY || e.via.array.size != 3) throw std::runtime_error("bad ewma");
+        st->ewma_sum = e.via.array.ptr[0].as<double>();
+        st->ewma_weight = e.via.array.ptr[1].as<double>();
+        st->ewma_time = e.via.array.ptr[2].as<int64_t>();
         k->series[s] = std::move(st);
       }
       const msgpack::object& th = ko.via.array.ptr[3];

@@ -39,6 +39,10 @@ namespace vigil {
 // Slice width of a window: docs/language.md "Windows".
 int64_t WindowResolution(const WindowSpec& w);
 
+// An ewma has no value once its newest event is this many half-lives old (language.md), so its
+// state can go: older events weigh less than 2^-64 of a new one.
+inline constexpr int64_t kEwmaHorizonHalfLives = 64;
+
 class WindowState {
  public:
   struct Series {
@@ -49,6 +53,7 @@ class WindowState {
     bool is_string = false;         // (distinct only)
     const ExprProgram* where = nullptr;
     int64_t resolution_ms = 1;
+    int64_t half_life_ms = 0;       // > 0: an ewma (no slices: a decayed sum and weight)
     int64_t horizon_ms = 0;         // the longest window over it: slices older than that go
     bool distinct = false;          // some term counts distinct values
     std::string text;               // share key
@@ -172,6 +177,9 @@ class WindowState {
     SliceRing slices;
     std::vector<Extreme> max_stack, min_stack;   // derived from the slices (not in snapshots)
     size_t dropped_since_rebase = 0;             // slices dropped since the running totals restarted
+    // ewma: Σ vᵢ·2^(−(t − tᵢ)/H) and Σ 2^(−(t − tᵢ)/H) as of t = ewma_time (kNoClose: no event).
+    double ewma_sum = 0, ewma_weight = 0;
+    int64_t ewma_time = kNoClose;
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
   };
   struct ThresholdKeyState {

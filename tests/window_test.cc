@@ -54,9 +54,11 @@ struct Term {
   int64_t size = 0, every = 0;
   bool where = false;   // `where ok` (fraction: always)
   bool current = false;
+  std::string half_life;   // ewma (agg "ewma")
 
   std::string Text() const {
     std::string arg = field.empty() ? type : type + "." + field;
+    if (agg == "ewma") return fmt::format("ewma({}, {})", arg, half_life);
     std::string w = where || agg == "fraction" ? " where ok" : "";
     return fmt::format("{}({}{} over {}{})", agg, arg, w, window, current ? " including current" : "");
   }
@@ -178,6 +180,14 @@ Term RandomTerm(std::mt19937_64& rng) {
   static const char* kAggs[] = {"count", "sum", "avg", "min", "max", "variance", "stddev",
                                 "distinct", "first", "last", "fraction"};
   Term t;
+  if (rng() % 12 == 0) {   // ewma, half-lives short enough for the 64-half-life horizon to matter
+    static const char* kHalfLives[] = {"1s", "30s", "10m"};
+    t.agg = "ewma";
+    t.field = rng() % 2 ? "f" : "i";
+    if (t.field == "f" && rng() % 4 == 0) t.type = "U";
+    t.half_life = kHalfLives[rng() % 3];
+    return t;
+  }
   t.agg = kAggs[rng() % 11];
   if (t.agg == "distinct") {
     t.field = rng() % 2 ? "s" : "i";
@@ -627,6 +637,37 @@ TEST_CASE("windows: when rules alert exactly for the windows a recomputation fin
   MESSAGE(windows_judged, " windows judged, ", alerts, " alerts");
   CHECK(alerts > 50);
   CHECK(windows_judged > alerts);
+}
+
+TEST_CASE("windows: an ewma has no value once its newest event is 64 half-lives old, and starts afresh") {
+  // Half-life 1 s: the horizon is 64 s. Events of one key at 0, 63.999 s, 127.999 s (64 s after
+  // the one before: no value) and 128 s (one event back within the horizon).
+  std::vector<Ev> stream(4);
+  const int64_t t0 = 1704067200000;
+  const int64_t times[] = {0, 63999, 127999, 128000};
+  const double values[] = {2.0, 6.0, 10.0, 1.0};
+  for (size_t j = 0; j < 4; ++j) {
+    stream[j].key = "a";
+    stream[j].t = t0 + times[j];
+    stream[j].seq = static_cast<int64_t>(j);
+    stream[j].f = values[j];
+  }
+  Term t;
+  t.agg = "ewma";
+  t.field = "f";
+  t.half_life = "1s";
+  Setup s = Build({t}, stream);
+  std::vector<Got> got;
+  Matcher m(s.program, {}, Collect(&got));
+  for (const OwnedRecord& r : s.records) m.Push(r.view());
+  m.Finish();
+  REQUIRE(got.size() == 4);
+  CHECK_FALSE(got[0].v.has_value);                  // nothing seen yet
+  REQUIRE(got[1].v.has_value);
+  CHECK(got[1].v.f == doctest::Approx(2.0));         // only the event at 0, 63.999 s old
+  CHECK_FALSE(got[2].v.has_value);                  // the newest seen is exactly 64 s old
+  REQUIRE(got[3].v.has_value);
+  CHECK(got[3].v.f == doctest::Approx(10.0));        // afresh: the 6.0 and 2.0 weigh < 2^-64
 }
 
 }  // namespace

@@ -118,10 +118,14 @@ std::string DistinctKey(const FieldValue& v, bool is_string) {
 
 RecomputedWindow Ewma(const ExprProgram::WindowTerm& term, std::span<const StreamEvent> key_events,
                       const WindowInstant& at, ExprEvaluator& evaluator) {
-  // Σ vᵢ·2^(−(τ − tᵢ)/H) / Σ 2^(−(τ − tᵢ)/H) over every seen event; no value before the first.
+  // Σ vᵢ·2^(−(τ − tᵢ)/H) / Σ 2^(−(τ − tᵢ)/H) over every seen event; no value before the first,
+  // nor once the newest seen event is 64 half-lives old or more.
   RecomputedWindow out;
   double num = 0, den = 0;
   bool any = false;
+  int64_t newest = std::numeric_limits<int64_t>::min();
+  for (const StreamEvent& x : Seen(term, key_events, at, /*with_current=*/false)) newest = std::max(newest, x.time_ms);
+  if (newest == std::numeric_limits<int64_t>::min() || at.time_ms - newest >= 64 * term.half_life_ms) return out;
   for (const StreamEvent& x : Seen(term, key_events, at, /*with_current=*/false)) {
     if (!Passes(term, x.record, evaluator)) continue;
     const FieldValue v = Field(term, x.record);
