@@ -218,8 +218,8 @@ void ExprCompiler::Compile(const BoundExpr& e) {
       Emit(Op::kPushKey, 1);
       return;
     case ExprOp::kWindowAggregate:
-    case ExprOp::kEwma: CompileWindow(e); return;
-    case ExprOp::kBaseline: Fail(Code::kUnsupported, e, "baseline(...) is not yet supported");
+    case ExprOp::kEwma:
+    case ExprOp::kBaseline: CompileWindow(e); return;
     case ExprOp::kCall: CompileCall(e); return;
     case ExprOp::kNot:
       Compile(e.args[0]);
@@ -333,7 +333,18 @@ bool ReadsVariables(const BoundExpr& e) {
   return false;
 }
 
-void ExprCompiler::CompileWindow(const BoundExpr& e) {
+void ExprCompiler::CompileWindow(const BoundExpr& outer) {
+  // baseline(AGG(... over tumbling S), H): the inner aggregate's term, with its history.
+  const bool baseline = outer.op == ExprOp::kBaseline;
+  const BoundExpr& e = baseline ? outer.args.at(0) : outer;
+  if (baseline) {
+    if (e.op != ExprOp::kWindowAggregate) Fail(Code::kInvalid, outer, "baseline needs a windowed aggregate");
+    if (e.window.kind != WindowKind::kTumbling)
+      Fail(Code::kUnsupported, outer, "baseline over other than a tumbling window is not yet supported");
+    if (e.aggregate == AggregateKind::kDistinct || e.aggregate == AggregateKind::kFraction)
+      Fail(Code::kUnsupported, outer, fmt::format("baseline of {} is not yet supported", AggregateName(e.aggregate)));
+    if (e.including_current) Fail(Code::kUnsupported, outer, "baseline of an aggregate 'including current' is not yet supported");
+  }
   ExprProgram::WindowTerm t;
   t.ewma = e.op == ExprOp::kEwma;
   t.aggregate = e.aggregate;
@@ -367,6 +378,12 @@ void ExprCompiler::CompileWindow(const BoundExpr& e) {
            fmt::format("{} of a {} field over a window is not yet supported", AggregateName(e.aggregate),
                        t.field_type.is_list() ? "list" : "string"));
     }
+  }
+  if (baseline) {
+    t.baseline_ms = outer.duration_ms;
+    t.result_type = outer.type;
+    if (t.baseline_ms < e.window.sizes_ms.at(0))
+      Fail(Code::kUnsupported, outer, "a baseline shorter than one window has no window to average");
   }
   if (e.has_where) {
     if (ReadsVariables(e.args[0]))
@@ -684,6 +701,7 @@ std::string DescribeWindowTerm(const ExprProgram::WindowTerm& t) {
   }
   if (t.where != nullptr) window += " where";
   if (t.including_current) window += " including current";
+  if (t.baseline_ms > 0) window += fmt::format(" baseline {}ms", t.baseline_ms);
   if (t.id >= 0) window += fmt::format(" #{}", t.id);
   return window;
 }

@@ -49,6 +49,17 @@ void DistinctBytes(const WindowState::Series& s, RecordView event, std::string* 
   out->append(reinterpret_cast<const char*>(&word), sizeof word);
 }
 
+// The exact mean of durations rounded half away from zero; false if it does not fit 64 bits.
+bool RoundedMean(__int128 sum, int64_t count, int64_t* out) {
+  const __int128 n = count;
+  __int128 q = sum / n, rem = sum % n;
+  if (rem < 0) rem = -rem;
+  if (2 * rem >= n) q += sum < 0 ? -1 : 1;
+  if (q > INT64_MAX || q < INT64_MIN) return false;
+  *out = static_cast<int64_t>(q);
+  return true;
+}
+
 // Running combination of slices (and maybe the current event) into one window's aggregate.
 struct Acc {
   int64_t count = 0;
@@ -185,7 +196,7 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     series_of_window_.push_back(s);
     total_series_of_window_.push_back(t.aggregate == AggregateKind::kFraction ? series_for(t, spec, false) : -1);
     const int64_t size = t.ewma ? kEwmaHorizonHalfLives * t.half_life_ms
-                                : t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0];
+                                : (t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0]) + t.baseline_ms;
     for (int32_t i : {s, total_series_of_window_.back()}) {
       if (i < 0) continue;
       Series& ser = series_[static_cast<size_t>(i)];
@@ -384,6 +395,10 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
                                                           : FloorDiv(now, every) * every / r;
   auto it = keys_.find(key_bytes);
   KeyWindows* k = it == keys_.end() ? nullptr : it->second.get();
+  if (term.baseline_ms > 0) {
+    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
+    return Baseline(term, st, closing_end != kNoClose ? closing_end - size : FloorDiv(now, size) * size);
+  }
   const bool moments = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(series)].get();
@@ -461,13 +476,9 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
       if (empty) return ExprValue::NoValue();
       if (s.is_float) return ExprValue::Float(acc.fsum / static_cast<double>(acc.count));
       if (term.field_type.is(ScalarType::kDuration)) {
-        // Exact mean rounded half away from zero.
-        const __int128 n = acc.count;
-        __int128 q = acc.isum / n, rem = acc.isum % n;
-        if (rem < 0) rem = -rem;
-        if (2 * rem >= n) q += acc.isum < 0 ? -1 : 1;
-        if (q > INT64_MAX || q < INT64_MIN) return ExprValue::NoValue();
-        return ExprValue::Int(static_cast<int64_t>(q), ScalarType::kDuration);
+        int64_t q;
+        if (!RoundedMean(acc.isum, acc.count, &q)) return ExprValue::NoValue();
+        return ExprValue::Int(q, ScalarType::kDuration);
       }
       return ExprValue::Float(static_cast<double>(acc.isum) / static_cast<double>(acc.count));
     }
@@ -498,6 +509,69 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
     }
   }
   return ExprValue::NoValue();
+}
+
+// The mean of the inner aggregate over the windows [c − k·S, c − (k − 1)·S), k = 1..H/S, where c
+// is the current window's start (language.md "baseline"): slices of resolution S are windows.
+ExprValue WindowState::Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t c) {
+  const int64_t size = term.window.sizes_ms[0];
+  const int64_t n = term.baseline_ms / size;
+  const int64_t hi = FloorDiv(c, size), lo = hi - n;
+  const bool is_float = term.field_type.is(ScalarType::kFloat);
+  double total = 0;
+  __int128 itotal = 0;
+  int64_t windows = 0;   // with a value (count and sum: all n)
+  if (st != nullptr) {
+    auto from = std::lower_bound(st->slices.begin(), st->slices.end(), lo,
+                                 [](const Slice& a, int64_t id) { return a.id < id; });
+    for (auto i = from; i != st->slices.end() && i->id < hi; ++i) {
+      const Slice& x = *i;
+      const double count = static_cast<double>(x.count);
+      double v = 0;
+      switch (term.aggregate) {
+        case AggregateKind::kCount: itotal += x.count; continue;
+        case AggregateKind::kSum:
+          if (is_float) total += x.fsum; else itotal += x.isum;
+          continue;
+        case AggregateKind::kAvg:
+          if (is_float) {
+            v = x.fsum / count;
+          } else if (term.field_type.is(ScalarType::kDuration)) {
+            int64_t q;
+            if (!RoundedMean(x.isum, x.count, &q)) continue;
+            v = static_cast<double>(q);
+          } else {
+            v = static_cast<double>(x.isum) / count;
+          }
+          break;
+        case AggregateKind::kMin:
+        case AggregateKind::kMax: {
+          const bool is_min = term.aggregate == AggregateKind::kMin;
+          v = is_float ? (x.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : is_min ? x.fmin : x.fmax)
+                       : static_cast<double>(is_min ? x.imin : x.imax);
+          break;
+        }
+        case AggregateKind::kFirst: v = is_float ? x.ffirst : static_cast<double>(x.ifirst); break;
+        case AggregateKind::kLast: v = is_float ? x.flast : static_cast<double>(x.ilast); break;
+        case AggregateKind::kVariance:
+        case AggregateKind::kStddev: {
+          const double var = x.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : std::max(0.0, x.m2 / count);
+          v = term.aggregate == AggregateKind::kVariance ? var : std::sqrt(var);
+          break;
+        }
+        default: return ExprValue::NoValue();   // distinct, fraction: not compiled
+      }
+      total += v;
+      ++windows;
+    }
+  }
+  if (term.aggregate == AggregateKind::kCount || term.aggregate == AggregateKind::kSum) {
+    // Empty windows count as 0: every one of the n windows is in the mean.
+    return ExprValue::Float((is_float && term.aggregate == AggregateKind::kSum ? total : static_cast<double>(itotal)) /
+                            static_cast<double>(n));
+  }
+  if (windows == 0) return ExprValue::NoValue();
+  return ExprValue::Float(total / static_cast<double>(windows));
 }
 
 size_t WindowState::slices() const {

@@ -197,6 +197,7 @@ class WindowState {
  private:
   WindowState() = default;
   void Prune(KeyWindows& k, int64_t now);
+  static ExprValue Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t current_start);
   static void AddValue(Slice& s, bool is_float, RecordView event, int slot);
   // After AddValue to the back slice (or a new one): its running totals and the stacks.
   static void AfterAdd(SeriesKeyState& st, bool is_float, const Slice& before);

@@ -55,12 +55,14 @@ struct Term {
   bool where = false;   // `where ok` (fraction: always)
   bool current = false;
   std::string half_life;   // ewma (agg "ewma")
+  std::string baseline;    // the history of baseline(AGG(... over tumbling 1m), H), or ""
 
   std::string Text() const {
     std::string arg = field.empty() ? type : type + "." + field;
     if (agg == "ewma") return fmt::format("ewma({}, {})", arg, half_life);
     std::string w = where || agg == "fraction" ? " where ok" : "";
-    return fmt::format("{}({}{} over {}{})", agg, arg, w, window, current ? " including current" : "");
+    const std::string text = fmt::format("{}({}{} over {}{})", agg, arg, w, window, current ? " including current" : "");
+    return baseline.empty() ? text : fmt::format("baseline({}, {})", text, baseline);
   }
 };
 
@@ -205,6 +207,12 @@ Term RandomTerm(std::mt19937_64& rng) {
   }
   t.where = t.type == "T" && rng() % 3 == 0;
   t.current = rng() % 3 == 0;
+  if (t.agg != "distinct" && t.agg != "fraction" && rng() % 6 == 0) {   // a baseline of it
+    static const char* kHistories[] = {"3m", "10m", "1h"};
+    t.kind = 1, t.size = 60000, t.window = "tumbling 1m";
+    t.current = false;
+    t.baseline = kHistories[rng() % 3];
+  }
   return t;
 }
 
@@ -668,6 +676,41 @@ TEST_CASE("windows: an ewma has no value once its newest event is 64 half-lives 
   CHECK_FALSE(got[2].v.has_value);                  // the newest seen is exactly 64 s old
   REQUIRE(got[3].v.has_value);
   CHECK(got[3].v.f == doctest::Approx(10.0));        // afresh: the 6.0 and 2.0 weigh < 2^-64
+}
+
+TEST_CASE("windows: a when rule compares the closing window with the baseline of the windows before it") {
+  // One event a minute, i = 1, 1, 1, 5, 2; `sum > 2 * baseline(sum, 3m)`: the baseline of the
+  // window starting at minute m is the mean sum of minutes m-3 .. m-1 (empty ones count as 0).
+  const int64_t t0 = 1704067200000;
+  const int64_t values[] = {1, 1, 1, 5, 2};
+  std::vector<Ev> stream;
+  for (int m = 0; m < 5; ++m) {
+    Ev e;
+    e.key = "a";
+    e.t = t0 + m * 60000 + 30000;
+    e.seq = m;
+    e.i = values[m];
+    stream.push_back(e);
+  }
+  const std::string rules =
+      "rule spike { key k when sum(T.i over tumbling 1m) > 2 * baseline(sum(T.i over tumbling 1m), 3m) "
+      "emit { b: baseline(sum(T.i over tumbling 1m), 3m), now: sum(T.i over tumbling 1m) } }\n";
+  CheckResult check = CheckSources({{"w.vigil", std::string(kSchema) + rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
+  CompileProgramResult compiled = CompileProgram(checked);
+  INFO(compiled.status.message);
+  REQUIRE(compiled.program);
+  Setup s = Build({}, stream);
+  std::vector<std::string> got;
+  MatcherCallbacks cb;
+  cb.on_alert = [&](const Alert& a) {
+    got.push_back(fmt::format("[{}m] b={:.4f} now={}", (a.window_start_ms - t0) / 60000, a.fields[0].f, a.fields[1].i));
+  };
+  Matcher m(compiled.program, {}, cb);
+  for (const OwnedRecord& r : s.records) m.Push(r.view());
+  m.Finish();
+  CHECK(got == std::vector<std::string>{"[0m] b=0.0000 now=1", "[1m] b=0.3333 now=1", "[3m] b=1.0000 now=5"});
 }
 
 }  // namespace

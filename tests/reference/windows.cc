@@ -147,6 +147,38 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
                                  std::span<const StreamEvent> key_events, const WindowInstant& at,
                                  ExprEvaluator& evaluator) {
   if (term.ewma) return Ewma(term, key_events, at, evaluator);
+  if (term.baseline_ms > 0) {
+    // "baseline": the inner aggregate of each whole window [c − k·S, c − (k−1)·S), k = 1..H/S,
+    // before the current window [c, c + S) — each read at its last instant, after every event up
+    // to it — averaged over the windows where it has a value (count and sum always have one).
+    ExprProgram::WindowTerm inner = term;
+    inner.baseline_ms = 0;
+    switch (term.aggregate) {   // the inner aggregate's own type (the baseline's is float)
+      case AggregateKind::kCount: inner.result_type = ValueType::Scalar(ScalarType::kInt); break;
+      case AggregateKind::kAvg:
+        inner.result_type = term.field_type.is(ScalarType::kDuration) ? term.field_type
+                                                                      : ValueType::Scalar(ScalarType::kFloat);
+        break;
+      case AggregateKind::kVariance:
+      case AggregateKind::kStddev: inner.result_type = ValueType::Scalar(ScalarType::kFloat); break;
+      default: inner.result_type = term.field_type; break;
+    }
+    const int64_t size = term.window.sizes_ms.at(0);
+    const int64_t c = FloorDiv(at.time_ms, size) * size;
+    RecomputedWindow out;
+    double total = 0;
+    int64_t windows = 0;
+    for (int64_t k = 1; k <= term.baseline_ms / size; ++k) {
+      const RecomputedWindow w =
+          RecomputeWindow(inner, key_events, WindowInstant{c - (k - 1) * size - 1, true, 0, RecordView()}, evaluator);
+      out.abs_sum += w.abs_sum;
+      if (!w.value.has_value) continue;
+      total += w.value.type.is(ScalarType::kFloat) ? w.value.f : static_cast<double>(w.value.i);
+      ++windows;
+    }
+    if (windows > 0) out.value = ExprValue::Float(total / static_cast<double>(windows));
+    return out;
+  }
   // The window's events after `where`, in processing order; fraction: `where` picks the
   // numerator and every event in the window counts in the denominator.
   std::vector<FieldValue> in;
@@ -266,6 +298,8 @@ double WindowTolerance(const ExprProgram::WindowTerm& term, const RecomputedWind
   if (!r.value.has_value || !r.value.type.is(ScalarType::kFloat)) return 0;
   const double scale = std::max(1.0, r.abs_sum);
   if (term.ewma) return 1e-9 * scale;
+  if (term.baseline_ms > 0)   // a mean of the windows' values: exact ones too go through a division
+    return 1e-9 * (term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev ? scale * scale : scale);
   switch (term.aggregate) {
     case AggregateKind::kSum:
     case AggregateKind::kAvg:
