@@ -418,9 +418,8 @@ Value ToValue(const ExprValue& v) {
 
 }  // namespace
 
-void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
-  const CompiledRule& compiled = program_->rules[static_cast<size_t>(p.rule)];
-  const CheckedRule& rule = *compiled.checked;
+// The alert's key: components (DecodeKey), `key` as emit sees it, and the text of the match id.
+void Matcher::Impl::AlertKey(KeyState& key, Alert* a) {
   DecodeKey(key);
   if (key.text.empty()) {   // once per key: FormatValue of each component, joined by 0x1E
     for (size_t i = 0; i < key_values_.size(); ++i) {
@@ -428,13 +427,9 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
       key.text += FormatValue(ToValue(key_values_[i]));
     }
   }
-  Alert a;
-  a.kind = p.kind;
-  a.rule = p.rule;
-  a.rule_info = &rule;
-  a.key = key_values_;
+  a->key = key_values_;
   if (key_values_.size() == 1) {
-    a.key_value = key_values_[0];
+    a->key_value = key_values_[0];
   } else {
     key_joined_.clear();
     for (size_t i = 0; i < key_values_.size(); ++i) {
@@ -445,9 +440,36 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
         key_joined_ += FormatValue(ToValue(key_values_[i]));
       }
     }
-    a.key_value = ExprValue::String(key_joined_);
+    a->key_value = ExprValue::String(key_joined_);
   }
-  a.key_text = key.text;
+  a->key_text = key.text;
+}
+
+// An emit field's value; a string is copied out of the evaluator's scratch (the next Eval reuses
+// it) into alert_text_, and PinFieldText points the fields at their copies once all are in.
+void Matcher::Impl::PushField(const ExprValue& v) {
+  const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
+  text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
+  if (text) alert_text_.append(v.s);
+  alert_fields_.push_back(v);
+}
+
+void Matcher::Impl::PinFieldText() {
+  for (size_t i = 0; i < alert_fields_.size(); ++i) {
+    if (text_offsets_[i] == SIZE_MAX) continue;
+    ExprValue& v = alert_fields_[i];
+    v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
+  }
+}
+
+void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
+  const CompiledRule& compiled = program_->rules[static_cast<size_t>(p.rule)];
+  const CheckedRule& rule = *compiled.checked;
+  Alert a;
+  a.kind = p.kind;
+  a.rule = p.rule;
+  a.rule_info = &rule;
+  AlertKey(key, &a);
   // The bound events, oldest first: the chain runs newest first, so it is filled from the back.
   size_t count = 0;
   for (uint32_t n = p.node; n != kNoNode; n = nodes_[n].parent) ++count;
@@ -484,17 +506,9 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
         text_offsets_.push_back(SIZE_MAX);
         continue;
       }
-      const ExprValue v = evaluator_.Eval(programs[i], input);
-      const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
-      text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
-      if (text) alert_text_.append(v.s);
-      alert_fields_.push_back(v);
+      PushField(evaluator_.Eval(programs[i], input));
     }
-    for (size_t i = 0; i < alert_fields_.size(); ++i) {
-      if (text_offsets_[i] == SIZE_MAX) continue;
-      ExprValue& v = alert_fields_[i];
-      v.s = std::string_view(alert_text_).substr(text_offsets_[i], v.s.size());
-    }
+    PinFieldText();
     window_bytes_ = {};
   }
   a.fields = alert_fields_;
@@ -625,34 +639,17 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     const bool holds = evaluator_.EvalPredicate(*compiled.when, input);
     if (holds) {
       // The key's components, as for a pattern alert (DecodeKey reads a key state's bytes).
-      KeyState& key = close_state_;
+      KeyState& key = close_state_;   // the window key as a key state, for AlertKey
       key.bytes = close_key_;
       key.spec = th.spec;
       key.text.clear();
       decoded_key_ = nullptr;
-      DecodeKey(key);
-      decoded_key_ = nullptr;   // close_state_ is reused for the next key
-      for (size_t i = 0; i < key_values_.size(); ++i) {
-        if (i > 0) key.text += '\x1e';
-        key.text += FormatValue(ToValue(key_values_[i]));
-      }
       Alert a;
       a.kind = AlertKind::kWindow;
       a.rule = th.rule;
       a.rule_info = &rule;
-      a.key = key_values_;
-      if (key_values_.size() == 1) {
-        a.key_value = key_values_[0];
-      } else {
-        key_joined_.clear();
-        for (size_t i = 0; i < key_values_.size(); ++i) {
-          if (i > 0) key_joined_ += ',';
-          key_joined_ += key_values_[i].type.is(ScalarType::kString) ? std::string(key_values_[i].s)
-                                                                     : FormatValue(ToValue(key_values_[i]));
-        }
-        a.key_value = ExprValue::String(key_joined_);
-      }
-      a.key_text = key.text;
+      AlertKey(key, &a);
+      decoded_key_ = nullptr;   // close_state_ is reused for the next key
       a.detection_ms = end;   // the window's end (language.md "Threshold rules")
       a.window_start_ms = end - th.size_ms;
       a.window_end_ms = end;
@@ -665,17 +662,8 @@ void Matcher::Impl::FireCloses(int64_t instant) {
       alert_text_.clear();
       text_offsets_.clear();
       input.key = a.key_value;
-      for (const ExprProgram& program : compiled.emit) {
-        const ExprValue v = evaluator_.Eval(program, input);
-        const bool text = v.has_value && v.type.is(ScalarType::kString) && !v.type.is_list();
-        text_offsets_.push_back(text ? alert_text_.size() : SIZE_MAX);
-        if (text) alert_text_.append(v.s);
-        alert_fields_.push_back(v);
-      }
-      for (size_t i = 0; i < alert_fields_.size(); ++i) {
-        if (text_offsets_[i] == SIZE_MAX) continue;
-        alert_fields_[i].s = std::string_view(alert_text_).substr(text_offsets_[i], alert_fields_[i].s.size());
-      }
+      for (const ExprProgram& program : compiled.emit) PushField(evaluator_.Eval(program, input));
+      PinFieldText();
       a.fields = alert_fields_;
       ++counters_.alerts_per_rule[static_cast<size_t>(th.rule)];
       ++counters_.window_alerts;

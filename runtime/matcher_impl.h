@@ -557,6 +557,9 @@ class Matcher::Impl {
   void BuildWindows();
   void AddToWindows();
   void FireCloses(int64_t instant);   // matcher_alert.cc: `when` rules' windows closing now
+  void AlertKey(KeyState& key, Alert* a);
+  void PushField(const ExprValue& v);
+  void PinFieldText();
   int64_t window_closing_ = WindowState::kNoClose;   // FireCloses: the end of the window closing
   std::string close_key_;                  // FireCloses: the key whose window closes
   std::vector<WindowState::Close> closing_;   // FireCloses: the windows closing now
