@@ -550,6 +550,8 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
       {c.runs_rejected, "partial matches rejected"},
       {c.keys_evicted, "keys evicted"},
       {c.keys_rejected, "keys rejected"},
+      {c.window_keys_evicted, "keys' window state evicted"},
+      {c.window_keys_rejected, "events left out of the windows (key limit)"},
       {c.watermark_forced, "watermark advances forced"},
       {c.watermark_forced_per_key, "watermark advances forced by a key's buffer"},
       {c.events_rejected, "events rejected (key buffer full; in the dead letters)"}};
@@ -666,7 +668,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                   "Partial matches per rule and key (0: no limit); the oldest are evicted beyond it")
       ->capture_default_str();
   cmd->add_option("--max-keys", options->max_keys,
-                  "Keys holding partial matches (0: no limit); the least recently used is evicted")
+                  "Keys holding partial matches, and keys holding window state (each; 0: no limit); the "
+                  "least recently used is evicted")
       ->capture_default_str();
   cmd->add_option("--max-buffered-events", options->max_buffered_events,
                   "Events waiting for the watermark (0: no limit); beyond it the watermark is forced")

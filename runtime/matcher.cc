@@ -636,6 +636,7 @@ void Matcher::Impl::BuildWindows() {
     for (size_t s = 0; s < specs_.size() && spec_of_rule[r] < 0; ++s)
       if (SameKeyFields(p.rules[r].checked->key, specs_[s], types)) spec_of_rule[r] = static_cast<int32_t>(s);
   windows_ = std::make_unique<WindowState>(p, spec_of_rule);
+  windows_->SetLimit(options_.max_keys, options_.on_key_limit == MatcherOptions::OnKeyLimit::kEvictIdle);
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
     if (!rule.threshold) continue;

@@ -77,6 +77,10 @@ struct MatcherOptions {
   // Key states (keys with open runs; 0: no limit). At the limit, kEvictIdle frees the key used
   // least recently (CLOCK order; its runs are discarded, counted in keys_evicted) to make room;
   // kRejectNew does not start runs for a new key (counted in keys_rejected).
+  // It bounds, separately, the keys holding windowed-aggregate state (runtime/window_state.h): at
+  // the limit kEvictIdle drops the state of the key updated least recently (its `when` windows
+  // still open are not judged; counted in window_keys_evicted), kRejectNew leaves a new key's
+  // events out of the windows (counted in window_keys_rejected).
   size_t max_keys = 0;
   enum class OnKeyLimit : uint8_t { kEvictIdle, kRejectNew };
   OnKeyLimit on_key_limit = OnKeyLimit::kEvictIdle;
@@ -157,9 +161,12 @@ struct MatcherCounters {
   uint64_t events_rejected = 0;         // max_buffered_events_per_key reached, kRejectNew
   uint64_t runs_started = 0;
   uint64_t keys_created = 0;
+  uint64_t window_keys_evicted = 0;     // max_keys reached by window state, kEvictIdle
+  uint64_t window_keys_rejected = 0;    // max_keys reached by window state, kRejectNew (events)
   // Current sizes (gauges).
   uint64_t runs_live = 0;               // held, including expired runs of chain rules not yet dropped (§10)
   uint64_t keys_live = 0;
+  uint64_t window_keys_live = 0;        // keys holding windowed-aggregate state
   uint64_t events_buffered = 0;         // waiting for the watermark
   uint64_t keys_buffering = 0;          // keys with events waiting (max_buffered_events_per_key only)
   uint64_t events_stored = 0;           // copies held by the reorder buffer or by runs

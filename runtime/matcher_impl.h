@@ -345,6 +345,11 @@ class Matcher::Impl {
     counters_.events_buffered = reorder_.size();
     counters_.events_stored = store_.live();
     counters_.nodes_live = nodes_.size() - 1 - free_nodes_.size();
+    if (windows_ != nullptr) {
+      counters_.window_keys_live = windows_->keys();
+      counters_.window_keys_evicted = windows_->evicted();
+      counters_.window_keys_rejected = windows_->rejected();
+    }
     return counters_;
   }
 

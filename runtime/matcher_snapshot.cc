@@ -24,7 +24,7 @@ namespace vigil {
 namespace {
 
 constexpr const char* kMagic = "vigil-matcher";
-constexpr size_t kCumulativeCounters = 16;   // before the per-rule alert counts
+constexpr size_t kCumulativeCounters = 18;   // before the per-rule alert counts
 // 2: every counter, key slots and the CLOCK state; 3: window state.
 constexpr uint64_t kFormatVersion = 3;
 
@@ -92,7 +92,9 @@ std::string Matcher::Impl::Snapshot() const {
   for (uint64_t v : {c.events_pushed, c.events_processed, c.events_late, c.events_ignored, c.matches,
                      c.timeouts, c.runs_evicted, c.runs_started, c.keys_created, c.runs_rejected,
                      c.keys_evicted, c.keys_rejected, c.watermark_forced, c.watermark_forced_per_key,
-                     c.events_rejected, c.window_alerts})
+                     c.events_rejected, c.window_alerts,
+                     windows_ != nullptr ? windows_->evicted() : c.window_keys_evicted,
+                     windows_ != nullptr ? windows_->rejected() : c.window_keys_rejected})
     pk.pack(v);
   pk.pack(c.alerts_per_rule);
   size_t events = 0;
@@ -256,8 +258,10 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
         &counters_.events_ignored, &counters_.matches, &counters_.timeouts, &counters_.runs_evicted,
         &counters_.runs_started, &counters_.keys_created, &counters_.runs_rejected,
         &counters_.keys_evicted, &counters_.keys_rejected, &counters_.watermark_forced,
-        &counters_.watermark_forced_per_key, &counters_.events_rejected, &counters_.window_alerts};
+        &counters_.watermark_forced_per_key, &counters_.events_rejected, &counters_.window_alerts,
+        &counters_.window_keys_evicted, &counters_.window_keys_rejected};
     for (size_t i = 0; i < kCumulativeCounters; ++i) *cumulative[i] = UInt(counters.ptr[i]);
+    if (windows_ != nullptr) windows_->set_counts(counters_.window_keys_evicted, counters_.window_keys_rejected);
     for (size_t r = 0; r < p.rules.size(); ++r) counters_.alerts_per_rule[r] = UInt(per_rule.ptr[r]);
     absl::flat_hash_map<uint64_t, EventStore::Handle> handle;   // old -> new
     std::vector<Cell> image;

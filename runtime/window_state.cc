@@ -220,6 +220,8 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->total_series_of_window_ = total_series_of_window_;
   out->by_spec_type_ = by_spec_type_;
   out->thresholds_ = thresholds_;
+  out->max_keys_ = max_keys_;
+  out->evict_ = evict_;
   return out;
 }
 
@@ -235,15 +237,51 @@ bool WindowState::HasSeriesFor(int32_t spec, int32_t type) const { return !Serie
 
 void WindowState::AddThreshold(Threshold t) { thresholds_.push_back(std::move(t)); }
 
+void WindowState::Unlink(KeyWindows* k) {
+  (k->older != nullptr ? k->older->newer : oldest_) = k->newer;
+  (k->newer != nullptr ? k->newer->older : newest_) = k->older;
+  k->older = k->newer = nullptr;
+}
+
+void WindowState::Touch(KeyWindows* k) {
+  if (newest_ == k) return;
+  if (k->older != nullptr || k->newer != nullptr || oldest_ == k) Unlink(k);
+  k->older = newest_;
+  (newest_ != nullptr ? newest_->newer : oldest_) = k;
+  newest_ = k;
+}
+
+void WindowState::Drop(KeyWindows* k) {
+  for (size_t i = 0; i < k->thresholds.size(); ++i) {
+    const int64_t end = k->thresholds[i].next_end;
+    if (end == kNoClose) continue;
+    auto at = closes_.find(end - 1);
+    if (at == closes_.end()) continue;
+    std::erase_if(at->second, [&](const Close& c) { return c.key == k; });
+    if (at->second.empty()) closes_.erase(at);
+  }
+  Unlink(k);
+  keys_.erase(k->bytes);
+}
+
 WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
   auto it = keys_.find(key_bytes);
   if (it == keys_.end()) {
+    if (max_keys_ > 0 && keys_.size() >= max_keys_) {
+      if (!evict_ || oldest_ == nullptr) {
+        ++rejected_;
+        return nullptr;
+      }
+      ++evicted_;
+      Drop(oldest_);
+    }
     it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
     it->second->bytes = std::string(key_bytes);
     it->second->order = KeyOrder(key_bytes);
     it->second->series.resize(series_.size());
     it->second->thresholds.resize(thresholds_.size());
   }
+  Touch(it->second.get());
   return it->second.get();
 }
 
@@ -278,6 +316,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     const Threshold& th = thresholds_[i];
     if (th.spec != spec || std::find(th.types.begin(), th.types.end(), event.type_id()) == th.types.end()) continue;
     if (k == nullptr) k = FindOrAdd(key_bytes);
+    if (k == nullptr) return;   // rejected by the key limit
     ThresholdKeyState& ts = k->thresholds[i];
     // The windows holding t end in (t, t + S], at k·E + S.
     ts.pending_until = std::max(ts.pending_until, FloorDiv(t, th.every_ms) * th.every_ms + th.size_ms);
@@ -294,6 +333,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       if (!evaluator.EvalPredicate(*s.where, in)) continue;
     }
     if (k == nullptr) k = FindOrAdd(key_bytes);
+    if (k == nullptr) return;   // rejected by the key limit
     Prune(*k, t);
     std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
     if (st == nullptr) st = std::make_unique<SeriesKeyState>();
@@ -587,6 +627,7 @@ void WindowState::Expire(int64_t now) {
     if (e.second->newest_end > now) return false;
     for (const ThresholdKeyState& ts : e.second->thresholds)
       if (ts.next_end != kNoClose) return false;
+    Unlink(e.second.get());
     return true;
   });
 }
@@ -604,9 +645,9 @@ void PackI128(msgpack::packer<msgpack::sbuffer>& pk, __int128 v) {
 void WindowState::Pack(std::string* out) const {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
+  // Least recently updated first (the LRU list, which the limit evicts from).
   std::vector<const std::string*> order;
-  for (const auto& [bytes, k] : keys_) order.push_back(&bytes);
-  std::sort(order.begin(), order.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+  for (const KeyWindows* k = oldest_; k != nullptr; k = k->newer) order.push_back(&k->bytes);
   pk.pack_array(static_cast<uint32_t>(order.size()));
   for (const std::string* bytes : order) {
     const KeyWindows& k = *keys_.find(*bytes)->second;
@@ -670,6 +711,7 @@ void WindowState::Pack(std::string* out) const {
 bool WindowState::Unpack(std::string_view bytes, std::string* error) {
   keys_.clear();
   closes_.clear();
+  oldest_ = newest_ = nullptr;
   try {
     const msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
     const msgpack::object& root = h.get();
@@ -751,11 +793,14 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       }
       k->bytes = key;
       k->order = KeyOrder(key);
-      keys_.emplace(std::move(key), std::move(k));
+      KeyWindows* added = k.get();
+      if (!keys_.emplace(std::move(key), std::move(k)).second) throw std::runtime_error("a key twice");
+      Touch(added);   // in the order packed: least recently updated first
     }
   } catch (const std::exception& e) {
     keys_.clear();
     closes_.clear();
+    oldest_ = newest_ = nullptr;
     *error = fmt::format("window state: {}", e.what());
     return false;
   }

@@ -70,6 +70,14 @@ class WindowState {
   const std::vector<int32_t>& SeriesFor(int32_t spec, int32_t type) const;
   bool HasSeriesFor(int32_t spec, int32_t type) const;
 
+  // At most `max_keys` keys (0: no limit): beyond it `evict` drops the key updated least
+  // recently (an LRU list in update order: deterministic, kept by snapshots), else a new key is
+  // not added.
+  void SetLimit(size_t max_keys, bool evict) { max_keys_ = max_keys, evict_ = evict; }
+  uint64_t evicted() const { return evicted_; }
+  uint64_t rejected() const { return rejected_; }
+  void set_counts(uint64_t evicted, uint64_t rejected) { evicted_ = evicted, rejected_ = rejected; }
+
   // Adds the event (its where decided here) to key `key_bytes`'s series of spec `spec`.
   void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
 
@@ -188,6 +196,8 @@ class WindowState {
   };
   struct KeyWindows {
     std::string bytes;                                     // the key (as in keys_)
+    KeyWindows* older = nullptr;                           // the LRU list, by last update
+    KeyWindows* newer = nullptr;
     uint64_t order = 0;                                    // FNV-1a of bytes: close order
     std::vector<std::unique_ptr<SeriesKeyState>> series;   // by series index (null: none yet)
     std::vector<ThresholdKeyState> thresholds;             // by threshold index
@@ -212,7 +222,15 @@ class WindowState {
   std::vector<Threshold> thresholds_;
   // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
   std::map<int64_t, std::vector<Close>> closes_;
-  KeyWindows* FindOrAdd(std::string_view key_bytes);
+  KeyWindows* FindOrAdd(std::string_view key_bytes);   // null: rejected by the limit
+  void Touch(KeyWindows* k);      // to the newest end of the LRU list
+  void Unlink(KeyWindows* k);
+  void Drop(KeyWindows* k);       // its closes, its list entry, its map entry
+  KeyWindows* oldest_ = nullptr;
+  KeyWindows* newest_ = nullptr;
+  size_t max_keys_ = 0;
+  bool evict_ = true;
+  uint64_t evicted_ = 0, rejected_ = 0;
   std::string scratch_;
 };
 

@@ -713,5 +713,83 @@ TEST_CASE("windows: a when rule compares the closing window with the baseline of
   CHECK(got == std::vector<std::string>{"[0m] b=0.0000 now=1", "[1m] b=0.3333 now=1", "[3m] b=1.0000 now=5"});
 }
 
+TEST_CASE("windows: max_keys bounds the keys with window state, evicting the least recently updated or rejecting") {
+  // Keys a, b, a, c, b, one event a minute: with room for two keys, c evicts b (updated before
+  // a's second event), so b's second event sees an empty window; rejecting instead, c is never
+  // kept and b keeps its event.
+  const int64_t t0 = 1704067200000;
+  const char* keys[] = {"a", "b", "a", "c", "b"};
+  std::vector<Ev> stream;
+  for (int j = 0; j < 5; ++j) {
+    Ev e;
+    e.key = keys[j];
+    e.t = t0 + j * 60000;
+    e.seq = j;
+    stream.push_back(e);
+  }
+  Term t;
+  t.agg = "count";
+  t.kind = 0, t.size = 600000, t.window = "10m";
+  Setup s = Build({t}, stream);
+  auto run = [&](MatcherOptions options, MatcherCounters* counters) {
+    std::vector<Got> got;
+    Matcher m(s.program, options, Collect(&got));
+    for (const OwnedRecord& r : s.records) m.Push(r.view());
+    *counters = m.counters();
+    m.Finish();
+    std::vector<int64_t> counts;
+    for (const Got& g : got) counts.push_back(g.v.i);
+    return counts;
+  };
+  MatcherCounters c;
+  CHECK(run({}, &c) == std::vector<int64_t>{0, 0, 1, 0, 1});
+  CHECK(c.window_keys_live == 3);
+  CHECK(c.window_keys_evicted == 0);
+  CHECK(run({.max_keys = 2}, &c) == std::vector<int64_t>{0, 0, 1, 0, 0});
+  CHECK(c.window_keys_live == 2);
+  CHECK(c.window_keys_evicted == 2);   // c evicts b, then b evicts a
+  CHECK(run({.max_keys = 2, .on_key_limit = MatcherOptions::OnKeyLimit::kRejectNew}, &c) ==
+        std::vector<int64_t>{0, 0, 1, 0, 1});
+  CHECK(c.window_keys_live == 2);
+  CHECK(c.window_keys_rejected == 1);   // c's event
+  CHECK(c.window_keys_evicted == 0);
+}
+
+TEST_CASE("windows: with max_keys evicting, snapshot and restore at any point give the same alerts and counters") {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<Term> terms;
+    for (int r = 0; r < 3; ++r) terms.push_back(RandomTerm(rng));
+    const std::vector<Ev> stream = RandomStream(rng, 120);
+    Setup s = Build(terms, stream);
+    const MatcherOptions options{.max_keys = 2};
+    std::vector<Got> whole;
+    uint64_t evicted = 0;
+    {
+      Matcher m(s.program, options, Collect(&whole));
+      for (const OwnedRecord& r : s.records) m.Push(r.view());
+      m.Finish();
+      evicted = m.counters().window_keys_evicted;
+    }
+    CHECK(evicted > 0);
+    for (size_t cut = 0; cut <= s.records.size(); cut += 11) {
+      std::vector<Got> got;
+      std::string bytes;
+      {
+        Matcher first(s.program, options, Collect(&got));
+        for (size_t j = 0; j < cut; ++j) first.Push(s.records[j].view());
+        bytes = first.Snapshot();
+      }
+      Matcher second(s.program, options, Collect(&got));
+      std::string error;
+      REQUIRE_MESSAGE(second.Restore(bytes, &error), error);
+      for (size_t j = cut; j < s.records.size(); ++j) second.Push(s.records[j].view());
+      second.Finish();
+      CHECK(Texts(got) == Texts(whole));
+      CHECK(second.counters().window_keys_evicted == evicted);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vigil
