@@ -113,13 +113,15 @@ int64_t WindowResolution(const WindowSpec& w) {
 // Adds one value to a slice (the slice's events in processing order).
 void WindowState::AddValue(Slice& s, bool is_float, RecordView event, int slot) {
   ++s.count;
+  ++s.cum_count;
   if (slot < 0) return;
   double x;
   if (is_float) {
     const double f = event.GetFloat(slot);
     x = f;
     s.fsum += f;
-    if (std::isnan(f)) ++s.nan;
+    s.cum_fsum += f;
+    if (std::isnan(f)) ++s.nan, ++s.cum_nan;
     if (s.count == 1) {
       s.fmin = s.fmax = s.ffirst = f;
     } else {
@@ -131,6 +133,7 @@ void WindowState::AddValue(Slice& s, bool is_float, RecordView event, int slot) 
     const int64_t i = event.GetInt(slot);
     x = static_cast<double>(i);
     s.isum += i;
+    s.cum_isum += i;
     if (s.count == 1) {
       s.imin = s.imax = s.ifirst = i;
     } else {
@@ -142,15 +145,6 @@ void WindowState::AddValue(Slice& s, bool is_float, RecordView event, int slot) 
   const double delta = x - s.mean;
   s.mean += delta / static_cast<double>(s.count);
   s.m2 += delta * (x - s.mean);
-}
-
-void WindowState::AfterAdd(SeriesKeyState& st, bool is_float, const Slice& before) {
-  Slice& s = st.slices.back();
-  s.cum_count += s.count - before.count;
-  s.cum_isum += s.isum - before.isum;
-  s.cum_fsum += s.fsum - before.fsum;   // (fsum is the slice's own sum, in event order)
-  s.cum_nan += s.nan - before.nan;
-  PushExtremes(st, is_float);
 }
 
 void WindowState::PushExtremes(SeriesKeyState& st, bool is_float) {
@@ -202,6 +196,8 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
       Series& ser = series_[static_cast<size_t>(i)];
       ser.horizon_ms = std::max(ser.horizon_ms, size + ser.resolution_ms);
       if (t.aggregate == AggregateKind::kDistinct && i == s) ser.distinct = true;
+      if ((t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax) && !t.ewma && t.baseline_ms == 0)
+        ser.extremes = true;
     }
   }
   for (size_t i = 0; i < series_.size(); ++i) {
@@ -237,7 +233,19 @@ bool WindowState::HasSeriesFor(int32_t spec, int32_t type) const { return !Serie
 
 void WindowState::AddThreshold(Threshold t) { thresholds_.push_back(std::move(t)); }
 
+// The key's state, remembering the last one asked for (the terms of one condition or one emit
+// read the same key one after another).
+WindowState::KeyWindows* WindowState::Lookup(std::string_view key_bytes) {
+  if (looked_up_valid_ && key_bytes == looked_up_bytes_) return looked_up_;
+  auto it = keys_.find(key_bytes);
+  looked_up_ = it == keys_.end() ? nullptr : it->second.get();
+  looked_up_bytes_.assign(key_bytes);
+  looked_up_valid_ = true;
+  return looked_up_;
+}
+
 void WindowState::Unlink(KeyWindows* k) {
+  if (max_keys_ == 0) return;   // no list
   (k->older != nullptr ? k->older->newer : oldest_) = k->newer;
   (k->newer != nullptr ? k->newer->older : newest_) = k->older;
   k->older = k->newer = nullptr;
@@ -261,6 +269,7 @@ void WindowState::Drop(KeyWindows* k) {
     if (at->second.empty()) closes_.erase(at);
   }
   Unlink(k);
+  looked_up_valid_ = false;
   keys_.erase(k->bytes);
 }
 
@@ -275,13 +284,14 @@ WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
       ++evicted_;
       Drop(oldest_);
     }
+    looked_up_valid_ = false;
     it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
     it->second->bytes = std::string(key_bytes);
     it->second->order = KeyOrder(key_bytes);
     it->second->series.resize(series_.size());
     it->second->thresholds.resize(thresholds_.size());
   }
-  Touch(it->second.get());
+  if (max_keys_ > 0) Touch(it->second.get());   // the LRU list exists only for the limit
   return it->second.get();
 }
 
@@ -362,9 +372,8 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       }
       st->slices.push_back(fresh);
     }
-    const Slice before = st->slices.back();
-    AddValue(st->slices.back(), s.is_float, event, s.slot);
-    AfterAdd(*st, s.is_float, before);
+    AddValue(st->slices.back(), s.is_float, event, s.slot);   // (its running totals too)
+    if (s.extremes) PushExtremes(*st, s.is_float);
     if (s.distinct) {
       DistinctBytes(s, event, &scratch_);
       st->distinct[scratch_] = id;
@@ -419,9 +428,9 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
                             RecordView current, ExprEvaluator& evaluator, int64_t closing_end) {
   const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
   const Series& s = series_[static_cast<size_t>(si)];
+  KeyWindows* k = Lookup(key_bytes);
   if (term.ewma) {
-    auto found = keys_.find(key_bytes);
-    const SeriesKeyState* st = found == keys_.end() ? nullptr : found->second->series[static_cast<size_t>(si)].get();
+    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     if (st == nullptr || st->ewma_time == kNoClose || now - st->ewma_time >= kEwmaHorizonHalfLives * s.half_life_ms)
       return ExprValue::NoValue();
     return ExprValue::Float(st->ewma_sum / st->ewma_weight);   // decaying both to `now` keeps the ratio
@@ -433,8 +442,6 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
   const int64_t first = term.window.kind == WindowKind::kLast ? FloorDiv(now - size, r) + 1
                         : closing_end != kNoClose         ? FloorDiv(closing_end - size, r)
                                                           : FloorDiv(now, every) * every / r;
-  auto it = keys_.find(key_bytes);
-  KeyWindows* k = it == keys_.end() ? nullptr : it->second.get();
   if (term.baseline_ms > 0) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     return Baseline(term, st, closing_end != kNoClose ? closing_end - size : FloorDiv(now, size) * size);
@@ -461,12 +468,14 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
     acc->nan = z.cum_nan - (a.cum_nan - a.nan);
     acc->any = acc->count > 0;
     acc->ifirst = a.ifirst, acc->ffirst = a.ffirst, acc->ilast = z.ilast, acc->flast = z.flast;
-    auto extreme = [&](const std::vector<Extreme>& stack) {
-      return *std::lower_bound(stack.begin(), stack.end(), first,
-                               [](const Extreme& e, int64_t id) { return e.id < id; });
-    };
-    const Extreme mx = extreme(st->max_stack), mn = extreme(st->min_stack);
-    acc->imax = mx.i, acc->fmax = mx.f, acc->imin = mn.i, acc->fmin = mn.f;
+    if (term.aggregate == AggregateKind::kMin || term.aggregate == AggregateKind::kMax) {
+      auto extreme = [&](const std::vector<Extreme>& stack) {   // the stacks hold the back slice
+        return *std::lower_bound(stack.begin(), stack.end(), first,
+                                 [](const Extreme& e, int64_t id) { return e.id < id; });
+      };
+      const Extreme mx = extreme(st->max_stack), mn = extreme(st->min_stack);
+      acc->imax = mx.i, acc->fmax = mx.f, acc->imin = mn.i, acc->fmin = mn.f;
+    }
   };
   Acc acc;
   int64_t distinct = 0;
@@ -623,6 +632,7 @@ size_t WindowState::slices() const {
 }
 
 void WindowState::Expire(int64_t now) {
+  looked_up_valid_ = false;
   absl::erase_if(keys_, [&](const auto& e) {
     if (e.second->newest_end > now) return false;
     for (const ThresholdKeyState& ts : e.second->thresholds)
@@ -645,9 +655,15 @@ void PackI128(msgpack::packer<msgpack::sbuffer>& pk, __int128 v) {
 void WindowState::Pack(std::string* out) const {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  // Least recently updated first (the LRU list, which the limit evicts from).
+  // With a key limit: least recently updated first (the LRU list, which the limit evicts from);
+  // without: in byte order.
   std::vector<const std::string*> order;
-  for (const KeyWindows* k = oldest_; k != nullptr; k = k->newer) order.push_back(&k->bytes);
+  if (max_keys_ > 0) {
+    for (const KeyWindows* k = oldest_; k != nullptr; k = k->newer) order.push_back(&k->bytes);
+  } else {
+    for (const auto& [bytes, k] : keys_) order.push_back(&bytes);
+    std::sort(order.begin(), order.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+  }
   pk.pack_array(static_cast<uint32_t>(order.size()));
   for (const std::string* bytes : order) {
     const KeyWindows& k = *keys_.find(*bytes)->second;
@@ -712,6 +728,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
   keys_.clear();
   closes_.clear();
   oldest_ = newest_ = nullptr;
+  looked_up_valid_ = false;
   try {
     const msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
     const msgpack::object& root = h.get();
@@ -764,7 +781,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           sc.cum_fsum = f[17].as<double>();
           sc.cum_nan = f[18].as<int64_t>();
           st->slices.push_back(sc);
-          PushExtremes(*st, series_[s].is_float);   // the stacks follow from the slices
+          if (series_[s].extremes) PushExtremes(*st, series_[s].is_float);   // the stacks follow from the slices
         }
         const msgpack::object& d = o.via.array.ptr[2];
         if (d.type != msgpack::type::ARRAY || d.via.array.size % 2 != 0) throw std::runtime_error("bad distinct");
@@ -795,7 +812,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       k->order = KeyOrder(key);
       KeyWindows* added = k.get();
       if (!keys_.emplace(std::move(key), std::move(k)).second) throw std::runtime_error("a key twice");
-      Touch(added);   // in the order packed: least recently updated first
+      if (max_keys_ > 0) Touch(added);   // in the order packed: least recently updated first
     }
   } catch (const std::exception& e) {
     keys_.clear();

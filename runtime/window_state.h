@@ -56,6 +56,7 @@ class WindowState {
     int64_t half_life_ms = 0;       // > 0: an ewma (no slices: a decayed sum and weight)
     int64_t horizon_ms = 0;         // the longest window over it: slices older than that go
     bool distinct = false;          // some term counts distinct values
+    bool extremes = false;          // some term reads min or max (the stacks are kept)
     std::string text;               // share key
   };
 
@@ -208,9 +209,9 @@ class WindowState {
   WindowState() = default;
   void Prune(KeyWindows& k, int64_t now);
   static ExprValue Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t current_start);
+  // One value into a slice: its statistics and its running totals.
   static void AddValue(Slice& s, bool is_float, RecordView event, int slot);
-  // After AddValue to the back slice (or a new one): its running totals and the stacks.
-  static void AfterAdd(SeriesKeyState& st, bool is_float, const Slice& before);
+  // After AddValue to the back slice: the extremes' stacks.
   static void PushExtremes(SeriesKeyState& st, bool is_float);
 
   std::vector<Series> series_;
@@ -223,6 +224,10 @@ class WindowState {
   // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
   std::map<int64_t, std::vector<Close>> closes_;
   KeyWindows* FindOrAdd(std::string_view key_bytes);   // null: rejected by the limit
+  KeyWindows* Lookup(std::string_view key_bytes);      // null: no state
+  KeyWindows* looked_up_ = nullptr;
+  std::string looked_up_bytes_;
+  bool looked_up_valid_ = false;
   void Touch(KeyWindows* k);      // to the newest end of the LRU list
   void Unlink(KeyWindows* k);
   void Drop(KeyWindows* k);       // its closes, its list entry, its map entry
