@@ -49,6 +49,20 @@ std::string SharedNote(const Program& p, const State& st) {
 
 std::string DumpRuleProgram(const Program& p, int rule) {
   const CompiledRule& r = p.rules[static_cast<size_t>(rule)];
+  if (r.threshold) {   // a `when` rule: no automaton, its condition and window
+    const int64_t size = r.window.sizes_ms.at(0);
+    std::string out = fmt::format("rule {}: when, windows {}\n  condition:\n", r.checked->name,
+                                  r.window.kind == WindowKind::kSliding
+                                      ? fmt::format("sliding {}ms every {}ms", size, r.window.every_ms)
+                                      : fmt::format("tumbling {}ms", size));
+    const std::string code = DumpExprProgram(*r.when);
+    for (size_t at = 0; at < code.size();) {
+      const size_t end = code.find('\n', at);
+      out += "    " + code.substr(at, end - at + 1);
+      at = end + 1;
+    }
+    return out;
+  }
   if (r.start < 0) return fmt::format("rule {}: not compiled\n", r.checked->name);
   const std::vector<int32_t> local = LocalNumbers(p, r);
   auto at = [&](int32_t s) { return local[static_cast<size_t>(s)]; };
