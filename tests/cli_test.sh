@@ -104,6 +104,11 @@ grep -qx 'rule small_then_big: start 0' "$tmp/out" || fail "explain: no header: 
 grep -q 'TAKE \[Charge' "$tmp/out" || fail "explain: no TAKE edge: $(cat "$tmp/out")"
 expect_exit 0 explain small_then_big --rules "$tmp/good" --format dot
 grep -q '^digraph "small_then_big" {' "$tmp/out" || fail "explain dot: $(cat "$tmp/out")"
+# A `when` rule has no automaton: its window and its compiled condition.
+expect_exit 0 explain distinct_cards_per_device --rules "$(dirname "$0")/../rules"
+grep -qx 'rule distinct_cards_per_device: when, windows sliding 3600000ms every 300000ms' "$tmp/out" ||
+  fail "explain when: no header: $(cat "$tmp/out")"
+grep -q 'window *distinct type 0 slot 0 over sliding' "$tmp/out" || fail "explain when: no window term: $(cat "$tmp/out")"
 expect_exit 1 explain small_then_bog --rules "$tmp/good"
 grep -q "did you mean 'small_then_big'" "$tmp/err" || fail "explain: no suggestion: $(cat "$tmp/err")"
 expect_exit 2 explain small_then_big --rules "$tmp/good" --format svg
