@@ -724,7 +724,7 @@ std::optional<CompileStatus> LowerThreshold(Program& program, int index) {
     return unsupported("the windowed aggregates of a 'when' condition with different windows are not yet supported",
                        rule.when->span);
   if (!have)
-    return unsupported("a 'when' condition needs a tumbling or sliding windowed aggregate", rule.when->span);
+    return unsupported("a 'when' condition needs a tumbling, sliding or session windowed aggregate", rule.when->span);
   out.threshold = true;
   out.when = std::move(c.program);
   return std::nullopt;
@@ -778,7 +778,7 @@ void EmitPass(PassContext& ctx) {
         WindowSpec window = r.window;
         if (r.threshold && !OneWindow(c.program, &window, &have)) {
           ctx.problems.push_back({CompileStatus::Code::kUnsupported,
-                                  fmt::format("rule '{}', emit '{}': a tumbling or sliding window other than the "
+                                  fmt::format("rule '{}', emit '{}': a tumbling, sliding or session window other than the "
                                               "'when' condition's is not yet supported", r.checked->name, f.name),
                                   r.checked->name, f.value.span});
           continue;

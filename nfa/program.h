@@ -149,7 +149,7 @@ struct WindowAggregate {
 struct CompiledRule {
   const CheckedRule* checked = nullptr;   // points into Program::checked
   // A `when` rule (docs/language.md "Threshold rules"): no states (start -1); `when` is its
-  // condition and `window` the one tumbling or sliding window of its windowed aggregates.
+  // condition and `window` the one tumbling, sliding or session window of its windowed aggregates.
   bool threshold = false;
   std::optional<ExprProgram> when;
   WindowSpec window;

@@ -645,6 +645,7 @@ void Matcher::Impl::BuildWindows() {
     th.spec = spec_of_rule[r];
     th.size_ms = rule.window.sizes_ms[0];
     th.every_ms = rule.window.kind == WindowKind::kSliding ? rule.window.every_ms : th.size_ms;
+    th.session = rule.window.kind == WindowKind::kSession;
     for (const ExprProgram::WindowTerm& t : rule.when->windows)
       if (std::find(th.types.begin(), th.types.end(), t.event_type) == th.types.end()) th.types.push_back(t.event_type);
     windows_->AddThreshold(std::move(th));

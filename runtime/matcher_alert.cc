@@ -633,7 +633,7 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
     const CheckedRule& rule = *compiled.checked;
     window_bytes_ = close_key_;
-    window_closing_ = end;
+    window_closing_ = windows_->CloseStart(close, end);   // the window's start
     EvalInput input;
     input.windows = window_input_;
     const bool holds = evaluator_.EvalPredicate(*compiled.when, input);
@@ -651,7 +651,7 @@ void Matcher::Impl::FireCloses(int64_t instant) {
       AlertKey(key, &a);
       decoded_key_ = nullptr;   // close_state_ is reused for the next key
       a.detection_ms = end;   // the window's end (language.md "Threshold rules")
-      a.window_start_ms = end - th.size_ms;
+      a.window_start_ms = window_closing_;
       a.window_end_ms = end;
       // matching.md §8: kind `w`, then the window's start and end folded in.
       uint64_t h = Fnv(Fnv(Fnv(Fnv(Fnv(14695981039346656037ull, rule.name), "\x1f"), key.text), "\x1f"), "w");

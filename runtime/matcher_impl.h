@@ -565,7 +565,7 @@ class Matcher::Impl {
   void AlertKey(KeyState& key, Alert* a);
   void PushField(const ExprValue& v);
   void PinFieldText();
-  int64_t window_closing_ = WindowState::kNoClose;   // FireCloses: the end of the window closing
+  int64_t window_closing_ = WindowState::kNoClose;   // FireCloses: the start of the window closing
   std::string close_key_;                  // FireCloses: the key whose window closes
   std::vector<WindowState::Close> closing_;   // FireCloses: the windows closing now
   KeyState close_state_;                   // FireCloses: that key, for DecodeKey

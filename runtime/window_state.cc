@@ -106,7 +106,7 @@ int64_t WindowResolution(const WindowSpec& w) {
       return size <= 60'000 ? 1 : size <= 3'600'000 ? 1'000 : 60'000;
     case WindowKind::kTumbling: return size;
     case WindowKind::kSliding: return std::gcd(size, w.every_ms);
-    default: return 1;
+    default: return 1;   // session: exact
   }
 }
 
@@ -172,12 +172,14 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     s.event_type = t.event_type;
     s.slot = !t.ewma && (t.aggregate == AggregateKind::kCount || t.aggregate == AggregateKind::kFraction) ? -1 : t.slot;
     s.half_life_ms = t.ewma ? t.half_life_ms : 0;
+    s.session_gap_ms = !t.ewma && t.window.kind == WindowKind::kSession ? t.window.sizes_ms[0] : 0;
     s.is_float = s.slot >= 0 && t.field_type.is(ScalarType::kFloat);
     s.is_string = s.slot >= 0 && t.field_type.is(ScalarType::kString);
     s.where = with_where ? t.where.get() : nullptr;
     s.resolution_ms = t.ewma ? 1 : WindowResolution(t.window);
     const std::string where_text = s.where != nullptr ? DumpExprProgram(*s.where) : "";
-    s.text = fmt::format("{}|{}|{}|{}|{}|{}", spec, s.event_type, s.slot, s.resolution_ms, s.half_life_ms, where_text);
+    s.text = fmt::format("{}|{}|{}|{}|{}|{}|{}", spec, s.event_type, s.slot, s.resolution_ms, s.half_life_ms,
+                         s.session_gap_ms, where_text);
     for (size_t i = 0; i < series_.size(); ++i)
       if (series_[i].text == s.text) return static_cast<int32_t>(i);
     series_.push_back(std::move(s));
@@ -307,6 +309,10 @@ void WindowState::TakeCloses(int64_t instant, std::vector<Close>* out) {
   });
   for (const Close& c : *out) {
     ThresholdKeyState& ts = c.key->thresholds[static_cast<size_t>(c.threshold)];
+    if (thresholds_[static_cast<size_t>(c.threshold)].session) {   // a session closes once
+      ts.next_end = kNoClose;
+      continue;
+    }
     ts.next_end = instant + 1 + thresholds_[static_cast<size_t>(c.threshold)].every_ms;
     if (ts.next_end <= ts.pending_until) {
       closes_[ts.next_end - 1].push_back(c);
@@ -328,6 +334,20 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     if (k == nullptr) k = FindOrAdd(key_bytes);
     if (k == nullptr) return;   // rejected by the key limit
     ThresholdKeyState& ts = k->thresholds[i];
+    if (th.session) {   // the event extends the open session (less than the gap after its last), or starts one
+      if (ts.next_end != kNoClose && t < ts.next_end) {
+        auto at = closes_.find(ts.next_end - 1);
+        if (at != closes_.end()) {
+          std::erase_if(at->second, [&](const Close& c) { return c.key == k && c.threshold == static_cast<int32_t>(i); });
+          if (at->second.empty()) closes_.erase(at);
+        }
+      } else {
+        ts.session_start = t;
+      }
+      ts.next_end = t + th.size_ms;
+      closes_[ts.next_end - 1].push_back(Close{static_cast<int32_t>(i), k});
+      continue;
+    }
     // The windows holding t end in (t, t + S], at k·E + S.
     ts.pending_until = std::max(ts.pending_until, FloorDiv(t, th.every_ms) * th.every_ms + th.size_ms);
     if (ts.next_end == kNoClose) {
@@ -337,6 +357,21 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
   }
   for (int32_t si : list) {
     const Series& s = series_[static_cast<size_t>(si)];
+    if (s.session_gap_ms > 0) {   // the session follows every event of the type, `where` or not
+      if (k == nullptr) k = FindOrAdd(key_bytes);
+      if (k == nullptr) return;
+      std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
+      if (st == nullptr) st = std::make_unique<SeriesKeyState>();
+      if (st->session_last == kNoClose || t - st->session_last >= s.session_gap_ms) {
+        st->session_first = t;   // a new session: the old one's slices go
+        while (!st->slices.empty()) st->slices.pop_front();
+        st->max_stack.clear();
+        st->min_stack.clear();
+        st->distinct.clear();
+      }
+      st->session_last = t;
+      k->newest_end = std::max(k->newest_end, t + s.session_gap_ms);
+    }
     if (s.where != nullptr) {
       EvalInput in;
       in.event = event;
@@ -387,6 +422,7 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
     SeriesKeyState* st = k.series[i].get();
     if (st == nullptr) continue;
     const Series& s = series_[i];
+    if (s.session_gap_ms > 0) continue;   // a session's slices go when the next session starts
     // A slice is in no window of the series once (id + 1) * r + horizon <= now.
     bool dropped = false;
     while (!st->slices.empty() && (st->slices.front().id + 1) * s.resolution_ms + s.horizon_ms <= now) {
@@ -425,7 +461,7 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
 }
 
 ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                            RecordView current, ExprEvaluator& evaluator, int64_t closing_end) {
+                            RecordView current, ExprEvaluator& evaluator, int64_t closing_start) {
   const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
   const Series& s = series_[static_cast<size_t>(si)];
   KeyWindows* k = Lookup(key_bytes);
@@ -439,12 +475,19 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
   const int64_t size = term.window.sizes_ms.empty() ? 0 : term.window.sizes_ms[0];
   // The first slice id in the window.
   const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
-  const int64_t first = term.window.kind == WindowKind::kLast ? FloorDiv(now - size, r) + 1
-                        : closing_end != kNoClose         ? FloorDiv(closing_end - size, r)
-                                                          : FloorDiv(now, every) * every / r;
+  int64_t first = term.window.kind == WindowKind::kLast ? FloorDiv(now - size, r) + 1
+                  : closing_start != kNoClose         ? FloorDiv(closing_start, r)
+                                                      : FloorDiv(now, every) * every / r;
+  if (term.window.kind == WindowKind::kSession && closing_start == kNoClose) {
+    // The session open at `now`: the key's if its last event is less than the gap before now,
+    // else none yet (the event judged would start one).
+    KeyWindows* kw = Lookup(key_bytes);
+    const SeriesKeyState* st = kw == nullptr ? nullptr : kw->series[static_cast<size_t>(si)].get();
+    first = st != nullptr && st->session_last != kNoClose && now - st->session_last < size ? st->session_first : now;
+  }
   if (term.baseline_ms > 0) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
-    return Baseline(term, st, closing_end != kNoClose ? closing_end - size : FloorDiv(now, size) * size);
+    return Baseline(term, st, closing_start != kNoClose ? closing_start : FloorDiv(now, size) * size);
   }
   const bool moments = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
@@ -710,15 +753,18 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_bin_body(v.data(), static_cast<uint32_t>(v.size()));
         pk.pack(id);
       }
-      pk.pack_array(3);
+      pk.pack_array(5);
       pk.pack(st->ewma_sum);
       pk.pack(st->ewma_weight);
       pk.pack(st->ewma_time);
+      pk.pack(st->session_first);
+      pk.pack(st->session_last);
     }
-    pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 2));
+    pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 3));
     for (const ThresholdKeyState& ts : k.thresholds) {
       pk.pack(ts.next_end);
       pk.pack(ts.pending_until);
+      pk.pack(ts.session_start);
     }
   }
   out->assign(buf.data(), buf.size());
@@ -791,20 +837,23 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           st->distinct[std::string(v.via.bin.ptr, v.via.bin.size)] = d.via.array.ptr[j + 1].as<int64_t>();
         }
         const msgpack::object& e = o.via.array.ptr[3];
-        if (e.type != msgpack::type::ARRAY || e.via.array.size != 3) throw std::runtime_error("bad ewma");
+        if (e.type != msgpack::type::ARRAY || e.via.array.size != 5) throw std::runtime_error("bad ewma");
         st->ewma_sum = e.via.array.ptr[0].as<double>();
         st->ewma_weight = e.via.array.ptr[1].as<double>();
         st->ewma_time = e.via.array.ptr[2].as<int64_t>();
+        st->session_first = e.via.array.ptr[3].as<int64_t>();
+        st->session_last = e.via.array.ptr[4].as<int64_t>();
         k->series[s] = std::move(st);
       }
       const msgpack::object& th = ko.via.array.ptr[3];
-      if (th.type != msgpack::type::ARRAY || th.via.array.size != thresholds_.size() * 2)
+      if (th.type != msgpack::type::ARRAY || th.via.array.size != thresholds_.size() * 3)
         throw std::runtime_error("threshold count differs from the program's");
       k->thresholds.resize(thresholds_.size());
       std::string key(b.via.bin.ptr, b.via.bin.size);
       for (uint32_t j = 0; j < thresholds_.size(); ++j) {
-        k->thresholds[j].next_end = th.via.array.ptr[2 * j].as<int64_t>();
-        k->thresholds[j].pending_until = th.via.array.ptr[2 * j + 1].as<int64_t>();
+        k->thresholds[j].next_end = th.via.array.ptr[3 * j].as<int64_t>();
+        k->thresholds[j].pending_until = th.via.array.ptr[3 * j + 1].as<int64_t>();
+        k->thresholds[j].session_start = th.via.array.ptr[3 * j + 2].as<int64_t>();
         if (k->thresholds[j].next_end != kNoClose)
           closes_[k->thresholds[j].next_end - 1].push_back(Close{static_cast<int32_t>(j), k.get()});
       }

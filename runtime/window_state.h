@@ -54,6 +54,7 @@ class WindowState {
     const ExprProgram* where = nullptr;
     int64_t resolution_ms = 1;
     int64_t half_life_ms = 0;       // > 0: an ewma (no slices: a decayed sum and weight)
+    int64_t session_gap_ms = 0;     // > 0: `over session G` (slices of the current session only)
     int64_t horizon_ms = 0;         // the longest window over it: slices older than that go
     bool distinct = false;          // some term counts distinct values
     bool extremes = false;          // some term reads min or max (the stacks are kept)
@@ -83,12 +84,12 @@ class WindowState {
   void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
 
   // The value of `term` for key `key_bytes` at instant `now` (its event time); `current` is the
-  // event being judged (invalid: none) for `including current`. `closing_end` (kNoClose: none):
-  // a `when` rule's window [closing_end − S, closing_end) is being closed, and a tumbling or
-  // sliding term reads it (rather than the window with the latest start containing `now`).
+  // event being judged (invalid: none) for `including current`. `closing_start` (kNoClose:
+  // none): a `when` rule's window [closing_start, now + 1) is being closed, and its tumbling,
+  // sliding or session terms read it (rather than the current window at `now`).
   static constexpr int64_t kNoClose = std::numeric_limits<int64_t>::min();
   ExprValue Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                 RecordView current, ExprEvaluator& evaluator, int64_t closing_end = kNoClose);
+                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start = kNoClose);
 
   // Drops every key whose slices have all left their windows at instant `now` and that has no
   // window of a `when` rule left to close.
@@ -99,8 +100,9 @@ class WindowState {
   struct Threshold {
     int32_t rule = -1;
     int32_t spec = -1;
-    int64_t size_ms = 0;
+    int64_t size_ms = 0;               // session: the gap
     int64_t every_ms = 0;              // = size for tumbling
+    bool session = false;              // windows are the key's sessions (events < size apart)
     std::vector<int32_t> types;        // event types its condition aggregates
   };
   void AddThreshold(Threshold t);      // before the first Add; thresholds in rule order
@@ -113,6 +115,11 @@ class WindowState {
     int32_t threshold = -1;
     KeyWindows* key = nullptr;    // stays valid: a key with a window to close is not expired
   };
+  // A close's window start: end − S, or the session's first event.
+  int64_t CloseStart(const Close& c, int64_t end) const {
+    const Threshold& th = thresholds_[static_cast<size_t>(c.threshold)];
+    return th.session ? c.key->thresholds[static_cast<size_t>(c.threshold)].session_start : end - th.size_ms;
+  }
   // Takes every close at `instant` (the earliest), in threshold (rule) order, then by the FNV-1a
   // hash of the key's bytes (then the bytes), and
   // schedules each key's next window if it has events.
@@ -189,11 +196,14 @@ class WindowState {
     // ewma: Σ vᵢ·2^(−(t − tᵢ)/H) and Σ 2^(−(t − tᵢ)/H) as of t = ewma_time (kNoClose: no event).
     double ewma_sum = 0, ewma_weight = 0;
     int64_t ewma_time = kNoClose;
+    // session series: the current session's first and last event (of the type, before `where`).
+    int64_t session_first = kNoClose, session_last = kNoClose;
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
   };
   struct ThresholdKeyState {
     int64_t next_end = kNoClose;       // the end of the next window to close (kNoClose: none)
     int64_t pending_until = kNoClose;  // the last window end that holds an event
+    int64_t session_start = kNoClose;  // session: the open session's first event
   };
   struct KeyWindows {
     std::string bytes;                                     // the key (as in keys_)

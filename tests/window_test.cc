@@ -197,7 +197,8 @@ Term RandomTerm(std::mt19937_64& rng) {
     t.field = rng() % 2 ? "f" : "i";
   }
   if ((t.agg == "count" || (t.field == "f" && t.agg != "distinct")) && rng() % 4 == 0) t.type = "U";
-  switch (rng() % 6) {
+  switch (rng() % 7) {
+    case 6: t.kind = 3, t.size = 60000, t.window = "session 1m"; break;
     case 0: t.kind = 0, t.size = 30000, t.window = "30s"; break;
     case 1: t.kind = 0, t.size = 600000, t.window = "10m"; break;
     case 2: t.kind = 0, t.size = 7200000, t.window = "2h"; break;
@@ -521,7 +522,8 @@ TEST_CASE("windows: when rules alert exactly for the windows a recomputation fin
       int kind;
       int64_t size, every;
       std::string window;
-      switch (rng() % 3) {
+      switch (rng() % 4) {
+        case 3: kind = 3, size = every = 60000, window = "session 1m"; break;
         case 0: kind = 1, size = every = 60000, window = "tumbling 1m"; break;
         case 1: kind = 2, size = 300000, every = 60000, window = "sliding 5m every 1m"; break;
         default: kind = 2, size = 90000, every = 60000, window = "sliding 90s every 60s"; break;
@@ -569,23 +571,37 @@ TEST_CASE("windows: when rules alert exactly for the windows a recomputation fin
       for (const Ev& e : stream)
         if (std::find(types.begin(), types.end(), e.type) != types.end()) times[e.key].push_back(e.t);
       for (const auto& [key, ts] : times) {
-        std::vector<int64_t> ends;
-        for (int64_t t : ts)
-          for (int64_t end = (FloorDiv(t - c.a.size, c.a.every) + 1) * c.a.every + c.a.size; end <= t + c.a.size;
-               end += c.a.every)
-            ends.push_back(end);
-        std::sort(ends.begin(), ends.end());
-        ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
-        for (int64_t end : ends) {
+        std::vector<std::pair<int64_t, int64_t>> windows;   // [start, end)
+        if (c.a.kind == 3) {   // sessions: events less than the gap apart; [first, last + gap)
+          std::vector<int64_t> sorted = ts;
+          std::sort(sorted.begin(), sorted.end());
+          int64_t first = sorted[0];
+          for (size_t j = 1; j <= sorted.size(); ++j) {
+            if (j == sorted.size() || sorted[j] - sorted[j - 1] >= c.a.size) {
+              windows.emplace_back(first, sorted[j - 1] + c.a.size);
+              if (j < sorted.size()) first = sorted[j];
+            }
+          }
+        } else {
+          std::vector<int64_t> ends;
+          for (int64_t t : ts)
+            for (int64_t end = (FloorDiv(t - c.a.size, c.a.every) + 1) * c.a.every + c.a.size; end <= t + c.a.size;
+                 end += c.a.every)
+              ends.push_back(end);
+          std::sort(ends.begin(), ends.end());
+          ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
+          for (int64_t end : ends) windows.emplace_back(end - c.a.size, end);
+        }
+        for (const auto& [start, end] : windows) {
           ++windows_judged;
-          Closing closing{true, key, end - c.a.size, end};
+          Closing closing{true, key, start, end};
           const Expected va = Recompute(c.a, stream, 0, closing);
           bool holds = Compare(va, c.op_a, c.c_a);
           if (c.join == "and") holds = holds && Compare(Recompute(c.b, stream, 0, closing), c.op_b, c.c_b);
           if (c.join == "or") holds = holds || Compare(Recompute(c.b, stream, 0, closing), c.op_b, c.c_b);
           if (!holds) continue;
           std::string v = !va.has ? "none" : va.is_float ? "" : fmt::format("int {}", va.i);
-          want.emplace_back(end, r, key, fmt::format("w{} \"{}\" [{}, {}) at {} v=", r, key, end - c.a.size, end, end));
+          want.emplace_back(end, r, key, fmt::format("w{} \"{}\" [{}, {}) at {} v=", r, key, start, end, end));
           if (va.is_float && va.has) std::get<3>(want.back()) += "float";
           else std::get<3>(want.back()) += v;
         }
@@ -789,6 +805,39 @@ TEST_CASE("windows: with max_keys evicting, snapshot and restore at any point gi
       CHECK(second.counters().window_keys_evicted == evicted);
     }
   }
+}
+
+TEST_CASE("windows: an out-of-order event within the bound merges two sessions into one") {
+  // Events at 0 s and 90 s are two sessions of gap 1 m; one at 45 s, arriving last but within the
+  // 2-minute bound, is processed between them (time order) and joins them: one session [0, 150 s).
+  const int64_t t0 = 1704067200000;
+  std::vector<Ev> stream;
+  for (int64_t at : {0, 90000, 45000}) {
+    Ev e;
+    e.key = "a";
+    e.t = t0 + at;
+    e.seq = static_cast<int64_t>(stream.size());
+    stream.push_back(e);
+  }
+  const std::string rules = "rule s { key k when count(T over session 1m) >= 1 emit { n: count(T over session 1m) } }\n";
+  CheckResult check = CheckSources({{"w.vigil", std::string(kSchema) + rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  CompileProgramResult compiled = CompileProgram(std::make_shared<const CheckedRules>(std::move(check.rules)));
+  REQUIRE(compiled.program);
+  Setup s = Build({}, stream);
+  auto run = [&](size_t events, int64_t bound) {
+    std::vector<std::string> got;
+    MatcherCallbacks cb;
+    cb.on_alert = [&](const Alert& a) {
+      got.push_back(fmt::format("[{}, {}) n={}", a.window_start_ms - t0, a.window_end_ms - t0, a.fields[0].i));
+    };
+    Matcher m(compiled.program, {.bounded_out_of_orderness_ms = bound}, cb);
+    for (size_t j = 0; j < events; ++j) m.Push(s.records[j].view());
+    m.Finish();
+    return got;
+  };
+  CHECK(run(2, 120000) == std::vector<std::string>{"[0, 60000) n=1", "[90000, 150000) n=1"});
+  CHECK(run(3, 120000) == std::vector<std::string>{"[0, 150000) n=3"});
 }
 
 }  // namespace

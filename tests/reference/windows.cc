@@ -183,8 +183,23 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
   // numerator and every event in the window counts in the denominator.
   std::vector<FieldValue> in;
   int64_t total = 0;
+  // `over session G`: the session open at τ — from the first of the seen events (of the type,
+  // `where` or not) that follow one another less than G apart up to the last, if that last is
+  // less than G before τ; else none (the judged event would start one: from τ).
+  int64_t session_from = at.time_ms;
+  if (term.window.kind == WindowKind::kSession) {
+    const int64_t gap = term.window.sizes_ms.at(0);
+    const std::vector<StreamEvent> before = Seen(term, key_events, at, /*with_current=*/false);
+    if (!before.empty() && at.time_ms - before.back().time_ms < gap) {
+      size_t j = before.size() - 1;
+      while (j > 0 && before[j].time_ms - before[j - 1].time_ms < gap) --j;
+      session_from = before[j].time_ms;
+    }
+  }
   for (const StreamEvent& x : Seen(term, key_events, at, term.including_current)) {
-    if (!InWindow(term.window, x.time_ms, at.time_ms)) continue;
+    if (term.window.kind == WindowKind::kSession ? x.time_ms < session_from
+                                                 : !InWindow(term.window, x.time_ms, at.time_ms))
+      continue;
     ++total;
     if (!Passes(term, x.record, evaluator)) continue;
     in.push_back(Field(term, x.record));
