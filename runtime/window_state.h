@@ -9,18 +9,27 @@
 // and "max over 1d" of one field in fifty rules are one series per key.
 //
 // Per key and series, only non-empty slices are kept, ascending, each with the count, exact
-// integer sum, floating sum, Welford mean and M2 (for variance), NaN count, min, max, first and
-// last value of its events; distinct values keep their last slice in a map. A window is a
-// suffix of the slices: `over T` at instant τ holds the slices with id > floor((τ − T) / r); the
-// current tumbling or sliding window (start floor(τ / E)·E) those with id ≥ that start / r. A
-// query combines the suffix's slices (so a query costs the slices in the window, never its
-// events); slices older than every window of the series are dropped when the key is touched.
+// integer sum, floating sum, Welford mean and M2, NaN count, min, max, first and last value of its
+// events, and the series' running totals up to it. A window is a run of slices ending at the
+// newest: `over T` at instant τ holds the slices with id > floor((τ − T) / r); the current
+// tumbling or sliding window (start floor(τ / E)·E) those with id ≥ that start / r; the current
+// session those from the session's first event. So count, sum, avg, fraction, first and last are
+// read from the running totals and min and max from monotonic stacks (kept only for series a
+// min or max reads) in O(log slices); variance and stddev combine the window's slices; a distinct
+// count scans the values, each kept with the last slice it was seen in. Slices older than every
+// window of the series go when the key is next updated (a session's when the next one starts).
+// An ewma series keeps a decayed sum and weight instead of slices; a baseline reads the slices
+// of its tumbling windows.
+//
+// `when` rules (Threshold): each key remembers its next window to close; closes wait in a map by
+// instant and are taken in rule then key order (TakeCloses). Keys whose state has all left its
+// windows are dropped by Expire, as the watermark passes; with a key limit (SetLimit) an LRU
+// list in update order picks the key to drop.
 //
 // Thread safety: none; one WindowState per matcher.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
