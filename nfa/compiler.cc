@@ -725,6 +725,12 @@ std::optional<CompileStatus> LowerThreshold(Program& program, int index) {
                        rule.when->span);
   if (!have)
     return unsupported("a 'when' condition needs a tumbling, sliding or session windowed aggregate", rule.when->span);
+  if (out.window.kind == WindowKind::kSession) {   // sessions of one type: its series track them
+    for (const ExprProgram::WindowTerm& t : c.program.windows)
+      if (t.event_type != c.program.windows.front().event_type)
+        return unsupported("a 'when' rule's sessions over events of several types are not yet supported",
+                           rule.when->span);
+  }
   out.threshold = true;
   out.when = std::move(c.program);
   return std::nullopt;
@@ -776,6 +782,17 @@ void EmitPass(PassContext& ctx) {
         InternWindows(ctx.program, c.program, static_cast<int>(&r - ctx.program.rules.data()));
         bool have = true;
         WindowSpec window = r.window;
+        bool other_type = false;   // sessions: the condition's one type (LowerThreshold)
+        if (r.threshold && r.window.kind == WindowKind::kSession)
+          for (const ExprProgram::WindowTerm& t : c.program.windows)
+            other_type = other_type || t.event_type != r.when->windows.front().event_type;
+        if (other_type) {
+          ctx.problems.push_back({CompileStatus::Code::kUnsupported,
+                                  fmt::format("rule '{}', emit '{}': a session rule's emit over another event type is "
+                                              "not yet supported", r.checked->name, f.name),
+                                  r.checked->name, f.value.span});
+          continue;
+        }
         if (r.threshold && !OneWindow(c.program, &window, &have)) {
           ctx.problems.push_back({CompileStatus::Code::kUnsupported,
                                   fmt::format("rule '{}', emit '{}': a tumbling, sliding or session window other than the "
