@@ -179,6 +179,18 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
     top->size = 0;
     top->valid = false;
   };
+  // A scalar ExprValue (the key, a window term's value): no value unless it is a scalar.
+  auto push_scalar = [&](const ExprValue& v) {
+    if (!v.has_value || v.type.kind != ValueType::Kind::kScalar) {
+      push_none();
+    } else if (v.type.is(ScalarType::kString)) {
+      push_string(v.s);
+    } else if (v.type.is(ScalarType::kFloat)) {
+      push_float(v.f);
+    } else {
+      push_int(v.i);
+    }
+  };
   auto load = [&](Op op, RecordView r, int slot) {
     switch (op) {
       case Op::kLoadFloat: case Op::kVarFloat: push_float(r.GetFloat(slot)); break;
@@ -220,34 +232,11 @@ void ExprEvaluator::Run(const ExprProgram& program, const EvalInput& input) {
         break;
       }
       case Op::kPushNoValue: push_none(); break;
-      case Op::kWindow: {
-        const ExprValue v = input.windows != nullptr
-                                ? input.windows->Read(program.windows[static_cast<size_t>(in.arg)])
-                                : ExprValue::NoValue();
-        if (!v.has_value || v.type.kind != ValueType::Kind::kScalar) {
-          push_none();
-        } else if (v.type.is(ScalarType::kString)) {
-          push_string(v.s);
-        } else if (v.type.is(ScalarType::kFloat)) {
-          push_float(v.f);
-        } else {
-          push_int(v.i);
-        }
+      case Op::kWindow:
+        push_scalar(input.windows != nullptr ? input.windows->Read(program.windows[static_cast<size_t>(in.arg)])
+                                             : ExprValue::NoValue());
         break;
-      }
-      case Op::kPushKey: {
-        const ExprValue& k = input.key;
-        if (!k.has_value || k.type.kind != ValueType::Kind::kScalar) {
-          push_none();
-        } else if (k.type.is(ScalarType::kString)) {
-          push_string(k.s);
-        } else if (k.type.is(ScalarType::kFloat)) {
-          push_float(k.f);
-        } else {
-          push_int(k.i);
-        }
-        break;
-      }
+      case Op::kPushKey: push_scalar(input.key); break;
       case Op::kLoadInt: case Op::kLoadFloat: case Op::kLoadBool: case Op::kLoadString:
       case Op::kLoadList:
         if (input.event.valid()) {
