@@ -272,7 +272,7 @@ void WindowState::Drop(KeyWindows* k) {
   }
   Unlink(k);
   looked_up_valid_ = false;
-  keys_.erase(k->bytes);
+  keys_.erase(keys_.find(std::string_view(k->bytes)));
 }
 
 WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
@@ -287,11 +287,13 @@ WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
       Drop(oldest_);
     }
     looked_up_valid_ = false;
-    it = keys_.emplace(std::string(key_bytes), std::make_unique<KeyWindows>()).first;
-    it->second->bytes = std::string(key_bytes);
-    it->second->order = KeyOrder(key_bytes);
-    it->second->series.resize(series_.size());
-    it->second->thresholds.resize(thresholds_.size());
+    auto fresh = std::make_unique<KeyWindows>();
+    fresh->bytes = std::string(key_bytes);
+    fresh->order = KeyOrder(key_bytes);
+    fresh->series.resize(series_.size());
+    fresh->thresholds.resize(thresholds_.size());
+    const std::string_view view = fresh->bytes;   // the map's key views the state's own bytes
+    it = keys_.emplace(view, std::move(fresh)).first;
   }
   if (max_keys_ > 0) Touch(it->second.get());   // the LRU list exists only for the limit
   return it->second.get();
@@ -327,6 +329,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
   if (list.empty()) return;
   const int64_t t = event.event_time();
   KeyWindows* k = nullptr;
+  bool pruned = false;
   // Windows of `when` rules that now hold an event of this key (before any `where`).
   for (size_t i = 0; i < thresholds_.size(); ++i) {
     const Threshold& th = thresholds_[i];
@@ -364,7 +367,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       if (st == nullptr) st = std::make_unique<SeriesKeyState>();
       if (st->session_last == kNoClose || t - st->session_last >= s.session_gap_ms) {
         st->session_first = t;   // a new session: the old one's slices go
-        while (!st->slices.empty()) st->slices.pop_front();
+        st->slices.clear();
         st->max_stack.clear();
         st->min_stack.clear();
         st->distinct.clear();
@@ -379,7 +382,10 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     }
     if (k == nullptr) k = FindOrAdd(key_bytes);
     if (k == nullptr) return;   // rejected by the key limit
-    Prune(*k, t);
+    if (!pruned) {   // once per event: slices older than every window go
+      Prune(*k, t);
+      pruned = true;
+    }
     std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
     if (st == nullptr) st = std::make_unique<SeriesKeyState>();
     if (s.half_life_ms > 0) {   // ewma: decay to t, then add the value with weight 1
@@ -481,8 +487,7 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
   if (term.window.kind == WindowKind::kSession && closing_start == kNoClose) {
     // The session open at `now`: the key's if its last event is less than the gap before now,
     // else none yet (the event judged would start one).
-    KeyWindows* kw = Lookup(key_bytes);
-    const SeriesKeyState* st = kw == nullptr ? nullptr : kw->series[static_cast<size_t>(si)].get();
+    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     first = st != nullptr && st->session_last != kNoClose && now - st->session_last < size ? st->session_first : now;
   }
   if (term.baseline_ms > 0) {
@@ -700,19 +705,19 @@ void WindowState::Pack(std::string* out) const {
   msgpack::packer<msgpack::sbuffer> pk(buf);
   // With a key limit: least recently updated first (the LRU list, which the limit evicts from);
   // without: in byte order.
-  std::vector<const std::string*> order;
+  std::vector<const KeyWindows*> order;
   if (max_keys_ > 0) {
-    for (const KeyWindows* k = oldest_; k != nullptr; k = k->newer) order.push_back(&k->bytes);
+    for (const KeyWindows* k = oldest_; k != nullptr; k = k->newer) order.push_back(k);
   } else {
-    for (const auto& [bytes, k] : keys_) order.push_back(&bytes);
-    std::sort(order.begin(), order.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (const auto& [bytes, k] : keys_) order.push_back(k.get());
+    std::sort(order.begin(), order.end(), [](const KeyWindows* a, const KeyWindows* b) { return a->bytes < b->bytes; });
   }
   pk.pack_array(static_cast<uint32_t>(order.size()));
-  for (const std::string* bytes : order) {
-    const KeyWindows& k = *keys_.find(*bytes)->second;
+  for (const KeyWindows* key : order) {
+    const KeyWindows& k = *key;
     pk.pack_array(4);
-    pk.pack_bin(static_cast<uint32_t>(bytes->size()));
-    pk.pack_bin_body(bytes->data(), static_cast<uint32_t>(bytes->size()));
+    pk.pack_bin(static_cast<uint32_t>(k.bytes.size()));
+    pk.pack_bin_body(k.bytes.data(), static_cast<uint32_t>(k.bytes.size()));
     pk.pack(k.newest_end);
     pk.pack_array(static_cast<uint32_t>(k.series.size()));
     for (const auto& st : k.series) {
@@ -857,10 +862,11 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
         if (k->thresholds[j].next_end != kNoClose)
           closes_[k->thresholds[j].next_end - 1].push_back(Close{static_cast<int32_t>(j), k.get()});
       }
-      k->bytes = key;
-      k->order = KeyOrder(key);
+      k->bytes = std::move(key);
+      k->order = KeyOrder(k->bytes);
       KeyWindows* added = k.get();
-      if (!keys_.emplace(std::move(key), std::move(k)).second) throw std::runtime_error("a key twice");
+      const std::string_view view = added->bytes;
+      if (!keys_.emplace(view, std::move(k)).second) throw std::runtime_error("a key twice");
       if (max_keys_ > 0) Touch(added);   // in the order packed: least recently updated first
     }
   } catch (const std::exception& e) {

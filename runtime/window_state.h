@@ -190,6 +190,10 @@ class WindowState {
       v_.push_back(s);
     }
     void pop_front() { ++head_; }
+    void clear() {
+      v_.clear();
+      head_ = 0;
+    }
     Slice& operator[](size_t i) { return v_[head_ + i]; }
     std::vector<Slice>::const_iterator begin() const { return v_.begin() + static_cast<ptrdiff_t>(head_); }
     std::vector<Slice>::const_iterator end() const { return v_.end(); }
@@ -215,7 +219,7 @@ class WindowState {
     int64_t session_start = kNoClose;  // session: the open session's first event
   };
   struct KeyWindows {
-    std::string bytes;                                     // the key (as in keys_)
+    std::string bytes;                                     // the key (keys_ maps a view of it)
     KeyWindows* older = nullptr;                           // the LRU list, by last update
     KeyWindows* newer = nullptr;
     uint64_t order = 0;                                    // FNV-1a of bytes: close order
@@ -238,7 +242,8 @@ class WindowState {
   std::vector<int32_t> total_series_of_window_;  // fraction: the series of all events, else -1
   // [spec][type] -> series
   std::vector<std::vector<std::vector<int32_t>>> by_spec_type_;
-  absl::flat_hash_map<std::string, std::unique_ptr<KeyWindows>, BytesHash, BytesEq> keys_;
+  // Keyed by a view of each state's own `bytes` (the states never move: unique_ptr).
+  absl::flat_hash_map<std::string_view, std::unique_ptr<KeyWindows>, BytesHash, BytesEq> keys_;
   std::vector<Threshold> thresholds_;
   // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
   std::map<int64_t, std::vector<Close>> closes_;
