@@ -218,6 +218,7 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->total_series_of_window_ = total_series_of_window_;
   out->by_spec_type_ = by_spec_type_;
   out->thresholds_ = thresholds_;
+  out->thresholds_by_spec_type_ = thresholds_by_spec_type_;
   out->max_keys_ = max_keys_;
   out->evict_ = evict_;
   return out;
@@ -233,7 +234,19 @@ const std::vector<int32_t>& WindowState::SeriesFor(int32_t spec, int32_t type) c
 
 bool WindowState::HasSeriesFor(int32_t spec, int32_t type) const { return !SeriesFor(spec, type).empty(); }
 
-void WindowState::AddThreshold(Threshold t) { thresholds_.push_back(std::move(t)); }
+void WindowState::AddThreshold(Threshold t) {
+  const int32_t index = static_cast<int32_t>(thresholds_.size());
+  if (t.spec >= 0) {
+    if (thresholds_by_spec_type_.size() <= static_cast<size_t>(t.spec))
+      thresholds_by_spec_type_.resize(static_cast<size_t>(t.spec) + 1);
+    auto& by_type = thresholds_by_spec_type_[static_cast<size_t>(t.spec)];
+    for (int32_t type : t.types) {
+      if (by_type.size() <= static_cast<size_t>(type)) by_type.resize(static_cast<size_t>(type) + 1);
+      by_type[static_cast<size_t>(type)].push_back(index);
+    }
+  }
+  thresholds_.push_back(std::move(t));
+}
 
 // The key's state, remembering the last one asked for (the terms of one condition or one emit
 // read the same key one after another).
@@ -331,9 +344,15 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
   KeyWindows* k = nullptr;
   bool pruned = false;
   // Windows of `when` rules that now hold an event of this key (before any `where`).
-  for (size_t i = 0; i < thresholds_.size(); ++i) {
+  static const std::vector<int32_t> kNone;
+  const std::vector<int32_t>& reading =
+      static_cast<size_t>(spec) < thresholds_by_spec_type_.size() &&
+              static_cast<size_t>(event.type_id()) < thresholds_by_spec_type_[static_cast<size_t>(spec)].size()
+          ? thresholds_by_spec_type_[static_cast<size_t>(spec)][static_cast<size_t>(event.type_id())]
+          : kNone;
+  for (const int32_t index : reading) {
+    const size_t i = static_cast<size_t>(index);
     const Threshold& th = thresholds_[i];
-    if (th.spec != spec || std::find(th.types.begin(), th.types.end(), event.type_id()) == th.types.end()) continue;
     if (k == nullptr) k = FindOrAdd(key_bytes);
     if (k == nullptr) return;   // rejected by the key limit
     ThresholdKeyState& ts = k->thresholds[i];

@@ -245,6 +245,7 @@ class WindowState {
   // Keyed by a view of each state's own `bytes` (the states never move: unique_ptr).
   absl::flat_hash_map<std::string_view, std::unique_ptr<KeyWindows>, BytesHash, BytesEq> keys_;
   std::vector<Threshold> thresholds_;
+  std::vector<std::vector<std::vector<int32_t>>> thresholds_by_spec_type_;   // [spec][type] -> thresholds
   // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
   std::map<int64_t, std::vector<Close>> closes_;
   KeyWindows* FindOrAdd(std::string_view key_bytes);   // null: rejected by the limit
