@@ -693,7 +693,7 @@ bool SameWindow(const WindowSpec& a, const WindowSpec& b) {
   return a.kind == b.kind && a.sizes_ms == b.sizes_ms && a.every_ms == b.every_ms;
 }
 
-// The tumbling and sliding windows of `program`'s terms must all be `window` (set by the first one
+// The tumbling, sliding and session windows of `program`'s terms must all be `window` (set by the first one
 // when it has none yet); false otherwise.
 bool OneWindow(const ExprProgram& program, WindowSpec* window, bool* have) {
   for (const ExprProgram::WindowTerm& t : program.windows) {

@@ -98,6 +98,31 @@ uint64_t MatchIdOf(const std::string& head, const std::vector<std::pair<int64_t,
   return h;
 }
 
+TEST_CASE("api: a when rule's alert has kind window, its window's bounds and the match id of kind w") {
+  auto rules = Compile(
+      "event A { id: string  price: float  at: timestamp  time at  key id }\n"
+      "rule busy { key id  when count(A over tumbling 1m) >= 2  emit { n: count(A over tumbling 1m) } }\n");
+  std::vector<Seen> seen;
+  std::vector<std::pair<int64_t, int64_t>> windows;
+  std::unique_ptr<Matcher> m;
+  REQUIRE(Matcher::Create(rules, {}, [&](const Alert& a) {
+            CHECK(a.kind() == AlertKind::kWindow);
+            CHECK(a.event_count() == 0);
+            windows.emplace_back(a.window_start_ms(), a.window_end_ms());
+            seen.push_back(Keep(a));
+          }, &m).ok());
+  // kT0 is a whole minute: two events in [kT0, kT0 + 1m), one in the next minute.
+  REQUIRE(m->PushJson(Json("A", "k1", 1, kT0 + 1000)).ok());
+  REQUIRE(m->PushJson(Json("A", "k1", 2, kT0 + 59999)).ok());
+  REQUIRE(m->PushJson(Json("A", "k1", 3, kT0 + 60000)).ok());
+  REQUIRE(m->Finish().ok());
+  REQUIRE(seen.size() == 1);
+  CHECK(windows[0] == std::make_pair(kT0, kT0 + 60000));
+  CHECK(seen[0].detection == kT0 + 60000);
+  CHECK(seen[0].fields == std::vector<std::string>{"n=2"});
+  CHECK(seen[0].id_value == MatchIdOf("busy\x1f\"k1\"\x1fw", {{kT0, kT0 + 60000}}));
+}
+
 TEST_CASE("api: a rule error is a Status with code, rule and file:line:col, and diagnostics") {
   std::shared_ptr<const Rules> rules;
   std::vector<Diagnostic> diags;

@@ -275,8 +275,12 @@ class Alert {
   // 16 lowercase hex digits, stable across replays of the same input (matching.md §8).
   std::string match_id() const;
   uint64_t match_id_value() const;
+  // kWindow: the window [start, end) of the `when` rule that closed (detection_ms is its end);
+  // 0 for other kinds.
+  int64_t window_start_ms() const;
+  int64_t window_end_ms() const;
 
-  // The emit fields (kMatch) or `on timeout emit` fields (kTimeout), in declaration order.
+  // The emit fields (kMatch, kWindow) or `on timeout emit` fields (kTimeout), in declaration order.
   // A field without a value (matching.md "No value") is a null Value.
   size_t field_count() const;
   std::string_view field_name(size_t i) const;
