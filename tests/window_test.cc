@@ -66,116 +66,27 @@ struct Term {
   }
 };
 
-// The `when` rules' test below still recomputes its window closes here (a `when` condition's
-// terms at a closing window [start, end) are not in tests/reference/windows.h yet); the emit test
-// uses the shared recomputation. The expected value of `term` at event `at` (an index into the
-// stream in processing order), or at a closing window.
+// A recomputed value, as the `when` test compares it with a threshold.
 struct Expected {
   bool has = false;
   bool is_float = false;
   double f = 0;
   int64_t i = 0;
-  double tolerance = 0;
 };
+
+Expected ToExpected(const ExprValue& v) {
+  Expected e;
+  e.has = v.has_value;
+  e.is_float = v.type.is(ScalarType::kFloat);
+  e.f = v.f;
+  e.i = v.i;
+  return e;
+}
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   if (a % b != 0 && ((a < 0) != (b < 0))) --q;
   return q;
-}
-
-int64_t Resolution(int64_t size) { return size <= 60000 ? 1 : size <= 3600000 ? 1000 : 60000; }
-
-// `closing`: a `when` rule's window [start, end) closes (every event before `end` processed), and
-// `at` is ignored.
-struct Closing {
-  bool on = false;
-  std::string key;
-  int64_t start = 0, end = 0;
-};
-
-Expected Recompute(const Term& term, const std::vector<Ev>& stream, size_t at, const Closing& closing = {}) {
-  Ev closing_event;
-  closing_event.key = closing.key;
-  closing_event.t = closing.end - 1;
-  const Ev& e = closing.on ? closing_event : stream[at];
-  const int type = term.type == "T" ? 0 : 1;
-  std::vector<const Ev*> in;   // the window's events (after where), in processing order
-  int64_t total = 0;           // fraction: every event of the type in the window
-  auto in_window = [&](int64_t t) {
-    if (closing.on && term.kind != 0) return t >= closing.start && t < closing.end;
-    switch (term.kind) {
-      case 0: {
-        const int64_t r = Resolution(term.size);
-        return FloorDiv(t, r) > FloorDiv(e.t - term.size, r);
-      }
-      case 1: return t >= FloorDiv(e.t, term.size) * term.size;
-      default: return t >= FloorDiv(e.t, term.every) * term.every;
-    }
-  };
-  const size_t last = closing.on ? stream.size() : at + 1;
-  for (size_t j = 0; j < last; ++j) {
-    const Ev& x = stream[j];
-    if (closing.on && x.t >= closing.end) break;   // (the stream is in processing order)
-    if (!closing.on && j == at && !term.current) break;
-    if (x.type != type || x.key != e.key || !in_window(x.t)) continue;
-    ++total;
-    if ((term.where || term.agg == "fraction") && !x.ok) continue;
-    in.push_back(&x);
-  }
-  Expected out;
-  auto value = [&](const Ev* x) { return term.field == "f" ? x->f : static_cast<double>(x->i); };
-  const bool is_float_field = term.field == "f";
-  double abs_sum = 0;
-  for (const Ev* x : in) abs_sum += std::fabs(value(x));
-  out.tolerance = 1e-9 * std::max(1.0, abs_sum);
-  const size_t n = in.size();
-  if (term.agg == "count") {
-    out.has = true;
-    out.i = static_cast<int64_t>(n);
-  } else if (term.agg == "fraction") {
-    out.has = total > 0;
-    out.is_float = true;
-    out.f = total > 0 ? static_cast<double>(n) / static_cast<double>(total) : 0;
-  } else if (term.agg == "distinct") {
-    out.has = true;
-    std::vector<std::string> values;
-    for (const Ev* x : in) values.push_back(term.field == "s" ? x->s : fmt::format("{}", x->i));
-    std::sort(values.begin(), values.end());
-    out.i = std::unique(values.begin(), values.end()) - values.begin();
-  } else if (term.agg == "sum") {
-    out.has = true;
-    out.is_float = is_float_field;
-    for (const Ev* x : in) {
-      if (is_float_field) out.f += x->f; else out.i += x->i;
-    }
-  } else if (n == 0) {
-    out.has = false;   // avg, min, max, variance, stddev, first, last of nothing
-  } else {
-    out.has = true;
-    if (term.agg == "avg" || term.agg == "variance" || term.agg == "stddev") {
-      out.is_float = true;
-      double sum = 0;
-      for (const Ev* x : in) sum += value(x);
-      const double mean = sum / static_cast<double>(n);
-      double m2 = 0;
-      for (const Ev* x : in) m2 += (value(x) - mean) * (value(x) - mean);
-      out.f = term.agg == "avg" ? mean : term.agg == "variance" ? m2 / static_cast<double>(n)
-                                                                  : std::sqrt(m2 / static_cast<double>(n));
-      out.tolerance = 1e-9 * std::max(1.0, abs_sum * abs_sum);
-    } else {
-      const Ev* pick = in.front();
-      for (const Ev* x : in) {
-        if (term.agg == "min" && value(x) < value(pick)) pick = x;
-        if (term.agg == "max" && value(x) > value(pick)) pick = x;
-      }
-      if (term.agg == "last") pick = in.back();
-      out.is_float = is_float_field;
-      out.f = pick->f;
-      out.i = pick->i;
-    }
-  }
-  return out;
 }
 
 Term RandomTerm(std::mt19937_64& rng) {
@@ -514,6 +425,7 @@ Term RandomWhenTerm(std::mt19937_64& rng, int kind, int64_t size, int64_t every,
 TEST_CASE("windows: when rules alert exactly for the windows a recomputation finds") {
   std::mt19937_64 rng(99);
   int alerts = 0, windows_judged = 0;
+  ExprEvaluator where_evaluator;
   for (int trial = 0; trial < 30; ++trial) {
     std::vector<Cond> conds;
     std::string rules;
@@ -595,11 +507,18 @@ TEST_CASE("windows: when rules alert exactly for the windows a recomputation fin
         }
         for (const auto& [start, end] : windows) {
           ++windows_judged;
-          Closing closing{true, key, start, end};
-          const Expected va = Recompute(c.a, stream, 0, closing);
+          // The shared recomputation (tests/reference/windows.h) of the condition's terms, in the
+          // order they were compiled (a, then b), over the closing window.
+          const std::vector<ExprProgram::WindowTerm>& terms = compiled.program->rules[static_cast<size_t>(r)].when->windows;
+          reference::WindowInstant closing{end - 1, true, 0, RecordView(), start};
+          const std::vector<reference::StreamEvent> events = KeyEvents(stream, s, key);
+          auto value = [&](size_t term) {
+            return ToExpected(reference::RecomputeWindow(terms.at(term), events, closing, where_evaluator).value);
+          };
+          const Expected va = value(0);
           bool holds = Compare(va, c.op_a, c.c_a);
-          if (c.join == "and") holds = holds && Compare(Recompute(c.b, stream, 0, closing), c.op_b, c.c_b);
-          if (c.join == "or") holds = holds || Compare(Recompute(c.b, stream, 0, closing), c.op_b, c.c_b);
+          if (c.join == "and") holds = holds && Compare(value(1), c.op_b, c.c_b);
+          if (c.join == "or") holds = holds || Compare(value(1), c.op_b, c.c_b);
           if (!holds) continue;
           std::string v = !va.has ? "none" : va.is_float ? "" : fmt::format("int {}", va.i);
           want.emplace_back(end, r, key, fmt::format("w{} \"{}\" [{}, {}) at {} v=", r, key, start, end, end));

@@ -164,7 +164,8 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
       default: inner.result_type = term.field_type; break;
     }
     const int64_t size = term.window.sizes_ms.at(0);
-    const int64_t c = FloorDiv(at.time_ms, size) * size;
+    const int64_t c = at.closing_start != std::numeric_limits<int64_t>::min() ? at.closing_start
+                                                                              : FloorDiv(at.time_ms, size) * size;
     RecomputedWindow out;
     double total = 0;
     int64_t windows = 0;
@@ -187,7 +188,10 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
   // `where` or not) that follow one another less than G apart up to the last, if that last is
   // less than G before τ; else none (the judged event would start one: from τ).
   int64_t session_from = at.time_ms;
-  if (term.window.kind == WindowKind::kSession) {
+  const bool closing = at.closing_start != std::numeric_limits<int64_t>::min() && term.window.kind != WindowKind::kLast;
+  if (closing) {
+    session_from = at.closing_start;   // the closing window's events: those from its start
+  } else if (term.window.kind == WindowKind::kSession) {
     const int64_t gap = term.window.sizes_ms.at(0);
     const std::vector<StreamEvent> before = Seen(term, key_events, at, /*with_current=*/false);
     if (!before.empty() && at.time_ms - before.back().time_ms < gap) {
@@ -197,8 +201,8 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
     }
   }
   for (const StreamEvent& x : Seen(term, key_events, at, term.including_current)) {
-    if (term.window.kind == WindowKind::kSession ? x.time_ms < session_from
-                                                 : !InWindow(term.window, x.time_ms, at.time_ms))
+    if (closing || term.window.kind == WindowKind::kSession ? x.time_ms < session_from
+                                                            : !InWindow(term.window, x.time_ms, at.time_ms))
       continue;
     ++total;
     if (!Passes(term, x.record, evaluator)) continue;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <span>
 
 #include "nfa/expr_program.h"
@@ -29,6 +30,9 @@ struct WindowInstant {
   bool after_events = false;
   int64_t seq = 0;
   RecordView current;   // invalid when after_events
+  // A `when` rule's window [closing_start, time_ms + 1) closing (after_events): its tumbling,
+  // sliding and session terms read that window; min(): none.
+  int64_t closing_start = std::numeric_limits<int64_t>::min();
 };
 
 struct RecomputedWindow {
