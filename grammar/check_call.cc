@@ -235,6 +235,20 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         (w.kind != ast::WindowKind::kHierarchical && e.window.sizes_ms.size() != 1)) {
       Error("E302", Span(scope.file, w), "a window needs exactly one size");
       ok = false;
+    } else if (w.kind == ast::WindowKind::kHierarchical) {
+      // language.md "Windows": levels, each dividing the next; the last is the window's length.
+      if (e.window.sizes_ms.size() < 2) {
+        Error("E302", Span(scope.file, w), "a hierarchical window needs at least two sizes, e.g. hierarchical [1h, 7d]");
+        ok = false;
+      }
+      for (size_t i = 1; i < e.window.sizes_ms.size(); ++i) {
+        const int64_t finer = e.window.sizes_ms[i - 1], coarser = e.window.sizes_ms[i];
+        if (finer > 0 && coarser > finer && coarser % finer != 0) {
+          Error("E302", SpanOr(scope.file, w.sizes[i], Span(scope.file, w)),
+                "each size of a hierarchical window must divide the next");
+          ok = false;
+        }
+      }
     }
     if (w.kind == ast::WindowKind::kSliding) {
       if (!w.every) {

@@ -101,6 +101,14 @@ struct WindowSpec {
   int64_t every_ms = 0;            // kSliding only
 };
 
+// `over T` and `over hierarchical [...]` windows end at the instant they are read at (the last T);
+// the others are windows of event time (tumbling, sliding, session).
+inline bool EndsAtInstant(const WindowSpec& w) {
+  return w.kind == WindowKind::kLast || w.kind == WindowKind::kHierarchical;
+}
+// The window's size: its one size, or a hierarchical window's last (its length).
+inline int64_t WindowLength(const WindowSpec& w) { return w.sizes_ms.empty() ? 0 : w.sizes_ms.back(); }
+
 // Hyperscan flags every `matches` regex is compiled with (HS_FLAG_SINGLEMATCH |
 // HS_FLAG_ALLOWEMPTY, mode HS_MODE_BLOCK); the checker compiled it with these already.
 extern const unsigned kRegexFlags;

@@ -697,7 +697,7 @@ bool SameWindow(const WindowSpec& a, const WindowSpec& b) {
 // when it has none yet); false otherwise.
 bool OneWindow(const ExprProgram& program, WindowSpec* window, bool* have) {
   for (const ExprProgram::WindowTerm& t : program.windows) {
-    if (t.ewma || t.window.kind == WindowKind::kLast) continue;
+    if (t.ewma || EndsAtInstant(t.window)) continue;
     if (!*have) {
       *window = t.window;
       *have = true;

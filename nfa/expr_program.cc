@@ -360,8 +360,8 @@ void ExprCompiler::CompileWindow(const BoundExpr& outer) {
   } else {
     t.window = e.window;
     if (!e.by_slots.empty()) Fail(Code::kUnsupported, e, "'by' in a windowed aggregate is not yet supported");
-    if (e.window.kind == WindowKind::kHierarchical) Fail(Code::kUnsupported, e, "hierarchical windows are not yet supported");
-    if (e.window.sizes_ms.size() != 1 || e.window.sizes_ms[0] <= 0 ||
+    if ((e.window.kind == WindowKind::kHierarchical ? e.window.sizes_ms.size() < 2 : e.window.sizes_ms.size() != 1) ||
+        e.window.sizes_ms[0] <= 0 ||
         (e.window.kind == WindowKind::kSliding &&
          (e.window.every_ms <= 0 || e.window.every_ms > e.window.sizes_ms[0]))) {
       Fail(Code::kInvalid, e, "bad window");
@@ -693,7 +693,7 @@ std::string DescribeWindowTerm(const ExprProgram::WindowTerm& t) {
       case WindowKind::kTumbling: window += fmt::format("tumbling {}ms", size); break;
       case WindowKind::kSliding: window += fmt::format("sliding {}ms every {}ms", size, t.window.every_ms); break;
       case WindowKind::kSession: window += fmt::format("session {}ms", size); break;
-      default: window += "?"; break;
+      case WindowKind::kHierarchical: window += fmt::format("hierarchical [{}]ms", fmt::join(t.window.sizes_ms, ", ")); break;
     }
   }
   if (t.where != nullptr) window += " where";

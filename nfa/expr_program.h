@@ -58,9 +58,8 @@
 // engine's per-key window state, or a test's reference recomputing it — through
 // EvalInput::windows (runtime/expr_eval.h); without a reader it has no value. CompileProgram
 // gives each term the id of its entry in Program::windows (shared by equal aggregates of rules
-// with the same key). `by`, session and hierarchical windows, baselines other than over a tumbling
-// window (or of distinct or fraction), and min/max/first/last of strings or lists are not compiled
-// yet: kUnsupported.
+// with the same key). `by`, baselines other than over a tumbling window (or of distinct or
+// fraction), and min/max/first/last of strings or lists are not compiled yet: kUnsupported.
 #pragma once
 
 #include <cstdint>

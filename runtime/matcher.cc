@@ -664,7 +664,7 @@ void Matcher::Impl::BuildWindows() {
   int64_t shortest = std::numeric_limits<int64_t>::max();
   for (const WindowAggregate& w : p.windows) {
     if (w.term.window.sizes_ms.empty()) continue;
-    shortest = std::min(shortest, w.term.window.sizes_ms[0]);
+    shortest = std::min(shortest, WindowLength(w.term.window));
     if (w.term.where != nullptr) window_eval_.Prepare(*w.term.where);
   }
   window_sweep_every_ = std::max<int64_t>(1000, shortest == std::numeric_limits<int64_t>::max() ? 1000 : shortest / 4);

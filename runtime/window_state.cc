@@ -104,6 +104,8 @@ int64_t WindowResolution(const WindowSpec& w) {
   switch (w.kind) {
     case WindowKind::kLast:
       return size <= 60'000 ? 1 : size <= 3'600'000 ? 1'000 : 60'000;
+    case WindowKind::kHierarchical:   // the coarsest level (checked: at least two sizes)
+      return w.sizes_ms.size() >= 2 ? w.sizes_ms[w.sizes_ms.size() - 2] : size;
     case WindowKind::kTumbling: return size;
     case WindowKind::kSliding: return std::gcd(size, w.every_ms);
     default: return 1;   // session: exact
@@ -192,7 +194,7 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     series_of_window_.push_back(s);
     total_series_of_window_.push_back(t.aggregate == AggregateKind::kFraction ? series_for(t, spec, false) : -1);
     const int64_t size = t.ewma ? kEwmaHorizonHalfLives * t.half_life_ms
-                                : (t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0]) + t.baseline_ms;
+                                : WindowLength(t.window) + t.baseline_ms;
     for (int32_t i : {s, total_series_of_window_.back()}) {
       if (i < 0) continue;
       Series& ser = series_[static_cast<size_t>(i)];
@@ -497,10 +499,10 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
     return ExprValue::Float(st->ewma_sum / st->ewma_weight);   // decaying both to `now` keeps the ratio
   }
   const int64_t r = s.resolution_ms;
-  const int64_t size = term.window.sizes_ms.empty() ? 0 : term.window.sizes_ms[0];
+  const int64_t size = WindowLength(term.window);
   // The first slice id in the window.
   const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
-  int64_t first = term.window.kind == WindowKind::kLast ? FloorDiv(now - size, r) + 1
+  int64_t first = EndsAtInstant(term.window) ? FloorDiv(now - size, r) + 1
                   : closing_start != kNoClose         ? FloorDiv(closing_start, r)
                                                       : FloorDiv(now, every) * every / r;
   if (term.window.kind == WindowKind::kSession && closing_start == kNoClose) {

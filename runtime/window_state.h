@@ -3,8 +3,8 @@
 //
 // A *series* is what equal aggregates share: the events of one type (of one key spec), after one
 // `where`, values of one field (none for a count), cut into slices of one resolution `r`
-// (language.md: `over T` → 1 ms / 1 s / 1 min by T; tumbling S → S; sliding S every E →
-// gcd(S, E)). Every window term of the program reads one series (fraction: two — its condition's
+// (language.md: `over T` → 1 ms / 1 s / 1 min by T; `over hierarchical [.., r, T]` → r; tumbling
+// S → S; sliding S every E → gcd(S, E)). Every window term of the program reads one series (fraction: two — its condition's
 // and all events'), whatever its window size or aggregate kind, so "avg over 7d", "count over 7d"
 // and "max over 1d" of one field in fifty rules are one series per key.
 //

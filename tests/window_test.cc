@@ -108,7 +108,8 @@ Term RandomTerm(std::mt19937_64& rng) {
     t.field = rng() % 2 ? "f" : "i";
   }
   if ((t.agg == "count" || (t.field == "f" && t.agg != "distinct")) && rng() % 4 == 0) t.type = "U";
-  switch (rng() % 7) {
+  switch (rng() % 8) {
+    case 7: t.kind = 0, t.size = 600000, t.window = "hierarchical [10s, 1m, 10m]"; break;
     case 6: t.kind = 3, t.size = 60000, t.window = "session 1m"; break;
     case 0: t.kind = 0, t.size = 30000, t.window = "30s"; break;
     case 1: t.kind = 0, t.size = 600000, t.window = "10m"; break;

@@ -46,8 +46,13 @@ bool InWindow(const WindowSpec& w, int64_t t, int64_t tau) {
       const int64_t e = w.every_ms;
       return t >= FloorDiv(tau, e) * e;
     }
+    case WindowKind::kHierarchical: {   // [r1, ..., rn]: floor(x.time / r(n-1)) > floor((τ − rn) / r(n-1))
+      const int64_t size = w.sizes_ms.back();
+      const int64_t r = w.sizes_ms.at(w.sizes_ms.size() - 2);
+      return FloorDiv(t, r) > FloorDiv(static_cast<__int128>(tau) - size, r);
+    }
     default:
-      return false;   // session, hierarchical: not in the language's evaluated subset
+      return false;   // session: not a bound on time alone (RecomputeWindow finds the session)
   }
 }
 
@@ -188,7 +193,7 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
   // `where` or not) that follow one another less than G apart up to the last, if that last is
   // less than G before τ; else none (the judged event would start one: from τ).
   int64_t session_from = at.time_ms;
-  const bool closing = at.closing_start != std::numeric_limits<int64_t>::min() && term.window.kind != WindowKind::kLast;
+  const bool closing = at.closing_start != std::numeric_limits<int64_t>::min() && !EndsAtInstant(term.window);
   if (closing) {
     session_from = at.closing_start;   // the closing window's events: those from its start
   } else if (term.window.kind == WindowKind::kSession) {
