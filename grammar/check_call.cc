@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "grammar/time_format.h"
 #include "grammar/check_internal.h"
 
 namespace vigil::check {
@@ -58,6 +59,7 @@ std::vector<std::string> AllFunctionNames() {
   for (const FunctionSig& f : kFunctions) names.emplace_back(f.name);
   names.emplace_back("ewma");
   names.emplace_back("baseline");
+  names.emplace_back("zscore");
   return names;
 }
 
@@ -146,7 +148,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       return ErrorExpr(span);
     }
     if (!aggregate) {
-      const bool known = name == "ewma" || name == "baseline" ||
+      const bool known = name == "ewma" || name == "baseline" || name == "zscore" ||
                          std::any_of(std::begin(kFunctions), std::end(kFunctions),
                                      [&](const FunctionSig& f) { return f.name == name; });
       if (known) {
@@ -280,7 +282,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     return e;
   }
 
-  if (name == "ewma" || name == "baseline") {
+  if (name == "ewma" || name == "baseline" || name == "zscore") {
     if (!scope.allow_window) {
       Error("E308", span, fmt::format("'{}' cannot be used here", name));
       return ErrorExpr(span);
@@ -317,16 +319,34 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         ok = false;
       }
     } else {
-      e.op = ExprOp::kBaseline;
+      // language.md "baseline", "zscore": the aggregate over the windows before the current one.
+      e.op = name == "zscore" ? ExprOp::kZScore : ExprOp::kBaseline;
       const ast::Operand* inner = SimpleOperand(call.args[0]);
       const auto* inner_call = inner != nullptr ? AsFwd<ast::Call>(*inner) : nullptr;
+      const SourceSpan inner_span = Span(scope.file, call.args[0]);
       if (inner_call == nullptr || !inner_call->over) {
-        Error("E302", Span(scope.file, call.args[0]),
-              "'baseline' needs a windowed aggregate, e.g. baseline(count(Login over 1h), 30d)");
+        Error("E302", inner_span,
+              fmt::format("'{}' needs a windowed aggregate, e.g. {}(count(Login over tumbling 1h), 30d)", name, name));
         return ErrorExpr(span);
       }
       BoundExpr agg = BindCall(*inner_call, scope);
       if (IsError(agg)) return ErrorExpr(span);
+      if (agg.window.kind != WindowKind::kTumbling && agg.window.kind != WindowKind::kSliding) {
+        Error("E302", inner_span,
+              fmt::format("'{}' compares windows with the windows before them: it needs a tumbling or sliding "
+                          "window, e.g. {}(sum(Transfer.amount over tumbling 1h), 30d)", name, name));
+        ok = false;
+      } else if (agg.aggregate == AggregateKind::kDistinct) {
+        Error("E302", inner_span,
+              fmt::format("'{}' of 'distinct' is not kept: a key keeps each value's last window only, not the "
+                          "distinct count of every past window; use count or sum", name));
+        ok = false;
+      } else if (agg.including_current) {
+        Error("E302", inner_span,
+              fmt::format("'including current' has no effect in '{}': its windows all end before the current one",
+                          name));
+        ok = false;
+      }
       e.args.push_back(std::move(agg));
     }
     std::optional<Value> d = BindConstant(call.args[1], scope.file, "the duration");
@@ -337,6 +357,16 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       return ErrorExpr(span);
     }
     e.duration_ms = d->i;
+    if (ok && e.op != ExprOp::kEwma) {   // the history holds at least one window start before the current one
+      const WindowSpec& w = e.args[0].window;
+      const int64_t step = w.kind == WindowKind::kSliding ? w.every_ms : WindowLength(w);
+      if (step > 0 && e.duration_ms < step) {
+        Error("E302", Span(scope.file, call.args[1]),
+              fmt::format("the history of '{}' holds no window: it must be at least {} (one window step)", name,
+                          FormatDuration(step)));
+        ok = false;
+      }
+    }
     if (!ok) return ErrorExpr(span);
     return e;
   }

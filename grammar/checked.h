@@ -64,6 +64,7 @@ enum class ExprOp : uint8_t {
   kWindowAggregate,  // `aggregate` over events of `event_type` in `window` (see fields below)
   kEwma,             // ewma(event_type.slot, duration_ms = half-life)
   kBaseline,         // baseline(args[0] = a kWindowAggregate, duration_ms = history)
+  kZScore,           // zscore(args[0] = a kWindowAggregate, duration_ms = history)
   kCall,             // scalar function `function` applied to args
   kNot, kNeg,        // unary: args[0]
   kAnd, kOr,         // binary: args[0], args[1]
@@ -135,7 +136,7 @@ struct BoundExpr {
   WindowSpec window;
   std::vector<int> by_slots;
   bool including_current = false;
-  int64_t duration_ms = 0;             // kEwma half-life, kBaseline history
+  int64_t duration_ms = 0;             // kEwma half-life, kBaseline and kZScore history
 };
 
 // ---- patterns -------------------------------------------------------------------------------

@@ -200,7 +200,7 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
       Series& ser = series_[static_cast<size_t>(i)];
       ser.horizon_ms = std::max(ser.horizon_ms, size + ser.resolution_ms);
       if (t.aggregate == AggregateKind::kDistinct && i == s) ser.distinct = true;
-      if ((t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax) && !t.ewma && t.baseline_ms == 0)
+      if ((t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax) && !t.ewma && (t.baseline_ms == 0 || t.zscore))
         ser.extremes = true;
     }
   }
@@ -489,6 +489,28 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
 
 ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
                             RecordView current, ExprEvaluator& evaluator, int64_t closing_start) {
+  if (term.ewma || term.baseline_ms == 0) return ReadValue(term, key_bytes, now, current, evaluator, closing_start);
+  // baseline / zscore: the history windows before the current one (its start: the closing
+  // window's, or the latest start containing `now`).
+  const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
+  const int32_t ti = total_series_of_window_[static_cast<size_t>(term.id)];
+  KeyWindows* k = Lookup(key_bytes);
+  const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
+  const SeriesKeyState* total = k == nullptr || ti < 0 ? nullptr : k->series[static_cast<size_t>(ti)].get();
+  const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : WindowLength(term.window);
+  const int64_t c = closing_start != kNoClose ? closing_start : FloorDiv(now, every) * every;
+  const History h = HistoryOf(term, series_[static_cast<size_t>(si)].resolution_ms, st, total, c);
+  if (h.windows == 0) return ExprValue::NoValue();
+  if (!term.zscore) return ExprValue::Float(h.mean);
+  if (!(h.stddev > 0)) return ExprValue::NoValue();   // a constant history: no scale to measure by
+  const ExprValue v = ReadValue(term, key_bytes, now, current, evaluator, closing_start);
+  if (!v.has_value) return ExprValue::NoValue();
+  const double x = v.type.is(ScalarType::kFloat) ? v.f : static_cast<double>(v.i);
+  return ExprValue::Float((x - h.mean) / h.stddev);
+}
+
+ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
+                                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start) {
   const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
   const Series& s = series_[static_cast<size_t>(si)];
   KeyWindows* k = Lookup(key_bytes);
@@ -510,10 +532,6 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
     // else none yet (the event judged would start one).
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     first = st != nullptr && st->session_last != kNoClose && now - st->session_last < size ? st->session_first : now;
-  }
-  if (term.baseline_ms > 0) {
-    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
-    return Baseline(term, st, closing_start != kNoClose ? closing_start : FloorDiv(now, size) * size);
   }
   const bool moments = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
@@ -629,67 +647,87 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
   return ExprValue::NoValue();
 }
 
-// The mean of the inner aggregate over the windows [c − k·S, c − (k − 1)·S), k = 1..H/S, where c
-// is the current window's start (language.md "baseline"): slices of resolution S are windows.
-ExprValue WindowState::Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t c) {
-  const int64_t size = term.window.sizes_ms[0];
-  const int64_t n = term.baseline_ms / size;
-  const int64_t hi = FloorDiv(c, size), lo = hi - n;
+// The inner aggregate of each window of the history before the current one (start c): the windows
+// that end by c, [c − (k−1)·E − S, c − (k−1)·E) for k = 1..H/E (E = S when tumbling: the
+// windows [c − k·S, c − (k−1)·S)), from the slices of resolution r
+// (which divides S and E) — language.md "baseline" and "zscore". Count and sum have a value in
+// every window (0 when empty); the others only where the window has events (fraction: where it
+// has events of the type). Their mean and population standard deviation (Welford).
+WindowState::History WindowState::HistoryOf(const ExprProgram::WindowTerm& term, int64_t r, const SeriesKeyState* st,
+                                            const SeriesKeyState* total, int64_t c) {
+  const int64_t size = WindowLength(term.window);
+  const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
+  const int64_t n = term.baseline_ms / every;
   const bool is_float = term.field_type.is(ScalarType::kFloat);
-  double total = 0;
-  __int128 itotal = 0;
-  int64_t windows = 0;   // with a value (count and sum: all n)
-  if (st != nullptr) {
-    auto from = std::lower_bound(st->slices.begin(), st->slices.end(), lo,
+  History h;
+  double sum = 0, running = 0, m2 = 0;
+  auto count_in = [](const SeriesKeyState* x, int64_t lo, int64_t hi, Acc* acc) {
+    if (x == nullptr) return;
+    auto from = std::lower_bound(x->slices.begin(), x->slices.end(), lo,
                                  [](const Slice& a, int64_t id) { return a.id < id; });
-    for (auto i = from; i != st->slices.end() && i->id < hi; ++i) {
-      const Slice& x = *i;
-      const double count = static_cast<double>(x.count);
-      double v = 0;
-      switch (term.aggregate) {
-        case AggregateKind::kCount: itotal += x.count; continue;
-        case AggregateKind::kSum:
-          if (is_float) total += x.fsum; else itotal += x.isum;
-          continue;
-        case AggregateKind::kAvg:
-          if (is_float) {
-            v = x.fsum / count;
-          } else if (term.field_type.is(ScalarType::kDuration)) {
-            int64_t q;
-            if (!RoundedMean(x.isum, x.count, &q)) continue;
-            v = static_cast<double>(q);
-          } else {
-            v = static_cast<double>(x.isum) / count;
-          }
-          break;
-        case AggregateKind::kMin:
-        case AggregateKind::kMax: {
-          const bool is_min = term.aggregate == AggregateKind::kMin;
-          v = is_float ? (x.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : is_min ? x.fmin : x.fmax)
-                       : static_cast<double>(is_min ? x.imin : x.imax);
-          break;
-        }
-        case AggregateKind::kFirst: v = is_float ? x.ffirst : static_cast<double>(x.ifirst); break;
-        case AggregateKind::kLast: v = is_float ? x.flast : static_cast<double>(x.ilast); break;
-        case AggregateKind::kVariance:
-        case AggregateKind::kStddev: {
-          const double var = x.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : std::max(0.0, x.m2 / count);
-          v = term.aggregate == AggregateKind::kVariance ? var : std::sqrt(var);
-          break;
-        }
-        default: return ExprValue::NoValue();   // distinct, fraction: not compiled
+    for (auto i = from; i != x->slices.end() && i->id < hi; ++i) acc->Merge(*i);
+  };
+  for (int64_t k = 1; k <= n; ++k) {
+    const int64_t start = c - (k - 1) * every - size;
+    const int64_t lo = FloorDiv(start, r), hi = FloorDiv(start + size, r);
+    Acc acc;
+    count_in(st, lo, hi, &acc);
+    const double count = static_cast<double>(acc.count);
+    double v = 0;
+    switch (term.aggregate) {
+      case AggregateKind::kCount: v = count; break;
+      case AggregateKind::kSum: v = is_float ? acc.fsum : static_cast<double>(acc.isum); break;
+      case AggregateKind::kFraction: {
+        Acc all;
+        count_in(total, lo, hi, &all);
+        if (all.count == 0) continue;
+        v = count / static_cast<double>(all.count);
+        break;
       }
-      total += v;
-      ++windows;
+      default: {
+        if (acc.count == 0) continue;
+        switch (term.aggregate) {
+          case AggregateKind::kAvg:
+            if (is_float) {
+              v = acc.fsum / count;
+            } else if (term.field_type.is(ScalarType::kDuration)) {
+              int64_t q;
+              if (!RoundedMean(acc.isum, acc.count, &q)) continue;
+              v = static_cast<double>(q);
+            } else {
+              v = static_cast<double>(acc.isum) / count;
+            }
+            break;
+          case AggregateKind::kMin:
+          case AggregateKind::kMax: {
+            const bool is_min = term.aggregate == AggregateKind::kMin;
+            v = is_float ? (acc.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : is_min ? acc.fmin : acc.fmax)
+                         : static_cast<double>(is_min ? acc.imin : acc.imax);
+            break;
+          }
+          case AggregateKind::kFirst: v = is_float ? acc.ffirst : static_cast<double>(acc.ifirst); break;
+          case AggregateKind::kLast: v = is_float ? acc.flast : static_cast<double>(acc.ilast); break;
+          case AggregateKind::kVariance:
+          case AggregateKind::kStddev: {
+            const double var = acc.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : std::max(0.0, acc.m2 / count);
+            v = term.aggregate == AggregateKind::kVariance ? var : std::sqrt(var);
+            break;
+          }
+          default: return History{};   // distinct: rejected by the checker
+        }
+      }
     }
+    ++h.windows;
+    sum += v;   // the mean is the sum over the count (as language.md writes it); Welford for M2
+    const double delta = v - running;
+    running += delta / static_cast<double>(h.windows);
+    m2 += delta * (v - running);
   }
-  if (term.aggregate == AggregateKind::kCount || term.aggregate == AggregateKind::kSum) {
-    // Empty windows count as 0: every one of the n windows is in the mean.
-    return ExprValue::Float((is_float && term.aggregate == AggregateKind::kSum ? total : static_cast<double>(itotal)) /
-                            static_cast<double>(n));
+  if (h.windows > 0) {
+    h.mean = sum / static_cast<double>(h.windows);
+    h.stddev = std::sqrt(std::max(0.0, m2 / static_cast<double>(h.windows)));
   }
-  if (windows == 0) return ExprValue::NoValue();
-  return ExprValue::Float(total / static_cast<double>(windows));
+  return h;
 }
 
 size_t WindowState::slices() const {

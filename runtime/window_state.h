@@ -231,7 +231,15 @@ class WindowState {
  private:
   WindowState() = default;
   void Prune(KeyWindows& k, int64_t now);
-  static ExprValue Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t current_start);
+  // Read without baseline / zscore (their current window's value).
+  ExprValue ReadValue(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
+                      RecordView current, ExprEvaluator& evaluator, int64_t closing_start);
+  struct History {
+    int64_t windows = 0;   // history windows where the aggregate has a value
+    double mean = 0, stddev = 0;
+  };
+  static History HistoryOf(const ExprProgram::WindowTerm& term, int64_t resolution_ms, const SeriesKeyState* st,
+                           const SeriesKeyState* total, int64_t current_start);
   // One value into a slice: its statistics and its running totals.
   static void AddValue(Slice& s, bool is_float, RecordView event, int slot);
   // After AddValue to the back slice: the extremes' stacks.

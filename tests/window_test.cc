@@ -56,13 +56,14 @@ struct Term {
   bool current = false;
   std::string half_life;   // ewma (agg "ewma")
   std::string baseline;    // the history of baseline(AGG(... over tumbling 1m), H), or ""
+  bool zscore = false;     // zscore(...) instead of baseline(...)
 
   std::string Text() const {
     std::string arg = field.empty() ? type : type + "." + field;
     if (agg == "ewma") return fmt::format("ewma({}, {})", arg, half_life);
     std::string w = where || agg == "fraction" ? " where ok" : "";
     const std::string text = fmt::format("{}({}{} over {}{})", agg, arg, w, window, current ? " including current" : "");
-    return baseline.empty() ? text : fmt::format("baseline({}, {})", text, baseline);
+    return baseline.empty() ? text : fmt::format("{}({}, {})", zscore ? "zscore" : "baseline", text, baseline);
   }
 };
 
@@ -120,11 +121,16 @@ Term RandomTerm(std::mt19937_64& rng) {
   }
   t.where = t.type == "T" && rng() % 3 == 0;
   t.current = rng() % 3 == 0;
-  if (t.agg != "distinct" && t.agg != "fraction" && rng() % 6 == 0) {   // a baseline of it
+  if (t.agg != "distinct" && rng() % 6 == 0) {   // a baseline or z-score of it
     static const char* kHistories[] = {"3m", "10m", "1h"};
-    t.kind = 1, t.size = 60000, t.window = "tumbling 1m";
+    if (rng() % 2 == 0) {
+      t.kind = 1, t.size = 60000, t.every = 0, t.window = "tumbling 1m";
+    } else {
+      t.kind = 2, t.size = 180000, t.every = 60000, t.window = "sliding 3m every 1m";
+    }
     t.current = false;
     t.baseline = kHistories[rng() % 3];
+    t.zscore = rng() % 2 == 0;
   }
   return t;
 }

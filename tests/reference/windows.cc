@@ -153,11 +153,14 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
                                  ExprEvaluator& evaluator) {
   if (term.ewma) return Ewma(term, key_events, at, evaluator);
   if (term.baseline_ms > 0) {
-    // "baseline": the inner aggregate of each whole window [c − k·S, c − (k−1)·S), k = 1..H/S,
-    // before the current window [c, c + S) — each read at its last instant, after every event up
-    // to it — averaged over the windows where it has a value (count and sum always have one).
+    // "baseline": the inner aggregate of each window that ends by the current window's start c,
+    // [c − (k−1)·E − S, c − (k−1)·E) for k = 1..H/E (E = S when tumbling) — each read as a closing window, after
+    // every event up to its end — averaged over the windows where it has a value (count and sum
+    // always have one). "zscore": (the current window's value − that mean) / the population
+    // standard deviation of those values.
     ExprProgram::WindowTerm inner = term;
     inner.baseline_ms = 0;
+    inner.zscore = false;
     switch (term.aggregate) {   // the inner aggregate's own type (the baseline's is float)
       case AggregateKind::kCount: inner.result_type = ValueType::Scalar(ScalarType::kInt); break;
       case AggregateKind::kAvg:
@@ -169,20 +172,42 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
       default: inner.result_type = term.field_type; break;
     }
     const int64_t size = term.window.sizes_ms.at(0);
-    const int64_t c = at.closing_start != std::numeric_limits<int64_t>::min() ? at.closing_start
-                                                                              : FloorDiv(at.time_ms, size) * size;
+    const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
+    const int64_t c = at.closing_start != std::numeric_limits<int64_t>::min()
+                          ? at.closing_start
+                          : static_cast<int64_t>(FloorDiv(at.time_ms, every)) * every;
     RecomputedWindow out;
-    double total = 0;
-    int64_t windows = 0;
-    for (int64_t k = 1; k <= term.baseline_ms / size; ++k) {
-      const RecomputedWindow w =
-          RecomputeWindow(inner, key_events, WindowInstant{c - (k - 1) * size - 1, true, 0, RecordView()}, evaluator);
+    std::vector<double> values;
+    for (int64_t k = 1; k <= term.baseline_ms / every; ++k) {
+      const int64_t start = c - (k - 1) * every - size;
+      WindowInstant closing{start + size - 1, true, 0, RecordView()};
+      closing.closing_start = start;
+      const RecomputedWindow w = RecomputeWindow(inner, key_events, closing, evaluator);
       out.abs_sum += w.abs_sum;
       if (!w.value.has_value) continue;
-      total += w.value.type.is(ScalarType::kFloat) ? w.value.f : static_cast<double>(w.value.i);
-      ++windows;
+      values.push_back(w.value.type.is(ScalarType::kFloat) ? w.value.f : static_cast<double>(w.value.i));
     }
-    if (windows > 0) out.value = ExprValue::Float(total / static_cast<double>(windows));
+    if (values.empty()) return out;
+    double total = 0;
+    for (double v : values) total += v;
+    const double mean = total / static_cast<double>(values.size());
+    if (!term.zscore) {
+      out.value = ExprValue::Float(mean);
+      return out;
+    }
+    double squares = 0;   // two passes: the mean, then the squared deviations
+    for (double v : values) squares += (v - mean) * (v - mean);
+    const double stddev = std::sqrt(squares / static_cast<double>(values.size()));
+    if (!(stddev > 0)) return out;
+    const RecomputedWindow now = RecomputeWindow(inner, key_events, at, evaluator);
+    if (!now.value.has_value) return out;
+    const double x = now.value.type.is(ScalarType::kFloat) ? now.value.f : static_cast<double>(now.value.i);
+    out.value = ExprValue::Float((x - mean) / stddev);
+    // The scale of the errors the engine may make (sums within 1e-9 of their magnitude, variances
+    // of its square), measured in standard deviations (WindowTolerance).
+    const double scale = std::max(1.0, out.abs_sum + now.abs_sum + std::fabs(x));
+    const bool squared = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
+    out.abs_sum = (squared ? scale * scale : scale) / stddev;
     return out;
   }
   // The window's events after `where`, in processing order; fraction: `where` picks the
@@ -321,7 +346,7 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
 double WindowTolerance(const ExprProgram::WindowTerm& term, const RecomputedWindow& r) {
   if (!r.value.has_value || !r.value.type.is(ScalarType::kFloat)) return 0;
   const double scale = std::max(1.0, r.abs_sum);
-  if (term.ewma) return 1e-9 * scale;
+  if (term.ewma || term.zscore) return 1e-9 * scale;
   if (term.baseline_ms > 0)   // a mean of the windows' values: exact ones too go through a division
     return 1e-9 * (term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev ? scale * scale : scale);
   switch (term.aggregate) {
