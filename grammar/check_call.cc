@@ -53,6 +53,14 @@ constexpr FunctionSig kFunctions[] = {
     {"distance_km", Function::kDistanceKm, "nnnn"},
 };
 
+// The first node of `e` that reads a pattern variable (a field of one, or an aggregate over a loop).
+const BoundExpr* FirstVariableRead(const BoundExpr& e) {
+  if (e.op == ExprOp::kVarField || e.op == ExprOp::kLoopAggregate) return &e;
+  for (const BoundExpr& a : e.args)
+    if (const BoundExpr* found = FirstVariableRead(a)) return found;
+  return nullptr;
+}
+
 std::vector<std::string> AllFunctionNames() {
   std::vector<std::string> names;
   for (const AggregateName& a : kAggregates) names.emplace_back(a.name);
@@ -212,9 +220,18 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       ExprScope inner;
       inner.file = scope.file;
       inner.current_type = type_id;
-      inner.rule = scope.rule;   // pattern variables: the step's own one is the event judged
+      inner.rule = scope.rule;   // pattern variables are bound, to be reported below
       BoundExpr where = BindCondition(*call.where, inner, "the window's 'where' condition");
       ok = ok && !IsError(where);
+      // language.md "Which events": a window's events are kept per key for every match and rule
+      // that reads them, so its `where` can see only the event it filters.
+      if (const BoundExpr* var = FirstVariableRead(where)) {
+        Error("E302", var->span,
+              "a window's 'where' sees only the aggregated event, not pattern variables (a key's windows are "
+              "shared by every match); to aggregate the events that share the judged event's field, use "
+              "'by FIELD'");
+        ok = false;
+      }
       e.has_where = true;
       e.args.push_back(std::move(where));
     } else if (*aggregate == AggregateKind::kFraction) {

@@ -383,8 +383,8 @@ void ExprCompiler::CompileWindow(const BoundExpr& outer) {
     if (t.baseline_ms < step) Fail(Code::kInvalid, outer, "a baseline's history holds no window");
   }
   if (e.has_where) {
-    if (ReadsVariables(e.args[0]))
-      Fail(Code::kUnsupported, e.args[0], "a window's 'where' that reads pattern variables is not yet supported");
+    if (ReadsVariables(e.args[0]))   // the checker's E302
+      Fail(Code::kInvalid, e.args[0], "a window's 'where' reads pattern variables");
     ExprCompileResult w = CompileExpr(e.args[0], schema_, e.event_type, {});
     if (!w.status.ok()) throw CompileError{w.status.code, w.status.message, w.status.span};
     t.where = std::make_shared<const ExprProgram>(std::move(w.program));
