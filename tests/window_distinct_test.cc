@@ -328,6 +328,7 @@ constexpr const char* kSwitchRules = R"(
 rule before { key k pattern c: T emit { n: distinct(T.s over 1h), total: count(T over 1h) } }
 rule with { key k pattern c: T emit { total: count(T over 1h), n: distinct(T.s over 1h including current) } }
 rule other { key k pattern c: T emit { total: count(T over 1h) } }
+rule cond { key k pattern c: T where distinct(T.s over 1h) >= 0 emit { total: count(T over 1h) } }
 )";
 
 TEST_CASE("window distinct: exact at the limit, a sketch from the value after it") {
@@ -344,15 +345,20 @@ TEST_CASE("window distinct: exact at the limit, a sketch from the value after it
     CHECK(m.counters().distinct_sketches == (j + 1 > kLimit ? 1u : 0u));
   }
   m.Finish();
-  REQUIRE(got.size() == 3u * (kLimit + 3));
+  REQUIRE(got.size() == 4u * (kLimit + 3));
   for (size_t a = 0; a < got.size(); ++a) {
-    const int j = static_cast<int>(a / 3);   // the event; the series held j values before it
+    const int j = static_cast<int>(a / 4);   // the event; the series held j values before it
     const Got& g = got[a];
     INFO("event ", j, " rule ", g.rule, ": ", g.text);
     const bool sketch = j > kLimit;   // the series switched as event kLimit (the limit + 1st value) was added
     if (g.rule == 2) {   // reads no distinct: never marked
       CHECK(g.rse == 0);
       CHECK(g.approximate.empty());
+      continue;
+    }
+    if (g.rule == 3) {   // its condition reads the distinct, its emit does not
+      CHECK(g.rse == (sketch ? kRse : 0));
+      CHECK(g.approximate == (sketch ? std::vector<uint8_t>{0} : std::vector<uint8_t>{}));
       continue;
     }
     const ExprValue& n = g.fields[g.rule == 0 ? 0 : 1];
@@ -374,7 +380,7 @@ TEST_CASE("window distinct: exact at the limit, a sketch from the value after it
   for (const OwnedRecord& rec : r.records) exact.Push(rec.view());
   exact.Finish();
   CHECK(exact.counters().distinct_sketches == 0);
-  CHECK(none[none.size() - 3].fields[0].i == kLimit);   // rule `before` at the last event
+  CHECK(none[none.size() - 4].fields[0].i == kLimit);   // rule `before` at the last event
 }
 
 TEST_CASE("window distinct: limit 0 counts exactly however many values") {
