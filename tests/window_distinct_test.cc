@@ -383,6 +383,39 @@ TEST_CASE("window distinct: exact at the limit, a sketch from the value after it
   CHECK(none[none.size() - 4].fields[0].i == kLimit);   // rule `before` at the last event
 }
 
+TEST_CASE("window distinct: a session series counts exactly again from its next session") {
+  // Session 1: 120 distinct values 100 ms apart (past the limit of 50); 30 s later, session 2: 20.
+  std::vector<Ev> stream;
+  for (int j = 0; j < 140; ++j)
+    stream.push_back({"k1", 1704067200000 + 100 * j + (j >= 120 ? 30'000 : 0), fmt::format("s{}", j), j});
+  // `keep` (no alerts) holds the key's window state over the gap: an hour's count.
+  Engine e = Build(
+      "rule r { key k pattern c: T emit { n: distinct(T.s over session 10s) } }\n"
+      "rule keep { key k pattern c: T where i < 0 emit { n: count(T over 1h) } }\n",
+      stream);
+  std::vector<Got> got;
+  MatcherOptions options;
+  options.distinct_exact_limit = 50;
+  Matcher m(e.program, options, Collect(&got));
+  for (const OwnedRecord& r : e.records) m.Push(r.view());
+  m.Finish();
+  REQUIRE(got.size() == 140u);
+  CHECK(m.counters().distinct_sketches == 1);
+  for (int j = 52; j < 120; ++j) {
+    CAPTURE(j);
+    CHECK(got[static_cast<size_t>(j)].rse == kRse);
+    CHECK(std::fabs(static_cast<double>(got[static_cast<size_t>(j)].fields[0].i - j)) <= 4 * kRse * j + 1);
+  }
+  // Event 120 starts session 2 (judged before it joins the windows: still the old sketch, an
+  // empty window); from event 121 on the new session is exact.
+  CHECK(got[120].fields[0].i == 0);
+  for (int j = 121; j < 140; ++j) {
+    CAPTURE(j);
+    CHECK(got[static_cast<size_t>(j)].rse == 0);
+    CHECK(got[static_cast<size_t>(j)].fields[0].i == j - 120);
+  }
+}
+
 TEST_CASE("window distinct: limit 0 counts exactly however many values") {
   const std::vector<Ev> stream = Distinct(12'000);
   // Alerts at the events around the default limit and at the last one.
