@@ -172,7 +172,6 @@ struct MatcherCounters {
   uint64_t keys_created = 0;
   uint64_t window_keys_evicted = 0;     // max_keys reached by window state, kEvictIdle
   uint64_t window_keys_rejected = 0;    // max_keys reached by window state, kRejectNew (events)
-  uint64_t distinct_sketches = 0;       // key series whose distinct count went past distinct_exact_limit
   // Current sizes (gauges).
   uint64_t runs_live = 0;               // held, including expired runs of chain rules not yet dropped (§10)
   uint64_t keys_live = 0;
@@ -183,6 +182,7 @@ struct MatcherCounters {
   uint64_t nodes_live = 0;
   uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
+  uint64_t distinct_sketches = 0;       // key series whose distinct count went past distinct_exact_limit (cumulative)
 };
 
 // Why an event that is not late was not taken (MatcherCallbacks::on_rejected).
