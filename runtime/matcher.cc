@@ -637,6 +637,7 @@ void Matcher::Impl::BuildWindows() {
       if (SameKeyFields(p.rules[r].checked->key, specs_[s], types)) spec_of_rule[r] = static_cast<int32_t>(s);
   windows_ = std::make_unique<WindowState>(p, spec_of_rule);
   windows_->SetLimit(options_.max_keys, options_.on_key_limit == MatcherOptions::OnKeyLimit::kEvictIdle);
+  windows_->SetDistinctLimit(options_.distinct_exact_limit);
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
     if (!rule.threshold) continue;

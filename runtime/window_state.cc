@@ -211,6 +211,7 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     if (by_type.size() <= static_cast<size_t>(s.event_type)) by_type.resize(static_cast<size_t>(s.event_type) + 1);
     by_type[static_cast<size_t>(s.event_type)].push_back(static_cast<int32_t>(i));
   }
+  BuildDistinctOfRule(program);   // sketch (window_state_distinct.cc)
 }
 
 std::unique_ptr<WindowState> WindowState::EmptyLike() const {
@@ -223,6 +224,8 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->thresholds_by_spec_type_ = thresholds_by_spec_type_;
   out->max_keys_ = max_keys_;
   out->evict_ = evict_;
+  out->distinct_limit_ = distinct_limit_;
+  out->distinct_of_rule_ = distinct_of_rule_;
   return out;
 }
 
@@ -392,6 +395,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
         st->max_stack.clear();
         st->min_stack.clear();
         st->distinct.clear();
+        st->sketch.reset();   // sketch: a new session counts exactly again
       }
       st->session_last = t;
       k->newest_end = std::max(k->newest_end, t + s.session_gap_ms);
@@ -438,7 +442,12 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
     if (s.extremes) PushExtremes(*st, s.is_float);
     if (s.distinct) {
       DistinctBytes(s, event, &scratch_);
-      st->distinct[scratch_] = id;
+      if (st->sketch != nullptr) {   // sketch: past the exact limit
+        st->sketch->Add(DistinctHash(s.is_string, scratch_), id);
+      } else {
+        st->distinct[scratch_] = id;
+        if (distinct_limit_ > 0 && st->distinct.size() > distinct_limit_) SwitchToSketch(s, *st);
+      }
     }
     k->newest_end = std::max(k->newest_end, (id + 1) * s.resolution_ms + s.horizon_ms);
   }
@@ -452,10 +461,12 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
     if (s.session_gap_ms > 0) continue;   // a session's slices go when the next session starts
     // A slice is in no window of the series once (id + 1) * r + horizon <= now.
     bool dropped = false;
+    size_t dropped_now = 0;
     while (!st->slices.empty() && (st->slices.front().id + 1) * s.resolution_ms + s.horizon_ms <= now) {
       st->slices.pop_front();
       ++st->dropped_since_rebase;
       dropped = true;
+      ++dropped_now;
     }
     if (dropped) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
@@ -484,6 +495,8 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
       absl::erase_if(st->distinct, [&](const auto& e) { return e.second < oldest; });
     }
+    if (dropped && st->sketch != nullptr)   // sketch
+      st->sketch->Prune(st->slices.empty() ? INT64_MAX : st->slices.front().id, dropped_now, st->slices.size());
   }
 }
 
@@ -537,7 +550,7 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(series)].get();
     if (st == nullptr) return;
-    if (distinct != nullptr)
+    if (distinct != nullptr && st->sketch == nullptr)   // (sketch: estimated below)
       for (const auto& e : st->distinct) *distinct += e.second >= first;
     auto from = std::lower_bound(st->slices.begin(), st->slices.end(), first,
                                  [](const Slice& a, int64_t id) { return a.id < id; });
@@ -567,6 +580,8 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
   Acc acc;
   int64_t distinct = 0;
   const bool want_distinct = term.aggregate == AggregateKind::kDistinct;
+  uint64_t current_hash = 0;
+  bool current_hashed = false;
   accumulate(si, &acc, want_distinct ? &distinct : nullptr);
   // `including current`: the event under test, if the series takes it.
   bool current_in = false;
@@ -585,13 +600,22 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
         DistinctBytes(s, current, &scratch_);
         const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
         bool seen = false;
-        if (st != nullptr) {
+        if (st != nullptr && st->sketch != nullptr) {   // sketch: the current value's hash joins the estimate
+          current_hash = DistinctHash(s.is_string, scratch_);
+          current_hashed = true;
+          seen = true;
+        } else if (st != nullptr) {
           const auto d = st->distinct.find(scratch_);
           seen = d != st->distinct.end() && d->second >= first;
         }
         if (!seen) ++distinct;
       }
     }
+  }
+  if (want_distinct && k != nullptr) {   // sketch: past the exact limit, an estimate rounded to an int
+    const SeriesKeyState* st = k->series[static_cast<size_t>(si)].get();
+    if (st != nullptr && st->sketch != nullptr)
+      distinct = std::llround(st->sketch->Estimate(first, sketch_registers_, current_hashed ? &current_hash : nullptr));
   }
   const bool empty = acc.count == 0;
   switch (term.aggregate) {
@@ -784,7 +808,7 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_nil();
         continue;
       }
-      pk.pack_array(4);
+      pk.pack_array(5);
       pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
@@ -823,6 +847,14 @@ void WindowState::Pack(std::string* out) const {
       pk.pack(st->ewma_time);
       pk.pack(st->session_first);
       pk.pack(st->session_last);
+      if (st->sketch == nullptr) {   // sketch
+        pk.pack_nil();
+      } else {
+        std::string sketch;
+        st->sketch->AppendTo(&sketch);
+        pk.pack_bin(static_cast<uint32_t>(sketch.size()));
+        pk.pack_bin_body(sketch.data(), static_cast<uint32_t>(sketch.size()));
+      }
     }
     pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 3));
     for (const ThresholdKeyState& ts : k.thresholds) {
@@ -857,7 +889,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       for (uint32_t s = 0; s < so.via.array.size; ++s) {
         const msgpack::object& o = so.via.array.ptr[s];
         if (o.is_nil()) continue;
-        if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) throw std::runtime_error("bad series");
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) throw std::runtime_error("bad series");
         auto st = std::make_unique<SeriesKeyState>();
         st->dropped_since_rebase = o.via.array.ptr[0].as<uint64_t>();
         const msgpack::object& sl = o.via.array.ptr[1];
@@ -907,6 +939,14 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
         st->ewma_time = e.via.array.ptr[2].as<int64_t>();
         st->session_first = e.via.array.ptr[3].as<int64_t>();
         st->session_last = e.via.array.ptr[4].as<int64_t>();
+        const msgpack::object& sk = o.via.array.ptr[4];   // sketch
+        if (!sk.is_nil()) {
+          if (sk.type != msgpack::type::BIN || !series_[s].distinct || !st->distinct.empty()) throw std::runtime_error("bad sketch");
+          st->sketch = std::make_unique<WindowedHyperLogLog>();
+          if (!WindowedHyperLogLog::ReadFrom(std::string_view(sk.via.bin.ptr, sk.via.bin.size), st->sketch.get()))
+            throw std::runtime_error("bad sketch");
+          if (sketch_registers_.size() < st->sketch->num_registers()) sketch_registers_.resize(st->sketch->num_registers());
+        }
         k->series[s] = std::move(st);
       }
       const msgpack::object& th = ko.via.array.ptr[3];

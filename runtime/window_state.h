@@ -16,7 +16,9 @@
 // session those from the session's first event. So count, sum, avg, fraction, first and last are
 // read from the running totals and min and max from monotonic stacks (kept only for series a
 // min or max reads) in O(log slices); variance and stddev combine the window's slices; a distinct
-// count scans the values, each kept with the last slice it was seen in. Slices older than every
+// count scans the values, each kept with the last slice it was seen in — until a key's series
+// holds more than SetDistinctLimit's number of them, when it switches to a windowed HyperLogLog
+// (runtime/window_distinct.h) for as long as the key's state lives. Slices older than every
 // window of the series go when the key is next updated (a session's when the next one starts).
 // An ewma series keeps a decayed sum and weight instead of slices; a baseline reads the slices
 // of its tumbling windows.
@@ -42,6 +44,7 @@
 #include "runtime/event.h"
 #include "runtime/expr_eval.h"
 #include "runtime/key_bytes_hash.h"
+#include "runtime/window_distinct.h"
 
 namespace vigil {
 
@@ -88,6 +91,21 @@ class WindowState {
   uint64_t evicted() const { return evicted_; }
   uint64_t rejected() const { return rejected_; }
   void set_counts(uint64_t evicted, uint64_t rejected) { evicted_ = evicted, rejected_ = rejected; }
+
+  // `distinct` (language.md "Aggregates"): exact while a key's series holds at most `limit`
+  // distinct values (0: always), then a windowed HyperLogLog for good — until the key's state
+  // is dropped, or for a session series until its next session. Before the first Add.
+  void SetDistinctLimit(size_t limit) { distinct_limit_ = limit; }
+  // Key series switched to a sketch so far (cumulative; kept by the matcher's snapshot).
+  uint64_t distinct_sketches() const { return distinct_sketches_; }
+  void set_distinct_sketches(uint64_t n) { distinct_sketches_ = n; }
+  // Whether an alert of `rule` for key `key_bytes` may carry an approximate distinct: the
+  // relative standard error of the sketch if the key holds as a sketch a series that a
+  // `distinct` of the rule reads (in a pattern condition, its `when`, emit or timeout emit),
+  // else 0. `field_flags` gets one flag per field of its emit (timeout: its `on timeout emit`):
+  // 1 if the field reads such a series.
+  double DistinctApproximation(int32_t rule, bool timeout, std::string_view key_bytes,
+                               std::vector<uint8_t>* field_flags);
 
   // Adds the event (its where decided here) to key `key_bytes`'s series of spec `spec`.
   void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
@@ -212,6 +230,8 @@ class WindowState {
     // session series: the current session's first and last event (of the type, before `where`).
     int64_t session_first = kNoClose, session_last = kNoClose;
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
+    // Past the distinct limit: the values as a windowed HyperLogLog (then `distinct` is empty).
+    std::unique_ptr<WindowedHyperLogLog> sketch;
   };
   struct ThresholdKeyState {
     int64_t next_end = kNoClose;       // the end of the next window to close (kNoClose: none)
@@ -270,6 +290,18 @@ class WindowState {
   bool evict_ = true;
   uint64_t evicted_ = 0, rejected_ = 0;
   std::string scratch_;
+  // Distinct counts past the exact limit (window_distinct.h).
+  size_t distinct_limit_ = 0;
+  uint64_t distinct_sketches_ = 0;
+  std::vector<uint8_t> sketch_registers_;   // a window's registers, for WindowedHyperLogLog::Estimate
+  void SwitchToSketch(const Series& s, SeriesKeyState& st);
+  void BuildDistinctOfRule(const Program& program);
+  // Per rule: the series its `distinct` terms read — anywhere, and per emit / timeout emit field.
+  struct RuleDistinct {
+    std::vector<int32_t> any;
+    std::vector<std::vector<int32_t>> emit, timeout_emit;
+  };
+  std::vector<RuleDistinct> distinct_of_rule_;
 };
 
 }  // namespace vigil
