@@ -210,6 +210,12 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
               fmt::format("'{}' cannot aggregate field '{}' of type {}", name, q->field->name,
                           TypeName(field_type)));
         ok = false;
+      } else if ((*aggregate == AggregateKind::kFirst || *aggregate == AggregateKind::kLast) && field_type.is_list()) {
+        // language.md "Aggregates": windows keep a slice's scalar values, not whole lists.
+        Error("E302", arg_span,
+              fmt::format("'{}' over a window keeps scalar values; field '{}' is {} (distinct and count take lists)",
+                          name, q->field->name, TypeName(field_type)));
+        ok = false;
       }
     } else if (*aggregate != AggregateKind::kCount && *aggregate != AggregateKind::kFraction) {
       Error("E302", arg_span,
@@ -357,6 +363,9 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         Error("E302", inner_span,
               fmt::format("'{}' of 'distinct' is not kept: a key keeps each value's last window only, not the "
                           "distinct count of every past window; use count or sum", name));
+        ok = false;
+      } else if (agg.type.is(ScalarType::kString)) {
+        Error("E302", inner_span, fmt::format("'{}' averages the windows' values: it needs a number, not a string", name));
         ok = false;
       } else if (agg.including_current) {
         Error("E302", inner_span,

@@ -368,12 +368,11 @@ void ExprCompiler::CompileWindow(const BoundExpr& outer) {
     }
     const bool value_kind = e.aggregate == AggregateKind::kMin || e.aggregate == AggregateKind::kMax ||
                             e.aggregate == AggregateKind::kFirst || e.aggregate == AggregateKind::kLast;
-    if ((value_kind && (t.field_type.is(ScalarType::kString) || t.field_type.is_list())) ||
-        (e.aggregate == AggregateKind::kDistinct && t.field_type.is_list())) {
-      Fail(Code::kUnsupported, e,
-           fmt::format("{} of a {} field over a window is not yet supported", AggregateName(e.aggregate),
-                       t.field_type.is_list() ? "list" : "string"));
-    }
+    if (value_kind && t.field_type.is_list())   // the checker's E302
+      Fail(Code::kInvalid, e, fmt::format("{} of a list field over a window", AggregateName(e.aggregate)));
+    if (baseline && t.field_type.is(ScalarType::kString) && e.aggregate != AggregateKind::kCount &&
+        e.aggregate != AggregateKind::kFraction && e.aggregate != AggregateKind::kDistinct)   // the checker's E302
+      Fail(Code::kInvalid, outer, "a baseline of strings");
   }
   if (baseline) {
     t.baseline_ms = outer.duration_ms;

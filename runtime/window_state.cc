@@ -37,6 +37,27 @@ void DistinctBytes(const WindowState::Series& s, RecordView event, std::string* 
     out->append(event.GetString(s.slot));
     return;
   }
+  if (s.is_list) {   // the elements in order: strings with their length, the rest as 8 bytes
+    const ListView list = event.GetList(s.slot);
+    for (uint32_t i = 0; i < list.size(); ++i) {
+      if (s.element == ScalarType::kString) {
+        const std::string_view v = list.GetString(i);
+        const uint32_t n = static_cast<uint32_t>(v.size());
+        out->append(reinterpret_cast<const char*>(&n), sizeof n);
+        out->append(v);
+        continue;
+      }
+      int64_t word = list.GetInt(i);
+      if (s.element == ScalarType::kFloat) {
+        double f = list.GetFloat(i);
+        if (f == 0) f = 0;
+        if (std::isnan(f)) f = std::numeric_limits<double>::quiet_NaN();
+        std::memcpy(&word, &f, sizeof word);
+      }
+      out->append(reinterpret_cast<const char*>(&word), sizeof word);
+    }
+    return;
+  }
   int64_t word;
   if (s.is_float) {
     double f = event.GetFloat(s.slot);
@@ -177,6 +198,8 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     s.session_gap_ms = !t.ewma && t.window.kind == WindowKind::kSession ? t.window.sizes_ms[0] : 0;
     s.is_float = s.slot >= 0 && t.field_type.is(ScalarType::kFloat);
     s.is_string = s.slot >= 0 && t.field_type.is(ScalarType::kString);
+    s.is_list = s.slot >= 0 && t.field_type.is_list();
+    s.element = t.field_type.scalar;
     s.where = with_where ? t.where.get() : nullptr;
     s.resolution_ms = t.ewma ? 1 : WindowResolution(t.window);
     const std::string where_text = s.where != nullptr ? DumpExprProgram(*s.where) : "";
@@ -200,8 +223,10 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
       Series& ser = series_[static_cast<size_t>(i)];
       ser.horizon_ms = std::max(ser.horizon_ms, size + ser.resolution_ms);
       if (t.aggregate == AggregateKind::kDistinct && i == s) ser.distinct = true;
-      if ((t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax) && !t.ewma && (t.baseline_ms == 0 || t.zscore))
-        ser.extremes = true;
+      const bool extreme = t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax;
+      if (extreme && !t.ewma && (t.baseline_ms == 0 || t.zscore)) ser.extremes = true;
+      if (i == s && ser.is_string && (extreme || t.aggregate == AggregateKind::kFirst || t.aggregate == AggregateKind::kLast))
+        ser.strings = true;
     }
   }
   for (size_t i = 0; i < series_.size(); ++i) {
@@ -395,6 +420,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
         st->max_stack.clear();
         st->min_stack.clear();
         st->distinct.clear();
+        st->strings.clear();
         st->sketch.reset();   // sketch: a new session counts exactly again
       }
       st->session_last = t;
@@ -439,11 +465,23 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       st->slices.push_back(fresh);
     }
     AddValue(st->slices.back(), s.is_float, event, s.slot);   // (its running totals too)
-    if (s.extremes) PushExtremes(*st, s.is_float);
+    if (s.strings) {
+      const std::string_view v = event.GetString(s.slot);
+      if (st->strings.empty() || st->strings.back().id != id) {
+        st->strings.push_back(StringSlice{id, std::string(v), std::string(v), std::string(v), std::string(v)});
+      } else {
+        StringSlice& b = st->strings.back();
+        if (v < b.min) b.min.assign(v);
+        if (v > b.max) b.max.assign(v);
+        b.last.assign(v);
+      }
+    } else if (s.extremes) {
+      PushExtremes(*st, s.is_float);
+    }
     if (s.distinct) {
       DistinctBytes(s, event, &scratch_);
       if (st->sketch != nullptr) {   // sketch: past the exact limit
-        st->sketch->Add(DistinctHash(s.is_string, scratch_), id);
+        st->sketch->Add(DistinctHash(s.is_string || s.is_list, scratch_), id);
       } else {
         st->distinct[scratch_] = id;
         if (distinct_limit_ > 0 && st->distinct.size() > distinct_limit_) SwitchToSketch(s, *st);
@@ -490,6 +528,10 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
         }
         st->dropped_since_rebase = 0;
       }
+    }
+    if (dropped && !st->strings.empty()) {
+      const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
+      while (!st->strings.empty() && st->strings.front().id < oldest) st->strings.pop_front();
     }
     if (dropped && !st->distinct.empty()) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
@@ -568,7 +610,7 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
     acc->nan = z.cum_nan - (a.cum_nan - a.nan);
     acc->any = acc->count > 0;
     acc->ifirst = a.ifirst, acc->ffirst = a.ffirst, acc->ilast = z.ilast, acc->flast = z.flast;
-    if (term.aggregate == AggregateKind::kMin || term.aggregate == AggregateKind::kMax) {
+    if ((term.aggregate == AggregateKind::kMin || term.aggregate == AggregateKind::kMax) && !s.strings) {
       auto extreme = [&](const std::vector<Extreme>& stack) {   // the stacks hold the back slice
         return *std::lower_bound(stack.begin(), stack.end(), first,
                                  [](const Extreme& e, int64_t id) { return e.id < id; });
@@ -601,7 +643,7 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
         const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
         bool seen = false;
         if (st != nullptr && st->sketch != nullptr) {   // sketch: the current value's hash joins the estimate
-          current_hash = DistinctHash(s.is_string, scratch_);
+          current_hash = DistinctHash(s.is_string || s.is_list, scratch_);
           current_hashed = true;
           seen = true;
         } else if (st != nullptr) {
@@ -618,6 +660,39 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
       distinct = std::llround(st->sketch->Estimate(first, sketch_registers_, current_hashed ? &current_hash : nullptr));
   }
   const bool empty = acc.count == 0;
+  if (s.strings && term.aggregate != AggregateKind::kCount && term.aggregate != AggregateKind::kDistinct &&
+      term.aggregate != AggregateKind::kFraction) {
+    // min/max/first/last of strings: the window's string slices (O(slices)), then the current event.
+    if (empty) return ExprValue::NoValue();
+    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
+    std::string_view best;
+    bool any = false;
+    if (st != nullptr) {
+      auto from = std::lower_bound(st->strings.begin(), st->strings.end(), first,
+                                   [](const StringSlice& a, int64_t id) { return a.id < id; });
+      for (auto i = from; i != st->strings.end(); ++i) {
+        const std::string_view v = term.aggregate == AggregateKind::kMin   ? i->min
+                                   : term.aggregate == AggregateKind::kMax ? i->max
+                                   : term.aggregate == AggregateKind::kFirst ? i->first
+                                                                             : i->last;
+        if (!any || (term.aggregate == AggregateKind::kMin && v < best) ||
+            (term.aggregate == AggregateKind::kMax && v > best) || term.aggregate == AggregateKind::kLast) {
+          best = v;
+        }
+        any = true;
+        if (term.aggregate == AggregateKind::kFirst) break;
+      }
+    }
+    if (current_in) {
+      const std::string_view v = current.GetString(s.slot);
+      if (!any || (term.aggregate == AggregateKind::kMin && v < best) ||
+          (term.aggregate == AggregateKind::kMax && v > best) || term.aggregate == AggregateKind::kLast) {
+        best = v;
+      }
+      any = true;
+    }
+    return any ? ExprValue::String(best) : ExprValue::NoValue();
+  }
   switch (term.aggregate) {
     case AggregateKind::kCount: return ExprValue::Int(acc.count);
     case AggregateKind::kDistinct: return ExprValue::Int(distinct);
@@ -808,7 +883,7 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_nil();
         continue;
       }
-      pk.pack_array(5);
+      pk.pack_array(6);
       pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
@@ -855,6 +930,11 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_bin(static_cast<uint32_t>(sketch.size()));
         pk.pack_bin_body(sketch.data(), static_cast<uint32_t>(sketch.size()));
       }
+      pk.pack_array(static_cast<uint32_t>(st->strings.size() * 5));   // string slices: id, min, max, first, last
+      for (const StringSlice& x : st->strings) {
+        pk.pack(x.id);
+        for (const std::string* v : {&x.min, &x.max, &x.first, &x.last}) pk.pack(*v);
+      }
     }
     pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 3));
     for (const ThresholdKeyState& ts : k.thresholds) {
@@ -889,7 +969,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       for (uint32_t s = 0; s < so.via.array.size; ++s) {
         const msgpack::object& o = so.via.array.ptr[s];
         if (o.is_nil()) continue;
-        if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) throw std::runtime_error("bad series");
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) throw std::runtime_error("bad series");
         auto st = std::make_unique<SeriesKeyState>();
         st->dropped_since_rebase = o.via.array.ptr[0].as<uint64_t>();
         const msgpack::object& sl = o.via.array.ptr[1];
@@ -946,6 +1026,20 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           if (!WindowedHyperLogLog::ReadFrom(std::string_view(sk.via.bin.ptr, sk.via.bin.size), st->sketch.get()))
             throw std::runtime_error("bad sketch");
           if (sketch_registers_.size() < st->sketch->num_registers()) sketch_registers_.resize(st->sketch->num_registers());
+        }
+        const msgpack::object& str = o.via.array.ptr[5];   // string slices
+        if (str.type != msgpack::type::ARRAY || str.via.array.size % 5 != 0 ||
+            (str.via.array.size > 0 && !series_[s].strings))
+          throw std::runtime_error("bad string slices");
+        for (uint32_t j = 0; j < str.via.array.size; j += 5) {
+          StringSlice x;
+          x.id = str.via.array.ptr[j].as<int64_t>();
+          x.min = str.via.array.ptr[j + 1].as<std::string>();
+          x.max = str.via.array.ptr[j + 2].as<std::string>();
+          x.first = str.via.array.ptr[j + 3].as<std::string>();
+          x.last = str.via.array.ptr[j + 4].as<std::string>();
+          if (!st->strings.empty() && x.id <= st->strings.back().id) throw std::runtime_error("bad string slices");
+          st->strings.push_back(std::move(x));
         }
         k->series[s] = std::move(st);
       }

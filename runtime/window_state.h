@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -62,7 +63,9 @@ class WindowState {
     int32_t event_type = -1;
     int32_t slot = -1;              // -1: count only
     bool is_float = false;          // the field is a float (else int-like)
-    bool is_string = false;         // (distinct only)
+    bool is_string = false;         // (distinct, and min/max/first/last through `strings`)
+    bool is_list = false;           // (distinct only: a list is one value, its elements in order)
+    ScalarType element = ScalarType::kInt;   // a list's elements
     const ExprProgram* where = nullptr;
     int64_t resolution_ms = 1;
     int64_t half_life_ms = 0;       // > 0: an ewma (no slices: a decayed sum and weight)
@@ -70,6 +73,7 @@ class WindowState {
     int64_t horizon_ms = 0;         // the longest window over it: slices older than that go
     bool distinct = false;          // some term counts distinct values
     bool extremes = false;          // some term reads min or max (the stacks are kept)
+    bool strings = false;           // a string field some term reads min/max/first/last of
     std::string text;               // share key
   };
 
@@ -220,8 +224,15 @@ class WindowState {
     std::vector<Slice> v_;
     size_t head_ = 0;
   };
+  // Per slice of a string series read by min/max/first/last (Series::strings): its events' least,
+  // greatest, first and last value.
+  struct StringSlice {
+    int64_t id = 0;
+    std::string min, max, first, last;
+  };
   struct SeriesKeyState {
     SliceRing slices;
+    std::deque<StringSlice> strings;   // Series::strings: one per slice, the same ids
     std::vector<Extreme> max_stack, min_stack;   // derived from the slices (not in snapshots)
     size_t dropped_since_rebase = 0;             // slices dropped since the running totals restarted
     // ewma: Σ vᵢ·2^(−(t − tᵢ)/H) and Σ 2^(−(t − tᵢ)/H) as of t = ewma_time (kNoClose: no event).

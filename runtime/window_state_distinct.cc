@@ -11,7 +11,7 @@ namespace vigil {
 // Every value kept (each at its last slice) goes into the sketch; the exact set is freed.
 void WindowState::SwitchToSketch(const Series& s, SeriesKeyState& st) {
   st.sketch = std::make_unique<WindowedHyperLogLog>();
-  for (const auto& [bytes, id] : st.distinct) st.sketch->Add(DistinctHash(s.is_string, bytes), id);
+  for (const auto& [bytes, id] : st.distinct) st.sketch->Add(DistinctHash(s.is_string || s.is_list, bytes), id);
   decltype(st.distinct)().swap(st.distinct);
   if (sketch_registers_.size() < st.sketch->num_registers()) sketch_registers_.resize(st.sketch->num_registers());
   ++distinct_sketches_;

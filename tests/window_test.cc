@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -107,6 +108,8 @@ Term RandomTerm(std::mt19937_64& rng) {
     t.field = rng() % 2 ? "s" : "i";
   } else if (t.agg != "count" && t.agg != "fraction") {
     t.field = rng() % 2 ? "f" : "i";
+    const bool by_value = t.agg == "min" || t.agg == "max" || t.agg == "first" || t.agg == "last";
+    if (by_value && rng() % 3 == 0) t.field = "s";   // strings: by bytes
   }
   if ((t.agg == "count" || (t.field == "f" && t.agg != "distinct")) && rng() % 4 == 0) t.type = "U";
   switch (rng() % 8) {
@@ -121,7 +124,7 @@ Term RandomTerm(std::mt19937_64& rng) {
   }
   t.where = t.type == "T" && rng() % 3 == 0;
   t.current = rng() % 3 == 0;
-  if (t.agg != "distinct" && rng() % 6 == 0) {   // a baseline or z-score of it
+  if (t.agg != "distinct" && t.field != "s" && rng() % 6 == 0) {   // a baseline or z-score of it
     static const char* kHistories[] = {"3m", "10m", "1h"};
     if (rng() % 2 == 0) {
       t.kind = 1, t.size = 60000, t.every = 0, t.window = "tumbling 1m";
@@ -195,7 +198,8 @@ Setup Build(const std::vector<Term>& terms, const std::vector<Ev>& stream) {
 struct Got {
   int rule = 0;
   int64_t seq = 0;
-  ExprValue v;
+  ExprValue v;                                // a string views `owned` (the alert's is valid only in the callback)
+  std::shared_ptr<const std::string> owned;
   std::string text;
 };
 
@@ -206,6 +210,10 @@ MatcherCallbacks Collect(std::vector<Got>* out) {
     g.rule = a.rule;
     g.seq = a.events.back().seq;
     g.v = a.fields[0];
+    if (g.v.has_value && g.v.type.is(ScalarType::kString)) {
+      g.owned = std::make_shared<const std::string>(g.v.s);
+      g.v.s = *g.owned;
+    }
     g.text = fmt::format("r{} {} {} {:016x} {}", a.rule, a.key_text, g.seq, a.match_id, test::FormatExprValue(g.v));
     out->push_back(g);
   };
@@ -244,7 +252,11 @@ void CheckValue(const ExprValue& got, const reference::RecomputedWindow& want,
   } else {
     REQUIRE_FALSE(got.type.is(ScalarType::kFloat));
     CHECK(got.type.scalar == want.value.type.scalar);
-    CHECK(got.i == want.value.i);
+    if (want.value.type.is(ScalarType::kString)) {
+      CHECK(got.s == want.value.s);
+    } else {
+      CHECK(got.i == want.value.i);
+    }
   }
 }
 

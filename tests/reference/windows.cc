@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace vigil::reference {
 namespace {
 
@@ -103,6 +105,21 @@ FieldValue Field(const ExprProgram::WindowTerm& term, RecordView x) {
     v.f = x.GetFloat(term.slot);
   } else if (term.field_type.is(ScalarType::kString)) {
     v.s = std::string(x.GetString(term.slot));
+  } else if (term.field_type.is_list()) {   // distinct: the elements in order, each as text
+    const ListView list = x.GetList(term.slot);
+    for (uint32_t i = 0; i < list.size(); ++i) {
+      std::string e;
+      switch (term.field_type.scalar) {
+        case ScalarType::kString: e = std::string(list.GetString(i)); break;
+        case ScalarType::kFloat: {
+          const double f = list.GetFloat(i);
+          e = std::isnan(f) ? "nan" : fmt::format("{}", f == 0 ? 0.0 : f);
+          break;
+        }
+        default: e = std::to_string(list.GetInt(i)); break;
+      }
+      v.s += std::to_string(e.size()) + ":" + e + ";";
+    }
   } else {
     v.i = x.GetInt(term.slot);   // int, bool, timestamp, duration
   }
@@ -254,7 +271,8 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
       break;
     case AggregateKind::kDistinct: {
       std::set<std::string> values;
-      for (const FieldValue& v : in) values.insert(DistinctKey(v, term.field_type.is(ScalarType::kString)));
+      for (const FieldValue& v : in)
+        values.insert(DistinctKey(v, term.field_type.is(ScalarType::kString) || term.field_type.is_list()));
       out.value = ExprValue::Int(static_cast<int64_t>(values.size()));
       break;
     }
@@ -299,6 +317,13 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
     case AggregateKind::kMax: {
       if (n == 0) break;
       const bool is_min = term.aggregate == AggregateKind::kMin;
+      if (term.field_type.is(ScalarType::kString)) {   // by bytes
+        std::string best = in[0].s;
+        for (const FieldValue& v : in) best = is_min ? std::min(best, v.s) : std::max(best, v.s);
+        out.text = std::make_shared<const std::string>(std::move(best));
+        out.value = ExprValue::String(*out.text);
+        break;
+      }
       if (is_float) {   // any NaN makes the result NaN
         double best = in[0].f;
         bool nan = false;
@@ -318,7 +343,10 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
     case AggregateKind::kLast: {
       if (n == 0) break;
       const FieldValue& v = term.aggregate == AggregateKind::kFirst ? in.front() : in.back();
-      if (is_float) {
+      if (term.field_type.is(ScalarType::kString)) {
+        out.text = std::make_shared<const std::string>(v.s);
+        out.value = ExprValue::String(*out.text);
+      } else if (is_float) {
         out.value = ExprValue::Float(v.f);
       } else if (term.field_type.is(ScalarType::kBool)) {
         out.value = ExprValue::Bool(v.i != 0);
@@ -362,7 +390,9 @@ double WindowTolerance(const ExprProgram::WindowTerm& term, const RecomputedWind
 }
 
 ExprValue ReferenceWindows::Read(const ExprProgram::WindowTerm& term) {
-  return RecomputeWindow(term, events_, at_, where_).value;
+  RecomputedWindow r = RecomputeWindow(term, events_, at_, where_);
+  if (r.text != nullptr) texts_.push_back(r.text);
+  return r.value;
 }
 
 }  // namespace vigil::reference

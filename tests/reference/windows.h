@@ -11,7 +11,10 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "nfa/expr_program.h"
 #include "runtime/expr_eval.h"
@@ -36,7 +39,8 @@ struct WindowInstant {
 };
 
 struct RecomputedWindow {
-  ExprValue value;      // no value: `has_value` false
+  ExprValue value;      // no value: `has_value` false; a string value views `text`
+  std::shared_ptr<const std::string> text;
   // Σ|v| over the window's values (after `where`): the scale of a float sum, for the relative
   // tolerance of 1e-9 within which language.md says float sums, averages and variances agree.
   double abs_sum = 0;
@@ -61,13 +65,17 @@ class ReferenceWindows final : public WindowReader {
   ReferenceWindows() = default;
   explicit ReferenceWindows(std::span<const StreamEvent> key_events) : events_(key_events) {}
   void set_events(std::span<const StreamEvent> key_events) { events_ = key_events; }
-  void set_instant(const WindowInstant& at) { at_ = at; }
+  void set_instant(const WindowInstant& at) {
+    at_ = at;
+    texts_.clear();
+  }
 
   ExprValue Read(const ExprProgram::WindowTerm& term) override;
 
  private:
   std::span<const StreamEvent> events_;
   WindowInstant at_;
+  std::vector<std::shared_ptr<const std::string>> texts_;   // string results, alive until the next instant
   ExprEvaluator where_;   // not the caller's: Read runs inside its Eval
 };
 
