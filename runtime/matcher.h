@@ -114,6 +114,13 @@ struct MatcherOptions {
   // the cumulative counters must be the same; an expired chain run is then removed at its
   // deadline, not lazily).
   bool chain_paths = true;
+  // Allowed lateness of windows (docs/language.md "Which events", "Revisions"; 0: none). A late
+  // event (time <= W) with time > W - allowed_lateness_ms, of a type some window aggregate reads,
+  // is added to its key's tumbling, sliding and `over T` windows (still never matched; counted in
+  // events_late and late_events_windowed, handed to on_late_windowed, or on_late if that is
+  // empty), and the closed windows of `when` rules it falls in are judged again: alerts with
+  // Alert::revision > 0. Windows' slices and keys are kept that much longer.
+  int64_t allowed_lateness_ms = 0;
 };
 
 // kWindow: a `when` rule's condition held as one of its windows closed (no bound events).
@@ -142,6 +149,11 @@ struct Alert {
   uint64_t match_id = 0;                      // matching.md §8 (printed as 16 hex digits)
   int64_t window_start_ms = 0;                // kWindow: the window [start, end)
   int64_t window_end_ms = 0;
+  // kWindow, with an allowed lateness (language.md "Revisions"): the window's judgement this
+  // alert comes from — 0 at its close, then one more for each late event that fell in it — and
+  // whether it retracts the window's earlier alert (its condition no longer holds).
+  int32_t revision = 0;
+  bool retracted = false;
 };
 
 struct MatcherCounters {
@@ -173,6 +185,11 @@ struct MatcherCounters {
   uint64_t nodes_live = 0;
   uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
+  // Allowed lateness (cumulative): late events added to windows; window alerts with a revision
+  // > 0 (in window_alerts too), of which retractions.
+  uint64_t late_events_windowed = 0;
+  uint64_t window_revisions = 0;
+  uint64_t window_retractions = 0;
 };
 
 // Why an event that is not late was not taken (MatcherCallbacks::on_rejected).
@@ -187,6 +204,9 @@ struct MatcherCallbacks {
   // An event not taken, its arrival seq and why; may be empty (it is counted either way). The
   // view is valid during the call only.
   std::function<void(RecordView event, int64_t seq, RejectReason reason)> on_rejected;
+  // A late event within MatcherOptions::allowed_lateness_ms that was added to the windows (after
+  // the revisions it caused were reported); may be empty: on_late is called for it instead.
+  std::function<void(RecordView event, int64_t seq)> on_late_windowed;
 };
 
 class Matcher {
@@ -210,7 +230,7 @@ class Matcher {
   // All runtime state — buffered events, runs and their bound events, keys (with their slots and
   // the max_keys CLOCK state, so eviction goes on as it would have), windowed aggregates' slices,
   // watermark, arrival and processing order, every cumulative counter — as bytes (msgpack;
-  // format version 3, the
+  // format version 4, the
   // program's fingerprint, a checksum). Restoring them into a fresh Matcher of the same program
   // and options and continuing gives exactly the alerts and counters of an uninterrupted run.
   // Call between pushes, never from a callback.

@@ -433,6 +433,8 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       st->slices.push_back(fresh);
     }
     AddValue(st->slices.back(), s.is_float, event, s.slot);   // (its running totals too)
+    if (st->slices.back().count == 1) st->slices.back().first_ms = t;
+    st->slices.back().last_ms = t;
     if (s.extremes) PushExtremes(*st, s.is_float);
     if (s.distinct) {
       DistinctBytes(s, event, &scratch_);
@@ -748,7 +750,7 @@ void WindowState::Pack(std::string* out) const {
       pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
-        pk.pack_array(19);
+        pk.pack_array(21);
         pk.pack(s.id);
         pk.pack(s.count);
         PackI128(pk, s.isum);
@@ -768,6 +770,8 @@ void WindowState::Pack(std::string* out) const {
         PackI128(pk, s.cum_isum);
         pk.pack(s.cum_fsum);
         pk.pack(s.cum_nan);
+        pk.pack(s.first_ms);
+        pk.pack(s.last_ms);
       }
       std::vector<std::pair<std::string, int64_t>> values(st->distinct.begin(), st->distinct.end());
       std::sort(values.begin(), values.end());
@@ -824,7 +828,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
         if (sl.type != msgpack::type::ARRAY) throw std::runtime_error("bad slices");
         for (uint32_t j = 0; j < sl.via.array.size; ++j) {
           const msgpack::object& x = sl.via.array.ptr[j];
-          if (x.type != msgpack::type::ARRAY || x.via.array.size != 19) throw std::runtime_error("bad slice");
+          if (x.type != msgpack::type::ARRAY || x.via.array.size != 21) throw std::runtime_error("bad slice");
           const msgpack::object* f = x.via.array.ptr;
           Slice sc;
           sc.id = f[0].as<int64_t>();
@@ -850,6 +854,8 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
                         static_cast<__int128>(f[16].via.array.ptr[1].as<uint64_t>());
           sc.cum_fsum = f[17].as<double>();
           sc.cum_nan = f[18].as<int64_t>();
+          sc.first_ms = f[19].as<int64_t>();
+          sc.last_ms = f[20].as<int64_t>();
           st->slices.push_back(sc);
           if (series_[s].extremes) PushExtremes(*st, series_[s].is_float);   // the stacks follow from the slices
         }
