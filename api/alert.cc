@@ -35,6 +35,8 @@ std::string Alert::key() const { return ValueAccess::FromExpr(data_->alert->key_
 int64_t Alert::detection_ms() const { return data_->alert->detection_ms; }
 int64_t Alert::window_start_ms() const { return data_->alert->window_start_ms; }
 int64_t Alert::window_end_ms() const { return data_->alert->window_end_ms; }
+int Alert::revision() const { return data_->alert->revision; }
+bool Alert::retracted() const { return data_->alert->retracted; }
 std::string Alert::match_id() const { return fmt::format("{:016x}", data_->alert->match_id); }
 uint64_t Alert::match_id_value() const { return data_->alert->match_id; }
 

@@ -1,5 +1,6 @@
 // `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
-//  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--max-partial-matches N] [--max-keys N]
+//  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--allowed-lateness DURATION]
+//  [--max-partial-matches N] [--max-keys N]
 //  [--max-buffered-events N] [--max-buffered-events-per-key N]
 //  [--on-key-buffer-limit force-watermark|reject] [--no-suppress] [--quiet]`:
 // the offline run. Checks and compiles the rules (errors printed as `vigil check` prints them,
@@ -14,6 +15,9 @@
 // and --on-key-buffer-limit reject, an event whose key already has N events waiting for the
 // watermark is not matched either: it goes to --dead-letter as a late event's line with reason
 // "key buffer full" (the default, force-watermark, matches it and forces the watermark instead).
+// With --allowed-lateness L a late event whose time is also after watermark − L updates the
+// windows (docs/language.md "Revisions": `when` windows are judged again and alerts carry a
+// "revision") and still goes to --late, with reason "late_windowed".
 // A rule the engine cannot run yet (a construct the compiler rejects as unsupported: W502) is
 // reported as a one-line warning at its
 // file:line:col and the other rules run; a run with no rule left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
@@ -73,6 +77,7 @@ struct RunOptions {
   std::string late;         // empty: stderr
   std::string dead_letter;  // empty: stderr
   std::string out_of_orderness = "0s";
+  std::string allowed_lateness = "0s";   // windows (docs/language.md "Revisions")
   bool no_suppress = false;
   bool quiet = false;
   // Matcher limits (runtime/matcher.h, MatcherOptions); 0: no limit.
@@ -310,7 +315,7 @@ std::optional<int64_t> ParseOutOfOrderness(const std::string& text) {
 class Runner {
  public:
   Runner(std::shared_ptr<const Program> program, const RunOptions& options, int64_t delay_ms,
-         LineOutput& out, LineOutput& late, LineOutput& dead)
+         int64_t lateness_ms, LineOutput& out, LineOutput& late, LineOutput& dead)
       : program_(program),
         alert_writer_(*program->checked),
         reject_writer_(program->schema()),
@@ -331,12 +336,14 @@ class Runner {
                                 .on_key_buffer_limit =
                                     options.on_key_buffer_limit == "reject"
                                         ? MatcherOptions::OnKeyBufferLimit::kRejectNew
-                                        : MatcherOptions::OnKeyBufferLimit::kForceWatermark},
+                                        : MatcherOptions::OnKeyBufferLimit::kForceWatermark,
+                                .allowed_lateness_ms = lateness_ms},
                  MatcherCallbacks{
                      .on_alert = [this](const Alert& a) { OnAlert(a); },
                      .on_late = [this](RecordView e, int64_t seq) { OnLate(e, seq); },
                      .on_rejected = [this](RecordView e, int64_t seq,
                                            RejectReason) { OnRejected(e, seq); },
+                     .on_late_windowed = [this](RecordView e, int64_t seq) { OnLateWindowed(e, seq); },
                  }) {
     stats_.alerts.assign(program->rules.size(), 0);
   }
@@ -374,6 +381,10 @@ class Runner {
     } else {
       out_.Write(alert_writer_.Format(alert));
     }
+  }
+  void OnLateWindowed(RecordView event, int64_t seq) {   // within --allowed-lateness
+    ++stats_.late;
+    late_.Write(reject_writer_.FormatLateWindowed(event, seq, watermark_before_push_));
   }
   void OnLate(RecordView event, int64_t seq) {
     ++stats_.late;
@@ -580,6 +591,12 @@ int Run(const RunOptions& options) {
                options.out_of_orderness);
     return kExitUsage;
   }
+  const std::optional<int64_t> lateness = ParseOutOfOrderness(options.allowed_lateness);   // ("none": -1)
+  if (!lateness || *lateness < 0) {
+    fmt::print(stderr, "vigil run: --allowed-lateness: invalid duration '{}' (e.g. 5m, 30s)\n",
+               options.allowed_lateness);
+    return kExitUsage;
+  }
   const LoadedProgram loaded = LoadProgram(options.rules, options.quiet);
   if (!loaded.program) return kExitErrors;
 
@@ -604,7 +621,7 @@ int Run(const RunOptions& options) {
   const Schema& schema = loaded.program->schema();
   DecoderOptions decoder_options;
   const size_t limit = decoder_options.max_message_bytes;
-  Runner run(loaded.program, options, *delay, out, late, dead);
+  Runner run(loaded.program, options, *delay, *lateness, out, late, dead);
   RecordBuilder builder;
   ChunkReader in(fd);
   const auto start = std::chrono::steady_clock::now();
@@ -662,6 +679,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--out-of-orderness", options->out_of_orderness,
                   "How far behind the latest event time an event may arrive and still be matched "
                   "(e.g. 5s; none: sort the whole input)")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd->add_option("--allowed-lateness", options->allowed_lateness,
+                  "How long windows stay updatable after they close: a late event within it is added "
+                  "to its windows and `when` windows are judged again (alerts with a revision)")
       ->type_name("DURATION")
       ->capture_default_str();
   cmd->add_option("--max-partial-matches", options->max_partial_matches,
