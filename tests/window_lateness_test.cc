@@ -155,7 +155,8 @@ std::string RulesText(const std::vector<ModelRule>& rules) {
       "rule r0 {{ key k when count(T {0}) >= {1} emit {{ n: count(T {0}), s: sum(T.v {0}), mn: min(T.v {0}), "
       "mx: max(T.v {0}), fi: first(T.v {0}), la: last(T.v {0}), recent: count(T over 30s) }} }}\n",
       tw, rules[0].c);
-  text += fmt::format("rule r1 {{ key k when sum(T.v {0}) > {1} emit {{ s: sum(T.v {0}), n: count(T where ok {0}) }} }}\n",
+  text += fmt::format("rule r1 {{ key k when sum(T.v {0}) > {1} emit {{ s: sum(T.v {0}), n: count(T where ok {0}), "
+                      "longer: count(T over 2m) }} }}\n",
                       sw, rules[1].c);
   text += fmt::format("rule r2 {{ key k when max(T.v {0}) - min(T.v {0}) <= {1} emit {{ mx: max(T.v {0}) }} }}\n", tw,
                       rules[2].c);
@@ -181,7 +182,11 @@ std::pair<bool, std::string> Judge(const std::vector<ModelRule>& rules, int r, c
       return {n >= rules[0].c, fmt::format("{} {} {} {} {} {} {}", n, sum, opt(mn), opt(mx), opt(n ? w.front().v : 0),
                                            opt(n ? w.back().v : 0), recent)};
     }
-    case 1: return {sum > rules[1].c, fmt::format("{} {}", sum, ok)};
+    case 1: {
+      int64_t longer = 0;   // over 2m at τ = end − 1 (1 s slices; end on a whole second: exact)
+      for (const Arrived& a : all) longer += a.t > end - 1 - 120000 && a.t <= end - 1;
+      return {sum > rules[1].c, fmt::format("{} {} {}", sum, ok, longer)};
+    }
     default: return {n > 0 && mx - mn <= rules[2].c, opt(mx)};
   }
 }
@@ -453,6 +458,31 @@ rule plain { key k when count(T over tumbling 1m) >= 2 emit { n: count(T over tu
   REQUIRE(got.alerts.size() == 1);
   CHECK(got.alerts[0].starts_with("r2 \"a\" [0,60000) rev 1 2 "));
   CHECK(got.counters.late_events_windowed == 1);
+}
+
+TEST_CASE("windows lateness: pattern conditions read late events within the lateness, never match them") {
+  const auto program = Compile(R"(
+rule twice { key k pattern c: T where count(T over 10m) >= 2 emit { n: count(T over 10m), v: c.v } }
+)");
+  auto ev = [](int64_t ms, int64_t v) { return LateEv{"a", kT0 + ms, v, true}; };
+  const std::vector<LateEv> events = {ev(100000, 1), ev(200000, 2), ev(150000, 3), ev(300000, 4)};
+  std::vector<std::string> with, without;
+  for (int64_t lateness : {int64_t{300000}, int64_t{0}}) {
+    MatcherOptions options;
+    options.allowed_lateness_ms = lateness;
+    std::vector<std::string>& out = lateness > 0 ? with : without;
+    MatcherCallbacks cb;
+    cb.on_alert = [&out](const Alert& a) { out.push_back(FieldText(a.fields[0]) + " " + FieldText(a.fields[1])); };
+    Matcher m(program, options, cb);
+    std::vector<OwnedRecord> records;
+    for (const LateEv& e : events) records.push_back(Record(*program, e));
+    for (const OwnedRecord& r : records) m.Push(r.view());
+    m.Finish();
+    CHECK(m.counters().events_processed == 3);   // the late event is never matched
+  }
+  // The event at 300 s sees 100 s, 200 s and, within the lateness, the late 150 s.
+  CHECK(with == std::vector<std::string>{"3 4"});
+  CHECK(without == std::vector<std::string>{"2 4"});
 }
 
 TEST_CASE("windows lateness: snapshot and restore at every cut keep the revision state") {
