@@ -32,6 +32,7 @@ constexpr int64_t kT0 = 1704067200000;   // 2024-01-01T00:00:00Z, a multiple of 
 
 constexpr const char* kSchema = R"(
 event T { k: string  at: timestamp  v: int  ok: bool  time at  key k }
+event U { k: string  u: string  at: timestamp  time at  key k }
 )";
 
 struct LateEv {
@@ -483,6 +484,38 @@ rule twice { key k pattern c: T where count(T over 10m) >= 2 emit { n: count(T o
   // The event at 300 s sees 100 s, 200 s and, within the lateness, the late 150 s.
   CHECK(with == std::vector<std::string>{"3 4"});
   CHECK(without == std::vector<std::string>{"2 4"});
+}
+
+TEST_CASE("windows lateness: a late event revises the windows of every key it belongs to, in rule order") {
+  // by_u (rule 0) groups U by u, by_k (rule 1) by k: one late U is in a window of each.
+  const auto program = Compile(R"(
+rule by_u { key u when count(U over tumbling 1m) >= 2 emit { n: count(U over tumbling 1m) } }
+rule by_k { key k when count(U over tumbling 1m) >= 2 emit { n: count(U over tumbling 1m) } }
+)");
+  const Schema& schema = program->schema();
+  const EventType& type = schema.types[1];
+  auto u = [&](const std::string& k, const std::string& user, int64_t ms) {
+    std::vector<std::optional<Value>> fields(type.fields.size());
+    fields[static_cast<size_t>(type.FieldIndex("k"))] = Value::String(k);
+    fields[static_cast<size_t>(type.FieldIndex("u"))] = Value::String(user);
+    return test::MakeRecord(schema, 1, fields, kT0 + ms);
+  };
+  MatcherOptions options;
+  options.allowed_lateness_ms = 90000;   // W = 99.999 s: 30 s is within
+  Run run;
+  Matcher m(program, options, Collect(&run));
+  std::vector<OwnedRecord> records;
+  records.push_back(u("k1", "x", 10000));
+  records.push_back(u("k2", "y", 20000));
+  records.push_back(u("k1", "y", 100000));
+  records.push_back(u("k2", "x", 30000));
+  for (const OwnedRecord& r : records) m.Push(r.view());
+  m.Finish();
+  // [0, 60 s) closed with one event per key of either rule; the late (k2, x) makes two for u=x
+  // and two for k=k2: revision 1 of both, by_u first.
+  REQUIRE(run.alerts.size() == 2);
+  CHECK(run.alerts[0].starts_with("r0 \"x\" [0,60000) rev 1 2 "));
+  CHECK(run.alerts[1].starts_with("r1 \"k2\" [0,60000) rev 1 2 "));
 }
 
 TEST_CASE("windows lateness: snapshot and restore at every cut keep the revision state") {
