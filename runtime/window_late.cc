@@ -66,14 +66,21 @@ void WindowState::SetAllowedLateness(const Program& program, int64_t ms) {
   for (Threshold& th : thresholds_) {
     th.revisable = !th.session;
     th.read_series.clear();
-    for (const WindowAggregate& w : program.windows) {
-      if (w.rule != th.rule) continue;
-      const ExprProgram::WindowTerm& t = w.term;
-      if (t.ewma || t.aggregate == AggregateKind::kDistinct || t.window.kind == WindowKind::kSession)
-        th.revisable = false;
-      for (int32_t si : {series_of_window_[static_cast<size_t>(t.id)], total_series_of_window_[static_cast<size_t>(t.id)]})
-        if (si >= 0 && std::find(th.read_series.begin(), th.read_series.end(), si) == th.read_series.end())
-          th.read_series.push_back(si);
+    // The terms of the rule's condition and emit (not Program::windows by rule: equal terms of
+    // several rules are one entry there, under the first rule).
+    const CompiledRule& rule = program.rules[static_cast<size_t>(th.rule)];
+    std::vector<const ExprProgram*> programs;
+    if (rule.when.has_value()) programs.push_back(&*rule.when);
+    for (const ExprProgram& e : rule.emit) programs.push_back(&e);
+    for (const ExprProgram* e : programs) {
+      for (const ExprProgram::WindowTerm& t : e->windows) {
+        if (t.id < 0) continue;
+        if (t.ewma || t.aggregate == AggregateKind::kDistinct || t.window.kind == WindowKind::kSession)
+          th.revisable = false;
+        for (int32_t si : {series_of_window_[static_cast<size_t>(t.id)], total_series_of_window_[static_cast<size_t>(t.id)]})
+          if (si >= 0 && std::find(th.read_series.begin(), th.read_series.end(), si) == th.read_series.end())
+            th.read_series.push_back(si);
+      }
     }
   }
 }

@@ -4,11 +4,15 @@
 // the language reference alone: every window is judged at its close and again at each late event
 // within the lateness that falls in it, over the events of the window that have arrived by then
 // (sorted by time, then arrival), with the revision numbers, retractions and counters it implies.
-// Also the boundaries (watermark − L is beyond, watermark − L + 1 within; an event at a window's
-// end; flips of the condition both ways), sessions (which take no late event) and snapshot and
-// restore at any point.
+// A second random test draws `when` conditions over every aggregate (and baselines) and judges
+// each window with the shared reference recomputation (tests/reference/windows.h) over the events
+// arrived by then. Also the boundaries (watermark − L is beyond, watermark − L + 1 within; an
+// event at a window's end; flips of the condition both ways), sessions (which take no late
+// event), several key specs, pattern reads, suppress, the JSON line, and snapshot and restore at
+// any point.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -21,9 +25,11 @@
 
 #include "grammar/check.h"
 #include "nfa/program.h"
+#include "runtime/expr_eval.h"
 #include "runtime/matcher.h"
 #include "adapters/alert_writer.h"
 #include "tests/expr_test_util.h"
+#include "tests/reference/windows.h"
 
 namespace vigil {
 namespace {
@@ -31,7 +37,7 @@ namespace {
 constexpr int64_t kT0 = 1704067200000;   // 2024-01-01T00:00:00Z, a multiple of every window here
 
 constexpr const char* kSchema = R"(
-event T { k: string  at: timestamp  v: int  ok: bool  time at  key k }
+event T { k: string  at: timestamp  v: int  ok: bool  f: float  time at  key k }
 event U { k: string  u: string  at: timestamp  time at  key k }
 )";
 
@@ -62,10 +68,16 @@ OwnedRecord Record(const Program& program, const LateEv& e) {
   fields[static_cast<size_t>(type.FieldIndex("k"))] = Value::String(e.key);
   fields[static_cast<size_t>(type.FieldIndex("v"))] = Value::Int(e.v);
   fields[static_cast<size_t>(type.FieldIndex("ok"))] = Value::Bool(e.ok);
+  fields[static_cast<size_t>(type.FieldIndex("f"))] = Value::Float(static_cast<double>(e.v) * 0.5 + 0.25);
   return test::MakeRecord(schema, 0, fields, e.t);
 }
 
-std::string FieldText(const ExprValue& v) { return v.has_value ? fmt::format("{}", v.i) : "none"; }
+// Ints exactly; floats to 6 significant digits (float sums are incremental: language.md allows
+// their last bits to differ from a recomputation).
+std::string FieldText(const ExprValue& v) {
+  if (!v.has_value) return "none";
+  return v.type.is(ScalarType::kFloat) ? fmt::format("{:.6g}", v.f) : fmt::format("{}", v.i);
+}
 
 // An alert as the tests compare them: rule, key, window (relative to kT0), revision, retraction,
 // fields (ints or "none"), match id.
@@ -149,6 +161,11 @@ struct Arrived {
   bool ok = false;
 };
 
+// The verdict on rule r's window [start, end) of `key` and its emitted fields, from the key's
+// arrived events.
+using JudgeFn = std::function<std::pair<bool, std::string>(int r, const std::string& key,
+                                                           const std::vector<Arrived>& all, int64_t start, int64_t end)>;
+
 std::string RulesText(const std::vector<ModelRule>& rules) {
   const std::string tw = "over tumbling 1m", sw = "over sliding 2m every 1m";
   std::string text;
@@ -201,12 +218,17 @@ struct Expected {
 // Runs the stream through the definition: the watermark W = max time − delay − 1 after each event
 // (none before the first), an event with time <= W late, within the lateness if time > W − L.
 Expected Recompute(const std::vector<ModelRule>& rules, const std::vector<LateEv>& events, int64_t delay,
-                   int64_t lateness) {
+                   int64_t lateness, JudgeFn judge = nullptr) {
+  if (!judge) {
+    judge = [&rules](int r, const std::string&, const std::vector<Arrived>& all, int64_t start, int64_t end) {
+      return Judge(rules, r, all, start, end);
+    };
+  }
+  const int n_rules = static_cast<int>(rules.size());
   Expected out;
   std::map<std::string, std::vector<Arrived>> arrived;                     // key -> events taken
   std::set<std::tuple<int64_t, int, std::string>> pending;                 // (end, rule, key) to close
   std::map<std::tuple<int64_t, int, std::string>, std::pair<int, bool>> state;   // -> (revision, held)
-  const char* names[] = {"r0", "r1", "r2"};
   auto ends_of = [&](int r, int64_t t) {
     std::vector<int64_t> ends;
     const ModelRule& m = rules[static_cast<size_t>(r)];
@@ -218,7 +240,7 @@ Expected Recompute(const std::vector<ModelRule>& rules, const std::vector<LateEv
     const int64_t start = end - rules[static_cast<size_t>(r)].size;
     out.alerts.push_back(fmt::format("r{} \"{}\" [{},{}) rev {}{} {} id {:016x}", r, key, start - kT0, end - kT0, revision,
                                      retracted ? " retracted" : "", fields,
-                                     WindowMatchId(names[r], "\"" + key + "\"", start, end)));
+                                     WindowMatchId(fmt::format("r{}", r), "\"" + key + "\"", start, end)));
     // (a string key's text is its quoted form, in key_text and in the match id)
     if (revision > 0) ++out.revisions;
     if (retracted) ++out.retractions;
@@ -243,7 +265,7 @@ Expected Recompute(const std::vector<ModelRule>& rules, const std::vector<LateEv
     }
     std::sort(due.begin(), due.end());
     for (const auto& [end, r, h, bytes, key] : due) {
-      const auto [holds, fields] = Judge(rules, r, arrived[key], end - rules[static_cast<size_t>(r)].size, end);
+      const auto [holds, fields] = judge(r, key, arrived[key], end - rules[static_cast<size_t>(r)].size, end);
       if (holds) emit(r, key, end, 0, false, fields);
       state[{end, r, key}] = {0, holds};
     }
@@ -259,14 +281,14 @@ Expected Recompute(const std::vector<ModelRule>& rules, const std::vector<LateEv
       }
       out.late_windowed.push_back(e.t - kT0);
       arrived[e.key].push_back(a);
-      for (int r = 0; r < 3; ++r) {
+      for (int r = 0; r < n_rules; ++r) {
         for (int64_t end : ends_of(r, e.t)) {
           if (end - 1 > w) {
             pending.insert({end, r, e.key});
             continue;
           }
           auto& [revision, held] = state[{end, r, e.key}];
-          const auto [holds, fields] = Judge(rules, r, arrived[e.key], end - rules[static_cast<size_t>(r)].size, end);
+          const auto [holds, fields] = judge(r, e.key, arrived[e.key], end - rules[static_cast<size_t>(r)].size, end);
           ++revision;
           if (holds || held) emit(r, e.key, end, revision, !holds, fields);
           held = holds;
@@ -275,7 +297,7 @@ Expected Recompute(const std::vector<ModelRule>& rules, const std::vector<LateEv
       continue;
     }
     arrived[e.key].push_back(a);
-    for (int r = 0; r < 3; ++r)
+    for (int r = 0; r < n_rules; ++r)
       for (int64_t end : ends_of(r, e.t)) pending.insert({end, r, e.key});
     if (e.t > max_seen) {
       max_seen = e.t;
@@ -356,6 +378,78 @@ TEST_CASE("windows lateness: alerts, revisions and retractions equal a recomputa
   CHECK(retractions > 10);
   CHECK(beyond > 100);
   CHECK(windowed > 200);
+}
+
+// A random `when` term over window `w` (its text after `over`).
+std::string RandomWhenTerm(std::mt19937_64& rng, const std::string& w) {
+  static const char* kAggs[] = {"count", "sum", "avg", "min", "max", "variance", "stddev", "first", "last", "fraction"};
+  const std::string agg = kAggs[rng() % 10];
+  const std::string where = rng() % 3 == 0 ? " where ok" : "";
+  if (agg == "count") return fmt::format("count(T{} over {})", where, w);
+  if (agg == "fraction") return fmt::format("fraction(T where ok over {})", w);
+  return fmt::format("{}(T.{}{} over {})", agg, rng() % 2 ? "f" : "v", where, w);
+}
+
+TEST_CASE("windows lateness: random when rules over every aggregate, judged with the reference recomputation") {
+  std::mt19937_64 rng(777);
+  uint64_t revisions = 0, alerts = 0;
+  ExprEvaluator evaluator;
+  for (int trial = 0; trial < 25; ++trial) {
+    std::vector<ModelRule> geometry;
+    std::string text;
+    for (int r = 0; r < 3; ++r) {
+      std::string w;
+      ModelRule g;
+      switch (rng() % 3) {
+        case 0: w = "tumbling 1m", g = {60000, 60000, 0, 0}; break;
+        case 1: w = "sliding 2m every 1m", g = {120000, 60000, 0, 0}; break;
+        default: w = "sliding 90s every 60s", g = {90000, 60000, 0, 0}; break;
+      }
+      geometry.push_back(g);
+      const std::string a = RandomWhenTerm(rng, w), b = RandomWhenTerm(rng, w);
+      static const char* kOps[] = {">", ">=", "<", "<="};
+      std::string cond = fmt::format("{} {} {}.37", a, kOps[rng() % 4], static_cast<int>(rng() % 4));
+      if (rng() % 2) cond += fmt::format(" {} {} {} {}.37", rng() % 2 ? "and" : "or", b, kOps[rng() % 4], static_cast<int>(rng() % 3));
+      if (w == "tumbling 1m" && rng() % 4 == 0)   // against the baseline of the windows before it
+        cond = fmt::format("sum(T.v over tumbling 1m) > baseline(sum(T.v over tumbling 1m), 3m)");
+      text += fmt::format("rule r{} {{ key k when {} emit {{ a: {}, b: {}, c: count(T over 2m) }} }}\n", r, cond, a, b);
+    }
+    const auto program = Compile(text);
+    const std::vector<LateEv> events = RandomLateStream(rng, 150);
+    std::vector<OwnedRecord> records;
+    for (const LateEv& e : events) records.push_back(Record(*program, e));
+    const JudgeFn judge = [&](int r, const std::string&, const std::vector<Arrived>& all, int64_t start, int64_t end) {
+      std::vector<reference::StreamEvent> key_events;
+      for (const Arrived& a : all) key_events.push_back({a.t, a.seq, records[static_cast<size_t>(a.seq)].view()});
+      reference::ReferenceWindows windows(key_events);
+      windows.set_instant(reference::WindowInstant{end - 1, true, 0, RecordView(), start});
+      EvalInput in;
+      in.windows = &windows;
+      const CompiledRule& rule = program->rules[static_cast<size_t>(r)];
+      const bool holds = evaluator.EvalPredicate(*rule.when, in);
+      std::string fields;
+      for (const ExprProgram& e : rule.emit) fields += (fields.empty() ? "" : " ") + FieldText(evaluator.Eval(e, in));
+      return std::make_pair(holds, fields);
+    };
+    MatcherOptions options;
+    options.bounded_out_of_orderness_ms = trial % 2 == 0 ? 3000 : 0;
+    options.allowed_lateness_ms = 80000;
+    const Run got = Drive(program, options, events);
+    const Expected want = Recompute(geometry, events, options.bounded_out_of_orderness_ms, options.allowed_lateness_ms, judge);
+    INFO("trial ", trial, "\n", text);
+    REQUIRE(got.alerts.size() == want.alerts.size());
+    for (size_t i = 0; i < got.alerts.size(); ++i) {
+      INFO("alert ", i);
+      CHECK(got.alerts[i] == want.alerts[i]);
+    }
+    CHECK(got.counters.window_revisions == want.revisions);
+    CHECK(got.counters.window_retractions == want.retractions);
+    const Run again = Drive(program, options, events, events.size() / 2);
+    CHECK(again.alerts == got.alerts);
+    revisions += want.revisions, alerts += want.alerts.size();
+  }
+  MESSAGE(alerts, " alerts, ", revisions, " revisions");
+  CHECK(revisions > 100);
 }
 
 TEST_CASE("windows lateness: without an allowed lateness, late events change no window (as before)") {
