@@ -565,7 +565,10 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
       {c.window_keys_rejected, "events left out of the windows (key limit)"},
       {c.watermark_forced, "watermark advances forced"},
       {c.watermark_forced_per_key, "watermark advances forced by a key's buffer"},
-      {c.events_rejected, "events rejected (key buffer full; in the dead letters)"}};
+      {c.events_rejected, "events rejected (key buffer full; in the dead letters)"},
+      {c.late_events_windowed, "late events within --allowed-lateness added to windows"},
+      {c.window_revisions, "window alerts revised"},
+      {c.window_retractions, "of which retractions"}};
   for (const auto& [n, what] : dropped) {
     if (n > 0) fmt::print(stderr, ", {} {}", n, what);
   }

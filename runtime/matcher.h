@@ -9,7 +9,8 @@
 //     buffer until then. W comes from AdvanceWatermark() (punctuation, API) and, with
 //     `bounded_out_of_orderness_ms` >= 0, from the events themselves: W = max time seen - delay - 1
 //     (as Flink's BoundedOutOfOrdernessWatermarks). An event with time <= W when it arrives is
-//     late: it is counted and handed to the late callback, never matched. With a delay of 0 (the
+//     late: it is counted and handed to the late callback, never matched (with
+//     `allowed_lateness_ms` it may still update windows and revise `when` alerts: matcher_late.cc). With a delay of 0 (the
 //     default) and no max_buffered_events, an event that is not late is the next in that order as
 //     soon as W has moved to its time - 1, so Push() processes it at once, without the buffer, and
 //     copies it into the store only if a partial match binds it (same outcome, earlier).

@@ -26,6 +26,9 @@
 // windows are dropped by Expire, as the watermark passes; with a key limit (SetLimit) an LRU
 // list in update order picks the key to drop.
 //
+// With an allowed lateness (window_late.cc) a late event is inserted at its place in time, and a
+// closed window can be read again as at its close (BeginClosedRead), for revisions.
+//
 // Thread safety: none; one WindowState per matcher.
 #pragma once
 

@@ -50,6 +50,8 @@ assert [(l["reason"], l["seq"], l["time_ms"] - T0, l["watermark_ms"] - T0) for l
     [("late_windowed", 2, 60000, 119999), ("late", 3, 59999, 119999)], late
 PY
 grep -q '2 late' "$tmp/err" || fail "summary: $(cat "$tmp/err")"
+grep -q '1 late events within --allowed-lateness added to windows, 1 window alerts revised' "$tmp/err" ||
+  fail "summary counters: $(cat "$tmp/err")"
 
 # Without the option both are late and nothing is revised.
 expect_exit 0 run --rules "$tmp/rules.vigil" --input "$tmp/events.jsonl" --late "$tmp/late0.jsonl" \
