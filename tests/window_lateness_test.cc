@@ -452,6 +452,34 @@ TEST_CASE("windows lateness: random when rules over every aggregate, judged with
   CHECK(revisions > 100);
 }
 
+TEST_CASE("windows lateness: with the key limit, snapshot and restore at any point give the same alerts and counters") {
+  std::mt19937_64 rng(31);
+  for (int trial = 0; trial < 12; ++trial) {
+    std::vector<ModelRule> rules(3);
+    rules[0] = {60000, 60000, static_cast<int64_t>(1 + rng() % 3), 0};
+    rules[1] = {120000, 60000, static_cast<int64_t>(rng() % 8) - 2, 1};
+    rules[2] = {60000, 60000, static_cast<int64_t>(rng() % 6), 2};
+    const auto program = Compile(RulesText(rules));
+    const std::vector<LateEv> events = RandomLateStream(rng, 120);
+    MatcherOptions options;
+    options.allowed_lateness_ms = 60000;
+    options.bounded_out_of_orderness_ms = trial % 3 == 0 ? 2000 : 0;
+    options.max_keys = 2;   // three keys: window state is evicted or new keys rejected
+    options.on_key_limit = trial % 2 == 0 ? MatcherOptions::OnKeyLimit::kEvictIdle : MatcherOptions::OnKeyLimit::kRejectNew;
+    const Run whole = Drive(program, options, events);
+    CHECK(whole.counters.window_keys_evicted + whole.counters.window_keys_rejected > 0);
+    for (size_t cut : {events.size() / 3, events.size() / 2, events.size() - 5}) {
+      INFO("trial ", trial, " cut ", cut);
+      const Run again = Drive(program, options, events, cut);
+      CHECK(again.alerts == whole.alerts);
+      CHECK(again.late_windowed == whole.late_windowed);
+      CHECK(again.counters.window_revisions == whole.counters.window_revisions);
+      CHECK(again.counters.window_keys_evicted == whole.counters.window_keys_evicted);
+      CHECK(again.counters.window_keys_rejected == whole.counters.window_keys_rejected);
+    }
+  }
+}
+
 TEST_CASE("windows lateness: without an allowed lateness, late events change no window (as before)") {
   std::mt19937_64 rng(7);
   std::vector<ModelRule> rules(3);
