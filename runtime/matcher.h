@@ -220,8 +220,9 @@ class Matcher {
 
   // Takes `event` (a record of the program's schema; copied if the matcher keeps it) and assigns
   // it the next arrival seq. Returns false if it was late or rejected (then it went to on_late
-  // or on_rejected and is not kept). May process buffered events, and in order this one (and
-  // call on_alert), when the watermark moves.
+  // — or, within allowed_lateness_ms, into the windows and on_late_windowed — or on_rejected, and
+  // is not kept). May process buffered events, and in order this one (and call on_alert), when
+  // the watermark moves; a late event within the allowed lateness may call on_alert (revisions).
   bool Push(RecordView event);
   // Raises the watermark to `t` (never lowers it) and processes what became due.
   void AdvanceWatermark(int64_t t);
