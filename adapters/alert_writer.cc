@@ -275,6 +275,7 @@ AlertWriter::AlertWriter(const CheckedRules& rules) : rules_(rules) {
       size_t bound = info.head[kind].size + kPieceSlack + key_names;
       bound += 64 + kMaxTime + kMaxInt + kMaxHex;   // detection time and ms, match id
       if (kind == 2) bound += 40 + 2 * kMaxInt;      // ,"window":{"start_ms":..,"end_ms":..}
+      if (kind == 2) bound += 40 + kMaxInt;          // ,"revision":N,"retracted":true
       bound += 16 + info.sink_fields.size + kPieceSlack;   // ,"message": and the sink
       for (const Piece& piece : info.field_names[kind]) bound += piece.size + kPieceSlack;
       bound += 16;                                  // },"events":[ and ]}\n
@@ -419,6 +420,11 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
     p = Put(p, ",\"end_ms\":");
     p = PutMillis(p, alert.window_end_ms);
     *p++ = '}';
+    if (alert.revision > 0) {   // an allowed lateness judged the window again (language.md "Revisions")
+      p = Put(p, ",\"revision\":");
+      p = PutInt(p, alert.revision);
+    }
+    if (alert.retracted) p = Put(p, ",\"retracted\":true");
   }
   if (alert.distinct_rse > 0) {   // language.md "Aggregates": a distinct past its exact limit
     p = Put(p, ",\"approximate\":{\"distinct_rse\":");
@@ -469,6 +475,10 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
 
 std::string_view RejectWriter::FormatLate(RecordView event, int64_t seq, int64_t watermark_ms) {
   return FormatRejected(event, seq, watermark_ms, "late");
+}
+
+std::string_view RejectWriter::FormatLateWindowed(RecordView event, int64_t seq, int64_t watermark_ms) {
+  return FormatRejected(event, seq, watermark_ms, "late_windowed");
 }
 
 std::string_view RejectWriter::FormatRejected(RecordView event, int64_t seq, int64_t watermark_ms,
@@ -533,6 +543,7 @@ bool AlertSuppressor::Admit(const Alert& alert) {
   const size_t rule = static_cast<size_t>(alert.rule);
   const int64_t period = suppress_ms_[rule];
   if (period <= 0) return true;
+  if (alert.revision > 0) return true;   // corrects an alert already judged: never suppressed
   scratch_.clear();
   const uint32_t r = static_cast<uint32_t>(alert.rule);
   scratch_.append(reinterpret_cast<const char*>(&r), sizeof r);

@@ -17,6 +17,9 @@
 //     digits (docs/matching.md §8).
 //   * "fields": one member per emit field in declaration order; a field with no value (null) is
 //     omitted.
+//   * kind "window": "window":{"start_ms":S,"end_ms":E} after "match_id", then, for a window
+//     judged again under an allowed lateness (language.md "Revisions"), "revision":N (N > 0;
+//     absent for the close) and "retracted":true for a retraction.
 //   * "events": every bound event in stream order; "var" is the pattern variable or null for an
 //     anonymous step.
 //
@@ -156,6 +159,8 @@ class RejectWriter {
 
   // A late event (time <= watermark when it arrived), '\n' included.
   std::string_view FormatLate(RecordView event, int64_t seq, int64_t watermark_ms);
+  // A late event within the allowed lateness, which updated the windows: reason "late_windowed".
+  std::string_view FormatLateWindowed(RecordView event, int64_t seq, int64_t watermark_ms);
   // An event the matcher did not take though it was not late (a full per-key buffer), as a late
   // one but with `reason` (e.g. "key buffer full") in place of "late".
   std::string_view FormatRejected(RecordView event, int64_t seq, int64_t watermark_ms,
@@ -176,7 +181,8 @@ class RejectWriter {
 // `suppress D` (docs/language.md, "Output"): after an alert of a rule for a key is let through
 // at detection time t, further alerts of that rule and key with detection time < t + D are
 // suppressed (counted, not written); the first one at or after t + D goes through and starts a
-// new period. Matches and timeouts count alike. Alerts must come in detection-time order (the
+// new period. Matches and timeouts count alike. A window alert with a revision > 0 (language.md
+// "Revisions") is always let through and starts no period. Alerts must come in detection-time order (the
 // matcher emits them so). Memory: one entry per (rule, key) with a live period; expired entries
 // are dropped when the table has doubled since the last sweep. After warm-up Admit allocates
 // only for a key it has not seen in a live period.

@@ -39,6 +39,8 @@ double Alert::distinct_rse() const { return data_->alert->distinct_rse; }
 bool Alert::field_approximate(size_t i) const {
   return i < data_->alert->approximate_fields.size() && data_->alert->approximate_fields[i] != 0;
 }
+int Alert::revision() const { return data_->alert->revision; }
+bool Alert::retracted() const { return data_->alert->retracted; }
 std::string Alert::match_id() const { return fmt::format("{:016x}", data_->alert->match_id); }
 uint64_t Alert::match_id_value() const { return data_->alert->match_id; }
 

@@ -118,6 +118,7 @@ Status Matcher::Create(std::shared_ptr<const Rules> rules, MatcherOptions option
                                              ? vigil::MatcherOptions::OnKeyBufferLimit::kRejectNew
                                              : vigil::MatcherOptions::OnKeyBufferLimit::kForceWatermark;
     engine_options.distinct_exact_limit = options.distinct_exact_limit;
+    engine_options.allowed_lateness_ms = options.allowed_lateness_ms > 0 ? options.allowed_lateness_ms : 0;
     impl->engine_max_per_key = options.max_buffered_events_per_key;
     impl->writer = std::make_unique<AlertWriter>(*self->rules->impl().program->checked);
     impl->engine = std::make_unique<vigil::Matcher>(self->rules->impl().program, engine_options,
@@ -198,6 +199,8 @@ MatcherStats Matcher::stats() const {
   s.events_rejected = c.events_rejected;
   s.events_buffered = c.events_buffered;
   s.distinct_sketches = c.distinct_sketches;
+  s.late_events_windowed = c.late_events_windowed;
+  s.window_revisions = c.window_revisions;
   return s;
 }
 

@@ -25,7 +25,8 @@ void AddCheckCommand(CLI::App& app, int* exit_code);
 void AddExplainCommand(CLI::App& app, int* exit_code);
 
 // `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
-// [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--no-suppress] [--quiet]`: runs the
+// [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--allowed-lateness DURATION]
+// [--no-suppress] [--quiet]`: runs the
 // rules over an event file and writes alerts as JSON lines. Stores 0 when the input was processed,
 // 1 when the rules have errors, no rule can run, or a file cannot be opened, read or written.
 void AddRunCommand(CLI::App& app, int* exit_code);

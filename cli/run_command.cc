@@ -1,5 +1,6 @@
 // `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
-//  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--max-partial-matches N] [--max-keys N]
+//  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--allowed-lateness DURATION]
+//  [--max-partial-matches N] [--max-keys N]
 //  [--max-buffered-events N] [--max-buffered-events-per-key N]
 //  [--on-key-buffer-limit force-watermark|reject] [--distinct-exact-limit N] [--no-suppress] [--quiet]`:
 // the offline run. Checks and compiles the rules (errors printed as `vigil check` prints them,
@@ -14,6 +15,9 @@
 // and --on-key-buffer-limit reject, an event whose key already has N events waiting for the
 // watermark is not matched either: it goes to --dead-letter as a late event's line with reason
 // "key buffer full" (the default, force-watermark, matches it and forces the watermark instead).
+// With --allowed-lateness L a late event whose time is also after watermark − L updates the
+// windows (docs/language.md "Revisions": `when` windows are judged again and alerts carry a
+// "revision") and still goes to --late, with reason "late_windowed".
 // A rule the engine cannot run yet (a construct the compiler rejects as unsupported: W502) is
 // reported as a one-line warning at its
 // file:line:col and the other rules run; a run with no rule left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
@@ -73,6 +77,7 @@ struct RunOptions {
   std::string late;         // empty: stderr
   std::string dead_letter;  // empty: stderr
   std::string out_of_orderness = "0s";
+  std::string allowed_lateness = "0s";   // windows (docs/language.md "Revisions")
   bool no_suppress = false;
   bool quiet = false;
   // Matcher limits (runtime/matcher.h, MatcherOptions); 0: no limit.
@@ -311,7 +316,7 @@ std::optional<int64_t> ParseOutOfOrderness(const std::string& text) {
 class Runner {
  public:
   Runner(std::shared_ptr<const Program> program, const RunOptions& options, int64_t delay_ms,
-         LineOutput& out, LineOutput& late, LineOutput& dead)
+         int64_t lateness_ms, LineOutput& out, LineOutput& late, LineOutput& dead)
       : program_(program),
         alert_writer_(*program->checked),
         reject_writer_(program->schema()),
@@ -333,12 +338,14 @@ class Runner {
                                     options.on_key_buffer_limit == "reject"
                                         ? MatcherOptions::OnKeyBufferLimit::kRejectNew
                                         : MatcherOptions::OnKeyBufferLimit::kForceWatermark,
-                                .distinct_exact_limit = options.distinct_exact_limit},
+                                .distinct_exact_limit = options.distinct_exact_limit,
+                                .allowed_lateness_ms = lateness_ms},
                  MatcherCallbacks{
                      .on_alert = [this](const Alert& a) { OnAlert(a); },
                      .on_late = [this](RecordView e, int64_t seq) { OnLate(e, seq); },
                      .on_rejected = [this](RecordView e, int64_t seq,
                                            RejectReason) { OnRejected(e, seq); },
+                     .on_late_windowed = [this](RecordView e, int64_t seq) { OnLateWindowed(e, seq); },
                  }) {
     stats_.alerts.assign(program->rules.size(), 0);
   }
@@ -376,6 +383,10 @@ class Runner {
     } else {
       out_.Write(alert_writer_.Format(alert));
     }
+  }
+  void OnLateWindowed(RecordView event, int64_t seq) {   // within --allowed-lateness
+    ++stats_.late;
+    late_.Write(reject_writer_.FormatLateWindowed(event, seq, watermark_before_push_));
   }
   void OnLate(RecordView event, int64_t seq) {
     ++stats_.late;
@@ -557,7 +568,10 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
       {c.watermark_forced, "watermark advances forced"},
       {c.watermark_forced_per_key, "watermark advances forced by a key's buffer"},
       {c.events_rejected, "events rejected (key buffer full; in the dead letters)"},
-      {c.distinct_sketches, "keys' distinct counts turned approximate (--distinct-exact-limit)"}};
+      {c.distinct_sketches, "keys' distinct counts turned approximate (--distinct-exact-limit)"},
+      {c.late_events_windowed, "late events within --allowed-lateness added to windows"},
+      {c.window_revisions, "window alerts revised"},
+      {c.window_retractions, "of which retractions"}};
   for (const auto& [n, what] : dropped) {
     if (n > 0) fmt::print(stderr, ", {} {}", n, what);
   }
@@ -581,6 +595,12 @@ int Run(const RunOptions& options) {
     fmt::print(stderr,
                "vigil run: --out-of-orderness: invalid duration '{}' (e.g. 5s, 250ms, none)\n",
                options.out_of_orderness);
+    return kExitUsage;
+  }
+  const std::optional<int64_t> lateness = ParseOutOfOrderness(options.allowed_lateness);   // ("none": -1)
+  if (!lateness || *lateness < 0) {
+    fmt::print(stderr, "vigil run: --allowed-lateness: invalid duration '{}' (e.g. 5m, 30s)\n",
+               options.allowed_lateness);
     return kExitUsage;
   }
   const LoadedProgram loaded = LoadProgram(options.rules, options.quiet);
@@ -607,7 +627,7 @@ int Run(const RunOptions& options) {
   const Schema& schema = loaded.program->schema();
   DecoderOptions decoder_options;
   const size_t limit = decoder_options.max_message_bytes;
-  Runner run(loaded.program, options, *delay, out, late, dead);
+  Runner run(loaded.program, options, *delay, *lateness, out, late, dead);
   RecordBuilder builder;
   ChunkReader in(fd);
   const auto start = std::chrono::steady_clock::now();
@@ -665,6 +685,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--out-of-orderness", options->out_of_orderness,
                   "How far behind the latest event time an event may arrive and still be matched "
                   "(e.g. 5s; none: sort the whole input)")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd->add_option("--allowed-lateness", options->allowed_lateness,
+                  "How long windows stay updatable after they close: a late event within it is added "
+                  "to its windows and `when` windows are judged again (alerts with a revision)")
       ->type_name("DURATION")
       ->capture_default_str();
   cmd->add_option("--max-partial-matches", options->max_partial_matches,

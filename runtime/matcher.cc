@@ -497,6 +497,12 @@ bool Matcher::Impl::Push(RecordView event) {
   const int64_t t = event.event_time();
   if (watermark_ != kNoWatermark && t <= watermark_) {
     ++counters_.events_late;
+    if (options_.allowed_lateness_ms > 0 && windows_ != nullptr &&
+        static_cast<__int128>(t) > static_cast<__int128>(watermark_) - options_.allowed_lateness_ms &&
+        static_cast<size_t>(event.type_id()) < windowed_type_.size() && windowed_type_[static_cast<size_t>(event.type_id())]) {
+      LateIntoWindows(event, seq);   // matcher_late.cc: into the windows, revisions
+      return false;
+    }
     if (callbacks_.on_late) callbacks_.on_late(event, seq);
     return false;
   }
@@ -580,6 +586,7 @@ void Matcher::Impl::AdvanceTo(int64_t w) {
     windows_->Expire(w);
     window_sweep_at_ = w == kEndOfTime ? w : w + window_sweep_every_;
   }
+  if (!revisions_.empty()) ExpireRevisions(w);
 }
 
 // One event, in (time, seq) order, on every key it belongs to. `stored`: its copy in store_ with
@@ -653,6 +660,7 @@ void Matcher::Impl::BuildWindows() {
     window_eval_.Prepare(*rule.when);
     for (const ExprProgram& e : rule.emit) evaluator_.Prepare(e);
   }
+  windows_->SetAllowedLateness(p, options_.allowed_lateness_ms);   // window_late.cc
   window_input_ = &window_reader_;
   window_sweep_at_ = std::numeric_limits<int64_t>::min();
   window_specs_by_type_.assign(types, {});

@@ -9,7 +9,8 @@
 //     buffer until then. W comes from AdvanceWatermark() (punctuation, API) and, with
 //     `bounded_out_of_orderness_ms` >= 0, from the events themselves: W = max time seen - delay - 1
 //     (as Flink's BoundedOutOfOrdernessWatermarks). An event with time <= W when it arrives is
-//     late: it is counted and handed to the late callback, never matched. With a delay of 0 (the
+//     late: it is counted and handed to the late callback, never matched (with
+//     `allowed_lateness_ms` it may still update windows and revise `when` alerts: matcher_late.cc). With a delay of 0 (the
 //     default) and no max_buffered_events, an event that is not late is the next in that order as
 //     soon as W has moved to its time - 1, so Push() processes it at once, without the buffer, and
 //     copies it into the store only if a partial match binds it (same outcome, earlier).
@@ -118,6 +119,13 @@ struct MatcherOptions {
   // many distinct values, then a windowed HyperLogLog (relative standard error 1.63%; counted in
   // distinct_sketches; the alerts that may read it carry Alert::distinct_rse). 0: always exact.
   size_t distinct_exact_limit = 10000;
+  // Allowed lateness of windows (docs/language.md "Which events", "Revisions"; 0: none). A late
+  // event (time <= W) with time > W - allowed_lateness_ms, of a type some window aggregate reads,
+  // is added to its key's tumbling, sliding and `over T` windows (still never matched; counted in
+  // events_late and late_events_windowed, handed to on_late_windowed, or on_late if that is
+  // empty), and the closed windows of `when` rules it falls in are judged again: alerts with
+  // Alert::revision > 0. Windows' slices and keys are kept that much longer.
+  int64_t allowed_lateness_ms = 0;
 };
 
 // kWindow: a `when` rule's condition held as one of its windows closed (no bound events).
@@ -151,6 +159,11 @@ struct Alert {
   double distinct_rse = 0;
   // When distinct_rse > 0: one flag per field, 1 if the field reads such a distinct (else empty).
   std::span<const uint8_t> approximate_fields;
+  // kWindow, with an allowed lateness (language.md "Revisions"): the window's judgement this
+  // alert comes from — 0 at its close, then one more for each late event that fell in it — and
+  // whether it retracts the window's earlier alert (its condition no longer holds).
+  int32_t revision = 0;
+  bool retracted = false;
 };
 
 struct MatcherCounters {
@@ -183,6 +196,11 @@ struct MatcherCounters {
   uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
   uint64_t distinct_sketches = 0;       // key series whose distinct count went past distinct_exact_limit (cumulative)
+  // Allowed lateness (cumulative): late events added to windows; window alerts with a revision
+  // > 0 (in window_alerts too), of which retractions.
+  uint64_t late_events_windowed = 0;
+  uint64_t window_revisions = 0;
+  uint64_t window_retractions = 0;
 };
 
 // Why an event that is not late was not taken (MatcherCallbacks::on_rejected).
@@ -197,6 +215,9 @@ struct MatcherCallbacks {
   // An event not taken, its arrival seq and why; may be empty (it is counted either way). The
   // view is valid during the call only.
   std::function<void(RecordView event, int64_t seq, RejectReason reason)> on_rejected;
+  // A late event within MatcherOptions::allowed_lateness_ms that was added to the windows (after
+  // the revisions it caused were reported); may be empty: on_late is called for it instead.
+  std::function<void(RecordView event, int64_t seq)> on_late_windowed;
 };
 
 class Matcher {
@@ -209,8 +230,9 @@ class Matcher {
 
   // Takes `event` (a record of the program's schema; copied if the matcher keeps it) and assigns
   // it the next arrival seq. Returns false if it was late or rejected (then it went to on_late
-  // or on_rejected and is not kept). May process buffered events, and in order this one (and
-  // call on_alert), when the watermark moves.
+  // — or, within allowed_lateness_ms, into the windows and on_late_windowed — or on_rejected, and
+  // is not kept). May process buffered events, and in order this one (and call on_alert), when
+  // the watermark moves; a late event within the allowed lateness may call on_alert (revisions).
   bool Push(RecordView event);
   // Raises the watermark to `t` (never lowers it) and processes what became due.
   void AdvanceWatermark(int64_t t);

@@ -635,49 +635,66 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(close.threshold)];
     close_key_ = close.key->bytes;
     const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
-    const CheckedRule& rule = *compiled.checked;
     window_bytes_ = close_key_;
     window_closing_ = windows_->CloseStart(close, end);   // the window's start
     EvalInput input;
     input.windows = window_input_;
     const bool holds = evaluator_.EvalPredicate(*compiled.when, input);
-    if (holds) {
-      // The key's components, as for a pattern alert (DecodeKey reads a key state's bytes).
-      KeyState& key = close_state_;   // the window key as a key state, for AlertKey
-      key.bytes = close_key_;
-      key.spec = th.spec;
-      key.text.clear();
-      decoded_key_ = nullptr;
-      Alert a;
-      a.kind = AlertKind::kWindow;
-      a.rule = th.rule;
-      a.rule_info = &rule;
-      AlertKey(key, &a);
-      decoded_key_ = nullptr;   // close_state_ is reused for the next key
-      a.detection_ms = end;   // the window's end (language.md "Threshold rules")
-      a.window_start_ms = window_closing_;
-      a.window_end_ms = end;
-      // matching.md §8: kind `w`, then the window's start and end folded in.
-      uint64_t h = Fnv(Fnv(Fnv(Fnv(Fnv(14695981039346656037ull, rule.name), "\x1f"), key.text), "\x1f"), "w");
-      h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_start_ms));
-      h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_end_ms));
-      a.match_id = h;
-      alert_fields_.clear();
-      alert_text_.clear();
-      text_offsets_.clear();
-      input.key = a.key_value;
-      for (const ExprProgram& program : compiled.emit) PushField(evaluator_.Eval(program, input));
-      PinFieldText();
-      a.fields = alert_fields_;
-      a.distinct_rse = windows_->DistinctApproximation(th.rule, false, close_key_, &approximate_fields_);
-      a.approximate_fields = approximate_fields_;
-      ++counters_.alerts_per_rule[static_cast<size_t>(th.rule)];
-      ++counters_.window_alerts;
-      if (callbacks_.on_alert) callbacks_.on_alert(a);
-    }
+    if (holds) EmitWindowAlert(close.threshold, window_closing_, end, 0, false);
+    // With an allowed lateness the window stays updatable: a late event judges it again, and
+    // retracts this alert if the condition no longer holds (matcher_late.cc).
+    if (holds && options_.allowed_lateness_ms > 0 && th.revisable)
+      revisions_[std::make_tuple(end, close.threshold, close_key_)] = RevisionState{0, true};
     window_bytes_ = {};
     window_closing_ = WindowState::kNoClose;
   }
+}
+
+// The alert of threshold `threshold` for the window [start, end) of key close_key_: at its close
+// (revision 0) or judged again after a late event (matcher_late.cc). window_bytes_ and
+// window_closing_ are set: the emit fields read the window.
+void Matcher::Impl::EmitWindowAlert(int32_t threshold, int64_t start, int64_t end, int32_t revision, bool retracted) {
+  const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(threshold)];
+  const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
+  const CheckedRule& rule = *compiled.checked;
+  EvalInput input;
+  input.windows = window_input_;
+  // The key's components, as for a pattern alert (DecodeKey reads a key state's bytes).
+  KeyState& key = close_state_;   // the window key as a key state, for AlertKey
+  key.bytes = close_key_;
+  key.spec = th.spec;
+  key.text.clear();
+  decoded_key_ = nullptr;
+  Alert a;
+  a.kind = AlertKind::kWindow;
+  a.rule = th.rule;
+  a.rule_info = &rule;
+  AlertKey(key, &a);
+  decoded_key_ = nullptr;   // close_state_ is reused for the next key
+  a.detection_ms = end;   // the window's end (language.md "Threshold rules")
+  a.window_start_ms = start;
+  a.window_end_ms = end;
+  // matching.md §8: kind `w`, then the window's start and end folded in.
+  uint64_t h = Fnv(Fnv(Fnv(Fnv(Fnv(14695981039346656037ull, rule.name), "\x1f"), key.text), "\x1f"), "w");
+  h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_start_ms));
+  h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_end_ms));
+  a.match_id = h;
+  alert_fields_.clear();
+  alert_text_.clear();
+  text_offsets_.clear();
+  input.key = a.key_value;
+  for (const ExprProgram& program : compiled.emit) PushField(evaluator_.Eval(program, input));
+  PinFieldText();
+  a.fields = alert_fields_;
+  a.distinct_rse = windows_->DistinctApproximation(th.rule, false, close_key_, &approximate_fields_);
+  a.approximate_fields = approximate_fields_;
+  ++counters_.alerts_per_rule[static_cast<size_t>(th.rule)];
+  ++counters_.window_alerts;
+  a.revision = revision;
+  a.retracted = retracted;
+  if (revision > 0) ++counters_.window_revisions;
+  if (retracted) ++counters_.window_retractions;
+  if (callbacks_.on_alert) callbacks_.on_alert(a);
 }
 
 }  // namespace vigil

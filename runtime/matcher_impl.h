@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
@@ -601,6 +603,25 @@ class Matcher::Impl {
   std::string key_joined_;
   std::vector<std::pair<int32_t, uint64_t>> resume_;   // (rule, resume ord) at this instant
   std::vector<uint32_t> rule_runs_;    // runs per rule (limit)
+
+  // Allowed lateness (matcher_late.cc; language.md "Revisions").
+  void LateIntoWindows(RecordView event, int64_t seq);
+  void JudgeRevision(const WindowState::Revisable& w, const std::string& key);
+  void ExpireRevisions(int64_t w);   // windows no longer updatable at watermark w
+  // matcher_alert.cc: the alert of threshold `threshold` for window [start, end) of key
+  // close_key_ (window_bytes_ and window_closing_ set, for the emit fields).
+  void EmitWindowAlert(int32_t threshold, int64_t start, int64_t end, int32_t revision, bool retracted);
+  // Per window (end, threshold, key bytes) still updatable whose close alerted or that was judged
+  // again: its last revision and whether its condition held then. A window without an entry
+  // was judged at its close only (revision 0), and did not alert.
+  struct RevisionState {
+    int32_t revision = 0;
+    bool held = false;
+  };
+  std::map<std::tuple<int64_t, int32_t, std::string>, RevisionState> revisions_;
+  std::vector<WindowState::Revisable> late_closed_;   // LateIntoWindows scratch
+  std::vector<std::string> late_keys_;                // the key of each late_closed_ entry
+  std::vector<size_t> late_order_;
 };
 
 // A predicate `field OP v.field` (FieldCompare) on the current event, for run r: v's binding is

@@ -9,7 +9,9 @@
 //    [[id, event, parent, variable, step, refs, live, rule, flags] per live node],
 //    [[key bytes (bin), spec, serial, [[state, rule, node, last_step, start_ord, first_time,
 //      last_time, step_anchor, expiry] per run]] per key], clock hand, [slot count, free
-//    slots], window state (bin: WindowState::Pack)]. A run's rule and last step are
+//    slots], window state (bin: WindowState::Pack),
+//    [[window end, threshold, key bytes (bin), revision, held] per updatable window
+//     (matcher_late.cc)]]. A run's rule and last step are
 //      derived from its state and node; they are written for the format's sake and checked.
 // Event handles are renumbered on restore; node ids are kept. Record images are position
 // independent (runtime/event.h), so they are stored as they are. The timer heap is rebuilt from
@@ -24,9 +26,10 @@ namespace vigil {
 namespace {
 
 constexpr const char* kMagic = "vigil-matcher";
-constexpr size_t kCumulativeCounters = 19;   // before the per-rule alert counts
+constexpr size_t kCumulativeCounters = 22;   // before the per-rule alert counts
 // 2: every counter, key slots and the CLOCK state; 3: window state; 4: distinct sketches (in the
-// window state, and their counter).
+// window state, and their counter), allowed lateness (slices with their first and last times,
+// window revisions and their counters), string slices, `by` groups.
 constexpr uint64_t kFormatVersion = 4;
 
 uint64_t Fnv(std::string_view bytes, uint64_t h = 14695981039346656037ull) {
@@ -82,7 +85,7 @@ uint64_t Matcher::Impl::Fingerprint() const {
 std::string Matcher::Impl::Snapshot() const {
   msgpack::sbuffer body;
   Packer pk(&body);
-  pk.pack_array(13);
+  pk.pack_array(14);
   pk.pack(watermark_);
   pk.pack(max_seen_);
   pk.pack(next_seq_);
@@ -96,7 +99,8 @@ std::string Matcher::Impl::Snapshot() const {
                      c.events_rejected, c.window_alerts,
                      windows_ != nullptr ? windows_->evicted() : c.window_keys_evicted,
                      windows_ != nullptr ? windows_->rejected() : c.window_keys_rejected,
-                     windows_ != nullptr ? windows_->distinct_sketches() : c.distinct_sketches})
+                     windows_ != nullptr ? windows_->distinct_sketches() : c.distinct_sketches,
+                     c.late_events_windowed, c.window_revisions, c.window_retractions})
     pk.pack(v);
   pk.pack(c.alerts_per_rule);
   size_t events = 0;
@@ -161,6 +165,15 @@ std::string Matcher::Impl::Snapshot() const {
   std::string windows;
   if (windows_ != nullptr) windows_->Pack(&windows);
   PackBin(pk, windows);
+  pk.pack_array(static_cast<uint32_t>(revisions_.size()));
+  for (const auto& [id, state] : revisions_) {
+    pk.pack_array(5);
+    pk.pack(std::get<0>(id));
+    pk.pack(std::get<1>(id));
+    PackBin(pk, std::get<2>(id));
+    pk.pack(state.revision);
+    pk.pack(state.held);
+  }
   msgpack::sbuffer out;
   Packer outer(&out);
   outer.pack_array(5);
@@ -188,7 +201,7 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     const std::string_view body_bytes = Bin(outer.ptr[3]);
     if (UInt(outer.ptr[4]) != Fnv(body_bytes)) throw Bad{"checksum mismatch: the snapshot is damaged"};
     const msgpack::object_handle body_handle = msgpack::unpack(body_bytes.data(), body_bytes.size());
-    const auto& body = Array(body_handle.get(), 13, "bad snapshot body");
+    const auto& body = Array(body_handle.get(), 14, "bad snapshot body");
     const Program& p = *program_;
 
     // Check everything first.
@@ -247,9 +260,21 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     } else if (!window_bytes.empty()) {
       throw Bad{"bad window state"};
     }
+    const auto& revisions = Array(body.ptr[13], 0, "bad window revisions");
+    decltype(revisions_) revised;
+    for (uint32_t i = 0; i < revisions.size; ++i) {
+      const auto& r = Array(revisions.ptr[i], 5, "bad window revision");
+      const int64_t threshold = Int(r.ptr[1]);
+      if (windows_ == nullptr || threshold < 0 || static_cast<size_t>(threshold) >= windows_->thresholds().size() ||
+          r.ptr[4].type != msgpack::type::BOOLEAN)
+        throw Bad{"bad window revision"};
+      revised[std::make_tuple(Int(r.ptr[0]), static_cast<int32_t>(threshold), std::string(Bin(r.ptr[2])))] =
+          RevisionState{static_cast<int32_t>(Int(r.ptr[3])), r.ptr[4].via.boolean};
+    }
 
     // Apply.
     if (windows != nullptr) windows_ = std::move(windows);
+    revisions_ = std::move(revised);
     watermark_ = Int(body.ptr[0]);
     max_seen_ = Int(body.ptr[1]);
     next_seq_ = Int(body.ptr[2]);
@@ -261,7 +286,8 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
         &counters_.runs_started, &counters_.keys_created, &counters_.runs_rejected,
         &counters_.keys_evicted, &counters_.keys_rejected, &counters_.watermark_forced,
         &counters_.watermark_forced_per_key, &counters_.events_rejected, &counters_.window_alerts,
-        &counters_.window_keys_evicted, &counters_.window_keys_rejected, &counters_.distinct_sketches};
+        &counters_.window_keys_evicted, &counters_.window_keys_rejected, &counters_.distinct_sketches,
+        &counters_.late_events_windowed, &counters_.window_revisions, &counters_.window_retractions};
     for (size_t i = 0; i < kCumulativeCounters; ++i) *cumulative[i] = UInt(counters.ptr[i]);
     if (windows_ != nullptr) windows_->set_counts(counters_.window_keys_evicted, counters_.window_keys_rejected);
     if (windows_ != nullptr) windows_->set_distinct_sketches(counters_.distinct_sketches);

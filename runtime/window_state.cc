@@ -29,47 +29,6 @@ int64_t FloorDiv(int64_t a, int64_t b) {
   return q;
 }
 
-// The value of one event for a distinct count: 8 bytes for numbers (floats: -0 as 0, every NaN
-// one value), the bytes of a string.
-void DistinctBytes(const WindowState::Series& s, RecordView event, std::string* out) {
-  out->clear();
-  if (s.is_string) {
-    out->append(event.GetString(s.slot));
-    return;
-  }
-  if (s.is_list) {   // the elements in order: strings with their length, the rest as 8 bytes
-    const ListView list = event.GetList(s.slot);
-    for (uint32_t i = 0; i < list.size(); ++i) {
-      if (s.element == ScalarType::kString) {
-        const std::string_view v = list.GetString(i);
-        const uint32_t n = static_cast<uint32_t>(v.size());
-        out->append(reinterpret_cast<const char*>(&n), sizeof n);
-        out->append(v);
-        continue;
-      }
-      int64_t word = list.GetInt(i);
-      if (s.element == ScalarType::kFloat) {
-        double f = list.GetFloat(i);
-        if (f == 0) f = 0;
-        if (std::isnan(f)) f = std::numeric_limits<double>::quiet_NaN();
-        std::memcpy(&word, &f, sizeof word);
-      }
-      out->append(reinterpret_cast<const char*>(&word), sizeof word);
-    }
-    return;
-  }
-  int64_t word;
-  if (s.is_float) {
-    double f = event.GetFloat(s.slot);
-    if (f == 0) f = 0;
-    if (std::isnan(f)) f = std::numeric_limits<double>::quiet_NaN();
-    std::memcpy(&word, &f, sizeof word);
-  } else {
-    word = event.GetInt(s.slot);
-  }
-  out->append(reinterpret_cast<const char*>(&word), sizeof word);
-}
-
 // The exact mean of durations rounded half away from zero; false if it does not fit 64 bits.
 bool RoundedMean(__int128 sum, int64_t count, int64_t* out) {
   const __int128 n = count;
@@ -119,6 +78,47 @@ struct Acc {
 };
 
 }  // namespace
+
+// The value of one event for a distinct count: 8 bytes for numbers (floats: -0 as 0, every NaN
+// one value), the bytes of a string.
+void DistinctValueBytes(const WindowState::Series& s, RecordView event, std::string* out) {
+  out->clear();
+  if (s.is_string) {
+    out->append(event.GetString(s.slot));
+    return;
+  }
+  if (s.is_list) {   // the elements in order: strings with their length, the rest as 8 bytes
+    const ListView list = event.GetList(s.slot);
+    for (uint32_t i = 0; i < list.size(); ++i) {
+      if (s.element == ScalarType::kString) {
+        const std::string_view v = list.GetString(i);
+        const uint32_t n = static_cast<uint32_t>(v.size());
+        out->append(reinterpret_cast<const char*>(&n), sizeof n);
+        out->append(v);
+        continue;
+      }
+      int64_t word = list.GetInt(i);
+      if (s.element == ScalarType::kFloat) {
+        double f = list.GetFloat(i);
+        if (f == 0) f = 0;
+        if (std::isnan(f)) f = std::numeric_limits<double>::quiet_NaN();
+        std::memcpy(&word, &f, sizeof word);
+      }
+      out->append(reinterpret_cast<const char*>(&word), sizeof word);
+    }
+    return;
+  }
+  int64_t word;
+  if (s.is_float) {
+    double f = event.GetFloat(s.slot);
+    if (f == 0) f = 0;
+    if (std::isnan(f)) f = std::numeric_limits<double>::quiet_NaN();
+    std::memcpy(&word, &f, sizeof word);
+  } else {
+    word = event.GetInt(s.slot);
+  }
+  out->append(reinterpret_cast<const char*>(&word), sizeof word);
+}
 
 int64_t WindowResolution(const WindowSpec& w) {
   const int64_t size = w.sizes_ms.empty() ? 1 : w.sizes_ms[0];
@@ -465,6 +465,8 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       st->slices.push_back(fresh);
     }
     AddValue(st->slices.back(), s.is_float, event, s.slot);   // (its running totals too)
+    if (st->slices.back().count == 1) st->slices.back().first_ms = t;
+    st->slices.back().last_ms = t;
     if (s.strings) {
       const std::string_view v = event.GetString(s.slot);
       if (st->strings.empty() || st->strings.back().id != id) {
@@ -479,7 +481,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       PushExtremes(*st, s.is_float);
     }
     if (s.distinct) {
-      DistinctBytes(s, event, &scratch_);
+      DistinctValueBytes(s, event, &scratch_);
       if (st->sketch != nullptr) {   // sketch: past the exact limit
         st->sketch->Add(DistinctHash(s.is_string || s.is_list, scratch_), id);
       } else {
@@ -639,7 +641,7 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
       AddValue(one, s.is_float, current, s.slot);
       acc.Merge(one);
       if (want_distinct) {
-        DistinctBytes(s, current, &scratch_);
+        DistinctValueBytes(s, current, &scratch_);
         const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
         bool seen = false;
         if (st != nullptr && st->sketch != nullptr) {   // sketch: the current value's hash joins the estimate
@@ -887,7 +889,7 @@ void WindowState::Pack(std::string* out) const {
       pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
-        pk.pack_array(19);
+        pk.pack_array(21);
         pk.pack(s.id);
         pk.pack(s.count);
         PackI128(pk, s.isum);
@@ -907,6 +909,8 @@ void WindowState::Pack(std::string* out) const {
         PackI128(pk, s.cum_isum);
         pk.pack(s.cum_fsum);
         pk.pack(s.cum_nan);
+        pk.pack(s.first_ms);
+        pk.pack(s.last_ms);
       }
       std::vector<std::pair<std::string, int64_t>> values(st->distinct.begin(), st->distinct.end());
       std::sort(values.begin(), values.end());
@@ -976,7 +980,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
         if (sl.type != msgpack::type::ARRAY) throw std::runtime_error("bad slices");
         for (uint32_t j = 0; j < sl.via.array.size; ++j) {
           const msgpack::object& x = sl.via.array.ptr[j];
-          if (x.type != msgpack::type::ARRAY || x.via.array.size != 19) throw std::runtime_error("bad slice");
+          if (x.type != msgpack::type::ARRAY || x.via.array.size != 21) throw std::runtime_error("bad slice");
           const msgpack::object* f = x.via.array.ptr;
           Slice sc;
           sc.id = f[0].as<int64_t>();
@@ -1002,6 +1006,8 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
                         static_cast<__int128>(f[16].via.array.ptr[1].as<uint64_t>());
           sc.cum_fsum = f[17].as<double>();
           sc.cum_nan = f[18].as<int64_t>();
+          sc.first_ms = f[19].as<int64_t>();
+          sc.last_ms = f[20].as<int64_t>();
           st->slices.push_back(sc);
           if (series_[s].extremes) PushExtremes(*st, series_[s].is_float);   // the stacks follow from the slices
         }

@@ -28,6 +28,9 @@
 // windows are dropped by Expire, as the watermark passes; with a key limit (SetLimit) an LRU
 // list in update order picks the key to drop.
 //
+// With an allowed lateness (window_late.cc) a late event is inserted at its place in time, and a
+// closed window can be read again as at its close (BeginClosedRead), for revisions.
+//
 // Thread safety: none; one WindowState per matcher.
 #pragma once
 
@@ -135,6 +138,10 @@ class WindowState {
     int64_t every_ms = 0;              // = size for tumbling
     bool session = false;              // windows are the key's sessions (events < size apart)
     std::vector<int32_t> types;        // event types its condition aggregates
+    // Allowed lateness (window_late.cc, SetAllowedLateness): its closed windows are judged again
+    // when a late event within the lateness falls in them; the series its terms read.
+    bool revisable = false;
+    std::vector<int32_t> read_series;
   };
   void AddThreshold(Threshold t);      // before the first Add; thresholds in rule order
   const std::vector<Threshold>& thresholds() const { return thresholds_; }
@@ -163,6 +170,31 @@ class WindowState {
   void Pack(std::string* out) const;
   bool Unpack(std::string_view bytes, std::string* error);
 
+  // ---- allowed lateness (runtime/window_late.cc; language.md "Revisions") ----
+  // Before the first Add: every tumbling, sliding and `over T` series keeps its slices `ms`
+  // longer (its horizon grows by `ms`, so keys are kept that much longer too), and each
+  // threshold learns whether its windows are revised (no session, distinct or ewma among the
+  // terms of its rule) and which series its terms read.
+  void SetAllowedLateness(const Program& program, int64_t ms);
+  // A closed window [start, end) of threshold `threshold` that a late event fell in.
+  struct Revisable {
+    int32_t threshold = -1;
+    int64_t start = 0, end = 0;
+  };
+  // A late event (time <= `watermark`, within the lateness: the caller decides) of key
+  // `key_bytes` of spec `spec`: added to the slices of its tumbling, sliding and `over T` series
+  // (its where decided here; not sessions, not ewma) at its place in time; the open windows of
+  // `when` rules that hold it (end − 1 > watermark) are scheduled to close as any; the closed
+  // ones (end − 1 <= watermark) of revisable thresholds are appended to `closed`, by threshold
+  // then end.
+  void AddLate(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator,
+               int64_t watermark, std::vector<Revisable>* closed);
+  // Until EndClosedRead, Read of the series that `threshold` reads, for key `key_bytes`, sees
+  // only its slices up to the one holding end − 1: the window as it would have been read at its
+  // close, with the late events since. (A copy of those slices is swapped in: O(slices).)
+  void BeginClosedRead(std::string_view key_bytes, int32_t threshold, int64_t end);
+  void EndClosedRead();
+
   // Transparent (probed with a string_view of the key bytes).
   struct BytesHash {
     using is_transparent = void;
@@ -187,6 +219,9 @@ class WindowState {
     __int128 cum_isum = 0;
     double cum_fsum = 0;
     int64_t cum_nan = 0;
+    // The times of the events ifirst/ffirst and ilast/flast come from (a late event may fall
+    // before or after them: window_late.cc).
+    int64_t first_ms = 0, last_ms = 0;
   };
   // A slice's extreme on a monotonic stack: the max (min) of the slices from `id` on is the value
   // of the first entry with id >= it.
@@ -313,6 +348,14 @@ class WindowState {
     std::vector<std::vector<int32_t>> emit, timeout_emit;
   };
   std::vector<RuleDistinct> distinct_of_rule_;
+  // Allowed lateness (window_late.cc).
+  static void InsertLate(SeriesKeyState& st, const Series& s, RecordView event, std::string* scratch);
+  KeyWindows* closed_read_key_ = nullptr;   // BeginClosedRead: the key whose series are swapped
+  std::vector<std::pair<int32_t, std::unique_ptr<SeriesKeyState>>> closed_read_saved_;
 };
+
+// The bytes a distinct count keys `event`'s value by (language.md "Aggregates": ints by value,
+// floats with -0 = 0 and every NaN one value, strings by bytes, lists by their elements in order).
+void DistinctValueBytes(const WindowState::Series& s, RecordView event, std::string* out);
 
 }  // namespace vigil

@@ -285,6 +285,11 @@ class Alert {
   // distinct the alert may have read is exact. field_approximate(i): field i reads such a one.
   double distinct_rse() const;
   bool field_approximate(size_t i) const;
+  // kWindow with MatcherOptions::allowed_lateness_ms (docs/language.md "Revisions"): 0 for the
+  // window's close, N > 0 when a late event judged the window again (same match_id); retracted:
+  // the window's condition no longer holds, the earlier alert of this match_id is withdrawn.
+  int revision() const;
+  bool retracted() const;
 
   // The emit fields (kMatch, kWindow) or `on timeout emit` fields (kTimeout), in declaration order.
   // A field without a value (matching.md "No value") is a null Value.
@@ -360,6 +365,11 @@ struct MatcherOptions {
   // HyperLogLog with a relative standard error of 1.63% (docs/language.md "Aggregates"; counted
   // in distinct_sketches; such alerts have Alert::distinct_rse() > 0). 0: always exact.
   size_t distinct_exact_limit = 10000;
+  // How long windows stay updatable after they close (docs/language.md "Revisions"; 0: not at
+  // all). A late event with time > watermark - allowed_lateness_ms still returns kLateEvent (it is
+  // never matched), but it is added to its windows, and `when` windows it falls in are judged
+  // again: alerts with revision() > 0. Counted in MatcherStats::late_events_windowed.
+  int64_t allowed_lateness_ms = 0;
 };
 
 struct MatcherStats {
@@ -380,6 +390,8 @@ struct MatcherStats {
   uint64_t events_rejected = 0;           // max_buffered_events_per_key, reject_new_buffered_events
   uint64_t events_buffered = 0;     // out of order (or with out-of-orderness allowed): waiting for the watermark
   uint64_t distinct_sketches = 0;   // key series whose distinct count went past distinct_exact_limit
+  uint64_t late_events_windowed = 0;   // late, within allowed_lateness_ms: added to windows
+  uint64_t window_revisions = 0;       // window alerts with revision() > 0 (retractions included)
 };
 
 class Matcher {
