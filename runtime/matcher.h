@@ -142,6 +142,9 @@ struct Alert {
   uint64_t match_id = 0;                      // matching.md §8 (printed as 16 hex digits)
   int64_t window_start_ms = 0;                // kWindow: the window [start, end)
   int64_t window_end_ms = 0;
+  // kWindow of a grouped `when` rule (`by`): the group's values, one per
+  // rule_info->group_fields; empty otherwise.
+  std::span<const ExprValue> group;
 };
 
 struct MatcherCounters {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/matcher_impl.h"
+#include "runtime/window_group.h"
 
 namespace vigil {
 namespace {
@@ -632,7 +633,10 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     close_key_ = close.key->bytes;
     const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
     const CheckedRule& rule = *compiled.checked;
-    window_bytes_ = close_key_;
+    // A (key, group) entry: the key's bytes, then the group's (language.md "Grouped when rules").
+    window_bytes_ = std::string_view(close_key_).substr(0, close.key->key_size);
+    window_group_ = std::string_view(close_key_).substr(close.key->key_size);
+    window_grouped_ = !th.grouped_terms.empty();
     window_closing_ = windows_->CloseStart(close, end);   // the window's start
     EvalInput input;
     input.windows = window_input_;
@@ -640,7 +644,7 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     if (holds) {
       // The key's components, as for a pattern alert (DecodeKey reads a key state's bytes).
       KeyState& key = close_state_;   // the window key as a key state, for AlertKey
-      key.bytes = close_key_;
+      key.bytes = window_bytes_;
       key.spec = th.spec;
       key.text.clear();
       decoded_key_ = nullptr;
@@ -657,6 +661,16 @@ void Matcher::Impl::FireCloses(int64_t instant) {
       uint64_t h = Fnv(Fnv(Fnv(Fnv(Fnv(14695981039346656037ull, rule.name), "\x1f"), key.text), "\x1f"), "w");
       h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_start_ms));
       h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_end_ms));
+      if (window_grouped_) {   // matching.md §8: then ␟ and the group's values, as the key's
+        DecodeGroup(window_group_, th.group_types, &group_values_);
+        group_text_.assign("\x1f");
+        for (size_t i = 0; i < group_values_.size(); ++i) {
+          if (i > 0) group_text_ += '\x1e';
+          group_text_ += FormatValue(ToValue(group_values_[i]));
+        }
+        h = Fnv(h, group_text_);
+        a.group = group_values_;
+      }
       a.match_id = h;
       alert_fields_.clear();
       alert_text_.clear();
@@ -670,6 +684,8 @@ void Matcher::Impl::FireCloses(int64_t instant) {
       if (callbacks_.on_alert) callbacks_.on_alert(a);
     }
     window_bytes_ = {};
+    window_group_ = {};
+    window_grouped_ = false;
     window_closing_ = WindowState::kNoClose;
   }
 }

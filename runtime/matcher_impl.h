@@ -573,6 +573,11 @@ class Matcher::Impl {
   WindowReader* window_input_ = nullptr;   // &window_reader_ when windows_
   ExprEvaluator window_eval_;              // for the series' `where` (evaluator_ may be mid-Eval)
   std::string_view window_bytes_;
+  // FireCloses of a grouped `when` rule: the closing (key, group)'s group bytes, read by its `by` terms.
+  std::string_view window_group_;
+  bool window_grouped_ = false;
+  std::vector<ExprValue> group_values_;   // FireCloses: the group decoded, for the alert
+  std::string group_text_;                // FireCloses: its values as text, for the match id
   int32_t window_spec_ = -1;
   uint32_t window_key_ = UINT32_MAX;
   int64_t window_sweep_at_ = std::numeric_limits<int64_t>::max();   // min once there are windows

@@ -21,6 +21,12 @@
 // An ewma series keeps a decayed sum and weight instead of slices; a baseline reads the slices
 // of its tumbling windows.
 //
+// Groups (`by f1, f2`, language.md "Groups"): a grouped series keeps its slices under a window
+// key of its own per (key, group) — the key's bytes followed by the group's (window_group.h) —
+// beside the key's state for the series without `by`; a grouped `when` rule's windows are those
+// (key, group) entries' (every one judged separately). So groups cost what keys cost, and the key
+// limit counts them as keys.
+//
 // `when` rules (Threshold): each key remembers its next window to close; closes wait in a map by
 // instant and are taken in rule then key order (TakeCloses). Keys whose state has all left its
 // windows are dropped by Expire, as the watermark passes; with a key limit (SetLimit) an LRU
@@ -68,6 +74,13 @@ class WindowState {
     bool distinct = false;          // some term counts distinct values
     bool extremes = false;          // some term reads min or max (the stacks are kept)
     std::string text;               // share key
+    int32_t group = -1;             // `by`: its group (groups_), kept per (key, group); -1: none
+  };
+  // The fields a group is made of, in events of one type.
+  struct Group {
+    int32_t event_type = -1;
+    std::vector<int32_t> slots;
+    std::vector<ValueType> types;
   };
 
   // `spec_of_rule[r]`: the key spec of rule r. Every Program::windows entry gets its series.
@@ -97,8 +110,12 @@ class WindowState {
   // none): a `when` rule's window [closing_start, now + 1) is being closed, and its tumbling,
   // sliding or session terms read it (rather than the current window at `now`).
   static constexpr int64_t kNoClose = std::numeric_limits<int64_t>::min();
+  // A `by` term reads the group `closing_group` (a grouped `when` rule's closing window: the
+  // group's bytes) if given, else the group of `current` (its fields of the same names); with
+  // neither it has no value.
   ExprValue Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start = kNoClose);
+                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start = kNoClose,
+                 const std::string_view* closing_group = nullptr);
 
   // Drops every key whose slices have all left their windows at instant `now` and that has no
   // window of a `when` rule left to close.
@@ -112,7 +129,12 @@ class WindowState {
     int64_t size_ms = 0;               // session: the gap
     int64_t every_ms = 0;              // = size for tumbling
     bool session = false;              // windows are the key's sessions (events < size apart)
-    std::vector<int32_t> types;        // event types its condition aggregates
+    std::vector<int32_t> types;        // event types its condition aggregates (grouped: its `by` ones)
+    // Grouped (`by`): the Program::windows ids of its `by` aggregates (the group's fields in each
+    // of their types) and the group's value types; its windows are per (key, group).
+    std::vector<int32_t> grouped_terms;
+    std::vector<ValueType> group_types;
+    std::vector<int32_t> group_of_type;   // AddThreshold: event type -> its group (groups_), or -1
   };
   void AddThreshold(Threshold t);      // before the first Add; thresholds in rule order
   const std::vector<Threshold>& thresholds() const { return thresholds_; }
@@ -226,6 +248,7 @@ class WindowState {
     std::vector<std::unique_ptr<SeriesKeyState>> series;   // by series index (null: none yet)
     std::vector<ThresholdKeyState> thresholds;             // by threshold index
     int64_t newest_end = 0;          // (last slice id + 1) * r + horizon, max over series: expiry
+    size_t key_size = 0;             // the key's bytes; beyond them (a (key, group) entry): the group's
   };
 
  private:
@@ -248,7 +271,14 @@ class WindowState {
   std::vector<std::vector<std::vector<int32_t>>> thresholds_by_spec_type_;   // [spec][type] -> thresholds
   // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
   std::map<int64_t, std::vector<Close>> closes_;
-  KeyWindows* FindOrAdd(std::string_view key_bytes);   // null: rejected by the limit
+  KeyWindows* FindOrAdd(std::string_view key_bytes, size_t key_size);   // null: rejected by the limit
+  // Add for one entry: the key's (group -1) or one (key, group)'s.
+  void AddToEntry(std::string_view entry_bytes, size_t key_size, int32_t group, int32_t spec, RecordView event,
+                  ExprEvaluator& evaluator);
+  std::vector<Group> groups_;
+  std::vector<std::vector<std::vector<int32_t>>> groups_by_spec_type_;   // [spec][type] -> groups
+  std::string entry_scratch_;     // Add: a (key, group)'s bytes
+  std::string read_scratch_;      // Read: a (key, group)'s bytes
   KeyWindows* Lookup(std::string_view key_bytes);      // null: no state
   KeyWindows* looked_up_ = nullptr;
   std::string looked_up_bytes_;
