@@ -159,7 +159,10 @@ class WindowState {
   size_t keys() const { return keys_.size(); }
   size_t slices() const;
 
-  // Snapshot: every key's state, as msgpack (inside the matcher's snapshot).
+  // Snapshot: every key's state, as msgpack (inside the matcher's snapshot). A (key, group)
+  // entry adds its key's size as a fifth element: snapshots without groups are as before, and only
+  // a program with `by` (which earlier versions do not run) writes one, so the matcher's snapshot
+  // format number did not change.
   void Pack(std::string* out) const;
   bool Unpack(std::string_view bytes, std::string* error);
 

@@ -24,6 +24,7 @@
 #include "nfa/program.h"
 #include "runtime/matcher.h"
 #include "runtime/window_state.h"
+#include "tests/alloc_counter.h"
 #include "tests/expr_test_util.h"
 #include "tests/reference/windows.h"
 
@@ -537,6 +538,73 @@ TEST_CASE("windows by: equal by aggregates of two rules share one series, other 
   // Series: avg and max by g over 1h share one (same field, resolution and group); sum by g over
   // tumbling 1m; by h; none; by g, h.
   CHECK(state.SeriesFor(0, checked->schema.TypeIndex("T")).size() == 5);
+}
+
+TEST_CASE("windows by: max_keys counts every (key, group) as a window key") {
+  // One key, groups g0, g1, g0, g2, g1, one event a minute: with room for two, g2 evicts g1
+  // (updated before g0's second event), so g1's second event sees an empty window; rejecting
+  // instead, g2 is never kept and g1 keeps its event.
+  const char* groups[] = {"g0", "g1", "g0", "g2", "g1"};
+  std::vector<Ev> stream(5);
+  for (size_t j = 0; j < 5; ++j) {
+    stream[j].key = "a";
+    stream[j].t = 1704067200000 + static_cast<int64_t>(j) * 60000;
+    stream[j].seq = static_cast<int64_t>(j);
+    stream[j].g = groups[j];
+  }
+  Setup s = Build("rule r { key k pattern c: T emit { n: count(T over 10m by g) } }\n", stream);
+  auto run = [&](MatcherOptions options, MatcherCounters* counters) {
+    std::vector<Got> got;
+    Matcher m(s.program, options, Collect(&got));
+    for (const OwnedRecord& r : s.records) m.Push(r.view());
+    *counters = m.counters();
+    m.Finish();
+    std::vector<int64_t> counts;
+    for (const Got& g : got) counts.push_back(g.v.i);
+    return counts;
+  };
+  MatcherCounters c;
+  CHECK(run({}, &c) == std::vector<int64_t>{0, 0, 1, 0, 1});
+  CHECK(c.window_keys_live == 3);   // three groups; no state for the key itself (no aggregate without by)
+  CHECK(run({.max_keys = 2}, &c) == std::vector<int64_t>{0, 0, 1, 0, 0});
+  CHECK(c.window_keys_live == 2);
+  CHECK(c.window_keys_evicted == 2);   // g2 evicts g1, then g1 evicts g0
+  CHECK(run({.max_keys = 2, .on_key_limit = MatcherOptions::OnKeyLimit::kRejectNew}, &c) ==
+        std::vector<int64_t>{0, 0, 1, 0, 1});
+  CHECK(c.window_keys_rejected == 1);   // g2's event
+}
+
+TEST_CASE("windows by: adding to and reading grouped windows allocates nothing in steady state") {
+  std::vector<Ev> stream(900);
+  for (size_t j = 0; j < stream.size(); ++j) {
+    stream[j].key = "a";
+    stream[j].t = 1704067200000 + static_cast<int64_t>(j) * 1000;
+    stream[j].seq = static_cast<int64_t>(j);
+    stream[j].g = fmt::format("g{}", j % 3);
+    stream[j].h = static_cast<int64_t>(j % 2);
+    stream[j].i = static_cast<int64_t>(j % 7);
+  }
+  Setup s = Build("rule r { key k pattern c: T where sum(T.i over 30s by g, h) >= 0 emit { n: count(T over 30s) } }\n",
+                  stream);
+  WindowState state(*s.program, {0});
+  ExprEvaluator evaluator;
+  const ExprProgram::WindowTerm* term = nullptr;
+  for (const Predicate& p : s.program->predicates)
+    if (!p.program.windows.empty()) term = &p.program.windows[0];
+  REQUIRE(term != nullptr);
+  const std::string key = "key a";
+  int64_t total = 0;
+  auto step = [&](size_t j) {
+    const RecordView r = s.records[j].view();
+    total += state.Read(*term, key, r.event_time(), r, evaluator).i;
+    state.Add(key, 0, r, evaluator);
+  };
+  for (size_t j = 0; j < 600; ++j) step(j);
+  const long before = test::AllocationCount();
+  for (size_t j = 600; j < stream.size(); ++j) step(j);
+  CHECK(test::AllocationCount() - before == 0);
+  CHECK(total > 0);
+  CHECK(state.keys() == 7);   // the key (its count without by) and (a, g, h) for three g and two h
 }
 
 TEST_CASE("windows by: vigil run's alert line carries the group after the window") {
