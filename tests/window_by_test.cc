@@ -4,7 +4,10 @@
 // which reads a `by` term's group from the judged event or the closing window's group and keeps
 // only that group's events); `when` rules judged per (key, group) with their alerts' groups,
 // order and match ids; snapshot/restore mid-window; the checker's errors for a group field the
-// judged event lacks or has with another type; and sharing of a `by` series by two rules.
+// judged event lacks or has with another type; sharing of a `by` series by two rules; the key
+// limit counting groups; no allocation in steady state; the group in `vigil run`'s alert line.
+// (The matcher differential test with `by`: matcher_differential_test.cc; exact checker
+// messages: tests/data/bad_rules/window_by.vigil; `vigil test` cases: tests/data/windows/by.vigil.)
 #include <algorithm>
 #include <cmath>
 #include <cstring>
