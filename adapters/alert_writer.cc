@@ -387,6 +387,10 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
   const size_t groups = kind == 2 ? std::min(alert.group.size(), group_names.size()) : 0;
   if (groups > 0) bound += 12;
   for (size_t g = 0; g < groups; ++g) bound += JsonStringBound(group_names[g].size()) + JsonValueBound(alert.group[g]) + 2;
+  if (alert.distinct_rse > 0) {   // ,"approximate":{"distinct_rse":..,"fields":[names]}
+    bound += 48 + kMaxFloat;
+    for (size_t k = 0; k < fields; ++k) bound += names[k].size;
+  }
   char* p = Room(out, bound);
 
   p = PutPiece(p, text + info.head[kind].at, info.head[kind].size);
@@ -430,6 +434,18 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
       p = PutJsonValue(p, alert.group[g]);
     }
     *p++ = '}';
+  }
+  if (alert.distinct_rse > 0) {   // language.md "Aggregates": a distinct past its exact limit
+    p = Put(p, ",\"approximate\":{\"distinct_rse\":");
+    p = PutJsonFloat(p, alert.distinct_rse);
+    p = Put(p, ",\"fields\":[");
+    size_t comma = 1;   // the names' pieces are ,"name": — the first without its comma, none without its colon
+    for (size_t k = 0; k < fields && k < alert.approximate_fields.size(); ++k) {
+      if (alert.approximate_fields[k] == 0) continue;
+      p = PutPiece(p, text + names[k].at + comma, names[k].size - comma - 1);
+      comma = 0;
+    }
+    p = Put(p, "]}");
   }
   if (has_message) {
     p = Put(p, ",\"message\":");

@@ -35,6 +35,10 @@ std::string Alert::key() const { return ValueAccess::FromExpr(data_->alert->key_
 int64_t Alert::detection_ms() const { return data_->alert->detection_ms; }
 int64_t Alert::window_start_ms() const { return data_->alert->window_start_ms; }
 int64_t Alert::window_end_ms() const { return data_->alert->window_end_ms; }
+double Alert::distinct_rse() const { return data_->alert->distinct_rse; }
+bool Alert::field_approximate(size_t i) const {
+  return i < data_->alert->approximate_fields.size() && data_->alert->approximate_fields[i] != 0;
+}
 size_t Alert::group_count() const { return data_->alert->group.size(); }
 std::string_view Alert::group_name(size_t i) const {
   const std::vector<std::string>& names = data_->alert->rule_info->group_fields;

@@ -117,6 +117,7 @@ Status Matcher::Create(std::shared_ptr<const Rules> rules, MatcherOptions option
     engine_options.on_key_buffer_limit = options.reject_new_buffered_events
                                              ? vigil::MatcherOptions::OnKeyBufferLimit::kRejectNew
                                              : vigil::MatcherOptions::OnKeyBufferLimit::kForceWatermark;
+    engine_options.distinct_exact_limit = options.distinct_exact_limit;
     impl->engine_max_per_key = options.max_buffered_events_per_key;
     impl->writer = std::make_unique<AlertWriter>(*self->rules->impl().program->checked);
     impl->engine = std::make_unique<vigil::Matcher>(self->rules->impl().program, engine_options,
@@ -196,6 +197,7 @@ MatcherStats Matcher::stats() const {
   s.watermark_forced_per_key = c.watermark_forced_per_key;
   s.events_rejected = c.events_rejected;
   s.events_buffered = c.events_buffered;
+  s.distinct_sketches = c.distinct_sketches;
   return s;
 }
 

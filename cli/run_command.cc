@@ -1,7 +1,7 @@
 // `vigil run --rules PATH... --input FILE|- [--format json|msgpack] [--out FILE|-] [--late FILE|-]
 //  [--dead-letter FILE|-] [--out-of-orderness DURATION|none] [--max-partial-matches N] [--max-keys N]
 //  [--max-buffered-events N] [--max-buffered-events-per-key N]
-//  [--on-key-buffer-limit force-watermark|reject] [--no-suppress] [--quiet]`:
+//  [--on-key-buffer-limit force-watermark|reject] [--distinct-exact-limit N] [--no-suppress] [--quiet]`:
 // the offline run. Checks and compiles the rules (errors printed as `vigil check` prints them,
 // exit 1), decodes the input (JSON lines, or a stream of concatenated msgpack maps) with the
 // adapters' decoders, pushes every event into one vigil::Matcher and calls Finish() at the end
@@ -19,7 +19,7 @@
 // file:line:col and the other rules run; a run with no rule left is an error. At the end a summary goes to stderr (unless --quiet): events read (every
 // non-blank line or message), decoded, watermarks, late, dead letters, alerts and suppressed
 // alerts per rule, elapsed time and throughput; then what the matcher's limits did, when they
-// did anything (evictions, rejections, forced watermarks).
+// did anything (evictions, rejections, forced watermarks, distinct counts turned approximate).
 //
 // Watermarks: with --out-of-orderness D (default 0) the watermark trails the latest event time by
 // D; besides, the input may carry punctuation, a message of the reserved type `$watermark`
@@ -81,6 +81,7 @@ struct RunOptions {
   size_t max_buffered_events = 0;
   size_t max_buffered_events_per_key = 0;
   std::string on_key_buffer_limit = "force-watermark";   // or "reject"
+  size_t distinct_exact_limit = MatcherOptions{}.distinct_exact_limit;
 };
 
 // An output stream of JSON lines: stdout, stderr or a file. A file's lines are appended to a
@@ -331,7 +332,8 @@ class Runner {
                                 .on_key_buffer_limit =
                                     options.on_key_buffer_limit == "reject"
                                         ? MatcherOptions::OnKeyBufferLimit::kRejectNew
-                                        : MatcherOptions::OnKeyBufferLimit::kForceWatermark},
+                                        : MatcherOptions::OnKeyBufferLimit::kForceWatermark,
+                                .distinct_exact_limit = options.distinct_exact_limit},
                  MatcherCallbacks{
                      .on_alert = [this](const Alert& a) { OnAlert(a); },
                      .on_late = [this](RecordView e, int64_t seq) { OnLate(e, seq); },
@@ -554,7 +556,8 @@ void PrintSummary(const Program& program, const LoadedProgram& loaded, Runner& r
       {c.window_keys_rejected, "events left out of the windows (key limit)"},
       {c.watermark_forced, "watermark advances forced"},
       {c.watermark_forced_per_key, "watermark advances forced by a key's buffer"},
-      {c.events_rejected, "events rejected (key buffer full; in the dead letters)"}};
+      {c.events_rejected, "events rejected (key buffer full; in the dead letters)"},
+      {c.distinct_sketches, "keys' distinct counts turned approximate (--distinct-exact-limit)"}};
   for (const auto& [n, what] : dropped) {
     if (n > 0) fmt::print(stderr, ", {} {}", n, what);
   }
@@ -681,6 +684,10 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                   "At --max-buffered-events-per-key: force the watermark up to the key's earliest "
                   "waiting event, or reject the new event (to --dead-letter)")
       ->check(CLI::IsMember({"force-watermark", "reject"}))
+      ->capture_default_str();
+  cmd->add_option("--distinct-exact-limit", options->distinct_exact_limit,
+                  "Distinct values per key and series counted exactly (0: no limit); beyond it a "
+                  "HyperLogLog (1.63% relative standard error; such alerts carry \"approximate\")")
       ->capture_default_str();
   cmd->add_flag("--no-suppress", options->no_suppress,
                 "Write every alert, ignoring the rules' suppress clauses");

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "grammar/time_format.h"
 #include "grammar/check_internal.h"
 
 namespace vigil::check {
@@ -52,12 +53,21 @@ constexpr FunctionSig kFunctions[] = {
     {"distance_km", Function::kDistanceKm, "nnnn"},
 };
 
+// The first node of `e` that reads a pattern variable (a field of one, or an aggregate over a loop).
+const BoundExpr* FirstVariableRead(const BoundExpr& e) {
+  if (e.op == ExprOp::kVarField || e.op == ExprOp::kLoopAggregate) return &e;
+  for (const BoundExpr& a : e.args)
+    if (const BoundExpr* found = FirstVariableRead(a)) return found;
+  return nullptr;
+}
+
 std::vector<std::string> AllFunctionNames() {
   std::vector<std::string> names;
   for (const AggregateName& a : kAggregates) names.emplace_back(a.name);
   for (const FunctionSig& f : kFunctions) names.emplace_back(f.name);
   names.emplace_back("ewma");
   names.emplace_back("baseline");
+  names.emplace_back("zscore");
   return names;
 }
 
@@ -172,7 +182,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       return ErrorExpr(span);
     }
     if (!aggregate) {
-      const bool known = name == "ewma" || name == "baseline" ||
+      const bool known = name == "ewma" || name == "baseline" || name == "zscore" ||
                          std::any_of(std::begin(kFunctions), std::end(kFunctions),
                                      [&](const FunctionSig& f) { return f.name == name; });
       if (known) {
@@ -236,9 +246,18 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       ExprScope inner;
       inner.file = scope.file;
       inner.current_type = type_id;
-      inner.rule = scope.rule;   // pattern variables: the step's own one is the event judged
+      inner.rule = scope.rule;   // pattern variables are bound, to be reported below
       BoundExpr where = BindCondition(*call.where, inner, "the window's 'where' condition");
       ok = ok && !IsError(where);
+      // language.md "Which events": a window's events are kept per key for every match and rule
+      // that reads them, so its `where` can see only the event it filters.
+      if (const BoundExpr* var = FirstVariableRead(where)) {
+        Error("E302", var->span,
+              "a window's 'where' sees only the aggregated event, not pattern variables (a key's windows are "
+              "shared by every match); to aggregate the events that share the judged event's field, use "
+              "'by FIELD'");
+        ok = false;
+      }
       e.has_where = true;
       e.args.push_back(std::move(where));
     } else if (*aggregate == AggregateKind::kFraction) {
@@ -261,6 +280,20 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         (w.kind != ast::WindowKind::kHierarchical && e.window.sizes_ms.size() != 1)) {
       Error("E302", Span(scope.file, w), "a window needs exactly one size");
       ok = false;
+    } else if (w.kind == ast::WindowKind::kHierarchical) {
+      // language.md "Windows": levels, each dividing the next; the last is the window's length.
+      if (e.window.sizes_ms.size() < 2) {
+        Error("E302", Span(scope.file, w), "a hierarchical window needs at least two sizes, e.g. hierarchical [1h, 7d]");
+        ok = false;
+      }
+      for (size_t i = 1; i < e.window.sizes_ms.size(); ++i) {
+        const int64_t finer = e.window.sizes_ms[i - 1], coarser = e.window.sizes_ms[i];
+        if (finer > 0 && coarser > finer && coarser % finer != 0) {
+          Error("E302", SpanOr(scope.file, w.sizes[i], Span(scope.file, w)),
+                "each size of a hierarchical window must divide the next");
+          ok = false;
+        }
+      }
     }
     if (w.kind == ast::WindowKind::kSliding) {
       if (!w.every) {
@@ -300,7 +333,7 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
     return e;
   }
 
-  if (name == "ewma" || name == "baseline") {
+  if (name == "ewma" || name == "baseline" || name == "zscore") {
     if (!scope.allow_window) {
       Error("E308", span, fmt::format("'{}' cannot be used here", name));
       return ErrorExpr(span);
@@ -337,16 +370,34 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         ok = false;
       }
     } else {
-      e.op = ExprOp::kBaseline;
+      // language.md "baseline", "zscore": the aggregate over the windows before the current one.
+      e.op = name == "zscore" ? ExprOp::kZScore : ExprOp::kBaseline;
       const ast::Operand* inner = SimpleOperand(call.args[0]);
       const auto* inner_call = inner != nullptr ? AsFwd<ast::Call>(*inner) : nullptr;
+      const SourceSpan inner_span = Span(scope.file, call.args[0]);
       if (inner_call == nullptr || !inner_call->over) {
-        Error("E302", Span(scope.file, call.args[0]),
-              "'baseline' needs a windowed aggregate, e.g. baseline(count(Login over 1h), 30d)");
+        Error("E302", inner_span,
+              fmt::format("'{}' needs a windowed aggregate, e.g. {}(count(Login over tumbling 1h), 30d)", name, name));
         return ErrorExpr(span);
       }
       BoundExpr agg = BindCall(*inner_call, scope);
       if (IsError(agg)) return ErrorExpr(span);
+      if (agg.window.kind != WindowKind::kTumbling && agg.window.kind != WindowKind::kSliding) {
+        Error("E302", inner_span,
+              fmt::format("'{}' compares windows with the windows before them: it needs a tumbling or sliding "
+                          "window, e.g. {}(sum(Transfer.amount over tumbling 1h), 30d)", name, name));
+        ok = false;
+      } else if (agg.aggregate == AggregateKind::kDistinct) {
+        Error("E302", inner_span,
+              fmt::format("'{}' of 'distinct' is not kept: a key keeps each value's last window only, not the "
+                          "distinct count of every past window; use count or sum", name));
+        ok = false;
+      } else if (agg.including_current) {
+        Error("E302", inner_span,
+              fmt::format("'including current' has no effect in '{}': its windows all end before the current one",
+                          name));
+        ok = false;
+      }
       e.args.push_back(std::move(agg));
     }
     std::optional<Value> d = BindConstant(call.args[1], scope.file, "the duration");
@@ -357,6 +408,16 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
       return ErrorExpr(span);
     }
     e.duration_ms = d->i;
+    if (ok && e.op != ExprOp::kEwma) {   // the history holds at least one window start before the current one
+      const WindowSpec& w = e.args[0].window;
+      const int64_t step = w.kind == WindowKind::kSliding ? w.every_ms : WindowLength(w);
+      if (step > 0 && e.duration_ms < step) {
+        Error("E302", Span(scope.file, call.args[1]),
+              fmt::format("the history of '{}' holds no window: it must be at least {} (one window step)", name,
+                          FormatDuration(step)));
+        ok = false;
+      }
+    }
     if (!ok) return ErrorExpr(span);
     return e;
   }

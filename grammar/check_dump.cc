@@ -117,8 +117,9 @@ struct Dumper {
         return fmt::format("ewma({}.{}, {})", TypeNameOf(schema, e.event_type),
                            FieldName(schema, e.event_type, e.slot), Duration(e.duration_ms));
       case ExprOp::kBaseline:
-        return fmt::format("baseline({}, {})", e.args.empty() ? "?" : Expr(e.args[0], current),
-                           Duration(e.duration_ms));
+      case ExprOp::kZScore:
+        return fmt::format("{}({}, {})", e.op == ExprOp::kZScore ? "zscore" : "baseline",
+                           e.args.empty() ? "?" : Expr(e.args[0], current), Duration(e.duration_ms));
       case ExprOp::kCall: {
         std::string s = std::string(FunctionName(e.function)) + "(";
         for (size_t i = 0; i < e.args.size(); ++i) {

@@ -93,6 +93,7 @@ class RuleChecker {
   void ExtendKey(const std::vector<int>& types, SourceSpan where);
   void CheckAfterMatch(const ast::AfterMatchClause& a);
   void CheckEmit(const ast::EmitClause& emit, std::vector<EmitField>& out);
+  void CheckThresholdWindows();
   void CheckMessage(const ast::SimpleClause& s);
   void CheckGroups();
 
@@ -165,6 +166,7 @@ void RuleChecker::Run(const GlobalDecl& g) {
     rs_.out.has_timeout_emit = true;
     CheckEmit(*cl.timeout_emit, rs_.out.timeout_emit);
   }
+  if (rs_.out.is_threshold && rs_.out.when && !IsError(*rs_.out.when)) CheckThresholdWindows();
   if (cl.when != nullptr && cl.pattern == nullptr) CheckGroups();
   // Windowed aggregates in emit over types the key does not cover yet.
   if (rs_.scope.key_valid && (cl.emit != nullptr || cl.timeout_emit != nullptr)) {
@@ -330,6 +332,50 @@ void RuleChecker::ExtendKey(const std::vector<int>& types, SourceSpan where) {
       slots.push_back(slot);
     }
     key.per_type.push_back(CheckedKey::PerType{t, std::move(slots)});
+  }
+}
+
+// language.md "Threshold rules": a `when` rule judges the windows of one tumbling, sliding or
+// session window — every such aggregate of its condition and emit has it (`over T` and
+// hierarchical ones end at the judged window's last instant and may differ); with sessions, the
+// sessions of one event type.
+void RuleChecker::CheckThresholdWindows() {
+  std::vector<const BoundExpr*> found;
+  auto collect = [&](const BoundExpr& root) {
+    std::vector<const BoundExpr*> todo = {&root};
+    while (!todo.empty()) {
+      const BoundExpr* e = todo.back();
+      todo.pop_back();
+      if (e->op == ExprOp::kWindowAggregate && !EndsAtInstant(e->window)) found.push_back(e);
+      for (auto it = e->args.rbegin(); it != e->args.rend(); ++it) todo.push_back(&*it);
+    }
+  };
+  collect(*rs_.out.when);
+  const size_t in_when = found.size();
+  for (const EmitField& f : rs_.out.emit) collect(f.value);
+  if (in_when == 0) {
+    c_.Error("E308", rs_.out.when->span,
+             "a 'when' condition needs a tumbling, sliding or session windowed aggregate: its window is what the "
+             "rule judges, e.g. count(Login where not ok over sliding 5m every 1m) > 10");
+    return;
+  }
+  const BoundExpr& first = *found.front();
+  for (const BoundExpr* e : found) {
+    const bool same = e->window.kind == first.window.kind && e->window.sizes_ms == first.window.sizes_ms &&
+                      e->window.every_ms == first.window.every_ms;
+    if (!same) {
+      c_.Error("E308", e->span,
+               "a 'when' rule judges one window: this aggregate's window differs from the rule's (its first "
+               "tumbling, sliding or session aggregate); use the same window, 'over T' for the time up to the "
+               "judged window's end, or two rules");
+      return;
+    }
+    if (first.window.kind == WindowKind::kSession && e->event_type != first.event_type) {
+      c_.Error("E308", e->span,
+               "a session 'when' rule judges the sessions of one event type: this aggregate is over another "
+               "type than the rule's first session aggregate");
+      return;
+    }
   }
 }
 

@@ -136,6 +136,7 @@ std::string_view ExprOpName(ExprOp op) {
     case ExprOp::kWindowAggregate: return "window_aggregate";
     case ExprOp::kEwma: return "ewma";
     case ExprOp::kBaseline: return "baseline";
+    case ExprOp::kZScore: return "zscore";
     case ExprOp::kCall: return "call";
     case ExprOp::kNot: return "not";
     case ExprOp::kNeg: return "neg";

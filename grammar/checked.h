@@ -64,6 +64,7 @@ enum class ExprOp : uint8_t {
   kWindowAggregate,  // `aggregate` over events of `event_type` in `window` (see fields below)
   kEwma,             // ewma(event_type.slot, duration_ms = half-life)
   kBaseline,         // baseline(args[0] = a kWindowAggregate, duration_ms = history)
+  kZScore,           // zscore(args[0] = a kWindowAggregate, duration_ms = history)
   kCall,             // scalar function `function` applied to args
   kNot, kNeg,        // unary: args[0]
   kAnd, kOr,         // binary: args[0], args[1]
@@ -101,6 +102,14 @@ struct WindowSpec {
   int64_t every_ms = 0;            // kSliding only
 };
 
+// `over T` and `over hierarchical [...]` windows end at the instant they are read at (the last T);
+// the others are windows of event time (tumbling, sliding, session).
+inline bool EndsAtInstant(const WindowSpec& w) {
+  return w.kind == WindowKind::kLast || w.kind == WindowKind::kHierarchical;
+}
+// The window's size: its one size, or a hierarchical window's last (its length).
+inline int64_t WindowLength(const WindowSpec& w) { return w.sizes_ms.empty() ? 0 : w.sizes_ms.back(); }
+
 // Hyperscan flags every `matches` regex is compiled with (HS_FLAG_SINGLEMATCH |
 // HS_FLAG_ALLOWEMPTY, mode HS_MODE_BLOCK); the checker compiled it with these already.
 extern const unsigned kRegexFlags;
@@ -127,7 +136,7 @@ struct BoundExpr {
   WindowSpec window;
   std::vector<int> by_slots;
   bool including_current = false;
-  int64_t duration_ms = 0;             // kEwma half-life, kBaseline history
+  int64_t duration_ms = 0;             // kEwma half-life, kBaseline and kZScore history
 };
 
 // ---- patterns -------------------------------------------------------------------------------

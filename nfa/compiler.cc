@@ -697,7 +697,7 @@ bool SameWindow(const WindowSpec& a, const WindowSpec& b) {
 // when it has none yet); false otherwise.
 bool OneWindow(const ExprProgram& program, WindowSpec* window, bool* have) {
   for (const ExprProgram::WindowTerm& t : program.windows) {
-    if (t.ewma || t.window.kind == WindowKind::kLast) continue;
+    if (t.ewma || EndsAtInstant(t.window)) continue;
     if (!*have) {
       *window = t.window;
       *have = true;
@@ -721,14 +721,14 @@ std::optional<CompileStatus> LowerThreshold(Program& program, int index) {
   InternWindows(program, c.program, index);
   bool have = false;
   if (!OneWindow(c.program, &out.window, &have))
-    return unsupported("the windowed aggregates of a 'when' condition with different windows are not yet supported",
+    return unsupported("a 'when' condition's windowed aggregates have different windows (the checker's E308)",
                        rule.when->span);
   if (!have)
     return unsupported("a 'when' condition needs a tumbling, sliding or session windowed aggregate", rule.when->span);
   if (out.window.kind == WindowKind::kSession) {   // sessions of one type: its series track them
     for (const ExprProgram::WindowTerm& t : c.program.windows)
       if (t.event_type != c.program.windows.front().event_type)
-        return unsupported("a 'when' rule's sessions over events of several types are not yet supported",
+        return unsupported("a 'when' rule's sessions are over events of several types (the checker's E308)",
                            rule.when->span);
   }
   out.threshold = true;
@@ -788,15 +788,15 @@ void EmitPass(PassContext& ctx) {
             other_type = other_type || t.event_type != r.when->windows.front().event_type;
         if (other_type) {
           ctx.problems.push_back({CompileStatus::Code::kUnsupported,
-                                  fmt::format("rule '{}', emit '{}': a session rule's emit over another event type is "
-                                              "not yet supported", r.checked->name, f.name),
+                                  fmt::format("rule '{}', emit '{}': a session rule's emit over another event type "
+                                              "(the checker's E308)", r.checked->name, f.name),
                                   r.checked->name, f.value.span});
           continue;
         }
         if (r.threshold && !OneWindow(c.program, &window, &have)) {
           ctx.problems.push_back({CompileStatus::Code::kUnsupported,
                                   fmt::format("rule '{}', emit '{}': a tumbling, sliding or session window other than the "
-                                              "'when' condition's is not yet supported", r.checked->name, f.name),
+                                              "'when' condition's (the checker's E308)", r.checked->name, f.name),
                                   r.checked->name, f.value.span});
           continue;
         }

@@ -219,7 +219,8 @@ void ExprCompiler::Compile(const BoundExpr& e) {
       return;
     case ExprOp::kWindowAggregate:
     case ExprOp::kEwma:
-    case ExprOp::kBaseline: CompileWindow(e); return;
+    case ExprOp::kBaseline:
+    case ExprOp::kZScore: CompileWindow(e); return;
     case ExprOp::kCall: CompileCall(e); return;
     case ExprOp::kNot:
       Compile(e.args[0]);
@@ -334,16 +335,15 @@ bool ReadsVariables(const BoundExpr& e) {
 }
 
 void ExprCompiler::CompileWindow(const BoundExpr& outer) {
-  // baseline(AGG(... over tumbling S), H): the inner aggregate's term, with its history.
-  const bool baseline = outer.op == ExprOp::kBaseline;
+  // baseline / zscore(AGG(... over tumbling or sliding W), H): the inner aggregate's term, with
+  // its history (the checker allowed only these forms).
+  const bool baseline = outer.op == ExprOp::kBaseline || outer.op == ExprOp::kZScore;
   const BoundExpr& e = baseline ? outer.args.at(0) : outer;
   if (baseline) {
     if (e.op != ExprOp::kWindowAggregate) Fail(Code::kInvalid, outer, "baseline needs a windowed aggregate");
-    if (e.window.kind != WindowKind::kTumbling)
-      Fail(Code::kUnsupported, outer, "baseline over other than a tumbling window is not yet supported");
-    if (e.aggregate == AggregateKind::kDistinct || e.aggregate == AggregateKind::kFraction)
-      Fail(Code::kUnsupported, outer, fmt::format("baseline of {} is not yet supported", AggregateName(e.aggregate)));
-    if (e.including_current) Fail(Code::kUnsupported, outer, "baseline of an aggregate 'including current' is not yet supported");
+    if ((e.window.kind != WindowKind::kTumbling && e.window.kind != WindowKind::kSliding) ||
+        e.aggregate == AggregateKind::kDistinct || e.including_current)
+      Fail(Code::kInvalid, outer, "a baseline needs a tumbling or sliding aggregate other than distinct");
   }
   ExprProgram::WindowTerm t;
   t.ewma = e.op == ExprOp::kEwma;
@@ -375,8 +375,8 @@ void ExprCompiler::CompileWindow(const BoundExpr& outer) {
         }
       }
     }
-    if (e.window.kind == WindowKind::kHierarchical) Fail(Code::kUnsupported, e, "hierarchical windows are not yet supported");
-    if (e.window.sizes_ms.size() != 1 || e.window.sizes_ms[0] <= 0 ||
+    if ((e.window.kind == WindowKind::kHierarchical ? e.window.sizes_ms.size() < 2 : e.window.sizes_ms.size() != 1) ||
+        e.window.sizes_ms[0] <= 0 ||
         (e.window.kind == WindowKind::kSliding &&
          (e.window.every_ms <= 0 || e.window.every_ms > e.window.sizes_ms[0]))) {
       Fail(Code::kInvalid, e, "bad window");
@@ -392,13 +392,14 @@ void ExprCompiler::CompileWindow(const BoundExpr& outer) {
   }
   if (baseline) {
     t.baseline_ms = outer.duration_ms;
+    t.zscore = outer.op == ExprOp::kZScore;
     t.result_type = outer.type;
-    if (t.baseline_ms < e.window.sizes_ms.at(0))
-      Fail(Code::kUnsupported, outer, "a baseline shorter than one window has no window to average");
+    const int64_t step = e.window.kind == WindowKind::kSliding ? e.window.every_ms : e.window.sizes_ms.at(0);
+    if (t.baseline_ms < step) Fail(Code::kInvalid, outer, "a baseline's history holds no window");
   }
   if (e.has_where) {
-    if (ReadsVariables(e.args[0]))
-      Fail(Code::kUnsupported, e.args[0], "a window's 'where' that reads pattern variables is not yet supported");
+    if (ReadsVariables(e.args[0]))   // the checker's E302
+      Fail(Code::kInvalid, e.args[0], "a window's 'where' reads pattern variables");
     ExprCompileResult w = CompileExpr(e.args[0], schema_, e.event_type, {});
     if (!w.status.ok()) throw CompileError{w.status.code, w.status.message, w.status.span};
     t.where = std::make_shared<const ExprProgram>(std::move(w.program));
@@ -708,13 +709,13 @@ std::string DescribeWindowTerm(const ExprProgram::WindowTerm& t) {
       case WindowKind::kTumbling: window += fmt::format("tumbling {}ms", size); break;
       case WindowKind::kSliding: window += fmt::format("sliding {}ms every {}ms", size, t.window.every_ms); break;
       case WindowKind::kSession: window += fmt::format("session {}ms", size); break;
-      default: window += "?"; break;
+      case WindowKind::kHierarchical: window += fmt::format("hierarchical [{}]ms", fmt::join(t.window.sizes_ms, ", ")); break;
     }
   }
   if (t.where != nullptr) window += " where";
   if (!t.by_slots.empty()) window += fmt::format(" by slots {}", fmt::join(t.by_slots, ","));
   if (t.including_current) window += " including current";
-  if (t.baseline_ms > 0) window += fmt::format(" baseline {}ms", t.baseline_ms);
+  if (t.baseline_ms > 0) window += fmt::format(" {} {}ms", t.zscore ? "zscore" : "baseline", t.baseline_ms);
   if (t.id >= 0) window += fmt::format(" #{}", t.id);
   return window;
 }

@@ -58,9 +58,8 @@
 // engine's per-key window state, or a test's reference recomputing it — through
 // EvalInput::windows (runtime/expr_eval.h); without a reader it has no value. CompileProgram
 // gives each term the id of its entry in Program::windows (shared by equal aggregates of rules
-// with the same key). Hierarchical windows, baselines other than over a tumbling
-// window (or of distinct or fraction), and min/max/first/last of strings or lists are not compiled
-// yet: kUnsupported.
+// with the same key). Min/max/first/last of strings or lists are not compiled yet:
+// kUnsupported.
 #pragma once
 
 #include <cstdint>
@@ -192,10 +191,13 @@ struct ExprProgram {
     ValueType result_type;
     WindowSpec window;              // !ewma
     int64_t half_life_ms = 0;       // ewma
-    // > 0: baseline(AGG(... over tumbling S), baseline_ms): the mean of the aggregate over the
-    // whole windows of that history before the current one (result float); the fields above are
-    // the inner aggregate's.
+    // > 0: baseline(AGG(... over tumbling or sliding W), baseline_ms): the mean of the aggregate
+    // over the windows of that history before the current one (result float); the fields above
+    // are the inner aggregate's.
     int64_t baseline_ms = 0;
+    // With baseline_ms: zscore(...) — (the current window's value − that mean) / the population
+    // standard deviation of the history windows' values (result float).
+    bool zscore = false;
     bool including_current = false;
     // `where` (fraction: its condition), compiled over an event of event_type; null: none.
     std::shared_ptr<const ExprProgram> where;

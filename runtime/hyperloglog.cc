@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -83,11 +84,11 @@ bool HyperLogLog::Merge(const HyperLogLog& other) {
   return true;
 }
 
-double HyperLogLog::Estimate() const {
-  const int q = 64 - precision_;
+double HyperLogLog::EstimateRegisters(std::span<const uint8_t> registers) {
+  const int q = 64 - std::countr_zero(registers.size());
   std::array<uint32_t, 66> histogram{};   // register values 0 .. q + 1 ≤ 61
-  for (uint8_t r : registers_) ++histogram[r];
-  const double m = static_cast<double>(registers_.size());
+  for (uint8_t r : registers) ++histogram[r];
+  const double m = static_cast<double>(registers.size());
   double z = m * Tau(1 - histogram[q + 1] / m);
   for (int k = q; k >= 1; --k) z = 0.5 * (z + histogram[k]);
   z += m * Sigma(histogram[0] / m);

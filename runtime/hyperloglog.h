@@ -127,7 +127,11 @@ class HyperLogLog {
 
   // The estimated number of distinct values added (Ertl's improved estimator; 0 for an empty
   // sketch). O(m + q): it builds the histogram of register values each time; allocates nothing.
-  double Estimate() const;
+  double Estimate() const { return EstimateRegisters(registers_); }
+  // The same estimator over registers held elsewhere (runtime/window_distinct.h builds a window's
+  // registers): `registers.size()` must be 2^p for a p in [kMinPrecision, kMaxPrecision], every
+  // register at most 65 − p.
+  static double EstimateRegisters(std::span<const uint8_t> registers);
 
   // Empties the sketch (every register 0), keeping its precision and memory.
   void Clear();

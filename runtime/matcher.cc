@@ -637,6 +637,7 @@ void Matcher::Impl::BuildWindows() {
       if (SameKeyFields(p.rules[r].checked->key, specs_[s], types)) spec_of_rule[r] = static_cast<int32_t>(s);
   windows_ = std::make_unique<WindowState>(p, spec_of_rule);
   windows_->SetLimit(options_.max_keys, options_.on_key_limit == MatcherOptions::OnKeyLimit::kEvictIdle);
+  windows_->SetDistinctLimit(options_.distinct_exact_limit);
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
     if (!rule.threshold) continue;
@@ -671,7 +672,7 @@ void Matcher::Impl::BuildWindows() {
   int64_t shortest = std::numeric_limits<int64_t>::max();
   for (const WindowAggregate& w : p.windows) {
     if (w.term.window.sizes_ms.empty()) continue;
-    shortest = std::min(shortest, w.term.window.sizes_ms[0]);
+    shortest = std::min(shortest, WindowLength(w.term.window));
     if (w.term.where != nullptr) window_eval_.Prepare(*w.term.where);
   }
   window_sweep_every_ = std::max<int64_t>(1000, shortest == std::numeric_limits<int64_t>::max() ? 1000 : shortest / 4);

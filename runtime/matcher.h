@@ -114,6 +114,10 @@ struct MatcherOptions {
   // the cumulative counters must be the same; an expired chain run is then removed at its
   // deadline, not lazily).
   bool chain_paths = true;
+  // `distinct` (docs/language.md "Aggregates"): exact while a key's series holds at most this
+  // many distinct values, then a windowed HyperLogLog (relative standard error 1.63%; counted in
+  // distinct_sketches; the alerts that may read it carry Alert::distinct_rse). 0: always exact.
+  size_t distinct_exact_limit = 10000;
 };
 
 // kWindow: a `when` rule's condition held as one of its windows closed (no bound events).
@@ -142,6 +146,11 @@ struct Alert {
   uint64_t match_id = 0;                      // matching.md §8 (printed as 16 hex digits)
   int64_t window_start_ms = 0;                // kWindow: the window [start, end)
   int64_t window_end_ms = 0;
+  // > 0: a `distinct` the rule reads (in a condition, `when` or emit) is held as a sketch for this
+  // key (MatcherOptions::distinct_exact_limit), with this relative standard error; 0: all exact.
+  double distinct_rse = 0;
+  // When distinct_rse > 0: one flag per field, 1 if the field reads such a distinct (else empty).
+  std::span<const uint8_t> approximate_fields;
   // kWindow of a grouped `when` rule (`by`): the group's values, one per
   // rule_info->group_fields; empty otherwise.
   std::span<const ExprValue> group;
@@ -176,6 +185,7 @@ struct MatcherCounters {
   uint64_t nodes_live = 0;
   uint64_t string_fields_indexed = 0;   // fields with a Hyperscan database (constant)
   std::vector<uint64_t> alerts_per_rule;
+  uint64_t distinct_sketches = 0;       // key series whose distinct count went past distinct_exact_limit (cumulative)
 };
 
 // Why an event that is not late was not taken (MatcherCallbacks::on_rejected).
@@ -213,7 +223,7 @@ class Matcher {
   // All runtime state — buffered events, runs and their bound events, keys (with their slots and
   // the max_keys CLOCK state, so eviction goes on as it would have), windowed aggregates' slices,
   // watermark, arrival and processing order, every cumulative counter — as bytes (msgpack;
-  // format version 3, the
+  // format version 4, the
   // program's fingerprint, a checksum). Restoring them into a fresh Matcher of the same program
   // and options and continuing gives exactly the alerts and counters of an uninterrupted run.
   // Call between pushes, never from a callback.

@@ -513,6 +513,10 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
     window_bytes_ = {};
   }
   a.fields = alert_fields_;
+  if (windows_ != nullptr) {   // distinct counts past the exact limit (language.md "Aggregates")
+    a.distinct_rse = windows_->DistinctApproximation(p.rule, p.kind == AlertKind::kTimeout, key.bytes, &approximate_fields_);
+    a.approximate_fields = approximate_fields_;
+  }
   ++counters_.alerts_per_rule[static_cast<size_t>(p.rule)];
   if (p.kind == AlertKind::kMatch) {
     ++counters_.matches;
@@ -679,6 +683,8 @@ void Matcher::Impl::FireCloses(int64_t instant) {
       for (const ExprProgram& program : compiled.emit) PushField(evaluator_.Eval(program, input));
       PinFieldText();
       a.fields = alert_fields_;
+      a.distinct_rse = windows_->DistinctApproximation(th.rule, false, close_key_, &approximate_fields_);
+      a.approximate_fields = approximate_fields_;
       ++counters_.alerts_per_rule[static_cast<size_t>(th.rule)];
       ++counters_.window_alerts;
       if (callbacks_.on_alert) callbacks_.on_alert(a);

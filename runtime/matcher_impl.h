@@ -349,6 +349,7 @@ class Matcher::Impl {
       counters_.window_keys_live = windows_->keys();
       counters_.window_keys_evicted = windows_->evicted();
       counters_.window_keys_rejected = windows_->rejected();
+      counters_.distinct_sketches = windows_->distinct_sketches();
     }
     return counters_;
   }
@@ -582,6 +583,7 @@ class Matcher::Impl {
   uint32_t window_key_ = UINT32_MAX;
   int64_t window_sweep_at_ = std::numeric_limits<int64_t>::max();   // min once there are windows
   int64_t window_sweep_every_ = 1000;
+  std::vector<uint8_t> approximate_fields_;   // alert scratch: Alert::approximate_fields
   std::vector<Run> next_;
   std::vector<Pending> pending_;
   std::vector<Run> dying_;

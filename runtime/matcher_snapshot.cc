@@ -24,9 +24,10 @@ namespace vigil {
 namespace {
 
 constexpr const char* kMagic = "vigil-matcher";
-constexpr size_t kCumulativeCounters = 18;   // before the per-rule alert counts
-// 2: every counter, key slots and the CLOCK state; 3: window state.
-constexpr uint64_t kFormatVersion = 3;
+constexpr size_t kCumulativeCounters = 19;   // before the per-rule alert counts
+// 2: every counter, key slots and the CLOCK state; 3: window state; 4: distinct sketches (in the
+// window state, and their counter).
+constexpr uint64_t kFormatVersion = 4;
 
 uint64_t Fnv(std::string_view bytes, uint64_t h = 14695981039346656037ull) {
   for (unsigned char c : bytes) {
@@ -94,7 +95,8 @@ std::string Matcher::Impl::Snapshot() const {
                      c.keys_evicted, c.keys_rejected, c.watermark_forced, c.watermark_forced_per_key,
                      c.events_rejected, c.window_alerts,
                      windows_ != nullptr ? windows_->evicted() : c.window_keys_evicted,
-                     windows_ != nullptr ? windows_->rejected() : c.window_keys_rejected})
+                     windows_ != nullptr ? windows_->rejected() : c.window_keys_rejected,
+                     windows_ != nullptr ? windows_->distinct_sketches() : c.distinct_sketches})
     pk.pack(v);
   pk.pack(c.alerts_per_rule);
   size_t events = 0;
@@ -259,9 +261,10 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
         &counters_.runs_started, &counters_.keys_created, &counters_.runs_rejected,
         &counters_.keys_evicted, &counters_.keys_rejected, &counters_.watermark_forced,
         &counters_.watermark_forced_per_key, &counters_.events_rejected, &counters_.window_alerts,
-        &counters_.window_keys_evicted, &counters_.window_keys_rejected};
+        &counters_.window_keys_evicted, &counters_.window_keys_rejected, &counters_.distinct_sketches};
     for (size_t i = 0; i < kCumulativeCounters; ++i) *cumulative[i] = UInt(counters.ptr[i]);
     if (windows_ != nullptr) windows_->set_counts(counters_.window_keys_evicted, counters_.window_keys_rejected);
+    if (windows_ != nullptr) windows_->set_distinct_sketches(counters_.distinct_sketches);
     for (size_t r = 0; r < p.rules.size(); ++r) counters_.alerts_per_rule[r] = UInt(per_rule.ptr[r]);
     absl::flat_hash_map<uint64_t, EventStore::Handle> handle;   // old -> new
     std::vector<Cell> image;

@@ -106,6 +106,8 @@ int64_t WindowResolution(const WindowSpec& w) {
   switch (w.kind) {
     case WindowKind::kLast:
       return size <= 60'000 ? 1 : size <= 3'600'000 ? 1'000 : 60'000;
+    case WindowKind::kHierarchical:   // the coarsest level (checked: at least two sizes)
+      return w.sizes_ms.size() >= 2 ? w.sizes_ms[w.sizes_ms.size() - 2] : size;
     case WindowKind::kTumbling: return size;
     case WindowKind::kSliding: return std::gcd(size, w.every_ms);
     default: return 1;   // session: exact
@@ -203,13 +205,13 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     series_of_window_.push_back(s);
     total_series_of_window_.push_back(t.aggregate == AggregateKind::kFraction ? series_for(t, spec, false) : -1);
     const int64_t size = t.ewma ? kEwmaHorizonHalfLives * t.half_life_ms
-                                : (t.window.sizes_ms.empty() ? 0 : t.window.sizes_ms[0]) + t.baseline_ms;
+                                : WindowLength(t.window) + t.baseline_ms;
     for (int32_t i : {s, total_series_of_window_.back()}) {
       if (i < 0) continue;
       Series& ser = series_[static_cast<size_t>(i)];
       ser.horizon_ms = std::max(ser.horizon_ms, size + ser.resolution_ms);
       if (t.aggregate == AggregateKind::kDistinct && i == s) ser.distinct = true;
-      if ((t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax) && !t.ewma && t.baseline_ms == 0)
+      if ((t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax) && !t.ewma && (t.baseline_ms == 0 || t.zscore))
         ser.extremes = true;
     }
   }
@@ -226,6 +228,7 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     std::vector<int32_t>& list = groups[static_cast<size_t>(s.event_type)];
     if (std::find(list.begin(), list.end(), s.group) == list.end()) list.push_back(s.group);
   }
+  BuildDistinctOfRule(program);   // sketch (window_state_distinct.cc)
 }
 
 std::unique_ptr<WindowState> WindowState::EmptyLike() const {
@@ -240,6 +243,8 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->groups_by_spec_type_ = groups_by_spec_type_;
   out->max_keys_ = max_keys_;
   out->evict_ = evict_;
+  out->distinct_limit_ = distinct_limit_;
+  out->distinct_of_rule_ = distinct_of_rule_;
   return out;
 }
 
@@ -433,6 +438,7 @@ void WindowState::AddToEntry(std::string_view entry_bytes, size_t key_size, int3
         st->max_stack.clear();
         st->min_stack.clear();
         st->distinct.clear();
+        st->sketch.reset();   // sketch: a new session counts exactly again
       }
       st->session_last = t;
       k->newest_end = std::max(k->newest_end, t + s.session_gap_ms);
@@ -479,7 +485,12 @@ void WindowState::AddToEntry(std::string_view entry_bytes, size_t key_size, int3
     if (s.extremes) PushExtremes(*st, s.is_float);
     if (s.distinct) {
       DistinctBytes(s, event, &scratch_);
-      st->distinct[scratch_] = id;
+      if (st->sketch != nullptr) {   // sketch: past the exact limit
+        st->sketch->Add(DistinctHash(s.is_string, scratch_), id);
+      } else {
+        st->distinct[scratch_] = id;
+        if (distinct_limit_ > 0 && st->distinct.size() > distinct_limit_) SwitchToSketch(s, *st);
+      }
     }
     k->newest_end = std::max(k->newest_end, (id + 1) * s.resolution_ms + s.horizon_ms);
   }
@@ -493,10 +504,12 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
     if (s.session_gap_ms > 0) continue;   // a session's slices go when the next session starts
     // A slice is in no window of the series once (id + 1) * r + horizon <= now.
     bool dropped = false;
+    size_t dropped_now = 0;
     while (!st->slices.empty() && (st->slices.front().id + 1) * s.resolution_ms + s.horizon_ms <= now) {
       st->slices.pop_front();
       ++st->dropped_since_rebase;
       dropped = true;
+      ++dropped_now;
     }
     if (dropped) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
@@ -525,16 +538,16 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
       absl::erase_if(st->distinct, [&](const auto& e) { return e.second < oldest; });
     }
+    if (dropped && st->sketch != nullptr)   // sketch
+      st->sketch->Prune(st->slices.empty() ? INT64_MAX : st->slices.front().id, dropped_now, st->slices.size());
   }
 }
 
 ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
                             RecordView current, ExprEvaluator& evaluator, int64_t closing_start,
                             const std::string_view* closing_group) {
-  const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
-  const Series& s = series_[static_cast<size_t>(si)];
-  KeyWindows* k = nullptr;
-  if (s.group >= 0) {   // the (key, group) entry: the closing window's group, or the judged event's
+  // A `by` term reads its (key, group) entry: the closing window's group, or the judged event's.
+  if (series_[static_cast<size_t>(series_of_window_[static_cast<size_t>(term.id)])].group >= 0) {
     const size_t n = term.by_slots.size();
     read_scratch_.assign(key_bytes);
     if (closing_group != nullptr) {
@@ -545,10 +558,33 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
           !AppendGroup(current, std::span<const int32_t>(term.judged_slots.data() + at, n), term.by_types, &read_scratch_))
         return ExprValue::NoValue();   // no event judged, or its type lacks the fields: no group
     }
-    k = Lookup(read_scratch_);
-  } else {
-    k = Lookup(key_bytes);
+    key_bytes = read_scratch_;
   }
+  if (term.ewma || term.baseline_ms == 0) return ReadValue(term, key_bytes, now, current, evaluator, closing_start);
+  // baseline / zscore: the history windows before the current one (its start: the closing
+  // window's, or the latest start containing `now`).
+  const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
+  const int32_t ti = total_series_of_window_[static_cast<size_t>(term.id)];
+  KeyWindows* k = Lookup(key_bytes);
+  const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
+  const SeriesKeyState* total = k == nullptr || ti < 0 ? nullptr : k->series[static_cast<size_t>(ti)].get();
+  const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : WindowLength(term.window);
+  const int64_t c = closing_start != kNoClose ? closing_start : FloorDiv(now, every) * every;
+  const History h = HistoryOf(term, series_[static_cast<size_t>(si)].resolution_ms, st, total, c);
+  if (h.windows == 0) return ExprValue::NoValue();
+  if (!term.zscore) return ExprValue::Float(h.mean);
+  if (!(h.stddev > 0)) return ExprValue::NoValue();   // a constant history: no scale to measure by
+  const ExprValue v = ReadValue(term, key_bytes, now, current, evaluator, closing_start);
+  if (!v.has_value) return ExprValue::NoValue();
+  const double x = v.type.is(ScalarType::kFloat) ? v.f : static_cast<double>(v.i);
+  return ExprValue::Float((x - h.mean) / h.stddev);
+}
+
+ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
+                                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start) {
+  const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
+  const Series& s = series_[static_cast<size_t>(si)];
+  KeyWindows* k = Lookup(key_bytes);   // (a `by` term's: its (key, group) entry, Read)
   if (term.ewma) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     if (st == nullptr || st->ewma_time == kNoClose || now - st->ewma_time >= kEwmaHorizonHalfLives * s.half_life_ms)
@@ -556,10 +592,10 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
     return ExprValue::Float(st->ewma_sum / st->ewma_weight);   // decaying both to `now` keeps the ratio
   }
   const int64_t r = s.resolution_ms;
-  const int64_t size = term.window.sizes_ms.empty() ? 0 : term.window.sizes_ms[0];
+  const int64_t size = WindowLength(term.window);
   // The first slice id in the window.
   const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
-  int64_t first = term.window.kind == WindowKind::kLast ? FloorDiv(now - size, r) + 1
+  int64_t first = EndsAtInstant(term.window) ? FloorDiv(now - size, r) + 1
                   : closing_start != kNoClose         ? FloorDiv(closing_start, r)
                                                       : FloorDiv(now, every) * every / r;
   if (term.window.kind == WindowKind::kSession && closing_start == kNoClose) {
@@ -568,15 +604,11 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     first = st != nullptr && st->session_last != kNoClose && now - st->session_last < size ? st->session_first : now;
   }
-  if (term.baseline_ms > 0) {
-    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
-    return Baseline(term, st, closing_start != kNoClose ? closing_start : FloorDiv(now, size) * size);
-  }
   const bool moments = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
   auto accumulate = [&](int32_t series, Acc* acc, int64_t* distinct) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(series)].get();
     if (st == nullptr) return;
-    if (distinct != nullptr)
+    if (distinct != nullptr && st->sketch == nullptr)   // (sketch: estimated below)
       for (const auto& e : st->distinct) *distinct += e.second >= first;
     auto from = std::lower_bound(st->slices.begin(), st->slices.end(), first,
                                  [](const Slice& a, int64_t id) { return a.id < id; });
@@ -606,6 +638,8 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
   Acc acc;
   int64_t distinct = 0;
   const bool want_distinct = term.aggregate == AggregateKind::kDistinct;
+  uint64_t current_hash = 0;
+  bool current_hashed = false;
   accumulate(si, &acc, want_distinct ? &distinct : nullptr);
   // `including current`: the event under test, if the series takes it.
   bool current_in = false;
@@ -624,13 +658,22 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
         DistinctBytes(s, current, &scratch_);
         const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
         bool seen = false;
-        if (st != nullptr) {
+        if (st != nullptr && st->sketch != nullptr) {   // sketch: the current value's hash joins the estimate
+          current_hash = DistinctHash(s.is_string, scratch_);
+          current_hashed = true;
+          seen = true;
+        } else if (st != nullptr) {
           const auto d = st->distinct.find(scratch_);
           seen = d != st->distinct.end() && d->second >= first;
         }
         if (!seen) ++distinct;
       }
     }
+  }
+  if (want_distinct && k != nullptr) {   // sketch: past the exact limit, an estimate rounded to an int
+    const SeriesKeyState* st = k->series[static_cast<size_t>(si)].get();
+    if (st != nullptr && st->sketch != nullptr)
+      distinct = std::llround(st->sketch->Estimate(first, sketch_registers_, current_hashed ? &current_hash : nullptr));
   }
   const bool empty = acc.count == 0;
   switch (term.aggregate) {
@@ -686,67 +729,87 @@ ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_vie
   return ExprValue::NoValue();
 }
 
-// The mean of the inner aggregate over the windows [c − k·S, c − (k − 1)·S), k = 1..H/S, where c
-// is the current window's start (language.md "baseline"): slices of resolution S are windows.
-ExprValue WindowState::Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t c) {
-  const int64_t size = term.window.sizes_ms[0];
-  const int64_t n = term.baseline_ms / size;
-  const int64_t hi = FloorDiv(c, size), lo = hi - n;
+// The inner aggregate of each window of the history before the current one (start c): the windows
+// that end by c, [c − (k−1)·E − S, c − (k−1)·E) for k = 1..H/E (E = S when tumbling: the
+// windows [c − k·S, c − (k−1)·S)), from the slices of resolution r
+// (which divides S and E) — language.md "baseline" and "zscore". Count and sum have a value in
+// every window (0 when empty); the others only where the window has events (fraction: where it
+// has events of the type). Their mean and population standard deviation (Welford).
+WindowState::History WindowState::HistoryOf(const ExprProgram::WindowTerm& term, int64_t r, const SeriesKeyState* st,
+                                            const SeriesKeyState* total, int64_t c) {
+  const int64_t size = WindowLength(term.window);
+  const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
+  const int64_t n = term.baseline_ms / every;
   const bool is_float = term.field_type.is(ScalarType::kFloat);
-  double total = 0;
-  __int128 itotal = 0;
-  int64_t windows = 0;   // with a value (count and sum: all n)
-  if (st != nullptr) {
-    auto from = std::lower_bound(st->slices.begin(), st->slices.end(), lo,
+  History h;
+  double sum = 0, running = 0, m2 = 0;
+  auto count_in = [](const SeriesKeyState* x, int64_t lo, int64_t hi, Acc* acc) {
+    if (x == nullptr) return;
+    auto from = std::lower_bound(x->slices.begin(), x->slices.end(), lo,
                                  [](const Slice& a, int64_t id) { return a.id < id; });
-    for (auto i = from; i != st->slices.end() && i->id < hi; ++i) {
-      const Slice& x = *i;
-      const double count = static_cast<double>(x.count);
-      double v = 0;
-      switch (term.aggregate) {
-        case AggregateKind::kCount: itotal += x.count; continue;
-        case AggregateKind::kSum:
-          if (is_float) total += x.fsum; else itotal += x.isum;
-          continue;
-        case AggregateKind::kAvg:
-          if (is_float) {
-            v = x.fsum / count;
-          } else if (term.field_type.is(ScalarType::kDuration)) {
-            int64_t q;
-            if (!RoundedMean(x.isum, x.count, &q)) continue;
-            v = static_cast<double>(q);
-          } else {
-            v = static_cast<double>(x.isum) / count;
-          }
-          break;
-        case AggregateKind::kMin:
-        case AggregateKind::kMax: {
-          const bool is_min = term.aggregate == AggregateKind::kMin;
-          v = is_float ? (x.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : is_min ? x.fmin : x.fmax)
-                       : static_cast<double>(is_min ? x.imin : x.imax);
-          break;
-        }
-        case AggregateKind::kFirst: v = is_float ? x.ffirst : static_cast<double>(x.ifirst); break;
-        case AggregateKind::kLast: v = is_float ? x.flast : static_cast<double>(x.ilast); break;
-        case AggregateKind::kVariance:
-        case AggregateKind::kStddev: {
-          const double var = x.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : std::max(0.0, x.m2 / count);
-          v = term.aggregate == AggregateKind::kVariance ? var : std::sqrt(var);
-          break;
-        }
-        default: return ExprValue::NoValue();   // distinct, fraction: not compiled
+    for (auto i = from; i != x->slices.end() && i->id < hi; ++i) acc->Merge(*i);
+  };
+  for (int64_t k = 1; k <= n; ++k) {
+    const int64_t start = c - (k - 1) * every - size;
+    const int64_t lo = FloorDiv(start, r), hi = FloorDiv(start + size, r);
+    Acc acc;
+    count_in(st, lo, hi, &acc);
+    const double count = static_cast<double>(acc.count);
+    double v = 0;
+    switch (term.aggregate) {
+      case AggregateKind::kCount: v = count; break;
+      case AggregateKind::kSum: v = is_float ? acc.fsum : static_cast<double>(acc.isum); break;
+      case AggregateKind::kFraction: {
+        Acc all;
+        count_in(total, lo, hi, &all);
+        if (all.count == 0) continue;
+        v = count / static_cast<double>(all.count);
+        break;
       }
-      total += v;
-      ++windows;
+      default: {
+        if (acc.count == 0) continue;
+        switch (term.aggregate) {
+          case AggregateKind::kAvg:
+            if (is_float) {
+              v = acc.fsum / count;
+            } else if (term.field_type.is(ScalarType::kDuration)) {
+              int64_t q;
+              if (!RoundedMean(acc.isum, acc.count, &q)) continue;
+              v = static_cast<double>(q);
+            } else {
+              v = static_cast<double>(acc.isum) / count;
+            }
+            break;
+          case AggregateKind::kMin:
+          case AggregateKind::kMax: {
+            const bool is_min = term.aggregate == AggregateKind::kMin;
+            v = is_float ? (acc.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : is_min ? acc.fmin : acc.fmax)
+                         : static_cast<double>(is_min ? acc.imin : acc.imax);
+            break;
+          }
+          case AggregateKind::kFirst: v = is_float ? acc.ffirst : static_cast<double>(acc.ifirst); break;
+          case AggregateKind::kLast: v = is_float ? acc.flast : static_cast<double>(acc.ilast); break;
+          case AggregateKind::kVariance:
+          case AggregateKind::kStddev: {
+            const double var = acc.nan > 0 ? std::numeric_limits<double>::quiet_NaN() : std::max(0.0, acc.m2 / count);
+            v = term.aggregate == AggregateKind::kVariance ? var : std::sqrt(var);
+            break;
+          }
+          default: return History{};   // distinct: rejected by the checker
+        }
+      }
     }
+    ++h.windows;
+    sum += v;   // the mean is the sum over the count (as language.md writes it); Welford for M2
+    const double delta = v - running;
+    running += delta / static_cast<double>(h.windows);
+    m2 += delta * (v - running);
   }
-  if (term.aggregate == AggregateKind::kCount || term.aggregate == AggregateKind::kSum) {
-    // Empty windows count as 0: every one of the n windows is in the mean.
-    return ExprValue::Float((is_float && term.aggregate == AggregateKind::kSum ? total : static_cast<double>(itotal)) /
-                            static_cast<double>(n));
+  if (h.windows > 0) {
+    h.mean = sum / static_cast<double>(h.windows);
+    h.stddev = std::sqrt(std::max(0.0, m2 / static_cast<double>(h.windows)));
   }
-  if (windows == 0) return ExprValue::NoValue();
-  return ExprValue::Float(total / static_cast<double>(windows));
+  return h;
 }
 
 size_t WindowState::slices() const {
@@ -804,7 +867,7 @@ void WindowState::Pack(std::string* out) const {
         pk.pack_nil();
         continue;
       }
-      pk.pack_array(4);
+      pk.pack_array(5);
       pk.pack(static_cast<uint64_t>(st->dropped_since_rebase));
       pk.pack_array(static_cast<uint32_t>(st->slices.size()));
       for (const Slice& s : st->slices) {
@@ -843,6 +906,14 @@ void WindowState::Pack(std::string* out) const {
       pk.pack(st->ewma_time);
       pk.pack(st->session_first);
       pk.pack(st->session_last);
+      if (st->sketch == nullptr) {   // sketch
+        pk.pack_nil();
+      } else {
+        std::string sketch;
+        st->sketch->AppendTo(&sketch);
+        pk.pack_bin(static_cast<uint32_t>(sketch.size()));
+        pk.pack_bin_body(sketch.data(), static_cast<uint32_t>(sketch.size()));
+      }
     }
     pk.pack_array(static_cast<uint32_t>(k.thresholds.size() * 3));
     for (const ThresholdKeyState& ts : k.thresholds) {
@@ -879,7 +950,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       for (uint32_t s = 0; s < so.via.array.size; ++s) {
         const msgpack::object& o = so.via.array.ptr[s];
         if (o.is_nil()) continue;
-        if (o.type != msgpack::type::ARRAY || o.via.array.size != 4) throw std::runtime_error("bad series");
+        if (o.type != msgpack::type::ARRAY || o.via.array.size != 5) throw std::runtime_error("bad series");
         auto st = std::make_unique<SeriesKeyState>();
         st->dropped_since_rebase = o.via.array.ptr[0].as<uint64_t>();
         const msgpack::object& sl = o.via.array.ptr[1];
@@ -929,6 +1000,14 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
         st->ewma_time = e.via.array.ptr[2].as<int64_t>();
         st->session_first = e.via.array.ptr[3].as<int64_t>();
         st->session_last = e.via.array.ptr[4].as<int64_t>();
+        const msgpack::object& sk = o.via.array.ptr[4];   // sketch
+        if (!sk.is_nil()) {
+          if (sk.type != msgpack::type::BIN || !series_[s].distinct || !st->distinct.empty()) throw std::runtime_error("bad sketch");
+          st->sketch = std::make_unique<WindowedHyperLogLog>();
+          if (!WindowedHyperLogLog::ReadFrom(std::string_view(sk.via.bin.ptr, sk.via.bin.size), st->sketch.get()))
+            throw std::runtime_error("bad sketch");
+          if (sketch_registers_.size() < st->sketch->num_registers()) sketch_registers_.resize(st->sketch->num_registers());
+        }
         k->series[s] = std::move(st);
       }
       const msgpack::object& th = ko.via.array.ptr[3];

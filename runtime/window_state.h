@@ -3,8 +3,8 @@
 //
 // A *series* is what equal aggregates share: the events of one type (of one key spec), after one
 // `where`, values of one field (none for a count), cut into slices of one resolution `r`
-// (language.md: `over T` → 1 ms / 1 s / 1 min by T; tumbling S → S; sliding S every E →
-// gcd(S, E)). Every window term of the program reads one series (fraction: two — its condition's
+// (language.md: `over T` → 1 ms / 1 s / 1 min by T; `over hierarchical [.., r, T]` → r; tumbling
+// S → S; sliding S every E → gcd(S, E)). Every window term of the program reads one series (fraction: two — its condition's
 // and all events'), whatever its window size or aggregate kind, so "avg over 7d", "count over 7d"
 // and "max over 1d" of one field in fifty rules are one series per key.
 //
@@ -16,7 +16,9 @@
 // session those from the session's first event. So count, sum, avg, fraction, first and last are
 // read from the running totals and min and max from monotonic stacks (kept only for series a
 // min or max reads) in O(log slices); variance and stddev combine the window's slices; a distinct
-// count scans the values, each kept with the last slice it was seen in. Slices older than every
+// count scans the values, each kept with the last slice it was seen in — until a key's series
+// holds more than SetDistinctLimit's number of them, when it switches to a windowed HyperLogLog
+// (runtime/window_distinct.h) for as long as the key's state lives. Slices older than every
 // window of the series go when the key is next updated (a session's when the next one starts).
 // An ewma series keeps a decayed sum and weight instead of slices; a baseline reads the slices
 // of its tumbling windows.
@@ -48,6 +50,7 @@
 #include "runtime/event.h"
 #include "runtime/expr_eval.h"
 #include "runtime/key_bytes_hash.h"
+#include "runtime/window_distinct.h"
 
 namespace vigil {
 
@@ -101,6 +104,21 @@ class WindowState {
   uint64_t evicted() const { return evicted_; }
   uint64_t rejected() const { return rejected_; }
   void set_counts(uint64_t evicted, uint64_t rejected) { evicted_ = evicted, rejected_ = rejected; }
+
+  // `distinct` (language.md "Aggregates"): exact while a key's series holds at most `limit`
+  // distinct values (0: always), then a windowed HyperLogLog for good — until the key's state
+  // is dropped, or for a session series until its next session. Before the first Add.
+  void SetDistinctLimit(size_t limit) { distinct_limit_ = limit; }
+  // Key series switched to a sketch so far (cumulative; kept by the matcher's snapshot).
+  uint64_t distinct_sketches() const { return distinct_sketches_; }
+  void set_distinct_sketches(uint64_t n) { distinct_sketches_ = n; }
+  // Whether an alert of `rule` for key `key_bytes` may carry an approximate distinct: the
+  // relative standard error of the sketch if the key holds as a sketch a series that a
+  // `distinct` of the rule reads (in a pattern condition, its `when`, emit or timeout emit),
+  // else 0. `field_flags` gets one flag per field of its emit (timeout: its `on timeout emit`):
+  // 1 if the field reads such a series.
+  double DistinctApproximation(int32_t rule, bool timeout, std::string_view key_bytes,
+                               std::vector<uint8_t>* field_flags);
 
   // Adds the event (its where decided here) to key `key_bytes`'s series of spec `spec`.
   void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
@@ -237,6 +255,8 @@ class WindowState {
     // session series: the current session's first and last event (of the type, before `where`).
     int64_t session_first = kNoClose, session_last = kNoClose;
     absl::flat_hash_map<std::string, int64_t, BytesHash, BytesEq> distinct;   // value bytes -> its last slice id
+    // Past the distinct limit: the values as a windowed HyperLogLog (then `distinct` is empty).
+    std::unique_ptr<WindowedHyperLogLog> sketch;
   };
   struct ThresholdKeyState {
     int64_t next_end = kNoClose;       // the end of the next window to close (kNoClose: none)
@@ -257,7 +277,15 @@ class WindowState {
  private:
   WindowState() = default;
   void Prune(KeyWindows& k, int64_t now);
-  static ExprValue Baseline(const ExprProgram::WindowTerm& term, const SeriesKeyState* st, int64_t current_start);
+  // Read without baseline / zscore (their current window's value).
+  ExprValue ReadValue(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
+                      RecordView current, ExprEvaluator& evaluator, int64_t closing_start);
+  struct History {
+    int64_t windows = 0;   // history windows where the aggregate has a value
+    double mean = 0, stddev = 0;
+  };
+  static History HistoryOf(const ExprProgram::WindowTerm& term, int64_t resolution_ms, const SeriesKeyState* st,
+                           const SeriesKeyState* total, int64_t current_start);
   // One value into a slice: its statistics and its running totals.
   static void AddValue(Slice& s, bool is_float, RecordView event, int slot);
   // After AddValue to the back slice: the extremes' stacks.
@@ -295,6 +323,18 @@ class WindowState {
   bool evict_ = true;
   uint64_t evicted_ = 0, rejected_ = 0;
   std::string scratch_;
+  // Distinct counts past the exact limit (window_distinct.h).
+  size_t distinct_limit_ = 0;
+  uint64_t distinct_sketches_ = 0;
+  std::vector<uint8_t> sketch_registers_;   // a window's registers, for WindowedHyperLogLog::Estimate
+  void SwitchToSketch(const Series& s, SeriesKeyState& st);
+  void BuildDistinctOfRule(const Program& program);
+  // Per rule: the series its `distinct` terms read — anywhere, and per emit / timeout emit field.
+  struct RuleDistinct {
+    std::vector<int32_t> any;
+    std::vector<std::vector<int32_t>> emit, timeout_emit;
+  };
+  std::vector<RuleDistinct> distinct_of_rule_;
 };
 
 }  // namespace vigil

@@ -364,7 +364,7 @@ TEST_CASE("windowed aggregates and when rules are typed, without a warning") {
 rule spike {
   key card_id
   pattern c: Charge where amount > 3 * avg(Charge.amount over 7d)
-    and count(Charge where country != c.country over sliding 1h every 1m by merchant including current) > 3
+    and count(Charge where country != "FR" over sliding 1h every 1m by merchant including current) > 3
     and ewma(Charge.amount, 1h) < amount
   emit { card: c.card_id, b: baseline(sum(Charge.amount over tumbling 1h), 30d) }
 }
@@ -385,7 +385,7 @@ rule brute {
   const PatternNode& step = spike.pattern.root.children[0];
   CHECK(DumpExpr(*step.where, r.rules.schema, &spike, step.event_type) ==
         "(((amount > (3 * avg(Charge.amount over 7d))) and (count(Charge where (country != "
-        "c.country) over sliding 1h every 1m by merchant including current) > 3)) and "
+        "\"FR\") over sliding 1h every 1m by merchant including current) > 3)) and "
         "(ewma(Charge.amount, 1h) < amount))");
   CHECK(DumpExpr(spike.emit[1].value, r.rules.schema, &spike) ==
         "baseline(sum(Charge.amount over tumbling 1h), 30d)");

@@ -355,8 +355,20 @@ TEST_CASE("expr: a windowed aggregate is one window instruction, and the forms n
     EvalInput in;
     CHECK_FALSE(ev.EvalPredicate(c.result.program, in));
   }
-  for (const char* where : {"baseline(count(T over 1h), 7d) > 1.0",
-                            "count(T over hierarchical [1m, 1h]) > 1", "max(T.s over 1h) == \"x\""}) {
+  {
+    Compiled c = CompileRule("count(T over hierarchical [1m, 1h]) > 1", "1");
+    REQUIRE(c.result.status.ok());
+    CHECK(DumpExprProgram(c.result.program).find("window          count type 0 slot -1 over hierarchical [60000, 3600000]ms\n") !=
+          std::string::npos);
+  }
+  {
+    Compiled c = CompileRule("zscore(sum(T.f over sliding 1h every 10m), 1d) > 4.0", "1");
+    REQUIRE(c.result.status.ok());
+    CHECK(DumpExprProgram(c.result.program).find(
+              "window          sum type 0 slot 1 over sliding 3600000ms every 600000ms zscore 86400000ms\n") !=
+          std::string::npos);
+  }
+  for (const char* where : {"max(T.s over 1h) == \"x\""}) {
     CAPTURE(where);
     Compiled c = CompileRule(where, "1");
     REQUIRE(!c.check.diagnostics.has_errors());

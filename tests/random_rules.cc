@@ -220,12 +220,13 @@ class RandomRuleGenerator::Builder {
   // Only what the engine evaluates: count, sum, avg, min, max, first, last, distinct, fraction,
   // variance, stddev of E's own fields over `over T` (T <= 1 min: 1 ms slices; 90s: 1 s slices,
   // which the half-second event times exercise), tumbling and sliding windows (E dividing S or
-  // not), with or without `where`, `by` (by_percent) and `including current` — no ewma, baseline,
-  // session or hierarchical windows, nothing over strings but distinct.
+  // not), hierarchical windows (10 s slices: the half-second event times fall inside them), with
+  // or without `where`, `by` (by_percent) and `including current` — no ewma, baseline or session
+  // windows, nothing over strings but distinct.
   std::string WindowSpan() {
     static const std::vector<std::string> kWindows = {
         "3s", "10s", "30s", "90s", "tumbling 5s", "tumbling 10s", "sliding 10s every 5s",
-        "sliding 6s every 4s"};
+        "sliding 6s every 4s", "hierarchical [2s, 10s, 30s]"};
     return Pick(rng_, kWindows);
   }
   std::string WindowWhere() {

@@ -11,6 +11,7 @@
 #   * stdin input, --out FILE, the summary counts, exit codes;
 #   * --max-buffered-events-per-key: forced watermarks counted; with --on-key-buffer-limit reject
 #     the rejected events go to the dead letters with their seq and reason;
+#   * --distinct-exact-limit: an alert whose distinct came from the sketch says "approximate";
 #   * punctuation: a `$watermark` line (and msgpack message) moves the watermark, so an absence
 #     alert fires that the same input without it does not give; a bad one is a dead letter;
 #   * rules with errors: exit 1 and file:line:col; a rule the compiler cannot run yet: a W502
@@ -341,6 +342,33 @@ grep -Eq 'both_orders +not run: ' "$tmp/err" || fail "summary does not say both_
 expect_exit 2 run --rules "$tmp/rules"
 expect_exit 2 run --rules "$tmp/rules" --input "$tmp/events.jsonl" --out-of-orderness 5x
 expect_exit 1 run --rules "$tmp/rules" --input "$tmp/missing.jsonl"
+
+# --- --distinct-exact-limit: past it a key's distinct count is a HyperLogLog, and the alert says
+# so (docs/language.md "Aggregates"); with the default limit (10,000) the same count is exact.
+mkdir -p "$tmp/distinct"
+cat >"$tmp/distinct/logins.vigil" <<'VIGIL'
+event Login { user: string  ip: string  at: timestamp  time at  key ip }
+rule spray {
+  key ip
+  when distinct(Login.user over tumbling 1m) > 5
+  emit { users: distinct(Login.user over tumbling 1m), logins: count(Login over tumbling 1m) }
+}
+VIGIL
+python3 - "$tmp/distinct/logins.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for j in range(8):
+        f.write(json.dumps({"type": "Login", "user": f"u{j}", "ip": "10.0.0.1",
+                            "at": 1709251200000 + 1000 * j}) + "\n")
+PY
+expect_exit 0 run --rules "$tmp/distinct/logins.vigil" --input "$tmp/distinct/logins.jsonl" --distinct-exact-limit 3
+grep -q '"approximate":{"distinct_rse":0.01625,"fields":\["users"\]}' "$tmp/out" ||
+  fail "--distinct-exact-limit 3: no approximate mark: $(cat "$tmp/out")"
+grep -q '"users":8,"logins":8' "$tmp/out" || fail "--distinct-exact-limit 3: 8 users (estimated) expected: $(cat "$tmp/out")"
+grep -q ", 1 keys' distinct counts turned approximate" "$tmp/err" || fail "summary (sketches): $(cat "$tmp/err")"
+expect_exit 0 run --rules "$tmp/distinct/logins.vigil" --input "$tmp/distinct/logins.jsonl"
+grep -q 'approximate' "$tmp/out" && fail "default limit: marked approximate: $(cat "$tmp/out")"
+grep -q '"users":8,"logins":8' "$tmp/out" || fail "default limit: $(cat "$tmp/out")"
 
 # --- vigil test: a passing test file, then the same with a wrong expectation.
 cat >>"$tmp/rules/card.vigil" <<'VIGIL'

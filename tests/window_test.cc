@@ -56,13 +56,14 @@ struct Term {
   bool current = false;
   std::string half_life;   // ewma (agg "ewma")
   std::string baseline;    // the history of baseline(AGG(... over tumbling 1m), H), or ""
+  bool zscore = false;     // zscore(...) instead of baseline(...)
 
   std::string Text() const {
     std::string arg = field.empty() ? type : type + "." + field;
     if (agg == "ewma") return fmt::format("ewma({}, {})", arg, half_life);
     std::string w = where || agg == "fraction" ? " where ok" : "";
     const std::string text = fmt::format("{}({}{} over {}{})", agg, arg, w, window, current ? " including current" : "");
-    return baseline.empty() ? text : fmt::format("baseline({}, {})", text, baseline);
+    return baseline.empty() ? text : fmt::format("{}({}, {})", zscore ? "zscore" : "baseline", text, baseline);
   }
 };
 
@@ -108,7 +109,8 @@ Term RandomTerm(std::mt19937_64& rng) {
     t.field = rng() % 2 ? "f" : "i";
   }
   if ((t.agg == "count" || (t.field == "f" && t.agg != "distinct")) && rng() % 4 == 0) t.type = "U";
-  switch (rng() % 7) {
+  switch (rng() % 8) {
+    case 7: t.kind = 0, t.size = 600000, t.window = "hierarchical [10s, 1m, 10m]"; break;
     case 6: t.kind = 3, t.size = 60000, t.window = "session 1m"; break;
     case 0: t.kind = 0, t.size = 30000, t.window = "30s"; break;
     case 1: t.kind = 0, t.size = 600000, t.window = "10m"; break;
@@ -119,11 +121,16 @@ Term RandomTerm(std::mt19937_64& rng) {
   }
   t.where = t.type == "T" && rng() % 3 == 0;
   t.current = rng() % 3 == 0;
-  if (t.agg != "distinct" && t.agg != "fraction" && rng() % 6 == 0) {   // a baseline of it
+  if (t.agg != "distinct" && rng() % 6 == 0) {   // a baseline or z-score of it
     static const char* kHistories[] = {"3m", "10m", "1h"};
-    t.kind = 1, t.size = 60000, t.window = "tumbling 1m";
+    if (rng() % 2 == 0) {
+      t.kind = 1, t.size = 60000, t.every = 0, t.window = "tumbling 1m";
+    } else {
+      t.kind = 2, t.size = 180000, t.every = 60000, t.window = "sliding 3m every 1m";
+    }
     t.current = false;
     t.baseline = kHistories[rng() % 3];
+    t.zscore = rng() % 2 == 0;
   }
   return t;
 }

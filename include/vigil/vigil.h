@@ -279,6 +279,12 @@ class Alert {
   // 0 for other kinds.
   int64_t window_start_ms() const;
   int64_t window_end_ms() const;
+  // Approximate distinct counts (docs/language.md "Aggregates", MatcherOptions::
+  // distinct_exact_limit): > 0 when a `distinct` the rule reads — in a condition, `when` or emit
+  // — is held for this key as a HyperLogLog: its relative standard error (0.01625); 0 when every
+  // distinct the alert may have read is exact. field_approximate(i): field i reads such a one.
+  double distinct_rse() const;
+  bool field_approximate(size_t i) const;
   // kWindow of a grouped `when` rule (`by f1, f2`, docs/language.md "Grouped when rules"): the
   // group's fields, in the order the rule names them; 0 for other alerts. group_name: "" and
   // group: a null Value for an index out of range.
@@ -356,6 +362,10 @@ struct MatcherOptions {
   bool reject_new_buffered_events = false;
   // The JSON / msgpack field that names the event type.
   std::string discriminator = "type";
+  // `distinct` is exact while a key's series holds at most this many distinct values, then a
+  // HyperLogLog with a relative standard error of 1.63% (docs/language.md "Aggregates"; counted
+  // in distinct_sketches; such alerts have Alert::distinct_rse() > 0). 0: always exact.
+  size_t distinct_exact_limit = 10000;
 };
 
 struct MatcherStats {
@@ -375,6 +385,7 @@ struct MatcherStats {
   uint64_t watermark_forced_per_key = 0;  // max_buffered_events_per_key, default
   uint64_t events_rejected = 0;           // max_buffered_events_per_key, reject_new_buffered_events
   uint64_t events_buffered = 0;     // out of order (or with out-of-orderness allowed): waiting for the watermark
+  uint64_t distinct_sketches = 0;   // key series whose distinct count went past distinct_exact_limit
 };
 
 class Matcher {

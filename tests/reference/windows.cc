@@ -46,8 +46,13 @@ bool InWindow(const WindowSpec& w, int64_t t, int64_t tau) {
       const int64_t e = w.every_ms;
       return t >= FloorDiv(tau, e) * e;
     }
+    case WindowKind::kHierarchical: {   // [r1, ..., rn]: floor(x.time / r(n-1)) > floor((τ − rn) / r(n-1))
+      const int64_t size = w.sizes_ms.back();
+      const int64_t r = w.sizes_ms.at(w.sizes_ms.size() - 2);
+      return FloorDiv(t, r) > FloorDiv(static_cast<__int128>(tau) - size, r);
+    }
     default:
-      return false;   // session, hierarchical: not in the language's evaluated subset
+      return false;   // session: not a bound on time alone (RecomputeWindow finds the session)
   }
 }
 
@@ -185,11 +190,14 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
   if (!term.by_slots.empty()) return RecomputeGrouped(term, key_events, at, evaluator);
   if (term.ewma) return Ewma(term, key_events, at, evaluator);
   if (term.baseline_ms > 0) {
-    // "baseline": the inner aggregate of each whole window [c − k·S, c − (k−1)·S), k = 1..H/S,
-    // before the current window [c, c + S) — each read at its last instant, after every event up
-    // to it — averaged over the windows where it has a value (count and sum always have one).
+    // "baseline": the inner aggregate of each window that ends by the current window's start c,
+    // [c − (k−1)·E − S, c − (k−1)·E) for k = 1..H/E (E = S when tumbling) — each read as a closing window, after
+    // every event up to its end — averaged over the windows where it has a value (count and sum
+    // always have one). "zscore": (the current window's value − that mean) / the population
+    // standard deviation of those values.
     ExprProgram::WindowTerm inner = term;
     inner.baseline_ms = 0;
+    inner.zscore = false;
     switch (term.aggregate) {   // the inner aggregate's own type (the baseline's is float)
       case AggregateKind::kCount: inner.result_type = ValueType::Scalar(ScalarType::kInt); break;
       case AggregateKind::kAvg:
@@ -201,20 +209,42 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
       default: inner.result_type = term.field_type; break;
     }
     const int64_t size = term.window.sizes_ms.at(0);
-    const int64_t c = at.closing_start != std::numeric_limits<int64_t>::min() ? at.closing_start
-                                                                              : FloorDiv(at.time_ms, size) * size;
+    const int64_t every = term.window.kind == WindowKind::kSliding ? term.window.every_ms : size;
+    const int64_t c = at.closing_start != std::numeric_limits<int64_t>::min()
+                          ? at.closing_start
+                          : static_cast<int64_t>(FloorDiv(at.time_ms, every)) * every;
     RecomputedWindow out;
-    double total = 0;
-    int64_t windows = 0;
-    for (int64_t k = 1; k <= term.baseline_ms / size; ++k) {
-      const RecomputedWindow w =
-          RecomputeWindow(inner, key_events, WindowInstant{c - (k - 1) * size - 1, true, 0, RecordView()}, evaluator);
+    std::vector<double> values;
+    for (int64_t k = 1; k <= term.baseline_ms / every; ++k) {
+      const int64_t start = c - (k - 1) * every - size;
+      WindowInstant closing{start + size - 1, true, 0, RecordView()};
+      closing.closing_start = start;
+      const RecomputedWindow w = RecomputeWindow(inner, key_events, closing, evaluator);
       out.abs_sum += w.abs_sum;
       if (!w.value.has_value) continue;
-      total += w.value.type.is(ScalarType::kFloat) ? w.value.f : static_cast<double>(w.value.i);
-      ++windows;
+      values.push_back(w.value.type.is(ScalarType::kFloat) ? w.value.f : static_cast<double>(w.value.i));
     }
-    if (windows > 0) out.value = ExprValue::Float(total / static_cast<double>(windows));
+    if (values.empty()) return out;
+    double total = 0;
+    for (double v : values) total += v;
+    const double mean = total / static_cast<double>(values.size());
+    if (!term.zscore) {
+      out.value = ExprValue::Float(mean);
+      return out;
+    }
+    double squares = 0;   // two passes: the mean, then the squared deviations
+    for (double v : values) squares += (v - mean) * (v - mean);
+    const double stddev = std::sqrt(squares / static_cast<double>(values.size()));
+    if (!(stddev > 0)) return out;
+    const RecomputedWindow now = RecomputeWindow(inner, key_events, at, evaluator);
+    if (!now.value.has_value) return out;
+    const double x = now.value.type.is(ScalarType::kFloat) ? now.value.f : static_cast<double>(now.value.i);
+    out.value = ExprValue::Float((x - mean) / stddev);
+    // The scale of the errors the engine may make (sums within 1e-9 of their magnitude, variances
+    // of its square), measured in standard deviations (WindowTolerance).
+    const double scale = std::max(1.0, out.abs_sum + now.abs_sum + std::fabs(x));
+    const bool squared = term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev;
+    out.abs_sum = (squared ? scale * scale : scale) / stddev;
     return out;
   }
   // The window's events after `where`, in processing order; fraction: `where` picks the
@@ -225,7 +255,7 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
   // `where` or not) that follow one another less than G apart up to the last, if that last is
   // less than G before τ; else none (the judged event would start one: from τ).
   int64_t session_from = at.time_ms;
-  const bool closing = at.closing_start != std::numeric_limits<int64_t>::min() && term.window.kind != WindowKind::kLast;
+  const bool closing = at.closing_start != std::numeric_limits<int64_t>::min() && !EndsAtInstant(term.window);
   if (closing) {
     session_from = at.closing_start;   // the closing window's events: those from its start
   } else if (term.window.kind == WindowKind::kSession) {
@@ -353,7 +383,7 @@ RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
 double WindowTolerance(const ExprProgram::WindowTerm& term, const RecomputedWindow& r) {
   if (!r.value.has_value || !r.value.type.is(ScalarType::kFloat)) return 0;
   const double scale = std::max(1.0, r.abs_sum);
-  if (term.ewma) return 1e-9 * scale;
+  if (term.ewma || term.zscore) return 1e-9 * scale;
   if (term.baseline_ms > 0)   // a mean of the windows' values: exact ones too go through a division
     return 1e-9 * (term.aggregate == AggregateKind::kVariance || term.aggregate == AggregateKind::kStddev ? scale * scale : scale);
   switch (term.aggregate) {
