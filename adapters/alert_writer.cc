@@ -383,6 +383,11 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
                  JsonStringBound(message_.size());
   for (const ExprValue& v : alert.key) bound += JsonValueBound(v) + 8;
   for (size_t k = 0; k < fields; ++k) bound += JsonValueBound(alert.fields[k]);
+  // A grouped `when` rule's group (language.md "Grouped when rules"): ,"group":{"f":v,...}
+  const std::vector<std::string>& group_names = rules_.rules[static_cast<size_t>(alert.rule)].group_fields;
+  const size_t groups = kind == 2 ? std::min(alert.group.size(), group_names.size()) : 0;
+  if (groups > 0) bound += 12;
+  for (size_t g = 0; g < groups; ++g) bound += JsonStringBound(group_names[g].size()) + JsonValueBound(alert.group[g]) + 2;
   if (alert.distinct_rse > 0) {   // ,"approximate":{"distinct_rse":..,"fields":[names]}
     bound += 48 + kMaxFloat;
     for (size_t k = 0; k < fields; ++k) bound += names[k].size;
@@ -425,6 +430,16 @@ void AlertWriter::AppendLine(const Alert& alert, fmt::memory_buffer& out) {
       p = PutInt(p, alert.revision);
     }
     if (alert.retracted) p = Put(p, ",\"retracted\":true");
+  }
+  if (groups > 0) {
+    p = Put(p, ",\"group\":{");
+    for (size_t g = 0; g < groups; ++g) {
+      if (g > 0) *p++ = ',';
+      p = PutJsonString(p, group_names[g]);
+      *p++ = ':';
+      p = PutJsonValue(p, alert.group[g]);
+    }
+    *p++ = '}';
   }
   if (alert.distinct_rse > 0) {   // language.md "Aggregates": a distinct past its exact limit
     p = Put(p, ",\"approximate\":{\"distinct_rse\":");

@@ -10,7 +10,9 @@
 //    "match_id":"9f3c0a7d12e4b6c1","message":"Card tok_1: 3 test charges ...","sink":"pager",
 //    "fields":{"card":"tok_1","small_count":3},
 //    "events":[{"var":"small","time_ms":1709345580013,"seq":17}, ...]}
-//   * "kind": "match" or "timeout" (`on timeout emit`; its fields are the timeout fields).
+//   * "kind": "match" or "timeout" (`on timeout emit`; its fields are the timeout fields), or
+//     "window" (a `when` rule: after "match_id", "window":{"start_ms":..,"end_ms":..}, then for a
+//     grouped rule "group":{"f1":v1,...} in the rule's `by` order; no bound events).
 //   * "key": the key component's JSON value; for a composite key an object
 //     {"component name": value, ...} in key order.
 //   * "detection_time" is RFC 3339 in UTC, always with milliseconds; "match_id" 16 lowercase hex

@@ -41,6 +41,15 @@ bool Alert::field_approximate(size_t i) const {
 }
 int Alert::revision() const { return data_->alert->revision; }
 bool Alert::retracted() const { return data_->alert->retracted; }
+size_t Alert::group_count() const { return data_->alert->group.size(); }
+std::string_view Alert::group_name(size_t i) const {
+  const std::vector<std::string>& names = data_->alert->rule_info->group_fields;
+  return i < data_->alert->group.size() && i < names.size() ? std::string_view(names[i]) : "";
+}
+Value Alert::group(size_t i) const {
+  if (i >= data_->alert->group.size()) return Value();
+  return ValueAccess::FromExpr(data_->alert->group[i]);
+}
 std::string Alert::match_id() const { return fmt::format("{:016x}", data_->alert->match_id); }
 uint64_t Alert::match_id_value() const { return data_->alert->match_id; }
 

@@ -136,6 +136,32 @@ std::optional<QualifiedName> AsQualified(const ast::Expr& e) {
 
 }  // namespace
 
+// `by f` of a windowed aggregate reads the group from the event judged (language.md "Groups"): a
+// pattern step's own event, or in emit every event that can complete a match. Each must have a
+// field `f` of the type `f` has in the aggregated type.
+bool Checker::CheckGroupField(const ast::Identifier& by, const ValueType& by_type, const ExprScope& scope) {
+  std::vector<int> judged;
+  if (scope.current_type >= 0) judged.push_back(scope.current_type);
+  if (scope.judged_types != nullptr) judged = *scope.judged_types;
+  bool ok = true;
+  for (const int t : judged) {
+    const EventType& type = schema_.types[static_cast<size_t>(t)];
+    const int slot = type.FieldIndex(by.name);
+    const std::string_view what = scope.current_type >= 0 ? "the event judged here" : "an event completing the match";
+    if (slot < 0) {
+      Error("E201", Span(scope.file, by),
+            fmt::format("'by {}': {} ({}) has no field '{}' to give the group", by.name, what, type.name, by.name));
+      ok = false;
+    } else if (!(type.fields[static_cast<size_t>(slot)].type == by_type)) {
+      Error("E301", Span(scope.file, by),
+            fmt::format("'by {}': the field is {} in the aggregated events but {} in {} ({})", by.name,
+                        TypeName(by_type), TypeName(type.fields[static_cast<size_t>(slot)].type), what, type.name));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
   const SourceSpan span = Span(scope.file, call);
   const std::string& name = call.function.name;
@@ -299,6 +325,14 @@ BoundExpr Checker::BindCall(const ast::Call& call, ExprScope& scope) {
         continue;
       }
       e.by_slots.push_back(slot);
+      const ValueType& by_type = type.fields[static_cast<size_t>(slot)].type;
+      if (by_type.is_list()) {
+        Error("E302", Span(scope.file, by),
+              fmt::format("'by {}': a group field must be a scalar, this is {}", by.name, TypeName(by_type)));
+        ok = false;
+        continue;
+      }
+      ok = CheckGroupField(by, by_type, scope) && ok;
     }
     if (!ok) return ErrorExpr(span);
     e.type = AggregateResult(*aggregate, field_type);

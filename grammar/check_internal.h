@@ -87,6 +87,9 @@ struct ExprScope {
   bool allow_key = false;                   // `key` (emit)
   bool allow_window = false;                // windowed aggregates, ewma, baseline
   bool constant = false;                    // const / list / test values: literals and consts only
+  // Emit of a pattern rule: the event types that can complete a match, whose fields give the
+  // group of a `by` aggregate (a step's condition: current_type). Null: no such check (when).
+  const std::vector<int>* judged_types = nullptr;
 };
 
 class Checker {
@@ -135,6 +138,8 @@ class Checker {
   // Calls (check_call.cc).
   BoundExpr BindCall(const ast::Call& call, ExprScope& scope);
   BoundExpr BindPostfix(const ast::Postfix& p, ExprScope& scope);
+  // `by f` of a windowed aggregate against the events judged in `scope` (check_call.cc).
+  bool CheckGroupField(const ast::Identifier& by, const ValueType& by_type, const ExprScope& scope);
 
   // Rules (check_rule.cc).
   void CheckRule(const GlobalDecl& g);

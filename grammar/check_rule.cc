@@ -42,6 +42,43 @@ void CollectEventTypes(const BoundExpr& e, std::vector<int>& out) {
   for (const BoundExpr& a : e.args) CollectEventTypes(a, out);
 }
 
+// The `by` aggregates of `e` (windowed, also inside a baseline).
+void CollectGrouped(const BoundExpr& e, std::vector<const BoundExpr*>& out) {
+  if (e.op == ExprOp::kWindowAggregate && !e.by_slots.empty()) out.push_back(&e);
+  for (const BoundExpr& a : e.args) CollectGrouped(a, out);
+}
+
+// Adds to `out` the event types whose event can be the last one `n` takes (language.md "Groups":
+// the events that can complete a match); true if `n` can take no event.
+bool CompletingTypes(const PatternNode& n, std::vector<int>& out) {
+  auto add = [&](int t) {
+    if (t >= 0 && std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  };
+  bool empty = n.quantifier.min == 0;
+  switch (n.kind) {
+    case PatternKind::kStep:
+      if (n.negated) return true;
+      add(n.event_type);
+      return empty;
+    case PatternKind::kSequence: {
+      bool all_empty = true;
+      for (size_t i = n.children.size(); i-- > 0 && all_empty;) all_empty = CompletingTypes(n.children[i], out);
+      return empty || all_empty;
+    }
+    case PatternKind::kAlternation: {
+      bool any_empty = false;
+      for (const PatternNode& c : n.children) any_empty = CompletingTypes(c, out) || any_empty;
+      return empty || any_empty;
+    }
+    case PatternKind::kConjunction: {
+      bool all_empty = true;
+      for (const PatternNode& c : n.children) all_empty = CompletingTypes(c, out) && all_empty;
+      return empty || all_empty;
+    }
+  }
+  return empty;
+}
+
 class RuleChecker {
  public:
   RuleChecker(Checker& c, RuleState& rs) : c_(c), rs_(rs) {}
@@ -58,9 +95,12 @@ class RuleChecker {
   void CheckEmit(const ast::EmitClause& emit, std::vector<EmitField>& out);
   void CheckThresholdWindows();
   void CheckMessage(const ast::SimpleClause& s);
+  void CheckGroups();
 
   Checker& c_;
   RuleState& rs_;
+  std::vector<int> completing_types_;   // pattern rules: CompletingTypes of the pattern
+  bool has_pattern_ = false;
 };
 
 void RuleChecker::Run(const GlobalDecl& g) {
@@ -117,12 +157,17 @@ void RuleChecker::Run(const GlobalDecl& g) {
     const PatternVariable& var = rs_.out.pattern.variables[v];
     rs_.scope.view[v] = VarView{!var.negated, var.is_loop};
   }
+  if (cl.pattern != nullptr) {
+    has_pattern_ = true;
+    CompletingTypes(rs_.out.pattern.root, completing_types_);
+  }
   if (cl.emit != nullptr) CheckEmit(*cl.emit, rs_.out.emit);
   if (cl.timeout_emit != nullptr && cl.pattern != nullptr) {
     rs_.out.has_timeout_emit = true;
     CheckEmit(*cl.timeout_emit, rs_.out.timeout_emit);
   }
   if (rs_.out.is_threshold && rs_.out.when && !IsError(*rs_.out.when)) CheckThresholdWindows();
+  if (cl.when != nullptr && cl.pattern == nullptr) CheckGroups();
   // Windowed aggregates in emit over types the key does not cover yet.
   if (rs_.scope.key_valid && (cl.emit != nullptr || cl.timeout_emit != nullptr)) {
     std::vector<int> types;
@@ -521,8 +566,50 @@ void RuleChecker::CheckEmit(const ast::EmitClause& emit, std::vector<EmitField>&
     scope.rule = &rs_.scope;
     scope.allow_key = true;
     scope.allow_window = true;
+    if (has_pattern_) scope.judged_types = &completing_types_;
     out.push_back(EmitField{f.name.name, c_.BindExpr(f.value, scope)});
   }
+}
+
+// A `when` rule's `by` aggregates (condition and emit) all name the same fields, of the same
+// types (language.md "Grouped when rules"); their names become the rule's group.
+void RuleChecker::CheckGroups() {
+  if (!rs_.out.when) return;
+  const Schema& schema = c_.schema();
+  auto names = [&](const BoundExpr& e) {
+    std::vector<std::pair<std::string, ValueType>> out;
+    const EventType& type = schema.types[static_cast<size_t>(e.event_type)];
+    for (int slot : e.by_slots) out.emplace_back(type.fields[static_cast<size_t>(slot)].name, type.fields[static_cast<size_t>(slot)].type);
+    return out;
+  };
+  auto text = [](const std::vector<std::pair<std::string, ValueType>>& g) {
+    std::string out;
+    for (const auto& [name, type] : g) out += (out.empty() ? "" : ", ") + name;
+    return out;
+  };
+  std::vector<const BoundExpr*> grouped;
+  CollectGrouped(*rs_.out.when, grouped);
+  const size_t in_condition = grouped.size();
+  for (const EmitField& f : rs_.out.emit) CollectGrouped(f.value, grouped);
+  if (grouped.empty()) return;
+  if (in_condition == 0) {
+    c_.Error("E302", grouped.front()->span,
+             fmt::format("a 'by' aggregate in a 'when' rule's emit needs the condition's aggregates grouped "
+                         "by the same fields ('by {}')", text(names(*grouped.front()))));
+    return;
+  }
+  const auto group = names(*grouped.front());
+  bool ok = true;
+  for (size_t i = 1; i < grouped.size(); ++i) {
+    if (names(*grouped[i]) == group) continue;
+    c_.Error("E302", grouped[i]->span,
+             fmt::format("the 'by' aggregates of a 'when' rule must name the same fields, of the same types: "
+                         "'by {}' here, 'by {}' first", text(names(*grouped[i])), text(group)),
+             fmt::format("the first is at {}", c_.Where(grouped.front()->span)));
+    ok = false;
+  }
+  if (!ok) return;
+  for (const auto& [name, type] : group) rs_.out.group_fields.push_back(name);
 }
 
 void RuleChecker::CheckMessage(const ast::SimpleClause& s) {

@@ -288,6 +288,10 @@ struct CheckedRule {
 
   // Index into emit of field `name`, or -1.
   int EmitIndex(std::string_view name) const;
+
+  // A `when` rule whose aggregates have `by f1, f2` (language.md "Grouped when rules"): the
+  // field names, which every (key, group)'s alert carries with their values. Empty: not grouped.
+  std::vector<std::string> group_fields;
 };
 
 struct CheckedRules {

@@ -359,7 +359,22 @@ void ExprCompiler::CompileWindow(const BoundExpr& outer) {
     if (t.half_life_ms <= 0) Fail(Code::kInvalid, e, "ewma needs a positive half-life");
   } else {
     t.window = e.window;
-    if (!e.by_slots.empty()) Fail(Code::kUnsupported, e, "'by' in a windowed aggregate is not yet supported");
+    for (const int slot : e.by_slots) {   // the group: its fields here and in every type judged
+      const ValueType& type = FieldType(e, e.event_type, slot);
+      if (type.kind != ValueType::Kind::kScalar) Fail(Code::kInvalid, e, "'by' a list field");
+      t.by_slots.push_back(slot);
+      t.by_types.push_back(type);
+    }
+    if (!t.by_slots.empty()) {
+      const EventType& aggregated = schema_.types[static_cast<size_t>(e.event_type)];
+      for (const EventType& judged : schema_.types) {
+        for (const int slot : t.by_slots) {
+          const FieldDef& f = aggregated.fields[static_cast<size_t>(slot)];
+          const int j = judged.FieldIndex(f.name);
+          t.judged_slots.push_back(j >= 0 && judged.fields[static_cast<size_t>(j)].type == f.type ? j : -1);
+        }
+      }
+    }
     if ((e.window.kind == WindowKind::kHierarchical ? e.window.sizes_ms.size() < 2 : e.window.sizes_ms.size() != 1) ||
         e.window.sizes_ms[0] <= 0 ||
         (e.window.kind == WindowKind::kSliding &&
@@ -697,6 +712,7 @@ std::string DescribeWindowTerm(const ExprProgram::WindowTerm& t) {
     }
   }
   if (t.where != nullptr) window += " where";
+  if (!t.by_slots.empty()) window += fmt::format(" by slots {}", fmt::join(t.by_slots, ","));
   if (t.including_current) window += " including current";
   if (t.baseline_ms > 0) window += fmt::format(" {} {}ms", t.zscore ? "zscore" : "baseline", t.baseline_ms);
   if (t.id >= 0) window += fmt::format(" #{}", t.id);

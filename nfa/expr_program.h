@@ -58,7 +58,7 @@
 // engine's per-key window state, or a test's reference recomputing it — through
 // EvalInput::windows (runtime/expr_eval.h); without a reader it has no value. CompileProgram
 // gives each term the id of its entry in Program::windows (shared by equal aggregates of rules
-// with the same key). `by` and min/max/first/last of strings or lists are not compiled yet:
+// with the same key). Min/max/first/last of strings or lists are not compiled yet:
 // kUnsupported.
 #pragma once
 
@@ -202,6 +202,12 @@ struct ExprProgram {
     // `where` (fraction: its condition), compiled over an event of event_type; null: none.
     std::shared_ptr<const ExprProgram> where;
     int32_t id = -1;                // Program::windows index (CompileProgram); -1: compiled alone
+    // `by f1, f2` (docs/language.md "Groups"): the group fields' slots in event_type and their
+    // types; judged_slots[type * by_slots.size() + i] is field i's slot in an event of `type` (the
+    // event whose group is read), -1 where that type lacks it or has it with another type.
+    std::vector<int32_t> by_slots;
+    std::vector<ValueType> by_types;
+    std::vector<int32_t> judged_slots;
   };
   std::vector<WindowTerm> windows;
 

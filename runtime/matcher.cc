@@ -654,8 +654,15 @@ void Matcher::Impl::BuildWindows() {
     th.size_ms = rule.window.sizes_ms[0];
     th.every_ms = rule.window.kind == WindowKind::kSliding ? rule.window.every_ms : th.size_ms;
     th.session = rule.window.kind == WindowKind::kSession;
-    for (const ExprProgram::WindowTerm& t : rule.when->windows)
+    const bool grouped = !rule.checked->group_fields.empty();   // windows per (key, group) of its `by` terms
+    for (const ExprProgram::WindowTerm& t : rule.when->windows) {
+      if (grouped && t.by_slots.empty()) continue;
       if (std::find(th.types.begin(), th.types.end(), t.event_type) == th.types.end()) th.types.push_back(t.event_type);
+      if (grouped) {
+        th.grouped_terms.push_back(t.id);
+        th.group_types = t.by_types;
+      }
+    }
     windows_->AddThreshold(std::move(th));
     window_eval_.Prepare(*rule.when);
     for (const ExprProgram& e : rule.emit) evaluator_.Prepare(e);
@@ -702,7 +709,8 @@ ExprValue Matcher::Impl::ReadWindow(const ExprProgram::WindowTerm& term) {
       bytes = key_bytes_;
     }
   }
-  return windows_->Read(term, bytes, now_, record_, window_eval_, window_closing_);
+  return windows_->Read(term, bytes, now_, record_, window_eval_, window_closing_,
+                        window_grouped_ ? &window_group_ : nullptr);
 }
 
 void Matcher::Impl::FireTimers(int64_t t) {

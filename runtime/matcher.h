@@ -164,6 +164,9 @@ struct Alert {
   // whether it retracts the window's earlier alert (its condition no longer holds).
   int32_t revision = 0;
   bool retracted = false;
+  // kWindow of a grouped `when` rule (`by`): the group's values, one per
+  // rule_info->group_fields; empty otherwise.
+  std::span<const ExprValue> group;
 };
 
 struct MatcherCounters {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/matcher_impl.h"
+#include "runtime/window_group.h"
 
 namespace vigil {
 namespace {
@@ -635,7 +636,10 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(close.threshold)];
     close_key_ = close.key->bytes;
     const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
-    window_bytes_ = close_key_;
+    // A (key, group) entry: the key's bytes, then the group's (language.md "Grouped when rules").
+    window_bytes_ = std::string_view(close_key_).substr(0, close.key->key_size);
+    window_group_ = std::string_view(close_key_).substr(close.key->key_size);
+    window_grouped_ = !th.grouped_terms.empty();
     window_closing_ = windows_->CloseStart(close, end);   // the window's start
     EvalInput input;
     input.windows = window_input_;
@@ -646,6 +650,8 @@ void Matcher::Impl::FireCloses(int64_t instant) {
     if (holds && options_.allowed_lateness_ms > 0 && th.revisable)
       revisions_[std::make_tuple(end, close.threshold, close_key_)] = RevisionState{0, true};
     window_bytes_ = {};
+    window_group_ = {};
+    window_grouped_ = false;
     window_closing_ = WindowState::kNoClose;
   }
 }
@@ -661,7 +667,7 @@ void Matcher::Impl::EmitWindowAlert(int32_t threshold, int64_t start, int64_t en
   input.windows = window_input_;
   // The key's components, as for a pattern alert (DecodeKey reads a key state's bytes).
   KeyState& key = close_state_;   // the window key as a key state, for AlertKey
-  key.bytes = close_key_;
+  key.bytes = window_bytes_;
   key.spec = th.spec;
   key.text.clear();
   decoded_key_ = nullptr;
@@ -678,6 +684,16 @@ void Matcher::Impl::EmitWindowAlert(int32_t threshold, int64_t start, int64_t en
   uint64_t h = Fnv(Fnv(Fnv(Fnv(Fnv(14695981039346656037ull, rule.name), "\x1f"), key.text), "\x1f"), "w");
   h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_start_ms));
   h = MatchIdFold(h ^ static_cast<uint64_t>(a.window_end_ms));
+  if (window_grouped_) {   // matching.md §8: then ␟ and the group's values, as the key's
+    DecodeGroup(window_group_, th.group_types, &group_values_);
+    group_text_.assign("\x1f");
+    for (size_t i = 0; i < group_values_.size(); ++i) {
+      if (i > 0) group_text_ += '\x1e';
+      group_text_ += FormatValue(ToValue(group_values_[i]));
+    }
+    h = Fnv(h, group_text_);
+    a.group = group_values_;
+  }
   a.match_id = h;
   alert_fields_.clear();
   alert_text_.clear();

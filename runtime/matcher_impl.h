@@ -576,6 +576,11 @@ class Matcher::Impl {
   WindowReader* window_input_ = nullptr;   // &window_reader_ when windows_
   ExprEvaluator window_eval_;              // for the series' `where` (evaluator_ may be mid-Eval)
   std::string_view window_bytes_;
+  // FireCloses of a grouped `when` rule: the closing (key, group)'s group bytes, read by its `by` terms.
+  std::string_view window_group_;
+  bool window_grouped_ = false;
+  std::vector<ExprValue> group_values_;   // FireCloses: the group decoded, for the alert
+  std::string group_text_;                // FireCloses: its values as text, for the match id
   int32_t window_spec_ = -1;
   uint32_t window_key_ = UINT32_MAX;
   int64_t window_sweep_at_ = std::numeric_limits<int64_t>::max();   // min once there are windows
@@ -606,7 +611,7 @@ class Matcher::Impl {
 
   // Allowed lateness (matcher_late.cc; language.md "Revisions").
   void LateIntoWindows(RecordView event, int64_t seq);
-  void JudgeRevision(const WindowState::Revisable& w, const std::string& key);
+  void JudgeRevision(const WindowState::Revisable& w);
   void ExpireRevisions(int64_t w);   // windows no longer updatable at watermark w
   // matcher_alert.cc: the alert of threshold `threshold` for window [start, end) of key
   // close_key_ (window_bytes_ and window_closing_ set, for the emit fields).
@@ -620,7 +625,6 @@ class Matcher::Impl {
   };
   std::map<std::tuple<int64_t, int32_t, std::string>, RevisionState> revisions_;
   std::vector<WindowState::Revisable> late_closed_;   // LateIntoWindows scratch
-  std::vector<std::string> late_keys_;                // the key of each late_closed_ entry
   std::vector<size_t> late_order_;
 };
 

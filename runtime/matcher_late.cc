@@ -30,26 +30,25 @@ void Matcher::Impl::LateIntoWindows(RecordView event, int64_t seq) {
   ++counters_.late_events_windowed;
   const size_t type = static_cast<size_t>(event.type_id());
   late_closed_.clear();
-  late_keys_.clear();
   for (int32_t spec : window_specs_by_type_[type]) {
     EncodeKey(event, specs_[static_cast<size_t>(spec)], spec);
-    const size_t before = late_closed_.size();
     windows_->AddLate(key_bytes_, spec, event, window_eval_, watermark_, &late_closed_);
-    for (size_t i = before; i < late_closed_.size(); ++i) late_keys_.push_back(key_bytes_);
   }
   key_encoded_ = false;
   if (!late_closed_.empty()) {
-    // Rule (threshold) order, then window end; a threshold has one key spec, so one key.
+    // Rule (threshold) order, then window end, then group bytes (a threshold has one key spec, so
+    // one key; a grouped one, one entry per group of the event: one group).
     late_order_.resize(late_closed_.size());
     std::iota(late_order_.begin(), late_order_.end(), size_t{0});
     std::stable_sort(late_order_.begin(), late_order_.end(), [&](size_t a, size_t b) {
       const WindowState::Revisable &x = late_closed_[a], &y = late_closed_[b];
-      return x.threshold != y.threshold ? x.threshold < y.threshold : x.end < y.end;
+      if (x.threshold != y.threshold) return x.threshold < y.threshold;
+      return x.end != y.end ? x.end < y.end : x.entry < y.entry;
     });
     const int64_t saved_now = now_;
     const RecordView saved_record = record_;
     const int32_t saved_type = type_;
-    for (size_t i : late_order_) JudgeRevision(late_closed_[i], late_keys_[i]);
+    for (size_t i : late_order_) JudgeRevision(late_closed_[i]);
     now_ = saved_now;
     record_ = saved_record;
     type_ = saved_type;
@@ -61,7 +60,8 @@ void Matcher::Impl::LateIntoWindows(RecordView event, int64_t seq) {
   }
 }
 
-void Matcher::Impl::JudgeRevision(const WindowState::Revisable& w, const std::string& key) {
+void Matcher::Impl::JudgeRevision(const WindowState::Revisable& w) {
+  const std::string& key = w.entry;
   const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(w.threshold)];
   const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
   RevisionState& state = revisions_[std::make_tuple(w.end, w.threshold, key)];   // new: revision 0, no alert
@@ -70,9 +70,11 @@ void Matcher::Impl::JudgeRevision(const WindowState::Revisable& w, const std::st
   record_ = RecordView();
   type_ = -1;
   close_key_ = key;
-  window_bytes_ = close_key_;
+  window_bytes_ = std::string_view(close_key_).substr(0, w.key_size);
+  window_group_ = std::string_view(close_key_).substr(w.key_size);
+  window_grouped_ = !th.grouped_terms.empty();
   window_closing_ = w.start;
-  windows_->BeginClosedRead(close_key_, w.threshold, w.end);
+  windows_->BeginClosedRead(close_key_, w.key_size, w.threshold, w.end);
   EvalInput input;
   input.windows = window_input_;
   const bool holds = evaluator_.EvalPredicate(*compiled.when, input);
@@ -81,6 +83,8 @@ void Matcher::Impl::JudgeRevision(const WindowState::Revisable& w, const std::st
   state.revision = revision;
   state.held = holds;
   window_bytes_ = {};
+  window_group_ = {};
+  window_grouped_ = false;
   window_closing_ = WindowState::kNoClose;
 }
 

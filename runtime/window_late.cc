@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/window_group.h"
 #include "runtime/window_state.h"
 
 namespace vigil {
@@ -139,8 +140,24 @@ void WindowState::InsertLate(SeriesKeyState& st, const Series& s, RecordView eve
 
 void WindowState::AddLate(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator,
                           int64_t watermark, std::vector<Revisable>* closed) {
+  if (SeriesFor(spec, event.type_id()).empty()) return;
+  // The key's entry, then each (key, group) entry of the event's `by` groups, as Add.
+  AddLateToEntry(key_bytes, key_bytes.size(), -1, spec, event, evaluator, watermark, closed);
+  const size_t type = static_cast<size_t>(event.type_id());
+  if (static_cast<size_t>(spec) >= groups_by_spec_type_.size() || type >= groups_by_spec_type_[static_cast<size_t>(spec)].size())
+    return;
+  for (const int32_t g : groups_by_spec_type_[static_cast<size_t>(spec)][type]) {
+    const Group& group = groups_[static_cast<size_t>(g)];
+    std::string entry(key_bytes);
+    AppendGroup(event, group.slots, group.types, &entry);
+    AddLateToEntry(entry, key_bytes.size(), g, spec, event, evaluator, watermark, closed);
+  }
+}
+
+void WindowState::AddLateToEntry(std::string_view entry_bytes, size_t key_size, int32_t group, int32_t spec,
+                                 RecordView event, ExprEvaluator& evaluator, int64_t watermark,
+                                 std::vector<Revisable>* closed) {
   const std::vector<int32_t>& list = SeriesFor(spec, event.type_id());
-  if (list.empty()) return;
   const int64_t t = event.event_time();
   KeyWindows* k = nullptr;
   static const std::vector<int32_t> kNone;
@@ -153,14 +170,16 @@ void WindowState::AddLate(std::string_view key_bytes, int32_t spec, RecordView e
     const size_t i = static_cast<size_t>(index);
     const Threshold& th = thresholds_[i];
     if (th.session) continue;   // sessions take no late event
-    if (k == nullptr) k = FindOrAdd(key_bytes);
+    const size_t type = static_cast<size_t>(event.type_id());
+    if ((type < th.group_of_type.size() ? th.group_of_type[type] : -1) != group) continue;   // another entry's
+    if (k == nullptr) k = FindOrAdd(entry_bytes, key_size);
     if (k == nullptr) return;   // rejected by the key limit
     ThresholdKeyState& ts = k->thresholds[i];
     // The windows holding t end in (t, t + S], at k·E + S, ascending.
     for (int64_t end = (FloorDiv(t - th.size_ms, th.every_ms) + 1) * th.every_ms + th.size_ms; end <= t + th.size_ms;
          end += th.every_ms) {
       if (end - 1 <= watermark) {   // closed: judged again (if the rule's windows are revised)
-        if (th.revisable) closed->push_back(Revisable{index, end - th.size_ms, end});
+        if (th.revisable) closed->push_back(Revisable{index, end - th.size_ms, end, std::string(entry_bytes), key_size});
         continue;
       }
       // Open: it closes as any. A key's pending closes run from next_end, the first open window
@@ -174,13 +193,14 @@ void WindowState::AddLate(std::string_view key_bytes, int32_t spec, RecordView e
   }
   for (int32_t si : list) {
     const Series& s = series_[static_cast<size_t>(si)];
+    if (s.group != group) continue;   // another entry's
     if (s.session_gap_ms > 0 || s.half_life_ms > 0) continue;   // sessions and ewma: no late events
     if (s.where != nullptr) {
       EvalInput in;
       in.event = event;
       if (!evaluator.EvalPredicate(*s.where, in)) continue;
     }
-    if (k == nullptr) k = FindOrAdd(key_bytes);
+    if (k == nullptr) k = FindOrAdd(entry_bytes, key_size);
     if (k == nullptr) return;
     std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
     if (st == nullptr) st = std::make_unique<SeriesKeyState>();
@@ -190,14 +210,17 @@ void WindowState::AddLate(std::string_view key_bytes, int32_t spec, RecordView e
   }
 }
 
-void WindowState::BeginClosedRead(std::string_view key_bytes, int32_t threshold, int64_t end) {
-  closed_read_key_ = Lookup(key_bytes);
+void WindowState::BeginClosedRead(std::string_view entry_bytes, size_t key_size, int32_t threshold, int64_t end) {
   closed_read_saved_.clear();
-  if (closed_read_key_ == nullptr) return;
+  // A grouped rule's `by` terms read the (key, group) entry, its other terms the key's.
+  KeyWindows* entry = Lookup(entry_bytes);
+  KeyWindows* key = entry_bytes.size() == key_size ? entry : Lookup(entry_bytes.substr(0, key_size));
   for (int32_t si : thresholds_[static_cast<size_t>(threshold)].read_series) {
-    std::unique_ptr<SeriesKeyState>& st = closed_read_key_->series[static_cast<size_t>(si)];
-    if (st == nullptr) continue;
     const Series& s = series_[static_cast<size_t>(si)];
+    KeyWindows* k = s.group >= 0 ? entry : key;
+    if (k == nullptr) continue;
+    std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
+    if (st == nullptr) continue;
     const int64_t last = FloorDiv(end - 1, s.resolution_ms);
     auto copy = std::make_unique<SeriesKeyState>();
     for (const Slice& x : st->slices) {
@@ -211,15 +234,14 @@ void WindowState::BeginClosedRead(std::string_view key_bytes, int32_t threshold,
     }
     copy->dropped_since_rebase = st->dropped_since_rebase;
     std::swap(st, copy);
-    closed_read_saved_.emplace_back(si, std::move(copy));
+    closed_read_saved_.push_back(ClosedRead{k, si, std::move(copy)});
   }
+  looked_up_valid_ = false;   // (Lookup above remembered the key part last)
 }
 
 void WindowState::EndClosedRead() {
-  if (closed_read_key_ != nullptr)
-    for (auto& [si, saved] : closed_read_saved_) closed_read_key_->series[static_cast<size_t>(si)] = std::move(saved);
+  for (ClosedRead& r : closed_read_saved_) r.key->series[static_cast<size_t>(r.series)] = std::move(r.saved);
   closed_read_saved_.clear();
-  closed_read_key_ = nullptr;
 }
 
 }  // namespace vigil

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <msgpack.hpp>
 
+#include "runtime/window_group.h"
+
 namespace vigil {
 namespace {
 
@@ -203,8 +205,17 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     s.where = with_where ? t.where.get() : nullptr;
     s.resolution_ms = t.ewma ? 1 : WindowResolution(t.window);
     const std::string where_text = s.where != nullptr ? DumpExprProgram(*s.where) : "";
+    if (!t.by_slots.empty()) {   // `by`: kept per (key, group); one Group per type and fields
+      for (size_t g = 0; g < groups_.size() && s.group < 0; ++g)
+        if (groups_[g].event_type == t.event_type && groups_[g].slots == t.by_slots) s.group = static_cast<int32_t>(g);
+      if (s.group < 0) {
+        s.group = static_cast<int32_t>(groups_.size());
+        groups_.push_back(Group{t.event_type, t.by_slots, t.by_types});
+      }
+    }
     s.text = fmt::format("{}|{}|{}|{}|{}|{}|{}", spec, s.event_type, s.slot, s.resolution_ms, s.half_life_ms,
                          s.session_gap_ms, where_text);
+    if (s.group >= 0) s.text += fmt::format("|by {}", fmt::join(t.by_slots, ","));
     for (size_t i = 0; i < series_.size(); ++i)
       if (series_[i].text == s.text) return static_cast<int32_t>(i);
     series_.push_back(std::move(s));
@@ -235,6 +246,12 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
     auto& by_type = by_spec_type_[static_cast<size_t>(s.spec)];
     if (by_type.size() <= static_cast<size_t>(s.event_type)) by_type.resize(static_cast<size_t>(s.event_type) + 1);
     by_type[static_cast<size_t>(s.event_type)].push_back(static_cast<int32_t>(i));
+    if (s.group < 0) continue;
+    if (groups_by_spec_type_.size() <= static_cast<size_t>(s.spec)) groups_by_spec_type_.resize(static_cast<size_t>(s.spec) + 1);
+    auto& groups = groups_by_spec_type_[static_cast<size_t>(s.spec)];
+    if (groups.size() <= static_cast<size_t>(s.event_type)) groups.resize(static_cast<size_t>(s.event_type) + 1);
+    std::vector<int32_t>& list = groups[static_cast<size_t>(s.event_type)];
+    if (std::find(list.begin(), list.end(), s.group) == list.end()) list.push_back(s.group);
   }
   BuildDistinctOfRule(program);   // sketch (window_state_distinct.cc)
 }
@@ -247,6 +264,8 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->by_spec_type_ = by_spec_type_;
   out->thresholds_ = thresholds_;
   out->thresholds_by_spec_type_ = thresholds_by_spec_type_;
+  out->groups_ = groups_;
+  out->groups_by_spec_type_ = groups_by_spec_type_;
   out->max_keys_ = max_keys_;
   out->evict_ = evict_;
   out->distinct_limit_ = distinct_limit_;
@@ -266,6 +285,12 @@ bool WindowState::HasSeriesFor(int32_t spec, int32_t type) const { return !Serie
 
 void WindowState::AddThreshold(Threshold t) {
   const int32_t index = static_cast<int32_t>(thresholds_.size());
+  for (const int32_t id : t.grouped_terms) {   // a grouped rule: its windows are per (key, group)
+    const Series& s = series_[static_cast<size_t>(series_of_window_[static_cast<size_t>(id)])];
+    if (t.group_of_type.size() <= static_cast<size_t>(s.event_type))
+      t.group_of_type.resize(static_cast<size_t>(s.event_type) + 1, -1);
+    t.group_of_type[static_cast<size_t>(s.event_type)] = s.group;
+  }
   if (t.spec >= 0) {
     if (thresholds_by_spec_type_.size() <= static_cast<size_t>(t.spec))
       thresholds_by_spec_type_.resize(static_cast<size_t>(t.spec) + 1);
@@ -318,7 +343,7 @@ void WindowState::Drop(KeyWindows* k) {
   keys_.erase(keys_.find(std::string_view(k->bytes)));
 }
 
-WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
+WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes, size_t key_size) {
   auto it = keys_.find(key_bytes);
   if (it == keys_.end()) {
     if (max_keys_ > 0 && keys_.size() >= max_keys_) {
@@ -332,7 +357,8 @@ WindowState::KeyWindows* WindowState::FindOrAdd(std::string_view key_bytes) {
     looked_up_valid_ = false;
     auto fresh = std::make_unique<KeyWindows>();
     fresh->bytes = std::string(key_bytes);
-    fresh->order = KeyOrder(key_bytes);
+    fresh->order = KeyOrder(key_bytes.substr(0, key_size));   // groups of a key: by their bytes next
+    fresh->key_size = key_size;
     fresh->series.resize(series_.size());
     fresh->thresholds.resize(thresholds_.size());
     const std::string_view view = fresh->bytes;   // the map's key views the state's own bytes
@@ -368,8 +394,22 @@ void WindowState::TakeCloses(int64_t instant, std::vector<Close>* out) {
 }
 
 void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator) {
+  if (SeriesFor(spec, event.type_id()).empty()) return;
+  AddToEntry(key_bytes, key_bytes.size(), -1, spec, event, evaluator);
+  const size_t type = static_cast<size_t>(event.type_id());
+  if (static_cast<size_t>(spec) >= groups_by_spec_type_.size() || type >= groups_by_spec_type_[static_cast<size_t>(spec)].size())
+    return;
+  for (const int32_t g : groups_by_spec_type_[static_cast<size_t>(spec)][type]) {   // each (key, group) entry
+    const Group& group = groups_[static_cast<size_t>(g)];
+    entry_scratch_.assign(key_bytes);
+    AppendGroup(event, group.slots, group.types, &entry_scratch_);
+    AddToEntry(entry_scratch_, key_bytes.size(), g, spec, event, evaluator);
+  }
+}
+
+void WindowState::AddToEntry(std::string_view entry_bytes, size_t key_size, int32_t group, int32_t spec,
+                             RecordView event, ExprEvaluator& evaluator) {
   const std::vector<int32_t>& list = SeriesFor(spec, event.type_id());
-  if (list.empty()) return;
   const int64_t t = event.event_time();
   KeyWindows* k = nullptr;
   bool pruned = false;
@@ -383,7 +423,9 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
   for (const int32_t index : reading) {
     const size_t i = static_cast<size_t>(index);
     const Threshold& th = thresholds_[i];
-    if (k == nullptr) k = FindOrAdd(key_bytes);
+    const size_t type = static_cast<size_t>(event.type_id());
+    if ((type < th.group_of_type.size() ? th.group_of_type[type] : -1) != group) continue;
+    if (k == nullptr) k = FindOrAdd(entry_bytes, key_size);
     if (k == nullptr) return;   // rejected by the key limit
     ThresholdKeyState& ts = k->thresholds[i];
     if (th.session) {   // the event extends the open session (less than the gap after its last), or starts one
@@ -409,8 +451,9 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
   }
   for (int32_t si : list) {
     const Series& s = series_[static_cast<size_t>(si)];
+    if (s.group != group) continue;   // another entry's
     if (s.session_gap_ms > 0) {   // the session follows every event of the type, `where` or not
-      if (k == nullptr) k = FindOrAdd(key_bytes);
+      if (k == nullptr) k = FindOrAdd(entry_bytes, key_size);
       if (k == nullptr) return;
       std::unique_ptr<SeriesKeyState>& st = k->series[static_cast<size_t>(si)];
       if (st == nullptr) st = std::make_unique<SeriesKeyState>();
@@ -431,7 +474,7 @@ void WindowState::Add(std::string_view key_bytes, int32_t spec, RecordView event
       in.event = event;
       if (!evaluator.EvalPredicate(*s.where, in)) continue;
     }
-    if (k == nullptr) k = FindOrAdd(key_bytes);
+    if (k == nullptr) k = FindOrAdd(entry_bytes, key_size);
     if (k == nullptr) return;   // rejected by the key limit
     if (!pruned) {   // once per event: slices older than every window go
       Prune(*k, t);
@@ -545,7 +588,22 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
 }
 
 ExprValue WindowState::Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                            RecordView current, ExprEvaluator& evaluator, int64_t closing_start) {
+                            RecordView current, ExprEvaluator& evaluator, int64_t closing_start,
+                            const std::string_view* closing_group) {
+  // A `by` term reads its (key, group) entry: the closing window's group, or the judged event's.
+  if (series_[static_cast<size_t>(series_of_window_[static_cast<size_t>(term.id)])].group >= 0) {
+    const size_t n = term.by_slots.size();
+    read_scratch_.assign(key_bytes);
+    if (closing_group != nullptr) {
+      read_scratch_.append(*closing_group);
+    } else {
+      const size_t at = current.valid() ? static_cast<size_t>(current.type_id()) * n : SIZE_MAX;
+      if (at == SIZE_MAX || at + n > term.judged_slots.size() ||
+          !AppendGroup(current, std::span<const int32_t>(term.judged_slots.data() + at, n), term.by_types, &read_scratch_))
+        return ExprValue::NoValue();   // no event judged, or its type lacks the fields: no group
+    }
+    key_bytes = read_scratch_;
+  }
   if (term.ewma || term.baseline_ms == 0) return ReadValue(term, key_bytes, now, current, evaluator, closing_start);
   // baseline / zscore: the history windows before the current one (its start: the closing
   // window's, or the latest start containing `now`).
@@ -570,7 +628,7 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
                                  RecordView current, ExprEvaluator& evaluator, int64_t closing_start) {
   const int32_t si = series_of_window_[static_cast<size_t>(term.id)];
   const Series& s = series_[static_cast<size_t>(si)];
-  KeyWindows* k = Lookup(key_bytes);
+  KeyWindows* k = Lookup(key_bytes);   // (a `by` term's: its (key, group) entry, Read)
   if (term.ewma) {
     const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(si)].get();
     if (st == nullptr || st->ewma_time == kNoClose || now - st->ewma_time >= kEwmaHorizonHalfLives * s.half_life_ms)
@@ -875,7 +933,8 @@ void WindowState::Pack(std::string* out) const {
   pk.pack_array(static_cast<uint32_t>(order.size()));
   for (const KeyWindows* key : order) {
     const KeyWindows& k = *key;
-    pk.pack_array(4);
+    const bool grouped = k.key_size != k.bytes.size();   // a (key, group): its key's size 5th
+    pk.pack_array(grouped ? 5 : 4);
     pk.pack_bin(static_cast<uint32_t>(k.bytes.size()));
     pk.pack_bin_body(k.bytes.data(), static_cast<uint32_t>(k.bytes.size()));
     pk.pack(k.newest_end);
@@ -946,6 +1005,7 @@ void WindowState::Pack(std::string* out) const {
       pk.pack(ts.pending_until);
       pk.pack(ts.session_start);
     }
+    if (grouped) pk.pack(static_cast<uint64_t>(k.key_size));
   }
   out->assign(buf.data(), buf.size());
 }
@@ -961,7 +1021,8 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
     if (root.type != msgpack::type::ARRAY) throw std::runtime_error("not an array");
     for (uint32_t i = 0; i < root.via.array.size; ++i) {
       const msgpack::object& ko = root.via.array.ptr[i];
-      if (ko.type != msgpack::type::ARRAY || ko.via.array.size != 4) throw std::runtime_error("bad key");
+      if (ko.type != msgpack::type::ARRAY || (ko.via.array.size != 4 && ko.via.array.size != 5))
+        throw std::runtime_error("bad key");
       const msgpack::object& b = ko.via.array.ptr[0];
       if (b.type != msgpack::type::BIN) throw std::runtime_error("bad key bytes");
       auto k = std::make_unique<KeyWindows>();
@@ -1062,7 +1123,9 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           closes_[k->thresholds[j].next_end - 1].push_back(Close{static_cast<int32_t>(j), k.get()});
       }
       k->bytes = std::move(key);
-      k->order = KeyOrder(k->bytes);
+      k->key_size = ko.via.array.size == 5 ? ko.via.array.ptr[4].as<uint64_t>() : k->bytes.size();
+      if (k->key_size > k->bytes.size()) throw std::runtime_error("bad key size");
+      k->order = KeyOrder(std::string_view(k->bytes).substr(0, k->key_size));
       KeyWindows* added = k.get();
       const std::string_view view = added->bytes;
       if (!keys_.emplace(view, std::move(k)).second) throw std::runtime_error("a key twice");

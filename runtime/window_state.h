@@ -23,6 +23,12 @@
 // An ewma series keeps a decayed sum and weight instead of slices; a baseline reads the slices
 // of its tumbling windows.
 //
+// Groups (`by f1, f2`, language.md "Groups"): a grouped series keeps its slices under a window
+// key of its own per (key, group) — the key's bytes followed by the group's (window_group.h) —
+// beside the key's state for the series without `by`; a grouped `when` rule's windows are those
+// (key, group) entries' (every one judged separately). So groups cost what keys cost, and the key
+// limit counts them as keys.
+//
 // `when` rules (Threshold): each key remembers its next window to close; closes wait in a map by
 // instant and are taken in rule then key order (TakeCloses). Keys whose state has all left its
 // windows are dropped by Expire, as the watermark passes; with a key limit (SetLimit) an LRU
@@ -78,6 +84,13 @@ class WindowState {
     bool extremes = false;          // some term reads min or max (the stacks are kept)
     bool strings = false;           // a string field some term reads min/max/first/last of
     std::string text;               // share key
+    int32_t group = -1;             // `by`: its group (groups_), kept per (key, group); -1: none
+  };
+  // The fields a group is made of, in events of one type.
+  struct Group {
+    int32_t event_type = -1;
+    std::vector<int32_t> slots;
+    std::vector<ValueType> types;
   };
 
   // `spec_of_rule[r]`: the key spec of rule r. Every Program::windows entry gets its series.
@@ -122,8 +135,12 @@ class WindowState {
   // none): a `when` rule's window [closing_start, now + 1) is being closed, and its tumbling,
   // sliding or session terms read it (rather than the current window at `now`).
   static constexpr int64_t kNoClose = std::numeric_limits<int64_t>::min();
+  // A `by` term reads the group `closing_group` (a grouped `when` rule's closing window: the
+  // group's bytes) if given, else the group of `current` (its fields of the same names); with
+  // neither it has no value.
   ExprValue Read(const ExprProgram::WindowTerm& term, std::string_view key_bytes, int64_t now,
-                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start = kNoClose);
+                 RecordView current, ExprEvaluator& evaluator, int64_t closing_start = kNoClose,
+                 const std::string_view* closing_group = nullptr);
 
   // Drops every key whose slices have all left their windows at instant `now` and that has no
   // window of a `when` rule left to close.
@@ -137,11 +154,16 @@ class WindowState {
     int64_t size_ms = 0;               // session: the gap
     int64_t every_ms = 0;              // = size for tumbling
     bool session = false;              // windows are the key's sessions (events < size apart)
-    std::vector<int32_t> types;        // event types its condition aggregates
+    std::vector<int32_t> types;        // event types its condition aggregates (grouped: its `by` ones)
     // Allowed lateness (window_late.cc, SetAllowedLateness): its closed windows are judged again
     // when a late event within the lateness falls in them; the series its terms read.
     bool revisable = false;
     std::vector<int32_t> read_series;
+    // Grouped (`by`): the Program::windows ids of its `by` aggregates (the group's fields in each
+    // of their types) and the group's value types; its windows are per (key, group).
+    std::vector<int32_t> grouped_terms;
+    std::vector<ValueType> group_types;
+    std::vector<int32_t> group_of_type;   // AddThreshold: event type -> its group (groups_), or -1
   };
   void AddThreshold(Threshold t);      // before the first Add; thresholds in rule order
   const std::vector<Threshold>& thresholds() const { return thresholds_; }
@@ -166,7 +188,10 @@ class WindowState {
   size_t keys() const { return keys_.size(); }
   size_t slices() const;
 
-  // Snapshot: every key's state, as msgpack (inside the matcher's snapshot).
+  // Snapshot: every key's state, as msgpack (inside the matcher's snapshot). A (key, group)
+  // entry adds its key's size as a fifth element: snapshots without groups are as before, and only
+  // a program with `by` (which earlier versions do not run) writes one, so the matcher's snapshot
+  // format number did not change.
   void Pack(std::string* out) const;
   bool Unpack(std::string_view bytes, std::string* error);
 
@@ -180,6 +205,8 @@ class WindowState {
   struct Revisable {
     int32_t threshold = -1;
     int64_t start = 0, end = 0;
+    std::string entry;    // the window key: the key's bytes, then a grouped rule's group's
+    size_t key_size = 0;  // of which the key's
   };
   // A late event (time <= `watermark`, within the lateness: the caller decides) of key
   // `key_bytes` of spec `spec`: added to the slices of its tumbling, sliding and `over T` series
@@ -192,7 +219,7 @@ class WindowState {
   // Until EndClosedRead, Read of the series that `threshold` reads, for key `key_bytes`, sees
   // only its slices up to the one holding end − 1: the window as it would have been read at its
   // close, with the late events since. (A copy of those slices is swapped in: O(slices).)
-  void BeginClosedRead(std::string_view key_bytes, int32_t threshold, int64_t end);
+  void BeginClosedRead(std::string_view entry_bytes, size_t key_size, int32_t threshold, int64_t end);
   void EndClosedRead();
 
   // Transparent (probed with a string_view of the key bytes).
@@ -292,6 +319,7 @@ class WindowState {
     std::vector<std::unique_ptr<SeriesKeyState>> series;   // by series index (null: none yet)
     std::vector<ThresholdKeyState> thresholds;             // by threshold index
     int64_t newest_end = 0;          // (last slice id + 1) * r + horizon, max over series: expiry
+    size_t key_size = 0;             // the key's bytes; beyond them (a (key, group) entry): the group's
   };
 
  private:
@@ -322,7 +350,14 @@ class WindowState {
   std::vector<std::vector<std::vector<int32_t>>> thresholds_by_spec_type_;   // [spec][type] -> thresholds
   // Pending closes by instant (= end − 1); each instant's in no order (TakeCloses sorts them).
   std::map<int64_t, std::vector<Close>> closes_;
-  KeyWindows* FindOrAdd(std::string_view key_bytes);   // null: rejected by the limit
+  KeyWindows* FindOrAdd(std::string_view key_bytes, size_t key_size);   // null: rejected by the limit
+  // Add for one entry: the key's (group -1) or one (key, group)'s.
+  void AddToEntry(std::string_view entry_bytes, size_t key_size, int32_t group, int32_t spec, RecordView event,
+                  ExprEvaluator& evaluator);
+  std::vector<Group> groups_;
+  std::vector<std::vector<std::vector<int32_t>>> groups_by_spec_type_;   // [spec][type] -> groups
+  std::string entry_scratch_;     // Add: a (key, group)'s bytes
+  std::string read_scratch_;      // Read: a (key, group)'s bytes
   KeyWindows* Lookup(std::string_view key_bytes);      // null: no state
   KeyWindows* looked_up_ = nullptr;
   std::string looked_up_bytes_;
@@ -349,9 +384,15 @@ class WindowState {
   };
   std::vector<RuleDistinct> distinct_of_rule_;
   // Allowed lateness (window_late.cc).
+  void AddLateToEntry(std::string_view entry_bytes, size_t key_size, int32_t group, int32_t spec, RecordView event,
+                      ExprEvaluator& evaluator, int64_t watermark, std::vector<Revisable>* closed);
   static void InsertLate(SeriesKeyState& st, const Series& s, RecordView event, std::string* scratch);
-  KeyWindows* closed_read_key_ = nullptr;   // BeginClosedRead: the key whose series are swapped
-  std::vector<std::pair<int32_t, std::unique_ptr<SeriesKeyState>>> closed_read_saved_;
+  struct ClosedRead {   // BeginClosedRead: a series swapped for its copy up to the close
+    KeyWindows* key = nullptr;
+    int32_t series = -1;
+    std::unique_ptr<SeriesKeyState> saved;
+  };
+  std::vector<ClosedRead> closed_read_saved_;
 };
 
 // The bytes a distinct count keys `event`'s value by (language.md "Aggregates": ints by value,

@@ -123,6 +123,42 @@ TEST_CASE("api: a when rule's alert has kind window, its window's bounds and the
   CHECK(seen[0].id_value == MatchIdOf("busy\x1f\"k1\"\x1fw", {{kT0, kT0 + 60000}}));
 }
 
+TEST_CASE("api: a grouped when rule's alert names its group, one alert per group, the group in its match id") {
+  auto rules = Compile(
+      "event A { id: string  shop: string  price: float  at: timestamp  time at  key id }\n"
+      "rule busy { key id  when count(A over tumbling 1m by shop) >= 2  emit { n: count(A over tumbling 1m) } }\n");
+  std::vector<std::string> groups;
+  std::vector<uint64_t> ids;
+  std::unique_ptr<Matcher> m;
+  REQUIRE(Matcher::Create(rules, {}, [&](const Alert& a) {
+            CHECK(a.kind() == AlertKind::kWindow);
+            REQUIRE(a.group_count() == 1);
+            CHECK(a.group_name(1).empty());
+            CHECK(a.group(1).is_null());
+            groups.push_back(std::string(a.group_name(0)) + "=" + a.group(0).ToJson() + " " + a.field(0).ToJson());
+            ids.push_back(a.match_id_value());
+          }, &m).ok());
+  auto json = [](const char* shop, int64_t at) {
+    return fmt::format(R"({{"type": "A", "id": "k1", "shop": "{}", "price": 1, "at": {}}})", shop, at);
+  };
+  REQUIRE(m->PushJson(json("s2", kT0 + 1000)).ok());
+  REQUIRE(m->PushJson(json("s1", kT0 + 2000)).ok());
+  REQUIRE(m->PushJson(json("s2", kT0 + 3000)).ok());
+  REQUIRE(m->PushJson(json("s1", kT0 + 4000)).ok());
+  REQUIRE(m->PushJson(json("s3", kT0 + 5000)).ok());
+  REQUIRE(m->Finish().ok());
+  // s1 before s2 (the group's bytes); s3 has one event; n counts the key's five.
+  CHECK(groups == std::vector<std::string>{"shop=\"s1\" 5", "shop=\"s2\" 5"});
+  REQUIRE(ids.size() == 2);
+  const uint64_t window = MatchIdOf("busy\x1f\"k1\"\x1fw", {{kT0, kT0 + 60000}});
+  auto fnv = [](uint64_t h, std::string_view bytes) {
+    for (const char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    return h;
+  };
+  CHECK(ids[0] == fnv(window, "\x1f\"s1\""));
+  CHECK(ids[1] == fnv(window, "\x1f\"s2\""));
+}
+
 TEST_CASE("api: a rule error is a Status with code, rule and file:line:col, and diagnostics") {
   std::shared_ptr<const Rules> rules;
   std::vector<Diagnostic> diags;

@@ -192,6 +192,39 @@ TEST_CASE("matcher: alerts equal the reference's on random rules and streams") {
   CHECK(indexed > 2000);
 }
 
+TEST_CASE("matcher: alerts equal the reference's on random rules whose windowed aggregates are grouped by") {
+  // Every rule reads windows, half of the aggregates `by k` or `by k, x` (language.md "Groups").
+  test::RandomRuleGenerator gen(71, {.compilable_only = true, .window_percent = 100, .by_percent = 50});
+  std::mt19937_64 rng(72);
+  int compared = 0, grouped = 0, grouped_with_alerts = 0, failures = 0;
+  for (int i = 0; i < 800 && failures < 5; ++i) {
+    test::RandomRule r = gen.Next();
+    REQUIRE(r.checked);
+    auto compiled = CompileProgram(r.checked);
+    REQUIRE_MESSAGE(compiled.status.ok(), compiled.status.message);
+    const auto events = test::RandomEvents(rng, {});
+    const test::RandomStream stream = test::MakeStream(r.schema(), events);
+    const ByKey expected = RunReference(r, stream);
+    const EngineRun got = RunEngine(compiled.program, stream.records, Identity(stream.records.size()), 0);
+    const std::string rule_text = r.text;
+    const std::string stream_text = test::DescribeEvents(events);
+    CAPTURE(rule_text);
+    CAPTURE(stream_text);
+    const std::string want = Show(expected), have = Show(got.alerts);
+    CHECK(have == want);
+    failures += have != want;
+    ++compared;
+    bool by = false;
+    for (const WindowAggregate& w : compiled.program->windows) by = by || !w.term.by_slots.empty();
+    grouped += by;
+    grouped_with_alerts += by && !expected.empty();
+  }
+  MESSAGE(fmt::format("{} rule/stream pairs compared, {} with a by aggregate ({} with alerts)", compared, grouped,
+                      grouped_with_alerts));
+  CHECK(grouped > 400);
+  CHECK(grouped_with_alerts > 80);
+}
+
 }  // namespace vigil
 
 namespace vigil {

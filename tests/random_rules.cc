@@ -221,8 +221,8 @@ class RandomRuleGenerator::Builder {
   // variance, stddev of E's own fields over `over T` (T <= 1 min: 1 ms slices; 90s: 1 s slices,
   // which the half-second event times exercise), tumbling and sliding windows (E dividing S or
   // not), hierarchical windows (10 s slices: the half-second event times fall inside them), with
-  // or without `where` and `including current` — no ewma, baseline, `by` or session windows,
-  // nothing over strings but distinct.
+  // or without `where`, `by` (by_percent) and `including current` — no ewma, baseline or session
+  // windows, nothing over strings but distinct.
   std::string WindowSpan() {
     static const std::vector<std::string> kWindows = {
         "3s", "10s", "30s", "90s", "tumbling 5s", "tumbling 10s", "sliding 10s every 5s",
@@ -243,7 +243,9 @@ class RandomRuleGenerator::Builder {
     if (where.empty()) where = WindowWhere();
     const std::string span = WindowSpan();
     const char* current = Chance(rng_, 30) ? " including current" : "";
-    return fmt::format("{}({}{} over {}{})", agg, arg, where, span, current);
+    std::string by;   // drawn only when asked for, so earlier seeds keep their rules
+    if (options_.by_percent > 0 && Chance(rng_, options_.by_percent)) by = Chance(rng_, 50) ? " by k" : " by k, x";
+    return fmt::format("{}({}{} over {}{}{})", agg, arg, where, span, by, current);
   }
 
   // A condition on a windowed aggregate. Floats: the engine combines slices and a recomputation

@@ -46,6 +46,9 @@ struct RandomRuleOptions {
   // step conditions and/or emit — only forms the engine evaluates, and only exact ones in
   // conditions (random_rules.cc, WindowCondition). 0: none (the rules of earlier seeds).
   int window_percent = 0;
+  // Percent of windowed aggregates grouped `by k` or `by k, x` (language.md "Groups": the judged
+  // event's group; an alert at a deadline has none). 0: none (the rules of earlier seeds).
+  int by_percent = 0;
 };
 
 // Why rules were thrown away; a generator bug that makes most rules invalid shows up here.

@@ -290,6 +290,12 @@ class Alert {
   // the window's condition no longer holds, the earlier alert of this match_id is withdrawn.
   int revision() const;
   bool retracted() const;
+  // kWindow of a grouped `when` rule (`by f1, f2`, docs/language.md "Grouped when rules"): the
+  // group's fields, in the order the rule names them; 0 for other alerts. group_name: "" and
+  // group: a null Value for an index out of range.
+  size_t group_count() const;
+  std::string_view group_name(size_t i) const;
+  Value group(size_t i) const;
 
   // The emit fields (kMatch, kWindow) or `on timeout emit` fields (kTimeout), in declaration order.
   // A field without a value (matching.md "No value") is a null Value.

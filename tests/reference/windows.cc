@@ -163,11 +163,48 @@ RecomputedWindow Ewma(const ExprProgram::WindowTerm& term, std::span<const Strea
   return out;
 }
 
+// "Groups": are field `a` of event `x` and field `b` of event `y` (both of scalar type `t`) the
+// same group value? Ints, timestamps, durations and bools by value, floats by value with −0 = 0
+// and every NaN one value, strings by bytes.
+bool SameGroupValue(RecordView x, int a, RecordView y, int b, const ValueType& t) {
+  if (t.is(ScalarType::kString)) return x.GetString(a) == y.GetString(b);
+  if (t.is(ScalarType::kFloat)) {
+    const double f = x.GetFloat(a), g = y.GetFloat(b);
+    return (std::isnan(f) && std::isnan(g)) || f == g;
+  }
+  return x.GetInt(a) == y.GetInt(b);
+}
+
+// A `by` term: the same term without `by` over the key's events of the group — that of
+// at.group_event, else of the event judged (`current`), each read by the field names; no value
+// without one.
+RecomputedWindow RecomputeGrouped(const ExprProgram::WindowTerm& term, std::span<const StreamEvent> key_events,
+                                  const WindowInstant& at, ExprEvaluator& evaluator) {
+  const RecordView source = at.group_event.valid() ? at.group_event : at.after_events ? RecordView() : at.current;
+  if (!source.valid()) return {};
+  const size_t n = term.by_slots.size();
+  const size_t base = static_cast<size_t>(source.type_id()) * n;
+  for (size_t i = 0; i < n; ++i)
+    if (base + i >= term.judged_slots.size() || term.judged_slots[base + i] < 0) return {};
+  std::vector<StreamEvent> group;
+  for (const StreamEvent& x : key_events) {
+    if (x.record.type_id() != term.event_type) continue;
+    bool same = true;
+    for (size_t i = 0; i < n && same; ++i)
+      same = SameGroupValue(x.record, term.by_slots[i], source, term.judged_slots[base + i], term.by_types[i]);
+    if (same) group.push_back(x);
+  }
+  ExprProgram::WindowTerm whole = term;
+  whole.by_slots.clear();
+  return RecomputeWindow(whole, group, at, evaluator);
+}
+
 }  // namespace
 
 RecomputedWindow RecomputeWindow(const ExprProgram::WindowTerm& term,
                                  std::span<const StreamEvent> key_events, const WindowInstant& at,
                                  ExprEvaluator& evaluator) {
+  if (!term.by_slots.empty()) return RecomputeGrouped(term, key_events, at, evaluator);
   if (term.ewma) return Ewma(term, key_events, at, evaluator);
   if (term.baseline_ms > 0) {
     // "baseline": the inner aggregate of each window that ends by the current window's start c,

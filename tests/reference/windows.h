@@ -36,6 +36,10 @@ struct WindowInstant {
   // A `when` rule's window [closing_start, time_ms + 1) closing (after_events): its tumbling,
   // sliding and session terms read that window; min(): none.
   int64_t closing_start = std::numeric_limits<int64_t>::min();
+  // `by` terms (language.md "Groups"): an event of the group whose window closes (a grouped `when`
+  // rule); invalid: the group is `current`'s (its fields of the same names), and with no current
+  // event a `by` term has no value.
+  RecordView group_event = RecordView();
 };
 
 struct RecomputedWindow {
