@@ -37,7 +37,7 @@ namespace {
 constexpr int64_t kT0 = 1704067200000;   // 2024-01-01T00:00:00Z, a multiple of every window here
 
 constexpr const char* kSchema = R"(
-event T { k: string  at: timestamp  v: int  ok: bool  f: float  time at  key k }
+event T { k: string  at: timestamp  v: int  ok: bool  f: float  s: string  time at  key k }
 event U { k: string  u: string  at: timestamp  time at  key k }
 )";
 
@@ -69,6 +69,7 @@ OwnedRecord Record(const Program& program, const LateEv& e) {
   fields[static_cast<size_t>(type.FieldIndex("v"))] = Value::Int(e.v);
   fields[static_cast<size_t>(type.FieldIndex("ok"))] = Value::Bool(e.ok);
   fields[static_cast<size_t>(type.FieldIndex("f"))] = Value::Float(static_cast<double>(e.v) * 0.5 + 0.25);
+  fields[static_cast<size_t>(type.FieldIndex("s"))] = Value::String(fmt::format("s{}", (e.v + 5) % 4));
   return test::MakeRecord(schema, 0, fields, e.t);
 }
 
@@ -76,6 +77,7 @@ OwnedRecord Record(const Program& program, const LateEv& e) {
 // their last bits to differ from a recomputation).
 std::string FieldText(const ExprValue& v) {
   if (!v.has_value) return "none";
+  if (v.type.is(ScalarType::kString)) return fmt::format("\"{}\"", v.s);
   return v.type.is(ScalarType::kFloat) ? fmt::format("{:.6g}", v.f) : fmt::format("{}", v.i);
 }
 
@@ -387,7 +389,9 @@ std::string RandomWhenTerm(std::mt19937_64& rng, const std::string& w) {
   const std::string where = rng() % 3 == 0 ? " where ok" : "";
   if (agg == "count") return fmt::format("count(T{} over {})", where, w);
   if (agg == "fraction") return fmt::format("fraction(T where ok over {})", w);
-  return fmt::format("{}(T.{}{} over {})", agg, rng() % 2 ? "f" : "v", where, w);
+  const bool by_value = agg == "min" || agg == "max" || agg == "first" || agg == "last";
+  const char* field = by_value && rng() % 3 == 0 ? "s" : rng() % 2 ? "f" : "v";   // strings: by bytes
+  return fmt::format("{}(T.{}{} over {})", agg, field, where, w);
 }
 
 TEST_CASE("windows lateness: random when rules over every aggregate, judged with the reference recomputation") {
@@ -408,8 +412,19 @@ TEST_CASE("windows lateness: random when rules over every aggregate, judged with
       geometry.push_back(g);
       const std::string a = RandomWhenTerm(rng, w), b = RandomWhenTerm(rng, w);
       static const char* kOps[] = {">", ">=", "<", "<="};
-      std::string cond = fmt::format("{} {} {}.37", a, kOps[rng() % 4], static_cast<int>(rng() % 4));
-      if (rng() % 2) cond += fmt::format(" {} {} {} {}.37", rng() % 2 ? "and" : "or", b, kOps[rng() % 4], static_cast<int>(rng() % 3));
+      // A comparison with a constant: numbers with n.37, strings (T.s) with "s<n>".
+      auto compare = [&](const std::string& term, const char* op, int n) {
+        // (strings compare with < and > only: <= becomes <, >= becomes >)
+        const std::string strict = std::string(op).substr(0, 1);
+        return term.find("T.s") != std::string::npos ? fmt::format("{} {} \"s{}\"", term, strict, n)
+                                                      : fmt::format("{} {} {}.37", term, op, n);
+      };
+      std::string cond = compare(a, kOps[rng() % 4], static_cast<int>(rng() % 4));
+      if (rng() % 2) {
+        const char* join = rng() % 2 ? "and" : "or";
+        const char* op = kOps[rng() % 4];
+        cond += fmt::format(" {} {}", join, compare(b, op, static_cast<int>(rng() % 3)));
+      }
       if (w == "tumbling 1m" && rng() % 4 == 0)   // against the baseline of the windows before it
         cond = fmt::format("sum(T.v over tumbling 1m) > baseline(sum(T.v over tumbling 1m), 3m)");
       text += fmt::format("rule r{} {{ key k when {} emit {{ a: {}, b: {}, c: count(T over 2m) }} }}\n", r, cond, a, b);
