@@ -58,6 +58,9 @@ void WindowState::SetAllowedLateness(const Program& program, int64_t ms) {
         if (t.id < 0) continue;
         if (t.ewma || t.aggregate == AggregateKind::kDistinct || t.window.kind == WindowKind::kSession)
           th.revisable = false;
+        // A grouped rule reading the whole key too: a late event would change every group's
+        // window, and only its own group's is found (language.md "Revisions").
+        if (!th.grouped_terms.empty() && t.by_slots.empty()) th.revisable = false;
         for (int32_t si : {series_of_window_[static_cast<size_t>(t.id)], total_series_of_window_[static_cast<size_t>(t.id)]})
           if (si >= 0 && std::find(th.read_series.begin(), th.read_series.end(), si) == th.read_series.end())
             th.read_series.push_back(si);
