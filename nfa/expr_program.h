@@ -58,8 +58,8 @@
 // engine's per-key window state, or a test's reference recomputing it — through
 // EvalInput::windows (runtime/expr_eval.h); without a reader it has no value. CompileProgram
 // gives each term the id of its entry in Program::windows (shared by equal aggregates of rules
-// with the same key). Min/max/first/last of strings or lists are not compiled yet:
-// kUnsupported.
+// with the same key). Forms the checker rejects (first/last of lists, baselines without a
+// history) are kInvalid here.
 #pragma once
 
 #include <cstdint>
@@ -231,8 +231,8 @@ struct ExprCompileResult {
 // Compiles a checked expression. `schema` is the rule set's schema (for field types);
 // `current_type` is the event type of the event under test (-1: none, e.g. emit) and
 // `var_types[v]` the event type of pattern variable v — both used to check slots. Never throws:
-// kUnsupported for windowed aggregates, ewma and baseline (not evaluated yet), kInvalid for a
-// kError node, a slot out of range or a regex Hyperscan rejects.
+// kUnsupported for an aggregate a loop variable cannot take, kInvalid for a kError node, a slot
+// out of range, a window form the checker rejects or a regex Hyperscan rejects.
 ExprCompileResult CompileExpr(const BoundExpr& expr, const Schema& schema, int current_type,
                               const std::vector<int>& var_types);
 
