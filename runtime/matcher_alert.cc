@@ -624,36 +624,56 @@ uint64_t Matcher::Impl::MatchId(const Pending& p, KeyState& key, std::span<const
   return h;
 }
 
-// The windows of `when` rules closing at `instant` (their end − 1), in rule then key order
-// (language.md "Threshold rules"): the condition over the closing window; an alert when it holds.
+// The windows of `when` rules closing at `instant` (their end − 1): the condition over each
+// closing window, then an alert for each that holds, in rule then key order (language.md
+// "Threshold rules"). The conditions are judged key by key (TakeCloses' order), so the rules of
+// one key read its slices while they are in cache; nothing changes the windows in between, so
+// the order they are judged in is not observable.
 void Matcher::Impl::FireCloses(int64_t instant) {
   now_ = instant;
   record_ = RecordView();
   type_ = -1;
   const int64_t end = instant + 1;
   windows_->TakeCloses(instant, &closing_);
-  for (const WindowState::Close& close : closing_) {
+  auto open = [&](const WindowState::Close& close) {   // the closing window, for the reads
     const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(close.threshold)];
     close_key_ = close.key->bytes;
-    const CompiledRule& compiled = program_->rules[static_cast<size_t>(th.rule)];
+    windows_->Prime(close.key);   // the reads of its terms find the entry without hashing it
     // A (key, group) entry: the key's bytes, then the group's (language.md "Grouped when rules").
     window_bytes_ = std::string_view(close_key_).substr(0, close.key->key_size);
     window_group_ = std::string_view(close_key_).substr(close.key->key_size);
     window_grouped_ = !th.grouped_terms.empty();
     window_closing_ = windows_->CloseStart(close, end);   // the window's start
+  };
+  closes_held_.clear();
+  for (size_t i = 0; i < closing_.size(); ++i) {
+    const WindowState::Close& close = closing_[i];
+    const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(close.threshold)];
+    open(close);
     EvalInput input;
     input.windows = window_input_;
-    const bool holds = evaluator_.EvalPredicate(*compiled.when, input);
-    if (holds) EmitWindowAlert(close.threshold, window_closing_, end, 0, false);
+    if (evaluator_.EvalPredicate(*program_->rules[static_cast<size_t>(th.rule)].when, input))
+      closes_held_.push_back(static_cast<uint32_t>(i));
+  }
+  std::sort(closes_held_.begin(), closes_held_.end(), [&](uint32_t x, uint32_t y) {
+    const WindowState::Close &a = closing_[x], &b = closing_[y];
+    if (a.threshold != b.threshold) return a.threshold < b.threshold;
+    return a.order != b.order ? a.order < b.order : a.key->bytes < b.key->bytes;
+  });
+  for (const uint32_t i : closes_held_) {
+    const WindowState::Close& close = closing_[i];
+    const WindowState::Threshold& th = windows_->thresholds()[static_cast<size_t>(close.threshold)];
+    open(close);
+    EmitWindowAlert(close.threshold, window_closing_, end, 0, false);
     // With an allowed lateness the window stays updatable: a late event judges it again, and
     // retracts this alert if the condition no longer holds (matcher_late.cc).
-    if (holds && options_.allowed_lateness_ms > 0 && th.revisable)
+    if (options_.allowed_lateness_ms > 0 && th.revisable)
       revisions_[std::make_tuple(end, close.threshold, close_key_)] = RevisionState{0, true};
-    window_bytes_ = {};
-    window_group_ = {};
-    window_grouped_ = false;
-    window_closing_ = WindowState::kNoClose;
   }
+  window_bytes_ = {};
+  window_group_ = {};
+  window_grouped_ = false;
+  window_closing_ = WindowState::kNoClose;
 }
 
 // The alert of threshold `threshold` for the window [start, end) of key close_key_: at its close

@@ -571,6 +571,7 @@ class Matcher::Impl {
   int64_t window_closing_ = WindowState::kNoClose;   // FireCloses: the start of the window closing
   std::string close_key_;                  // FireCloses: the key whose window closes
   std::vector<WindowState::Close> closing_;   // FireCloses: the windows closing now
+  std::vector<uint32_t> closes_held_;          // FireCloses: those whose condition holds
   KeyState close_state_;                   // FireCloses: that key, for DecodeKey
   Windows window_reader_{this};
   WindowReader* window_input_ = nullptr;   // &window_reader_ when windows_

@@ -190,7 +190,7 @@ void WindowState::AddLateToEntry(std::string_view entry_bytes, size_t key_size, 
       ts.pending_until = std::max(ts.pending_until, end);
       if (ts.next_end == kNoClose) {
         ts.next_end = end;
-        closes_[end - 1].push_back(Close{index, k});
+        closes_[end - 1].push_back(Close{index, k, k->order});
       }
     }
   }

@@ -374,9 +374,10 @@ void WindowState::TakeCloses(int64_t instant, std::vector<Close>* out) {
   if (it == closes_.end()) return;
   out->swap(it->second);
   closes_.erase(it);
-  std::sort(out->begin(), out->end(), [](const Close& a, const Close& b) {
-    if (a.threshold != b.threshold) return a.threshold < b.threshold;
-    return a.key->order != b.key->order ? a.key->order < b.key->order : a.key->bytes < b.key->bytes;
+  std::sort(out->begin(), out->end(), [](const Close& a, const Close& b) {   // key by key
+    if (a.order != b.order) return a.order < b.order;
+    if (a.key != b.key) return a.key->bytes < b.key->bytes;
+    return a.threshold < b.threshold;
   });
   for (const Close& c : *out) {
     ThresholdKeyState& ts = c.key->thresholds[static_cast<size_t>(c.threshold)];
@@ -439,14 +440,14 @@ void WindowState::AddToEntry(std::string_view entry_bytes, size_t key_size, int3
         ts.session_start = t;
       }
       ts.next_end = t + th.size_ms;
-      closes_[ts.next_end - 1].push_back(Close{static_cast<int32_t>(i), k});
+      closes_[ts.next_end - 1].push_back(Close{static_cast<int32_t>(i), k, k->order});
       continue;
     }
     // The windows holding t end in (t, t + S], at k·E + S.
     ts.pending_until = std::max(ts.pending_until, FloorDiv(t, th.every_ms) * th.every_ms + th.size_ms);
     if (ts.next_end == kNoClose) {
       ts.next_end = (FloorDiv(t - th.size_ms, th.every_ms) + 1) * th.every_ms + th.size_ms;
-      closes_[ts.next_end - 1].push_back(Close{static_cast<int32_t>(i), k});
+      closes_[ts.next_end - 1].push_back(Close{static_cast<int32_t>(i), k, k->order});
     }
   }
   for (int32_t si : list) {
@@ -1114,18 +1115,17 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
       if (th.type != msgpack::type::ARRAY || th.via.array.size != thresholds_.size() * 3)
         throw std::runtime_error("threshold count differs from the program's");
       k->thresholds.resize(thresholds_.size());
-      std::string key(b.via.bin.ptr, b.via.bin.size);
+      k->bytes.assign(b.via.bin.ptr, b.via.bin.size);
+      k->key_size = ko.via.array.size == 5 ? ko.via.array.ptr[4].as<uint64_t>() : k->bytes.size();
+      if (k->key_size > k->bytes.size()) throw std::runtime_error("bad key size");
+      k->order = KeyOrder(std::string_view(k->bytes).substr(0, k->key_size));   // (before the closes: they copy it)
       for (uint32_t j = 0; j < thresholds_.size(); ++j) {
         k->thresholds[j].next_end = th.via.array.ptr[3 * j].as<int64_t>();
         k->thresholds[j].pending_until = th.via.array.ptr[3 * j + 1].as<int64_t>();
         k->thresholds[j].session_start = th.via.array.ptr[3 * j + 2].as<int64_t>();
         if (k->thresholds[j].next_end != kNoClose)
-          closes_[k->thresholds[j].next_end - 1].push_back(Close{static_cast<int32_t>(j), k.get()});
+          closes_[k->thresholds[j].next_end - 1].push_back(Close{static_cast<int32_t>(j), k.get(), k->order});
       }
-      k->bytes = std::move(key);
-      k->key_size = ko.via.array.size == 5 ? ko.via.array.ptr[4].as<uint64_t>() : k->bytes.size();
-      if (k->key_size > k->bytes.size()) throw std::runtime_error("bad key size");
-      k->order = KeyOrder(std::string_view(k->bytes).substr(0, k->key_size));
       KeyWindows* added = k.get();
       const std::string_view view = added->bytes;
       if (!keys_.emplace(view, std::move(k)).second) throw std::runtime_error("a key twice");

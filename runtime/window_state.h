@@ -30,7 +30,7 @@
 // limit counts them as keys.
 //
 // `when` rules (Threshold): each key remembers its next window to close; closes wait in a map by
-// instant and are taken in rule then key order (TakeCloses). Keys whose state has all left its
+// instant and are taken key by key (TakeCloses; the matcher alerts in rule then key order). Keys whose state has all left its
 // windows are dropped by Expire, as the watermark passes; with a key limit (SetLimit) an LRU
 // list in update order picks the key to drop.
 //
@@ -174,15 +174,23 @@ class WindowState {
   struct Close {
     int32_t threshold = -1;
     KeyWindows* key = nullptr;    // stays valid: a key with a window to close is not expired
+    uint64_t order = 0;           // key->order, here so that sorting an instant's closes reads no key
   };
+  // The key state the next Read of `k->bytes` finds without a hash lookup (a close's key).
+  void Prime(KeyWindows* k) {
+    looked_up_ = k;
+    looked_up_bytes_.assign(k->bytes);
+    looked_up_valid_ = true;
+  }
   // A close's window start: end − S, or the session's first event.
   int64_t CloseStart(const Close& c, int64_t end) const {
     const Threshold& th = thresholds_[static_cast<size_t>(c.threshold)];
     return th.session ? c.key->thresholds[static_cast<size_t>(c.threshold)].session_start : end - th.size_ms;
   }
-  // Takes every close at `instant` (the earliest), in threshold (rule) order, then by the FNV-1a
-  // hash of the key's bytes (then the bytes), and
-  // schedules each key's next window if it has events.
+  // Takes every close at `instant` (the earliest), key by key — by the FNV-1a hash of the key's
+  // bytes, then the bytes, then threshold (rule) order: the rules of one key read its slices one
+  // after another — and schedules each key's next window if it has events. (The alerts go out in
+  // rule then key order: the matcher's FireCloses sorts those that hold.)
   void TakeCloses(int64_t instant, std::vector<Close>* out);
 
   size_t keys() const { return keys_.size(); }
