@@ -6,6 +6,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "adapters/kafka_config.h"
@@ -39,15 +41,20 @@ std::optional<std::string_view> KafkaHeader(const KafkaMessage& message, std::st
   auto* native = static_cast<rd_kafka_message_t*>(const_cast<void*>(message.native));
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(native, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
-  // rd_kafka_header_get_last wants a NUL-terminated name.
-  const std::string wanted(name);
+  // The last one of that name; compared here, as rd_kafka_header_get_last wants a C string.
+  std::optional<std::string_view> found;
+  const char* header_name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  if (rd_kafka_header_get_last(headers, wanted.c_str(), &value, &size) !=
-      RD_KAFKA_RESP_ERR_NO_ERROR)
-    return std::nullopt;
-  if (value == nullptr) return std::string_view();
-  return std::string_view(static_cast<const char*>(value), size);
+  for (size_t i = 0;
+       rd_kafka_header_get_all(headers, i, &header_name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    if (name == header_name) {
+      found = value != nullptr ? std::string_view(static_cast<const char*>(value), size)
+                               : std::string_view();
+    }
+  }
+  return found;
 }
 
 void KafkaBatch::Clear() {
@@ -113,6 +120,7 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
 
 KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch) {
   batch.Clear();
+  max_messages = std::max<size_t>(max_messages, 1);
   if (impl_->closed) {
     return KafkaStatus::Error(RD_KAFKA_RESP_ERR__STATE, "kafka source: poll after close");
   }

@@ -118,7 +118,7 @@ class KafkaSource {
   KafkaSource& operator=(const KafkaSource&) = delete;
 
   // Waits up to `timeout_ms` for a first message or error, then takes what else is ready without
-  // waiting, up to `max_messages` messages, into `batch` (cleared first). Returns an error only
+  // waiting, up to `max_messages` messages (at least 1), into `batch` (cleared first). Returns an error only
   // when the consumer cannot go on (fatal) or is closed; otherwise ok, the batch possibly empty.
   KafkaStatus Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch);
 

@@ -97,6 +97,7 @@ TEST_CASE("kafka sink: alerts come back with the alert line as value, the key, t
   std::vector<int> seen(sent.size(), 0);
   std::map<std::string, size_t> last_of_key;   // key -> index in `sent` of its last alert read
   size_t received = 0, no_header = 0, wrong_value = 0, wrong_key = 0, out_of_order = 0;
+  size_t other_header = 0;   // a header the sink did not write, or a prefix of its name
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (received < sent.size() && std::chrono::steady_clock::now() < deadline) {
     status = source->Poll(200, 1000, batch);
@@ -104,6 +105,8 @@ TEST_CASE("kafka sink: alerts come back with the alert line as value, the key, t
     for (const KafkaMessage& m : batch.messages) {
       ++received;
       const std::optional<std::string_view> id = KafkaHeader(m, kMatchIdHeader);
+      other_header += KafkaHeader(m, "vigil-match").has_value() +
+                      KafkaHeader(m, "vigil-match-id-x").has_value();
       const auto found = id ? by_id.find(std::string(*id)) : by_id.end();
       if (found == by_id.end()) {
         ++no_header;
@@ -125,6 +128,7 @@ TEST_CASE("kafka sink: alerts come back with the alert line as value, the key, t
   }
   CHECK(received == sent.size());
   CHECK(no_header == 0);
+  CHECK(other_header == 0);
   CHECK(wrong_value == 0);
   CHECK(wrong_key == 0);
   CHECK(out_of_order == 0);

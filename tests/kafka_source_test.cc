@@ -187,8 +187,8 @@ TEST_CASE("kafka source: a second consumer of the group resumes at the committed
   // The second one starts exactly there: it reads every message not processed, each once, and
   // none that was.
   auto second = Consumer(cluster.bootstrap(), "resume", "events");
-  // (librdkafka 2.0.2's mock coordinator lets the second consumer in only after the first one's
-  // session timeout, though it left the group: hence session.timeout.ms=6000 in Consumer.)
+  // (librdkafka 2.0.2's mock coordinator gives it the partitions only after session.timeout.ms,
+  // though the first one left the group on Close: hence 6000 in Consumer, not the default 45 s.)
   const std::vector<Received> rest = ReadUntil(*second, lines.size() - 200, 15);
   CHECK(rest.size() == lines.size() - 200);
   std::map<int32_t, int64_t> first_offset;
