@@ -17,9 +17,29 @@ namespace vigil {
 struct KafkaSource::Impl {
   rd_kafka_t* handle = nullptr;
   bool closed = false;
+  // Client errors from librdkafka's error callback (brokers unreachable, authentication ...),
+  // which runs inside rd_kafka_consumer_poll on the polling thread; Poll moves them to the batch.
+  std::vector<KafkaStatus> client_errors;
+  uint64_t client_errors_dropped = 0;   // beyond kMaxPendingErrors between two Polls
+  bool fatal = false;
 };
 
 namespace {
+
+constexpr size_t kMaxPendingErrors = 64;
+
+void OnClientError(rd_kafka_t* handle, int err, const char* reason, void* opaque) {
+  auto* impl = static_cast<KafkaSource::Impl*>(opaque);
+  KafkaStatus status = err == RD_KAFKA_RESP_ERR__FATAL
+                           ? KafkaError(handle, RD_KAFKA_RESP_ERR__FATAL, "kafka source")
+                           : KafkaStatus::Error(err, fmt::format("kafka source: {}", reason));
+  impl->fatal = impl->fatal || status.fatal;
+  if (impl->client_errors.size() < kMaxPendingErrors) {
+    impl->client_errors.push_back(std::move(status));
+  } else {
+    ++impl->client_errors_dropped;
+  }
+}
 
 rd_kafka_topic_partition_list_t* ToList(const std::vector<KafkaPosition>& positions) {
   rd_kafka_topic_partition_list_t* list =
@@ -90,6 +110,9 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
     status->message = "kafka source: " + status->message;
     return nullptr;
   }
+  auto impl = std::make_unique<Impl>();
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  rd_kafka_conf_set_error_cb(conf, OnClientError);
   char error[512];
   rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
   if (handle == nullptr) {
@@ -112,7 +135,6 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
     rd_kafka_destroy(handle);
     return nullptr;
   }
-  auto impl = std::make_unique<Impl>();
   impl->handle = handle;
   *status = KafkaStatus::Ok();
   return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
@@ -158,6 +180,19 @@ KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& b
     if (batch.messages.size() >= max_messages) break;
     m = rd_kafka_consumer_poll(impl_->handle, 0);
   }
+  // Errors of the client itself, reported by the error callback during the polls above.
+  if (!impl_->client_errors.empty() || impl_->client_errors_dropped > 0) {
+    counters_.errors += impl_->client_errors.size() + impl_->client_errors_dropped;
+    for (KafkaStatus& e : impl_->client_errors) batch.errors.push_back(std::move(e));
+    impl_->client_errors.clear();
+    if (impl_->client_errors_dropped > 0) {
+      batch.errors.push_back(KafkaStatus::Error(
+          RD_KAFKA_RESP_ERR__FAIL, fmt::format("kafka source: {} more client errors not kept",
+                                               impl_->client_errors_dropped)));
+      impl_->client_errors_dropped = 0;
+    }
+  }
+  if (impl_->fatal) return KafkaError(impl_->handle, RD_KAFKA_RESP_ERR__FATAL, "kafka source");
   return KafkaStatus::Ok();
 }
 

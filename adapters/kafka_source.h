@@ -21,10 +21,12 @@
 // TLS, `auto.offset.reset`, `fetch.*` ...). The two properties above may be given only as
 // "false"; anything else is refused at Create.
 //
-// Errors never throw: Create, Poll, Commit and Close return a KafkaStatus. Poll reports a
-// consumer error (a broker down, a topic that does not exist, an offset out of range) in
-// KafkaBatch::errors and counts it; librdkafka keeps retrying on its own, so they are not fatal
-// unless KafkaStatus::fatal says so.
+// Errors never throw: Create, Poll, Commit and Close return a KafkaStatus. Poll reports consumer
+// errors (a topic that does not exist, an offset out of range) and the client's own errors
+// (brokers unreachable, all brokers down, authentication failures: librdkafka's error callback)
+// in KafkaBatch::errors and counts them; librdkafka keeps retrying on its own, so they are not
+// fatal unless KafkaStatus::fatal says so (then Poll returns that status too). Up to 64 client
+// errors are kept between two Polls, the rest counted in one more error.
 //
 // Threading and lifetime: one thread uses a source. The views in a KafkaBatch (topic, key, value,
 // headers) stay valid until the next Poll on the same batch or until the batch is destroyed;
@@ -123,6 +125,8 @@ class KafkaSource {
   KafkaStatus Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch);
 
   // Commits these positions for the group, synchronously (waits for the coordinator's answer).
+  // With no reachable coordinator it fails once librdkafka stops waiting for one ("Local:
+  // Waiting for coordinator"; 6 s in the tests, which use session.timeout.ms=6000).
   KafkaStatus Commit(const std::vector<KafkaPosition>& positions);
 
   // The group's committed positions for these partitions (offset -1001, RD_KAFKA_OFFSET_INVALID,
@@ -134,8 +138,9 @@ class KafkaSource {
 
   const KafkaSourceCounters& counters() const { return counters_; }
 
+  struct Impl;   // kafka_source.cc (public only for librdkafka's callbacks there)
+
  private:
-  struct Impl;
   explicit KafkaSource(std::unique_ptr<Impl> impl);
 
   std::unique_ptr<Impl> impl_;

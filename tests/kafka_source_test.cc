@@ -5,6 +5,8 @@
 // are where the next consumer of the group starts; refused configurations come back as statuses.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -210,6 +212,38 @@ TEST_CASE("kafka source: a second consumer of the group resumes at the committed
   // A consumer of another group starts from the beginning (auto.offset.reset=earliest).
   auto other = Consumer(cluster.bootstrap(), "other-group", "events");
   CHECK(ReadUntil(*other, lines.size(), 15).size() == lines.size());
+}
+
+TEST_CASE("kafka source: brokers gone: errors are reported in the batch, polling goes on") {
+  test::MockKafkaCluster cluster({"events"});
+  REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
+  std::vector<std::string> lines = SampleLines();
+  lines.resize(10);
+  ProduceLines(cluster.bootstrap(), "events", lines, 1);
+  auto source = Consumer(cluster.bootstrap(), "gone", "events");
+  CHECK(ReadUntil(*source, lines.size(), 15).size() == lines.size());
+  cluster.Stop(SIGKILL);
+  KafkaBatch batch;
+  std::vector<std::string> errors;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (errors.empty() && std::chrono::steady_clock::now() < deadline) {
+    const KafkaStatus status = source->Poll(200, 100, batch);
+    CHECK_MESSAGE(status.ok(), status.message);   // not fatal: librdkafka keeps reconnecting
+    CHECK(batch.messages.empty());
+    for (const KafkaStatus& e : batch.errors) {
+      CHECK(!e.ok());
+      CHECK(!e.fatal);
+      errors.push_back(e.message);
+    }
+  }
+  REQUIRE(!errors.empty());
+  CAPTURE(errors.front());
+  CHECK(errors.front().rfind("kafka source: ", 0) == 0);
+  CHECK(source->counters().errors >= errors.size());
+  // A commit without a coordinator fails with a status, not an exception or a hang.
+  const KafkaStatus commit = source->Commit({{"events", 0, 10}});
+  CHECK(!commit.ok());
+  CHECK(source->counters().commit_failures == 1);
 }
 
 TEST_CASE("kafka source: refused configurations are reported, not thrown") {
