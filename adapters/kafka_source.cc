@@ -1,0 +1,254 @@
+// KafkaSource: see adapters/kafka_source.h. A thin layer over librdkafka's high-level consumer
+// (rd_kafka_subscribe, rd_kafka_consumer_poll, rd_kafka_commit): messages are taken one by one
+// from the consumer queue (the first call waits, the rest do not) and kept, undecoded, in the
+// caller's batch until its next Poll.
+#include "adapters/kafka_source.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "adapters/kafka_config.h"
+
+namespace vigil {
+
+struct KafkaSource::Impl {
+  rd_kafka_t* handle = nullptr;
+  bool closed = false;
+  // Client errors from librdkafka's error callback (brokers unreachable, authentication ...),
+  // which runs inside rd_kafka_consumer_poll on the polling thread; Poll moves them to the batch.
+  std::vector<KafkaStatus> client_errors;
+  uint64_t client_errors_dropped = 0;   // beyond kMaxPendingErrors between two Polls
+  bool fatal = false;
+};
+
+namespace {
+
+constexpr size_t kMaxPendingErrors = 64;
+
+void OnClientError(rd_kafka_t* handle, int err, const char* reason, void* opaque) {
+  auto* impl = static_cast<KafkaSource::Impl*>(opaque);
+  KafkaStatus status = err == RD_KAFKA_RESP_ERR__FATAL
+                           ? KafkaError(handle, RD_KAFKA_RESP_ERR__FATAL, "kafka source")
+                           : KafkaStatus::Error(err, fmt::format("kafka source: {}", reason));
+  impl->fatal = impl->fatal || status.fatal;
+  if (impl->client_errors.size() < kMaxPendingErrors) {
+    impl->client_errors.push_back(std::move(status));
+  } else {
+    ++impl->client_errors_dropped;
+  }
+}
+
+rd_kafka_topic_partition_list_t* ToList(const std::vector<KafkaPosition>& positions) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const KafkaPosition& p : positions) {
+    rd_kafka_topic_partition_list_add(list, p.topic.c_str(), p.partition)->offset = p.offset;
+  }
+  return list;
+}
+
+}  // namespace
+
+KafkaPosition NextPosition(const KafkaMessage& message) {
+  return KafkaPosition{std::string(message.topic), message.partition, message.offset + 1};
+}
+
+std::optional<std::string_view> KafkaHeader(const KafkaMessage& message, std::string_view name) {
+  if (message.native == nullptr) return std::nullopt;
+  auto* native = static_cast<rd_kafka_message_t*>(const_cast<void*>(message.native));
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(native, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  // The last one of that name; compared here, as rd_kafka_header_get_last wants a C string.
+  std::optional<std::string_view> found;
+  const char* header_name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0;
+       rd_kafka_header_get_all(headers, i, &header_name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    if (name == header_name) {
+      found = value != nullptr ? std::string_view(static_cast<const char*>(value), size)
+                               : std::string_view();
+    }
+  }
+  return found;
+}
+
+void KafkaBatch::Clear() {
+  for (void* m : native_) rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(m));
+  native_.clear();
+  messages.clear();
+  errors.clear();
+}
+
+KafkaSource::KafkaSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+KafkaSource::~KafkaSource() {
+  Close();
+  rd_kafka_destroy(impl_->handle);
+}
+
+std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& options,
+                                                 KafkaStatus* status) {
+  if (options.topics.empty()) {
+    *status = KafkaStatus::Error(KafkaStatus::kConfigError, "kafka source: no topic to read");
+    return nullptr;
+  }
+  std::map<std::string, std::string> properties = options.properties;
+  if (!options.bootstrap_servers.empty()) properties["bootstrap.servers"] = options.bootstrap_servers;
+  if (!options.group_id.empty()) properties["group.id"] = options.group_id;
+  if (properties["group.id"].empty()) {
+    *status = KafkaStatus::Error(KafkaStatus::kConfigError, "kafka source: no consumer group id");
+    return nullptr;
+  }
+  rd_kafka_conf_t* conf = MakeKafkaConf(
+      properties, {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}}, status);
+  if (conf == nullptr) {
+    status->message = "kafka source: " + status->message;
+    return nullptr;
+  }
+  auto impl = std::make_unique<Impl>();
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  rd_kafka_conf_set_error_cb(conf, OnClientError);
+  char error[512];
+  rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+  if (handle == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    *status = KafkaStatus::Error(KafkaStatus::kConfigError,
+                                 fmt::format("kafka source: cannot create a consumer: {}", error));
+    return nullptr;
+  }
+  // From here on the consumer owns conf; every event comes through rd_kafka_consumer_poll.
+  rd_kafka_poll_set_consumer(handle);
+  rd_kafka_topic_partition_list_t* topics =
+      rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size()));
+  for (const std::string& topic : options.topics) {
+    rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_subscribe(handle, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    *status = KafkaError(handle, err, "kafka source: cannot subscribe");
+    rd_kafka_destroy(handle);
+    return nullptr;
+  }
+  impl->handle = handle;
+  *status = KafkaStatus::Ok();
+  return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
+}
+
+KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch) {
+  batch.Clear();
+  max_messages = std::max<size_t>(max_messages, 1);
+  if (impl_->closed) {
+    return KafkaStatus::Error(RD_KAFKA_RESP_ERR__STATE, "kafka source: poll after close");
+  }
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->handle, timeout_ms);
+  while (m != nullptr) {
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      batch.native_.push_back(m);
+      KafkaMessage& out = batch.messages.emplace_back();
+      out.topic = rd_kafka_topic_name(m->rkt);
+      out.partition = m->partition;
+      out.offset = m->offset;
+      out.has_key = m->key != nullptr;
+      out.key = std::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+      out.value = std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+      rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+      out.timestamp_ms = rd_kafka_message_timestamp(m, &type);
+      out.log_append_time = type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME;
+      out.native = m;
+      ++counters_.messages;
+      counters_.bytes += out.key.size() + out.value.size();
+    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      rd_kafka_message_destroy(m);   // only with enable.partition.eof: not an error
+    } else {
+      ++counters_.errors;
+      const std::string text = rd_kafka_message_errstr(m);
+      const rd_kafka_resp_err_t err = m->err;
+      rd_kafka_message_destroy(m);
+      if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        KafkaStatus fatal = KafkaError(impl_->handle, err, "kafka source");
+        batch.errors.push_back(fatal);
+        return fatal;
+      }
+      batch.errors.push_back(KafkaStatus::Error(static_cast<int>(err), "kafka source: " + text));
+    }
+    if (batch.messages.size() >= max_messages) break;
+    m = rd_kafka_consumer_poll(impl_->handle, 0);
+  }
+  // Errors of the client itself, reported by the error callback during the polls above.
+  if (!impl_->client_errors.empty() || impl_->client_errors_dropped > 0) {
+    counters_.errors += impl_->client_errors.size() + impl_->client_errors_dropped;
+    for (KafkaStatus& e : impl_->client_errors) batch.errors.push_back(std::move(e));
+    impl_->client_errors.clear();
+    if (impl_->client_errors_dropped > 0) {
+      batch.errors.push_back(KafkaStatus::Error(
+          RD_KAFKA_RESP_ERR__FAIL, fmt::format("kafka source: {} more client errors not kept",
+                                               impl_->client_errors_dropped)));
+      impl_->client_errors_dropped = 0;
+    }
+  }
+  if (impl_->fatal) return KafkaError(impl_->handle, RD_KAFKA_RESP_ERR__FATAL, "kafka source");
+  return KafkaStatus::Ok();
+}
+
+KafkaStatus KafkaSource::Commit(const std::vector<KafkaPosition>& positions) {
+  if (positions.empty()) return KafkaStatus::Ok();   // rd_kafka_commit(NULL) would mean "all"
+  if (impl_->closed) {
+    ++counters_.commit_failures;
+    return KafkaStatus::Error(RD_KAFKA_RESP_ERR__STATE, "kafka source: commit after close");
+  }
+  rd_kafka_topic_partition_list_t* list = ToList(positions);
+  rd_kafka_resp_err_t err = rd_kafka_commit(impl_->handle, list, /*async=*/0);
+  KafkaStatus status;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = KafkaError(impl_->handle, err, "kafka source: commit");
+  } else {
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = list->elems[i];
+      if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        status = KafkaError(impl_->handle, p.err,
+                            fmt::format("kafka source: commit {}[{}]@{}", p.topic, p.partition,
+                                        p.offset));
+        break;
+      }
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  ++(status.ok() ? counters_.commits : counters_.commit_failures);
+  return status;
+}
+
+KafkaStatus KafkaSource::Committed(std::vector<KafkaPosition>& positions, int timeout_ms) {
+  if (impl_->closed) {
+    return KafkaStatus::Error(RD_KAFKA_RESP_ERR__STATE, "kafka source: committed after close");
+  }
+  rd_kafka_topic_partition_list_t* list = ToList(positions);
+  const rd_kafka_resp_err_t err = rd_kafka_committed(impl_->handle, list, timeout_ms);
+  KafkaStatus status;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = KafkaError(impl_->handle, err, "kafka source: committed offsets");
+  } else {
+    for (KafkaPosition& p : positions) {
+      const rd_kafka_topic_partition_t* found =
+          rd_kafka_topic_partition_list_find(list, p.topic.c_str(), p.partition);
+      p.offset = found != nullptr ? found->offset : RD_KAFKA_OFFSET_INVALID;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return status;
+}
+
+KafkaStatus KafkaSource::Close() {
+  if (impl_->closed) return KafkaStatus::Ok();
+  impl_->closed = true;
+  const rd_kafka_resp_err_t err = rd_kafka_consumer_close(impl_->handle);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError(impl_->handle, err, "kafka source: close");
+  return KafkaStatus::Ok();
+}
+
+}  // namespace vigil
