@@ -514,7 +514,9 @@ void Matcher::Impl::EmitAlert(const Pending& p, KeyState& key) {
   }
   a.fields = alert_fields_;
   if (windows_ != nullptr) {   // distinct counts past the exact limit (language.md "Aggregates")
-    a.distinct_rse = windows_->DistinctApproximation(p.rule, p.kind == AlertKind::kTimeout, key.bytes, &approximate_fields_);
+    a.distinct_rse = windows_->DistinctApproximation(p.rule, p.kind == AlertKind::kTimeout, key.bytes, {},
+                                                     p.kind == AlertKind::kTimeout ? RecordView() : record_,
+                                                     &approximate_fields_);
     a.approximate_fields = approximate_fields_;
   }
   ++counters_.alerts_per_rule[static_cast<size_t>(p.rule)];
@@ -722,7 +724,8 @@ void Matcher::Impl::EmitWindowAlert(int32_t threshold, int64_t start, int64_t en
   for (const ExprProgram& program : compiled.emit) PushField(evaluator_.Eval(program, input));
   PinFieldText();
   a.fields = alert_fields_;
-  a.distinct_rse = windows_->DistinctApproximation(th.rule, false, close_key_, &approximate_fields_);
+  a.distinct_rse = windows_->DistinctApproximation(th.rule, false, window_bytes_, window_grouped_ ? window_group_ : std::string_view(),
+                                                   RecordView(), &approximate_fields_);
   a.approximate_fields = approximate_fields_;
   ++counters_.alerts_per_rule[static_cast<size_t>(th.rule)];
   ++counters_.window_alerts;

@@ -270,6 +270,7 @@ std::unique_ptr<WindowState> WindowState::EmptyLike() const {
   out->evict_ = evict_;
   out->distinct_limit_ = distinct_limit_;
   out->distinct_of_rule_ = distinct_of_rule_;
+  out->window_terms_ = window_terms_;
   return out;
 }
 

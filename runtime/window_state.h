@@ -123,9 +123,11 @@ class WindowState {
   // relative standard error of the sketch if the key holds as a sketch a series that a
   // `distinct` of the rule reads (in a pattern condition, its `when`, emit or timeout emit),
   // else 0. `field_flags` gets one flag per field of its emit (timeout: its `on timeout emit`):
-  // 1 if the field reads such a series.
-  double DistinctApproximation(int32_t rule, bool timeout, std::string_view key_bytes,
-                               std::vector<uint8_t>* field_flags);
+  // 1 if the field reads such a series. A `by` term's series is looked up in its group's entry:
+  // `group` (a grouped `when` rule's closing window: the group's bytes), else the group of
+  // `current` (the event a pattern alert's emit reads; invalid at a deadline: no group).
+  double DistinctApproximation(int32_t rule, bool timeout, std::string_view key_bytes, std::string_view group,
+                               RecordView current, std::vector<uint8_t>* field_flags);
 
   // Adds the event (its where decided here) to key `key_bytes`'s series of spec `spec`.
   void Add(std::string_view key_bytes, int32_t spec, RecordView event, ExprEvaluator& evaluator);
@@ -386,11 +388,13 @@ class WindowState {
   void SwitchToSketch(const Series& s, SeriesKeyState& st);
   void BuildDistinctOfRule(const Program& program);
   // Per rule: the series its `distinct` terms read — anywhere, and per emit / timeout emit field.
-  struct RuleDistinct {
+  struct RuleDistinct {   // the rule's distinct terms (Program::windows ids)
     std::vector<int32_t> any;
     std::vector<std::vector<int32_t>> emit, timeout_emit;
   };
   std::vector<RuleDistinct> distinct_of_rule_;
+  std::vector<const ExprProgram::WindowTerm*> window_terms_;   // Program::windows, by id
+  std::string approximation_scratch_;
   // Allowed lateness (window_late.cc).
   void AddLateToEntry(std::string_view entry_bytes, size_t key_size, int32_t group, int32_t spec, RecordView event,
                       ExprEvaluator& evaluator, int64_t watermark, std::vector<Revisable>* closed);

@@ -4,6 +4,7 @@
 // consult the sketch are the small hooks marked "sketch" in window_state.cc.
 #include <algorithm>
 
+#include "runtime/window_group.h"
 #include "runtime/window_state.h"
 
 namespace vigil {
@@ -23,10 +24,11 @@ void WindowState::BuildDistinctOfRule(const Program& program) {
   auto collect = [&](const ExprProgram& e, std::vector<int32_t>* out) {
     for (const ExprProgram::WindowTerm& t : e.windows) {
       if (t.ewma || t.aggregate != AggregateKind::kDistinct || t.id < 0) continue;
-      const int32_t s = series_of_window_[static_cast<size_t>(t.id)];
-      if (std::find(out->begin(), out->end(), s) == out->end()) out->push_back(s);
+      if (std::find(out->begin(), out->end(), t.id) == out->end()) out->push_back(t.id);
     }
   };
+  window_terms_.clear();
+  for (const WindowAggregate& w : program.windows) window_terms_.push_back(&w.term);
   distinct_of_rule_.assign(program.rules.size(), RuleDistinct{});
   for (size_t r = 0; r < program.rules.size(); ++r) {
     const CompiledRule& rule = program.rules[r];
@@ -52,21 +54,39 @@ void WindowState::BuildDistinctOfRule(const Program& program) {
   }
 }
 
-double WindowState::DistinctApproximation(int32_t rule, bool timeout, std::string_view key_bytes,
-                                          std::vector<uint8_t>* field_flags) {
+double WindowState::DistinctApproximation(int32_t rule, bool timeout, std::string_view key_bytes, std::string_view group,
+                                          RecordView current, std::vector<uint8_t>* field_flags) {
   field_flags->clear();
   if (rule < 0 || static_cast<size_t>(rule) >= distinct_of_rule_.size()) return 0;
   const RuleDistinct& d = distinct_of_rule_[static_cast<size_t>(rule)];
   if (d.any.empty() || distinct_sketches_ == 0) return 0;   // no key has ever switched
-  const KeyWindows* k = Lookup(key_bytes);
-  if (k == nullptr) return 0;
-  auto sketched = [&](int32_t s) {
-    const SeriesKeyState* st = k->series[static_cast<size_t>(s)].get();
-    return st != nullptr && st->sketch != nullptr;
+  // The sketch a term reads, if its series is one for this key (and group).
+  auto sketch_of = [&](int32_t id) -> const WindowedHyperLogLog* {
+    const ExprProgram::WindowTerm& term = *window_terms_[static_cast<size_t>(id)];
+    const int32_t s = series_of_window_[static_cast<size_t>(id)];
+    std::string_view entry = key_bytes;
+    if (series_[static_cast<size_t>(s)].group >= 0) {   // `by`: the group's entry
+      approximation_scratch_.assign(key_bytes);
+      if (!group.empty()) {
+        approximation_scratch_.append(group);
+      } else {
+        const size_t n = term.by_slots.size();
+        const size_t at = current.valid() ? static_cast<size_t>(current.type_id()) * n : SIZE_MAX;
+        if (at == SIZE_MAX || at + n > term.judged_slots.size() ||
+            !AppendGroup(current, std::span<const int32_t>(term.judged_slots.data() + at, n), term.by_types,
+                         &approximation_scratch_))
+          return nullptr;   // no group: the term has no value
+      }
+      entry = approximation_scratch_;
+    }
+    const KeyWindows* k = Lookup(entry);
+    const SeriesKeyState* st = k == nullptr ? nullptr : k->series[static_cast<size_t>(s)].get();
+    return st == nullptr ? nullptr : st->sketch.get();
   };
+  auto sketched = [&](int32_t id) { return sketch_of(id) != nullptr; };
   double rse = 0;
-  for (int32_t s : d.any)
-    if (sketched(s)) rse = std::max(rse, k->series[static_cast<size_t>(s)]->sketch->relative_standard_error());
+  for (int32_t id : d.any)
+    if (const WindowedHyperLogLog* sketch = sketch_of(id)) rse = std::max(rse, sketch->relative_standard_error());
   if (rse == 0) return 0;
   for (const std::vector<int32_t>& field : timeout ? d.timeout_emit : d.emit)
     field_flags->push_back(std::any_of(field.begin(), field.end(), sketched) ? 1 : 0);

@@ -581,3 +581,57 @@ TEST_CASE("window distinct: the embedded API's option, alert marks and statistic
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST_CASE("window distinct: with by, the alert's marks follow the group's sketch and the key's") {
+  // Key u1: 300 distinct users in group i = 1 (past the limit of 100), 10 in group i = 2.
+  std::vector<Ev> stream;
+  for (int j = 0; j < 300; ++j) {
+    const int64_t t = 1704067200000 + 100 * j;
+    stream.push_back({"u1", t, fmt::format("user-{}", j), 1});
+    if (j % 30 == 0) stream.push_back({"u1", t + 1, fmt::format("user-{}", j), 2});
+  }
+  const std::string rules = R"(
+rule grouped_pattern { key k pattern c: T where i == 2 or i == 1 emit { users: distinct(T.s over 1h by i) } }
+rule grouped_when { key k when count(T over tumbling 1m by i) >= 1 emit { mine: distinct(T.s over tumbling 1m by i), whole: distinct(T.s over tumbling 1m) } }
+)";
+  Engine e = Build(rules, stream);
+  std::vector<Got> got;
+  MatcherOptions options;
+  options.distinct_exact_limit = 100;
+  Matcher m(e.program, options, Collect(&got));
+  for (const OwnedRecord& r : e.records) m.Push(r.view());
+  m.Finish();
+  int pattern_marked = 0, pattern_exact = 0, when_checked = 0;
+  for (size_t a = 0; a < got.size(); ++a) {
+    const Got& g = got[a];
+    INFO(g.text);
+    if (g.rule == 0) {
+      // The completing event's group: i = 1's sketch once past 100 values, i = 2's exact set.
+      const int slot = e.checked->schema.types[0].FieldIndex("i");
+      const bool group1 = e.records[static_cast<size_t>(g.seq)].view().GetInt(slot) == 1;
+      if (group1 && g.fields[0].i > 110) {
+        CHECK(g.approximate == std::vector<uint8_t>{1});
+        ++pattern_marked;
+      } else if (!group1) {
+        CHECK(g.rse == 0);   // (no flags when nothing the alert read is approximate)
+        CHECK(g.fields[0].i <= 10);
+        ++pattern_exact;
+      }
+    } else {
+      // A window's group i = 2 reads its own exact set; the whole key's distinct is a sketch.
+      REQUIRE(g.approximate.size() == 2);
+      CHECK(g.approximate[1] == 1);
+      if (g.fields[0].i <= 10) CHECK(g.approximate[0] == 0);
+      ++when_checked;
+    }
+  }
+  CHECK(pattern_marked > 100);
+  CHECK(pattern_exact == 10);
+  CHECK(when_checked >= 2);
+}
+
+}  // namespace
+}  // namespace vigil
