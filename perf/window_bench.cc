@@ -10,6 +10,8 @@
 //                                (sliding k minutes every 1 minute, k = 1..N): sharing of slices
 //   BM_SevenDaySliceBytes        heap per key holding a `sliding 7d every 1m` window, one event per
 //                                minute for 7 days (10,080 slices per key)
+//   BM_SevenDayLast/0, /1        the same aggregates over the last 7 days in a pattern condition:
+//                                `over 7d` (minute slices) vs `over hierarchical [1m, 1h, 7d]`
 //
 // Counters: items_per_second = events/s; alerts; window_alerts; keys (window keys at the end);
 // heap_per_key = heap in use before Finish minus before the matcher, divided by the keys.
@@ -148,6 +150,25 @@ void BM_SevenDaySliceBytes(benchmark::State& state) {
   Run(state, CompileOrDie(WhenRule("weekly", "sliding 7d every 1m")), s);
 }
 BENCHMARK(BM_SevenDaySliceBytes)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// The same five aggregates over the last 7 days, read at every event in a pattern condition:
+// `over 7d` (1-minute slices) against `over hierarchical [1m, 1h, 7d]` (kept at its coarsest
+// level, 1-hour slices), one event a minute per key for 7 days.
+void BM_SevenDayLast(benchmark::State& state) {
+  const std::string w = state.range(0) == 0 ? "7d" : "hierarchical [1m, 1h, 7d]";
+  const std::string rules = fmt::format(
+      "rule weekly {{ key id pattern c: E where count(E over {0}) > 1000000 or sum(E.amount over {0}) > 1e15 or "
+      "avg(E.amount over {0}) > 1e15 or max(E.amount over {0}) > 1e15 or "
+      "distinct(E.merchant over {0}) > 1000000 }}\n",
+      w);
+  Stream s;
+  s.keys = 100;
+  s.round_robin = true;
+  s.per_key_ms = 60000;
+  s.events = 100 * 10080;
+  Run(state, CompileOrDie(rules), s);
+}
+BENCHMARK(BM_SevenDayLast)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 }  // namespace vigil

@@ -163,12 +163,7 @@ void WindowState::AddLateToEntry(std::string_view entry_bytes, size_t key_size, 
   const std::vector<int32_t>& list = SeriesFor(spec, event.type_id());
   const int64_t t = event.event_time();
   KeyWindows* k = nullptr;
-  static const std::vector<int32_t> kNone;
-  const std::vector<int32_t>& reading =
-      static_cast<size_t>(spec) < thresholds_by_spec_type_.size() &&
-              static_cast<size_t>(event.type_id()) < thresholds_by_spec_type_[static_cast<size_t>(spec)].size()
-          ? thresholds_by_spec_type_[static_cast<size_t>(spec)][static_cast<size_t>(event.type_id())]
-          : kNone;
+  const std::vector<int32_t>& reading = ThresholdsReading(spec, event.type_id());
   for (const int32_t index : reading) {
     const size_t i = static_cast<size_t>(index);
     const Threshold& th = thresholds_[i];

@@ -416,12 +416,7 @@ void WindowState::AddToEntry(std::string_view entry_bytes, size_t key_size, int3
   KeyWindows* k = nullptr;
   bool pruned = false;
   // Windows of `when` rules that now hold an event of this key (before any `where`).
-  static const std::vector<int32_t> kNone;
-  const std::vector<int32_t>& reading =
-      static_cast<size_t>(spec) < thresholds_by_spec_type_.size() &&
-              static_cast<size_t>(event.type_id()) < thresholds_by_spec_type_[static_cast<size_t>(spec)].size()
-          ? thresholds_by_spec_type_[static_cast<size_t>(spec)][static_cast<size_t>(event.type_id())]
-          : kNone;
+  const std::vector<int32_t>& reading = ThresholdsReading(spec, event.type_id());
   for (const int32_t index : reading) {
     const size_t i = static_cast<size_t>(index);
     const Threshold& th = thresholds_[i];

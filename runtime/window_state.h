@@ -103,6 +103,13 @@ class WindowState {
   // Series over events of `type`, for spec `spec` (ascending).
   const std::vector<int32_t>& SeriesFor(int32_t spec, int32_t type) const;
   bool HasSeriesFor(int32_t spec, int32_t type) const;
+  // The thresholds (`when` rules) of spec `spec` whose condition aggregates events of `type`.
+  const std::vector<int32_t>& ThresholdsReading(int32_t spec, int32_t type) const {
+    static const std::vector<int32_t> kNone;
+    const size_t s = static_cast<size_t>(spec), t = static_cast<size_t>(type);
+    return s < thresholds_by_spec_type_.size() && t < thresholds_by_spec_type_[s].size() ? thresholds_by_spec_type_[s][t]
+                                                                                         : kNone;
+  }
 
   // At most `max_keys` keys (0: no limit): beyond it `evict` drops the key updated least
   // recently (an LRU list in update order: deterministic, kept by snapshots), else a new key is
