@@ -82,7 +82,7 @@ struct Acc {
 }  // namespace
 
 // The value of one event for a distinct count: 8 bytes for numbers (floats: -0 as 0, every NaN
-// one value), the bytes of a string.
+// one value), the bytes of a string, a list's elements in order (strings with their length).
 void DistinctValueBytes(const WindowState::Series& s, RecordView event, std::string* out) {
   out->clear();
   if (s.is_string) {
@@ -573,7 +573,9 @@ void WindowState::Prune(KeyWindows& k, int64_t now) {
     }
     if (dropped && !st->strings.empty()) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;
-      while (!st->strings.empty() && st->strings.front().id < oldest) st->strings.pop_front();
+      size_t n = 0;
+      while (n < st->strings.size() && st->strings[n].id < oldest) ++n;
+      st->strings.erase(st->strings.begin(), st->strings.begin() + static_cast<ptrdiff_t>(n));
     }
     if (dropped && !st->distinct.empty()) {
       const int64_t oldest = st->slices.empty() ? INT64_MAX : st->slices.front().id;

@@ -41,7 +41,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -311,7 +310,8 @@ class WindowState {
   };
   struct SeriesKeyState {
     SliceRing slices;
-    std::deque<StringSlice> strings;   // Series::strings: one per slice, the same ids
+    // Series::strings: one per slice, the same ids (a vector: an empty one allocates nothing).
+    std::vector<StringSlice> strings;
     std::vector<Extreme> max_stack, min_stack;   // derived from the slices (not in snapshots)
     size_t dropped_since_rebase = 0;             // slices dropped since the running totals restarted
     // ewma: Σ vᵢ·2^(−(t − tᵢ)/H) and Σ 2^(−(t − tᵢ)/H) as of t = ewma_time (kNoClose: no event).
