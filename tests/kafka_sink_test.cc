@@ -42,8 +42,9 @@ std::shared_ptr<const Program> CompileExampleRules() {
 
 void RunSample(std::shared_ptr<const Program> program,
                const std::function<void(const Alert&)>& send) {
-  Matcher matcher(program, MatcherOptions{.bounded_out_of_orderness_ms = 5000},
-                  MatcherCallbacks{.on_alert = send, .on_late = {}, .on_rejected = {}});
+  MatcherCallbacks callbacks;
+  callbacks.on_alert = send;
+  Matcher matcher(program, MatcherOptions{.bounded_out_of_orderness_ms = 5000}, std::move(callbacks));
   auto decoder = MakeDecoder(WireFormat::kJson, program->schema());
   RecordBuilder builder;
   std::ifstream in(std::string(VIGIL_SOURCE_DIR) + "/rules/sample/events.jsonl");
