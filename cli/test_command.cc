@@ -11,15 +11,23 @@
 // A test is about its rule, so each rule's tests run on a program of that rule alone (the
 // schema and the one rule, enabled even when the file disables it): other rules' alerts never
 // mix in. Per test, a fresh Matcher receives the `given` events in their order (arrival seq =
-// line index, matching.md §1) with no event-driven watermark, so nothing is late; Finish() then
-// processes them in event-time order and fires every pending deadline ("at the end of the
-// `given` events the watermark advances past all deadlines"). The rule's `suppress` applies,
-// as it does to `vigil run`'s output. The alerts, in detection order, are compared with the
-// `expect` lines: `expect none` wants no alert; otherwise there must be exactly one alert per
-// `expect alert` line, in order, and each alert's fields (emit fields for a match or a `when`
-// rule's window, `on timeout emit` fields for a timeout) must include the listed values (floats equal within
-// 1e-9 × max(1, |expected|)). A rule the compiler cannot run yet (unsupported construct, windowed aggregates)
-// has its tests reported as SKIP with the reason; skips do not fail the command.
+// line index, matching.md §1). Without options there is no event-driven watermark, so nothing
+// is late; with `with out_of_orderness D` the watermark follows the events
+// (MatcherOptions::bounded_out_of_orderness_ms = D), so an event listed after later ones may be
+// late, and `allowed_lateness L` sets MatcherOptions::allowed_lateness_ms. A `restart` line
+// snapshots the matcher (Matcher::Snapshot) and goes on in a fresh one restored from it
+// (Matcher::Restore). Finish() then processes what is buffered in event-time order and fires
+// every pending deadline ("at the end of the `given` events the watermark advances past all
+// deadlines"). The rule's `suppress` applies, as it does to `vigil run`'s output. The alerts,
+// in the order the matcher reports them, are compared with the `expect` lines: `expect none`
+// wants no alert; otherwise there must be exactly one alert per `expect alert` or `expect
+// retraction` line, in order, each with the line's revision (0 unless it says `revision N`),
+// retracted exactly when the line is a retraction, and whose fields (emit fields for a match or
+// a `when` rule's window, `on timeout emit` fields for a timeout) include the listed values
+// (floats equal within 1e-9 × max(1, |expected|)). The events sent to the late output (within
+// the allowed lateness or not) must number `expect late N` (0 without it). A rule the compiler
+// cannot run yet (unsupported construct, windowed aggregates) has its tests reported as SKIP
+// with the reason; skips do not fail the command.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -55,6 +63,8 @@ struct TestOptions {
 struct GotAlert {
   AlertKind kind = AlertKind::kMatch;
   int64_t detection_ms = 0;
+  int32_t revision = 0;
+  bool retracted = false;
   std::vector<std::pair<std::string, std::optional<Value>>> fields;  // nullopt: no value
 };
 
@@ -165,10 +175,16 @@ std::string FormatTime(int64_t ms) {
   return ms >= kTestStartMillis ? "+" + FormatDuration(ms - kTestStartMillis) : FormatTimestamp(ms);
 }
 
+std::string RevisionText(int64_t revision, bool retracted) {
+  if (retracted) return fmt::format(" retraction, revision {}", revision);
+  return revision > 0 ? fmt::format(" revision {}", revision) : "";
+}
+
 std::string DescribeExpected(const TestExpectation& e, size_t index) {
   std::vector<std::string> parts;
   for (const auto& [name, value] : e.fields) parts.push_back(name + ": " + FormatValue(value));
-  return fmt::format("alert {} {{ {} }}", index + 1, fmt::join(parts, ", "));
+  return fmt::format("alert {} {{ {} }}{}", index + 1, fmt::join(parts, ", "),
+                     RevisionText(e.revision, e.retraction));
 }
 
 std::string DescribeGot(const GotAlert& a) {
@@ -176,13 +192,24 @@ std::string DescribeGot(const GotAlert& a) {
   for (const auto& [name, value] : a.fields) {
     if (value) parts.push_back(name + ": " + FormatValue(*value));
   }
-  return fmt::format("{} at {} {{ {} }}", KindName(a.kind),
-                     FormatTime(a.detection_ms), fmt::join(parts, ", "));
+  return fmt::format("{} at {} {{ {} }}{}", KindName(a.kind), FormatTime(a.detection_ms),
+                     fmt::join(parts, ", "), RevisionText(a.revision, a.retracted));
 }
+
+// What one test run produced.
+struct TestRun {
+  std::vector<GotAlert> alerts;
+  int64_t late = 0;            // events handed to the late output
+  std::string restore_error;   // a `restart` that failed: the test fails with it
+};
 
 // Empty when the alerts meet the expectations; else the lines of the failure report.
 std::vector<std::string> Compare(const SourceSet& sources, const RuleTest& test,
-                                 const std::vector<GotAlert>& got) {
+                                 const TestRun& run) {
+  const std::vector<GotAlert>& got = run.alerts;
+  if (!run.restore_error.empty()) {
+    return {fmt::format("  {}: restart failed: {}", Where(sources, test.span), run.restore_error)};
+  }
   std::vector<const TestExpectation*> wanted;
   const TestExpectation* none = nullptr;
   for (const TestExpectation& e : test.expectations) {
@@ -218,6 +245,16 @@ std::vector<std::string> Compare(const SourceSet& sources, const RuleTest& test,
     return report;
   }
   for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i].revision != wanted[i]->revision || got[i].retracted != wanted[i]->retraction) {
+      report.push_back(fmt::format(
+          "  {}: alert {} is {}, expected {}", Where(sources, wanted[i]->span), i + 1,
+          got[i].retracted ? fmt::format("a retraction, revision {}", got[i].revision)
+                           : fmt::format("an alert, revision {}", got[i].revision),
+          wanted[i]->retraction ? fmt::format("a retraction, revision {}", wanted[i]->revision)
+                                : fmt::format("an alert, revision {}", wanted[i]->revision)));
+      listing();
+      return report;
+    }
     for (const auto& [name, want] : wanted[i]->fields) {
       const auto it = std::find_if(got[i].fields.begin(), got[i].fields.end(),
                                    [&](const auto& f) { return f.first == name; });
@@ -239,11 +276,15 @@ std::vector<std::string> Compare(const SourceSet& sources, const RuleTest& test,
       }
     }
   }
+  if (run.late != test.late) {
+    report.push_back(fmt::format("  {}: {} late event{}, expected {}", Where(sources, test.late_span),
+                                 run.late, run.late == 1 ? "" : "s", test.late));
+  }
   return report;
 }
 
-std::vector<GotAlert> RunOne(const std::shared_ptr<const Program>& program, const RuleTest& test) {
-  std::vector<GotAlert> got;
+TestRun RunOne(const std::shared_ptr<const Program>& program, const RuleTest& test) {
+  TestRun run;
   const CheckedRules& rules = *program->checked;
   AlertSuppressor suppressor(rules);
   MatcherCallbacks callbacks;
@@ -255,19 +296,34 @@ std::vector<GotAlert> RunOne(const std::shared_ptr<const Program>& program, cons
     GotAlert a;
     a.kind = alert.kind;
     a.detection_ms = alert.detection_ms;
+    a.revision = alert.revision;
+    a.retracted = alert.retracted;
     for (size_t k = 0; k < alert.fields.size() && k < names.size(); ++k) {
       a.fields.emplace_back(names[k].name, ToValue(alert.fields[k]));
     }
-    got.push_back(std::move(a));
+    run.alerts.push_back(std::move(a));
   };
-  Matcher matcher(program, MatcherOptions{.bounded_out_of_orderness_ms = -1}, callbacks);
+  // Late events, within the allowed lateness or not (on_late_windowed is left empty, so the
+  // matcher hands both to on_late).
+  callbacks.on_late = [&](RecordView, int64_t) { ++run.late; };
+  const MatcherOptions options{.bounded_out_of_orderness_ms = test.out_of_orderness_ms,
+                               .allowed_lateness_ms = test.allowed_lateness_ms};
+  auto matcher = std::make_unique<Matcher>(program, options, callbacks);
   RecordBuilder builder;
-  for (const TestEvent& event : test.given) {
+  size_t restart = 0;
+  for (size_t e = 0; e <= test.given.size(); ++e) {
+    for (; restart < test.restarts.size() && test.restarts[restart] == e; ++restart) {
+      const std::string bytes = matcher->Snapshot();
+      matcher = std::make_unique<Matcher>(program, options, callbacks);
+      if (!matcher->Restore(bytes, &run.restore_error)) return run;
+    }
+    if (e == test.given.size()) break;
+    const TestEvent& event = test.given[e];
     const EventType& type = rules.schema.types[static_cast<size_t>(event.event_type)];
-    matcher.Push(BuildRecord(type, event, builder));
+    matcher->Push(BuildRecord(type, event, builder));
   }
-  matcher.Finish();
-  return got;
+  matcher->Finish();
+  return run;
 }
 
 int RunTests(const TestOptions& options) {

@@ -189,15 +189,34 @@ struct GivenEvent : Node {
   std::vector<FieldInit> fields;
 };
 
+// `restart`: in `given`, the matcher is snapshotted and restored into a fresh one there;
+// anywhere else in a test it is an error the checker reports.
+struct RestartLine : Node {};
+
+using GivenLine = x3::variant<GivenEvent, RestartLine>;
+
+enum class ExpectKind : uint8_t { kAlert, kNone, kRetraction, kLate };
+
 struct Expectation : Node {
-  bool none = false;                       // `expect none`
-  std::vector<FieldInit> fields;           // `expect alert { ... }`
+  ExpectKind kind = ExpectKind::kAlert;    // `expect alert|none|retraction|late`
+  std::vector<FieldInit> fields;           // `expect alert { ... }`, `expect retraction { ... }`
+  boost::optional<int64_t> revision;       // `... revision N`
+  int64_t late = 0;                        // `expect late N`
+};
+
+using TestLine = x3::variant<Expectation, RestartLine>;
+
+// `with out_of_orderness 0s, allowed_lateness 5m`: the checker knows the names.
+struct TestOption : Node {
+  Identifier name;
+  Expr value;
 };
 
 struct TestClause : Node {
   StringLit name;
-  std::vector<GivenEvent> given;
-  std::vector<Expectation> expectations;
+  std::vector<TestOption> options;
+  std::vector<GivenLine> given;
+  std::vector<TestLine> expectations;
 };
 
 using Clause = x3::variant<SimpleClause, KeyClause, AfterMatchClause, PatternClause, WhenClause,

@@ -214,12 +214,32 @@ class Dumper {
   }
   void ClauseOf(const ast::TestClause& c) {
     Line(1, "(test " + Quote(c.name.value));
-    for (const auto& g : c.given) {
-      std::string at = boost::apply_visitor([this](const auto& t) { return Visit(t); }, g.at);
-      Line(2, "(given " + at + " " + g.type.name + Fields(g.fields) + ")");
+    for (const auto& o : c.options) Line(2, "(option " + o.name.name + " " + E(o.value) + ")");
+    for (const auto& line : c.given) {
+      const auto* g = boost::get<ast::GivenEvent>(&line);
+      if (g == nullptr) {
+        Line(2, "(restart)");
+        continue;
+      }
+      std::string at = boost::apply_visitor([this](const auto& t) { return Visit(t); }, g->at);
+      Line(2, "(given " + at + " " + g->type.name + Fields(g->fields) + ")");
     }
-    for (const auto& x : c.expectations)
-      Line(2, x.none ? "(expect-none)" : "(expect-alert" + Fields(x.fields) + ")");
+    for (const auto& line : c.expectations) {
+      const auto* x = boost::get<ast::Expectation>(&line);
+      if (x == nullptr) {
+        Line(2, "(restart)");
+        continue;
+      }
+      const std::string revision = x->revision ? " (revision " + std::to_string(*x->revision) + ")" : "";
+      switch (x->kind) {
+        case ast::ExpectKind::kNone: Line(2, "(expect-none)"); break;
+        case ast::ExpectKind::kLate: Line(2, "(expect-late " + std::to_string(x->late) + ")"); break;
+        case ast::ExpectKind::kAlert: Line(2, "(expect-alert" + Fields(x->fields) + revision + ")"); break;
+        case ast::ExpectKind::kRetraction:
+          Line(2, "(expect-retraction" + Fields(x->fields) + revision + ")");
+          break;
+      }
+    }
     out.insert(out.size() - 1, ")");
   }
 

@@ -236,7 +236,13 @@ std::string DumpCheckedRule(const CheckedRule& r, const Schema& schema) {
   }
   for (const RuleTest& t : r.tests) {
     out += "  test " + FormatValue(Value::String(t.name)) + "\n";
-    for (const TestEvent& ev : t.given) {
+    if (t.out_of_orderness_ms >= 0) out += "    out_of_orderness " + Duration(t.out_of_orderness_ms) + "\n";
+    if (t.allowed_lateness_ms > 0) out += "    allowed_lateness " + Duration(t.allowed_lateness_ms) + "\n";
+    size_t restart = 0;
+    for (size_t e = 0; e <= t.given.size(); ++e) {
+      for (; restart < t.restarts.size() && t.restarts[restart] == e; ++restart) out += "    restart\n";
+      if (e == t.given.size()) break;
+      const TestEvent& ev = t.given[e];
       out += fmt::format("    given @{} {} {{", FormatTimestamp(ev.time_ms),
                          TypeNameOf(schema, ev.event_type));
       bool first = true;
@@ -254,13 +260,16 @@ std::string DumpCheckedRule(const CheckedRule& r, const Schema& schema) {
         out += "    expect none\n";
         continue;
       }
-      out += "    expect alert {";
+      out += x.retraction ? "    expect retraction {" : "    expect alert {";
       for (size_t i = 0; i < x.fields.size(); ++i) {
         out += fmt::format("{} {}: {}", i > 0 ? "," : "", x.fields[i].first,
                            FormatValue(x.fields[i].second));
       }
-      out += " }\n";
+      out += " }";
+      if (x.revision > 0) out += fmt::format(" revision {}", x.revision);
+      out += "\n";
     }
+    if (t.late > 0) out += fmt::format("    expect late {}\n", t.late);
   }
   return out;
 }

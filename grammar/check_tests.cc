@@ -6,6 +6,11 @@
 // written. `expect alert { f: v }` names emitted fields of the rule with values of their types;
 // `expect none` cannot be mixed with alerts. Every declared field must be given, as in real
 // input. Problems are E309 (E202 for an unknown type).
+//
+// Options (`with out_of_orderness D, allowed_lateness L`) are non-negative durations, each given
+// once; `allowed_lateness` and `expect late` need `out_of_orderness` (without it the watermark
+// moves only at the end, so nothing is late). A `restart` line belongs in `given`. A retraction
+// is a revision of a window: it names its `revision N`, N >= 1.
 #include <fmt/format.h>
 
 #include "grammar/check_internal.h"
@@ -35,6 +40,61 @@ bool Assign(const ValueType& target, Value& v) {
   return false;
 }
 
+// `with out_of_orderness D, allowed_lateness L` into `out`; false on an error (reported).
+bool CheckOptions(Checker& c, const ast::TestClause& t, int file, RuleTest& out) {
+  static const std::vector<std::string> kOptions = {"out_of_orderness", "allowed_lateness"};
+  bool ok = true;
+  std::vector<std::string> seen;
+  const ast::TestOption* lateness = nullptr;
+  for (const ast::TestOption& o : t.options) {
+    const std::string& name = o.name.name;
+    if (std::find(kOptions.begin(), kOptions.end(), name) == kOptions.end()) {
+      c.Error("E309", Span(file, o.name), fmt::format("unknown test option '{}'", name),
+              Checker::DidYouMean(name, kOptions).empty()
+                  ? "the options are out_of_orderness and allowed_lateness"
+                  : Checker::DidYouMean(name, kOptions));
+      ok = false;
+      continue;
+    }
+    if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
+      c.Error("E309", Span(file, o.name), fmt::format("option '{}' is given twice", name));
+      ok = false;
+      continue;
+    }
+    seen.push_back(name);
+    std::optional<Value> v = c.BindConstant(o.value, file, "a test option");
+    if (!v) {
+      ok = false;
+      continue;
+    }
+    if (!v->type.is(ScalarType::kDuration)) {
+      c.Error("E309", Span(file, o.value),
+              fmt::format("option '{}' is a duration (like 5m), this is {}", name,
+                          TypeName(v->type)));
+      ok = false;
+      continue;
+    }
+    if (v->i < 0) {
+      c.Error("E309", Span(file, o.value),
+              fmt::format("option '{}' cannot be negative", name));
+      ok = false;
+      continue;
+    }
+    if (name == "out_of_orderness") {
+      out.out_of_orderness_ms = v->i;
+    } else {
+      out.allowed_lateness_ms = v->i;
+      lateness = &o;
+    }
+  }
+  if (lateness != nullptr && out.out_of_orderness_ms < 0 && ok) {
+    c.Error("E309", Span(file, lateness->name),
+            "'allowed_lateness' needs 'out_of_orderness' (without it nothing is late)");
+    ok = false;
+  }
+  return ok;
+}
+
 }  // namespace
 
 void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
@@ -44,8 +104,15 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
   RuleTest out;
   out.name = t.name.value;
   out.span = at(t);
+  out.late_span = out.span;
   bool ok = true;
-  for (const ast::GivenEvent& g : t.given) {
+  ok = CheckOptions(c, t, file, out) && ok;
+  for (const ast::GivenLine& line : t.given) {
+    if (As<ast::RestartLine>(line)) {
+      out.restarts.push_back(out.given.size());
+      continue;
+    }
+    const ast::GivenEvent& g = *As<ast::GivenEvent>(line);
     TestEvent ev;
     ev.span = at(g);
     if (const auto* d = As<ast::DurationLit>(g.at)) {
@@ -120,11 +187,39 @@ void CheckTest(Checker& c, const ast::TestClause& t, RuleState& rs) {
   bool none = false, alerts = false;
   std::vector<std::string> emitted;
   for (const EmitField& f : rs.out.emit) emitted.push_back(f.name);
-  for (const ast::Expectation& x : t.expectations) {
+  bool late_seen = false;
+  for (const ast::TestLine& line : t.expectations) {
+    if (const auto* r = As<ast::RestartLine>(line)) {
+      c.Error("E309", at(*r), "'restart' is a line of 'given { ... }'",
+              "write it between the two events where the matcher is to restart");
+      ok = false;
+      continue;
+    }
+    const ast::Expectation& x = *As<ast::Expectation>(line);
+    if (x.kind == ast::ExpectKind::kLate) {
+      if (late_seen) {
+        c.Error("E309", at(x), "'expect late' is given twice");
+        ok = false;
+      } else if (out.out_of_orderness_ms < 0) {
+        c.Error("E309", at(x), "nothing is late without the option 'out_of_orderness'",
+                "write the test as 'test \"...\" with out_of_orderness 0s { ... }'");
+        ok = false;
+      }
+      late_seen = true;
+      out.late = x.late;
+      out.late_span = at(x);
+      continue;
+    }
     TestExpectation ex;
-    ex.none = x.none;
+    ex.none = x.kind == ast::ExpectKind::kNone;
+    ex.retraction = x.kind == ast::ExpectKind::kRetraction;
+    ex.revision = x.revision.value_or(0);
     ex.span = at(x);
-    (x.none ? none : alerts) = true;
+    (ex.none ? none : alerts) = true;
+    if (ex.retraction && ex.revision < 1) {
+      c.Error("E309", at(x), "a retraction is a revision of a window: write 'revision N', N >= 1");
+      ok = false;
+    }
     std::vector<std::string> seen;
     for (const ast::FieldInit& f : x.fields) {
       const int index = rs.out.EmitIndex(f.name.name);

@@ -249,6 +249,8 @@ struct TestEvent {
 
 struct TestExpectation {
   bool none = false;                        // `expect none`
+  bool retraction = false;                  // `expect retraction { ... }`
+  int64_t revision = 0;                     // `... revision N` (0 when not written)
   std::vector<std::pair<std::string, Value>> fields;   // `expect alert { name: value }`
   SourceSpan span;
 };
@@ -256,7 +258,15 @@ struct TestExpectation {
 struct RuleTest {
   std::string name;
   std::vector<TestEvent> given;
-  std::vector<TestExpectation> expectations;
+  std::vector<TestExpectation> expectations;   // alerts, retractions and `expect none`
+  // `with out_of_orderness D`: MatcherOptions::bounded_out_of_orderness_ms (-1: not written, the
+  // watermark moves only at the end); `with allowed_lateness L`: allowed_lateness_ms.
+  int64_t out_of_orderness_ms = -1;
+  int64_t allowed_lateness_ms = 0;
+  // `restart` lines of `given`: the number of events given before each, in order.
+  std::vector<size_t> restarts;
+  int64_t late = 0;                         // `expect late N` (0 when not written)
+  SourceSpan late_span;                     // the `expect late` line, else the test
   SourceSpan span;
 };
 

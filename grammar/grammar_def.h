@@ -274,9 +274,14 @@ VIGIL_RULE(field_init, ast::FieldInit, "'name: value'")
 VIGIL_RULE(emit_clause, ast::EmitClause, "an emit clause")
 VIGIL_RULE(time_point, ast::TimePoint, "a time (like 10s or @2024-01-01T00:00:00Z)")
 VIGIL_RULE(given_event, ast::GivenEvent, "an event (like '0s Login { ... }')")
-VIGIL_RULE(expect_body, ast::Expectation, "'alert' or 'none'")
-VIGIL_RULE(expectation, ast::Expectation, "'expect alert' or 'expect none'")
-VIGIL_RULE(expectations, std::vector<ast::Expectation>, "'expect alert' or 'expect none'")
+VIGIL_RULE(restart_line, ast::RestartLine, "'restart'")
+VIGIL_RULE(given_line, ast::GivenLine, "an event (like '0s Login { ... }') or 'restart'")
+VIGIL_RULE(expect_body, ast::Expectation, "'alert', 'retraction', 'late' or 'none'")
+VIGIL_RULE(expectation, ast::Expectation, "'expect alert', 'expect retraction', 'expect late' or 'expect none'")
+VIGIL_RULE(test_line, ast::TestLine, "'expect alert', 'expect retraction', 'expect late' or 'expect none'")
+VIGIL_RULE(expectations, std::vector<ast::TestLine>, "'expect alert', 'expect retraction', 'expect late' or 'expect none'")
+VIGIL_RULE(test_option, ast::TestOption, "a test option (like 'allowed_lateness 5m')")
+VIGIL_RULE(test_options, std::vector<ast::TestOption>, "a test option (like 'allowed_lateness 5m')")
 VIGIL_RULE(test_clause, ast::TestClause, "a test")
 VIGIL_RULE(clause, ast::Clause, "a rule clause")
 VIGIL_RULE(rule_end, x3::unused_type,
@@ -505,18 +510,34 @@ inline const auto emit_clause_def =
     ((kw("on") > kw("timeout") > kw("emit") > attr(true)) | (kw("emit") >> attr(false))) > '{' >
     field_inits > '}';
 
-// test = 'test' string '{' 'given' '{' { given_event } '}' { expectation } '}'
+// test = 'test' string [ 'with' test_option { ',' test_option } ]
+//        '{' 'given' '{' { given_line } '}' { test_line } '}'
+// test_option = name expr                      (checked: out_of_orderness, allowed_lateness)
+// given_line = given_event | 'restart'
 // given_event = ( duration | timestamp ) Type '{' field_inits '}'
-// expectation = 'expect' ( 'none' | 'alert' [ '{' field_inits '}' ] )
+// test_line = expectation | 'restart'          (a `restart` here is reported by the checker)
+// expectation = 'expect' ( 'none' | 'late' count
+//                        | ( 'alert' | 'retraction' ) [ '{' field_inits '}' ] [ 'revision' count ] )
 inline const auto time_point_def = duration_lit | timestamp_lit;
 inline const auto given_event_def = time_point > identifier > '{' > field_inits > '}';
+inline const auto restart_line_def = kw("restart");
+inline const auto given_line_def = restart_line | given_event;
 inline const auto no_fields = attr(std::vector<ast::FieldInit>());
-inline const auto expect_body_def = (kw("none") >> attr(true) >> no_fields) |
-                                    (kw("alert") >> attr(false) >> (('{' > field_inits > '}') | no_fields));
+inline const auto no_revision = attr(boost::optional<int64_t>());
+inline const auto alert_kind = (kw("alert") >> attr(ast::ExpectKind::kAlert)) |
+                               (kw("retraction") >> attr(ast::ExpectKind::kRetraction));
+inline const auto expect_body_def =
+    (kw("none") >> attr(ast::ExpectKind::kNone) >> no_fields >> no_revision >> attr(int64_t{0})) |
+    (kw("late") > attr(ast::ExpectKind::kLate) > no_fields > no_revision > count_lit) |
+    (alert_kind >> (('{' > field_inits > '}') | no_fields) >> -(kw("revision") > count_lit) >>
+     attr(int64_t{0}));
 inline const auto expectation_def = kw("expect") > expect_body;
-inline const auto expectations_def = +expectation;
-inline const auto test_clause_def =
-    kw("test") > string_lit > '{' > kw("given") > '{' > *given_event > '}' > expectations > '}';
+inline const auto test_line_def = expectation | restart_line;
+inline const auto expectations_def = +test_line;
+inline const auto test_option_def = identifier > expr;
+inline const auto test_options_def = test_option % ',';
+inline const auto test_clause_def = kw("test") > string_lit > -(kw("with") > test_options) > '{' >
+                                    kw("given") > '{' > *given_line > '}' > expectations > '}';
 
 inline const auto clause_def = key_clause | after_match_clause | pattern_clause | when_clause |
                                emit_clause | test_clause | simple_clause;
@@ -549,8 +570,9 @@ inline const auto declaration_def =
     import_decl | const_decl | list_decl | define_decl | event_decl | rule_decl;
 
 BOOST_SPIRIT_DEFINE(window_sizes, count_lit, alternatives, conjuncts, key_parts, skip_strategy,
-                    expect_body, expectations, rule_end, event_end, skip_target, skip_to,
+                    expect_body, expectations, test_options, rule_end, event_end, skip_target, skip_to,
                     duration_body, timestamp_body, quantifier_body)
+BOOST_SPIRIT_DEFINE(restart_line, given_line, test_line, test_option)
 BOOST_SPIRIT_DEFINE(string_body, suffix, mul_op, add_op, cmp_op, and_op, or_op,
                     identifier, int_lit, float_lit, bool_lit, string_lit, duration_lit,
                     timestamp_lit, list_lit, window, call, primary, postfix, negation, unary,

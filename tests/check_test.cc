@@ -359,6 +359,55 @@ rule r {
   CHECK(FormatValue(*rule.tests[1].given[0].fields[slot("amount")]) == "500.0");
 }
 
+TEST_CASE("inline test options, restarts and revision expectations are checked into the test") {
+  const CheckResult r = Check(R"(
+const LATE = 2m
+rule r {
+  key card_id
+  when count(Charge over tumbling 1m) >= 1
+  emit { n: count(Charge over tumbling 1m) }
+  test "late" with allowed_lateness LATE + 30s, out_of_orderness 0s {
+    given {
+      restart
+      0s Charge { card_id: "c1", amount: 1, qty: 0, merchant: "m", country: "FR", tags: [] }
+      restart
+      restart
+      1s Charge { card_id: "c1", amount: 1, qty: 0, merchant: "m", country: "FR", tags: [] }
+      restart
+    }
+    expect alert { n: 1 }
+    expect alert { n: 2 } revision 3
+    expect retraction { n: 2 } revision 4
+    expect late 5
+  }
+  test "plain" {
+    given { 0s Charge { card_id: "c1", amount: 1, qty: 0, merchant: "m", country: "FR", tags: [] } }
+    expect alert
+  }
+}
+)");
+  INFO(Errors(r));
+  REQUIRE(r.diagnostics.all().empty());
+  const CheckedRule& rule = OnlyRule(r);
+  REQUIRE(rule.tests.size() == 2);
+  const RuleTest& t = rule.tests[0];
+  CHECK(t.out_of_orderness_ms == 0);
+  CHECK(t.allowed_lateness_ms == 150000);
+  CHECK(t.given.size() == 2);
+  CHECK(t.restarts == std::vector<size_t>{0, 1, 1, 2});
+  CHECK(t.late == 5);
+  REQUIRE(t.expectations.size() == 3);
+  CHECK((!t.expectations[0].retraction && t.expectations[0].revision == 0));
+  CHECK((!t.expectations[1].retraction && t.expectations[1].revision == 3));
+  CHECK((t.expectations[2].retraction && t.expectations[2].revision == 4));
+  // Without options: no event-driven watermark, no lateness, no restart, no late event.
+  const RuleTest& plain = rule.tests[1];
+  CHECK(plain.out_of_orderness_ms == -1);
+  CHECK(plain.allowed_lateness_ms == 0);
+  CHECK(plain.restarts.empty());
+  CHECK(plain.late == 0);
+}
+
 TEST_CASE("windowed aggregates and when rules are typed, without a warning") {
   const CheckResult r = Check(R"(
 rule spike {

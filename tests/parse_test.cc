@@ -136,6 +136,19 @@ const DumpCase kDumpCases[] = {
     (expect-alert)
     (expect-none)))
 )x"},
+    {R"x(rule r { test "t" with out_of_orderness 0s, allowed_lateness 5m { given { 0s A { } restart 1s A { } } expect alert { n: 1 } revision 2 expect retraction revision 1 expect late 3 restart } })x",
+     R"x((rule r
+  (test "t"
+    (option out_of_orderness 0s)
+    (option allowed_lateness 5m)
+    (given 0s A)
+    (restart)
+    (given 1s A)
+    (expect-alert (n 1) (revision 2))
+    (expect-retraction (revision 1))
+    (expect-late 3)
+    (restart)))
+)x"},
 };
 
 struct ErrorCase {
@@ -163,7 +176,7 @@ const ErrorCase kErrorCases[] = {
     {R"x(rule r { after match skip to })x",
      {R"x(1:30 E101 expected 'next', 'first NAME' or 'last NAME', found '}')x"}},
     {R"x(rule r { test "t" { given { 0s A { } } } })x",
-     {R"x(1:40 E101 expected 'expect alert' or 'expect none', found '}')x"}},
+     {R"x(1:40 E101 expected 'expect alert', 'expect retraction', 'expect late' or 'expect none', found '}')x"}},
     {R"x(rule r { frobnicate 3 })x",
      {R"x(1:10 E101 expected a rule clause (key, pattern, when, emit, within, severity, test, ...) or '}', found 'frobnicate')x"}},
     {R"x(bogus)x",
