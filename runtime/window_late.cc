@@ -114,7 +114,7 @@ void WindowState::InsertLate(SeriesKeyState& st, const Series& s, RecordView eve
   st.min_stack.clear();
   for (const Slice& y : v) {
     st.slices.push_back(y);
-    if (s.extremes && !s.strings) PushExtremes(st, s.is_float);
+    if (s.extremes) PushExtremes(st, s.is_float);
   }
   if (s.strings) {   // the slice's strings: least, greatest, and first / last by time as above
     const std::string_view value = event.GetString(s.slot);
@@ -224,7 +224,7 @@ void WindowState::BeginClosedRead(std::string_view entry_bytes, size_t key_size,
     for (const Slice& x : st->slices) {
       if (x.id > last) break;
       copy->slices.push_back(x);
-      if (s.extremes && !s.strings) PushExtremes(*copy, s.is_float);
+      if (s.extremes) PushExtremes(*copy, s.is_float);
     }
     for (const StringSlice& x : st->strings) {
       if (x.id > last) break;

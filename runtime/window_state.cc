@@ -235,7 +235,8 @@ WindowState::WindowState(const Program& program, const std::vector<int32_t>& spe
       ser.horizon_ms = std::max(ser.horizon_ms, size + ser.resolution_ms);
       if (t.aggregate == AggregateKind::kDistinct && i == s) ser.distinct = true;
       const bool extreme = t.aggregate == AggregateKind::kMin || t.aggregate == AggregateKind::kMax;
-      if (extreme && !t.ewma && (t.baseline_ms == 0 || t.zscore)) ser.extremes = true;
+      // The stacks serve numbers; strings keep their own per-slice extremes (`strings`).
+      if (extreme && !t.ewma && (t.baseline_ms == 0 || t.zscore) && !ser.is_string) ser.extremes = true;
       if (i == s && ser.is_string && (extreme || t.aggregate == AggregateKind::kFirst || t.aggregate == AggregateKind::kLast))
         ser.strings = true;
     }
@@ -517,9 +518,8 @@ void WindowState::AddToEntry(std::string_view entry_bytes, size_t key_size, int3
         if (v > b.max) b.max.assign(v);
         b.last.assign(v);
       }
-    } else if (s.extremes) {
-      PushExtremes(*st, s.is_float);
     }
+    if (s.extremes) PushExtremes(*st, s.is_float);
     if (s.distinct) {
       DistinctValueBytes(s, event, &scratch_);
       if (st->sketch != nullptr) {   // sketch: past the exact limit
@@ -669,7 +669,7 @@ ExprValue WindowState::ReadValue(const ExprProgram::WindowTerm& term, std::strin
     acc->nan = z.cum_nan - (a.cum_nan - a.nan);
     acc->any = acc->count > 0;
     acc->ifirst = a.ifirst, acc->ffirst = a.ffirst, acc->ilast = z.ilast, acc->flast = z.flast;
-    if ((term.aggregate == AggregateKind::kMin || term.aggregate == AggregateKind::kMax) && !s.strings) {
+    if ((term.aggregate == AggregateKind::kMin || term.aggregate == AggregateKind::kMax) && s.extremes) {
       auto extreme = [&](const std::vector<Extreme>& stack) {   // the stacks hold the back slice
         return *std::lower_bound(stack.begin(), stack.end(), first,
                                  [](const Extreme& e, int64_t id) { return e.id < id; });
@@ -915,6 +915,12 @@ void PackI128(msgpack::packer<msgpack::sbuffer>& pk, __int128 v) {
   pk.pack(static_cast<int64_t>(v >> 64));
   pk.pack(static_cast<uint64_t>(v));
 }
+// PackI128's inverse; throws (caught by Unpack) on anything else.
+__int128 UnpackI128(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 2) throw std::runtime_error("bad sum");
+  return (static_cast<__int128>(o.via.array.ptr[0].as<int64_t>()) << 64) |
+         static_cast<__int128>(o.via.array.ptr[1].as<uint64_t>());
+}
 }  // namespace
 
 void WindowState::Pack(std::string* out) const {
@@ -1045,9 +1051,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           Slice sc;
           sc.id = f[0].as<int64_t>();
           sc.count = f[1].as<int64_t>();
-          if (f[2].type != msgpack::type::ARRAY || f[2].via.array.size != 2) throw std::runtime_error("bad sum");
-          sc.isum = (static_cast<__int128>(f[2].via.array.ptr[0].as<int64_t>()) << 64) |
-                    static_cast<__int128>(f[2].via.array.ptr[1].as<uint64_t>());
+          sc.isum = UnpackI128(f[2]);
           sc.fsum = f[3].as<double>();
           sc.mean = f[4].as<double>();
           sc.m2 = f[5].as<double>();
@@ -1061,9 +1065,7 @@ bool WindowState::Unpack(std::string_view bytes, std::string* error) {
           sc.ffirst = f[13].as<double>();
           sc.flast = f[14].as<double>();
           sc.cum_count = f[15].as<int64_t>();
-          if (f[16].type != msgpack::type::ARRAY || f[16].via.array.size != 2) throw std::runtime_error("bad sum");
-          sc.cum_isum = (static_cast<__int128>(f[16].via.array.ptr[0].as<int64_t>()) << 64) |
-                        static_cast<__int128>(f[16].via.array.ptr[1].as<uint64_t>());
+          sc.cum_isum = UnpackI128(f[16]);
           sc.cum_fsum = f[17].as<double>();
           sc.cum_nan = f[18].as<int64_t>();
           sc.first_ms = f[19].as<int64_t>();

@@ -80,7 +80,7 @@ class WindowState {
     int64_t session_gap_ms = 0;     // > 0: `over session G` (slices of the current session only)
     int64_t horizon_ms = 0;         // the longest window over it: slices older than that go
     bool distinct = false;          // some term counts distinct values
-    bool extremes = false;          // some term reads min or max (the stacks are kept)
+    bool extremes = false;          // some term reads min or max of numbers (the stacks are kept)
     bool strings = false;           // a string field some term reads min/max/first/last of
     std::string text;               // share key
     int32_t group = -1;             // `by`: its group (groups_), kept per (key, group); -1: none
