@@ -1,0 +1,79 @@
+// The daemon's watermark over partitioned input. Entry point: PartitionWatermarks::OnEvent.
+//
+// A source with several partitions (Kafka) delivers each partition in order but interleaves
+// them arbitrarily, so one partition may run far ahead of another. As in Flink's
+// WatermarkStrategy with bounded out-of-orderness, each partition p keeps its own watermark
+//   W_p = max(max event time seen in p - D - 1, the latest punctuation read from p)
+// and the watermark of the whole input is the minimum over the partitions that are not idle:
+//   W = max(W_before, min over active p of W_p)          (it never goes down)
+// A partition that delivered nothing for `idle_timeout_ms` of wall-clock time is idle: it stops
+// holding W back, so one quiet partition cannot stall every window and timeout; it is active
+// again with its next message. What that costs (docs/operations.md "Watermarks"): events that
+// such a partition delivers later with times at or below W are late — counted and written to
+// the late output, not matched. A partition counts from the moment it is registered (Kafka: on
+// assignment), before its first message, so a partition that has not caught up yet holds W back
+// instead of seeing its backlog declared late.
+//
+// Lateness is decided against W as it is when an event arrives (before the event's own time
+// moves it), exactly as Matcher::Push does for a single stream; with one partition this class
+// computes the same watermarks as the matcher's own bounded out-of-orderness.
+//
+// Single-threaded (the daemon's router). Allocates only when a partition is registered.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace vigil {
+
+class PartitionWatermarks {
+ public:
+  static constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
+
+  // `out_of_orderness_ms` < 0: event times do not move the watermark (punctuation only).
+  // `idle_timeout_ms` <= 0: partitions never become idle.
+  PartitionWatermarks(int64_t out_of_orderness_ms, int64_t idle_timeout_ms);
+
+  // A new partition, active from `now_ms` (wall clock); returns its index.
+  int Register(std::string label, int64_t now_ms);
+  // Forgets a partition (Kafka: revoked); it no longer holds the watermark back.
+  void Unregister(int partition);
+
+  // An event of `partition` with event time t arriving at wall time now_ms. Returns the
+  // watermark the event is judged against (late if t <= it), then moves the watermark; the new
+  // one is watermark().
+  int64_t OnEvent(int partition, int64_t t, int64_t now_ms);
+  // Punctuation read from `partition`: every event of it with time <= w has arrived.
+  void OnPunctuation(int partition, int64_t w, int64_t now_ms);
+  // Marks partitions idle whose last message is older than the idle timeout; true if the
+  // watermark moved.
+  bool OnTick(int64_t now_ms);
+
+  int64_t watermark() const { return watermark_; }
+  // Restores the watermark after a restart (a checkpoint's); partitions start from it.
+  void Restore(int64_t watermark) { watermark_ = watermark; }
+
+  struct Partition {
+    std::string label;
+    int64_t max_seen = kNone;
+    int64_t own = kNone;          // W_p
+    int64_t last_message_ms = 0;  // wall clock
+    bool idle = false;
+    bool live = true;             // false: unregistered
+  };
+  const std::vector<Partition>& partitions() const { return partitions_; }
+  uint64_t idle_transitions() const { return idle_transitions_; }
+
+ private:
+  void Recompute();
+
+  int64_t delay_;
+  int64_t idle_timeout_;
+  int64_t watermark_ = kNone;
+  std::vector<Partition> partitions_;
+  uint64_t idle_transitions_ = 0;
+};
+
+}  // namespace vigil

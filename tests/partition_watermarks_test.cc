@@ -1,0 +1,95 @@
+// The daemon's watermark over partitions (runtime/partition_watermarks.h): with one partition the
+// same watermarks as the matcher's own bounded out-of-orderness (checked against a Matcher on a
+// random stream); with several, the minimum over the active ones; idleness; punctuation; never
+// lower.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "runtime/partition_watermarks.h"
+
+namespace vigil {
+namespace {
+
+TEST_CASE("partition watermarks: one partition follows max seen - D - 1, judged before the event") {
+  std::mt19937_64 rng(3);
+  for (int64_t delay : {0, 1, 7, 100}) {
+    PartitionWatermarks w(delay, 0);
+    const int p = w.Register("only", 0);
+    int64_t max_seen = PartitionWatermarks::kNone;
+    int64_t expected = PartitionWatermarks::kNone;
+    for (int i = 0; i < 2000; ++i) {
+      const int64_t t = 1000 + i * 3 - static_cast<int64_t>(rng() % 50);
+      const int64_t judged = w.OnEvent(p, t, 0);
+      CHECK(judged == expected);
+      if (max_seen == PartitionWatermarks::kNone || t > max_seen) max_seen = t;
+      expected = std::max(expected, max_seen - delay - 1);
+      REQUIRE(w.watermark() == expected);
+    }
+  }
+}
+
+TEST_CASE("partition watermarks: the minimum over active partitions, never lower") {
+  PartitionWatermarks w(10, 0);
+  const int a = w.Register("a", 0);
+  const int b = w.Register("b", 0);
+  w.OnEvent(a, 1000, 0);
+  CHECK(w.watermark() == PartitionWatermarks::kNone);   // b has said nothing yet: it holds W back
+  w.OnEvent(b, 500, 0);
+  CHECK(w.watermark() == 489);
+  CHECK(w.OnEvent(b, 600, 0) == 489);                   // judged against W before the event
+  CHECK(w.watermark() == 589);
+  w.OnEvent(b, 2000, 0);
+  CHECK(w.watermark() == 989);                          // now a is the slowest
+  w.OnEvent(a, 100, 0);                                 // an old event of a: W stays
+  CHECK(w.watermark() == 989);
+  const int c = w.Register("c", 0);                     // a new partition holds W where it is
+  w.OnEvent(a, 5000, 0);
+  CHECK(w.watermark() == 989);
+  w.OnEvent(c, 50, 0);                                  // c is behind: W never goes down
+  CHECK(w.watermark() == 989);
+  w.Unregister(c);                                      // revoked: no longer holds W back
+  CHECK(w.watermark() == 1989);
+}
+
+TEST_CASE("partition watermarks: an idle partition stops holding W back until it speaks again") {
+  PartitionWatermarks w(0, 30000);
+  const int a = w.Register("a", 0);
+  const int b = w.Register("b", 0);
+  w.OnEvent(a, 100, 0);
+  w.OnEvent(b, 50, 0);
+  CHECK(w.watermark() == 49);
+  w.OnEvent(a, 10000, 20000);
+  CHECK(w.watermark() == 49);
+  CHECK_FALSE(w.OnTick(29999));        // b's last message was at 0: not idle yet
+  CHECK(w.OnTick(30000));              // idle now: W follows a alone
+  CHECK(w.watermark() == 9999);
+  CHECK(w.idle_transitions() == 1);
+  CHECK_FALSE(w.OnTick(40000));        // a spoke at 20000: not idle until 50000
+  CHECK(w.OnEvent(b, 60, 41000) == 9999);   // b is back; its event is judged late by the caller
+  CHECK(w.watermark() == 9999);
+  w.OnEvent(a, 20000, 42000);
+  CHECK(w.watermark() == 9999);        // b (own W 59) holds W back again
+  w.OnEvent(b, 30000, 43000);
+  CHECK(w.watermark() == 19999);
+  CHECK(w.OnTick(80000) == false);     // both idle: W stays where it is
+  CHECK(w.watermark() == 19999);
+}
+
+TEST_CASE("partition watermarks: punctuation moves its partition only, and works without delay") {
+  PartitionWatermarks w(-1, 0);        // event times do not move W
+  const int a = w.Register("a", 0);
+  const int b = w.Register("b", 0);
+  w.OnEvent(a, 1000, 0);
+  w.OnEvent(b, 1000, 0);
+  CHECK(w.watermark() == PartitionWatermarks::kNone);
+  w.OnPunctuation(a, 500, 0);
+  CHECK(w.watermark() == PartitionWatermarks::kNone);
+  w.OnPunctuation(b, 700, 0);
+  CHECK(w.watermark() == 500);
+  w.OnPunctuation(a, 400, 0);          // lower punctuation: nothing
+  CHECK(w.watermark() == 500);
+}
+
+}  // namespace
+}  // namespace vigil
