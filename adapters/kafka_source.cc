@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,11 @@ struct KafkaSource::Impl {
   std::vector<KafkaStatus> client_errors;
   uint64_t client_errors_dropped = 0;   // beyond kMaxPendingErrors between two Polls
   bool fatal = false;
+  // Partitions the group assigned and revoked since the last Poll (OnRebalance; offsets -1).
+  std::vector<KafkaPosition> assigned;
+  std::vector<KafkaPosition> revoked;
+  // Where assigned partitions start (SetStartPositions); others start at the committed offset.
+  std::vector<KafkaPosition> start_positions;
 };
 
 namespace {
@@ -38,6 +44,32 @@ void OnClientError(rd_kafka_t* handle, int err, const char* reason, void* opaque
     impl->client_errors.push_back(std::move(status));
   } else {
     ++impl->client_errors_dropped;
+  }
+}
+
+// The group's rebalances (run inside rd_kafka_consumer_poll): the partitions are taken (eager
+// or, with the cooperative-sticky assignor, incremental) and noted for the caller, which keeps a
+// watermark per partition (runtime/partition_watermarks.h).
+void OnRebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
+                 rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* impl = static_cast<KafkaSource::Impl*>(opaque);
+  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE";
+  const bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+  std::vector<KafkaPosition>& noted = assign ? impl->assigned : impl->revoked;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    rd_kafka_topic_partition_t& p = partitions->elems[i];
+    noted.push_back(KafkaPosition{p.topic, p.partition, -1});
+    if (!assign) continue;
+    for (const KafkaPosition& start : impl->start_positions) {
+      if (start.partition == p.partition && start.topic == p.topic) p.offset = start.offset;
+    }
+  }
+  if (cooperative) {
+    rd_kafka_error_t* error = assign ? rd_kafka_incremental_assign(handle, partitions)
+                                     : rd_kafka_incremental_unassign(handle, partitions);
+    if (error != nullptr) rd_kafka_error_destroy(error);
+  } else {
+    rd_kafka_assign(handle, assign ? partitions : nullptr);
   }
 }
 
@@ -82,6 +114,8 @@ void KafkaBatch::Clear() {
   native_.clear();
   messages.clear();
   errors.clear();
+  assigned.clear();
+  revoked.clear();
 }
 
 KafkaSource::KafkaSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -113,6 +147,7 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
   auto impl = std::make_unique<Impl>();
   rd_kafka_conf_set_opaque(conf, impl.get());
   rd_kafka_conf_set_error_cb(conf, OnClientError);
+  rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
   char error[512];
   rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
   if (handle == nullptr) {
@@ -138,6 +173,10 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
   impl->handle = handle;
   *status = KafkaStatus::Ok();
   return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
+}
+
+void KafkaSource::SetStartPositions(std::vector<KafkaPosition> positions) {
+  impl_->start_positions = std::move(positions);
 }
 
 KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch) {
@@ -180,6 +219,11 @@ KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& b
     if (batch.messages.size() >= max_messages) break;
     m = rd_kafka_consumer_poll(impl_->handle, 0);
   }
+  // Rebalances during the polls above (the caller handles them before the messages).
+  batch.assigned.swap(impl_->assigned);
+  impl_->assigned.clear();
+  batch.revoked.swap(impl_->revoked);
+  impl_->revoked.clear();
   // Errors of the client itself, reported by the error callback during the polls above.
   if (!impl_->client_errors.empty() || impl_->client_errors_dropped > 0) {
     counters_.errors += impl_->client_errors.size() + impl_->client_errors_dropped;

@@ -92,6 +92,10 @@ class KafkaBatch {
 
   std::vector<KafkaMessage> messages;   // in the order received: per partition, offset order
   std::vector<KafkaStatus> errors;      // consumer errors met while polling
+  // Partitions the group assigned to / revoked from this consumer during the Poll (offset -1),
+  // to be taken into account before the messages.
+  std::vector<KafkaPosition> assigned;
+  std::vector<KafkaPosition> revoked;
 
   // Releases the messages (Poll does it first).
   void Clear();
@@ -123,6 +127,10 @@ class KafkaSource {
   // waiting, up to `max_messages` messages (at least 1), into `batch` (cleared first). Returns an error only
   // when the consumer cannot go on (fatal) or is closed; otherwise ok, the batch possibly empty.
   KafkaStatus Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch);
+
+  // Where partitions start when the group assigns them to this consumer (a checkpoint's
+  // positions after a restart), instead of the group's committed offsets. Before the first Poll.
+  void SetStartPositions(std::vector<KafkaPosition> positions);
 
   // Commits these positions for the group, synchronously (waits for the coordinator's answer).
   // With no reachable coordinator it fails once librdkafka stops waiting for one ("Local:

@@ -71,8 +71,10 @@ struct Received {
   int64_t timestamp_ms;
 };
 
-// Polls until `want` messages came or `seconds` passed; consumer errors fail the test.
-std::vector<Received> ReadUntil(KafkaSource& source, size_t want, int seconds) {
+// Polls until `want` messages came or `seconds` passed; consumer errors fail the test. The
+// partitions the group assigned go to `assigned` if given.
+std::vector<Received> ReadUntil(KafkaSource& source, size_t want, int seconds,
+                                std::set<int32_t>* assigned = nullptr) {
   std::vector<Received> got;
   KafkaBatch batch;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
@@ -80,6 +82,9 @@ std::vector<Received> ReadUntil(KafkaSource& source, size_t want, int seconds) {
     const KafkaStatus status = source.Poll(200, 1000, batch);
     REQUIRE_MESSAGE(status.ok(), status.message);
     for (const KafkaStatus& e : batch.errors) FAIL_CHECK(e.message);
+    for (const KafkaPosition& p : batch.assigned) {
+      if (assigned != nullptr) assigned->insert(p.partition);
+    }
     for (const KafkaMessage& m : batch.messages) {
       got.push_back({m.partition, m.offset, std::string(m.key), std::string(m.value),
                      m.timestamp_ms});
@@ -101,8 +106,10 @@ TEST_CASE("kafka source: the sample stream arrives exactly once, in partition or
   ProduceLines(cluster.bootstrap(), "events", lines, 3);
 
   auto source = Consumer(cluster.bootstrap(), "sample-readers", "events");
-  const std::vector<Received> got = ReadUntil(*source, lines.size(), 15);
+  std::set<int32_t> assigned;
+  const std::vector<Received> got = ReadUntil(*source, lines.size(), 15, &assigned);
   CHECK(got.size() == lines.size());
+  CHECK(assigned == std::set<int32_t>{0, 1, 2});   // reported before their messages were used
   CHECK(source->counters().messages == got.size());
 
   CheckResult checked = CheckPaths({std::string(VIGIL_SOURCE_DIR) + "/rules"});
@@ -212,6 +219,24 @@ TEST_CASE("kafka source: a second consumer of the group resumes at the committed
   // A consumer of another group starts from the beginning (auto.offset.reset=earliest).
   auto other = Consumer(cluster.bootstrap(), "other-group", "events");
   CHECK(ReadUntil(*other, lines.size(), 15).size() == lines.size());
+}
+
+TEST_CASE("kafka source: start positions win over the group's committed offsets") {
+  // After a restart the daemon resumes where its checkpoint says, whatever the group committed.
+  test::MockKafkaCluster cluster({"events:2"});
+  REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
+  std::vector<std::string> lines = SampleLines();
+  lines.resize(400);
+  ProduceLines(cluster.bootstrap(), "events", lines, 2);   // 200 per partition
+  auto source = Consumer(cluster.bootstrap(), "start", "events");
+  source->SetStartPositions({{"events", 0, 150}, {"events", 1, 20}});
+  const std::vector<Received> got = ReadUntil(*source, 50 + 180, 15);
+  CHECK(got.size() == 230);
+  std::map<int32_t, int64_t> first;
+  for (const Received& m : got) first.emplace(m.partition, m.offset);
+  CHECK(first[0] == 150);
+  CHECK(first[1] == 20);
+  CHECK(ReadUntil(*source, 1, 1).empty());
 }
 
 TEST_CASE("kafka source: brokers gone: errors are reported in the batch, polling goes on") {

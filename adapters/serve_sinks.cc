@@ -1,0 +1,222 @@
+// The daemon's sinks: file, stdout and Kafka (serve_sinks.h says what a sink promises).
+#include "adapters/serve_sinks.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "adapters/kafka_producer.h"
+
+namespace vigil {
+namespace {
+
+constexpr size_t kFileBuffer = size_t{1} << 20;
+
+bool WriteAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Lines appended to a file, a MiB at a time; only whole lines are ever in the buffer.
+class FileSink final : public ServeSink {
+ public:
+  FileSink(std::string name, int fd, std::string path)
+      : ServeSink(std::move(name)), fd_(fd), path_(std::move(path)) {}
+  ~FileSink() override {
+    std::string ignored;
+    WriteOut(&ignored);
+    ::close(fd_);
+  }
+
+  bool Write(const OutputLine& line, std::string* error) override {
+    buffer_.append(line.line);
+    buffer_.push_back('\n');
+    ++counters_.written;
+    return buffer_.size() < kFileBuffer || WriteOut(error);
+  }
+
+  bool Flush(std::string* error) override {
+    ++counters_.flushes;
+    if (!WriteOut(error)) return false;
+    if (::fsync(fd_) != 0) {
+      ++counters_.failures;
+      *error = fmt::format("sink '{}': cannot fsync {}: {}", name(), path_, std::strerror(errno));
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  bool WriteOut(std::string* error) {
+    if (buffer_.empty()) return true;
+    const bool ok = WriteAll(fd_, buffer_);
+    buffer_.clear();
+    if (!ok) {
+      ++counters_.failures;
+      *error = fmt::format("sink '{}': cannot write {}: {}", name(), path_, std::strerror(errno));
+    }
+    return ok;
+  }
+
+  int fd_;
+  std::string path_;
+  std::string buffer_;
+};
+
+class StdoutSink final : public ServeSink {
+ public:
+  explicit StdoutSink(std::string name) : ServeSink(std::move(name)) {}
+  bool Write(const OutputLine& line, std::string* error) override {
+    ++counters_.written;
+    if (std::fwrite(line.line.data(), 1, line.line.size(), stdout) != line.line.size() ||
+        std::fputc('\n', stdout) == EOF) {
+      ++counters_.failures;
+      *error = fmt::format("sink '{}': cannot write to stdout", name());
+      return false;
+    }
+    return true;
+  }
+  bool Flush(std::string* error) override {
+    ++counters_.flushes;
+    if (std::fflush(stdout) != 0) {
+      ++counters_.failures;
+      *error = fmt::format("sink '{}': cannot flush stdout", name());
+      return false;
+    }
+    return true;
+  }
+};
+
+class KafkaSink final : public ServeSink {
+ public:
+  KafkaSink(std::string name, std::unique_ptr<KafkaProducer> producer, std::string topic)
+      : ServeSink(std::move(name)), producer_(std::move(producer)), topic_(std::move(topic)) {}
+  ~KafkaSink() override { producer_->Flush(10000); }
+
+  bool Write(const OutputLine& line, std::string* error) override {
+    KafkaStatus status;
+    if (line.kind == OutputLine::Kind::kAlert) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::array<char, 16> id;
+      for (int i = 0; i < 16; ++i) id[static_cast<size_t>(i)] = kHex[(line.match_id >> (60 - 4 * i)) & 0xF];
+      const KafkaHeaderView header{"vigil-match-id", std::string_view(id.data(), id.size())};
+      status = producer_->Produce(topic_, -1, line.key, line.line, {&header, 1});
+    } else {
+      status = producer_->Produce(topic_, -1, std::nullopt, line.line);
+    }
+    if (!status.ok()) {
+      ++counters_.failures;
+      *error = fmt::format("sink '{}': {}", name(), status.message);
+      return false;
+    }
+    ++counters_.written;
+    producer_->Poll(0);
+    return true;
+  }
+
+  bool Flush(std::string* error) override {
+    ++counters_.flushes;
+    const KafkaStatus status = producer_->Flush(30000);
+    if (!status.ok()) {
+      ++counters_.failures;
+      *error = fmt::format("sink '{}': {}", name(), status.message);
+    }
+    return status.ok();
+  }
+
+ private:
+  std::unique_ptr<KafkaProducer> producer_;
+  std::string topic_;
+};
+
+// A file whose last line was cut by a crash mid-write: cut it back to its last newline.
+bool TruncatePartialLine(int fd, const std::string& path, std::string* error) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || st.st_size == 0) return true;
+  off_t end = st.st_size;
+  char buf[4096];
+  while (end > 0) {
+    const off_t from = end > static_cast<off_t>(sizeof buf) ? end - static_cast<off_t>(sizeof buf) : 0;
+    const ssize_t n = ::pread(fd, buf, static_cast<size_t>(end - from), from);
+    if (n <= 0) break;
+    for (ssize_t i = n - 1; i >= 0; --i) {
+      if (buf[i] == '\n') {
+        const off_t keep = from + i + 1;
+        if (keep == st.st_size) return true;
+        if (::ftruncate(fd, keep) != 0) {
+          *error = fmt::format("cannot truncate the cut last line of {}: {}", path, std::strerror(errno));
+          return false;
+        }
+        return true;
+      }
+    }
+    end = from;
+  }
+  if (::ftruncate(fd, 0) != 0) {   // no newline at all: one cut line
+    *error = fmt::format("cannot truncate the cut last line of {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<ServeSink> MakeServeSink(const SinkConfig& config, std::string* error) {
+  if (config.format != EventFormat::kJson) {
+    *error = fmt::format("sink '{}': msgpack output is not built yet (JSON only)", config.name);
+    return nullptr;
+  }
+  switch (config.kind) {
+    case SinkConfig::Kind::kFile: {
+      const int fd = ::open(config.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        *error = fmt::format("sink '{}': cannot open {}: {}", config.name, config.path, std::strerror(errno));
+        return nullptr;
+      }
+      if (!TruncatePartialLine(fd, config.path, error)) {
+        ::close(fd);
+        *error = fmt::format("sink '{}': {}", config.name, *error);
+        return nullptr;
+      }
+      return std::make_unique<FileSink>(config.name, fd, config.path);
+    }
+    case SinkConfig::Kind::kStdout:
+      return std::make_unique<StdoutSink>(config.name);
+    case SinkConfig::Kind::kKafka: {
+      if (config.transactional) {
+        *error = fmt::format("sink '{}': transactional Kafka output is not built yet (set "
+                             "transactional: false: idempotent, at least once)", config.name);
+        return nullptr;
+      }
+      KafkaProducerOptions options;
+      for (const auto& [key, value] : config.properties) options.properties[key] = value.value;
+      KafkaStatus status;
+      std::unique_ptr<KafkaProducer> producer = KafkaProducer::Create(options, &status);
+      if (producer == nullptr) {
+        *error = fmt::format("sink '{}': {}", config.name, status.message);
+        return nullptr;
+      }
+      return std::make_unique<KafkaSink>(config.name, std::move(producer), config.topic.value);
+    }
+    case SinkConfig::Kind::kRabbitMq:
+      break;
+  }
+  *error = fmt::format("sink '{}': RabbitMQ sinks are not wired into the daemon yet", config.name);
+  return nullptr;
+}
+
+}  // namespace vigil

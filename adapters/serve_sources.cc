@@ -1,0 +1,300 @@
+// The daemon's sources: JSON lines from a file or stdin, and a Kafka consumer group
+// (serve_sources.h says what a source promises).
+#include "adapters/serve_sources.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "adapters/kafka_source.h"
+
+namespace vigil {
+namespace {
+
+constexpr size_t kChunk = size_t{1} << 20;
+
+// JSON lines from a file descriptor, one partition. Blank lines hold no event and are skipped; a
+// line longer than the message limit is handed out cut at limit + 1 bytes (the decoder rejects
+// it as too large, so it becomes a dead letter) and the rest of it skipped.
+class LineSource final : public ServeSource {
+ public:
+  LineSource(std::string name, int fd, bool owned, std::string label, size_t limit)
+      : ServeSource(std::move(name)), fd_(fd), owned_(owned), label_(std::move(label)),
+        limit_(limit) {}
+  ~LineSource() override {
+    if (owned_) ::close(fd_);
+  }
+
+  bool Poll(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) override {
+    batch->Clear();
+    if (!announced_) {
+      batch->assigned.push_back({0, label_});
+      announced_ = true;
+    }
+    Compact();   // the views handed out last time are done with
+    while (batch->messages.size() < max) {
+      const size_t nl = buffer_.find('\n', scan_);
+      if (nl == std::string::npos) {
+        scan_ = buffer_.size();
+        if (skipping_) {
+          begin_ = buffer_.size();   // the rest of an overlong line: consumed unread
+        } else if (buffer_.size() - begin_ > limit_) {
+          // Too long for a message: its first limit + 1 bytes go out (the decoder rejects them
+          // as too large: a dead letter), the rest is skipped to the end of the line.
+          Emit(batch, begin_, limit_ + 1);
+          skipping_ = true;
+          begin_ = buffer_.size();
+          continue;
+        }
+        if (eof_) {
+          if (!skipping_ && buffer_.size() > begin_) Emit(batch, begin_, buffer_.size() - begin_);
+          begin_ = scan_ = buffer_.size();
+          break;
+        }
+        if (!batch->messages.empty()) break;   // hand out what is complete before reading more
+        Compact();
+        if (!Fill(error)) return false;
+        continue;
+      }
+      if (skipping_) {
+        skipping_ = false;
+      } else {
+        Emit(batch, begin_, nl - begin_);
+      }
+      begin_ = scan_ = nl + 1;
+    }
+    offset_after_ = static_cast<int64_t>(base_ + begin_);
+    return true;
+  }
+
+  bool exhausted() const override { return eof_ && begin_ >= buffer_.size(); }
+
+  std::vector<SourcePosition> Positions() const override { return {{"", 0, offset_after_}}; }
+
+  bool Rewind(const std::vector<SourcePosition>& positions, std::string* error) override {
+    if (positions.size() != 1 || positions[0].offset < 0) {
+      *error = fmt::format("source '{}': a checkpoint position of another kind of source", name());
+      return false;
+    }
+    const int64_t at = positions[0].offset;
+    if (at == 0) return true;
+    if (::lseek(fd_, at, SEEK_SET) != at) {
+      *error = fmt::format("source '{}': cannot resume at byte {} of {}: {}", name(), at, label_,
+                           std::strerror(errno));
+      return false;
+    }
+    base_ = offset_after_ = at;
+    return true;
+  }
+
+  bool Commit(const std::vector<SourcePosition>&, std::string*) override { return true; }
+
+ private:
+  void Emit(SourceBatch* batch, size_t at, size_t length) {
+    length = std::min(length, limit_ + 1);   // an overlong line: enough for "too large"
+    const std::string_view line = std::string_view(buffer_).substr(at, length);
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;   // blank: no event
+    // Views into buffer_: valid until the next Poll (Fill runs only while the batch is empty).
+    batch->messages.push_back({std::string_view(buffer_).substr(at, length), 0,
+                               static_cast<int64_t>(base_ + at)});
+  }
+
+  // Drops the bytes before begin_ (handed out and processed).
+  void Compact() {
+    buffer_.erase(0, begin_);
+    base_ += begin_;
+    scan_ -= begin_;
+    begin_ = 0;
+  }
+
+  // Appends up to a chunk. Views handed out in this Poll would dangle if buffer_ reallocated, so
+  // Poll only fills when the batch is empty.
+  bool Fill(std::string* error) {
+    const size_t old = buffer_.size();
+    buffer_.resize(old + kChunk);
+    ssize_t n;
+    do {
+      n = ::read(fd_, buffer_.data() + old, kChunk);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      buffer_.resize(old);
+      *error = fmt::format("source '{}': cannot read {}: {}", name(), label_, std::strerror(errno));
+      return false;
+    }
+    buffer_.resize(old + static_cast<size_t>(n));
+    if (n == 0) eof_ = true;
+    return true;
+  }
+
+  int fd_;
+  bool owned_;
+  std::string label_;
+  size_t limit_;
+  std::string buffer_;
+  size_t begin_ = 0;         // first byte not yet handed out
+  size_t scan_ = 0;          // searched for a newline up to here
+  uint64_t base_ = 0;        // input offset of buffer_[0]
+  int64_t offset_after_ = 0;
+  bool eof_ = false;
+  bool skipping_ = false;
+  bool announced_ = false;
+};
+
+// A Kafka consumer group member (adapters/kafka_source.h). Dense partition indexes are given in
+// the order partitions are first assigned and kept if they are revoked and come back.
+class KafkaServeSource final : public ServeSource {
+ public:
+  KafkaServeSource(std::string name, std::unique_ptr<KafkaSource> consumer)
+      : ServeSource(std::move(name)), consumer_(std::move(consumer)) {}
+
+  bool Poll(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) override {
+    batch->Clear();
+    const KafkaStatus status = consumer_->Poll(timeout_ms, max, kafka_batch_);
+    for (const KafkaPosition& p : kafka_batch_.revoked) {
+      const int index = IndexOf(p.topic, p.partition);
+      assigned_[static_cast<size_t>(index)] = false;
+      batch->revoked.push_back({index, Label(index)});
+    }
+    for (const KafkaPosition& p : kafka_batch_.assigned) {
+      const int index = IndexOf(p.topic, p.partition);
+      assigned_[static_cast<size_t>(index)] = true;
+      batch->assigned.push_back({index, Label(index)});
+    }
+    for (const KafkaStatus& e : kafka_batch_.errors) batch->errors.push_back(e.message);
+    for (const KafkaMessage& m : kafka_batch_.messages) {
+      const int index = IndexOf(m.topic, m.partition);
+      next_[static_cast<size_t>(index)] = m.offset + 1;
+      batch->messages.push_back({m.value, index, m.offset});
+    }
+    if (!status.ok()) {
+      *error = status.message;
+      return false;
+    }
+    return true;
+  }
+
+  std::vector<SourcePosition> Positions() const override {
+    std::vector<SourcePosition> out;
+    for (size_t i = 0; i < partitions_.size(); ++i) {
+      if (next_[i] >= 0) out.push_back({partitions_[i].first, partitions_[i].second, next_[i]});
+    }
+    return out;
+  }
+
+  bool Rewind(const std::vector<SourcePosition>& positions, std::string* error) override {
+    std::vector<KafkaPosition> start;
+    for (const SourcePosition& p : positions) {
+      if (p.topic.empty()) {
+        *error = fmt::format("source '{}': a checkpoint position of another kind of source", name());
+        return false;
+      }
+      start.push_back({p.topic, p.partition, p.offset});
+      next_[static_cast<size_t>(IndexOf(p.topic, p.partition))] = p.offset;
+    }
+    consumer_->SetStartPositions(std::move(start));
+    return true;
+  }
+
+  bool Commit(const std::vector<SourcePosition>& positions, std::string* error) override {
+    if (positions.empty()) return true;
+    std::vector<KafkaPosition> list;
+    for (const SourcePosition& p : positions) list.push_back({p.topic, p.partition, p.offset});
+    const KafkaStatus status = consumer_->Commit(list);
+    if (!status.ok()) *error = status.message;
+    return status.ok();
+  }
+
+  bool Committed(std::vector<SourcePosition>* partitions, std::string* error) override {
+    std::vector<KafkaPosition> list;
+    for (const SourcePosition& p : *partitions) list.push_back({p.topic, p.partition, -1});
+    const KafkaStatus status = consumer_->Committed(list, 10000);
+    if (!status.ok()) {
+      *error = status.message;
+      return false;
+    }
+    for (size_t i = 0; i < list.size(); ++i) (*partitions)[i].offset = list[i].offset;
+    return true;
+  }
+
+ private:
+  int IndexOf(std::string_view topic, int32_t partition) {
+    if (last_ < partitions_.size() && partitions_[last_].second == partition &&
+        partitions_[last_].first == topic) {
+      return static_cast<int>(last_);
+    }
+    for (size_t i = 0; i < partitions_.size(); ++i) {
+      if (partitions_[i].second == partition && partitions_[i].first == topic) {
+        last_ = i;
+        return static_cast<int>(i);
+      }
+    }
+    partitions_.emplace_back(std::string(topic), partition);
+    next_.push_back(-1);
+    assigned_.push_back(false);
+    last_ = partitions_.size() - 1;
+    return static_cast<int>(last_);
+  }
+  std::string Label(int index) const {
+    const auto& p = partitions_[static_cast<size_t>(index)];
+    return fmt::format("{}/{}", p.first, p.second);
+  }
+
+  std::unique_ptr<KafkaSource> consumer_;
+  KafkaBatch kafka_batch_;
+  std::vector<std::pair<std::string, int32_t>> partitions_;
+  std::vector<int64_t> next_;        // next offset to read per partition; -1: nothing read yet
+  std::vector<bool> assigned_;
+  size_t last_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<ServeSource> MakeServeSource(const SourceConfig& config, size_t max_message_bytes,
+                                             std::string* error) {
+  switch (config.kind) {
+    case SourceConfig::Kind::kFile: {
+      if (config.format != EventFormat::kJson) {
+        *error = fmt::format("source '{}': a msgpack file source is not built yet (JSON lines only)",
+                             config.name);
+        return nullptr;
+      }
+      const int fd = ::open(config.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        *error = fmt::format("source '{}': cannot open {}: {}", config.name, config.path,
+                             std::strerror(errno));
+        return nullptr;
+      }
+      return std::make_unique<LineSource>(config.name, fd, true, config.path, max_message_bytes);
+    }
+    case SourceConfig::Kind::kStdin:
+      if (config.format != EventFormat::kJson) {
+        *error = fmt::format("source '{}': msgpack on stdin is not built yet (JSON lines only)",
+                             config.name);
+        return nullptr;
+      }
+      return std::make_unique<LineSource>(config.name, 0, false, "stdin", max_message_bytes);
+    case SourceConfig::Kind::kKafka: {
+      KafkaSourceOptions options;
+      for (const Secret& topic : config.topics) options.topics.push_back(topic.value);
+      for (const auto& [key, value] : config.properties) options.properties[key] = value.value;
+      KafkaStatus status;
+      std::unique_ptr<KafkaSource> consumer = KafkaSource::Create(options, &status);
+      if (consumer == nullptr) {
+        *error = fmt::format("source '{}': {}", config.name, status.message);
+        return nullptr;
+      }
+      return std::make_unique<KafkaServeSource>(config.name, std::move(consumer));
+    }
+    case SourceConfig::Kind::kRabbitMq:
+      break;
+  }
+  *error = fmt::format("source '{}': RabbitMQ sources are not wired into the daemon yet", config.name);
+  return nullptr;
+}
+
+}  // namespace vigil
