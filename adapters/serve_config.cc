@@ -1,19 +1,19 @@
 // Loading `vigil serve`'s configuration file (serve_config.h). Entry points: LoadServeConfig and
 // ParseServeConfig.
 //
-// Two passes over one YAML document (yaml-cpp):
-//   1. Sections, read by Loader::Load* with ConfigReader (serve_config_reader.h): every key is
-//      checked against the keys its section allows, every value against its kind and range, and
-//      secrets are resolved. A wrong value is reported and skipped (its default stays), so the
-//      pass goes on and reports every error in the file.
+// Two passes over one YAML document (yaml-cpp), by the Loader of serve_config_loader.h:
+//   1. Sections, read with ConfigReader (serve_config_reader.h): every key is checked against the
+//      keys its section allows, every value against its kind and range, and secrets are
+//      resolved. A wrong value is reported and skipped (its default stays), so the pass goes on
+//      and reports every error in the file. This file reads the top level and the scalar
+//      sections; serve_config_endpoints.cc the sources, sinks and routes.
 //   2. Cross checks (Loader::CrossCheck): names unique, routes/dead_letter/late naming existing
-//      sinks, checkpoints present when a source is a broker, paths that must exist.
+//      sinks, checkpoints present when a source is a broker, no two sinks writing one file.
 // The diagnostics are sorted by position. The returned text (ServeConfigResult::sources) has the
 // values of inline secrets masked with '*', so a rendered diagnostic never quotes one.
 #include "adapters/serve_config.h"
 
 #include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -26,110 +26,13 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "adapters/serve_config_reader.h"
+#include "adapters/serve_config_loader.h"
 
 namespace vigil {
 
-using serve_config_internal::ConfigReader;
-using serve_config_internal::Field;
 namespace codes = serve_config_internal;
 
-namespace {
-
-const std::vector<std::string> kTopKeys = {"rules",   "shards",  "watermark", "limits",
-                                           "checkpoints", "metrics", "log",   "sources",
-                                           "sinks",   "routes",  "dead_letter", "late"};
-const std::vector<std::string> kFormats = {"json", "msgpack"};
-const std::vector<std::string> kSourceTypes = {"kafka", "rabbitmq", "file", "stdin"};
-const std::vector<std::string> kSinkTypes = {"kafka", "rabbitmq", "file", "stdout"};
-const std::vector<std::string> kSeverities = {"low", "medium", "high", "critical"};
-const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error"};
-
-const std::vector<std::string> kRabbitKeys = {"host", "port",      "vhost", "user",
-                                              "password", "heartbeat", "tls"};
-// Keys of each source and sink type, beside the common ones.
-const std::vector<std::vector<std::string>> kSourceKeys = {
-    {"topics", "properties"},
-    {"host", "port", "vhost", "user", "password", "heartbeat", "tls", "queue", "prefetch",
-     "declare"},
-    {"path"},
-    {}};
-const std::vector<std::vector<std::string>> kSinkKeys = {
-    {"topic", "properties", "transactional"},
-    {"host", "port", "vhost", "user", "password", "heartbeat", "tls", "exchange", "routing_key"},
-    {"path"},
-    {}};
-
-constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
-
-// Keys allowed for a source/sink of type `kind` (all of them when the type is unknown, so an
-// unknown type does not also make every key an error), and the keys of the other types.
-void KeysFor(const std::vector<std::vector<std::string>>& per_type, std::optional<size_t> kind,
-             std::vector<std::string> common, std::vector<std::string>* allowed,
-             std::vector<std::string>* elsewhere) {
-  *allowed = std::move(common);
-  for (size_t t = 0; t < per_type.size(); ++t) {
-    for (const std::string& k : per_type[t]) {
-      const bool mine = !kind || *kind == t;
-      std::vector<std::string>& to = mine ? *allowed : *elsewhere;
-      if (std::find(to.begin(), to.end(), k) == to.end()) to.push_back(k);
-    }
-  }
-  std::erase_if(*elsewhere, [&](const std::string& k) {
-    return std::find(allowed->begin(), allowed->end(), k) != allowed->end();
-  });
-}
-
-// Property names whose values are redacted even when written inline.
-bool IsSensitiveProperty(std::string_view name) {
-  std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* word : {"password", "secret", "token", "key"}) {
-    if (lower.find(word) != std::string::npos) return true;
-  }
-  return false;
-}
-
-class Loader {
- public:
-  explicit Loader(ConfigReader* reader) : r_(*reader) {}
-
-  void Load(const YAML::Node& root, ServeConfig* config);
-
- private:
-  template <class T, class U>
-  static void Set(const std::optional<U>& v, T* out) {
-    if (v) *out = static_cast<T>(*v);
-  }
-
-  void LoadWatermark(const Field& f, WatermarkConfig* w);
-  void LoadLimits(const Field& f, LimitsConfig* l);
-  void LoadCheckpoints(const Field& f, CheckpointConfig* c);
-  void LoadMetrics(const Field& f, MetricsConfig* m);
-  void LoadLog(const Field& f, LogConfig* l);
-  void LoadSource(const YAML::Node& node, size_t index, SourceConfig* s);
-  void LoadSink(const YAML::Node& node, size_t index, bool kafka_source, SinkConfig* s);
-  void LoadRabbitMq(const YAML::Node& node, const std::string& label, RabbitMqConnection* c);
-  void LoadTls(const Field& f, const std::string& label, TlsConfig* tls);
-  void LoadProperties(const Field& f, const std::string& label,
-                      const std::vector<std::pair<std::string, std::string>>& forced,
-                      std::map<std::string, Secret>* out);
-  std::optional<int64_t> NonNegativeDuration(const Field& f, std::string_view what);
-  void LoadRoute(const YAML::Node& node, size_t index, RouteConfig* route);
-  void CheckListen(const Field& f, MetricsConfig* m);
-  void CheckExists(const Field& f, const std::string& path, std::string_view what, bool dir);
-  void CrossCheck(const YAML::Node& root, ServeConfig* c);
-  int SinkIndex(const ServeConfig& c, const Field& f, std::string_view what);
-
-  ConfigReader& r_;
-  // Source/sink spans of their `type` values, for cross-check diagnostics.
-  std::vector<SourceSpan> source_type_spans_;
-  // Whether each source/sink had a valid type (the others are left out of the cross checks).
-  std::vector<bool> source_typed_, sink_typed_;
-  std::vector<Field> route_sink_fields_;
-  bool checkpoint_directory_failed_ = false;
-};
+namespace serve_config_internal {
 
 void Loader::Load(const YAML::Node& root, ServeConfig* c) {
   r_.CheckMap(root, {}, "the configuration", kTopKeys);
@@ -159,8 +62,9 @@ void Loader::Load(const YAML::Node& root, ServeConfig* c) {
     if (f.value.IsSequence() || f.value.IsNull()) {
       r_.diags().Error(codes::kMissing, r_.SpanOf(f), "sources: at least one source is required");
     } else {
-      r_.diags().Error(codes::kWrongType, r_.SpanOf(f),
-                       fmt::format("sources: expected a list, got {}", ConfigReader::KindName(f.value)));
+      r_.diags().Error(
+          codes::kWrongType, r_.SpanOf(f),
+          fmt::format("sources: expected a list, got {}", ConfigReader::KindName(f.value)));
     }
   } else {
     for (size_t i = 0; i < f.value.size(); ++i) {
@@ -180,8 +84,9 @@ void Loader::Load(const YAML::Node& root, ServeConfig* c) {
     if (f.value.IsSequence() || f.value.IsNull()) {
       r_.diags().Error(codes::kMissing, r_.SpanOf(f), "sinks: at least one sink is required");
     } else {
-      r_.diags().Error(codes::kWrongType, r_.SpanOf(f),
-                       fmt::format("sinks: expected a list, got {}", ConfigReader::KindName(f.value)));
+      r_.diags().Error(
+          codes::kWrongType, r_.SpanOf(f),
+          fmt::format("sinks: expected a list, got {}", ConfigReader::KindName(f.value)));
     }
   } else {
     for (size_t i = 0; i < f.value.size(); ++i) {
@@ -194,8 +99,9 @@ void Loader::Load(const YAML::Node& root, ServeConfig* c) {
   // Routes.
   if (Field f = ConfigReader::Get(root, "routes"); f.present() && !f.value.IsNull()) {
     if (!f.value.IsSequence()) {
-      r_.diags().Error(codes::kWrongType, r_.SpanOf(f),
-                       fmt::format("routes: expected a list, got {}", ConfigReader::KindName(f.value)));
+      r_.diags().Error(
+          codes::kWrongType, r_.SpanOf(f),
+          fmt::format("routes: expected a list, got {}", ConfigReader::KindName(f.value)));
     } else {
       for (size_t i = 0; i < f.value.size(); ++i) {
         RouteConfig route;
@@ -324,7 +230,7 @@ void Loader::LoadMetrics(const Field& f, MetricsConfig* m) {
 // "HOST:PORT" or "[IPV6]:PORT"; "" disables the endpoint. A host other than a loopback address
 // needs allow_remote.
 void Loader::CheckListen(const Field& f, MetricsConfig* m) {
-  if (!f.present()) return;   // the defaults: 127.0.0.1:9464
+  if (!f.present()) return;  // the defaults: 127.0.0.1:9464
   auto text = r_.String(f, "metrics.listen");
   if (!text) return;
   if (text->empty()) {
@@ -344,14 +250,15 @@ void Loader::CheckListen(const Field& f, MetricsConfig* m) {
       port = s.substr(close + 2);
       ipv6 = true;
     }
-  } else if (const size_t colon = s.rfind(':'); colon != std::string::npos &&
-                                                s.find(':') == colon) {
+  } else if (const size_t colon = s.rfind(':');
+             colon != std::string::npos && s.find(':') == colon) {
     host = s.substr(0, colon);
     port = s.substr(colon + 1);
   }
-  const bool port_ok = !port.empty() && port.size() <= 5 &&
-                       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-                       std::stoi(port) <= 65535;
+  const bool port_ok =
+      !port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+      std::stoi(port) <= 65535;
   bool host_ok = !host.empty();
   bool loopback = false;
   unsigned char addr[16];
@@ -367,15 +274,16 @@ void Loader::CheckListen(const Field& f, MetricsConfig* m) {
     loopback = host == "localhost";
   }
   if (!host_ok || !port_ok) {
-    r_.diags().Error(codes::kBadAddress, r_.SpanOf(f),
-                     fmt::format("metrics.listen: '{}' is not an address", s),
-                     "write HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" disables the endpoint");
+    r_.diags().Error(
+        codes::kBadAddress, r_.SpanOf(f), fmt::format("metrics.listen: '{}' is not an address", s),
+        "write HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; \"\" disables the endpoint");
     return;
   }
   if (!loopback && !m->allow_remote) {
-    r_.diags().Error(codes::kBadAddress, r_.SpanOf(f),
-                     fmt::format("metrics.listen: '{}' is not a loopback address", s),
-                     "set metrics.allow_remote: true to serve metrics and admin calls beyond this host");
+    r_.diags().Error(
+        codes::kBadAddress, r_.SpanOf(f),
+        fmt::format("metrics.listen: '{}' is not a loopback address", s),
+        "set metrics.allow_remote: true to serve metrics and admin calls beyond this host");
     return;
   }
   m->listen = s;
@@ -393,8 +301,7 @@ void Loader::LoadLog(const Field& f, LogConfig* l) {
   }
 }
 
-void Loader::CheckExists(const Field& f, const std::string& path, std::string_view what,
-                         bool dir) {
+void Loader::CheckExists(const Field& f, const std::string& path, std::string_view what, bool dir) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     r_.diags().Error(codes::kBadPath, r_.SpanOf(f),
@@ -403,352 +310,6 @@ void Loader::CheckExists(const Field& f, const std::string& path, std::string_vi
     r_.diags().Error(codes::kBadPath, r_.SpanOf(f),
                      fmt::format("{} '{}' is not a directory", what, path));
   }
-}
-
-void Loader::LoadProperties(const Field& f, const std::string& label,
-                            const std::vector<std::pair<std::string, std::string>>& forced,
-                            std::map<std::string, Secret>* out) {
-  if (!f.present()) return;
-  const std::string what = label + " properties";
-  if (!f.value.IsMap()) {
-    r_.diags().Error(codes::kWrongType, r_.SpanOf(f),
-                     fmt::format("{}: expected a mapping of librdkafka properties, got {}", what,
-                                 ConfigReader::KindName(f.value)));
-    return;
-  }
-  for (auto it = f.value.begin(); it != f.value.end(); ++it) {
-    const Field p{it->first, it->second, true};
-    if (!p.key.IsScalar()) {
-      r_.diags().Error(codes::kWrongType, r_.SpanOf(p.key),
-                       fmt::format("{}: a property name must be a string", what));
-      continue;
-    }
-    const std::string& name = p.key.Scalar();
-    if (out->count(name) != 0) {
-      r_.diags().Error(codes::kDuplicate, r_.SpanOf(p.key),
-                       fmt::format("duplicate property '{}' in {}", name, what));
-      continue;
-    }
-    auto value = r_.SecretValue(p, fmt::format("property '{}'", name), IsSensitiveProperty(name));
-    if (!value) continue;
-    for (const auto& [fixed_name, fixed_value] : forced) {
-      if (name == fixed_name && value->value != fixed_value) {
-        r_.diags().Error(codes::kConflict, r_.SpanOf(p),
-                         fmt::format("{}: property '{}' must be {} (the daemon's delivery "
-                                     "guarantees rest on it)", what, name, fixed_value));
-      }
-    }
-    out->emplace(name, std::move(*value));
-  }
-}
-
-void Loader::LoadTls(const Field& f, const std::string& label, TlsConfig* tls) {
-  if (!f.present()) return;
-  const std::string what = label + " tls";
-  if (!r_.CheckMap(f.value, f.key, what, {"ca_cert", "cert", "key", "verify_peer"})) return;
-  tls->enabled = true;
-  for (auto [key, out] : {std::pair{"ca_cert", &tls->ca_cert}, std::pair{"cert", &tls->cert},
-                          std::pair{"key", &tls->key}}) {
-    if (Field g = ConfigReader::Get(f.value, key); g.present()) {
-      if (auto p = r_.Path(g, fmt::format("tls.{}", key))) {
-        *out = *p;
-        CheckExists(g, *p, fmt::format("tls.{} file", key), false);
-      }
-    }
-  }
-  if (Field g = ConfigReader::Get(f.value, "verify_peer"); g.present()) {
-    Set(r_.Bool(g, "tls.verify_peer"), &tls->verify_peer);
-  }
-  if (tls->cert.empty() != tls->key.empty()) {
-    r_.diags().Error(codes::kConflict, r_.SpanOf(f.value, f.key),
-                     fmt::format("{}: cert and key go together (a client certificate needs its "
-                                 "key)", what));
-  }
-}
-
-void Loader::LoadRabbitMq(const YAML::Node& node, const std::string& label,
-                          RabbitMqConnection* c) {
-  auto secret = [&](const char* key, Secret* out, bool sensitive) {
-    if (Field g = ConfigReader::Get(node, key); g.present()) {
-      Set(r_.SecretValue(g, fmt::format("{} {}", label, key), sensitive), out);
-    }
-  };
-  secret("host", &c->host, false);
-  secret("vhost", &c->vhost, false);
-  secret("user", &c->user, false);
-  secret("password", &c->password, true);
-  if (Field g = ConfigReader::Get(node, "port"); g.present()) {
-    Set(r_.Integer(g, "port", 1, 65535), &c->port);
-  }
-  if (Field g = ConfigReader::Get(node, "heartbeat"); g.present()) {
-    auto d = NonNegativeDuration(g, "heartbeat");
-    if (d && *d % 1000 != 0) {
-      r_.diags().Error(codes::kBadDuration, r_.SpanOf(g),
-                       "heartbeat must be whole seconds (AMQP counts it in seconds)");
-    } else {
-      Set(d, &c->heartbeat_ms);
-    }
-  }
-  LoadTls(ConfigReader::Get(node, "tls"), label, &c->tls);
-}
-
-// The label of source/sink number `index` in messages: "source 'payments'" once its name is
-// known, else "sources[0]".
-std::string Label(const char* kind, const char* list, size_t index,
-                  const std::optional<std::string>& name) {
-  return name ? fmt::format("{} '{}'", kind, *name) : fmt::format("{}[{}]", list, index);
-}
-
-void Loader::LoadSource(const YAML::Node& node, size_t index, SourceConfig* s) {
-  s->span = r_.SpanOf(node);
-  source_type_spans_.push_back(s->span);
-  if (!node.IsMap()) {
-    r_.diags().Error(codes::kWrongType, r_.SpanOf(node),
-                     fmt::format("sources[{}]: expected a mapping, got {}", index,
-                                 ConfigReader::KindName(node)));
-    return;
-  }
-  std::optional<std::string> name;
-  if (Field f = ConfigReader::Get(node, "name"); f.present()) name = r_.String(f, "source name");
-  const std::string label = Label("source", "sources", index, name);
-  if (name) s->name = *name;
-  if (!ConfigReader::Get(node, "name").present()) {
-    r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                     fmt::format("{}: missing required key 'name'", label));
-  }
-  std::optional<size_t> kind;
-  if (Field f = ConfigReader::Get(node, "type"); f.present()) {
-    kind = r_.Enum(f, "source type", kSourceTypes);
-    source_type_spans_.back() = r_.SpanOf(f);
-  } else {
-    r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                     fmt::format("{}: missing required key 'type' (kafka, rabbitmq, file or "
-                                 "stdin)", label));
-  }
-  std::vector<std::string> allowed, elsewhere;
-  KeysFor(kSourceKeys, kind, {"name", "type", "format", "discriminator"}, &allowed, &elsewhere);
-  const std::string kind_label =
-      kind ? fmt::format("a {} source", kSourceTypes[*kind]) : label;
-  r_.CheckMap(node, {}, kind_label, allowed, elsewhere);
-
-  if (Field f = ConfigReader::Get(node, "format"); f.present()) {
-    Set(r_.Enum(f, "format", kFormats), &s->format);
-  }
-  if (Field f = ConfigReader::Get(node, "discriminator"); f.present()) {
-    auto d = r_.String(f, "discriminator");
-    if (d && d->empty()) {
-      r_.diags().Error(codes::kMissing, r_.SpanOf(f), "discriminator is empty");
-    } else {
-      Set(d, &s->discriminator);
-    }
-  }
-  source_typed_.resize(index + 1);
-  if (!kind) return;
-  source_typed_[index] = true;
-  s->kind = static_cast<SourceConfig::Kind>(*kind);
-  auto require = [&](const char* key) {
-    Field f = ConfigReader::Get(node, key);
-    if (!f.present()) {
-      r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                       fmt::format("{}: missing required key '{}' ({} sources)", label, key,
-                                   kSourceTypes[*kind]));
-    }
-    return f;
-  };
-  switch (s->kind) {
-    case SourceConfig::Kind::kKafka: {
-      if (Field f = require("topics"); f.present()) {
-        std::vector<YAML::Node> items;
-        if (f.value.IsSequence()) {
-          for (const YAML::Node& item : f.value) items.push_back(item);
-        } else {
-          items.push_back(f.value);
-        }
-        for (const YAML::Node& item : items) {
-          const Field topic{f.key, item, true};
-          if (auto t = r_.SecretValue(topic, "topic", false); t && t->value.empty()) {
-            r_.diags().Error(codes::kMissing, r_.SpanOf(topic), "topic: empty topic name");
-          } else if (t) {
-            s->topics.push_back(std::move(*t));
-          }
-        }
-        if (items.empty()) {
-          r_.diags().Error(codes::kMissing, r_.SpanOf(f),
-                           fmt::format("{}: topics: at least one topic is required", label));
-        }
-      }
-      Field props = require("properties");
-      LoadProperties(props, label,
-                     {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}},
-                     &s->properties);
-      if (props.present() && props.value.IsMap()) {
-        for (const char* key : {"bootstrap.servers", "group.id"}) {
-          if (s->properties.count(key) == 0 && !ConfigReader::Get(props.value, key).present()) {
-            r_.diags().Error(codes::kMissing, r_.SpanOf(props.key),
-                             fmt::format("{}: missing required property '{}'", label, key));
-          }
-        }
-      }
-      break;
-    }
-    case SourceConfig::Kind::kRabbitMq: {
-      LoadRabbitMq(node, label, &s->rabbitmq);
-      if (Field f = require("queue"); f.present()) {
-        Set(r_.SecretValue(f, "queue", false), &s->queue);
-      }
-      if (Field f = ConfigReader::Get(node, "prefetch"); f.present()) {
-        Set(r_.Integer(f, "prefetch", 1, 65535), &s->prefetch);
-      }
-      if (Field f = ConfigReader::Get(node, "declare"); f.present()) {
-        Set(r_.Bool(f, "declare"), &s->declare);
-      }
-      break;
-    }
-    case SourceConfig::Kind::kFile: {
-      if (Field f = require("path"); f.present()) {
-        if (auto p = r_.Path(f, "path")) {
-          s->path = *p;
-          CheckExists(f, *p, "input file", false);
-        }
-      }
-      break;
-    }
-    case SourceConfig::Kind::kStdin:
-      break;
-  }
-}
-
-void Loader::LoadSink(const YAML::Node& node, size_t index, bool kafka_source, SinkConfig* s) {
-  s->span = r_.SpanOf(node);
-  if (!node.IsMap()) {
-    r_.diags().Error(codes::kWrongType, r_.SpanOf(node),
-                     fmt::format("sinks[{}]: expected a mapping, got {}", index,
-                                 ConfigReader::KindName(node)));
-    return;
-  }
-  std::optional<std::string> name;
-  if (Field f = ConfigReader::Get(node, "name"); f.present()) name = r_.String(f, "sink name");
-  const std::string label = Label("sink", "sinks", index, name);
-  if (name) s->name = *name;
-  if (!ConfigReader::Get(node, "name").present()) {
-    r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                     fmt::format("{}: missing required key 'name'", label));
-  }
-  std::optional<size_t> kind;
-  if (Field f = ConfigReader::Get(node, "type"); f.present()) {
-    kind = r_.Enum(f, "sink type", kSinkTypes);
-  } else {
-    r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                     fmt::format("{}: missing required key 'type' (kafka, rabbitmq, file or "
-                                 "stdout)", label));
-  }
-  std::vector<std::string> allowed, elsewhere;
-  KeysFor(kSinkKeys, kind, {"name", "type", "format"}, &allowed, &elsewhere);
-  r_.CheckMap(node, {}, kind ? fmt::format("a {} sink", kSinkTypes[*kind]) : label, allowed,
-              elsewhere);
-  if (Field f = ConfigReader::Get(node, "format"); f.present()) {
-    Set(r_.Enum(f, "format", kFormats), &s->format);
-  }
-  sink_typed_.resize(index + 1);
-  if (!kind) return;
-  sink_typed_[index] = true;
-  s->kind = static_cast<SinkConfig::Kind>(*kind);
-  auto require = [&](const char* key) {
-    Field f = ConfigReader::Get(node, key);
-    if (!f.present()) {
-      r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                       fmt::format("{}: missing required key '{}' ({} sinks)", label, key,
-                                   kSinkTypes[*kind]));
-    }
-    return f;
-  };
-  switch (s->kind) {
-    case SinkConfig::Kind::kKafka: {
-      if (Field f = require("topic"); f.present()) Set(r_.SecretValue(f, "topic", false), &s->topic);
-      Field props = require("properties");
-      LoadProperties(props, label, {{"enable.idempotence", "true"}}, &s->properties);
-      if (props.present() && props.value.IsMap() &&
-          !ConfigReader::Get(props.value, "bootstrap.servers").present()) {
-        r_.diags().Error(codes::kMissing, r_.SpanOf(props.key),
-                         fmt::format("{}: missing required property 'bootstrap.servers'", label));
-      }
-      s->transactional = kafka_source;
-      if (Field f = ConfigReader::Get(node, "transactional"); f.present()) {
-        auto t = r_.Bool(f, "transactional");
-        Set(t, &s->transactional);
-        if (t && *t && !kafka_source) {
-          r_.diags().Warning(codes::kTransactionalNoKafka, r_.SpanOf(f),
-                             fmt::format("{} is transactional but no source is kafka: there are "
-                                         "no consumed offsets to commit with its alerts", label),
-                             "alerts are still written in one transaction per checkpoint");
-        }
-      }
-      break;
-    }
-    case SinkConfig::Kind::kRabbitMq: {
-      LoadRabbitMq(node, label, &s->rabbitmq);
-      if (Field f = ConfigReader::Get(node, "exchange"); f.present()) {
-        Set(r_.SecretValue(f, "exchange", false), &s->exchange);
-      }
-      if (Field f = ConfigReader::Get(node, "routing_key"); f.present()) {
-        if (auto k = r_.SecretValue(f, "routing_key", false)) s->routing_key = std::move(*k);
-      }
-      break;
-    }
-    case SinkConfig::Kind::kFile: {
-      if (Field f = require("path"); f.present()) {
-        if (auto p = r_.Path(f, "path")) {
-          s->path = *p;
-          const std::string parent = std::filesystem::path(*p).parent_path().string();
-          if (!parent.empty()) CheckExists(f, parent, "directory of the output file", true);
-        }
-      }
-      break;
-    }
-    case SinkConfig::Kind::kStdout:
-      break;
-  }
-}
-
-void Loader::LoadRoute(const YAML::Node& node, size_t index, RouteConfig* route) {
-  route->span = r_.SpanOf(node);
-  const std::string label = fmt::format("routes[{}]", index);
-  if (!r_.CheckMap(node, {}, label, {"rules", "severity", "sink"})) {
-    route_sink_fields_.emplace_back();
-    return;
-  }
-  if (Field f = ConfigReader::Get(node, "rules"); f.present()) {
-    if (auto globs = r_.StringList(f, "rules")) {
-      for (const std::string& g : *globs) {
-        if (g.empty()) {
-          r_.diags().Error(codes::kMissing, r_.SpanOf(f), "rules: an empty rule name pattern");
-        } else {
-          route->rules.push_back(g);
-        }
-      }
-    }
-  }
-  if (Field f = ConfigReader::Get(node, "severity"); f.present()) {
-    if (f.value.IsSequence()) {
-      for (const YAML::Node& item : f.value) {
-        if (auto i = r_.Enum(Field{f.key, item, true}, "severity", kSeverities)) {
-          route->severities.push_back(kSeverities[*i]);
-        }
-      }
-    } else if (auto i = r_.Enum(f, "severity", kSeverities)) {
-      route->severities.push_back(kSeverities[*i]);
-    }
-  }
-  Field sink = ConfigReader::Get(node, "sink");
-  if (!sink.present()) {
-    r_.diags().Error(codes::kMissing, r_.SpanOf(node),
-                     fmt::format("{}: missing required key 'sink'", label));
-  } else if (auto name = r_.String(sink, "sink")) {
-    route->sink = *name;
-  } else {
-    sink = Field{};
-  }
-  route_sink_fields_.push_back(sink);
 }
 
 // The index of the sink `f` names, or -1 with an error (C109) when no sink has that name.
@@ -785,11 +346,15 @@ void Loader::CrossCheck(const YAML::Node& root, ServeConfig* c) {
   unique(c->sinks, "sink");
 
   // Sources and sinks that would fight over one stream.
-  auto typed = [](const std::vector<bool>& flags, size_t i) { return i < flags.size() && flags[i]; };
+  auto typed = [](const std::vector<bool>& flags, size_t i) {
+    return i < flags.size() && flags[i];
+  };
   const SourceConfig* stdin_source = nullptr;
   for (size_t i = 0; i < c->sources.size(); ++i) {
     const SourceConfig& s = c->sources[i];
-    if (!typed(source_typed_, i) || s.kind != SourceConfig::Kind::kStdin || s.name.empty()) continue;
+    if (!typed(source_typed_, i) || s.kind != SourceConfig::Kind::kStdin || s.name.empty()) {
+      continue;
+    }
     if (stdin_source != nullptr) {
       r_.diags().Error(codes::kConflict, s.span,
                        fmt::format("source '{}' reads stdin, as source '{}' does already", s.name,
@@ -798,7 +363,7 @@ void Loader::CrossCheck(const YAML::Node& root, ServeConfig* c) {
       stdin_source = &s;
     }
   }
-  std::map<std::string, const SinkConfig*> outputs;   // "stdout" or a file path
+  std::map<std::string, const SinkConfig*> outputs;  // "stdout" or a file path
   for (size_t i = 0; i < c->sinks.size(); ++i) {
     const SinkConfig& s = c->sinks[i];
     if (!typed(sink_typed_, i) || s.name.empty()) continue;
@@ -815,11 +380,11 @@ void Loader::CrossCheck(const YAML::Node& root, ServeConfig* c) {
     }
     for (size_t j = 0; j < c->sources.size(); ++j) {
       const SourceConfig& src = c->sources[j];
-      if (typed(source_typed_, j) && src.kind == SourceConfig::Kind::kFile && s.kind == SinkConfig::Kind::kFile &&
-          src.path == s.path) {
-        r_.diags().Error(codes::kConflict, s.span,
-                         fmt::format("sink '{}' writes to the file source '{}' reads", s.name,
-                                     src.name));
+      if (typed(source_typed_, j) && src.kind == SourceConfig::Kind::kFile &&
+          s.kind == SinkConfig::Kind::kFile && src.path == s.path) {
+        r_.diags().Error(
+            codes::kConflict, s.span,
+            fmt::format("sink '{}' writes to the file source '{}' reads", s.name, src.name));
       }
     }
   }
@@ -848,7 +413,8 @@ void Loader::CrossCheck(const YAML::Node& root, ServeConfig* c) {
     if (index == c->dead_letter_sink || index == c->late_sink) {
       r_.diags().Warning(codes::kRouteToSpecialSink, r_.SpanOf(f),
                          fmt::format("routes[{}] sends alerts to sink '{}', which also receives "
-                                     "the {} records", i, c->routes[i].sink,
+                                     "the {} records",
+                                     i, c->routes[i].sink,
                                      index == c->dead_letter_sink ? "dead-letter" : "late-event"),
                          "consumers of that sink must tell the record kinds apart");
     }
@@ -871,6 +437,13 @@ void Loader::CrossCheck(const YAML::Node& root, ServeConfig* c) {
   }
 }
 
+}  // namespace serve_config_internal
+
+namespace {
+
+using serve_config_internal::ConfigReader;
+using serve_config_internal::Loader;
+
 // Replaces the bytes of each span (inside quotes, for a quoted value) with '*'.
 void MaskSpans(std::string* text, const std::vector<SourceSpan>& spans) {
   for (const SourceSpan& s : spans) {
@@ -891,8 +464,9 @@ ServeConfigResult ParseServeConfig(std::string_view text, const std::string& pat
   ServeConfigResult result;
   const int file = result.sources.Add(path, std::string(text));
   std::error_code ec;
-  std::filesystem::path absolute =
-      path.empty() ? std::filesystem::path() : std::filesystem::absolute(path, ec).lexically_normal();
+  std::filesystem::path absolute = path.empty()
+                                       ? std::filesystem::path()
+                                       : std::filesystem::absolute(path, ec).lexically_normal();
   std::string base_dir = absolute.empty() ? std::filesystem::current_path(ec).string()
                                           : absolute.parent_path().string();
   DiagnosticList diags;
@@ -922,7 +496,8 @@ ServeConfigResult ParseServeConfig(std::string_view text, const std::string& pat
                                  : reader.SpanOf(e.mark),
                 fmt::format("YAML syntax error: {}", e.msg));
   } catch (const std::exception& e) {
-    diags.Error(codes::kSyntax, SourceSpan{}, fmt::format("cannot read the configuration: {}", e.what()));
+    diags.Error(codes::kSyntax, SourceSpan{},
+                fmt::format("cannot read the configuration: {}", e.what()));
   }
   MaskSpans(&result.sources.files[0].text, reader.secret_spans());
   diags.Sort();
@@ -948,8 +523,10 @@ ServeConfigResult LoadServeConfig(const std::string& path) {
   }
   if (!error.empty()) {
     ServeConfigResult result;
-    result.diagnostics.push_back(Diagnostic{Severity::kError, codes::kBadPath,
-                                            fmt::format("cannot read '{}': {}", path, error), {},
+    result.diagnostics.push_back(Diagnostic{Severity::kError,
+                                            codes::kBadPath,
+                                            fmt::format("cannot read '{}': {}", path, error),
+                                            {},
                                             SourceSpan{}});
     return result;
   }

@@ -18,9 +18,12 @@ namespace vigil {
 
 std::string Secret::Printable() const {
   switch (origin) {
-    case Origin::kEnv: return fmt::format("<secret: env {}>", reference);
-    case Origin::kFile: return fmt::format("<secret: file {}>", reference);
-    case Origin::kInline: break;
+    case Origin::kEnv:
+      return fmt::format("<secret: env {}>", reference);
+    case Origin::kFile:
+      return fmt::format("<secret: file {}>", reference);
+    case Origin::kInline:
+      break;
   }
   return sensitive ? "<secret>" : value;
 }
@@ -96,9 +99,8 @@ std::vector<size_t> SinksForAlert(const ServeConfig& config, std::string_view ru
                          std::any_of(route.rules.begin(), route.rules.end(),
                                      [&](const std::string& g) { return GlobMatch(g, rule); });
     const bool severity_ok =
-        route.severities.empty() ||
-        std::find(route.severities.begin(), route.severities.end(), severity) !=
-            route.severities.end();
+        route.severities.empty() || std::find(route.severities.begin(), route.severities.end(),
+                                              severity) != route.severities.end();
     if (rule_ok && severity_ok &&
         std::find(out.begin(), out.end(), route.sink_index) == out.end()) {
       out.push_back(route.sink_index);
@@ -132,11 +134,21 @@ std::string Quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
@@ -187,7 +199,8 @@ std::string DescribeServeConfig(const ServeConfig& c) {
   static constexpr const char* kSinkTypes[] = {"kafka", "rabbitmq", "file", "stdout"};
   static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   std::string out;
-  if (!c.config_path.empty()) out += fmt::format("# effective configuration of {}\n", c.config_path);
+  if (!c.config_path.empty())
+    out += fmt::format("# effective configuration of {}\n", c.config_path);
   out += fmt::format("rules: {}\n", Quote(c.rules_path));
   out += fmt::format("shards: {}{}\n", c.ShardCount(),
                      c.shards == 0 ? "  # 0 in the file: one per core" : "");
@@ -198,17 +211,17 @@ std::string DescribeServeConfig(const ServeConfig& c) {
   const LimitsConfig& l = c.limits;
   using M = MatcherOptions;
   out += "limits:\n";
-  out += fmt::format("  max_partial_matches: {}\n  on_partial_limit: {}\n", l.max_partial_matches,
-                     l.on_partial_limit == M::OnPartialLimit::kDropOldest ? "drop_oldest"
-                                                                           : "reject_new");
+  out += fmt::format(
+      "  max_partial_matches: {}\n  on_partial_limit: {}\n", l.max_partial_matches,
+      l.on_partial_limit == M::OnPartialLimit::kDropOldest ? "drop_oldest" : "reject_new");
   out += fmt::format("  max_keys: {}\n  on_key_limit: {}\n", l.max_keys,
                      l.on_key_limit == M::OnKeyLimit::kEvictIdle ? "evict_idle" : "reject_new");
   out += fmt::format("  max_buffered_events: {}\n  max_buffered_events_per_key: {}\n",
                      l.max_buffered_events, l.max_buffered_events_per_key);
-  out += fmt::format("  on_key_buffer_limit: {}\n",
-                     l.on_key_buffer_limit == M::OnKeyBufferLimit::kForceWatermark
-                         ? "force_watermark"
-                         : "reject_new");
+  out +=
+      fmt::format("  on_key_buffer_limit: {}\n",
+                  l.on_key_buffer_limit == M::OnKeyBufferLimit::kForceWatermark ? "force_watermark"
+                                                                                : "reject_new");
   out += fmt::format("  distinct_exact_limit: {}\n  queue_capacity: {}\n", l.distinct_exact_limit,
                      l.queue_capacity);
   out += fmt::format("  alert_queue_capacity: {}\n  max_message_bytes: {}\n",
@@ -229,8 +242,8 @@ std::string DescribeServeConfig(const ServeConfig& c) {
   out += "sources:\n";
   for (const SourceConfig& s : c.sources) {
     out += fmt::format("  - name: {}\n    type: {}\n    format: {}\n    discriminator: {}\n",
-                       Quote(s.name), kSourceTypes[static_cast<int>(s.kind)],
-                       FormatName(s.format), Quote(s.discriminator));
+                       Quote(s.name), kSourceTypes[static_cast<int>(s.kind)], FormatName(s.format),
+                       Quote(s.discriminator));
     switch (s.kind) {
       case SourceConfig::Kind::kKafka: {
         std::vector<std::string> topics;

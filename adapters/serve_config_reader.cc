@@ -144,8 +144,7 @@ bool ConfigReader::CheckMap(const YAML::Node& node, const YAML::Node& fallback,
     }
     const std::string& name = key.Scalar();
     if (auto [at, inserted] = seen.emplace(name, key); !inserted) {
-      diags_->Error(kDuplicate, SpanOf(key),
-                    fmt::format("duplicate key '{}' in {}", name, what),
+      diags_->Error(kDuplicate, SpanOf(key), fmt::format("duplicate key '{}' in {}", name, what),
                     fmt::format("the first is on line {}", at->second.Mark().line + 1));
       continue;
     }
@@ -157,8 +156,7 @@ bool ConfigReader::CheckMap(const YAML::Node& node, const YAML::Node& fallback,
     }
     const std::string closest = ClosestName(name, allowed);
     diags_->Error(kUnknownKey, SpanOf(key), fmt::format("unknown key '{}' in {}", name, what),
-                  closest.empty() ? std::string()
-                                  : fmt::format("did you mean '{}'?", closest));
+                  closest.empty() ? std::string() : fmt::format("did you mean '{}'?", closest));
   }
   return true;
 }
@@ -166,17 +164,17 @@ bool ConfigReader::CheckMap(const YAML::Node& node, const YAML::Node& fallback,
 Field ConfigReader::Get(const YAML::Node& map, std::string_view key) {
   if (!map.IsDefined() || !map.IsMap()) return {};
   for (auto it = map.begin(); it != map.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == key) return Field{it->first, it->second, true};
+    if (it->first.IsScalar() && it->first.Scalar() == key) {
+      return Field{it->first, it->second, true};
+    }
   }
   return {};
 }
 
-bool ConfigReader::ExpectScalar(const Field& f, std::string_view what,
-                                std::string_view expected) {
+bool ConfigReader::ExpectScalar(const Field& f, std::string_view what, std::string_view expected) {
   if (f.value.IsDefined() && f.value.IsScalar()) return true;
   if (IsSecretReference(f.value)) {
-    diags_->Error(kBadSecret, SpanOf(f),
-                  fmt::format("{} cannot be a secret reference", what),
+    diags_->Error(kBadSecret, SpanOf(f), fmt::format("{} cannot be a secret reference", what),
                   "only connection settings (Kafka properties and topics, RabbitMQ host, vhost, "
                   "user, password, queue, exchange, routing_key) and metrics.admin_token can");
     return false;
@@ -198,8 +196,7 @@ std::optional<int64_t> ConfigReader::Integer(const Field& f, std::string_view wh
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || p != s.data() + s.size() || ec == std::errc::invalid_argument) {
-    diags_->Error(kBadNumber, SpanOf(f),
-                  fmt::format("{}: expected an integer, got '{}'", what, s));
+    diags_->Error(kBadNumber, SpanOf(f), fmt::format("{}: expected an integer, got '{}'", what, s));
     return std::nullopt;
   }
   if (ec == std::errc::result_out_of_range || v < min || v > max) {
@@ -306,9 +303,10 @@ std::optional<Secret> ConfigReader::SecretValue(const Field& f, std::string_view
     return std::nullopt;
   }
   if (!IsSecretReference(f.value)) {
-    diags_->Error(kBadSecret, SpanOf(f),
-                  fmt::format("{}: a secret reference is a mapping with one key, env or file", what),
-                  "write {env: NAME} or {file: PATH}");
+    diags_->Error(
+        kBadSecret, SpanOf(f),
+        fmt::format("{}: a secret reference is a mapping with one key, env or file", what),
+        "write {env: NAME} or {file: PATH}");
     return std::nullopt;
   }
   const Field ref{f.value.begin()->first, f.value.begin()->second, true};
@@ -333,9 +331,9 @@ std::optional<Secret> ConfigReader::SecretValue(const Field& f, std::string_view
   std::string error;
   auto contents = ReadWholeFile(secret.reference, &error);
   if (!contents) {
-    diags_->Error(kBadSecret, SpanOf(ref),
-                  fmt::format("cannot read secret file '{}' (for {}): {}", secret.reference, what,
-                              error));
+    diags_->Error(
+        kBadSecret, SpanOf(ref),
+        fmt::format("cannot read secret file '{}' (for {}): {}", secret.reference, what, error));
     return std::nullopt;
   }
   while (!contents->empty() && (contents->back() == '\n' || contents->back() == '\r')) {

@@ -26,20 +26,20 @@
 namespace vigil::serve_config_internal {
 
 // Diagnostic codes (docs/operations.md, "Configuration errors").
-inline constexpr const char* kSyntax = "C101";          // YAML syntax error
-inline constexpr const char* kUnknownKey = "C102";      // unknown or misplaced key
-inline constexpr const char* kWrongType = "C103";       // mapping/list/scalar of the wrong kind
-inline constexpr const char* kBadDuration = "C104";     // not a duration
-inline constexpr const char* kBadEnum = "C105";         // not one of the allowed words
-inline constexpr const char* kBadNumber = "C106";       // not an integer, or out of range
-inline constexpr const char* kMissing = "C107";         // required key or section missing
-inline constexpr const char* kDuplicate = "C108";       // duplicate key or name
-inline constexpr const char* kUnknownSink = "C109";     // a sink name that is not defined
-inline constexpr const char* kNeedCheckpoints = "C110"; // broker source without checkpoints
-inline constexpr const char* kBadAddress = "C111";      // listen address malformed or remote
-inline constexpr const char* kBadSecret = "C112";       // {env}/{file} unresolved or misplaced
-inline constexpr const char* kBadPath = "C113";         // a path that does not exist / unreadable
-inline constexpr const char* kConflict = "C114";        // settings that contradict each other
+inline constexpr const char* kSyntax = "C101";           // YAML syntax error
+inline constexpr const char* kUnknownKey = "C102";       // unknown or misplaced key
+inline constexpr const char* kWrongType = "C103";        // mapping/list/scalar of the wrong kind
+inline constexpr const char* kBadDuration = "C104";      // not a duration
+inline constexpr const char* kBadEnum = "C105";          // not one of the allowed words
+inline constexpr const char* kBadNumber = "C106";        // not an integer, or out of range
+inline constexpr const char* kMissing = "C107";          // required key or section missing
+inline constexpr const char* kDuplicate = "C108";        // duplicate key or name
+inline constexpr const char* kUnknownSink = "C109";      // a sink name that is not defined
+inline constexpr const char* kNeedCheckpoints = "C110";  // broker source without checkpoints
+inline constexpr const char* kBadAddress = "C111";       // listen address malformed or remote
+inline constexpr const char* kBadSecret = "C112";        // {env}/{file} unresolved or misplaced
+inline constexpr const char* kBadPath = "C113";          // a path that does not exist / unreadable
+inline constexpr const char* kConflict = "C114";         // settings that contradict each other
 inline constexpr const char* kTransactionalNoKafka = "C201";  // warning
 inline constexpr const char* kInlineSecret = "C202";          // warning
 inline constexpr const char* kRouteToSpecialSink = "C203";    // warning

@@ -33,8 +33,8 @@ std::string Summarize(const ServeConfigResult& r) {
   std::string out;
   for (const Diagnostic& d : r.diagnostics) {
     if (d.span.file >= 0) {
-      const LineCol lc = ToLineCol(r.sources.files[static_cast<size_t>(d.span.file)].text,
-                                   d.span.offset);
+      const LineCol lc =
+          ToLineCol(r.sources.files[static_cast<size_t>(d.span.file)].text, d.span.offset);
       out += std::to_string(lc.line) + ":" + std::to_string(lc.column) + ": ";
     }
     out += (d.severity == Severity::kError ? "error " : "warning ") + d.code + ": " + d.message;
@@ -157,7 +157,7 @@ TEST_CASE("serve config: a full configuration reads into the expected values") {
   REQUIRE(c.sinks.size() == 4);
   CHECK(c.sinks[0].kind == SinkConfig::Kind::kKafka);
   CHECK(c.sinks[0].topic.value == "fraud-alerts");
-  CHECK(c.sinks[0].transactional);   // default: a source is kafka
+  CHECK(c.sinks[0].transactional);  // default: a source is kafka
   CHECK(c.sinks[1].kind == SinkConfig::Kind::kRabbitMq);
   CHECK(c.sinks[1].exchange.value == "alerts");
   REQUIRE(c.sinks[1].routing_key.has_value());
@@ -225,13 +225,13 @@ TEST_CASE("serve config: defaults fill every option that is not written") {
   CHECK_FALSE(c.HasBrokerSource());
 
   SUBCASE("rabbitmq and kafka defaults") {
-    const ServeConfigResult b = ParseServeConfig(
-        Valid("checkpoints: {directory: /tmp/vigil-ckpt}\n"
-              "dead_letter: null\n") +
-            "  - name: q\n    type: rabbitmq\n    exchange: x\n"
-            "  - name: k\n    type: kafka\n    topic: t\n"
-            "    properties: {bootstrap.servers: 'b:1'}\n",
-        "/etc/vigil/vigil.yaml");
+    const ServeConfigResult b =
+        ParseServeConfig(Valid("checkpoints: {directory: /tmp/vigil-ckpt}\n"
+                               "dead_letter: null\n") +
+                             "  - name: q\n    type: rabbitmq\n    exchange: x\n"
+                             "  - name: k\n    type: kafka\n    topic: t\n"
+                             "    properties: {bootstrap.servers: 'b:1'}\n",
+                         "/etc/vigil/vigil.yaml");
     INFO(RenderServeDiagnostics(b));
     REQUIRE(b.ok());
     const SinkConfig& s = b.config->sinks[1];
@@ -243,7 +243,7 @@ TEST_CASE("serve config: defaults fill every option that is not written") {
     CHECK(s.rabbitmq.password.redacted());
     CHECK(s.rabbitmq.heartbeat_ms == 30'000);
     CHECK_FALSE(s.routing_key.has_value());
-    CHECK_FALSE(b.config->sinks[2].transactional);   // no kafka source
+    CHECK_FALSE(b.config->sinks[2].transactional);  // no kafka source
     CHECK(b.config->dead_letter_sink == -1);
   }
 }
@@ -332,7 +332,8 @@ TEST_CASE("serve config: YAML syntax errors report a position and never throw") 
   const Case cases[] = {
       {"rules: x\nsources:\n  - name: a\n    type: [stdin\n",
        "5:1: error C101: YAML syntax error: end of sequence flow not found\n"},
-      {"rules: x\nsources: {name: a\n", "3:1: error C101: YAML syntax error: end of map flow not found\n"},
+      {"rules: x\nsources: {name: a\n",
+       "3:1: error C101: YAML syntax error: end of map flow not found\n"},
       {"rules: x\n  sinks: y\n", "2:8: error C101: YAML syntax error: illegal map value\n"},
       {"rules: &r x\nsources: *s\n",
        "2:10: error C101: YAML syntax error: the referenced anchor is not defined\n"},
@@ -341,7 +342,9 @@ TEST_CASE("serve config: YAML syntax errors report a position and never throw") 
        "1:1: error C107: missing required key 'sources'\n"
        "1:1: error C107: missing required key 'sinks'\n"
        "3:1: error C101: more than one YAML document: the configuration is one document\n"},
-      {"", "1:1: error C107: the configuration is empty: 'rules', 'sources' and 'sinks' are required\n"},
+      {"",
+       "1:1: error C107: the configuration is empty: 'rules', 'sources' and 'sinks' are "
+       "required\n"},
       {"- a\n- b\n", "1:1: error C103: the configuration must be a mapping of keys, got a list\n"},
   };
   for (const Case& c : cases) {
@@ -370,7 +373,7 @@ TEST_CASE("serve config: YAML syntax errors report a position and never throw") 
 TEST_CASE("serve config: metrics listen addresses") {
   struct Case {
     const char* metrics;
-    const char* error;   // "" = valid
+    const char* error;  // "" = valid
   };
   const Case cases[] = {
       {"{listen: '127.0.0.1:9464'}", ""},
@@ -382,7 +385,8 @@ TEST_CASE("serve config: metrics listen addresses") {
       {"{listen: 'metrics.internal:9464', allow_remote: true}", ""},
       {"{listen: '0.0.0.0:9464'}",
        "error C111: metrics.listen: '0.0.0.0:9464' is not a loopback address"},
-      {"{listen: '[::]:9464'}", "error C111: metrics.listen: '[::]:9464' is not a loopback address"},
+      {"{listen: '[::]:9464'}",
+       "error C111: metrics.listen: '[::]:9464' is not a loopback address"},
       {"{listen: '10.1.2.3:9464'}",
        "error C111: metrics.listen: '10.1.2.3:9464' is not a loopback address"},
       {"{listen: 'localhost'}", "error C111: metrics.listen: 'localhost' is not an address"},
@@ -395,7 +399,8 @@ TEST_CASE("serve config: metrics listen addresses") {
   };
   for (const Case& c : cases) {
     CAPTURE(c.metrics);
-    const ServeConfigResult r = ParseServeConfig(Valid("metrics: " + std::string(c.metrics) + "\n"), "m.yaml");
+    const ServeConfigResult r =
+        ParseServeConfig(Valid("metrics: " + std::string(c.metrics) + "\n"), "m.yaml");
     if (*c.error == 0) {
       CHECK(r.ok());
       CHECK(r.diagnostics.empty());
@@ -422,26 +427,30 @@ TEST_CASE("serve config: secrets resolve and never appear in output or diagnosti
     std::ofstream out(secret_file);
     out << file_secret << "\n";
   }
-  const std::string yaml =
-      "rules: " + std::string(VIGIL_SOURCE_DIR) + "/rules\n"
-      "checkpoints: {directory: ckpt}\n"
-      "metrics:\n  admin_token: {env: VIGIL_TEST_SECRET}\n"
-      "sources:\n"
-      "  - name: k\n    type: kafka\n    topics: [t]\n    properties:\n"
-      "      bootstrap.servers: b:1\n      group.id: g\n"
-      "      sasl.password: {file: secret.txt}\n"
-      "      ssl.key.password: \"" + inline_secret + "\"\n"
-      "      sasl.oauthbearer.client.secret: {env: VIGIL_TEST_SECRET}\n"
-      "  - name: q\n    type: rabbitmq\n    queue: in\n"
-      "    password: " + inline_secret + "\n"
-      "sinks:\n  - name: o\n    type: stdout\n";
+  const std::string yaml = "rules: " + std::string(VIGIL_SOURCE_DIR) +
+                           "/rules\n"
+                           "checkpoints: {directory: ckpt}\n"
+                           "metrics:\n  admin_token: {env: VIGIL_TEST_SECRET}\n"
+                           "sources:\n"
+                           "  - name: k\n    type: kafka\n    topics: [t]\n    properties:\n"
+                           "      bootstrap.servers: b:1\n      group.id: g\n"
+                           "      sasl.password: {file: secret.txt}\n"
+                           "      ssl.key.password: \"" +
+                           inline_secret +
+                           "\"\n"
+                           "      sasl.oauthbearer.client.secret: {env: VIGIL_TEST_SECRET}\n"
+                           "  - name: q\n    type: rabbitmq\n    queue: in\n"
+                           "    password: " +
+                           inline_secret +
+                           "\n"
+                           "sinks:\n  - name: o\n    type: stdout\n";
   const ServeConfigResult r = ParseServeConfig(yaml, (dir / "vigil.yaml").string());
   INFO(RenderServeDiagnostics(r));
   REQUIRE(r.ok());
   const ServeConfig& c = *r.config;
   CHECK(c.metrics.admin_token->value == env_secret);
   const SourceConfig& k = c.sources[0];
-  CHECK(k.properties.at("sasl.password").value == file_secret);   // newline stripped
+  CHECK(k.properties.at("sasl.password").value == file_secret);  // newline stripped
   CHECK(k.properties.at("ssl.key.password").value == inline_secret);
   CHECK(k.properties.at("ssl.key.password").redacted());
   CHECK(k.properties.at("sasl.oauthbearer.client.secret").value == env_secret);
@@ -479,17 +488,20 @@ TEST_CASE("serve config: secrets resolve and never appear in output or diagnosti
             "    user: {vault: x}\n"
             "    host: {env: VIGIL_TEST_SECRET}\n    port: {env: VIGIL_TEST_SECRET}\n",
         (dir / "vigil.yaml").string());
-    CHECK(Summarize(bad) ==
-          "3:22: error C112: environment variable 'VIGIL_TEST_NOT_SET_EVER' (for "
-          "metrics.admin_token) is not set\n"
-          "13:22: error C112: cannot read secret file '" + (dir / "missing-secret.txt").string() +
-              "' (for sink 'q' password): No such file or directory\n"
-          "14:11: error C112: sink 'q' user: a secret reference is a mapping with one key, env or "
-          "file\n"
-          "  help: write {env: NAME} or {file: PATH}\n"
-          "16:11: error C112: port cannot be a secret reference\n"
-          "  help: only connection settings (Kafka properties and topics, RabbitMQ host, vhost, "
-          "user, password, queue, exchange, routing_key) and metrics.admin_token can\n");
+    CHECK(
+        Summarize(bad) ==
+        "3:22: error C112: environment variable 'VIGIL_TEST_NOT_SET_EVER' (for "
+        "metrics.admin_token) is not set\n"
+        "13:22: error C112: cannot read secret file '" +
+            (dir / "missing-secret.txt").string() +
+            "' (for sink 'q' password): No such file or directory\n"
+            "14:11: error C112: sink 'q' user: a secret reference is a mapping with one key, env "
+            "or "
+            "file\n"
+            "  help: write {env: NAME} or {file: PATH}\n"
+            "16:11: error C112: port cannot be a secret reference\n"
+            "  help: only connection settings (Kafka properties and topics, RabbitMQ host, vhost, "
+            "user, password, queue, exchange, routing_key) and metrics.admin_token can\n");
     CHECK(RenderServeDiagnostics(bad).find(env_secret) == std::string::npos);
   }
   fs::remove_all(dir);
@@ -531,8 +543,8 @@ TEST_CASE("serve config: the effective configuration prints every default and re
         "checkpoints:\n  directory: \"\"\n  interval: 10s\n  keep: 3\n",
         "metrics:\n  listen: 127.0.0.1:9464\n  allow_remote: false\n",
         "log:\n  level: info\n  json: false\n",
-        "  - name: in\n    type: stdin\n    format: json\n    discriminator: type\n",
-        "routes: []", "dead_letter: null", "late: null"}) {
+        "  - name: in\n    type: stdin\n    format: json\n    discriminator: type\n", "routes: []",
+        "dead_letter: null", "late: null"}) {
     CAPTURE(line);
     CHECK(text.find(line) != std::string::npos);
   }
@@ -567,19 +579,21 @@ TEST_CASE("serve config: routes pick sinks by rule glob and severity") {
   CHECK(SinksForAlert(c, "ato_login", "medium", "") == V{0});
   CHECK(SinksForAlert(c, "card_testing", "medium", "") == V{});
   CHECK(SinksForAlert(c, "spending_spike", "low", "") == V{0});
-  CHECK(SinksForAlert(c, "spending_spike", "low", "pager") == V{1});   // the rule's own sink
+  CHECK(SinksForAlert(c, "spending_spike", "low", "pager") == V{1});  // the rule's own sink
   CHECK(SinksForAlert(c, "spending_spike", "low", "nosuch") == V{0});
 
-  const ServeConfigResult none = ParseServeConfig(
-      Valid("dead_letter: dlq\n") + "  - {name: dlq, type: file, path: /tmp/vigil-dlq.jsonl}\n"
-                                    "  - {name: b, type: file, path: /tmp/vigil-b.jsonl}\n",
-      "/x/v.yaml");
+  const ServeConfigResult none =
+      ParseServeConfig(Valid("dead_letter: dlq\n") +
+                           "  - {name: dlq, type: file, path: /tmp/vigil-dlq.jsonl}\n"
+                           "  - {name: b, type: file, path: /tmp/vigil-b.jsonl}\n",
+                       "/x/v.yaml");
   REQUIRE(none.ok());
-  CHECK(SinksForAlert(*none.config, "r", "high", "") == V{0, 2});   // all but the dead-letter sink
+  CHECK(SinksForAlert(*none.config, "r", "high", "") == V{0, 2});  // all but the dead-letter sink
 }
 
 TEST_CASE("serve config: the demo configuration loads clean") {
-  const ServeConfigResult r = LoadServeConfig(std::string(VIGIL_SOURCE_DIR) + "/scripts/serve-demo.yaml");
+  const ServeConfigResult r =
+      LoadServeConfig(std::string(VIGIL_SOURCE_DIR) + "/scripts/serve-demo.yaml");
   INFO(RenderServeDiagnostics(r));
   REQUIRE(r.ok());
   CHECK(r.diagnostics.empty());
