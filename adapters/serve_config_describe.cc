@@ -199,8 +199,9 @@ std::string DescribeServeConfig(const ServeConfig& c) {
   static constexpr const char* kSinkTypes[] = {"kafka", "rabbitmq", "file", "stdout"};
   static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   std::string out;
-  if (!c.config_path.empty())
+  if (!c.config_path.empty()) {
     out += fmt::format("# effective configuration of {}\n", c.config_path);
+  }
   out += fmt::format("rules: {}\n", Quote(c.rules_path));
   out += fmt::format("shards: {}{}\n", c.ShardCount(),
                      c.shards == 0 ? "  # 0 in the file: one per core" : "");
