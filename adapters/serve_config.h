@@ -236,7 +236,9 @@ bool GlobMatch(std::string_view pattern, std::string_view name);
 struct ServeConfigResult {
   std::optional<ServeConfig> config;    // set when there is no error (warnings allowed)
   std::vector<Diagnostic> diagnostics;  // sorted by position; errors and warnings
-  SourceSet sources;                    // the config file's text, for RenderText
+  // The config file's text, for RenderText, with the values of secrets written inline masked
+  // by '*' (so no rendered diagnostic quotes one).
+  SourceSet sources;
 
   bool ok() const { return config.has_value(); }
 };
