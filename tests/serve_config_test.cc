@@ -368,6 +368,18 @@ TEST_CASE("serve config: YAML syntax errors report a position and never throw") 
     CHECK_NOTHROW(r = ParseServeConfig(std::string_view(full).substr(0, n), "p.yaml"));
     for (const Diagnostic& d : r.diagnostics) CHECK(d.span.file == 0);
   }
+  // Single bytes replaced by YAML's indicator characters: no exception, every diagnostic inside
+  // the text.
+  const std::string indicators = ":{}[]-\n\t'\"&*!|>%@`#,?";
+  uint32_t seed = 12345;
+  for (int i = 0; i < 1000; ++i) {
+    seed = seed * 1103515245u + 12345u;
+    std::string mutated = full;
+    mutated[(seed >> 8) % mutated.size()] = indicators[(seed >> 20) % indicators.size()];
+    ServeConfigResult r;
+    CHECK_NOTHROW(r = ParseServeConfig(mutated, "m.yaml"));
+    for (const Diagnostic& d : r.diagnostics) CHECK(d.span.offset <= mutated.size());
+  }
 }
 
 TEST_CASE("serve config: metrics listen addresses") {
