@@ -43,9 +43,9 @@ namespace vigil {
 // metrics.admin_token. Other fields (names, types, enums, durations, paths) refuse `{env: ...}`.
 struct Secret {
   enum class Origin : uint8_t { kInline, kEnv, kFile };
-  std::string value;             // the resolved value (file contents without a trailing newline)
+  std::string value;  // the resolved value (file contents without a trailing newline)
   Origin origin = Origin::kInline;
-  std::string reference;         // kEnv: the variable's name; kFile: the file's absolute path
+  std::string reference;  // kEnv: the variable's name; kFile: the file's absolute path
   // Written inline but secret by its name (a password, admin_token, a Kafka property whose name
   // contains password/secret/token/key): redacted in output all the same.
   bool sensitive = false;
@@ -62,14 +62,14 @@ struct Secret {
   std::string Printable() const;
 };
 
-enum class EventFormat : uint8_t { kJson, kMsgpack };   // "json" | "msgpack"
+enum class EventFormat : uint8_t { kJson, kMsgpack };  // "json" | "msgpack"
 
 // TLS for RabbitMQ (rabbitmq-c's SSL socket). Present (enabled) when the `tls` mapping is given.
 struct TlsConfig {
   bool enabled = false;
-  std::string ca_cert;        // absolute path, "" = none
-  std::string cert;           // client certificate, absolute path, "" = none
-  std::string key;            // client key, absolute path, "" = none
+  std::string ca_cert;  // absolute path, "" = none
+  std::string cert;     // client certificate, absolute path, "" = none
+  std::string key;      // client key, absolute path, "" = none
   bool verify_peer = true;
 };
 
@@ -89,7 +89,7 @@ struct SourceConfig {
   std::string name;
   Kind kind = Kind::kStdin;
   EventFormat format = EventFormat::kJson;
-  std::string discriminator = "type";   // DecoderOptions::discriminator
+  std::string discriminator = "type";  // DecoderOptions::discriminator
 
   // kKafka: the topics to subscribe to (at least one) and librdkafka properties, passed through
   // unchanged (bootstrap.servers and group.id required).
@@ -106,7 +106,7 @@ struct SourceConfig {
   // kFile: JSON lines or a msgpack stream, absolute path.
   std::string path;
 
-  SourceSpan span;   // where the source is defined (for the daemon's own diagnostics)
+  SourceSpan span;  // where the source is defined (for the daemon's own diagnostics)
 };
 
 struct SinkConfig {
@@ -138,16 +138,16 @@ struct SinkConfig {
 // severity is one of `severities` (empty = any).
 struct RouteConfig {
   std::vector<std::string> rules;
-  std::vector<std::string> severities;   // each one of low | medium | high | critical
+  std::vector<std::string> severities;  // each one of low | medium | high | critical
   std::string sink;
-  size_t sink_index = 0;                 // into ServeConfig::sinks
+  size_t sink_index = 0;  // into ServeConfig::sinks
   SourceSpan span;
 };
 
 struct WatermarkConfig {
-  int64_t out_of_orderness_ms = 0;   // bounded out-of-orderness, per source partition
-  int64_t idle_timeout_ms = 0;       // 0: an idle partition holds the watermark back forever
-  int64_t allowed_lateness_ms = 0;   // MatcherOptions::allowed_lateness_ms
+  int64_t out_of_orderness_ms = 0;  // bounded out-of-orderness, per source partition
+  int64_t idle_timeout_ms = 0;      // 0: an idle partition holds the watermark back forever
+  int64_t allowed_lateness_ms = 0;  // MatcherOptions::allowed_lateness_ms
 };
 
 struct LimitsConfig {
@@ -162,26 +162,26 @@ struct LimitsConfig {
       MatcherOptions::OnKeyBufferLimit::kForceWatermark;
   size_t distinct_exact_limit = 10000;
   // The daemon's own bounds.
-  size_t queue_capacity = 65536;          // events per shard input queue
-  size_t alert_queue_capacity = 65536;    // alerts waiting for the sinks
-  size_t max_message_bytes = 1 << 20;     // larger messages are dead letters
+  size_t queue_capacity = 65536;        // events per shard input queue
+  size_t alert_queue_capacity = 65536;  // alerts waiting for the sinks
+  size_t max_message_bytes = 1 << 20;   // larger messages are dead letters
 
   // Copies the matcher limits above into `options` (other fields unchanged).
   void ApplyTo(MatcherOptions* options) const;
 };
 
 struct CheckpointConfig {
-  std::string directory;          // absolute; "" = no checkpoints (refused with broker sources)
+  std::string directory;  // absolute; "" = no checkpoints (refused with broker sources)
   int64_t interval_ms = 10'000;
-  int keep = 3;                   // checkpoints kept, >= 1
+  int keep = 3;  // checkpoints kept, >= 1
 };
 
 struct MetricsConfig {
-  std::string listen = "127.0.0.1:9464";   // "" = no HTTP endpoint
-  std::string host = "127.0.0.1";          // parsed from listen ("" when disabled)
-  int port = 9464;                         // parsed from listen (0: any free port)
-  bool allow_remote = false;               // required for a non-loopback listen address
-  std::optional<Secret> admin_token;       // nullopt: admin calls (reload) refused
+  std::string listen = "127.0.0.1:9464";  // "" = no HTTP endpoint
+  std::string host = "127.0.0.1";         // parsed from listen ("" when disabled)
+  int port = 9464;                        // parsed from listen (0: any free port)
+  bool allow_remote = false;              // required for a non-loopback listen address
+  std::optional<Secret> admin_token;      // nullopt: admin calls (reload) refused
   bool enabled() const { return !listen.empty(); }
 };
 
@@ -192,15 +192,15 @@ struct LogConfig {
 };
 
 struct ServeConfig {
-  std::string config_path;   // absolute path of the file ("" for ParseServeConfig without one)
-  std::string rules_path;    // absolute: a *.vigil file or a directory of them
-  int shards = 0;            // as written; 0 = ShardCount() picks the number of cores
+  std::string config_path;  // absolute path of the file ("" for ParseServeConfig without one)
+  std::string rules_path;   // absolute: a *.vigil file or a directory of them
+  int shards = 0;           // as written; 0 = ShardCount() picks the number of cores
   WatermarkConfig watermark;
   LimitsConfig limits;
   CheckpointConfig checkpoints;
   MetricsConfig metrics;
   LogConfig log;
-  std::vector<SourceConfig> sources;   // at least one
+  std::vector<SourceConfig> sources;  // at least one
   std::vector<SinkConfig> sinks;
   // Empty: every alert goes to every sink other than the dead-letter and late sinks.
   std::vector<RouteConfig> routes;
@@ -234,9 +234,11 @@ std::vector<size_t> SinksForAlert(const ServeConfig& config, std::string_view ru
 bool GlobMatch(std::string_view pattern, std::string_view name);
 
 struct ServeConfigResult {
-  std::optional<ServeConfig> config;     // set when there is no error (warnings allowed)
-  std::vector<Diagnostic> diagnostics;   // sorted by position; errors and warnings
-  SourceSet sources;                     // the config file's text, for RenderText
+  std::optional<ServeConfig> config;    // set when there is no error (warnings allowed)
+  std::vector<Diagnostic> diagnostics;  // sorted by position; errors and warnings
+  // The config file's text, for RenderText, with the values of secrets written inline masked
+  // by '*' (so no rendered diagnostic quotes one).
+  SourceSet sources;
 
   bool ok() const { return config.has_value(); }
 };
