@@ -492,7 +492,18 @@ void Matcher::Impl::BuildPassive() {
 // ---- events in -------------------------------------------------------------------------------
 
 bool Matcher::Impl::Push(RecordView event) {
-  const int64_t seq = next_seq_++;
+  return Take(event, next_seq_++, kNoWatermark, /*event_watermark=*/true);
+}
+
+bool Matcher::Impl::Push(RecordView event, int64_t seq, int64_t watermark_after) {
+  next_seq_ = std::max(next_seq_, seq + 1);   // Snapshot / Restore and Push(event) go on from here
+  return Take(event, seq, watermark_after, /*event_watermark=*/false);
+}
+
+// The body of both Push entry points: `event` arrives with arrival seq `seq`. The watermark it
+// raises after it is taken: with event_watermark, max time seen - delay - 1 (when the options
+// have a delay >= 0); otherwise `watermark_after` (the caller's; kNoWatermark: none).
+bool Matcher::Impl::Take(RecordView event, int64_t seq, int64_t watermark_after, bool event_watermark) {
   ++counters_.events_pushed;
   const int64_t t = event.event_time();
   if (watermark_ != kNoWatermark && t <= watermark_) {
@@ -509,8 +520,10 @@ bool Matcher::Impl::Push(RecordView event) {
   const size_t type = static_cast<size_t>(event.type_id());
   const bool used = type < by_type_.size() && (!by_type_[type].empty() || windowed_type_[type]);
   // No out-of-orderness allowed (and no buffer limit to force the watermark): the event may be
-  // processed at once, below, instead of waiting in the reorder buffer.
-  const bool in_order = options_.bounded_out_of_orderness_ms == 0 && options_.max_buffered_events == 0;
+  // processed at once, below, instead of waiting in the reorder buffer. A caller-given watermark
+  // is treated as a delay of 0 would be: the event is processed at once when it is next.
+  const bool in_order = (!event_watermark || options_.bounded_out_of_orderness_ms == 0) &&
+                        options_.max_buffered_events == 0;
   bool taken = true;   // false: rejected by the per-key buffer limit (its time still counts below)
   if (!used) {
     ++counters_.events_ignored;
@@ -525,18 +538,15 @@ bool Matcher::Impl::Push(RecordView event) {
       AdvanceTo(store_.time(reorder_.Top()));
     }
   }
-  if (options_.bounded_out_of_orderness_ms >= 0 && t > max_seen_) {
-    max_seen_ = t;
-    const int64_t w = t - options_.bounded_out_of_orderness_ms - 1;
-    if (w > watermark_) {
-      if (reorder_.empty() && timers_.NextTime() > w && w < window_sweep_at_ &&
-          (windows_ == nullptr || windows_->NextClose() > w)) {
-        watermark_ = w;   // nothing is due before w (AdvanceTo would only set it)
-      } else {
-        AdvanceTo(w);
-      }
+  int64_t w = watermark_after;
+  if (event_watermark) {
+    w = kNoWatermark;
+    if (options_.bounded_out_of_orderness_ms >= 0 && t > max_seen_) {
+      max_seen_ = t;
+      w = t - options_.bounded_out_of_orderness_ms - 1;
     }
   }
+  if (w > watermark_) AdvanceTo(w);   // only sets it when nothing is due before w
   if (used && in_order) {
     // W = t - 1 now: everything before t has been processed (events, then timers), anything
     // that arrives later is late or has time t and a greater seq, and what expires at t waits
@@ -557,6 +567,11 @@ bool Matcher::Impl::Push(RecordView event) {
 
 void Matcher::Impl::AdvanceTo(int64_t w) {
   if (w <= watermark_) return;
+  if (reorder_.empty() && timers_.NextTime() > w && w < window_sweep_at_ &&
+      (windows_ == nullptr || windows_->NextClose() > w) && revisions_.empty()) {
+    watermark_ = w;   // nothing is due at or before w: the loop below would only set it
+    return;
+  }
   for (;;) {
     const bool have_event = !reorder_.empty();
     const int64_t event_time = have_event ? store_.time(reorder_.Top()) : 0;
@@ -928,6 +943,9 @@ Matcher::Matcher(std::shared_ptr<const Program> program, MatcherOptions options,
     : impl_(std::make_unique<Impl>(std::move(program), options, std::move(callbacks))) {}
 Matcher::~Matcher() = default;
 bool Matcher::Push(RecordView event) { return impl_->Push(event); }
+bool Matcher::Push(RecordView event, int64_t seq, int64_t watermark_after) {
+  return impl_->Push(event, seq, watermark_after);
+}
 void Matcher::AdvanceWatermark(int64_t t) { impl_->AdvanceTo(t); }
 std::string Matcher::Snapshot() const { return impl_->Snapshot(); }
 bool Matcher::Restore(std::string_view bytes, std::string* error) { return impl_->Restore(bytes, error); }

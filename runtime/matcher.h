@@ -237,7 +237,20 @@ class Matcher {
   // is not kept). May process buffered events, and in order this one (and call on_alert), when
   // the watermark moves; a late event within the allowed lateness may call on_alert (revisions).
   bool Push(RecordView event);
-  // Raises the watermark to `t` (never lowers it) and processes what became due.
+  // As Push(event), for a caller that keeps the arrival order and the watermark itself (the
+  // daemon's router, runtime/shard_pool.h, which feeds one matcher per shard and key group):
+  // `seq` is the event's arrival seq, strictly greater than every seq given before (later
+  // Push(event) calls go on after it); the event is late if its time is <= the watermark now;
+  // after it is taken the watermark is raised to `watermark_after` (never lowered) — the part
+  // max time seen - delay - 1 plays in Push(event); for an event that is not late the caller
+  // guarantees watermark_after < its time. Then, as with a delay of 0 (and no
+  // max_buffered_events), an event that is next in (time, seq) order — nothing buffered, time ==
+  // watermark + 1 — is processed at once and never counts against max_buffered_events_per_key.
+  // Meant for options with bounded_out_of_orderness_ms = -1 (the events do not move the
+  // watermark; this entry never applies the options' delay).
+  bool Push(RecordView event, int64_t seq, int64_t watermark_after);
+  // Raises the watermark to `t` (never lowers it) and processes what became due (nothing to do
+  // before `t`: it only sets it).
   void AdvanceWatermark(int64_t t);
   // End of input: W = +inf; every buffered event is processed and every pending deadline fires.
   void Finish() { AdvanceWatermark(kEndOfTime); }

@@ -337,6 +337,7 @@ class Matcher::Impl {
   Impl(std::shared_ptr<const Program> program, MatcherOptions options, MatcherCallbacks callbacks);
 
   bool Push(RecordView event);
+  bool Push(RecordView event, int64_t seq, int64_t watermark_after);
   void AdvanceTo(int64_t w);
   std::string Snapshot() const;                                   // matcher_snapshot.cc
   bool Restore(std::string_view bytes, std::string* error);
@@ -372,6 +373,7 @@ class Matcher::Impl {
   void BuildEmitFields();   // matcher_alert.cc
   ExprValue EmitFieldValue(const EmitRead& f, const ExprProgram& program, uint32_t node,
                            const ExprValue& key) const;
+  bool Take(RecordView event, int64_t seq, int64_t watermark_after, bool event_watermark);
   void ProcessEvent(RecordView record, int64_t seq, EventStore::Handle stored);
   EventStore::Handle StoredEvent() {   // the current event's copy in store_, made on first use
     if (event_ == EventStore::kNone) {

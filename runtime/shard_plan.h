@@ -1,0 +1,96 @@
+// How one Program is split over shards (the daemon's parallel runtime, issue 5 "Parallelism";
+// runtime/shard_pool.h runs it). Entry point: ShardPlan::Build.
+//
+// A Matcher keeps its state per key, and rules with identical key fields share key states (a key
+// spec: Matcher's KeySpec, runtime/matcher_impl.h). An event type may be read by rules of
+// different keys — Charge by rules keyed by card_id and by rules keyed by merchant — so an event
+// has no one key to be sharded by. The plan therefore partitions the program's enabled rules
+// into *key groups*, one per key spec (the same greedy rule-by-rule grouping as the Matcher's, so
+// `when` rules and the windows rules read go with their key's group), and gives each group its
+// own Program: the same CheckedRules with every rule outside the group disabled (`enabled =
+// false`). Rule indices, names and the schema stay those of the whole program, so a group's
+// alerts carry the rule indices and match ids (docs/matching.md §8: rule name, key, bound
+// events' times and seqs) of a run of the whole program.
+//
+// Routing: per event type, the (group, key slots) pairs whose rules or windows read it. An event
+// goes, once per such group, to the shard ShardOf(event, group, n): a hash of the group's key
+// components in the event mod n. Every event of one key value of one group lands on one shard,
+// which therefore sees all it needs; the same event may go to several shards (one per group).
+// Events of a type no group reads go nowhere.
+//
+// ShardOf's hash is part of the checkpoint format: a shard's checkpoint holds the keys that hash
+// to it, so the hash (KeyHash below: components, their encoding, the constants, the reduction to
+// a shard) must never change — a change would send events to a shard that does not hold their
+// key's state. tests/shard_plan_test.cc pins its values. (It is deliberately not absl::Hash nor
+// runtime/key_bytes_hash.h, neither of which is stable across versions.)
+//
+// Example: rules `card_testing` (key card_id, reads Charge), `merchant_burst` (key merchant,
+// reads Charge) and `takeover` (key card_id, reads Login, Charge) make two groups, {card_testing,
+// takeover} keyed by card_id and {merchant_burst} keyed by merchant. A Charge goes to
+// ShardOf(card_id) for group 0 and to ShardOf(merchant) for group 1; a Login to group 0 only.
+//
+// Immutable after Build; safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "nfa/program.h"
+#include "runtime/event.h"
+
+namespace vigil {
+
+class ShardPlan {
+ public:
+  // One group that reads an event type, and where its key components are in that type.
+  struct Route {
+    int32_t group = -1;
+    std::vector<int> slots;             // per key component (empty: the type is not keyed)
+    std::vector<ValueType> types;       // per key component
+  };
+  struct Group {
+    std::shared_ptr<const Program> program;   // the whole program's rules, only the group's enabled
+    std::vector<int32_t> rules;               // the rule indices it runs, ascending
+    std::vector<std::string> key_names;       // for display ("card_id")
+  };
+
+  // Splits `program` (compiled from CheckedRules without errors) into key groups and compiles
+  // each group's program with `options` (use those `program` was compiled with). Null, with
+  // `error` set, if a group's program does not compile (it compiled as part of the whole).
+  static std::shared_ptr<const ShardPlan> Build(std::shared_ptr<const Program> program, std::string* error,
+                                                const CompileOptions& options = {});
+
+  const Program& program() const { return *program_; }
+  const std::shared_ptr<const Program>& whole_program() const { return program_; }
+  int group_count() const { return static_cast<int>(groups_.size()); }
+  const Group& group(int g) const { return groups_[static_cast<size_t>(g)]; }
+  // The groups that read events of `type` (empty: no rule reads the type).
+  std::span<const Route> routes(int type) const {
+    if (type < 0 || static_cast<size_t>(type) >= routes_.size()) return {};
+    return routes_[static_cast<size_t>(type)];
+  }
+  // The shard in [0, nshards) of `event`'s key in `route`'s group. Stable across processes and
+  // versions (see the top of this file); allocates nothing.
+  static int ShardOf(RecordView event, const Route& route, int nshards) {
+    return ShardOfHash(KeyHash(event, route), nshards);
+  }
+  // As above, by group (the route of the event's type for `group`); -1 if the group does not
+  // read the event's type.
+  int ShardOf(RecordView event, int group, int nshards) const;
+  // The frozen hash of the key components of `event` in `route` (ints, timestamps, durations and
+  // bools as their int64; floats as their IEEE bits, -0 as 0; strings as their length and bytes).
+  static uint64_t KeyHash(RecordView event, const Route& route);
+  static int ShardOfHash(uint64_t hash, int nshards) {
+    return static_cast<int>((static_cast<unsigned __int128>(hash) * static_cast<uint64_t>(nshards)) >> 64);
+  }
+
+ private:
+  std::shared_ptr<const Program> program_;
+  std::vector<Group> groups_;
+  std::vector<std::vector<Route>> routes_;   // per event type
+};
+
+}  // namespace vigil

@@ -1,0 +1,433 @@
+// ShardPool (runtime/shard_pool.h): the router's batches, the shard threads, barriers, the
+// checkpoint blobs.
+//
+// A batch is one queue message: entries (group, seq, W before, W after, where the record is) and
+// an arena of record images (copied with one memcpy each, runtime/event.h: images are position
+// independent), then what the shard does after the entries: raise every matcher's watermark to
+// the router's W when the batch was sent, and, by kind, snapshot (checkpoint), copy counters,
+// finish or stop. An event routed to one shard for two groups is copied once.
+//
+// Checkpoint blob of one shard (msgpack): ["vigil-shards", format version 1, shard count, shard
+// index, watermark, last seq, [[rule indices] per group], [matcher snapshot (bin) per group]].
+#include "runtime/shard_pool.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <latch>
+#include <thread>
+
+#include <fmt/format.h>
+#include <msgpack.hpp>
+#include <tbb/concurrent_queue.h>
+
+namespace vigil {
+namespace {
+
+constexpr size_t kBatchEvents = 256;          // entries per batch before it is sent
+constexpr size_t kBatchCells = 64 * 1024 / sizeof(Cell);   // record bytes per batch before it is sent
+constexpr const char* kMagic = "vigil-shards";
+constexpr uint64_t kFormatVersion = 1;
+
+enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop };
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct ShardPool::Batch {
+  struct Entry {
+    uint32_t offset = 0;   // cells into `cells`
+    int32_t group = -1;
+    int64_t seq = 0;
+    int64_t w_before = kNoWatermark;
+    int64_t w_after = kNoWatermark;
+  };
+  std::vector<Entry> entries;   // keeps its capacity across uses
+  std::unique_ptr<Cell[]> cells;
+  size_t cell_capacity = 0;
+  size_t cell_used = 0;
+  bool has_last = false;        // the last record copied, for a second group on this shard
+  int64_t last_seq = 0;
+  uint32_t last_offset = 0;
+  // After the entries.
+  uint8_t kind = kEvents;
+  int64_t watermark = kNoWatermark;   // the router's W when sent
+  int64_t pool_last_seq = kNoWatermark;   // kCheckpoint: for the blob
+  std::latch* barrier = nullptr;      // kCheckpoint, kCounters: counted down when done
+
+  uint32_t Copy(RecordView record) {
+    const std::span<const Cell> image = record.image();
+    if (cell_used + image.size() > cell_capacity) {
+      const size_t grown = std::max({cell_capacity * 2, cell_used + image.size(), size_t{4096}});
+      auto bigger = std::make_unique_for_overwrite<Cell[]>(grown);
+      if (cell_used > 0) std::memcpy(bigger.get(), cells.get(), cell_used * sizeof(Cell));
+      cells = std::move(bigger);
+      cell_capacity = grown;
+    }
+    const uint32_t at = static_cast<uint32_t>(cell_used);
+    std::memcpy(cells.get() + at, image.data(), image.size_bytes());
+    cell_used += image.size();
+    return at;
+  }
+  void Reset() {
+    entries.clear();
+    cell_used = 0;
+    has_last = false;
+    kind = kEvents;
+    barrier = nullptr;
+  }
+};
+
+struct ShardPool::Shard {
+  int index = 0;
+  int nshards = 1;
+  const ShardPlan* plan = nullptr;
+  tbb::concurrent_bounded_queue<Batch*> in;     // router -> shard
+  tbb::concurrent_bounded_queue<Batch*> free;   // shard -> router: used batches
+  std::vector<std::unique_ptr<Batch>> owned;
+  Batch* current = nullptr;                     // the router's, being filled
+  int64_t sent_watermark = kNoWatermark;        // the W of the last batch sent
+  std::vector<std::unique_ptr<Matcher>> matchers;   // per group; the thread's once started
+  std::thread thread;
+  // Written by the thread before it counts a barrier down (or exits); read by the router after.
+  std::vector<MatcherCounters> counters;
+  std::string blob;
+  int64_t snapshot_ns = 0;
+
+  void Run();
+  void Snapshot(const Batch& b);
+};
+
+void ShardPool::Shard::Run() {
+  for (;;) {
+    Batch* b = nullptr;
+    in.pop(b);
+    const Cell* cells = b->cells.get();
+    for (const Batch::Entry& e : b->entries) {
+      Matcher& m = *matchers[static_cast<size_t>(e.group)];
+      if (e.w_before > m.watermark()) m.AdvanceWatermark(e.w_before);   // W when it arrived
+      m.Push(RecordView(cells + e.offset), e.seq, e.w_after);
+    }
+    if (b->kind == kStop) return;
+    const int64_t w = b->kind == kFinish ? kEndOfTime : b->watermark;
+    for (auto& m : matchers)
+      if (w > m->watermark()) m->AdvanceWatermark(w);
+    if (b->kind != kEvents) {
+      counters.clear();
+      for (auto& m : matchers) counters.push_back(m->counters());
+    }
+    if (b->kind == kCheckpoint) Snapshot(*b);
+    if (b->kind == kFinish) return;
+    std::latch* barrier = b->barrier;
+    b->Reset();
+    free.push(b);   // never blocks: unbounded, and holds at most the shard's batches
+    if (barrier != nullptr) barrier->count_down();
+  }
+}
+
+// The blob: a msgpack header [magic, version, shard count, shard index, watermark, last seq,
+// [[rule indices] per group], [snapshot size per group]], then the groups' matcher snapshots
+// (Matcher::Snapshot) back to back — appended as they are, not copied into a msgpack bin.
+void ShardPool::Shard::Snapshot(const Batch& b) {
+  const int64_t t0 = NowNs();
+  std::vector<std::string> parts;
+  std::vector<uint64_t> sizes;
+  for (auto& m : matchers) {
+    parts.push_back(m->Snapshot());
+    sizes.push_back(parts.back().size());
+  }
+  msgpack::sbuffer header;
+  msgpack::packer<msgpack::sbuffer> pk(header);
+  pk.pack_array(8);
+  pk.pack(kMagic);
+  pk.pack(kFormatVersion);
+  pk.pack(nshards);
+  pk.pack(index);
+  pk.pack(b.watermark);
+  pk.pack(b.pool_last_seq);
+  pk.pack_array(static_cast<uint32_t>(matchers.size()));
+  for (int g = 0; g < plan->group_count(); ++g) pk.pack(plan->group(g).rules);
+  pk.pack(sizes);
+  size_t total = header.size();
+  for (const std::string& part : parts) total += part.size();
+  blob.clear();
+  blob.reserve(total);
+  blob.append(header.data(), header.size());
+  for (const std::string& part : parts) blob += part;
+  snapshot_ns = NowNs() - t0;
+}
+
+ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, MatcherOptions options,
+                     std::function<MatcherCallbacks(int shard, int group)> make_callbacks, size_t queue_capacity)
+    : plan_(std::move(plan)), nshards_(std::max(1, nshards)), options_(options),
+      queue_capacity_(std::max<size_t>(1, queue_capacity)) {
+  options_.bounded_out_of_orderness_ms = -1;
+  const int groups = plan_->group_count();
+  callbacks_.resize(static_cast<size_t>(nshards_));
+  stats_.shards.resize(static_cast<size_t>(nshards_));
+  for (int s = 0; s < nshards_; ++s) {
+    auto shard = std::make_unique<Shard>();
+    shard->index = s;
+    shard->nshards = nshards_;
+    shard->plan = plan_.get();
+    shard->in.set_capacity(static_cast<std::ptrdiff_t>(queue_capacity_));
+    // One being filled, queue_capacity_ queued, one being processed: the router blocks (for a
+    // free batch) only when the shard is that far behind.
+    for (size_t i = 0; i < queue_capacity_ + 2; ++i) {
+      shard->owned.push_back(std::make_unique<Batch>());
+      shard->owned.back()->entries.reserve(kBatchEvents);
+      shard->free.push(shard->owned.back().get());
+    }
+    for (int g = 0; g < groups; ++g) {
+      callbacks_[static_cast<size_t>(s)].push_back(make_callbacks ? make_callbacks(s, g) : MatcherCallbacks{});
+      shard->matchers.push_back(std::make_unique<Matcher>(plan_->group(g).program, options_,
+                                                          callbacks_[static_cast<size_t>(s)].back()));
+    }
+    shards_.push_back(std::move(shard));
+  }
+  CollectCounters();   // no thread yet: read them here
+}
+
+ShardPool::~ShardPool() {
+  if (!started_ || finished_) return;
+  for (int s = 0; s < nshards_; ++s) Send(s, kStop, nullptr);
+  for (auto& shard : shards_) shard->thread.join();
+}
+
+void ShardPool::Start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& shard : shards_) {
+    shard->current = Acquire(*shard);
+    shard->thread = std::thread([s = shard.get()] { s->Run(); });
+  }
+}
+
+ShardPool::Batch* ShardPool::Acquire(Shard& shard) {
+  Batch* b = nullptr;
+  if (!shard.free.try_pop(b)) {   // every batch in flight: the shard is behind
+    const int64_t t0 = NowNs();
+    shard.free.pop(b);
+    stats_.router_blocked_ns += NowNs() - t0;
+  }
+  return b;
+}
+
+void ShardPool::Append(int s, RecordView event, int32_t group, int64_t seq, int64_t w_before, int64_t w_after) {
+  Shard& shard = *shards_[static_cast<size_t>(s)];
+  Batch& b = *shard.current;
+  uint32_t offset;
+  if (b.has_last && b.last_seq == seq) {
+    offset = b.last_offset;   // the same event for another group of this shard
+  } else {
+    offset = b.Copy(event);
+    b.has_last = true;
+    b.last_seq = seq;
+    b.last_offset = offset;
+  }
+  b.entries.push_back(Batch::Entry{offset, group, seq, w_before, w_after});
+  ++stats_.shards[static_cast<size_t>(s)].events;
+  if (b.entries.size() >= kBatchEvents || b.cell_used >= kBatchCells) Send(s, kEvents, nullptr);
+}
+
+void ShardPool::Send(int s, uint8_t kind, void* barrier) {
+  Shard& shard = *shards_[static_cast<size_t>(s)];
+  Batch* b = shard.current;
+  b->kind = kind;
+  b->watermark = watermark_;
+  b->pool_last_seq = last_seq_;
+  b->barrier = static_cast<std::latch*>(barrier);
+  if (!shard.in.try_push(b)) {
+    const int64_t t0 = NowNs();
+    shard.in.push(b);
+    stats_.router_blocked_ns += NowNs() - t0;
+  }
+  shard.sent_watermark = watermark_;
+  ++stats_.shards[static_cast<size_t>(s)].batches;
+  shard.current = kind == kFinish || kind == kStop ? nullptr : Acquire(shard);
+}
+
+size_t ShardPool::Push(RecordView event, int64_t seq, int64_t watermark_after) {
+  if (finished_) return 0;
+  Start();
+  const std::span<const ShardPlan::Route> routes = plan_->routes(event.type_id());
+  const int64_t before = watermark_;
+  for (const ShardPlan::Route& r : routes) {
+    const int s = nshards_ == 1 ? 0 : ShardPlan::ShardOf(event, r, nshards_);
+    Append(s, event, r.group, seq, before, watermark_after);
+  }
+  watermark_ = std::max(watermark_, watermark_after);
+  last_seq_ = seq;
+  ++stats_.events_pushed;
+  stats_.events_unrouted += routes.empty();
+  return routes.size();
+}
+
+void ShardPool::AdvanceWatermark(int64_t w) {
+  if (finished_) return;
+  watermark_ = std::max(watermark_, w);
+  Flush();
+}
+
+void ShardPool::Flush() {
+  if (finished_) return;
+  Start();
+  for (int s = 0; s < nshards_; ++s) {
+    const Shard& shard = *shards_[static_cast<size_t>(s)];
+    if (!shard.current->entries.empty() || shard.sent_watermark < watermark_) Send(s, kEvents, nullptr);
+  }
+}
+
+void ShardPool::Barrier(uint8_t kind) {
+  Start();
+  std::latch done(nshards_);
+  for (int s = 0; s < nshards_; ++s) Send(s, kind, &done);
+  done.wait();
+  CollectCounters();
+}
+
+void ShardPool::CollectCounters() {
+  for (int s = 0; s < nshards_; ++s) {
+    Shard& shard = *shards_[static_cast<size_t>(s)];
+    if (!started_) {   // no thread: the matchers are the router's
+      shard.counters.clear();
+      for (auto& m : shard.matchers) shard.counters.push_back(m->counters());
+    }
+    stats_.shards[static_cast<size_t>(s)].groups = shard.counters;
+  }
+}
+
+void ShardPool::RefreshCounters() {
+  if (!finished_) Barrier(kCounters);
+}
+
+std::vector<std::string> ShardPool::Checkpoint() {
+  std::vector<std::string> blobs;
+  if (finished_) return blobs;
+  const int64_t t0 = NowNs();
+  Barrier(kCheckpoint);
+  for (int s = 0; s < nshards_; ++s) {
+    Shard& shard = *shards_[static_cast<size_t>(s)];
+    ShardPoolStats::Shard& st = stats_.shards[static_cast<size_t>(s)];
+    st.snapshot_ns = shard.snapshot_ns;
+    st.checkpoint_bytes = shard.blob.size();
+    blobs.push_back(std::move(shard.blob));
+    shard.blob.clear();
+  }
+  const int64_t pause = NowNs() - t0;
+  ++stats_.checkpoints;
+  stats_.last_checkpoint_ns = pause;
+  stats_.max_checkpoint_ns = std::max(stats_.max_checkpoint_ns, pause);
+  return blobs;
+}
+
+bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* error) {
+  if (started_) {
+    *error = "a sharded checkpoint is restored before the first push, into a fresh pool";
+    return false;
+  }
+  if (blobs.size() != static_cast<size_t>(nshards_)) {
+    *error = fmt::format(
+        "the checkpoint has {} shard blobs, this pool {} shards: changing the shard count needs every key state "
+        "moved to the shard its key hashes to (re-keying), which is not supported yet",
+        blobs.size(), nshards_);
+    return false;
+  }
+  const int groups = plan_->group_count();
+  int64_t watermark = kNoWatermark, last_seq = kNoWatermark;
+  std::vector<std::vector<std::unique_ptr<Matcher>>> restored(static_cast<size_t>(nshards_));
+  for (size_t s = 0; s < blobs.size(); ++s) {
+    const std::string& blob = blobs[s];
+    std::vector<uint64_t> sizes;
+    size_t offset = 0;
+    try {
+      const msgpack::object_handle oh = msgpack::unpack(blob.data(), blob.size(), offset);
+      const msgpack::object& o = oh.get();
+      if (o.type != msgpack::type::ARRAY || o.via.array.size != 8 || o.via.array.ptr[0].as<std::string>() != kMagic) {
+        *error = fmt::format("shard {}: not a sharded checkpoint", s);
+        return false;
+      }
+      const msgpack::object* f = o.via.array.ptr;
+      if (f[1].as<uint64_t>() != kFormatVersion) {
+        *error = fmt::format("shard {}: checkpoint format {} (this version reads {})", s, f[1].as<uint64_t>(), kFormatVersion);
+        return false;
+      }
+      const int count = f[2].as<int>();
+      if (count != nshards_ || blobs.size() != static_cast<size_t>(nshards_)) {
+        *error = fmt::format(
+            "the checkpoint is of {} shards ({} blobs given), this pool has {}: changing the shard count needs every "
+            "key state moved to the shard its key hashes to (re-keying), which is not supported yet",
+            count, blobs.size(), nshards_);
+        return false;
+      }
+      if (f[3].as<int>() != static_cast<int>(s)) {
+        *error = fmt::format("blob {} is shard {}'s: the blobs must be given in shard order", s, f[3].as<int>());
+        return false;
+      }
+      if (s == 0) {
+        watermark = f[4].as<int64_t>();
+        last_seq = f[5].as<int64_t>();
+      } else if (f[4].as<int64_t>() != watermark || f[5].as<int64_t>() != last_seq) {
+        *error = fmt::format("shard {}: from another checkpoint than shard 0 (watermark or last seq differ)", s);
+        return false;
+      }
+      const auto rules = f[6].as<std::vector<std::vector<int32_t>>>();
+      bool same = rules.size() == static_cast<size_t>(groups);
+      for (int g = 0; same && g < groups; ++g) same = rules[static_cast<size_t>(g)] == plan_->group(g).rules;
+      if (!same) {
+        *error = fmt::format("shard {}: the checkpoint's key groups are not this plan's (the rules changed)", s);
+        return false;
+      }
+      sizes = f[7].as<std::vector<uint64_t>>();
+    } catch (const std::exception& e) {
+      *error = fmt::format("shard {}: damaged checkpoint ({})", s, e.what());
+      return false;
+    }
+    uint64_t total = offset;
+    for (uint64_t n : sizes) total += n;
+    if (sizes.size() != static_cast<size_t>(groups) || total != blob.size()) {
+      *error = fmt::format("shard {}: damaged checkpoint (its parts do not add up to its size)", s);
+      return false;
+    }
+    for (int g = 0; g < groups; ++g) {
+      auto m = std::make_unique<Matcher>(plan_->group(g).program, options_, callbacks_[s][static_cast<size_t>(g)]);
+      std::string why;
+      if (!m->Restore(std::string_view(blob).substr(offset, sizes[static_cast<size_t>(g)]), &why)) {
+        *error = fmt::format("shard {}, key group {}: {}", s, g, why);
+        return false;
+      }
+      offset += sizes[static_cast<size_t>(g)];
+      restored[s].push_back(std::move(m));
+    }
+  }
+  for (int s = 0; s < nshards_; ++s) {
+    shards_[static_cast<size_t>(s)]->matchers = std::move(restored[static_cast<size_t>(s)]);
+    shards_[static_cast<size_t>(s)]->sent_watermark = watermark;
+  }
+  watermark_ = watermark;
+  last_seq_ = last_seq;
+  CollectCounters();
+  return true;
+}
+
+void ShardPool::Finish() {
+  if (finished_) return;
+  Start();
+  for (int s = 0; s < nshards_; ++s) Send(s, kFinish, nullptr);
+  for (auto& shard : shards_) shard->thread.join();
+  finished_ = true;
+  watermark_ = kEndOfTime;
+  CollectCounters();
+}
+
+const ShardPoolStats& ShardPool::stats() {
+  for (int s = 0; s < nshards_; ++s)
+    stats_.shards[static_cast<size_t>(s)].queue_depth = std::max<std::ptrdiff_t>(0, shards_[static_cast<size_t>(s)]->in.size());
+  return stats_;
+}
+
+}  // namespace vigil

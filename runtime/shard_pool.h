@@ -1,0 +1,147 @@
+// The matcher on N shards (threads), with the alerts of one matcher (issue 5, "Parallelism"). Entry
+// point: ShardPool (Push, AdvanceWatermark, Checkpoint, Restore, Finish).
+//
+// The daemon reads its sources on one thread, the router. It assigns every event its arrival seq
+// and keeps the watermark W, and hands both to ShardPool::Push. The plan (runtime/shard_plan.h)
+// names, per event type, the key groups that read it; for each, the event is copied into the
+// current input batch of shard ShardOf(key) with (group, seq, W before it, W after it). Each shard
+// is a thread that owns one Matcher per key group — for the keys that hash to it — and feeds it
+// with Matcher::Push(event, seq, W after) after raising its watermark to the W the event arrived
+// at. So every matcher sees the global arrival order and watermark restricted to its keys: a late
+// event is late everywhere, an event's seq (and so its match id) is the same as with one matcher,
+// and the per-key outcome — alerts, match ids, timeouts, windows — is that of a single Matcher
+// over the whole program fed the same stream. Only the order of alerts of different keys (and
+// shards) differs; tests/shard_pool_test.cc holds the sets equal on random rules and streams.
+//
+// Limits that span keys are per matcher, that is per shard and group: max_keys, max_buffered_events
+// (and what their policies evict or force) then apply to each shard's part of the keys, so with
+// such limits set the results can differ from one matcher's (as any partitioning of state does).
+// Per-key limits (max_partial_matches, max_buffered_events_per_key) are unaffected.
+//
+// Queues. Per shard one bounded single-producer queue of batch pointers (tbb::concurrent_bounded_
+// queue, `queue_capacity` batches) and a free list the shard hands used batches back on; batches
+// (a few hundred events, their record images in one arena) are recycled, so in the steady state
+// the router allocates nothing per event and touches a queue once per batch. When a shard falls
+// behind, the router blocks waiting for a free batch (backpressure up to the sources), and that
+// time is counted (ShardPoolStats::router_blocked_ns). Watermarks and barriers travel in the same
+// queues, so a shard sees them in order with its events.
+//
+// Latency: a batch goes when it is full, or at AdvanceWatermark / Flush / Checkpoint / Finish. A
+// router whose input pauses should call Flush() (e.g. when its source poll comes back empty), or
+// events wait in a part-filled batch.
+//
+// Checkpoints are aligned barriers: Checkpoint() flushes, and every shard snapshots all its
+// matchers after exactly the events pushed before the call; one blob per shard. Restore() takes
+// them back into a pool of the same plan and shard count before its first push. The shard count
+// cannot change across a restore yet: a shard's state is the keys that hash to it
+// (ShardPlan::KeyHash mod n), so going from n to m shards means re-keying — decoding each group's
+// matcher snapshot, re-hashing every key state (its runs and their bound events, its window
+// slices, its events waiting for the watermark) to its new shard, and writing m snapshots with the
+// events they reference and the watermark — a tool not written yet; Restore refuses it.
+//
+// Threading: every member function is for the router thread (one thread). The callbacks of
+// (shard, group) run on that shard's thread, never two at once for one shard; the views in an
+// Alert are valid only during the callback. Callbacks must not call into the pool and must not
+// throw.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/matcher.h"
+#include "runtime/shard_plan.h"
+
+namespace vigil {
+
+struct ShardPoolStats {
+  struct Shard {
+    int64_t queue_depth = 0;              // batches waiting in its queue (when stats() was read)
+    uint64_t batches = 0;                 // batch messages sent to it
+    uint64_t events = 0;                  // (event, group) deliveries routed to it
+    // Per group: the shard's matcher counters as of the last Checkpoint, RefreshCounters, Restore
+    // or Finish.
+    std::vector<MatcherCounters> groups;
+    int64_t snapshot_ns = 0;              // its part of the last checkpoint (snapshotting)
+    uint64_t checkpoint_bytes = 0;        // its last blob's size
+  };
+  std::vector<Shard> shards;
+  uint64_t events_pushed = 0;
+  uint64_t events_unrouted = 0;           // of a type no rule reads (Push returned 0)
+  int64_t router_blocked_ns = 0;          // waiting for a shard (backpressure)
+  uint64_t checkpoints = 0;
+  int64_t last_checkpoint_ns = 0;         // the last Checkpoint()'s pause, call to return
+  int64_t max_checkpoint_ns = 0;
+};
+
+class ShardPool {
+ public:
+  // `plan`: the program split into key groups. `nshards` >= 1 threads, started at the first
+  // Push, AdvanceWatermark, Flush, Checkpoint, RefreshCounters or Finish. `options` for every
+  // matcher (bounded_out_of_orderness_ms is forced to -1: the router's watermark rules).
+  // `make_callbacks(shard, group)` is called here, once per matcher; the callbacks it returns run
+  // on the shard's thread. `queue_capacity` (>= 1): batches a shard's queue holds.
+  ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, MatcherOptions options,
+            std::function<MatcherCallbacks(int shard, int group)> make_callbacks, size_t queue_capacity = 8);
+  // Without Finish: the shards stop after what they have been sent (no end-of-input watermark).
+  ~ShardPool();
+  ShardPool(const ShardPool&) = delete;
+  ShardPool& operator=(const ShardPool&) = delete;
+
+  // One event (a record of the plan's schema; copied) with its arrival seq (strictly greater than
+  // every seq before) and the watermark after it (Matcher::Push(event, seq, watermark_after): the
+  // event is late if its time <= the watermark before it; never lowers the watermark). Returns
+  // the number of key groups it was routed to: 0 for a type no rule reads (the caller counts it
+  // ignored). May block while a shard is behind (backpressure).
+  size_t Push(RecordView event, int64_t seq, int64_t watermark_after);
+  // Raises the watermark to `w` everywhere, in order with the events (sends every batch).
+  void AdvanceWatermark(int64_t w);
+  // Sends the part-filled batches (and the watermark) to the shards now.
+  void Flush();
+  // Aligned barrier: every shard snapshots all its matchers after exactly the events pushed
+  // before the call. One blob per shard (format: shard_pool.cc). Blocks until all are done.
+  std::vector<std::string> Checkpoint();
+  // Before the first Push (or other call that starts the shards): the state of Checkpoint()'s
+  // blobs, from a pool of the same plan and shard count. On failure returns false, sets `error`
+  // and leaves the pool as it was.
+  bool Restore(const std::vector<std::string>& blobs, std::string* error);
+  // End of input: W = +inf everywhere; waits for the shards to drain and joins them. Nothing may
+  // be called after it but stats().
+  void Finish();
+  // Has every shard copy its matchers' counters into stats() (a barrier, without a snapshot).
+  void RefreshCounters();
+
+  const ShardPoolStats& stats();
+  int64_t watermark() const { return watermark_; }
+  // The greatest seq pushed (or restored from a checkpoint); kNoWatermark: none yet.
+  int64_t last_seq() const { return last_seq_; }
+  int shards() const { return nshards_; }
+  const ShardPlan& plan() const { return *plan_; }
+
+  struct Batch;
+  struct Shard;
+
+ private:
+  void Start();
+  void Append(int shard, RecordView event, int32_t group, int64_t seq, int64_t w_before, int64_t w_after);
+  void Send(int shard, uint8_t kind, void* barrier);
+  Batch* Acquire(Shard& shard);
+  void Barrier(uint8_t kind);
+  void CollectCounters();
+
+  std::shared_ptr<const ShardPlan> plan_;
+  int nshards_;
+  MatcherOptions options_;
+  size_t queue_capacity_;
+  std::vector<std::vector<MatcherCallbacks>> callbacks_;   // [shard][group]
+  std::vector<std::unique_ptr<Shard>> shards_;
+  ShardPoolStats stats_;
+  int64_t watermark_ = kNoWatermark;
+  int64_t last_seq_ = kNoWatermark;
+  bool started_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace vigil

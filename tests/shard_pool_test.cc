@@ -1,0 +1,464 @@
+// ShardPool (runtime/shard_pool.h) against one Matcher over the whole program: on random rule sets
+// whose event types are read by several key groups (tests/shard_random_rules.h: keys id, m, x,
+// (id, m); windows; `when` rules) and random streams (out of order, late, punctuation), the pool
+// on 1, 2 and 3 shards gives the set of alerts (rule, kind, key, detection, bound events' seqs,
+// match id, fields, window, revision) of the one matcher fed the same stream, and counters that
+// add up to its (per rule, matches, timeouts, window alerts, keys and runs started) or to what the
+// routing implies (late and processed events per group). A checkpoint at random points restored
+// into a fresh pool that continues gives the uninterrupted set; a full queue blocks the router
+// without losing anything; the example rules over the bundled sample stream give the one
+// matcher's alerts on 1 and 2 shards.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "adapters/decoder.h"
+#include "grammar/check.h"
+#include "runtime/shard_pool.h"
+#include "tests/alloc_counter.h"
+#include "tests/shard_random_rules.h"
+
+namespace vigil {
+namespace {
+
+using test::Uniform;
+using test::shard::Chance;
+
+// A stream with the watermark computed outside, as the daemon's router does: W after event i is
+// max time seen - delay - 1; punctuation raises it further at some points.
+struct Input {
+  std::vector<test::shard::Event> events;
+  std::vector<OwnedRecord> records;   // or views into someone else's records
+  std::vector<RecordView> views;
+  std::vector<int64_t> w_after;
+  std::vector<int64_t> advance_to;    // kNoWatermark: none after event i
+};
+
+void SetWatermarks(Input* in, int64_t delay, std::mt19937_64* rng) {
+  int64_t max_seen = kNoWatermark;
+  for (const RecordView& v : in->views) {
+    max_seen = std::max(max_seen, v.event_time());
+    in->w_after.push_back(max_seen - delay - 1);
+    in->advance_to.push_back(rng != nullptr && Chance(*rng, 5) ? max_seen - Uniform(*rng, 0, 3) * 1000 : kNoWatermark);
+  }
+}
+
+struct Result {
+  std::vector<std::string> alerts;   // sorted
+  std::vector<MatcherCounters> counters;   // reference: one; pool: per group, summed over shards
+  uint64_t late = 0;                 // late callbacks
+};
+
+// Per (shard, group) alert lists, filled on the shard threads (one writer each).
+struct Collected {
+  std::vector<std::vector<std::string>> lists;
+  int groups = 1;
+  std::function<MatcherCallbacks(int, int)> Maker(std::chrono::microseconds delay = {}) {
+    return [this, delay](int shard, int group) {
+      std::vector<std::string>* out = &lists[static_cast<size_t>(shard * groups + group)];
+      MatcherCallbacks cb;
+      cb.on_alert = [out, delay](const Alert& a) {
+        if (delay.count() > 0) std::this_thread::sleep_for(delay);
+        out->push_back(test::shard::FormatAlert(a));
+      };
+      return cb;
+    };
+  }
+  Collected(int shards, int g) : lists(static_cast<size_t>(shards * std::max(1, g))), groups(std::max(1, g)) {}
+  void AppendTo(std::vector<std::string>* all) const {
+    for (const auto& l : lists) all->insert(all->end(), l.begin(), l.end());
+  }
+};
+
+Result RunMatcher(const std::shared_ptr<const Program>& program, const Input& in, MatcherOptions options) {
+  Result r;
+  options.bounded_out_of_orderness_ms = -1;
+  MatcherCallbacks cb;
+  cb.on_alert = [&](const Alert& a) { r.alerts.push_back(test::shard::FormatAlert(a)); };
+  Matcher m(program, options, cb);
+  for (size_t i = 0; i < in.views.size(); ++i) {
+    m.Push(in.views[i], static_cast<int64_t>(i), in.w_after[i]);
+    if (in.advance_to[i] != kNoWatermark) m.AdvanceWatermark(in.advance_to[i]);
+  }
+  m.Finish();
+  std::sort(r.alerts.begin(), r.alerts.end());
+  r.counters.push_back(m.counters());
+  return r;
+}
+
+MatcherCounters Sum(const MatcherCounters& a, const MatcherCounters& b) {
+  MatcherCounters s = a;
+  s.events_pushed += b.events_pushed;
+  s.events_processed += b.events_processed;
+  s.events_late += b.events_late;
+  s.events_ignored += b.events_ignored;
+  s.matches += b.matches;
+  s.timeouts += b.timeouts;
+  s.window_alerts += b.window_alerts;
+  s.runs_started += b.runs_started;
+  s.runs_evicted += b.runs_evicted;
+  s.runs_rejected += b.runs_rejected;
+  s.keys_created += b.keys_created;
+  s.late_events_windowed += b.late_events_windowed;
+  s.window_revisions += b.window_revisions;
+  s.window_retractions += b.window_retractions;
+  s.runs_live += b.runs_live;
+  s.keys_live += b.keys_live;
+  if (s.alerts_per_rule.size() < b.alerts_per_rule.size()) s.alerts_per_rule.resize(b.alerts_per_rule.size());
+  for (size_t i = 0; i < b.alerts_per_rule.size(); ++i) s.alerts_per_rule[i] += b.alerts_per_rule[i];
+  return s;
+}
+
+// Per group, summed over the shards.
+std::vector<MatcherCounters> GroupCounters(const ShardPoolStats& stats, int groups) {
+  std::vector<MatcherCounters> out(static_cast<size_t>(groups));
+  for (const ShardPoolStats::Shard& s : stats.shards)
+    for (int g = 0; g < groups; ++g) out[static_cast<size_t>(g)] = Sum(out[static_cast<size_t>(g)], s.groups[static_cast<size_t>(g)]);
+  return out;
+}
+
+// The pool on `nshards`, with checkpoints after the events in `cuts` (restored into a fresh pool
+// when `restore`, else the same pool goes on).
+Result RunPool(const std::shared_ptr<const ShardPlan>& plan, int nshards, const Input& in, const MatcherOptions& options,
+               const std::vector<size_t>& cuts = {}, bool restore = false, std::string* error = nullptr) {
+  Result r;
+  const int groups = plan->group_count();
+  std::vector<std::unique_ptr<Collected>> collected;
+  collected.push_back(std::make_unique<Collected>(nshards, groups));
+  auto pool = std::make_unique<ShardPool>(plan, nshards, options, collected.back()->Maker(), 4);
+  for (size_t i = 0; i < in.views.size(); ++i) {
+    if (std::find(cuts.begin(), cuts.end(), i) != cuts.end()) {
+      const std::vector<std::string> blobs = pool->Checkpoint();
+      if (restore) {
+        pool.reset();   // stops the shards after what they were sent
+        collected.push_back(std::make_unique<Collected>(nshards, groups));
+        pool = std::make_unique<ShardPool>(plan, nshards, options, collected.back()->Maker(), 4);
+        std::string why;
+        if (!pool->Restore(blobs, &why)) {
+          if (error) *error = why;
+          return r;
+        }
+        if (i > 0) CHECK(pool->last_seq() == static_cast<int64_t>(i) - 1);
+      }
+    }
+    pool->Push(in.views[i], static_cast<int64_t>(i), in.w_after[i]);
+    if (in.advance_to[i] != kNoWatermark) pool->AdvanceWatermark(in.advance_to[i]);
+  }
+  pool->Finish();
+  for (const auto& c : collected) c->AppendTo(&r.alerts);
+  std::sort(r.alerts.begin(), r.alerts.end());
+  r.counters = GroupCounters(pool->stats(), groups);
+  return r;
+}
+
+MatcherOptions RandomOptions(std::mt19937_64& rng) {
+  MatcherOptions o;
+  // No limit that spans keys (max_keys, max_buffered_events, per-key buffers): those apply per
+  // shard (shard_pool.h).
+  static constexpr size_t kPartialLimits[] = {0, 0, 1, 2, 5};
+  o.max_partial_matches = kPartialLimits[Uniform(rng, 0, 4)];
+  o.on_partial_limit = Chance(rng, 50) ? MatcherOptions::OnPartialLimit::kDropOldest
+                                       : MatcherOptions::OnPartialLimit::kRejectNew;
+  o.start_index = Chance(rng, 50);
+  o.chain_paths = Chance(rng, 70);
+  if (Chance(rng, 20)) o.allowed_lateness_ms = Uniform(rng, 1, 6) * 1000;
+  return o;
+}
+
+std::string Lines(const std::vector<std::string>& lines) { return fmt::format("{}", fmt::join(lines, "\n")); }
+
+// Which events each group reads, and which are late (time <= W before them).
+struct Expected {
+  std::vector<uint64_t> late, taken;   // per group
+  uint64_t unrouted = 0;
+};
+Expected Expect(const ShardPlan& plan, const Input& in) {
+  Expected e;
+  e.late.assign(static_cast<size_t>(plan.group_count()), 0);
+  e.taken.assign(static_cast<size_t>(plan.group_count()), 0);
+  int64_t w = kNoWatermark;
+  for (size_t i = 0; i < in.views.size(); ++i) {
+    const bool late = in.views[i].event_time() <= w;
+    const auto routes = plan.routes(in.views[i].type_id());
+    e.unrouted += routes.empty();
+    for (const ShardPlan::Route& r : routes) ++(late ? e.late : e.taken)[static_cast<size_t>(r.group)];
+    w = std::max({w, in.w_after[i], in.advance_to[i]});
+  }
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("shards: 1, 2 and 3 shards give the alerts of one matcher on random rules and streams") {
+  std::mt19937_64 rng(20270502);
+  int compared = 0, with_alerts = 0, multi_group = 0, shared_types = 0, with_late = 0, failures = 0;
+  for (int i = 0; i < 300 && failures < 3; ++i) {
+    const test::shard::RandomProgram p = test::shard::MakeProgram(rng);
+    std::string error;
+    const auto plan = ShardPlan::Build(p.program, &error);
+    REQUIRE_MESSAGE(plan, error);
+    const MatcherOptions options = RandomOptions(rng);
+    Input in;
+    in.events = test::shard::RandomEvents(rng, /*shuffle=*/true, /*max_keys=*/4, /*per_key=*/16);
+    in.records = test::shard::MakeRecords(p.checked->schema, in.events);
+    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+    static constexpr int64_t kDelays[] = {0, 1500, 3000};
+    SetWatermarks(&in, kDelays[Uniform(rng, 0, 2)], Chance(rng, 30) ? &rng : nullptr);
+    const std::string rules = p.text;
+    const std::string events = test::shard::Describe(in.events);
+    CAPTURE(rules);
+    CAPTURE(events);
+    const Result one = RunMatcher(p.program, in, options);
+    const Expected expected = Expect(*plan, in);
+    bool same = true;
+    for (int n = 1; n <= 3; ++n) {
+      CAPTURE(n);
+      const Result pool = RunPool(plan, n, in, options);
+      CHECK(Lines(pool.alerts) == Lines(one.alerts));
+      MatcherCounters all;
+      for (const MatcherCounters& c : pool.counters) all = Sum(all, c);
+      const MatcherCounters& ref = one.counters[0];
+      CHECK(all.alerts_per_rule == ref.alerts_per_rule);
+      CHECK(all.matches == ref.matches);
+      CHECK(all.timeouts == ref.timeouts);
+      CHECK(all.window_alerts == ref.window_alerts);
+      CHECK(all.runs_started == ref.runs_started);
+      CHECK(all.runs_evicted == ref.runs_evicted);
+      CHECK(all.runs_rejected == ref.runs_rejected);
+      CHECK(all.keys_created == ref.keys_created);
+      CHECK(all.window_revisions == ref.window_revisions);
+      CHECK(all.events_ignored == 0);
+      CHECK(all.runs_live == ref.runs_live);   // after Finish: runs of rules without a deadline
+      CHECK(all.keys_live == ref.keys_live);
+      for (int g = 0; g < plan->group_count(); ++g) {
+        CAPTURE(g);
+        CHECK(pool.counters[static_cast<size_t>(g)].events_late == expected.late[static_cast<size_t>(g)]);
+        CHECK(pool.counters[static_cast<size_t>(g)].events_processed == expected.taken[static_cast<size_t>(g)]);
+      }
+      same = same && pool.alerts == one.alerts && all.alerts_per_rule == ref.alerts_per_rule;
+    }
+    failures += !same;
+    ++compared;
+    with_alerts += !one.alerts.empty();
+    multi_group += plan->group_count() > 1;
+    with_late += one.counters[0].events_late > 0;
+    for (int t = 0; t < 3; ++t)
+      if (plan->routes(t).size() > 1) {
+        ++shared_types;
+        break;
+      }
+  }
+  MESSAGE(fmt::format("compared {} with alerts {} several groups {} a type read by several groups {} with late {}",
+                      compared, with_alerts, multi_group, shared_types, with_late));
+  CHECK(compared == 300);
+  CHECK(with_alerts > 200);
+  CHECK(multi_group > 150);
+  CHECK(shared_types > 100);
+  CHECK(with_late > 100);
+}
+
+TEST_CASE("shards: checkpoints at random points restored into a fresh pool give the uninterrupted alerts") {
+  std::mt19937_64 rng(20270503);
+  int compared = 0, with_alerts = 0, failures = 0;
+  for (int i = 0; i < 150 && failures < 3; ++i) {
+    const test::shard::RandomProgram p = test::shard::MakeProgram(rng);
+    std::string error;
+    const auto plan = ShardPlan::Build(p.program, &error);
+    REQUIRE_MESSAGE(plan, error);
+    const MatcherOptions options = RandomOptions(rng);
+    Input in;
+    in.events = test::shard::RandomEvents(rng, true, 4, 16);
+    in.records = test::shard::MakeRecords(p.checked->schema, in.events);
+    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+    SetWatermarks(&in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+    const int n = static_cast<int>(Uniform(rng, 1, 3));
+    std::vector<size_t> cuts;
+    for (int c = static_cast<int>(Uniform(rng, 1, 3)); c > 0; --c)
+      cuts.push_back(static_cast<size_t>(Uniform(rng, 0, static_cast<int64_t>(in.views.size()))));
+    const std::string rules = p.text;
+    const std::string events = test::shard::Describe(in.events);
+    const std::string how = fmt::format("{} shards, cuts before {}", n, fmt::join(cuts, " "));
+    CAPTURE(rules);
+    CAPTURE(events);
+    CAPTURE(how);
+    const Result whole = RunPool(plan, n, in, options);
+    const Result kept = RunPool(plan, n, in, options, cuts, /*restore=*/false);
+    const Result resumed = RunPool(plan, n, in, options, cuts, /*restore=*/true, &error);
+    CHECK(error == "");
+    CHECK(Lines(kept.alerts) == Lines(whole.alerts));
+    CHECK(Lines(resumed.alerts) == Lines(whole.alerts));
+    failures += kept.alerts != whole.alerts || resumed.alerts != whole.alerts;
+    ++compared;
+    with_alerts += !whole.alerts.empty();
+  }
+  MESSAGE(fmt::format("compared {} with alerts {}", compared, with_alerts));
+  CHECK(with_alerts > 100);
+}
+
+TEST_CASE("shards: Restore refuses another shard count, damaged blobs, and a started pool") {
+  std::mt19937_64 rng(7);
+  const test::shard::RandomProgram p = test::shard::MakeProgram(rng);
+  std::string error;
+  const auto plan = ShardPlan::Build(p.program, &error);
+  REQUIRE(plan);
+  ShardPool two(plan, 2, {}, nullptr);
+  const std::vector<std::string> blobs = two.Checkpoint();
+  REQUIRE(blobs.size() == 2);
+  {
+    ShardPool three(plan, 3, {}, nullptr);
+    CHECK_FALSE(three.Restore(blobs, &error));
+    CHECK(error.find("re-keying") != std::string::npos);
+  }
+  {
+    ShardPool other(plan, 2, {}, nullptr);
+    std::vector<std::string> damaged = blobs;
+    damaged[1].resize(damaged[1].size() - 3);
+    CHECK_FALSE(other.Restore(damaged, &error));
+    CHECK(error.find("shard 1") != std::string::npos);
+    CHECK_FALSE(other.Restore({blobs[1], blobs[0]}, &error));
+    CHECK(error.find("shard order") != std::string::npos);
+    CHECK(other.Restore(blobs, &error));   // the failures left it fresh
+  }
+  {
+    ShardPool started(plan, 2, {}, nullptr);
+    started.Flush();
+    CHECK_FALSE(started.Restore(blobs, &error));
+    CHECK(error.find("before the first push") != std::string::npos);
+  }
+}
+
+TEST_CASE("shards: a full queue blocks the router, and nothing is lost") {
+  const std::string rules = "rule every { pattern a: E emit { who: key, x: a.x } }\n"
+                            "rule by_m { key m pattern a: E where x > 4 emit { who: key } }\n";
+  CheckResult check = CheckSources({{"bp.vigil", std::string(test::shard::kSchema) + rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
+  auto program = CompileProgram(checked).program;
+  REQUIRE(program);
+  std::string error;
+  const auto plan = ShardPlan::Build(program, &error);
+  REQUIRE(plan);
+  std::mt19937_64 rng(11);
+  Input in;
+  for (int i = 0; i < 2000; ++i)
+    in.events.push_back({0, fmt::format("u{}", Uniform(rng, 1, 50)), fmt::format("m{}", Uniform(rng, 1, 5)), "a",
+                         Uniform(rng, 0, 9), 1000 + i});
+  in.records = test::shard::MakeRecords(checked->schema, in.events);
+  for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+  SetWatermarks(&in, 0, nullptr);
+  const Result one = RunMatcher(program, in, {});
+  Collected collected(2, plan->group_count());
+  ShardPool pool(plan, 2, {}, collected.Maker(std::chrono::microseconds(50)), /*queue_capacity=*/1);
+  for (size_t i = 0; i < in.views.size(); ++i) pool.Push(in.views[i], static_cast<int64_t>(i), in.w_after[i]);
+  pool.Finish();
+  std::vector<std::string> alerts;
+  collected.AppendTo(&alerts);
+  std::sort(alerts.begin(), alerts.end());
+  CHECK(alerts.size() == one.alerts.size());
+  CHECK(alerts == one.alerts);
+  const ShardPoolStats& stats = pool.stats();
+  MESSAGE(fmt::format("router blocked {:.1f} ms, batches {} + {}", stats.router_blocked_ns / 1e6, stats.shards[0].batches,
+                      stats.shards[1].batches));
+  CHECK(stats.router_blocked_ns > 10'000'000);   // 2000 alerts x 50 us on two threads: most of it waited for
+  CHECK(stats.events_pushed == 2000);
+  CHECK(stats.shards[0].events + stats.shards[1].events == 4000);   // every event for both groups
+}
+
+// The example rules of rules/ over the bundled sample stream (out of order by up to 5 s).
+TEST_CASE("shards: the example rules over the sample stream give the one matcher's alerts on 1 and 2 shards") {
+  const std::string root = VIGIL_SOURCE_DIR;
+  CheckResult check = CheckPaths({root + "/rules"});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  auto rules = std::make_shared<CheckedRules>(std::move(check.rules));
+  CompileProgramResult compiled = CompileProgram(rules);
+  if (!compiled.program) {   // the rules the engine cannot run yet are left out (as `vigil run` does)
+    for (const CompileStatus& problem : compiled.problems)
+      for (CheckedRule& r : rules->rules)
+        if (r.name == problem.rule) r.meta.enabled = false;
+    compiled = CompileProgram(rules);
+  }
+  REQUIRE_MESSAGE(compiled.program, compiled.status.message);
+  std::string error;
+  const auto plan = ShardPlan::Build(compiled.program, &error);
+  REQUIRE_MESSAGE(plan, error);
+  auto decoder = MakeDecoder(WireFormat::kJson, rules->schema);
+  RecordBuilder builder;
+  std::ifstream file(root + "/rules/sample/events.jsonl");
+  REQUIRE(file.good());
+  Input in;
+  std::string line;
+  while (std::getline(file, line)) {
+    REQUIRE(decoder->Decode(line, builder).ok());
+    in.records.emplace_back(builder.record());
+  }
+  for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+  SetWatermarks(&in, 5000, nullptr);
+  const Result one = RunMatcher(compiled.program, in, {});
+  MESSAGE(fmt::format("{} events, {} alerts, {} key groups", in.views.size(), one.alerts.size(), plan->group_count()));
+  CHECK(one.alerts.size() > 20);
+  CHECK(plan->group_count() > 1);
+  for (int n : {1, 2}) {
+    CAPTURE(n);
+    const Result pool = RunPool(plan, n, in, {});
+    CHECK(pool.alerts.size() == one.alerts.size());
+    CHECK(Lines(pool.alerts) == Lines(one.alerts));
+  }
+}
+
+
+// The router and the shards allocate nothing per event once batches, keys and runs are warm:
+// 30000 more events (two groups: 60000 deliveries) and a barrier cost a handful of allocations
+// (the barrier's counter copies), not one per event.
+TEST_CASE("shards: the steady state allocates nothing per event") {
+  const std::string rules = "rule ab { within 5s pattern a: E where k == \"a\" -> b: F where x > a.x emit { who: key } }\n"
+                            "rule by_m { key m pattern a: E where k == \"b\" -> b: E where k == \"c\" emit { who: key } }\n";
+  CheckResult check = CheckSources({{"alloc.vigil", std::string(test::shard::kSchema) + rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
+  auto program = CompileProgram(checked).program;
+  REQUIRE(program);
+  std::string error;
+  const auto plan = ShardPlan::Build(program, &error);
+  REQUIRE(plan);
+  std::mt19937_64 rng(5);
+  std::vector<test::shard::Event> events;
+  for (int i = 0; i < 50000; ++i)
+    events.push_back({static_cast<int>(Uniform(rng, 0, 1)), fmt::format("u{}", Uniform(rng, 1, 40)),
+                      fmt::format("m{}", Uniform(rng, 1, 4)), test::shard::Letter(rng), Uniform(rng, 0, 9),
+                      1000 + 10 * i});
+  const std::vector<OwnedRecord> records = test::shard::MakeRecords(checked->schema, events);
+  std::atomic<uint64_t> alerts{0};
+  ShardPool pool(plan, 2, {}, [&](int, int) {
+    MatcherCallbacks cb;
+    cb.on_alert = [&](const Alert&) { alerts.fetch_add(1, std::memory_order_relaxed); };
+    return cb;
+  });
+  int64_t seq = 0;
+  auto feed = [&](int n) {
+    for (int i = 0; i < n; ++i, ++seq) {
+      const RecordView r = records[static_cast<size_t>(seq)].view();
+      pool.Push(r, seq, r.event_time() - 1);
+    }
+  };
+  feed(20000);
+  pool.RefreshCounters();
+  const long before = test::AllocationCount();
+  feed(30000);
+  pool.RefreshCounters();
+  const long allocations = test::AllocationCount() - before;
+  pool.Finish();
+  MESSAGE(fmt::format("{} allocations for 30000 events, {} alerts", allocations, alerts.load()));
+  CHECK(alerts.load() > 1000);
+  CHECK(allocations < 50);
+}
+
+}  // namespace vigil
