@@ -49,6 +49,8 @@ class FileSink final : public ServeSink {
     return buffer_.size() < kFileBuffer || WriteOut(error);
   }
 
+  bool Drain(std::string* error) override { return WriteOut(error); }
+
   bool Flush(std::string* error) override {
     ++counters_.flushes;
     if (!WriteOut(error)) return false;
@@ -90,6 +92,8 @@ class StdoutSink final : public ServeSink {
     }
     return true;
   }
+  bool Drain(std::string* error) override { return Flush(error); }
+
   bool Flush(std::string* error) override {
     ++counters_.flushes;
     if (std::fflush(stdout) != 0) {
@@ -166,6 +170,10 @@ bool TruncatePartialLine(int fd, const std::string& path, std::string* error) {
     }
     end = from;
   }
+  if (end > 0) {   // a read error before the whole file was scanned
+    *error = fmt::format("cannot read {} to check its last line: {}", path, std::strerror(errno));
+    return false;
+  }
   if (::ftruncate(fd, 0) != 0) {   // no newline at all: one cut line
     *error = fmt::format("cannot truncate the cut last line of {}: {}", path, std::strerror(errno));
     return false;
@@ -182,7 +190,7 @@ std::unique_ptr<ServeSink> MakeServeSink(const SinkConfig& config, std::string* 
   }
   switch (config.kind) {
     case SinkConfig::Kind::kFile: {
-      const int fd = ::open(config.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      const int fd = ::open(config.path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd < 0) {
         *error = fmt::format("sink '{}': cannot open {}: {}", config.name, config.path, std::strerror(errno));
         return nullptr;

@@ -45,6 +45,9 @@ class ServeSink {
   virtual ~ServeSink() = default;
   // Takes one line. False with `error` when it cannot (the daemon stops: nothing is dropped).
   virtual bool Write(const OutputLine& line, std::string* error) = 0;
+  // Nothing more is coming for now: hand buffered lines on (file: written, not fsync'ed; stdout:
+  // flushed), so alerts are not held back until the next checkpoint. False with `error`.
+  virtual bool Drain(std::string* error) { return true; }
   // Everything written so far is delivered (file: fsync'ed; kafka: acknowledged). False with
   // `error`.
   virtual bool Flush(std::string* error) = 0;

@@ -35,6 +35,9 @@ void AddRunCommand(CLI::App& app, int* exit_code);
 // per test. Stores 0 when every test passed, 1 when a test failed or the rules have errors.
 void AddTestCommand(CLI::App& app, int* exit_code);
 
+// `vigil serve --config FILE` (the daemon) and `vigil serve --check-config FILE`.
+void AddServeCommand(CLI::App& app, int* exit_code);
+
 // `vigil version`: prints "vigil <version>".
 void AddVersionCommand(CLI::App& app, int* exit_code);
 

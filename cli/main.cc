@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   vigil::cli::AddCheckCommand(app, &exit_code);
   vigil::cli::AddExplainCommand(app, &exit_code);
   vigil::cli::AddRunCommand(app, &exit_code);
+  vigil::cli::AddServeCommand(app, &exit_code);
   vigil::cli::AddTestCommand(app, &exit_code);
   vigil::cli::AddVersionCommand(app, &exit_code);
 

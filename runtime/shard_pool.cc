@@ -430,4 +430,8 @@ const ShardPoolStats& ShardPool::stats() {
   return stats_;
 }
 
+int64_t ShardPool::ShardWatermark(int shard, int group) const {
+  return shards_[static_cast<size_t>(shard)]->matchers[static_cast<size_t>(group)]->watermark();
+}
+
 }  // namespace vigil

@@ -118,6 +118,9 @@ class ShardPool {
   // The greatest seq pushed (or restored from a checkpoint); kNoWatermark: none yet.
   int64_t last_seq() const { return last_seq_; }
   int shards() const { return nshards_; }
+  // The watermark of shard `shard`'s matcher of `group`. Only from that shard's own thread,
+  // inside one of its callbacks (e.g. to print the watermark a late event was judged against).
+  int64_t ShardWatermark(int shard, int group) const;
   const ShardPlan& plan() const { return *plan_; }
 
   struct Batch;

@@ -1,7 +1,7 @@
 # Shared by the shell tests of the `vigil` executable (cli_test.sh, run_cli_test.sh): sourced
 # after `vigil` is set. Makes $tmp (removed at exit), counts failures, and runs vigil.
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 failures=0
 
 fail() {

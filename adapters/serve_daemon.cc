@@ -1,0 +1,602 @@
+// The daemon: router loop, output thread, checkpoints and restart (serve_daemon.h explains the
+// threads, the queues and the checkpoint protocol).
+#include "adapters/serve_daemon.h"
+
+#include <tbb/concurrent_queue.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <msgpack.hpp>
+#include <spdlog/spdlog.h>
+
+#include "adapters/alert_writer.h"
+#include "adapters/decoder.h"
+#include "adapters/serve_sinks.h"
+#include "adapters/serve_sources.h"
+#include "runtime/checkpoint_store.h"
+#include "runtime/partition_watermarks.h"
+#include "runtime/shard_plan.h"
+#include "runtime/shard_pool.h"
+
+namespace vigil {
+namespace {
+
+constexpr uint32_t kPayloadVersion = 1;
+constexpr size_t kPollBatch = 1024;
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string_view WithoutNewline(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  return line;
+}
+
+// The Kafka message key of an alert: the rule key as the alert's "key" shows it, without JSON
+// quotes (a string key as is; a composite key's components joined by ",", as `key` in emit).
+std::string KafkaKeyOf(const Alert& alert) {
+  const ExprValue& k = alert.key_value;
+  if (k.type.is(ScalarType::kString)) return std::string(k.s);
+  if (k.type.is(ScalarType::kFloat)) return fmt::format("{}", k.f);
+  if (k.type.is(ScalarType::kBool)) return k.i != 0 ? "true" : "false";
+  return fmt::format("{}", k.i);
+}
+
+// What a checkpoint holds besides the shards' snapshots.
+struct CheckpointPayload {
+  uint64_t epoch = 0;
+  int shards = 0;
+  uint64_t fingerprint = 0;
+  int64_t next_seq = 0;
+  int64_t watermark = kNoWatermark;
+  bool input_done = false;
+  std::vector<std::pair<std::string, std::vector<SourcePosition>>> sources;
+  std::vector<std::string> blobs;
+};
+
+std::string PackPayload(const CheckpointPayload& p) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(9);
+  pk.pack(kPayloadVersion);
+  pk.pack(p.epoch);
+  pk.pack(p.shards);
+  pk.pack(p.fingerprint);
+  pk.pack(p.next_seq);
+  pk.pack(p.watermark);
+  pk.pack(p.input_done);
+  pk.pack_array(static_cast<uint32_t>(p.sources.size()));
+  for (const auto& [name, positions] : p.sources) {
+    pk.pack_array(2);
+    pk.pack(name);
+    pk.pack_array(static_cast<uint32_t>(positions.size()));
+    for (const SourcePosition& pos : positions) {
+      pk.pack_array(3);
+      pk.pack(pos.topic);
+      pk.pack(pos.partition);
+      pk.pack(pos.offset);
+    }
+  }
+  pk.pack_array(static_cast<uint32_t>(p.blobs.size()));
+  for (const std::string& blob : p.blobs) {
+    pk.pack_bin(static_cast<uint32_t>(blob.size()));
+    pk.pack_bin_body(blob.data(), static_cast<uint32_t>(blob.size()));
+  }
+  return std::string(buffer.data(), buffer.size());
+}
+
+bool UnpackPayload(std::string_view bytes, CheckpointPayload* p, std::string* error) {
+  try {
+    msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& root = handle.get();
+    if (root.type != msgpack::type::ARRAY || root.via.array.size != 9) throw msgpack::type_error();
+    const msgpack::object* f = root.via.array.ptr;
+    if (f[0].as<uint32_t>() != kPayloadVersion) {
+      *error = fmt::format("payload version {}, this build reads {}", f[0].as<uint32_t>(), kPayloadVersion);
+      return false;
+    }
+    p->epoch = f[1].as<uint64_t>();
+    p->shards = f[2].as<int>();
+    p->fingerprint = f[3].as<uint64_t>();
+    p->next_seq = f[4].as<int64_t>();
+    p->watermark = f[5].as<int64_t>();
+    p->input_done = f[6].as<bool>();
+    for (uint32_t i = 0; i < f[7].via.array.size; ++i) {
+      const msgpack::object& s = f[7].via.array.ptr[i];
+      auto& [name, positions] = p->sources.emplace_back();
+      name = s.via.array.ptr[0].as<std::string>();
+      const msgpack::object& list = s.via.array.ptr[1];
+      for (uint32_t j = 0; j < list.via.array.size; ++j) {
+        const msgpack::object* pos = list.via.array.ptr[j].via.array.ptr;
+        positions.push_back({pos[0].as<std::string>(), pos[1].as<int32_t>(), pos[2].as<int64_t>()});
+      }
+    }
+    for (uint32_t i = 0; i < f[8].via.array.size; ++i) {
+      const msgpack::object& b = f[8].via.array.ptr[i];
+      if (b.type != msgpack::type::BIN) throw msgpack::type_error();
+      p->blobs.emplace_back(b.via.bin.ptr, b.via.bin.size);
+    }
+    return true;
+  } catch (const std::exception& e) {
+    *error = fmt::format("damaged payload ({})", e.what());
+    return false;
+  }
+}
+
+// One item of the output queue: a formatted line, or a checkpoint to make durable, or the end.
+struct OutputItem {
+  enum class Kind : uint8_t { kLine, kCheckpoint, kStop };
+  Kind kind = Kind::kLine;
+  OutputLine::Kind line_kind = OutputLine::Kind::kAlert;
+  int32_t rule = -1;
+  uint64_t match_id = 0;
+  std::string line;
+  std::string key;
+  // kCheckpoint
+  uint64_t epoch = 0;
+  std::shared_ptr<std::string> payload;
+  std::shared_ptr<std::vector<std::pair<std::string, std::vector<SourcePosition>>>> positions;
+};
+
+// Formats one matcher's alerts and late events on its shard's thread.
+struct ShardOutput {
+  ShardOutput(const Program& program, const MatcherOptions& options)
+      : alerts(*program.checked), rejects(program.schema()), suppressor(*program.checked),
+        suppress(std::any_of(program.checked->rules.begin(), program.checked->rules.end(),
+                             [](const CheckedRule& r) { return r.suppress_ms > 0; })) {}
+  AlertWriter alerts;
+  RejectWriter rejects;
+  AlertSuppressor suppressor;
+  bool suppress;
+  std::atomic<uint64_t> alerts_out{0};
+  std::atomic<uint64_t> suppressed{0};
+  std::atomic<uint64_t> late{0};
+};
+
+}  // namespace
+
+struct ServeDaemon::Impl {
+  ServeConfig config;
+  std::shared_ptr<const Program> program;
+  std::shared_ptr<const ShardPlan> plan;
+  std::unique_ptr<ShardPool> pool;
+  std::vector<std::unique_ptr<ShardOutput>> outputs;   // per (shard, group)
+  std::vector<std::unique_ptr<ServeSource>> sources;
+  std::vector<std::unique_ptr<ServeSink>> sinks;
+  std::vector<std::vector<size_t>> rule_sinks;         // per rule: sink indexes
+  std::unique_ptr<CheckpointStore> store;
+  std::vector<std::unique_ptr<Decoder>> decoders;      // per source
+  RecordBuilder builder;
+  RejectWriter router_rejects;
+  PartitionWatermarks watermarks;
+  std::vector<std::vector<int>> partition_index;       // per source: local partition -> watermark index
+  tbb::concurrent_bounded_queue<OutputItem> output;
+  std::thread sink_thread;
+  std::atomic<bool>* stop = nullptr;
+
+  int64_t next_seq = 0;
+  uint64_t epoch = 0;
+  std::atomic<uint64_t> durable_epoch{0};
+  std::atomic<bool> sink_failed{false};
+  std::mutex durable_mu;                                // guards durable_positions
+  std::vector<std::pair<std::string, std::vector<SourcePosition>>> durable_positions;
+  uint64_t committed_epoch = 0;
+  uint64_t pending_epoch = 0;                          // a checkpoint on its way to disk
+  uint64_t router_late = 0;                            // late events written by the router
+  ServeSummary summary;
+
+  Impl(const ServeConfig& c, std::shared_ptr<const Program> p)
+      : config(c), program(std::move(p)),
+        router_rejects(program->schema()),
+        watermarks(c.watermark.out_of_orderness_ms, c.watermark.idle_timeout_ms) {}
+
+  bool Build(std::string* error);
+  bool RestoreNewest(std::string* error);
+  void OnMessage(size_t source, const SourceMessage& m);
+  void DeadLetter(const DecodeStatus& status, size_t source, const SourceMessage& m);
+  void RouterLate(RecordView record, int64_t seq, int64_t watermark);
+  void Emit(OutputItem item);
+  bool TakeCheckpoint(bool input_done, std::string* error);
+  void CommitDurable();
+  void SinkLoop();
+  int Run();
+};
+
+bool ServeDaemon::Impl::Build(std::string* error) {
+  plan = ShardPlan::Build(program, error);
+  if (plan == nullptr) return false;
+  const int nshards = config.ShardCount();
+  const MatcherOptions options = MakeMatcherOptions(config);
+  outputs.resize(static_cast<size_t>(nshards * plan->group_count()));
+  for (auto& o : outputs) o = std::make_unique<ShardOutput>(*program, options);
+  pool = std::make_unique<ShardPool>(
+      plan, nshards, options,
+      [this](int shard, int group) {
+        ShardOutput* out = outputs[static_cast<size_t>(shard * plan->group_count() + group)].get();
+        ShardPool* p = pool.get();
+        MatcherCallbacks callbacks;
+        callbacks.on_alert = [this, out](const Alert& alert) {
+          if (out->suppress && !out->suppressor.Admit(alert)) {
+            out->suppressed.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+          out->alerts_out.fetch_add(1, std::memory_order_relaxed);
+          OutputItem item;
+          item.line_kind = OutputLine::Kind::kAlert;
+          item.rule = alert.rule;
+          item.match_id = alert.match_id;
+          item.line = WithoutNewline(out->alerts.Format(alert));
+          item.key = KafkaKeyOf(alert);
+          Emit(std::move(item));
+        };
+        auto late = [this, out, p, shard, group](RecordView event, int64_t seq, bool windowed) {
+          out->late.fetch_add(1, std::memory_order_relaxed);
+          const int64_t w = p->ShardWatermark(shard, group);
+          OutputItem item;
+          item.line_kind = OutputLine::Kind::kLate;
+          item.line = WithoutNewline(windowed ? out->rejects.FormatLateWindowed(event, seq, w)
+                                              : out->rejects.FormatLate(event, seq, w));
+          Emit(std::move(item));
+        };
+        callbacks.on_late = [late](RecordView e, int64_t seq) { late(e, seq, false); };
+        callbacks.on_late_windowed = [late](RecordView e, int64_t seq) { late(e, seq, true); };
+        callbacks.on_rejected = [this, out, p, shard, group](RecordView e, int64_t seq, RejectReason) {
+          OutputItem item;
+          item.line_kind = OutputLine::Kind::kDeadLetter;
+          item.line = WithoutNewline(
+              out->rejects.FormatRejected(e, seq, p->ShardWatermark(shard, group), "key buffer full"));
+          Emit(std::move(item));
+        };
+        return callbacks;
+      },
+      std::max<size_t>(1, config.limits.queue_capacity / 256));
+  output.set_capacity(static_cast<std::ptrdiff_t>(std::max<size_t>(16, config.limits.alert_queue_capacity)));
+
+  for (const SinkConfig& sc : config.sinks) {
+    std::unique_ptr<ServeSink> sink = MakeServeSink(sc, error);
+    if (sink == nullptr) return false;
+    sinks.push_back(std::move(sink));
+  }
+  const CheckedRules& rules = *program->checked;
+  for (const CheckedRule& rule : rules.rules) {
+    rule_sinks.push_back(SinksForAlert(config, rule.name, RuleSeverityName(rule.meta.severity), rule.sink));
+  }
+  for (const SourceConfig& sc : config.sources) {
+    std::unique_ptr<ServeSource> source = MakeServeSource(sc, config.limits.max_message_bytes, error);
+    if (source == nullptr) return false;
+    sources.push_back(std::move(source));
+    DecoderOptions options;
+    options.discriminator = sc.discriminator;
+    options.max_message_bytes = config.limits.max_message_bytes;
+    decoders.push_back(MakeDecoder(sc.format == EventFormat::kJson ? WireFormat::kJson : WireFormat::kMsgpack,
+                                   program->schema(), options));
+    partition_index.emplace_back();
+  }
+  if (!config.checkpoints.directory.empty()) {
+    store = std::make_unique<CheckpointStore>(config.checkpoints.directory, config.checkpoints.keep);
+    if (!store->Open(error)) return false;
+    if (!RestoreNewest(error)) return false;
+  }
+  sink_thread = std::thread([this] { SinkLoop(); });
+  return true;
+}
+
+bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
+  const CheckpointRead read = store->ReadNewestValid();
+  for (const CheckpointProblem& p : read.skipped) {
+    spdlog::error("checkpoint {} is damaged and skipped: {}", p.path, p.why);
+  }
+  if (!read.found) {
+    if (!read.skipped.empty()) spdlog::error("no valid checkpoint: starting from the beginning of the input");
+    return true;
+  }
+  CheckpointPayload payload;
+  std::string why;
+  if (!UnpackPayload(read.payload, &payload, &why)) {
+    *error = fmt::format("checkpoint {}: {}", read.path, why);
+    return false;
+  }
+  if (payload.shards != pool->shards()) {
+    *error = fmt::format("checkpoint {} was taken with {} shards, the config asks for {}: changing the "
+                         "shard count of saved state is not supported yet", read.path, payload.shards,
+                         pool->shards());
+    return false;
+  }
+  // The shards' snapshots carry the program's fingerprint: other rules fail here.
+  if (!payload.input_done && !pool->Restore(payload.blobs, &why)) {
+    *error = fmt::format("checkpoint {}: {} (restoring the state of unchanged rules under a changed "
+                         "rule set is not supported yet: move the checkpoint directory away to "
+                         "start without state)", read.path, why);
+    return false;
+  }
+  for (auto& [name, positions] : payload.sources) {
+    for (auto& source : sources) {
+      if (source->name() == name && !source->Rewind(positions, &why)) {
+        *error = fmt::format("checkpoint {}: {}", read.path, why);
+        return false;
+      }
+    }
+  }
+  next_seq = payload.next_seq;
+  watermarks.Restore(payload.watermark);
+  epoch = committed_epoch = payload.epoch;
+  summary.restored_epoch = payload.epoch;
+  summary.input_done = payload.input_done;
+  spdlog::info("restored checkpoint {} (epoch {}, watermark {}, next seq {})", read.path, payload.epoch,
+               payload.watermark, payload.next_seq);
+  return true;
+}
+
+void ServeDaemon::Impl::Emit(OutputItem item) { output.push(std::move(item)); }
+
+void ServeDaemon::Impl::DeadLetter(const DecodeStatus& status, size_t source, const SourceMessage& m) {
+  ++summary.dead_letters;
+  OutputItem item;
+  item.line_kind = OutputLine::Kind::kDeadLetter;
+  item.line = WithoutNewline(router_rejects.FormatBadMessage(status, m.offset, m.bytes));
+  Emit(std::move(item));
+}
+
+void ServeDaemon::Impl::RouterLate(RecordView record, int64_t seq, int64_t watermark) {
+  ++router_late;
+  OutputItem item;
+  item.line_kind = OutputLine::Kind::kLate;
+  item.line = WithoutNewline(router_rejects.FormatLate(record, seq, watermark));
+  Emit(std::move(item));
+}
+
+void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
+  ++summary.messages;
+  const DecodeStatus status = decoders[source]->Decode(m.bytes, builder);
+  const int wm = partition_index[source][static_cast<size_t>(m.partition)];
+  if (status.is_watermark()) {
+    ++summary.watermarks;
+    watermarks.OnPunctuation(wm, status.watermark_ms, WallMs());
+    pool->AdvanceWatermark(watermarks.watermark());
+    return;
+  }
+  if (!status.ok()) {
+    DeadLetter(status, source, m);
+    return;
+  }
+  ++summary.events;
+  const RecordView record = builder.record();
+  const int64_t t = record.event_time();
+  const int64_t before = watermarks.OnEvent(wm, t, WallMs());
+  const int64_t seq = next_seq++;   // every decoded event takes one, as in Matcher::Push
+  const bool late = before != PartitionWatermarks::kNone && t <= before;
+  // A late event goes to the late output from here, once, however many key groups read its
+  // type — unless the allowed lateness lets it into windows: then the shards take it (and
+  // write its line with the revisions it causes).
+  const int64_t lateness = config.watermark.allowed_lateness_ms;
+  if (late && !(lateness > 0 && static_cast<__int128>(t) > static_cast<__int128>(before) - lateness)) {
+    RouterLate(record, seq, before);
+    return;
+  }
+  if (pool->Push(record, seq, watermarks.watermark()) == 0) {
+    if (late) {
+      RouterLate(record, seq, before);
+    } else {
+      ++summary.ignored;
+    }
+  }
+}
+
+bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
+  CheckpointPayload p;
+  p.epoch = ++epoch;
+  p.shards = pool->shards();
+  p.next_seq = next_seq;
+  p.watermark = watermarks.watermark();
+  p.input_done = input_done;
+  for (const auto& source : sources) p.sources.emplace_back(source->name(), source->Positions());
+  if (!input_done) p.blobs = pool->Checkpoint();
+  OutputItem item;
+  item.kind = OutputItem::Kind::kCheckpoint;
+  item.epoch = p.epoch;
+  item.positions = std::make_shared<decltype(p.sources)>(p.sources);
+  item.payload = std::make_shared<std::string>(PackPayload(p));
+  pending_epoch = p.epoch;
+  Emit(std::move(item));
+  return true;
+}
+
+void ServeDaemon::Impl::CommitDurable() {
+  const uint64_t durable = durable_epoch.load(std::memory_order_acquire);
+  if (durable <= committed_epoch) return;
+  std::vector<std::pair<std::string, std::vector<SourcePosition>>> positions;
+  {
+    std::lock_guard<std::mutex> lock(durable_mu);
+    positions = durable_positions;
+  }
+  for (size_t i = 0; i < sources.size() && i < positions.size(); ++i) {
+    std::string error;
+    if (!sources[i]->Commit(positions[i].second, &error)) {
+      spdlog::warn("source '{}': commit of checkpoint {} failed (retried at the next one): {}",
+                   sources[i]->name(), durable, error);
+    }
+  }
+  committed_epoch = durable;
+}
+
+void ServeDaemon::Impl::SinkLoop() {
+  std::string error;
+  for (;;) {
+    OutputItem item;
+    if (!output.try_pop(item)) {
+      // The queue is empty: hand what the sinks buffer on before waiting (latency), then wait.
+      for (auto& sink : sinks) {
+        if (!sink_failed.load(std::memory_order_relaxed) && !sink->Drain(&error)) {
+          spdlog::error("{}", error);
+          sink_failed.store(true);
+        }
+      }
+      output.pop(item);
+    }
+    if (item.kind == OutputItem::Kind::kStop) break;
+    if (sink_failed.load(std::memory_order_relaxed)) continue;   // drain so producers never block
+    if (item.kind == OutputItem::Kind::kLine) {
+      const OutputLine line{item.line_kind, item.rule, item.line, item.key, item.match_id};
+      auto write = [&](size_t sink) {
+        if (!sinks[sink]->Write(line, &error)) {
+          spdlog::error("{}", error);
+          sink_failed.store(true);
+        }
+      };
+      switch (item.line_kind) {
+        case OutputLine::Kind::kAlert:
+          for (size_t sink : rule_sinks[static_cast<size_t>(item.rule)]) write(sink);
+          break;
+        case OutputLine::Kind::kLate:
+          if (config.late_sink >= 0) write(static_cast<size_t>(config.late_sink));
+          break;
+        case OutputLine::Kind::kDeadLetter:
+          if (config.dead_letter_sink >= 0) {
+            write(static_cast<size_t>(config.dead_letter_sink));
+          } else {
+            spdlog::warn("dead letter: {}", item.line);
+          }
+          break;
+      }
+      continue;
+    }
+    // A checkpoint: everything before it is delivered, then it goes to disk.
+    bool ok = true;
+    for (auto& sink : sinks) {
+      if (!sink->Flush(&error)) {
+        spdlog::error("checkpoint {} not written: {}", item.epoch, error);
+        ok = false;
+      }
+    }
+    if (!ok) {
+      sink_failed.store(true);
+      continue;
+    }
+    if (store != nullptr) {
+      CheckpointWriteStats stats;
+      if (!store->Write(item.epoch, *item.payload, &stats, &error)) {
+        spdlog::error("checkpoint {} not written: {}", item.epoch, error);
+        sink_failed.store(true);
+        continue;
+      }
+      spdlog::debug("checkpoint {} written: {} bytes in {} ms", item.epoch, stats.bytes, stats.write_ns / 1000000);
+    }
+    {
+      std::lock_guard<std::mutex> lock(durable_mu);
+      durable_positions = *item.positions;
+    }
+    durable_epoch.store(item.epoch, std::memory_order_release);
+  }
+}
+
+int ServeDaemon::Impl::Run() {
+  SourceBatch batch;
+  std::string error;
+  bool failed = false;
+  auto next_checkpoint = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.checkpoints.interval_ms);
+  std::vector<bool> exhausted(sources.size(), summary.input_done);
+  while (!stop->load(std::memory_order_relaxed) && !sink_failed.load(std::memory_order_relaxed)) {
+    bool all_done = true;
+    for (size_t s = 0; s < sources.size(); ++s) {
+      if (exhausted[s]) continue;
+      all_done = false;
+      const int timeout = sources.size() == 1 ? 100 : 10;
+      if (!sources[s]->Poll(timeout, kPollBatch, &batch, &error)) {
+        spdlog::error("source '{}': {}", sources[s]->name(), error);
+        failed = true;
+        break;
+      }
+      for (const std::string& e : batch.errors) spdlog::warn("source '{}': {}", sources[s]->name(), e);
+      const int64_t now = WallMs();
+      for (const SourcePartitionChange& c : batch.assigned) {
+        auto& index = partition_index[s];
+        if (index.size() <= static_cast<size_t>(c.partition)) index.resize(static_cast<size_t>(c.partition) + 1, -1);
+        if (index[static_cast<size_t>(c.partition)] < 0) {
+          index[static_cast<size_t>(c.partition)] =
+              watermarks.Register(fmt::format("{}:{}", sources[s]->name(), c.label), now);
+          spdlog::info("source '{}': partition {} assigned", sources[s]->name(), c.label);
+        }
+      }
+      for (const SourceMessage& m : batch.messages) OnMessage(s, m);
+      for (const SourcePartitionChange& c : batch.revoked) {
+        int& index = partition_index[s][static_cast<size_t>(c.partition)];
+        if (index >= 0) watermarks.Unregister(index);
+        index = -1;
+        spdlog::info("source '{}': partition {} revoked", sources[s]->name(), c.label);
+      }
+      if (sources[s]->exhausted()) exhausted[s] = true;
+    }
+    if (failed) break;
+    if (watermarks.OnTick(WallMs())) pool->AdvanceWatermark(watermarks.watermark());
+    pool->Flush();
+    CommitDurable();
+    if (all_done) break;
+    if (store != nullptr && std::chrono::steady_clock::now() >= next_checkpoint &&
+        durable_epoch.load() >= pending_epoch) {
+      TakeCheckpoint(false, &error);
+      ++summary.checkpoints;
+      next_checkpoint = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.checkpoints.interval_ms);
+    }
+  }
+  const bool input_done = !failed && !stop->load() && !sink_failed.load();
+  if (input_done) {
+    pool->Finish();
+    summary.input_done = true;
+  }
+  if (store != nullptr && !failed && !sink_failed.load()) {
+    TakeCheckpoint(input_done, &error);
+    ++summary.checkpoints;
+  } else if (!failed && !sink_failed.load()) {
+    OutputItem flush;   // no checkpoints: still flush the sinks before the end
+    flush.kind = OutputItem::Kind::kCheckpoint;
+    flush.epoch = ++epoch;
+    flush.positions = std::make_shared<std::vector<std::pair<std::string, std::vector<SourcePosition>>>>();
+    Emit(std::move(flush));
+  }
+  OutputItem end;
+  end.kind = OutputItem::Kind::kStop;
+  Emit(std::move(end));
+  sink_thread.join();
+  CommitDurable();
+  summary.late = router_late;   // plus the shards' (within the allowed lateness), below
+  for (const auto& o : outputs) {
+    summary.alerts += o->alerts_out.load();
+    summary.suppressed += o->suppressed.load();
+    summary.late += o->late.load();
+  }
+  return failed || sink_failed.load() ? 1 : 0;
+}
+
+ServeDaemon::ServeDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->stop = &stop_;
+}
+
+ServeDaemon::~ServeDaemon() {
+  if (impl_->sink_thread.joinable()) {
+    OutputItem end;
+    end.kind = OutputItem::Kind::kStop;
+    impl_->output.push(std::move(end));
+    impl_->sink_thread.join();
+  }
+}
+
+std::unique_ptr<ServeDaemon> ServeDaemon::Create(const ServeConfig& config,
+                                                 std::shared_ptr<const Program> program,
+                                                 std::string* error) {
+  auto impl = std::make_unique<Impl>(config, std::move(program));
+  std::unique_ptr<ServeDaemon> daemon(new ServeDaemon(std::move(impl)));
+  if (!daemon->impl_->Build(error)) return nullptr;
+  return daemon;
+}
+
+int ServeDaemon::Run() { return impl_->Run(); }
+
+const ServeSummary& ServeDaemon::summary() const { return impl_->summary; }
+
+}  // namespace vigil

@@ -1,0 +1,80 @@
+// The daemon behind `vigil serve` (docs/operations.md): sources -> router -> shards -> sinks,
+// with periodic aligned checkpoints and restart from the newest valid one. Entry point:
+// ServeDaemon::Create, then Run.
+//
+// Threads and queues:
+//   * The router (the thread that calls Run) polls the sources, decodes each message (dead
+//     letters with their reason go to the output queue), keeps a watermark per source partition
+//     (runtime/partition_watermarks.h), gives every decoded event the next arrival seq and hands
+//     it, with the watermark after it, to the shards (runtime/shard_pool.h), which route it by
+//     key. One router, so seqs — and with them match ids — do not depend on the shard count.
+//   * The shards format their alerts and late events into JSON lines on their own threads
+//     (adapters/alert_writer.h) and put them on one bounded output queue.
+//   * The sink thread takes lines off that queue and writes them to the sinks the routes name.
+//   A full queue blocks whoever fills it: a slow sink slows the shards, which slow the router,
+//   which stops polling — memory stays bounded and nothing is dropped.
+//
+// Checkpoints (every checkpoints.interval): the router sends a barrier through the shards
+// (ShardPool::Checkpoint: every shard snapshots after exactly the events before it), builds the
+// payload — the shards' snapshots, the next seq, the watermark, every source's positions — and
+// puts it on the output queue behind every line that came before the barrier. The sink thread
+// flushes every sink (delivered), writes the checkpoint file (runtime/checkpoint_store.h), and
+// tells the router, which then commits the positions at the sources (Kafka offsets). So a
+// checkpoint on disk covers only delivered output, and a crash at any moment restarts from a
+// checkpoint whose alerts were all delivered: nothing is lost; what was delivered after it is
+// delivered again with the same match ids (at least once; consumers deduplicate by match id).
+//
+// End of input (every source a file or stdin read to its end): the watermark goes to +inf, every
+// pending deadline fires, the sinks are flushed, and a last checkpoint marks the input as done.
+// Stop (SIGTERM/SIGINT): a final checkpoint, sinks flushed, exit without ending the input.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "adapters/serve_config.h"
+#include "nfa/program.h"
+
+namespace vigil {
+
+struct ServeSummary {
+  uint64_t messages = 0;        // read from the sources
+  uint64_t events = 0;          // decoded
+  uint64_t watermarks = 0;      // punctuation
+  uint64_t dead_letters = 0;
+  uint64_t late = 0;
+  uint64_t ignored = 0;         // of a type no rule reads
+  uint64_t alerts = 0;
+  uint64_t suppressed = 0;
+  uint64_t checkpoints = 0;
+  uint64_t restored_epoch = 0;  // 0: started without a checkpoint
+  bool input_done = false;      // the sources were read to their end
+};
+
+class ServeDaemon {
+ public:
+  // Builds the shards for `program`, opens the sources, sinks and the checkpoint directory, and
+  // restores the newest valid checkpoint (damaged newer ones are logged). Null with `error`.
+  static std::unique_ptr<ServeDaemon> Create(const ServeConfig& config,
+                                             std::shared_ptr<const Program> program,
+                                             std::string* error);
+  ~ServeDaemon();
+
+  // Runs until the input ends or RequestStop. 0 on a clean end, 1 on an error (logged).
+  int Run();
+  // From any thread or a signal handler: stop after a final checkpoint.
+  void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
+
+  const ServeSummary& summary() const;
+
+  struct Impl;
+
+ private:
+  explicit ServeDaemon(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace vigil

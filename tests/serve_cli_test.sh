@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# `vigil serve` with file sources and sinks (no broker): the daemon against `vigil run`.
+#   * The bundled sample stream through `vigil serve` with 1 and 2 shards gives exactly the alert
+#     lines of `vigil run` on the same file (same match ids; compared sorted, as shards interleave).
+#   * Dead letters and late events go to their sinks, with their reasons.
+#   * Crash test: a longer stream (the sample 8 times over, each copy shifted in time), the daemon
+#     killed with SIGKILL at 20 random moments and restarted each time from its checkpoints: the
+#     alerts file holds every alert of an uninterrupted run (none lost), nothing else (duplicates
+#     re-delivered after a restart carry the same match id and line), and no partial line.
+#   * SIGTERM: a final checkpoint; the restart finishes the input with nothing lost.
+#   * --check-config: "config OK" and the effective config; a bad config: file:line:col errors.
+#   tests/serve_cli_test.sh PATH/TO/vigil REPO_ROOT   (registered as serve_cli_test)
+set -uo pipefail
+
+vigil=${1:?usage: serve_cli_test.sh PATH/TO/vigil REPO_ROOT}
+root=${2:?usage: serve_cli_test.sh PATH/TO/vigil REPO_ROOT}
+source "$root/tests/cli_testlib.sh"
+
+sample="$root/rules/sample/events.jsonl"
+
+# config NAME SHARDS INPUT INTERVAL: a config file $tmp/NAME/vigil.yaml writing under $tmp/NAME.
+config() {
+  local dir="$tmp/$1"
+  mkdir -p "$dir"
+  cat >"$dir/vigil.yaml" <<EOF
+rules: $root/rules
+shards: $2
+watermark:
+  out_of_orderness: 5s
+checkpoints:
+  directory: $dir/checkpoints
+  interval: $4
+sources:
+  - name: events
+    type: file
+    path: $3
+sinks:
+  - name: alerts
+    type: file
+    path: $dir/alerts.jsonl
+  - name: late
+    type: file
+    path: $dir/late.jsonl
+  - name: dead
+    type: file
+    path: $dir/dead.jsonl
+dead_letter: dead
+late: late
+EOF
+}
+
+# --- the sample stream: same alerts as vigil run, on 1 and 2 shards ---------------------------
+"$vigil" run --rules "$root/rules" --input "$sample" --out-of-orderness 5s --quiet \
+  --out "$tmp/run_alerts.jsonl" --late "$tmp/run_late.jsonl" --dead-letter "$tmp/run_dead.jsonl" \
+  || fail "vigil run exited $?"
+[ -s "$tmp/run_alerts.jsonl" ] || fail "vigil run gave no alert on the sample"
+for shards in 1 2; do
+  config "s$shards" "$shards" "$sample" 10s
+  if ! "$vigil" serve --config "$tmp/s$shards/vigil.yaml" 2>"$tmp/s$shards/err"; then
+    fail "vigil serve ($shards shards) exited $?"
+    cat "$tmp/s$shards/err" >&2
+  fi
+  if ! diff <(sort "$tmp/run_alerts.jsonl") <(sort "$tmp/s$shards/alerts.jsonl") >"$tmp/diff"; then
+    fail "serve with $shards shards: alerts differ from vigil run"
+    head -20 "$tmp/diff" >&2
+  fi
+  [ "$(wc -l <"$tmp/s$shards/late.jsonl")" = "$(wc -l <"$tmp/run_late.jsonl")" ] ||
+    fail "serve with $shards shards: late events differ from vigil run"
+  # The input is done: a restart finds the final checkpoint and writes nothing more.
+  before=$(wc -l <"$tmp/s$shards/alerts.jsonl")
+  "$vigil" serve --config "$tmp/s$shards/vigil.yaml" 2>>"$tmp/s$shards/err" || fail "restart after the end exited $?"
+  [ "$(wc -l <"$tmp/s$shards/alerts.jsonl")" = "$before" ] || fail "a restart after the end wrote alerts again"
+done
+
+# --- dead letters and late events -------------------------------------------------------------
+bad="$tmp/bad.jsonl"
+{
+  head -200 "$sample"
+  echo '{"type":"Chrge","card_id":"c1"}'
+  echo 'not json at all'
+  echo '{"type":"AccountActivity","account_id":"X","kind":"login","channel":"web","at":1}'
+  tail -200 "$sample"
+} >"$bad"
+config bad 2 "$bad" 10s
+"$vigil" serve --config "$tmp/bad/vigil.yaml" 2>"$tmp/bad/err" || fail "serve over bad input exited $?"
+grep -q "unknown event type 'Chrge'" "$tmp/bad/dead.jsonl" || fail "unknown type not dead-lettered"
+grep -q "\"code\":\"not_an_object\"" "$tmp/bad/dead.jsonl" || fail "bad JSON not dead-lettered"
+[ "$(wc -l <"$tmp/bad/dead.jsonl")" = 2 ] || fail "expected 2 dead letters, got $(wc -l <"$tmp/bad/dead.jsonl")"
+grep -q '"account_id":"X"' "$tmp/bad/late.jsonl" || fail "the late event is not in the late sink"
+
+# --- crash test: kill -9 at 20 random moments -------------------------------------------------
+long="$tmp/long.jsonl"
+python3 - "$sample" "$long" <<'EOF'
+import datetime, json, sys
+def ms(v):   # event times: integer ms or ISO-8601 text
+    if isinstance(v, int):
+        return v
+    return int(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+times = [ms(e["at"]) for e in lines]
+span = max(times) - min(times) + 86400000
+with open(sys.argv[2], "w") as out:
+    for copy in range(8):
+        for e, t in zip(lines, times):
+            out.write(json.dumps(dict(e, at=t + copy * span), separators=(",", ":")) + "\n")
+EOF
+"$vigil" run --rules "$root/rules" --input "$long" --out-of-orderness 5s --quiet \
+  --out "$tmp/long_expected.jsonl" --late /dev/null --dead-letter /dev/null || fail "vigil run (long) exited $?"
+config crash 2 "$long" 100ms
+RANDOM=42
+for i in $(seq 1 20); do
+  "$vigil" serve --config "$tmp/crash/vigil.yaml" 2>>"$tmp/crash/err" &
+  pid=$!
+  sleep "0.$(printf '%02d' $((RANDOM % 60 + 5)))"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+done
+"$vigil" serve --config "$tmp/crash/vigil.yaml" 2>>"$tmp/crash/err" || fail "the last restart exited $?"
+python3 - "$tmp/long_expected.jsonl" "$tmp/crash/alerts.jsonl" <<'EOF' || fail "crash test: alerts differ"
+import json, sys
+expected = [l for l in open(sys.argv[1]) if l.strip()]
+got = open(sys.argv[2]).read()
+if got and not got.endswith("\n"):
+    sys.exit("the alerts file ends with a partial line")
+got = [l + "\n" for l in got.split("\n") if l]
+by_id = {}
+for l in got:
+    a = json.loads(l)   # every line whole JSON
+    if by_id.setdefault(a["match_id"], l) != l:
+        sys.exit("two different lines with match id " + a["match_id"])
+want = {json.loads(l)["match_id"]: l for l in expected}
+missing = [i for i in want if i not in by_id]
+extra = [i for i in by_id if i not in want]
+diff = [i for i in want if i in by_id and by_id[i] != want[i]]
+print(f"crash test: {len(expected)} alerts expected, {len(got)} lines written "
+      f"({len(got) - len(by_id)} re-delivered), {len(missing)} missing, {len(extra)} extra, {len(diff)} differ")
+if missing or extra or diff:
+    sys.exit(1)
+EOF
+restarts=$(grep -c "restored checkpoint" "$tmp/crash/err")
+[ "$restarts" -ge 5 ] || fail "crash test: only $restarts restarts restored a checkpoint"
+
+# --- SIGTERM: final checkpoint, then the restart finishes -------------------------------------
+config term 2 "$long" 10s
+"$vigil" serve --config "$tmp/term/vigil.yaml" 2>"$tmp/term/err" &
+pid=$!
+sleep 0.3
+kill -TERM "$pid"
+wait "$pid" || fail "serve exited $? on SIGTERM"
+"$vigil" serve --config "$tmp/term/vigil.yaml" 2>>"$tmp/term/err" || fail "restart after SIGTERM exited $?"
+diff <(sort -u "$tmp/long_expected.jsonl") <(sort -u "$tmp/term/alerts.jsonl") >/dev/null ||
+  fail "SIGTERM and restart: alerts differ from an uninterrupted run"
+
+# --- --check-config -----------------------------------------------------------------------------
+expect_exit 0 serve --check-config "$tmp/s2/vigil.yaml"
+grep -q "^config OK" "$tmp/out" || fail "--check-config: no 'config OK'"
+grep -q "shards: 2" "$tmp/out" || fail "--check-config: the effective config lacks 'shards: 2'"
+printf 'rules: %s\nshards: two\nsources:\n  - name: a\n    type: fil\n' "$root/rules" >"$tmp/badconf.yaml"
+expect_exit 1 serve --check-config "$tmp/badconf.yaml"
+grep -q "badconf.yaml:2:9: error" "$tmp/err" || fail "--check-config: no error at badconf.yaml:2:9"
+grep -q "badconf.yaml:5:11: error" "$tmp/err" || fail "--check-config: no error at badconf.yaml:5:11"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures failure(s)" >&2
+  exit 1
+fi
+echo "serve_cli_test: all passed"
