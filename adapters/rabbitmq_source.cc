@@ -58,6 +58,14 @@ RabbitStatus RabbitSource::Impl::Setup() {
     status = connection.CheckReply(amqp_get_rpc_reply(state),
                                    fmt::format("declare queue '{}'", options.queue));
     if (!status.ok()) return status;
+    if (!options.bind_exchange.empty()) {
+      amqp_queue_bind(state, channel, Bytes(options.queue), Bytes(options.bind_exchange),
+                      Bytes(options.bind_key), amqp_empty_table);
+      status = connection.CheckReply(
+          amqp_get_rpc_reply(state),
+          fmt::format("bind queue '{}' to exchange '{}'", options.queue, options.bind_exchange));
+      if (!status.ok()) return status;
+    }
   }
   amqp_basic_qos(state, channel, 0, static_cast<uint16_t>(options.prefetch), 0);
   status = connection.CheckReply(amqp_get_rpc_reply(state), "basic.qos");
@@ -221,6 +229,10 @@ RabbitStatus RabbitSource::Poll(int timeout_ms, size_t max_messages, RabbitBatch
       body_size = frame.payload.properties.body_size;
       const auto* p = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
       if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) append(p->message_id, spans.id_at, spans.id_size);
+      if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) {
+        append(p->content_type, spans.type_at, spans.type_size);
+      }
+      if (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) current.delivery_mode = p->delivery_mode;
       if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) {
         current.timestamp_s = static_cast<int64_t>(p->timestamp);
       }
@@ -252,6 +264,7 @@ RabbitStatus RabbitSource::Poll(int timeout_ms, size_t max_messages, RabbitBatch
     m.message_id = {base + s.id_at, s.id_size};
     m.routing_key = {base + s.key_at, s.key_size};
     m.exchange = {base + s.exchange_at, s.exchange_size};
+    m.content_type = {base + s.type_at, s.type_size};
   }
   return RabbitStatus::Ok();
 }

@@ -23,9 +23,9 @@
 // refuses a tag not delivered or already acked (kUnknownTag), which would make the broker close
 // the channel.
 //
-// Setup on each connection: queue.declare (durable, not exclusive, not auto-delete) when
-// `declare_queue` is set (for tests and the demo; production queues are declared by their
-// owners), basic.qos, basic.consume.
+// Setup on each connection: queue.declare (durable, not exclusive, not auto-delete) and
+// queue.bind when `declare_queue` is set (for tests and the demo; production queues are declared
+// by their owners), basic.qos, basic.consume.
 //
 // Errors never throw. Create refuses bad options (null and the status); it does not connect: the
 // first Poll does (or Connect, to set up before anything is published). Threading and lifetime:
@@ -51,6 +51,9 @@ struct RabbitSourceOptions {
   // basic.qos prefetch_count: at most this many unacked messages held by the source (1..65535).
   int prefetch = 256;
   bool declare_queue = false;        // declare `queue` durable before consuming
+  // With declare_queue: bind the queue to this exchange with bind_key ("" : no binding).
+  std::string bind_exchange = {};
+  std::string bind_key = {};
   std::string consumer_tag = {};     // empty: the broker makes one
 };
 
@@ -63,6 +66,8 @@ struct RabbitMessage {
   std::string_view message_id = {};   // empty when the message has none
   std::string_view routing_key = {};
   std::string_view exchange = {};     // "" for the default exchange
+  std::string_view content_type = {}; // empty when not set
+  uint8_t delivery_mode = 0;        // 2: persistent, 1: transient, 0: not set
   int64_t timestamp_s = -1;         // the AMQP timestamp property (seconds); -1: not set
 };
 
@@ -78,7 +83,8 @@ class RabbitBatch {
   // Where each message's strings are in `bytes_` (it grows while Poll fills it; the views are
   // made at the end).
   struct Spans {
-    uint32_t body_at, body_size, id_at, id_size, key_at, key_size, exchange_at, exchange_size;
+    uint32_t body_at, body_size, id_at, id_size, key_at, key_size, exchange_at, exchange_size,
+        type_at, type_size;
   };
   std::string bytes_;
   std::vector<Spans> spans_;

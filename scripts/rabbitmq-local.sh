@@ -14,6 +14,9 @@
 #   scripts/rabbitmq-local.sh kill DIR    SIGKILL to its process group (a crash), waits
 #   scripts/rabbitmq-local.sh status DIR  exit 0 and "amqp_port=PORT" if it runs, else 1
 #
+# $RABBITMQ_WATCH_PID (start): a process id; when that process ends, a small watcher kills the
+# broker, so a test that crashes leaves no broker behind.
+#
 # Port: $RABBITMQ_PORT, else the port DIR was started with before (so a restart keeps the port
 # and its clients can reconnect), else a free one picked by the kernel. The Erlang distribution
 # port is the AMQP port's own free neighbour pick (RABBITMQ_DIST_PORT); the node name is
@@ -34,6 +37,7 @@
 set -euo pipefail
 
 SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
+SELF=$(realpath "${BASH_SOURCE[0]}")
 
 usage() {
   echo "usage: $0 start|stop|kill|status DIR" >&2
@@ -150,6 +154,12 @@ EOF
     sleep 0.1
     waited=$((waited + 1))
   done
+  if [[ -n ${RABBITMQ_WATCH_PID:-} ]]; then
+    # Outside the broker's group and detached from our output (a reader waits for its end).
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null && [[ -f $3/pgid ]]; do sleep 1; done
+                    if [[ -f $3/pgid ]]; then "$2" kill "$3"; fi' \
+      watch "$RABBITMQ_WATCH_PID" "$SELF" "$dir" </dev/null >/dev/null 2>&1 &
+  fi
   echo "amqp_port=$port"
 }
 
