@@ -7,8 +7,6 @@
 // there, a wrong password and a missing queue come back as statuses.
 #include <doctest/doctest.h>
 
-#include <amqp.h>
-
 #include <chrono>
 #include <fstream>
 #include <string>
