@@ -25,7 +25,7 @@
 namespace vigil {
 namespace {
 
-constexpr uint32_t kPayloadVersion = 1;
+constexpr uint32_t kPayloadVersion = 2;
 constexpr size_t kPollBatch = 1024;
 
 int64_t WallMs() {
@@ -56,7 +56,12 @@ struct CheckpointPayload {
   int64_t next_seq = 0;
   int64_t watermark = kNoWatermark;
   bool input_done = false;
-  std::vector<std::pair<std::string, std::vector<SourcePosition>>> sources;
+  struct Source {
+    std::string name;
+    std::vector<SourcePosition> positions;
+    std::string state;   // ServeSource::SaveState
+  };
+  std::vector<Source> sources;
   std::vector<std::string> blobs;
 };
 
@@ -72,16 +77,18 @@ std::string PackPayload(const CheckpointPayload& p) {
   pk.pack(p.watermark);
   pk.pack(p.input_done);
   pk.pack_array(static_cast<uint32_t>(p.sources.size()));
-  for (const auto& [name, positions] : p.sources) {
-    pk.pack_array(2);
-    pk.pack(name);
-    pk.pack_array(static_cast<uint32_t>(positions.size()));
-    for (const SourcePosition& pos : positions) {
+  for (const CheckpointPayload::Source& source : p.sources) {
+    pk.pack_array(3);
+    pk.pack(source.name);
+    pk.pack_array(static_cast<uint32_t>(source.positions.size()));
+    for (const SourcePosition& pos : source.positions) {
       pk.pack_array(3);
       pk.pack(pos.topic);
       pk.pack(pos.partition);
       pk.pack(pos.offset);
     }
+    pk.pack_bin(static_cast<uint32_t>(source.state.size()));
+    pk.pack_bin_body(source.state.data(), static_cast<uint32_t>(source.state.size()));
   }
   pk.pack_array(static_cast<uint32_t>(p.blobs.size()));
   for (const std::string& blob : p.blobs) {
@@ -109,13 +116,17 @@ bool UnpackPayload(std::string_view bytes, CheckpointPayload* p, std::string* er
     p->input_done = f[6].as<bool>();
     for (uint32_t i = 0; i < f[7].via.array.size; ++i) {
       const msgpack::object& s = f[7].via.array.ptr[i];
-      auto& [name, positions] = p->sources.emplace_back();
-      name = s.via.array.ptr[0].as<std::string>();
+      if (s.type != msgpack::type::ARRAY || s.via.array.size != 3) throw msgpack::type_error();
+      CheckpointPayload::Source& source = p->sources.emplace_back();
+      source.name = s.via.array.ptr[0].as<std::string>();
       const msgpack::object& list = s.via.array.ptr[1];
       for (uint32_t j = 0; j < list.via.array.size; ++j) {
         const msgpack::object* pos = list.via.array.ptr[j].via.array.ptr;
-        positions.push_back({pos[0].as<std::string>(), pos[1].as<int32_t>(), pos[2].as<int64_t>()});
+        source.positions.push_back({pos[0].as<std::string>(), pos[1].as<int32_t>(), pos[2].as<int64_t>()});
       }
+      const msgpack::object& state = s.via.array.ptr[2];
+      if (state.type != msgpack::type::BIN) throw msgpack::type_error();
+      source.state.assign(state.via.bin.ptr, state.via.bin.size);
     }
     for (uint32_t i = 0; i < f[8].via.array.size; ++i) {
       const msgpack::object& b = f[8].via.array.ptr[i];
@@ -141,7 +152,7 @@ struct OutputItem {
   // kCheckpoint
   uint64_t epoch = 0;
   std::shared_ptr<std::string> payload;
-  std::shared_ptr<std::vector<std::pair<std::string, std::vector<SourcePosition>>>> positions;
+  std::shared_ptr<std::vector<std::vector<SourcePosition>>> positions;   // per source
 };
 
 // Formats one matcher's alerts and late events on its shard's thread.
@@ -185,7 +196,7 @@ struct ServeDaemon::Impl {
   std::atomic<uint64_t> durable_epoch{0};
   std::atomic<bool> sink_failed{false};
   std::mutex durable_mu;                                // guards durable_positions
-  std::vector<std::pair<std::string, std::vector<SourcePosition>>> durable_positions;
+  std::vector<std::vector<SourcePosition>> durable_positions;   // per source
   uint64_t committed_epoch = 0;
   uint64_t pending_epoch = 0;                          // a checkpoint on its way to disk
   uint64_t router_late = 0;                            // late events written by the router
@@ -315,9 +326,10 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
                          "start without state)", read.path, why);
     return false;
   }
-  for (auto& [name, positions] : payload.sources) {
+  for (const CheckpointPayload::Source& saved : payload.sources) {
     for (auto& source : sources) {
-      if (source->name() == name && !source->Rewind(positions, &why)) {
+      if (source->name() != saved.name) continue;
+      if (!source->Rewind(saved.positions, &why) || !source->LoadState(saved.state, &why)) {
         *error = fmt::format("checkpoint {}: {}", read.path, why);
         return false;
       }
@@ -395,12 +407,16 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
   p.next_seq = next_seq;
   p.watermark = watermarks.watermark();
   p.input_done = input_done;
-  for (const auto& source : sources) p.sources.emplace_back(source->name(), source->Positions());
+  auto positions = std::make_shared<std::vector<std::vector<SourcePosition>>>();
+  for (const auto& source : sources) {
+    positions->push_back(source->Positions());
+    p.sources.push_back({source->name(), positions->back(), source->SaveState()});
+  }
   if (!input_done) p.blobs = pool->Checkpoint();
   OutputItem item;
   item.kind = OutputItem::Kind::kCheckpoint;
   item.epoch = p.epoch;
-  item.positions = std::make_shared<decltype(p.sources)>(p.sources);
+  item.positions = std::move(positions);
   item.payload = std::make_shared<std::string>(PackPayload(p));
   pending_epoch = p.epoch;
   Emit(std::move(item));
@@ -410,14 +426,14 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
 void ServeDaemon::Impl::CommitDurable() {
   const uint64_t durable = durable_epoch.load(std::memory_order_acquire);
   if (durable <= committed_epoch) return;
-  std::vector<std::pair<std::string, std::vector<SourcePosition>>> positions;
+  std::vector<std::vector<SourcePosition>> positions;
   {
     std::lock_guard<std::mutex> lock(durable_mu);
     positions = durable_positions;
   }
   for (size_t i = 0; i < sources.size() && i < positions.size(); ++i) {
     std::string error;
-    if (!sources[i]->Commit(positions[i].second, &error)) {
+    if (!sources[i]->Commit(positions[i], &error)) {
       spdlog::warn("source '{}': commit of checkpoint {} failed (retried at the next one): {}",
                    sources[i]->name(), durable, error);
     }
@@ -442,7 +458,10 @@ void ServeDaemon::Impl::SinkLoop() {
     if (item.kind == OutputItem::Kind::kStop) break;
     if (sink_failed.load(std::memory_order_relaxed)) continue;   // drain so producers never block
     if (item.kind == OutputItem::Kind::kLine) {
-      const OutputLine line{item.line_kind, item.rule, item.line, item.key, item.match_id};
+      const std::string_view rule_name =
+          item.rule >= 0 ? std::string_view(program->checked->rules[static_cast<size_t>(item.rule)].name)
+                         : std::string_view();
+      const OutputLine line{item.line_kind, item.rule, rule_name, item.line, item.key, item.match_id};
       auto write = [&](size_t sink) {
         if (!sinks[sink]->Write(line, &error)) {
           spdlog::error("{}", error);
@@ -498,12 +517,19 @@ void ServeDaemon::Impl::SinkLoop() {
 int ServeDaemon::Impl::Run() {
   SourceBatch batch;
   std::string error;
-  bool failed = false;
+  bool failed = false;    // a source cannot go on: stop with an error
+  bool restart = false;   // a source or sink lost its broker: go back to the last checkpoint
+  bool all_done = false;
   auto next_checkpoint = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.checkpoints.interval_ms);
   std::vector<bool> exhausted(sources.size(), summary.input_done);
-  while (!stop->load(std::memory_order_relaxed) && !sink_failed.load(std::memory_order_relaxed)) {
-    bool all_done = true;
-    for (size_t s = 0; s < sources.size(); ++s) {
+  while (!stop->load(std::memory_order_relaxed)) {
+    if (sink_failed.load(std::memory_order_relaxed)) {
+      restart = true;
+      break;
+    }
+    all_done = true;
+    bool wants_checkpoint = false;
+    for (size_t s = 0; s < sources.size() && !failed && !restart; ++s) {
       if (exhausted[s]) continue;
       all_done = false;
       const int timeout = sources.size() == 1 ? 100 : 10;
@@ -513,6 +539,11 @@ int ServeDaemon::Impl::Run() {
         break;
       }
       for (const std::string& e : batch.errors) spdlog::warn("source '{}': {}", sources[s]->name(), e);
+      if (batch.needs_restart) {
+        spdlog::warn("source '{}': connection lost; going back to the last checkpoint", sources[s]->name());
+        restart = true;
+        break;
+      }
       const int64_t now = WallMs();
       for (const SourcePartitionChange& c : batch.assigned) {
         auto& index = partition_index[s];
@@ -531,46 +562,55 @@ int ServeDaemon::Impl::Run() {
         spdlog::info("source '{}': partition {} revoked", sources[s]->name(), c.label);
       }
       if (sources[s]->exhausted()) exhausted[s] = true;
+      wants_checkpoint = wants_checkpoint || sources[s]->WantsCheckpoint();
     }
-    if (failed) break;
+    if (failed || restart) break;
     if (watermarks.OnTick(WallMs())) pool->AdvanceWatermark(watermarks.watermark());
     pool->Flush();
     CommitDurable();
     if (all_done) break;
-    if (store != nullptr && std::chrono::steady_clock::now() >= next_checkpoint &&
+    const auto now = std::chrono::steady_clock::now();
+    if (store != nullptr && (now >= next_checkpoint || wants_checkpoint) &&
         durable_epoch.load() >= pending_epoch) {
       TakeCheckpoint(false, &error);
       ++summary.checkpoints;
-      next_checkpoint = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.checkpoints.interval_ms);
+      next_checkpoint = now + std::chrono::milliseconds(config.checkpoints.interval_ms);
     }
   }
-  const bool input_done = !failed && !stop->load() && !sink_failed.load();
-  if (input_done) {
-    pool->Finish();
-    summary.input_done = true;
-  }
-  if (store != nullptr && !failed && !sink_failed.load()) {
-    TakeCheckpoint(input_done, &error);
-    ++summary.checkpoints;
-  } else if (!failed && !sink_failed.load()) {
-    OutputItem flush;   // no checkpoints: still flush the sinks before the end
-    flush.kind = OutputItem::Kind::kCheckpoint;
-    flush.epoch = ++epoch;
-    flush.positions = std::make_shared<std::vector<std::pair<std::string, std::vector<SourcePosition>>>>();
-    Emit(std::move(flush));
+  if (failed || restart) {
+    // No final checkpoint: the shards stop after what they were sent (their output still
+    // drains), then the sink thread; a restart goes on from the last durable checkpoint.
+    pool.reset();
+  } else {
+    if (all_done) {
+      pool->Finish();
+      summary.input_done = true;
+    }
+    if (store != nullptr) {
+      TakeCheckpoint(all_done, &error);
+      ++summary.checkpoints;
+    } else {
+      OutputItem flush;   // no checkpoints: still flush the sinks before the end
+      flush.kind = OutputItem::Kind::kCheckpoint;
+      flush.epoch = ++epoch;
+      flush.positions = std::make_shared<std::vector<std::vector<SourcePosition>>>();
+      Emit(std::move(flush));
+    }
   }
   OutputItem end;
   end.kind = OutputItem::Kind::kStop;
   Emit(std::move(end));
   sink_thread.join();
-  CommitDurable();
+  if (!failed && sink_failed.load()) restart = true;
+  CommitDurable();   // what became durable before the end
   summary.late = router_late;   // plus the shards' (within the allowed lateness), below
   for (const auto& o : outputs) {
     summary.alerts += o->alerts_out.load();
     summary.suppressed += o->suppressed.load();
     summary.late += o->late.load();
   }
-  return failed || sink_failed.load() ? 1 : 0;
+  if (failed) return 1;
+  return restart ? ServeDaemon::kRestart : 0;
 }
 
 ServeDaemon::ServeDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {

@@ -62,7 +62,12 @@ class ServeDaemon {
                                              std::string* error);
   ~ServeDaemon();
 
-  // Runs until the input ends or RequestStop. 0 on a clean end, 1 on an error (logged).
+  // Run's result when a broker connection was lost (a RabbitMQ source's connection, a sink's
+  // delivery): the caller makes a new daemon, which goes on from the last durable checkpoint.
+  static constexpr int kRestart = 75;
+
+  // Runs until the input ends or RequestStop. 0 on a clean end, 1 on an error (logged),
+  // kRestart (see above).
   int Run();
   // From any thread or a signal handler: stop after a final checkpoint.
   void RequestStop() { stop_.store(true, std::memory_order_relaxed); }

@@ -10,6 +10,8 @@
 //   * stdout: one line each, flushed at Flush.
 //   * kafka: value = the line, key = the rule key's text (alerts), header `vigil-match-id`
 //     (alerts); idempotent producer; Flush waits for every delivery.
+//   * rabbitmq: persistent messages with publisher confirms, message_id = the match id (alerts),
+//     routing key configured or the rule's name; Flush waits for every confirm.
 // Flush is the delivery barrier of a checkpoint: a checkpoint is written only after every sink
 // flushed what came before it, so what a checkpoint covers has been delivered.
 //
@@ -29,6 +31,7 @@ struct OutputLine {
   enum class Kind : uint8_t { kAlert, kLate, kDeadLetter };
   Kind kind = Kind::kAlert;
   int32_t rule = -1;           // kAlert: the rule's index
+  std::string_view rule_name;  // kAlert: the rule's name
   std::string_view line;       // JSON, no newline
   std::string_view key;        // kAlert: the key's text ("" otherwise)
   uint64_t match_id = 0;       // kAlert

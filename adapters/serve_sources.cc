@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
 #include "adapters/kafka_source.h"
+#include "adapters/rabbitmq_source.h"
 
 namespace vigil {
 namespace {
@@ -252,7 +255,148 @@ class KafkaServeSource final : public ServeSource {
   size_t last_ = 0;
 };
 
+
+// A RabbitMQ queue (adapters/rabbitmq_source.h), one partition. Acks go out only for what a
+// durable checkpoint covers (Commit: everything up to the last delivery handed out before it).
+// A new connection means the broker will redeliver every unacked message: the source asks for a
+// restart from the last checkpoint (needs_restart).
+//
+// Deduplication by message_id (as Flink's RMQSource does with correlation ids): every checkpoint
+// saves the ids of the deliveries it covers that are not known to be acked — the spans of
+// checkpoints whose ack has not succeeded, plus the last acked span (a broker that crashes may
+// forget acks it had not written to disk). After a restart those ids are loaded; a message with
+// one of them was processed before and is dropped (and acked with the next checkpoint). Loaded
+// ids are kept until seen again or until more than (their number + prefetch) deliveries came
+// after the restart and a checkpoint's ack succeeded: redeliveries come first, so by then none
+// can still come. Messages without a message_id cannot be told apart: for them delivery is at
+// least once (docs/operations.md "RabbitMQ").
+class RabbitServeSource final : public ServeSource {
+ public:
+  RabbitServeSource(std::string name, std::unique_ptr<RabbitSource> source, int prefetch)
+      : ServeSource(std::move(name)), source_(std::move(source)), prefetch_(prefetch) {}
+
+  bool Poll(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) override {
+    batch->Clear();
+    if (!announced_) {
+      batch->assigned.push_back({0, "queue"});
+      announced_ = true;
+    }
+    const RabbitStatus status = source_->Poll(timeout_ms, max, rabbit_batch_);
+    if (!status.ok()) {
+      *error = status.message;
+      return false;
+    }
+    for (const RabbitStatus& e : rabbit_batch_.errors) {
+      batch->errors.push_back(e.message);
+      if (e.connection_lost && epoch_ != 0) batch->needs_restart = true;
+    }
+    for (const RabbitMessage& m : rabbit_batch_.messages) {
+      if (epoch_ == 0) epoch_ = m.epoch;
+      if (m.epoch != epoch_) {   // a new connection: what was unacked comes again
+        batch->needs_restart = true;
+        break;
+      }
+      last_tag_ = m.delivery_tag;
+      ++delivered_;
+      if (!m.message_id.empty()) current_.emplace_back(m.message_id);
+      // (Not only those flagged redelivered: a broker restart loses that flag.)
+      if (!m.message_id.empty() && loaded_.erase(std::string(m.message_id)) > 0) {
+        ++skipped_;
+        continue;   // processed before the restart; acked with the next checkpoint
+      }
+      batch->messages.push_back({m.body, 0, static_cast<int64_t>(m.delivery_tag)});
+    }
+    if (batch->needs_restart) batch->messages.clear();
+    return true;
+  }
+
+  std::vector<SourcePosition> Positions() const override {
+    return {{"", static_cast<int32_t>(epoch_), static_cast<int64_t>(last_tag_)}};
+  }
+
+  std::string SaveState() override {
+    spans_.push_back({last_tag_, std::move(current_), false});
+    current_.clear();
+    std::string state;   // ids, newline-separated
+    for (const std::string& id : loaded_) state.append(id).push_back('\n');
+    for (const Span& span : spans_) {
+      for (const std::string& id : span.ids) state.append(id).push_back('\n');
+    }
+    return state;
+  }
+
+  bool LoadState(std::string_view state, std::string* error) override {
+    for (size_t at = 0; at < state.size();) {
+      const size_t nl = state.find('\n', at);
+      const size_t end = nl == std::string_view::npos ? state.size() : nl;
+      if (end > at) loaded_.emplace(state.substr(at, end - at));
+      at = end + 1;
+    }
+    loaded_count_ = loaded_.size();
+    return true;
+  }
+
+  bool Rewind(const std::vector<SourcePosition>&, std::string*) override { return true; }
+
+  bool Commit(const std::vector<SourcePosition>& positions, std::string* error) override {
+    if (positions.empty() || positions[0].offset <= 0) return true;
+    const RabbitStatus status = source_->Ack(static_cast<uint64_t>(positions[0].partition),
+                                             static_cast<uint64_t>(positions[0].offset), true);
+    if (status.code == RabbitStatus::kStaleAck) return true;   // they come again: dropped by id
+    if (!status.ok() && status.code != RabbitStatus::kUnknownTag) {
+      *error = status.message;
+      return false;
+    }
+    const uint64_t acked = static_cast<uint64_t>(positions[0].offset);
+    for (Span& span : spans_) span.acked = span.acked || span.last_tag <= acked;
+    while (spans_.size() > 1 && spans_[0].acked && spans_[1].acked) spans_.pop_front();
+    if (!loaded_.empty() && delivered_ > loaded_count_ + static_cast<uint64_t>(prefetch_)) loaded_.clear();
+    return true;
+  }
+
+  bool WantsCheckpoint() const override {
+    return source_->unacked() * 2 >= static_cast<size_t>(prefetch_);
+  }
+
+ private:
+  struct Span {                // the deliveries one checkpoint covers beyond the one before
+    uint64_t last_tag = 0;
+    std::vector<std::string> ids;
+    bool acked = false;
+  };
+
+  std::unique_ptr<RabbitSource> source_;
+  int prefetch_;
+  RabbitBatch rabbit_batch_;
+  uint64_t epoch_ = 0;       // the connection this run reads (0: none yet)
+  uint64_t last_tag_ = 0;    // the last delivery handed out or dropped
+  uint64_t delivered_ = 0;   // deliveries since the start (handed out or dropped)
+  std::vector<std::string> current_;   // ids delivered since the last checkpoint
+  std::deque<Span> spans_;
+  std::unordered_set<std::string> loaded_;   // ids a checkpoint covered, from before the restart
+  uint64_t loaded_count_ = 0;
+  uint64_t skipped_ = 0;
+  bool announced_ = false;
+};
+
 }  // namespace
+
+// The RabbitMQ connection options of a source or sink config.
+RabbitConnectionOptions RabbitOptionsOf(const RabbitMqConnection& c) {
+  RabbitConnectionOptions o;
+  o.host = c.host.value;
+  o.port = c.port;
+  o.vhost = c.vhost.value;
+  o.user = c.user.value;
+  o.password = c.password.value;
+  o.heartbeat_s = static_cast<int>((c.heartbeat_ms + 999) / 1000);
+  o.tls.enabled = c.tls.enabled;
+  o.tls.ca_cert_file = c.tls.ca_cert;
+  o.tls.cert_file = c.tls.cert;
+  o.tls.key_file = c.tls.key;
+  o.tls.verify_peer = c.tls.verify_peer;
+  return o;
+}
 
 std::unique_ptr<ServeSource> MakeServeSource(const SourceConfig& config, size_t max_message_bytes,
                                              std::string* error) {
@@ -290,10 +434,22 @@ std::unique_ptr<ServeSource> MakeServeSource(const SourceConfig& config, size_t 
       }
       return std::make_unique<KafkaServeSource>(config.name, std::move(consumer));
     }
-    case SourceConfig::Kind::kRabbitMq:
-      break;
+    case SourceConfig::Kind::kRabbitMq: {
+      RabbitSourceOptions options;
+      options.connection = RabbitOptionsOf(config.rabbitmq);
+      options.queue = config.queue.value;
+      options.prefetch = config.prefetch;
+      options.declare_queue = config.declare;
+      RabbitStatus status;
+      std::unique_ptr<RabbitSource> source = RabbitSource::Create(options, &status);
+      if (source == nullptr) {
+        *error = fmt::format("source '{}': {}", config.name, status.message);
+        return nullptr;
+      }
+      return std::make_unique<RabbitServeSource>(config.name, std::move(source), config.prefetch);
+    }
   }
-  *error = fmt::format("source '{}': RabbitMQ sources are not wired into the daemon yet", config.name);
+  *error = fmt::format("source '{}': unknown kind", config.name);
   return nullptr;
 }
 

@@ -50,8 +50,12 @@ struct SourceBatch {
   std::vector<SourcePartitionChange> assigned;   // before the messages
   std::vector<SourcePartitionChange> revoked;
   std::vector<std::string> errors;               // connection trouble etc.; the source goes on
+  // The source cannot go on from where it is without reprocessing (RabbitMQ: a new connection
+  // redelivers every unacked message): the daemon restarts from its last checkpoint.
+  bool needs_restart = false;
 
   void Clear() {
+    needs_restart = false;
     messages.clear();
     assigned.clear();
     revoked.clear();
@@ -73,6 +77,15 @@ class ServeSource {
   virtual bool Rewind(const std::vector<SourcePosition>& positions, std::string* error) = 0;
   // A checkpoint holding these positions is durable (Kafka: commit them for the group).
   virtual bool Commit(const std::vector<SourcePosition>& positions, std::string* error) = 0;
+  // What else a checkpoint must hold for this source besides positions (RabbitMQ: the message
+  // ids of the deliveries the last checkpoints cover, to drop their redeliveries); called right
+  // after Positions() when a checkpoint is taken.
+  virtual std::string SaveState() { return {}; }
+  // After a restart, before the first Poll: the state a checkpoint saved.
+  virtual bool LoadState(std::string_view state, std::string* error) { return true; }
+  // The source would stall without a checkpoint soon (RabbitMQ: half its prefetch window is
+  // delivered and unacked, and acks come only with checkpoints).
+  virtual bool WantsCheckpoint() const { return false; }
   // Kafka only: the group's committed offsets for `partitions` (offset < 0: none).
   virtual bool Committed(std::vector<SourcePosition>* partitions, std::string* error) {
     return true;
@@ -86,6 +99,10 @@ class ServeSource {
  private:
   std::string name_;
 };
+
+struct RabbitConnectionOptions;
+// The RabbitMQ client's connection options for a config's connection (sources and sinks).
+RabbitConnectionOptions RabbitOptionsOf(const RabbitMqConnection& connection);
 
 // A source for `config`; null with `error` when it cannot be made (a bad Kafka property, a file
 // that cannot be opened, a kind not built yet).

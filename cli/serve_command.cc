@@ -6,7 +6,9 @@
 // Exit codes: 0 clean end (input read to its end, or stopped by SIGTERM/SIGINT after a final
 // checkpoint) or config OK; 1 errors in the config or the rules, or a failure while running;
 // 2 usage.
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -31,8 +33,10 @@ struct ServeOptions {
 };
 
 ServeDaemon* g_daemon = nullptr;
+volatile std::sig_atomic_t g_stop_requested = 0;
 
 extern "C" void OnStopSignal(int) {
+  g_stop_requested = 1;
   if (g_daemon != nullptr) g_daemon->RequestStop();
 }
 
@@ -80,6 +84,9 @@ void SetUpLogging(const ServeConfig& config) {
 }
 
 int Serve(const ServeOptions& options) {
+  // From the start: a stop asked for while the rules load ends the daemon before it reads.
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGINT, OnStopSignal);
   const bool check_only = !options.check_config.empty();
   const std::string& path = check_only ? options.check_config : options.config;
   const ServeConfigResult loaded = LoadServeConfig(path);
@@ -94,23 +101,37 @@ int Serve(const ServeOptions& options) {
     return kExitOk;
   }
   SetUpLogging(config);
-  std::string error;
-  std::unique_ptr<ServeDaemon> daemon = ServeDaemon::Create(config, program, &error);
-  if (daemon == nullptr) {
-    spdlog::error("cannot start: {}", error);
-    return kExitErrors;
-  }
-  g_daemon = daemon.get();
-  std::signal(SIGTERM, OnStopSignal);
-  std::signal(SIGINT, OnStopSignal);
   spdlog::info("serving {} with {} shards", config.config_path, config.ShardCount());
-  const int code = daemon->Run();
-  const ServeSummary& s = daemon->summary();
-  spdlog::info("{}: {} messages, {} events, {} dead letters, {} late, {} alerts ({} suppressed), {} "
-               "checkpoints", s.input_done ? "input done" : "stopped", s.messages, s.events,
-               s.dead_letters, s.late, s.alerts, s.suppressed, s.checkpoints);
-  g_daemon = nullptr;
-  return code;
+  // A lost broker connection (ServeDaemon::kRestart): a new daemon goes on from the last durable
+  // checkpoint, after a pause that doubles up to 30 s while restarts keep failing fast.
+  int backoff_ms = 500;
+  for (;;) {
+    std::string error;
+    std::unique_ptr<ServeDaemon> daemon = ServeDaemon::Create(config, program, &error);
+    if (daemon == nullptr) {
+      spdlog::error("cannot start: {}", error);
+      return kExitErrors;
+    }
+    g_daemon = daemon.get();
+    if (g_stop_requested) daemon->RequestStop();
+    const auto started = std::chrono::steady_clock::now();
+    const int code = daemon->Run();
+    g_daemon = nullptr;
+    const ServeSummary& s = daemon->summary();
+    spdlog::info("{}: {} messages, {} events, {} dead letters, {} late, {} alerts ({} suppressed), {} "
+                 "checkpoints", s.input_done ? "input done" : "stopped", s.messages, s.events,
+                 s.dead_letters, s.late, s.alerts, s.suppressed, s.checkpoints);
+    if (code != ServeDaemon::kRestart) return code;
+    if (g_stop_requested) return kExitOk;
+    daemon.reset();
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(60)) backoff_ms = 500;
+    spdlog::warn("restarting from the last checkpoint in {} ms", backoff_ms);
+    for (int waited = 0; waited < backoff_ms && !g_stop_requested; waited += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (g_stop_requested) return kExitOk;
+    backoff_ms = std::min(backoff_ms * 2, 30000);
+  }
 }
 
 }  // namespace
