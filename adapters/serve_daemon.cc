@@ -5,6 +5,7 @@
 #include <tbb/concurrent_queue.h>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -15,6 +16,8 @@
 
 #include "adapters/alert_writer.h"
 #include "adapters/decoder.h"
+#include "adapters/serve_http.h"
+#include "adapters/serve_metrics.h"
 #include "adapters/serve_sinks.h"
 #include "adapters/serve_sources.h"
 #include "runtime/checkpoint_store.h"
@@ -27,6 +30,11 @@ namespace {
 
 constexpr uint32_t kPayloadVersion = 2;
 constexpr size_t kPollBatch = 1024;
+
+int64_t WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -147,6 +155,7 @@ struct OutputItem {
   OutputLine::Kind line_kind = OutputLine::Kind::kAlert;
   int32_t rule = -1;
   uint64_t match_id = 0;
+  int64_t last_seq = -1;   // kAlert with bound events: the last one's arrival seq (latency)
   std::string line;
   std::string key;
   // kCheckpoint
@@ -200,6 +209,20 @@ struct ServeDaemon::Impl {
   uint64_t committed_epoch = 0;
   uint64_t pending_epoch = 0;                          // a checkpoint on its way to disk
   uint64_t router_late = 0;                            // late events written by the router
+  // Metrics (serve_metrics.h): the router's own counts, copied to the registry by SyncMetrics.
+  std::unique_ptr<ServeMetrics> metrics;
+  std::unique_ptr<HttpEndpoint> http;
+  std::atomic<bool> ready{false};
+  std::vector<prometheus::Counter*> rule_alerts;       // per rule
+  std::vector<prometheus::Counter*> partition_messages;   // per watermark partition
+  std::vector<prometheus::Gauge*> partition_lag;
+  std::vector<uint64_t> partition_counts, partition_synced;
+  std::vector<prometheus::Gauge*> shard_runs, shard_keys, shard_bytes, shard_queue;
+  uint64_t synced_events = 0, synced_dead = 0, synced_late = 0, synced_ignored = 0;
+  int64_t synced_blocked_ns = 0;
+  std::atomic<int64_t> last_durable_ns{0};
+  int64_t batch_ns = 0;                                // wall clock of the batch being read
+  std::chrono::steady_clock::time_point next_sync{};
   ServeSummary summary;
 
   Impl(const ServeConfig& c, std::shared_ptr<const Program> p)
@@ -216,6 +239,8 @@ struct ServeDaemon::Impl {
   bool TakeCheckpoint(bool input_done, std::string* error);
   void CommitDurable();
   void SinkLoop();
+  bool StartMetrics(std::string* error);
+  void SyncMetrics();
   int Run();
 };
 
@@ -242,6 +267,7 @@ bool ServeDaemon::Impl::Build(std::string* error) {
           item.line_kind = OutputLine::Kind::kAlert;
           item.rule = alert.rule;
           item.match_id = alert.match_id;
+          if (!alert.events.empty()) item.last_seq = alert.events.back().seq;
           item.line = WithoutNewline(out->alerts.Format(alert));
           item.key = KafkaKeyOf(alert);
           Emit(std::move(item));
@@ -274,6 +300,7 @@ bool ServeDaemon::Impl::Build(std::string* error) {
     if (sink == nullptr) return false;
     sinks.push_back(std::move(sink));
   }
+  if (!StartMetrics(error)) return false;
   const CheckedRules& rules = *program->checked;
   for (const CheckedRule& rule : rules.rules) {
     rule_sinks.push_back(SinksForAlert(config, rule.name, RuleSeverityName(rule.meta.severity), rule.sink));
@@ -294,8 +321,88 @@ bool ServeDaemon::Impl::Build(std::string* error) {
     if (!store->Open(error)) return false;
     if (!RestoreNewest(error)) return false;
   }
+  metrics->seq_clock.Start(next_seq);
   sink_thread = std::thread([this] { SinkLoop(); });
   return true;
+}
+
+bool ServeDaemon::Impl::StartMetrics(std::string* error) {
+  metrics = std::make_unique<ServeMetrics>(std::make_shared<prometheus::Registry>());
+  for (const CheckedRule& rule : program->checked->rules) {
+    rule_alerts.push_back(&metrics->alerts.Add({{"rule", rule.name}}));
+  }
+  for (int shard = 0; shard < pool->shards(); ++shard) {
+    const std::map<std::string, std::string> label{{"shard", std::to_string(shard)}};
+    shard_runs.push_back(&metrics->partial_matches.Add(label));
+    shard_keys.push_back(&metrics->keys.Add(label));
+    shard_bytes.push_back(&metrics->state_bytes.Add(label));
+    shard_queue.push_back(&metrics->queue_depth.Add(label));
+  }
+  if (!config.metrics.enabled()) return true;
+  HttpEndpointOptions options;
+  options.host = config.metrics.host;
+  options.port = config.metrics.port;
+  if (config.metrics.admin_token) options.admin_token = config.metrics.admin_token->value;
+  options.registry = metrics->registry;
+  options.ready = [this] { return ready.load(std::memory_order_relaxed); };
+  options.reload = [](std::string* message) {
+    *message = "live rule reload is not built yet: restart the daemon with the new rules (their "
+               "state restores only when the rule set is unchanged)";
+    return false;
+  };
+  http = HttpEndpoint::Start(std::move(options), error);
+  if (http == nullptr) return false;
+  spdlog::info("metrics on http://{}:{}/metrics", config.metrics.host, http->port());
+  return true;
+}
+
+// Copies the router's counts and the pool's gauges into the registry (a few times a second).
+void ServeDaemon::Impl::SyncMetrics() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_sync) return;
+  next_sync = now + std::chrono::milliseconds(250);
+  auto add = [](prometheus::Counter& c, uint64_t total, uint64_t& synced) {
+    if (total > synced) c.Increment(static_cast<double>(total - synced));
+    synced = total;
+  };
+  add(metrics->events, summary.events, synced_events);
+  add(metrics->dead_letters, summary.dead_letters, synced_dead);
+  add(metrics->ignored, summary.ignored, synced_ignored);
+  uint64_t late = router_late;
+  for (const auto& o : outputs) late += o->late.load(std::memory_order_relaxed);
+  add(metrics->late, late, synced_late);
+  for (size_t p = 0; p < partition_counts.size(); ++p) {
+    add(*partition_messages[p], partition_counts[p], partition_synced[p]);
+  }
+  const int64_t wall_ms = WallMs();
+  const auto& parts = watermarks.partitions();
+  for (size_t p = 0; p < parts.size() && p < partition_lag.size(); ++p) {
+    if (parts[p].own != PartitionWatermarks::kNone) partition_lag[p]->Set((wall_ms - parts[p].own) / 1000.0);
+  }
+  if (watermarks.watermark() != PartitionWatermarks::kNone) {
+    metrics->watermark_seconds.Set(watermarks.watermark() / 1000.0);
+  }
+  const ShardPoolStats& stats = pool->stats();
+  if (stats.router_blocked_ns > synced_blocked_ns) {
+    metrics->backpressure_seconds.Increment((stats.router_blocked_ns - synced_blocked_ns) / 1e9);
+    synced_blocked_ns = stats.router_blocked_ns;
+  }
+  for (size_t shard = 0; shard < stats.shards.size() && shard < shard_runs.size(); ++shard) {
+    const ShardPoolStats::Shard& s = stats.shards[shard];
+    uint64_t runs = 0, keys = 0;
+    for (const MatcherCounters& c : s.groups) {
+      runs += c.runs_live;
+      keys += c.keys_live + c.window_keys_live;
+    }
+    shard_runs[shard]->Set(static_cast<double>(runs));
+    shard_keys[shard]->Set(static_cast<double>(keys));
+    shard_bytes[shard]->Set(static_cast<double>(s.checkpoint_bytes));
+    shard_queue[shard]->Set(static_cast<double>(s.queue_depth));
+  }
+  metrics->output_queue_depth.Set(static_cast<double>(std::max<std::ptrdiff_t>(0, output.size())));
+  metrics->checkpoint_pause_seconds.Set(stats.last_checkpoint_ns / 1e9);
+  const int64_t durable = last_durable_ns.load(std::memory_order_relaxed);
+  if (durable > 0) metrics->checkpoint_age_seconds.Set((WallNs() - durable) / 1e9);
 }
 
 bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
@@ -367,6 +474,7 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   ++summary.messages;
   const DecodeStatus status = decoders[source]->Decode(m.bytes, builder);
   const int wm = partition_index[source][static_cast<size_t>(m.partition)];
+  ++partition_counts[static_cast<size_t>(wm)];
   if (status.is_watermark()) {
     ++summary.watermarks;
     watermarks.OnPunctuation(wm, status.watermark_ms, WallMs());
@@ -382,6 +490,7 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   const int64_t t = record.event_time();
   const int64_t before = watermarks.OnEvent(wm, t, WallMs());
   const int64_t seq = next_seq++;   // every decoded event takes one, as in Matcher::Push
+  metrics->seq_clock.Note(seq, batch_ns);
   const bool late = before != PartitionWatermarks::kNone && t <= before;
   // A late event goes to the late output from here, once, however many key groups read its
   // type — unless the allowed lateness lets it into windows: then the shards take it (and
@@ -469,9 +578,13 @@ void ServeDaemon::Impl::SinkLoop() {
         }
       };
       switch (item.line_kind) {
-        case OutputLine::Kind::kAlert:
+        case OutputLine::Kind::kAlert: {
           for (size_t sink : rule_sinks[static_cast<size_t>(item.rule)]) write(sink);
+          rule_alerts[static_cast<size_t>(item.rule)]->Increment();
+          const int64_t read_ns = item.last_seq >= 0 ? metrics->seq_clock.At(item.last_seq) : -1;
+          if (read_ns > 0) metrics->alert_latency.Observe(std::max<int64_t>(0, WallNs() - read_ns) / 1e9);
           break;
+        }
         case OutputLine::Kind::kLate:
           if (config.late_sink >= 0) write(static_cast<size_t>(config.late_sink));
           break;
@@ -486,6 +599,7 @@ void ServeDaemon::Impl::SinkLoop() {
       continue;
     }
     // A checkpoint: everything before it is delivered, then it goes to disk.
+    const auto flush_start = std::chrono::steady_clock::now();
     bool ok = true;
     for (auto& sink : sinks) {
       if (!sink->Flush(&error)) {
@@ -501,11 +615,18 @@ void ServeDaemon::Impl::SinkLoop() {
       CheckpointWriteStats stats;
       if (!store->Write(item.epoch, *item.payload, &stats, &error)) {
         spdlog::error("checkpoint {} not written: {}", item.epoch, error);
+        metrics->checkpoint_failures.Increment();
         sink_failed.store(true);
         continue;
       }
       spdlog::debug("checkpoint {} written: {} bytes in {} ms", item.epoch, stats.bytes, stats.write_ns / 1000000);
+      metrics->checkpoints.Increment();
+      metrics->checkpoint_bytes.Set(static_cast<double>(stats.bytes));
+      metrics->checkpoint_write_seconds.Set(
+          static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - flush_start).count()) / 1e9);
     }
+    last_durable_ns.store(WallNs(), std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(durable_mu);
       durable_positions = *item.positions;
@@ -545,12 +666,19 @@ int ServeDaemon::Impl::Run() {
         break;
       }
       const int64_t now = WallMs();
+      batch_ns = WallNs();
       for (const SourcePartitionChange& c : batch.assigned) {
         auto& index = partition_index[s];
         if (index.size() <= static_cast<size_t>(c.partition)) index.resize(static_cast<size_t>(c.partition) + 1, -1);
         if (index[static_cast<size_t>(c.partition)] < 0) {
           index[static_cast<size_t>(c.partition)] =
               watermarks.Register(fmt::format("{}:{}", sources[s]->name(), c.label), now);
+          const std::map<std::string, std::string> labels{{"source", sources[s]->name()},
+                                                          {"partition", c.label}};
+          partition_messages.push_back(&metrics->messages.Add(labels));
+          partition_lag.push_back(&metrics->watermark_lag.Add(labels));
+          partition_counts.push_back(0);
+          partition_synced.push_back(0);
           spdlog::info("source '{}': partition {} assigned", sources[s]->name(), c.label);
         }
       }
@@ -568,6 +696,8 @@ int ServeDaemon::Impl::Run() {
     if (watermarks.OnTick(WallMs())) pool->AdvanceWatermark(watermarks.watermark());
     pool->Flush();
     CommitDurable();
+    SyncMetrics();
+    ready.store(true, std::memory_order_relaxed);
     if (all_done) break;
     const auto now = std::chrono::steady_clock::now();
     if (store != nullptr && (now >= next_checkpoint || wants_checkpoint) &&

@@ -3,6 +3,7 @@
 #include "adapters/serve_sources.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +61,10 @@ class LineSource final : public ServeSource {
           break;
         }
         if (!batch->messages.empty()) break;   // hand out what is complete before reading more
+        // Wait for input at most timeout_ms (stdin or a pipe may be quiet for a long time: the
+        // router has watermarks, checkpoints and metrics to see to meanwhile).
+        pollfd ready{fd_, POLLIN, 0};
+        if (::poll(&ready, 1, timeout_ms) == 0) break;
         Compact();
         if (!Fill(error)) return false;
         continue;

@@ -151,6 +151,65 @@ wait "$pid" || fail "serve exited $? on SIGTERM"
 diff <(sort -u "$tmp/long_expected.jsonl") <(sort -u "$tmp/term/alerts.jsonl") >/dev/null ||
   fail "SIGTERM and restart: alerts differ from an uninterrupted run"
 
+# --- metrics, health and readiness while serving stdin ----------------------------------------
+mkdir -p "$tmp/m"
+cat >"$tmp/m/vigil.yaml" <<EOF
+rules: $root/rules
+shards: 2
+watermark:
+  out_of_orderness: 5s
+metrics:
+  listen: 127.0.0.1:0
+  admin_token: {env: VIGIL_TEST_TOKEN}
+sources:
+  - name: events
+    type: stdin
+sinks:
+  - name: alerts
+    type: file
+    path: $tmp/m/alerts.jsonl
+EOF
+mkfifo "$tmp/m/in"
+VIGIL_TEST_TOKEN=t0ken "$vigil" serve --config "$tmp/m/vigil.yaml" <"$tmp/m/in" 2>"$tmp/m/err" &
+pid=$!
+exec 9>"$tmp/m/in"
+cat "$sample" >&9
+for _ in $(seq 1 100); do grep -q "metrics on" "$tmp/m/err" && break; sleep 0.1; done
+port=$(sed -n 's|.*metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$tmp/m/err")
+python3 - "$port" "$(wc -l <"$sample")" <<'EOF' || fail "metrics endpoint"
+import sys, time, urllib.request, urllib.error
+port, lines = sys.argv[1], int(sys.argv[2])
+def get(path, method="GET", token=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    if token: req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r: return r.status, r.read().decode()
+    except urllib.error.HTTPError as e: return e.code, e.read().decode()
+deadline = time.time() + 30
+while True:   # wait until every line of the sample is read (the fifo stays open)
+    status, text = get("/metrics")
+    got = [l for l in text.splitlines() if l.startswith('vigil_source_messages_total{')]
+    if got and float(got[0].split()[-1]) >= lines: break
+    if time.time() > deadline: sys.exit(f"metrics never reached {lines} messages: {got}")
+    time.sleep(0.2)
+assert status == 200, status
+for needle in ['vigil_source_messages_total{partition="stdin",source="events"} ' + str(lines),
+               'vigil_events_total ' + str(lines), 'vigil_alerts_total{rule="card_testing"}',
+               'vigil_partial_matches{shard="1"}', 'vigil_watermark_lag_seconds{partition="stdin",source="events"}',
+               'vigil_alert_latency_seconds_count', 'vigil_shard_queue_depth{shard="0"}']:
+    assert needle in text, needle
+assert get("/healthz")[0] == 200
+assert get("/readyz")[0] == 200
+assert get("/admin/reload", "POST")[0] == 401
+assert get("/admin/reload", "POST", "wrong")[0] == 401
+assert get("/admin/reload", "POST", "t0ken")[0] == 409   # refused: reload is not built yet
+assert "t0ken" not in text
+EOF
+exec 9>&-
+wait "$pid" || fail "serve over stdin exited $?"
+grep -q "t0ken" "$tmp/m/err" && fail "the admin token appears in the log"
+[ -s "$tmp/m/alerts.jsonl" ] || fail "serve over stdin wrote no alert"
+
 # --- --check-config -----------------------------------------------------------------------------
 expect_exit 0 serve --check-config "$tmp/s2/vigil.yaml"
 grep -q "^config OK" "$tmp/out" || fail "--check-config: no 'config OK'"
