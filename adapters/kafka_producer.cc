@@ -268,7 +268,10 @@ KafkaTxnStatus KafkaProducer::SendOffsetsToTransaction(std::span<const KafkaPosi
   if (group.empty()) {
     return Refused(RD_KAFKA_RESP_ERR__INVALID_ARG, "send offsets: no consumer group metadata");
   }
-  if (positions.empty()) return KafkaTxnStatus();
+  if (positions.empty()) {
+    if (impl.txn_state == KafkaTxnState::kInTransaction) return KafkaTxnStatus();
+    return Refused(RD_KAFKA_RESP_ERR__STATE, "send offsets: not in a transaction");
+  }
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
   for (const KafkaPosition& p : positions) {

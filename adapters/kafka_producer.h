@@ -139,7 +139,7 @@ class KafkaProducer {
   KafkaTxnStatus BeginTransaction();
   // Adds the consumer group's positions (next offsets to read, as KafkaSource::Commit takes
   // them) to the transaction: the group commits them exactly when the transaction commits.
-  // `group` from KafkaSource::GroupMetadata. No positions: nothing to do, ok.
+  // `group` from KafkaSource::GroupMetadata. No positions: nothing to do, ok (in a transaction).
   KafkaTxnStatus SendOffsetsToTransaction(std::span<const KafkaPosition> positions,
                                           const KafkaGroupMetadata& group, int timeout_ms);
   // Delivers every message still queued (as Flush), then commits the transaction.
