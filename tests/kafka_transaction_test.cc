@@ -284,7 +284,7 @@ TEST_CASE("kafka transactions: offsets sent to a transaction are the group's onc
   CHECK(std::count(resumed.begin(), resumed.end(), "e6") == 1);
 }
 
-TEST_CASE("kafka transactions: a second producer with the same transactional.id takes over from the first") {
+TEST_CASE("kafka transactions: a second producer with the same transactional.id, and the first one's open transaction") {
   test::MockKafkaCluster cluster({"out"});
   REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
   // The first producer leaves a transaction open, its messages in the log (a daemon killed
