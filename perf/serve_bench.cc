@@ -10,8 +10,12 @@
 // repeat the setup. Each mode prints its figures as `name: value` lines.
 //
 //   serve_bench throughput [--events N] [--partitions P] [--shards S] [--rule next|any]
-//       N events pre-produced to topic `events` (P partitions, partition = key mod P, so each
-//       key's events stay in order), then a punctuation per partition that ends event time. The
+//       N events to topic `events` (P partitions, partition = key mod P, so each key's events
+//       stay in order), then a punctuation per partition that ends event time. The mock keeps
+//       only the last 5 MB of a partition: when N events fit (P >= ~N / 50k) they are produced
+//       before the daemon starts, else a producer thread writes them while it runs, at most
+//       --window events per partition ahead of the newest alert's event (so the bench's own
+//       feedback loop bounds the rate: a floor, not the daemon's ceiling). The
 //       daemon (in-process ServeDaemon, the code `vigil serve` runs) consumes from the earliest
 //       offset, checkpoints every --interval-ms (10 s), writes alerts to topic `alerts`; the
 //       bench reads that topic until every expected alert (a Matcher over the same events, in
@@ -24,11 +28,13 @@
 //       The same events from a JSON-lines file (the daemon ends at its end): Kafka's consuming
 //       cost separated out; with --sink file, no Kafka at all.
 //   serve_bench latency --rate R [--seconds T] [--warmup W] [--partitions P] [--shards S]
-//       A producer thread sends R events/s for W + T seconds with `at` = the wall-clock ms when
-//       it calls Produce; the bench reads the alerts as they come. Latency of an alert = its
-//       arrival at the reader (wall clock, µs) - its c event's time_ms (so up to 1 ms too
-//       high: `at` is a whole ms); also the alert's Kafka timestamp - time_ms (produce to the
-//       daemon's send). Alerts whose c event came in the warm-up are left out.
+//       A producer thread sends the same events at R events/s for W + T seconds (event i keeps
+//       its time start + i ms) and notes the wall clock (µs) when it hands event i to Produce;
+//       the bench reads the alerts (topic of 8 partitions) as they come. Latency of an alert =
+//       its arrival at the reader - the produce time of its c event (found from its time_ms);
+//       also its Kafka timestamp (the daemon's send, ms) - that produce time. Alerts of events of
+//       the warm-up are left out. If the daemon falls more than 5 MB behind, the mock drops
+//       input: the run says NOT KEPT UP.
 //   serve_bench checkpoint [--keys K] [--shards S] [--count C]
 //       ShardPool alone (runtime/shard_pool.h), as the daemon builds it: K keys each holding
 //       two partial matches of the skip-till-any rule with a 3h window (A then B; 500k keys: 1M
@@ -36,7 +42,9 @@
 //       and the time the daemon's router spends after it packing the blobs into the
 //       checkpoint payload (serve_daemon.cc PackPayload copies them).
 //
-// Common: --mock PATH (default: <build>/tests/vigil_kafka_mock next to this program's
+// Common: --source-props k=v,... / --sink-props k=v,... (librdkafka properties of the daemon's
+// source / alert sink; with the mock, fetch.wait.max.ms matters: it answers an empty fetch only
+// after that wait, 500 ms by default, even when data arrives meanwhile), --mock PATH (default: <build>/tests/vigil_kafka_mock next to this program's
 // <build>/perf/), --interval-ms (checkpoint interval, default 10000), --keep-dir (leave the
 // temporary directory). Figures and commands: perf/README.md, "Daemon (vigil serve)".
 #include <malloc.h>
@@ -116,7 +124,7 @@ struct Options {
   std::string mock;
   std::string source_props;   // "k=v,k=v": librdkafka properties of the daemon's source
   std::string sink_props;     // ... of its alert sink
-  size_t window = 40000;      // live input: events per partition ahead of the alerts seen
+  size_t window = 55000;      // live input: events per partition ahead of the alerts seen
 };
 
 std::string g_mock_path;
@@ -501,7 +509,10 @@ int Throughput(const Options& o) {
              o.events, o.partitions, o.shards, o.rule, o.interval_ms);
   fmt::print("expected_alerts: {}\n", expected);
 
-  test::MockKafkaCluster cluster({fmt::format("events:{}", o.partitions), "alerts:1"});
+  // The alerts topic too must hold them all (the reader may fall behind): ~400 bytes an alert.
+  const size_t alert_partitions = std::max<size_t>(1, (expected * 400 + kPartitionBytes - 1) / kPartitionBytes);
+  fmt::print("alert_partitions: {}\n", alert_partitions);
+  test::MockKafkaCluster cluster({fmt::format("events:{}", o.partitions), fmt::format("alerts:{}", alert_partitions)});
   if (cluster.bootstrap().empty()) Die("mock cluster: " + cluster.error());
   // The mock keeps the last 5 MB of each partition (rdkafka_mock.c): N events fit ahead of the
   // run only in enough partitions; otherwise a producer thread writes them while the daemon
@@ -561,7 +572,7 @@ int Throughput(const Options& o) {
     if (!reader->Poll(100, 100000, batch).ok()) Die("reader poll failed");
     for (const KafkaMessage& m : batch.messages) {
       ++got;
-      if (first_ts < 0) {
+      if (first_ts < 0 || m.timestamp_ms < first_ts) {   // partitions arrive in any order
         first_ts = m.timestamp_ms;
         first_index = LastEventTime(m.value) - kStartMs;
       }
@@ -660,37 +671,40 @@ int Latency(const Options& o) {
   const auto program = CompileOrDie(rule);
   fmt::print("mode: latency  rate: {:.0f}/s  seconds: {} (+{} warm-up)  partitions: {}  shards: {}  rule: seq_{}  "
              "interval_ms: {}\n", o.rate, o.seconds, o.warmup, o.partitions, o.shards, o.rule, o.interval_ms);
-  test::MockKafkaCluster cluster({fmt::format("events:{}", o.partitions), "alerts:1"});
+  test::MockKafkaCluster cluster({fmt::format("events:{}", o.partitions), "alerts:8"});
   if (cluster.bootstrap().empty()) Die("mock cluster: " + cluster.error());
   RunningDaemon daemon(ConfigText(o, dir.path, cluster.bootstrap(), "kafka"), dir.path, program);
   auto reader = AlertReader(cluster.bootstrap());
   daemon.Start();
 
-  const int64_t measure_from_ms = WallUs() / 1000 + static_cast<int64_t>(o.warmup * 1000);
+  // Event i has the workload's time kStartMs + i (one per ms, as in the throughput runs; times
+  // from the wall clock would pile hundreds of events into each ms and change the workload);
+  // the wall clock when it was produced is kept here, found again from an alert's c event time.
+  const size_t total = static_cast<size_t>(o.rate * (o.warmup + o.seconds)) + 1;
+  std::vector<std::atomic<int64_t>> sent_us(total);
+  const size_t measure_from = static_cast<size_t>(o.rate * o.warmup);
   std::atomic<bool> produced{false};
-  std::atomic<int64_t> produce_end_ms{0};
   std::atomic<uint64_t> sent{0};
   std::thread producer_thread([&] {
-    auto producer = MakeProducer(cluster.bootstrap(), "1");
+    auto producer = MakeProducer(cluster.bootstrap(), "5");   // librdkafka's default linger
     Generator g;
     fmt::memory_buffer buf;
     const auto t0 = Clock::now();
-    const double total_s = o.warmup + o.seconds;
     uint64_t n = 0;
-    for (;;) {
+    while (n < total) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-      if (elapsed >= total_s) break;
-      const uint64_t target = static_cast<uint64_t>(elapsed * o.rate);
+      const uint64_t target = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed * o.rate));
       while (n < target) {
         const Generator::Event e = g.Next();
         const int32_t partition = static_cast<int32_t>(e.key % static_cast<size_t>(o.partitions));
-        const KafkaStatus s = producer->Produce("events", partition, std::nullopt, Json(buf, e, WallUs() / 1000));
+        sent_us[n].store(WallUs(), std::memory_order_relaxed);
+        const KafkaStatus s = producer->Produce("events", partition, std::nullopt,
+                                                Json(buf, e, kStartMs + static_cast<int64_t>(n)));
         if (!s.ok()) Die(s.message);
         ++n;
       }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    produce_end_ms.store(WallUs() / 1000);
     sent.store(n);
     producer->Flush(60000);
     produced.store(true);
@@ -705,10 +719,11 @@ int Latency(const Options& o) {
     const int64_t now_us = WallUs();
     for (const KafkaMessage& m : batch.messages) {
       ++alerts;
-      const int64_t c_ms = LastEventTime(m.value);
-      if (c_ms < measure_from_ms) continue;
-      arrival_ms.push_back(static_cast<double>(now_us - c_ms * 1000) / 1e3);
-      sent_ms.push_back(static_cast<double>(m.timestamp_ms - c_ms));
+      const int64_t c = LastEventTime(m.value) - kStartMs;
+      if (c < static_cast<int64_t>(measure_from) || c >= static_cast<int64_t>(total)) continue;
+      const int64_t at_us = sent_us[static_cast<size_t>(c)].load(std::memory_order_relaxed);
+      arrival_ms.push_back(static_cast<double>(now_us - at_us) / 1e3);
+      sent_ms.push_back(static_cast<double>(m.timestamp_ms * 1000 - at_us) / 1e3);
     }
     if (!batch.messages.empty()) last_progress = Clock::now();
     // Done: everything produced, and no alert for 3 s (the last events' alerts are in).
@@ -716,13 +731,16 @@ int Latency(const Options& o) {
   }
   producer_thread.join();
   const int rc = daemon.Stop();
-  fmt::print("daemon_exit: {}\nproduced: {} ({:.0f}/s achieved)\nalerts_read: {}  measured: {}\n", rc,
-             sent.load(), static_cast<double>(sent.load()) / (o.warmup + o.seconds), alerts, arrival_ms.size());
+  fmt::print("daemon_exit: {}\nproduced: {}\nalerts_read: {}  measured: {}\n", rc, sent.load(), alerts,
+             arrival_ms.size());
+  if (daemon.summary().events != sent.load())
+    fmt::print("NOT KEPT UP: the daemon read {} of {} events (the mock dropped what it fell 5 MB behind)\n",
+               daemon.summary().events, sent.load());
   PrintSummary(daemon.summary());
   fmt::print("latency_ms produce->alert read: p50 {:.2f}  p90 {:.2f}  p99 {:.2f}  p99.9 {:.2f}  max {:.2f}\n",
              Percentile(arrival_ms, 0.5), Percentile(arrival_ms, 0.9), Percentile(arrival_ms, 0.99),
              Percentile(arrival_ms, 0.999), Percentile(arrival_ms, 1.0));
-  fmt::print("latency_ms produce->alert sent (Kafka timestamp): p50 {:.0f}  p99 {:.0f}  max {:.0f}\n",
+  fmt::print("latency_ms produce->alert sent (Kafka timestamp, ms): p50 {:.1f}  p99 {:.1f}  max {:.1f}\n",
              Percentile(sent_ms, 0.5), Percentile(sent_ms, 0.99), Percentile(sent_ms, 1.0));
   return rc;
 }
