@@ -28,7 +28,8 @@
 //       The same events from a JSON-lines file (the daemon ends at its end): Kafka's consuming
 //       cost separated out; with --sink file, no Kafka at all.
 //   serve_bench latency --rate R [--seconds T] [--warmup W] [--partitions P] [--shards S]
-//       A producer thread sends the same events at R events/s for W + T seconds (event i keeps
+//       A producer thread sends 1,000 events/s until the first alert shows the daemon has
+//       joined, then the same events at R events/s for W + T seconds (event i keeps
 //       its time start + i ms) and notes the wall clock (µs) when it hands event i to Produce;
 //       the bench reads the alerts (topic of 8 partitions) as they come. Latency of an alert =
 //       its arrival at the reader - the produce time of its c event (found from its time_ms);
@@ -680,29 +681,42 @@ int Latency(const Options& o) {
   // Event i has the workload's time kStartMs + i (one per ms, as in the throughput runs; times
   // from the wall clock would pile hundreds of events into each ms and change the workload);
   // the wall clock when it was produced is kept here, found again from an alert's c event time.
-  const size_t total = static_cast<size_t>(o.rate * (o.warmup + o.seconds)) + 1;
-  std::vector<std::atomic<int64_t>> sent_us(total);
-  const size_t measure_from = static_cast<size_t>(o.rate * o.warmup);
+  // Until the daemon has joined its group (~3 s on the mock) the producer trickles 1,000
+  // events/s: at the full rate the backlog would pass the mock's 5 MB and be dropped. From the
+  // first alert on, R events/s: W seconds of warm-up, then T measured.
+  constexpr size_t kTrickleMax = 100000;
+  const size_t total_at_rate = static_cast<size_t>(o.rate * (o.warmup + o.seconds));
+  std::vector<std::atomic<int64_t>> sent_us(kTrickleMax + total_at_rate + 1);
+  std::atomic<bool> joined{false};
+  std::atomic<size_t> measure_from{SIZE_MAX}, total{SIZE_MAX};
   std::atomic<bool> produced{false};
   std::atomic<uint64_t> sent{0};
   std::thread producer_thread([&] {
     auto producer = MakeProducer(cluster.bootstrap(), "5");   // librdkafka's default linger
     Generator g;
     fmt::memory_buffer buf;
-    const auto t0 = Clock::now();
     uint64_t n = 0;
-    while (n < total) {
+    auto send = [&] {
+      const Generator::Event e = g.Next();
+      const int32_t partition = static_cast<int32_t>(e.key % static_cast<size_t>(o.partitions));
+      sent_us[n].store(WallUs(), std::memory_order_relaxed);
+      const KafkaStatus s = producer->Produce("events", partition, std::nullopt,
+                                              Json(buf, e, kStartMs + static_cast<int64_t>(n)));
+      if (!s.ok()) Die(s.message);
+      ++n;
+    };
+    while (!joined.load() && n < kTrickleMax) {
+      send();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const uint64_t n0 = n;
+    measure_from.store(n0 + static_cast<size_t>(o.rate * o.warmup));
+    total.store(n0 + total_at_rate);
+    const auto t0 = Clock::now();
+    while (n < n0 + total_at_rate) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-      const uint64_t target = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed * o.rate));
-      while (n < target) {
-        const Generator::Event e = g.Next();
-        const int32_t partition = static_cast<int32_t>(e.key % static_cast<size_t>(o.partitions));
-        sent_us[n].store(WallUs(), std::memory_order_relaxed);
-        const KafkaStatus s = producer->Produce("events", partition, std::nullopt,
-                                                Json(buf, e, kStartMs + static_cast<int64_t>(n)));
-        if (!s.ok()) Die(s.message);
-        ++n;
-      }
+      const uint64_t target = n0 + std::min<uint64_t>(total_at_rate, static_cast<uint64_t>(elapsed * o.rate));
+      while (n < target) send();
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     sent.store(n);
@@ -717,10 +731,11 @@ int Latency(const Options& o) {
   for (;;) {
     if (!reader->Poll(50, 100000, batch).ok()) Die("reader poll failed");
     const int64_t now_us = WallUs();
+    if (!batch.messages.empty()) joined.store(true);
     for (const KafkaMessage& m : batch.messages) {
       ++alerts;
       const int64_t c = LastEventTime(m.value) - kStartMs;
-      if (c < static_cast<int64_t>(measure_from) || c >= static_cast<int64_t>(total)) continue;
+      if (c < static_cast<int64_t>(measure_from.load()) || c >= static_cast<int64_t>(total.load())) continue;
       const int64_t at_us = sent_us[static_cast<size_t>(c)].load(std::memory_order_relaxed);
       arrival_ms.push_back(static_cast<double>(now_us - at_us) / 1e3);
       sent_ms.push_back(static_cast<double>(m.timestamp_ms * 1000 - at_us) / 1e3);
