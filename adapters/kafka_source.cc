@@ -47,6 +47,18 @@ void OnClientError(rd_kafka_t* handle, int err, const char* reason, void* opaque
   }
 }
 
+// The outcome of a commit (run inside rd_kafka_consumer_poll; CommitAsync's come only this way):
+// a failure goes to the next batch's errors.
+void OnCommitted(rd_kafka_t* handle, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                 void* opaque) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  auto* impl = static_cast<KafkaSource::Impl*>(opaque);
+  if (impl->client_errors.size() < kMaxPendingErrors) {
+    impl->client_errors.push_back(
+        KafkaStatus::Error(err, fmt::format("kafka source: commit: {}", rd_kafka_err2str(err))));
+  }
+}
+
 // The group's rebalances (run inside rd_kafka_consumer_poll): the partitions are taken (eager
 // or, with the cooperative-sticky assignor, incremental) and noted for the caller, which keeps a
 // watermark per partition (runtime/partition_watermarks.h).
@@ -148,6 +160,7 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
   rd_kafka_conf_set_opaque(conf, impl.get());
   rd_kafka_conf_set_error_cb(conf, OnClientError);
   rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, OnCommitted);
   char error[512];
   rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
   if (handle == nullptr) {
@@ -265,6 +278,23 @@ KafkaStatus KafkaSource::Commit(const std::vector<KafkaPosition>& positions) {
   rd_kafka_topic_partition_list_destroy(list);
   ++(status.ok() ? counters_.commits : counters_.commit_failures);
   return status;
+}
+
+KafkaStatus KafkaSource::CommitAsync(const std::vector<KafkaPosition>& positions) {
+  if (positions.empty()) return KafkaStatus::Ok();
+  if (impl_->closed) {
+    ++counters_.commit_failures;
+    return KafkaStatus::Error(RD_KAFKA_RESP_ERR__STATE, "kafka source: commit after close");
+  }
+  rd_kafka_topic_partition_list_t* list = ToList(positions);
+  const rd_kafka_resp_err_t err = rd_kafka_commit(impl_->handle, list, /*async=*/1);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++counters_.commit_failures;
+    return KafkaError(impl_->handle, err, "kafka source: commit");
+  }
+  ++counters_.commits;
+  return KafkaStatus::Ok();
 }
 
 KafkaStatus KafkaSource::Committed(std::vector<KafkaPosition>& positions, int timeout_ms) {

@@ -144,6 +144,11 @@ class KafkaSource {
   // Waiting for coordinator"; 6 s in the tests, which use session.timeout.ms=6000).
   KafkaStatus Commit(const std::vector<KafkaPosition>& positions);
 
+  // Commits these positions without waiting: a failure comes back in a later Poll's errors
+  // ("kafka source: commit: ..."). For a caller that must not stall on a coordinator that is
+  // away (the daemon: its restarts start from its checkpoints, not from the group's offsets).
+  KafkaStatus CommitAsync(const std::vector<KafkaPosition>& positions);
+
   // The group's committed positions for these partitions (offset -1001, RD_KAFKA_OFFSET_INVALID,
   // where the group has none), waiting up to `timeout_ms`.
   KafkaStatus Committed(std::vector<KafkaPosition>& positions, int timeout_ms);

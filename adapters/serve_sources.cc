@@ -212,7 +212,9 @@ class KafkaServeSource final : public ServeSource {
     if (positions.empty()) return true;
     std::vector<KafkaPosition> list;
     for (const SourcePosition& p : positions) list.push_back({p.topic, p.partition, p.offset});
-    const KafkaStatus status = consumer_->Commit(list);
+    // Without waiting: a coordinator that is away must not stall the router (restarts start from
+    // the checkpoint's positions; the group's offsets are for monitoring and other consumers).
+    const KafkaStatus status = consumer_->CommitAsync(list);
     if (!status.ok()) *error = status.message;
     return status.ok();
   }

@@ -1,7 +1,7 @@
 // vigil_kafka_mock: a local Kafka cluster for tests and demos, librdkafka's mock cluster
 // (<librdkafka/rdkafka_mock.h>) in a process of its own.
 //
-//   vigil_kafka_mock [--brokers N] TOPIC[:PARTITIONS] ...
+//   vigil_kafka_mock [--brokers N] [--control] TOPIC[:PARTITIONS] ...
 //
 // Starts N brokers (default 1) listening on 127.0.0.1 (ports picked by the system), creates each
 // named topic with PARTITIONS partitions (default 1; replication factor min(N, 3)), prints
@@ -14,15 +14,15 @@
 // the demo scripts will talk to (issue 5), clients in the test process share nothing with the
 // brokers but sockets, and a test can stop the whole cluster (SIGTERM, SIGKILL) to see what a
 // client does when its brokers vanish. It lives in tests/tools/ because it is a test fixture,
-// not part of the product: nothing installs it. Taking single brokers down and up (rd_kafka_mock
-// _broker_set_down/up) and injecting request errors are left to a later step (e.g. commands on
-// stdin).
+// not part of the product: nothing installs it. With --control it takes commands on stdin (see
+// Control below): single brokers down and up, request errors injected.
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
@@ -37,7 +37,7 @@ struct TopicSpec {
 
 int Usage(const char* why) {
   std::fprintf(stderr,
-               "vigil_kafka_mock: %s\nusage: vigil_kafka_mock [--brokers N] TOPIC[:PARTITIONS] ...\n",
+               "vigil_kafka_mock: %s\nusage: vigil_kafka_mock [--brokers N] [--control] TOPIC[:PARTITIONS] ...\n",
                why);
   return 2;
 }
@@ -50,13 +50,53 @@ int ParseCount(const std::string& text, int limit) {
   return n >= 1 && n <= limit ? n : 0;
 }
 
+// --control: commands on stdin, one per line, each answered on stdout with "ok" or "error ...":
+//   down ID                  broker ID (1..N) stops answering (rd_kafka_mock_broker_set_down)
+//   up ID                    and comes back
+//   errors API CODE COUNT    the next COUNT requests of Kafka API key API (0 Produce, 1 Fetch,
+//                            8 OffsetCommit, ...) fail with error code CODE
+//                            (rd_kafka_mock_push_request_errors)
+void Control(rd_kafka_mock_cluster_t* cluster) {
+  char line[256];
+  while (std::fgets(line, sizeof line, stdin) != nullptr) {
+    char verb[32] = {0};
+    int a = 0, b = 0, c = 0;
+    const int n = std::sscanf(line, "%31s %d %d %d", verb, &a, &b, &c);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    bool known = true;
+    if (n == 2 && std::strcmp(verb, "down") == 0) {
+      err = rd_kafka_mock_broker_set_down(cluster, a);
+    } else if (n == 2 && std::strcmp(verb, "up") == 0) {
+      err = rd_kafka_mock_broker_set_up(cluster, a);
+    } else if (n == 4 && std::strcmp(verb, "errors") == 0 && c > 0 && c <= 1000) {
+      std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(c), static_cast<rd_kafka_resp_err_t>(b));
+      rd_kafka_mock_push_request_errors_array(cluster, static_cast<int16_t>(a), errors.size(), errors.data());
+    } else {
+      known = false;
+    }
+    if (!known) {
+      std::printf("error unknown command\n");
+    } else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::printf("error %s\n", rd_kafka_err2str(err));
+    } else {
+      std::printf("ok\n");
+    }
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int brokers = 1;
+  bool control = false;
   std::vector<TopicSpec> topics;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--control") {
+      control = true;
+      continue;
+    }
     if (arg == "--brokers") {
       if (i + 1 == argc || (brokers = ParseCount(argv[++i], 16)) == 0)
         return Usage("--brokers takes a count from 1 to 16");
@@ -113,6 +153,7 @@ int main(int argc, char** argv) {
   }
   std::printf("bootstrap=%s\n", rd_kafka_mock_cluster_bootstraps(cluster));
   std::fflush(stdout);
+  if (control) std::thread(Control, cluster).detach();   // ends with the process
 
   int signal_number = 0;
   while (sigwait(&stop, &signal_number) != 0) {
