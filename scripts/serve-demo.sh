@@ -26,7 +26,7 @@
 # For tests/serve_demo_test.sh: SERVE_DEMO_VIGIL=PATH and SERVE_DEMO_TOOLS=DIR (the tools'
 # directory) use those binaries and skip installing and building; SERVE_DEMO_DIR=DIR works in DIR
 # and keeps it (the alerts from stdout in stdout.jsonl, the queue's in rabbitmq.tsv: message id,
-# tab, body).
+# tab, body; the /metrics page after the last alert in metrics.txt).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"   # cd's to the repository root
 
@@ -191,8 +191,10 @@ sleep 0.3   # the last lines to the printer (tail polls every 0.2 s)
 
 echo
 echo "\$ curl -s $metrics_url | grep ...    # a few of the metrics (docs/grafana-vigil.json)"
-curl -s -m 2 "$metrics_url" | grep -E '^vigil_(source_messages_total|events_total|late_events_total|dead_letters_total|checkpoints_total|output_queue_depth|alert_latency_seconds_count)' | sed 's/^/  /'
-curl -s -m 2 "$metrics_url" | awk '/^vigil_alerts_total/ { n += $2 } END { printf "  vigil_alerts_total summed over rules: %d\n", n }'
+curl -s -m 2 "$metrics_url" >"$WORK/metrics.txt" || true
+grep -E '^vigil_(source_messages_total|events_total|late_events_total|dead_letters_total|checkpoints_total|output_queue_depth|alert_latency_seconds_count)' \
+  "$WORK/metrics.txt" | sed 's/^/  /' || true
+awk '/^vigil_alerts_total/ { n += $2 } END { printf "  vigil_alerts_total summed over rules: %d\n", n }' "$WORK/metrics.txt"
 
 if [[ -n ${DEMO_KEEP:-} ]]; then
   echo
