@@ -1,11 +1,15 @@
 // KafkaProducer: see adapters/kafka_producer.h. librdkafka calls the delivery-report and error
-// callbacks on the thread that calls rd_kafka_poll / rd_kafka_flush, i.e. inside Produce, Poll
-// and Flush, so the counters need no lock.
+// callbacks on the thread that calls rd_kafka_poll / rd_kafka_flush, i.e. inside Produce, Poll,
+// Flush and the transactional calls (a commit flushes), so the counters need no lock. The
+// transactional calls are rd_kafka_init_transactions & co., their rd_kafka_error_t mapped to a
+// KafkaTxnStatus (TxnStatus below) and the state of kafka_producer.h's diagram kept beside them.
 #include "adapters/kafka_producer.h"
 
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -21,6 +25,7 @@ struct KafkaProducer::Impl {
   std::string first_failure;   // since the last Flush
   std::deque<KafkaStatus> kept;
   std::string topic;           // NUL-terminated copy for librdkafka, reused
+  KafkaTxnState txn_state = KafkaTxnState::kNotTransactional;
 
   void Keep(KafkaStatus status) {
     if (kept.size() == kMaxKeptErrors) kept.pop_front();
@@ -36,7 +41,17 @@ void OnDelivery(rd_kafka_t* handle, const rd_kafka_message_t* message, void* opa
     ++impl->counters.delivered;
     return;
   }
+  // Only AbortTransaction purges (the destructor's purge serves no more reports).
+  if (message->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+      message->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+    ++impl->counters.purged;
+    return;
+  }
   ++impl->counters.failed;
+  // In a transaction, a failed delivery makes librdkafka require an abort.
+  if (impl->txn_state == KafkaTxnState::kInTransaction) {
+    impl->txn_state = KafkaTxnState::kAbortRequired;
+  }
   KafkaStatus status = KafkaError(
       handle, message->err,
       fmt::format("kafka producer: delivery to {}[{}] failed", rd_kafka_topic_name(message->rkt),
@@ -69,13 +84,19 @@ std::unique_ptr<KafkaProducer> KafkaProducer::Create(const KafkaProducerOptions&
                                                      KafkaStatus* status) {
   std::map<std::string, std::string> properties = options.properties;
   if (!options.bootstrap_servers.empty()) properties["bootstrap.servers"] = options.bootstrap_servers;
-  rd_kafka_conf_t* conf = MakeKafkaConf(properties, {{"enable.idempotence", "true"}}, status);
+  std::vector<std::pair<std::string, std::string>> fixed = {{"enable.idempotence", "true"}};
+  if (!options.transactional_id.empty()) fixed.emplace_back("transactional.id", options.transactional_id);
+  const auto given_id = properties.find("transactional.id");
+  const bool transactional = !options.transactional_id.empty() ||
+                             (given_id != properties.end() && !given_id->second.empty());
+  rd_kafka_conf_t* conf = MakeKafkaConf(properties, fixed, status);
   if (conf == nullptr) {
     status->message = "kafka producer: " + status->message;
     return nullptr;
   }
   auto impl = std::make_unique<Impl>();
   impl->queue_full_wait_ms = options.queue_full_wait_ms;
+  impl->txn_state = transactional ? KafkaTxnState::kUninitialized : KafkaTxnState::kNotTransactional;
   rd_kafka_conf_set_opaque(conf, impl.get());
   rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
   rd_kafka_conf_set_error_cb(conf, OnError);
@@ -160,6 +181,138 @@ KafkaStatus KafkaProducer::Flush(int timeout_ms) {
   }
   impl.failed_at_last_flush = impl.counters.failed;
   impl.first_failure.clear();
+  return status;
+}
+
+namespace {
+
+// The status of a transactional call, taking over `error` (null: ok).
+KafkaTxnStatus TxnStatus(rd_kafka_error_t* error, std::string_view what) {
+  KafkaTxnStatus status;
+  if (error == nullptr) return status;
+  status.code = static_cast<int>(rd_kafka_error_code(error));
+  if (rd_kafka_error_is_fatal(error)) {
+    status.error = KafkaTxnError::kFatal;
+  } else if (rd_kafka_error_txn_requires_abort(error)) {
+    status.error = KafkaTxnError::kAbortable;
+  } else if (rd_kafka_error_is_retriable(error)) {
+    status.error = KafkaTxnError::kRetriable;
+  } else {
+    status.error = KafkaTxnError::kRefused;
+  }
+  status.fatal = status.error == KafkaTxnError::kFatal;
+  status.message = fmt::format("kafka producer: {}: {} ({}, {})", what,
+                               rd_kafka_error_string(error), rd_kafka_error_name(error),
+                               KafkaTxnErrorName(status.error));
+  rd_kafka_error_destroy(error);
+  return status;
+}
+
+KafkaTxnStatus Refused(int code, std::string message) {
+  KafkaTxnStatus status;
+  status.code = code;
+  status.message = "kafka producer: " + std::move(message);
+  status.error = KafkaTxnError::kRefused;
+  return status;
+}
+
+// Moves the state after a transactional call: `ok_state` on success; fatal and abortable errors
+// as the diagram says; retriable and refused ones change nothing.
+void AfterTxnCall(KafkaProducer::Impl& impl, const KafkaTxnStatus& status,
+                         KafkaTxnState ok_state) {
+  switch (status.error) {
+    case KafkaTxnError::kNone: impl.txn_state = ok_state; break;
+    case KafkaTxnError::kFatal: impl.txn_state = KafkaTxnState::kFailed; break;
+    case KafkaTxnError::kAbortable: impl.txn_state = KafkaTxnState::kAbortRequired; break;
+    case KafkaTxnError::kRetriable:
+    case KafkaTxnError::kRefused: break;
+  }
+}
+
+}  // namespace
+
+bool KafkaProducer::transactional() const {
+  return impl_->txn_state != KafkaTxnState::kNotTransactional;
+}
+
+KafkaTxnState KafkaProducer::txn_state() const { return impl_->txn_state; }
+
+KafkaTxnStatus KafkaProducer::InitTransactions(int timeout_ms) {
+  Impl& impl = *impl_;
+  if (impl.txn_state == KafkaTxnState::kNotTransactional) {
+    return Refused(RD_KAFKA_RESP_ERR__NOT_CONFIGURED, "init transactions: no transactional.id");
+  }
+  KafkaTxnStatus status =
+      TxnStatus(rd_kafka_init_transactions(impl.handle, timeout_ms), "init transactions");
+  AfterTxnCall(impl, status, KafkaTxnState::kReady);
+  return status;
+}
+
+KafkaTxnStatus KafkaProducer::BeginTransaction() {
+  Impl& impl = *impl_;
+  if (impl.txn_state == KafkaTxnState::kNotTransactional) {
+    return Refused(RD_KAFKA_RESP_ERR__NOT_CONFIGURED, "begin transaction: no transactional.id");
+  }
+  KafkaTxnStatus status = TxnStatus(rd_kafka_begin_transaction(impl.handle), "begin transaction");
+  AfterTxnCall(impl, status, KafkaTxnState::kInTransaction);
+  return status;
+}
+
+KafkaTxnStatus KafkaProducer::SendOffsetsToTransaction(std::span<const KafkaPosition> positions,
+                                                       const KafkaGroupMetadata& group,
+                                                       int timeout_ms) {
+  Impl& impl = *impl_;
+  if (impl.txn_state == KafkaTxnState::kNotTransactional) {
+    return Refused(RD_KAFKA_RESP_ERR__NOT_CONFIGURED, "send offsets: no transactional.id");
+  }
+  if (group.empty()) {
+    return Refused(RD_KAFKA_RESP_ERR__INVALID_ARG, "send offsets: no consumer group metadata");
+  }
+  if (positions.empty()) {
+    if (impl.txn_state == KafkaTxnState::kInTransaction) return KafkaTxnStatus();
+    return Refused(RD_KAFKA_RESP_ERR__STATE, "send offsets: not in a transaction");
+  }
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const KafkaPosition& p : positions) {
+    rd_kafka_topic_partition_list_add(list, p.topic.c_str(), p.partition)->offset = p.offset;
+  }
+  KafkaTxnStatus status = TxnStatus(
+      rd_kafka_send_offsets_to_transaction(impl.handle, list, group.native(), timeout_ms),
+      fmt::format("send {} offsets to the transaction", positions.size()));
+  rd_kafka_topic_partition_list_destroy(list);
+  AfterTxnCall(impl, status, impl.txn_state);
+  return status;
+}
+
+KafkaTxnStatus KafkaProducer::CommitTransaction(int timeout_ms) {
+  Impl& impl = *impl_;
+  if (impl.txn_state == KafkaTxnState::kNotTransactional) {
+    return Refused(RD_KAFKA_RESP_ERR__NOT_CONFIGURED, "commit transaction: no transactional.id");
+  }
+  KafkaTxnStatus status =
+      TxnStatus(rd_kafka_commit_transaction(impl.handle, timeout_ms), "commit transaction");
+  if (status.ok()) ++impl.counters.transactions_committed;
+  AfterTxnCall(impl, status, KafkaTxnState::kReady);
+  return status;
+}
+
+KafkaTxnStatus KafkaProducer::AbortTransaction(int timeout_ms) {
+  Impl& impl = *impl_;
+  if (impl.txn_state == KafkaTxnState::kNotTransactional) {
+    return Refused(RD_KAFKA_RESP_ERR__NOT_CONFIGURED, "abort transaction: no transactional.id");
+  }
+  KafkaTxnStatus status =
+      TxnStatus(rd_kafka_abort_transaction(impl.handle, timeout_ms), "abort transaction");
+  if (status.ok()) {
+    ++impl.counters.transactions_aborted;
+    rd_kafka_poll(impl.handle, 0);   // the purged messages' reports
+    // The aborted transaction's failed deliveries are redone by the caller: not Flush's news.
+    impl.failed_at_last_flush = impl.counters.failed;
+    impl.first_failure.clear();
+  }
+  // An abort that fails abortably is still required.
+  AfterTxnCall(impl, status, KafkaTxnState::kReady);
   return status;
 }
 

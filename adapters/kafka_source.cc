@@ -287,6 +287,11 @@ KafkaStatus KafkaSource::Committed(std::vector<KafkaPosition>& positions, int ti
   return status;
 }
 
+KafkaGroupMetadata KafkaSource::GroupMetadata() const {
+  if (impl_->closed) return KafkaGroupMetadata();
+  return KafkaGroupMetadata(rd_kafka_consumer_group_metadata(impl_->handle));
+}
+
 KafkaStatus KafkaSource::Close() {
   if (impl_->closed) return KafkaStatus::Ok();
   impl_->closed = true;

@@ -19,7 +19,13 @@
 //
 // Configuration: any librdkafka property passes through (KafkaSourceOptions::properties: SASL,
 // TLS, `auto.offset.reset`, `fetch.*` ...). The two properties above may be given only as
-// "false"; anything else is refused at Create.
+// "false"; anything else is refused at Create. `isolation.level` passes through like the rest:
+// librdkafka's default, read_committed, shows only messages of committed transactions (and
+// non-transactional ones); read_uncommitted shows every message written.
+//
+// Transactions (adapters/kafka_producer.h): instead of Commit, a transactional producer can
+// commit the consumed positions with its outputs (SendOffsetsToTransaction), given this
+// consumer's GroupMetadata.
 //
 // Errors never throw: Create, Poll, Commit and Close return a KafkaStatus. Poll reports consumer
 // errors (a topic that does not exist, an offset out of range) and the client's own errors
@@ -43,6 +49,7 @@
 #include <vector>
 
 #include "adapters/kafka_status.h"
+#include "adapters/kafka_transactions.h"
 
 namespace vigil {
 
@@ -140,6 +147,11 @@ class KafkaSource {
   // The group's committed positions for these partitions (offset -1001, RD_KAFKA_OFFSET_INVALID,
   // where the group has none), waiting up to `timeout_ms`.
   KafkaStatus Committed(std::vector<KafkaPosition>& positions, int timeout_ms);
+
+  // This consumer's group metadata (group id, generation, member id) for a transactional
+  // producer's SendOffsetsToTransaction; empty after Close. Take it anew for each transaction:
+  // the generation changes with every rebalance, and offsets sent with a stale one are refused.
+  KafkaGroupMetadata GroupMetadata() const;
 
   // Leaves the group (its partitions go to other members at once) and stops fetching. Idempotent.
   KafkaStatus Close();

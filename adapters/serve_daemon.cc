@@ -160,7 +160,7 @@ struct OutputItem {
   std::string key;
   // kCheckpoint
   uint64_t epoch = 0;
-  std::shared_ptr<std::string> payload;
+  std::shared_ptr<CheckpointPayload> payload;   // packed by the sink thread, off the router's path
   std::shared_ptr<std::vector<std::vector<SourcePosition>>> positions;   // per source
 };
 
@@ -477,7 +477,7 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   ++partition_counts[static_cast<size_t>(wm)];
   if (status.is_watermark()) {
     ++summary.watermarks;
-    watermarks.OnPunctuation(wm, status.watermark_ms, WallMs());
+    watermarks.OnPunctuation(wm, status.watermark_ms, batch_ns / 1000000);
     pool->AdvanceWatermark(watermarks.watermark());
     return;
   }
@@ -488,7 +488,7 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   ++summary.events;
   const RecordView record = builder.record();
   const int64_t t = record.event_time();
-  const int64_t before = watermarks.OnEvent(wm, t, WallMs());
+  const int64_t before = watermarks.OnEvent(wm, t, batch_ns / 1000000);   // (a clock read per batch)
   const int64_t seq = next_seq++;   // every decoded event takes one, as in Matcher::Push
   metrics->seq_clock.Note(seq, batch_ns);
   const bool late = before != PartitionWatermarks::kNone && t <= before;
@@ -526,8 +526,8 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
   item.kind = OutputItem::Kind::kCheckpoint;
   item.epoch = p.epoch;
   item.positions = std::move(positions);
-  item.payload = std::make_shared<std::string>(PackPayload(p));
-  pending_epoch = p.epoch;
+  item.payload = std::make_shared<CheckpointPayload>(std::move(p));
+  pending_epoch = item.epoch;
   Emit(std::move(item));
   return true;
 }
@@ -613,7 +613,7 @@ void ServeDaemon::Impl::SinkLoop() {
     }
     if (store != nullptr) {
       CheckpointWriteStats stats;
-      if (!store->Write(item.epoch, *item.payload, &stats, &error)) {
+      if (!store->Write(item.epoch, PackPayload(*item.payload), &stats, &error)) {
         spdlog::error("checkpoint {} not written: {}", item.epoch, error);
         metrics->checkpoint_failures.Increment();
         sink_failed.store(true);

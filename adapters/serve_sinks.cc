@@ -38,7 +38,10 @@ bool WriteAll(int fd, std::string_view bytes) {
 class FileSink final : public ServeSink {
  public:
   FileSink(std::string name, int fd, std::string path)
-      : ServeSink(std::move(name)), fd_(fd), path_(std::move(path)) {}
+      : ServeSink(std::move(name)), fd_(fd), path_(std::move(path)) {
+    struct stat st;
+    regular_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+  }
   ~FileSink() override {
     std::string ignored;
     WriteOut(&ignored);
@@ -57,7 +60,7 @@ class FileSink final : public ServeSink {
   bool Flush(std::string* error) override {
     ++counters_.flushes;
     if (!WriteOut(error)) return false;
-    if (::fsync(fd_) != 0) {
+    if (regular_ && ::fsync(fd_) != 0) {   // (a pipe or a device has nothing to sync)
       ++counters_.failures;
       *error = fmt::format("sink '{}': cannot fsync {}: {}", name(), path_, std::strerror(errno));
       return false;
@@ -80,6 +83,7 @@ class FileSink final : public ServeSink {
   int fd_;
   std::string path_;
   std::string buffer_;
+  bool regular_ = true;
 };
 
 class StdoutSink final : public ServeSink {

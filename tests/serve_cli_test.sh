@@ -79,14 +79,36 @@ bad="$tmp/bad.jsonl"
   echo '{"type":"Chrge","card_id":"c1"}'
   echo 'not json at all'
   echo '{"type":"AccountActivity","account_id":"X","kind":"login","channel":"web","at":1}'
+  echo '{"type":"MfaPassed","user_id":"u1","at":"2024-03-01T00:00:12.001Z"}'
+  python3 -c 'print("{\"type\":\"MfaPassed\",\"user_id\":\"" + "u" * 2000000 + "\",\"method\":\"sms\",\"at\":1}")'
   tail -200 "$sample"
 } >"$bad"
 config bad 2 "$bad" 10s
 "$vigil" serve --config "$tmp/bad/vigil.yaml" 2>"$tmp/bad/err" || fail "serve over bad input exited $?"
 grep -q "unknown event type 'Chrge'" "$tmp/bad/dead.jsonl" || fail "unknown type not dead-lettered"
 grep -q "\"code\":\"not_an_object\"" "$tmp/bad/dead.jsonl" || fail "bad JSON not dead-lettered"
-[ "$(wc -l <"$tmp/bad/dead.jsonl")" = 2 ] || fail "expected 2 dead letters, got $(wc -l <"$tmp/bad/dead.jsonl")"
+grep -q "MfaPassed: missing field 'method'" "$tmp/bad/dead.jsonl" || fail "missing field not dead-lettered"
+grep -q "message too large" "$tmp/bad/dead.jsonl" || fail "a 2 MB message (limit 1 MiB) not dead-lettered"
+[ "$(wc -l <"$tmp/bad/dead.jsonl")" = 4 ] || fail "expected 4 dead letters, got $(wc -l <"$tmp/bad/dead.jsonl")"
+[ "$(wc -c <"$tmp/bad/dead.jsonl")" -lt 1500000 ] || fail "the huge message's dead letter holds all of it"
 grep -q '"account_id":"X"' "$tmp/bad/late.jsonl" || fail "the late event is not in the late sink"
+grep -q "input done: 405 messages, 401 events, 4 dead letters, 1 late" "$tmp/bad/err" ||
+  fail "the summary after bad input is not as expected"
+
+# A damaged newest checkpoint: reported by name, the one before is used, nothing is lost.
+config ckpt 1 "$sample" 100ms
+"$vigil" serve --config "$tmp/ckpt/vigil.yaml" 2>"$tmp/ckpt/err" &
+pid=$!
+for _ in $(seq 1 50); do [ "$(ls "$tmp/ckpt/checkpoints" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+newest=$(ls "$tmp/ckpt/checkpoints" | sort | tail -1)
+printf 'garbage' | dd of="$tmp/ckpt/checkpoints/$newest" bs=1 seek=40 conv=notrunc 2>/dev/null
+"$vigil" serve --config "$tmp/ckpt/vigil.yaml" 2>>"$tmp/ckpt/err" || fail "restart over a damaged checkpoint exited $?"
+grep -q "checkpoint .*$newest is damaged and skipped: $newest: checksum mismatch" "$tmp/ckpt/err" ||
+  fail "the damaged checkpoint is not reported"
+diff <(sort -u "$tmp/run_alerts.jsonl") <(sort -u "$tmp/ckpt/alerts.jsonl") >/dev/null ||
+  fail "after a damaged checkpoint: alerts differ from vigil run"
 
 # --- crash test: kill -9 at 20 random moments -------------------------------------------------
 long="$tmp/long.jsonl"
@@ -139,6 +161,45 @@ if missing or extra or diff:
 EOF
 restarts=$(grep -c "restored checkpoint" "$tmp/crash/err")
 [ "$restarts" -ge 5 ] || fail "crash test: only $restarts restarts restored a checkpoint"
+
+# --- backpressure: a sink that stalls for 30 s -------------------------------------------------
+# The alerts go to a named pipe nobody reads for 30 s: the file sink's write blocks, the output
+# queue (16 lines) fills, the shards block, their queues (512 events) fill, the router stops
+# reading. Memory must not grow while it waits, and once a reader comes every alert arrives.
+mkdir -p "$tmp/bp"
+mkfifo "$tmp/bp/alerts.pipe"
+cat >"$tmp/bp/vigil.yaml" <<EOF
+rules: $root/rules
+shards: 2
+watermark:
+  out_of_orderness: 5s
+limits:
+  queue_capacity: 512
+  alert_queue_capacity: 16
+sources:
+  - name: events
+    type: file
+    path: $long
+sinks:
+  - name: alerts
+    type: file
+    path: $tmp/bp/alerts.pipe
+EOF
+"$vigil" serve --config "$tmp/bp/vigil.yaml" 2>"$tmp/bp/err" &
+pid=$!
+sleep 3
+rss_early=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+sleep 27
+rss_late=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+kill -0 "$pid" 2>/dev/null || fail "backpressure: the daemon ended while its sink was stalled"
+echo "backpressure: RSS ${rss_early} kB after 3 s, ${rss_late} kB after 30 s of a stalled sink"
+[ "$((rss_late - rss_early))" -lt 10240 ] || fail "backpressure: memory grew by more than 10 MB while stalled"
+cat "$tmp/bp/alerts.pipe" >"$tmp/bp/alerts.jsonl" &
+reader=$!
+wait "$pid" || fail "backpressure: serve exited $?"
+wait "$reader"
+diff <(sort "$tmp/long_expected.jsonl") <(sort "$tmp/bp/alerts.jsonl") >/dev/null ||
+  fail "backpressure: alerts after the stall differ from vigil run"
 
 # --- SIGTERM: final checkpoint, then the restart finishes -------------------------------------
 config term 2 "$long" 10s
