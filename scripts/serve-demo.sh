@@ -137,6 +137,7 @@ sed -e "s|@VIGIL_ROOT@|$VIGIL_ROOT|g" -e "s|@WORK_DIR@|$WORK|g" -e "s|@BOOTSTRAP
 
 echo
 echo "\$ vigil serve --config $WORK/vigil.yaml    # from scripts/serve-demo-brokers.yaml"
+: >"$WORK/stdout.jsonl"   # before tail follows it (the daemon's redirection may come later)
 setsid "$VIGIL" serve --config "$WORK/vigil.yaml" >"$WORK/stdout.jsonl" 2>"$WORK/serve.log" </dev/null &
 vigil_pid=$!
 # The alerts of the stdout sink, one line each, as they come (tail follows the file until the
@@ -214,8 +215,10 @@ grep -o '\(stopped\|input done\): .*' "$WORK/serve.log" | tail -n 1 | sed 's/^/ 
 grep -E '\[(warning|error)\]' "$WORK/serve.log" | sed 's/^/  /' | head -n 10 || true
 
 echo
-echo "\$ vigil_rabbitmq_read $amqp_port alerts 0 2    # drain the queue 'alerts'"
-"$TOOLS/vigil_rabbitmq_read" "$amqp_port" alerts 0 2 >"$WORK/rabbitmq.tsv"
+# As many as stdout got (waiting up to 10 s for each), then whatever else is there (1 s of quiet).
+echo "\$ vigil_rabbitmq_read $amqp_port alerts $stdout_count 10    # read the queue 'alerts' back"
+"$TOOLS/vigil_rabbitmq_read" "$amqp_port" alerts "$stdout_count" 10 >"$WORK/rabbitmq.tsv" || true
+"$TOOLS/vigil_rabbitmq_read" "$amqp_port" alerts 0 1 >>"$WORK/rabbitmq.tsv"
 rabbit_count=$(wc -l <"$WORK/rabbitmq.tsv")
 echo "  $rabbit_count alerts arrived in RabbitMQ; their message ids (= match ids):"
 cut -f1 "$WORK/rabbitmq.tsv" | paste -sd' ' | fold -s -w 96 | sed 's/^/    /'
