@@ -221,7 +221,7 @@ echo "\$ vigil_rabbitmq_read $amqp_port alerts $stdout_count 10    # read the qu
 "$TOOLS/vigil_rabbitmq_read" "$amqp_port" alerts 0 1 >>"$WORK/rabbitmq.tsv"
 rabbit_count=$(wc -l <"$WORK/rabbitmq.tsv")
 echo "  $rabbit_count alerts arrived in RabbitMQ; their message ids (= match ids):"
-cut -f1 "$WORK/rabbitmq.tsv" | paste -sd' ' | fold -s -w 96 | sed 's/^/    /'
+cut -f1 "$WORK/rabbitmq.tsv" | paste -sd' ' | fold -s -w 96 | sed 's/^/    /; s/ *$//'
 
 # The queue holds what stdout got: the same match ids, each message's id its body's match id.
 python3 - "$WORK/stdout.jsonl" "$WORK/rabbitmq.tsv" <<'EOF'
