@@ -339,9 +339,17 @@ TEST_CASE("kafka serve: kill -9 with a transactional sink loses no alert") {
   if (kMockHidesAbortedMessages && kMockCommitsTransactionOffsets) CHECK(got.size() == expected.size());
   const std::string log = ReadFile(dir.path + "/serve.err");
   CHECK(log.find("restored checkpoint") != std::string::npos);
-  if (!kMockCommitsTransactionOffsets) CHECK(log.find("at least once") != std::string::npos);
+  if (missing != 0 || differ != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  // How the restarts chose (on this mock: a checkpoint without positions while one is kept —
+  // "nothing committed" — else the fallback; which one depends on when the kills came).
+  auto count = [&](std::string_view what) {
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
   MESSAGE("kill -9 test (transactional): " << expected.size() << " alerts expected, " << got.size()
-          << " delivered");
+          << " delivered; " << count("restored checkpoint") << " restores, "
+          << count("at least once") << " of them unmatched (the newest valid)");
 }
 
 // ChooseRestoreCheckpoint on made-up committed offsets: checkpoints 7 and 8 of source "events"
