@@ -11,11 +11,11 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <msgpack.hpp>
 #include <spdlog/spdlog.h>
 
 #include "adapters/alert_writer.h"
 #include "adapters/decoder.h"
+#include "adapters/serve_checkpoint.h"
 #include "adapters/serve_http.h"
 #include "adapters/serve_metrics.h"
 #include "adapters/serve_sinks.h"
@@ -28,7 +28,6 @@
 namespace vigil {
 namespace {
 
-constexpr uint32_t kPayloadVersion = 2;
 constexpr size_t kPollBatch = 1024;
 
 int64_t WallNs() {
@@ -56,98 +55,6 @@ std::string KafkaKeyOf(const Alert& alert) {
   return fmt::format("{}", k.i);
 }
 
-// What a checkpoint holds besides the shards' snapshots.
-struct CheckpointPayload {
-  uint64_t epoch = 0;
-  int shards = 0;
-  uint64_t fingerprint = 0;
-  int64_t next_seq = 0;
-  int64_t watermark = kNoWatermark;
-  bool input_done = false;
-  struct Source {
-    std::string name;
-    std::vector<SourcePosition> positions;
-    std::string state;   // ServeSource::SaveState
-  };
-  std::vector<Source> sources;
-  std::vector<std::string> blobs;
-};
-
-std::string PackPayload(const CheckpointPayload& p) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_array(9);
-  pk.pack(kPayloadVersion);
-  pk.pack(p.epoch);
-  pk.pack(p.shards);
-  pk.pack(p.fingerprint);
-  pk.pack(p.next_seq);
-  pk.pack(p.watermark);
-  pk.pack(p.input_done);
-  pk.pack_array(static_cast<uint32_t>(p.sources.size()));
-  for (const CheckpointPayload::Source& source : p.sources) {
-    pk.pack_array(3);
-    pk.pack(source.name);
-    pk.pack_array(static_cast<uint32_t>(source.positions.size()));
-    for (const SourcePosition& pos : source.positions) {
-      pk.pack_array(3);
-      pk.pack(pos.topic);
-      pk.pack(pos.partition);
-      pk.pack(pos.offset);
-    }
-    pk.pack_bin(static_cast<uint32_t>(source.state.size()));
-    pk.pack_bin_body(source.state.data(), static_cast<uint32_t>(source.state.size()));
-  }
-  pk.pack_array(static_cast<uint32_t>(p.blobs.size()));
-  for (const std::string& blob : p.blobs) {
-    pk.pack_bin(static_cast<uint32_t>(blob.size()));
-    pk.pack_bin_body(blob.data(), static_cast<uint32_t>(blob.size()));
-  }
-  return std::string(buffer.data(), buffer.size());
-}
-
-bool UnpackPayload(std::string_view bytes, CheckpointPayload* p, std::string* error) {
-  try {
-    msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size());
-    const msgpack::object& root = handle.get();
-    if (root.type != msgpack::type::ARRAY || root.via.array.size != 9) throw msgpack::type_error();
-    const msgpack::object* f = root.via.array.ptr;
-    if (f[0].as<uint32_t>() != kPayloadVersion) {
-      *error = fmt::format("payload version {}, this build reads {}", f[0].as<uint32_t>(), kPayloadVersion);
-      return false;
-    }
-    p->epoch = f[1].as<uint64_t>();
-    p->shards = f[2].as<int>();
-    p->fingerprint = f[3].as<uint64_t>();
-    p->next_seq = f[4].as<int64_t>();
-    p->watermark = f[5].as<int64_t>();
-    p->input_done = f[6].as<bool>();
-    for (uint32_t i = 0; i < f[7].via.array.size; ++i) {
-      const msgpack::object& s = f[7].via.array.ptr[i];
-      if (s.type != msgpack::type::ARRAY || s.via.array.size != 3) throw msgpack::type_error();
-      CheckpointPayload::Source& source = p->sources.emplace_back();
-      source.name = s.via.array.ptr[0].as<std::string>();
-      const msgpack::object& list = s.via.array.ptr[1];
-      for (uint32_t j = 0; j < list.via.array.size; ++j) {
-        const msgpack::object* pos = list.via.array.ptr[j].via.array.ptr;
-        source.positions.push_back({pos[0].as<std::string>(), pos[1].as<int32_t>(), pos[2].as<int64_t>()});
-      }
-      const msgpack::object& state = s.via.array.ptr[2];
-      if (state.type != msgpack::type::BIN) throw msgpack::type_error();
-      source.state.assign(state.via.bin.ptr, state.via.bin.size);
-    }
-    for (uint32_t i = 0; i < f[8].via.array.size; ++i) {
-      const msgpack::object& b = f[8].via.array.ptr[i];
-      if (b.type != msgpack::type::BIN) throw msgpack::type_error();
-      p->blobs.emplace_back(b.via.bin.ptr, b.via.bin.size);
-    }
-    return true;
-  } catch (const std::exception& e) {
-    *error = fmt::format("damaged payload ({})", e.what());
-    return false;
-  }
-}
-
 // One item of the output queue: a formatted line, or a checkpoint to make durable, or the end.
 struct OutputItem {
   enum class Kind : uint8_t { kLine, kCheckpoint, kStop };
@@ -161,7 +68,11 @@ struct OutputItem {
   // kCheckpoint
   uint64_t epoch = 0;
   std::shared_ptr<CheckpointPayload> payload;   // packed by the sink thread, off the router's path
-  std::shared_ptr<std::vector<std::vector<SourcePosition>>> positions;   // per source
+  // Per source: what the router commits once the checkpoint is durable (a Kafka source's
+  // positions go to the transaction instead when a sink is transactional: empty here).
+  std::shared_ptr<std::vector<std::vector<SourcePosition>>> positions;
+  // With a transactional sink: the Kafka sources' positions and group metadata it commits.
+  std::shared_ptr<std::vector<ConsumedOffsets>> consumed;
 };
 
 // Formats one matcher's alerts and late events on its shard's thread.
@@ -190,6 +101,9 @@ struct ServeDaemon::Impl {
   std::vector<std::unique_ptr<ServeSource>> sources;
   std::vector<std::unique_ptr<ServeSink>> sinks;
   std::vector<std::vector<size_t>> rule_sinks;         // per rule: sink indexes
+  // The first transactional sink: it commits the Kafka sources' offsets with its outputs (-1:
+  // none; the router commits them). Other transactional sinks commit before it, without offsets.
+  int offsets_sink = -1;
   std::unique_ptr<CheckpointStore> store;
   std::vector<std::unique_ptr<Decoder>> decoders;      // per source
   RecordBuilder builder;
@@ -232,6 +146,8 @@ struct ServeDaemon::Impl {
 
   bool Build(std::string* error);
   bool RestoreNewest(std::string* error);
+  void EmitFlush();
+  bool CommitTransactions(const OutputItem& item, std::string* error);
   void OnMessage(size_t source, const SourceMessage& m);
   void DeadLetter(const DecodeStatus& status, size_t source, const SourceMessage& m);
   void RouterLate(RecordView record, int64_t seq, int64_t watermark);
@@ -296,8 +212,15 @@ bool ServeDaemon::Impl::Build(std::string* error) {
   output.set_capacity(static_cast<std::ptrdiff_t>(std::max<size_t>(16, config.limits.alert_queue_capacity)));
 
   for (const SinkConfig& sc : config.sinks) {
-    std::unique_ptr<ServeSink> sink = MakeServeSink(sc, error);
+    std::unique_ptr<ServeSink> sink = MakeServeSink(config, sc, error);
     if (sink == nullptr) return false;
+    if (sink->transactional() && offsets_sink < 0) offsets_sink = static_cast<int>(sinks.size());
+    // Before the restore reads the group's committed offsets: InitTransactions fences the
+    // producer of a daemon killed before, and completes or aborts the transaction it left open,
+    // so those offsets are settled (an open transaction's pending offsets would make the read
+    // wait, and a commit in flight could still change them). The sink thread, started below,
+    // is the producer's only user from then on.
+    if (!sink->BeginTransactions(error)) return false;
     sinks.push_back(std::move(sink));
   }
   if (!StartMetrics(error)) return false;
@@ -317,7 +240,10 @@ bool ServeDaemon::Impl::Build(std::string* error) {
     partition_index.emplace_back();
   }
   if (!config.checkpoints.directory.empty()) {
-    store = std::make_unique<CheckpointStore>(config.checkpoints.directory, config.checkpoints.keep);
+    // With transactions the newest checkpoint may be one whose transaction did not commit: keep
+    // the one before it too (serve_checkpoint.h).
+    const int keep = offsets_sink >= 0 ? std::max(2, config.checkpoints.keep) : config.checkpoints.keep;
+    store = std::make_unique<CheckpointStore>(config.checkpoints.directory, keep);
     if (!store->Open(error)) return false;
     if (!RestoreNewest(error)) return false;
   }
@@ -406,7 +332,16 @@ void ServeDaemon::Impl::SyncMetrics() {
 }
 
 bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
-  const CheckpointRead read = store->ReadNewestValid();
+  CheckpointRead read;
+  if (offsets_sink >= 0) {
+    std::vector<ServeSource*> kafka;
+    for (size_t i = 0; i < sources.size(); ++i) {
+      if (config.sources[i].kind == SourceConfig::Kind::kKafka) kafka.push_back(sources[i].get());
+    }
+    if (!ReadCommittedCheckpoint(*store, kafka, &read, error)) return false;
+  } else {
+    read = store->ReadNewestValid();
+  }
   for (const CheckpointProblem& p : read.skipped) {
     spdlog::error("checkpoint {} is damaged and skipped: {}", p.path, p.why);
   }
@@ -517,19 +452,40 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
   p.watermark = watermarks.watermark();
   p.input_done = input_done;
   auto positions = std::make_shared<std::vector<std::vector<SourcePosition>>>();
-  for (const auto& source : sources) {
+  auto consumed = std::make_shared<std::vector<ConsumedOffsets>>();
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const auto& source = sources[i];
     positions->push_back(source->Positions());
     p.sources.push_back({source->name(), positions->back(), source->SaveState()});
+    if (offsets_sink >= 0 && config.sources[i].kind == SourceConfig::Kind::kKafka) {
+      // The transaction commits them, with the group's current generation (taken here, on the
+      // consumer's thread; librdkafka hands out a copy the sink thread may use).
+      consumed->push_back({source->name(), std::move(positions->back()),
+                           std::make_shared<const KafkaGroupMetadata>(source->GroupMetadata())});
+      positions->back().clear();
+    }
   }
   if (!input_done) p.blobs = pool->Checkpoint();
   OutputItem item;
   item.kind = OutputItem::Kind::kCheckpoint;
   item.epoch = p.epoch;
   item.positions = std::move(positions);
+  item.consumed = std::move(consumed);
   item.payload = std::make_shared<CheckpointPayload>(std::move(p));
   pending_epoch = item.epoch;
   Emit(std::move(item));
   return true;
+}
+
+// Without a checkpoint directory: the sinks flush and commit their transactions, nothing is
+// written (the sink thread handles it as a checkpoint without payload).
+void ServeDaemon::Impl::EmitFlush() {
+  OutputItem flush;
+  flush.kind = OutputItem::Kind::kCheckpoint;
+  flush.epoch = ++epoch;
+  flush.positions = std::make_shared<std::vector<std::vector<SourcePosition>>>();
+  pending_epoch = flush.epoch;
+  Emit(std::move(flush));
 }
 
 void ServeDaemon::Impl::CommitDurable() {
@@ -548,6 +504,22 @@ void ServeDaemon::Impl::CommitDurable() {
     }
   }
   committed_epoch = durable;
+}
+
+// The transactional sinks commit the checkpoint's outputs: those without the offsets first, then
+// the one with them, so a crash in between can only leave outputs committed whose offsets are
+// not (replayed: at least once for those sinks), never offsets whose outputs are not.
+bool ServeDaemon::Impl::CommitTransactions(const OutputItem& item, std::string* error) {
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    if (static_cast<int>(i) != offsets_sink && sinks[i]->transactional() &&
+        !sinks[i]->CommitTransaction({}, error)) {
+      return false;
+    }
+  }
+  if (offsets_sink < 0) return true;
+  static const std::vector<ConsumedOffsets> kNone;
+  const std::vector<ConsumedOffsets>& offsets = item.consumed != nullptr ? *item.consumed : kNone;
+  return sinks[static_cast<size_t>(offsets_sink)]->CommitTransaction(offsets, error);
 }
 
 void ServeDaemon::Impl::SinkLoop() {
@@ -611,8 +583,8 @@ void ServeDaemon::Impl::SinkLoop() {
       sink_failed.store(true);
       continue;
     }
+    CheckpointWriteStats stats;
     if (store != nullptr) {
-      CheckpointWriteStats stats;
       if (!store->Write(item.epoch, PackPayload(*item.payload), &stats, &error)) {
         spdlog::error("checkpoint {} not written: {}", item.epoch, error);
         metrics->checkpoint_failures.Increment();
@@ -620,6 +592,23 @@ void ServeDaemon::Impl::SinkLoop() {
         continue;
       }
       spdlog::debug("checkpoint {} written: {} bytes in {} ms", item.epoch, stats.bytes, stats.write_ns / 1000000);
+    }
+    // Only now the transactions (serve_checkpoint.h: a crash before this leaves a checkpoint
+    // whose transaction is aborted, which a restart recognises and does not restore).
+    if (!CommitTransactions(item, &error)) {
+      spdlog::error("checkpoint {}: {}", item.epoch, error);
+      metrics->checkpoint_failures.Increment();
+      sink_failed.store(true);
+      continue;
+    }
+    if (offsets_sink >= 0) {
+      size_t offsets = 0;
+      if (item.consumed != nullptr) {
+        for (const ConsumedOffsets& o : *item.consumed) offsets += o.positions.size();
+      }
+      spdlog::debug("checkpoint {}: transactions committed, with {} Kafka offsets", item.epoch, offsets);
+    }
+    if (store != nullptr) {
       metrics->checkpoints.Increment();
       metrics->checkpoint_bytes.Set(static_cast<double>(stats.bytes));
       metrics->checkpoint_write_seconds.Set(
@@ -700,10 +689,14 @@ int ServeDaemon::Impl::Run() {
     ready.store(true, std::memory_order_relaxed);
     if (all_done) break;
     const auto now = std::chrono::steady_clock::now();
-    if (store != nullptr && (now >= next_checkpoint || wants_checkpoint) &&
+    if ((store != nullptr || offsets_sink >= 0) && (now >= next_checkpoint || wants_checkpoint) &&
         durable_epoch.load() >= pending_epoch) {
-      TakeCheckpoint(false, &error);
-      ++summary.checkpoints;
+      if (store != nullptr) {
+        TakeCheckpoint(false, &error);
+        ++summary.checkpoints;
+      } else {
+        EmitFlush();   // no checkpoints, but a transaction must not stay open for ever
+      }
       next_checkpoint = now + std::chrono::milliseconds(config.checkpoints.interval_ms);
     }
   }
@@ -720,11 +713,7 @@ int ServeDaemon::Impl::Run() {
       TakeCheckpoint(all_done, &error);
       ++summary.checkpoints;
     } else {
-      OutputItem flush;   // no checkpoints: still flush the sinks before the end
-      flush.kind = OutputItem::Kind::kCheckpoint;
-      flush.epoch = ++epoch;
-      flush.positions = std::make_shared<std::vector<std::vector<SourcePosition>>>();
-      Emit(std::move(flush));
+      EmitFlush();   // no checkpoints: still flush the sinks (and commit) before the end
     }
   }
   OutputItem end;

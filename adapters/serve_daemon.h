@@ -24,6 +24,18 @@
 // checkpoint whose alerts were all delivered: nothing is lost; what was delivered after it is
 // delivered again with the same match ids (at least once; consumers deduplicate by match id).
 //
+// Transactions (a Kafka sink with `transactional: true`, serve_sinks.h): the sink thread inits
+// the producer and begins a transaction before its first line; every line for that sink goes
+// into the open transaction (alerts, late events, dead letters alike). With a checkpoint the
+// router also takes each Kafka source's group metadata (its generation: a rebalance changes it),
+// and the sink thread, AFTER writing the checkpoint file, sends the checkpoint's Kafka positions
+// to the transaction, commits it and begins the next; the router does not commit those offsets
+// itself. A failed transactional call (after bounded retries of retriable ones; aborted when it
+// can be) fails the sink: Run returns kRestart. A restart restores the newest checkpoint whose
+// Kafka positions are the group's committed offsets, i.e. whose transaction committed
+// (serve_checkpoint.h): exactly once for read_committed readers. Without a checkpoint
+// directory a transaction is still committed every checkpoints.interval.
+//
 // End of input (every source a file or stdin read to its end): the watermark goes to +inf, every
 // pending deadline fires, the sinks are flushed, and a last checkpoint marks the input as done.
 // Stop (SIGTERM/SIGINT): a final checkpoint, sinks flushed, exit without ending the input.

@@ -1,4 +1,5 @@
-// The daemon's sinks: file, stdout and Kafka (serve_sinks.h says what a sink promises).
+// The daemon's sinks: file, stdout, Kafka (idempotent or transactional) and RabbitMQ
+// (serve_sinks.h says what a sink promises).
 #include "adapters/serve_sinks.h"
 
 #include <fcntl.h>
@@ -112,11 +113,23 @@ class StdoutSink final : public ServeSink {
   }
 };
 
+// Kafka: idempotent, or transactional (serve_sinks.h "Transactions").
 class KafkaSink final : public ServeSink {
  public:
   KafkaSink(std::string name, std::unique_ptr<KafkaProducer> producer, std::string topic)
       : ServeSink(std::move(name)), producer_(std::move(producer)), topic_(std::move(topic)) {}
-  ~KafkaSink() override { producer_->Flush(10000); }
+  ~KafkaSink() override {
+    if (!producer_->transactional()) {
+      producer_->Flush(10000);
+      return;
+    }
+    // The transaction begun after the last checkpoint (empty after a final one): end it. A
+    // producer that cannot abort leaves it to the next one's InitTransactions.
+    const KafkaTxnState state = producer_->txn_state();
+    if (state == KafkaTxnState::kInTransaction || state == KafkaTxnState::kAbortRequired) {
+      producer_->AbortTransaction(5000);
+    }
+  }
 
   bool Write(const OutputLine& line, std::string* error) override {
     KafkaStatus status;
@@ -129,11 +142,7 @@ class KafkaSink final : public ServeSink {
     } else {
       status = producer_->Produce(topic_, -1, std::nullopt, line.line);
     }
-    if (!status.ok()) {
-      ++counters_.failures;
-      *error = fmt::format("sink '{}': {}", name(), status.message);
-      return false;
-    }
+    if (!status.ok()) return Fail(status.message, error);
     ++counters_.written;
     producer_->Poll(0);
     return true;
@@ -142,16 +151,74 @@ class KafkaSink final : public ServeSink {
   bool Flush(std::string* error) override {
     ++counters_.flushes;
     const KafkaStatus status = producer_->Flush(30000);
-    if (!status.ok()) {
-      ++counters_.failures;
-      *error = fmt::format("sink '{}': {}", name(), status.message);
+    if (!status.ok()) return Fail(status.message, error);
+    return true;
+  }
+
+  bool transactional() const override { return producer_->transactional(); }
+
+  bool BeginTransactions(std::string* error) override {
+    if (!producer_->transactional()) return true;
+    KafkaTxnStatus status = Retrying([&] { return producer_->InitTransactions(kTxnTimeoutMs); });
+    if (status.ok()) status = producer_->BeginTransaction();
+    if (!status.ok()) return Fail(status.message, error);
+    return true;
+  }
+
+  bool CommitTransaction(std::span<const ConsumedOffsets> offsets, std::string* error) override {
+    if (!producer_->transactional()) return true;
+    KafkaTxnStatus status;
+    for (const ConsumedOffsets& o : offsets) {
+      if (o.positions.empty()) continue;
+      positions_.clear();
+      for (const SourcePosition& p : o.positions) positions_.push_back({p.topic, p.partition, p.offset});
+      static const KafkaGroupMetadata kNoGroup;
+      const KafkaGroupMetadata& group = o.group != nullptr ? *o.group : kNoGroup;
+      status = Retrying([&] { return producer_->SendOffsetsToTransaction(positions_, group, kTxnTimeoutMs); });
+      if (!status.ok()) {
+        return Fail(fmt::format("source '{}': {}", o.source, status.message), error);
+      }
     }
-    return status.ok();
+    status = Retrying([&] { return producer_->CommitTransaction(kTxnTimeoutMs); });
+    if (status.ok()) status = producer_->BeginTransaction();
+    if (!status.ok()) return Fail(status.message, error);
+    return true;
   }
 
  private:
+  static constexpr int kTxnTimeoutMs = 10000;
+  static constexpr int kTxnAttempts = 6;
+
+  // Calls `call` again while it answers retriable (a timeout: the brokers are away), at most
+  // kTxnAttempts times in all.
+  template <typename Call>
+  static KafkaTxnStatus Retrying(Call call) {
+    KafkaTxnStatus status;
+    for (int i = 0; i < kTxnAttempts; ++i) {
+      status = call();
+      if (!status.retriable()) break;
+    }
+    return status;
+  }
+
+  // A failure: counted, reported; a transaction that must or can be aborted is aborted (its
+  // outputs never become visible to read_committed readers; the daemon redoes them from its last
+  // checkpoint). A fatal producer is left as it is: the next one fences it.
+  bool Fail(std::string_view what, std::string* error) {
+    ++counters_.failures;
+    *error = fmt::format("sink '{}': {}", name(), what);
+    const KafkaTxnState state = producer_->txn_state();
+    if (state == KafkaTxnState::kInTransaction || state == KafkaTxnState::kAbortRequired) {
+      const KafkaTxnStatus abort = Retrying([&] { return producer_->AbortTransaction(kTxnTimeoutMs); });
+      *error += abort.ok() ? "; transaction aborted"
+                           : fmt::format("; the transaction could not be aborted ({})", abort.message);
+    }
+    return false;
+  }
+
   std::unique_ptr<KafkaProducer> producer_;
   std::string topic_;
+  std::vector<KafkaPosition> positions_;   // reused by CommitTransaction
 };
 
 // Persistent messages through publisher confirms (adapters/rabbitmq_sink.h): Flush waits until
@@ -237,7 +304,32 @@ bool TruncatePartialLine(int fd, const std::string& path, std::string* error) {
 
 }  // namespace
 
-std::unique_ptr<ServeSink> MakeServeSink(const SinkConfig& config, std::string* error) {
+std::string TransactionalIdOf(const ServeConfig& serve, const SinkConfig& sink) {
+  if (const auto given = sink.properties.find("transactional.id");
+      given != sink.properties.end() && !given->second.value.empty()) {
+    return given->second.value;
+  }
+  uint64_t hash = 14695981039346656037ULL;   // FNV-1a 64: fixed, so stable across builds
+  auto mix = [&hash](std::string_view text) {
+    for (const char c : text) {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 1099511628211ULL;
+    }
+    hash ^= 0xFF;   // a separator no path or group id holds
+    hash *= 1099511628211ULL;
+  };
+  mix(serve.config_path);
+  mix(serve.checkpoints.directory);
+  for (const SourceConfig& source : serve.sources) {
+    if (source.kind != SourceConfig::Kind::kKafka) continue;
+    const auto group = source.properties.find("group.id");
+    mix(group != source.properties.end() ? std::string_view(group->second.value) : std::string_view());
+  }
+  return fmt::format("vigil-{}-{:016x}", sink.name, hash);
+}
+
+std::unique_ptr<ServeSink> MakeServeSink(const ServeConfig& serve, const SinkConfig& config,
+                                         std::string* error) {
   if (config.format != EventFormat::kJson) {
     *error = fmt::format("sink '{}': msgpack output is not built yet (JSON only)", config.name);
     return nullptr;
@@ -259,13 +351,17 @@ std::unique_ptr<ServeSink> MakeServeSink(const SinkConfig& config, std::string* 
     case SinkConfig::Kind::kStdout:
       return std::make_unique<StdoutSink>(config.name);
     case SinkConfig::Kind::kKafka: {
-      if (config.transactional) {
-        *error = fmt::format("sink '{}': transactional Kafka output is not built yet (set "
-                             "transactional: false: idempotent, at least once)", config.name);
+      if (!config.transactional && config.properties.count("transactional.id") != 0) {
+        *error = fmt::format("sink '{}': a transactional.id property needs transactional: true",
+                             config.name);
         return nullptr;
       }
       KafkaProducerOptions options;
       for (const auto& [key, value] : config.properties) options.properties[key] = value.value;
+      if (config.transactional) {
+        options.properties.erase("transactional.id");
+        options.transactional_id = TransactionalIdOf(serve, config);
+      }
       KafkaStatus status;
       std::unique_ptr<KafkaProducer> producer = KafkaProducer::Create(options, &status);
       if (producer == nullptr) {

@@ -231,6 +231,8 @@ class KafkaServeSource final : public ServeSource {
     return true;
   }
 
+  KafkaGroupMetadata GroupMetadata() const override { return consumer_->GroupMetadata(); }
+
  private:
   int IndexOf(std::string_view topic, int32_t partition) {
     if (last_ < partitions_.size() && partitions_[last_].second == partition &&

@@ -10,7 +10,9 @@
 // Positions are what a checkpoint records: for every partition, the offset of the next message
 // to read once every message handed out so far is processed (file: a byte offset; Kafka: the
 // partition's next offset). After a restart the daemon gives them back (Rewind) before the first
-// Poll; after a checkpoint is durable it gives them to Commit (Kafka: the group's offsets).
+// Poll; after a checkpoint is durable it gives them to Commit (Kafka: the group's offsets) —
+// unless a transactional Kafka sink commits a Kafka source's positions with its outputs
+// (GroupMetadata; serve_sinks.h).
 //
 // Threading: a source is used by the router thread only. Message views are valid until the next
 // Poll.
@@ -22,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "adapters/kafka_transactions.h"
 #include "adapters/serve_config.h"
 
 namespace vigil {
@@ -90,6 +93,10 @@ class ServeSource {
   virtual bool Committed(std::vector<SourcePosition>* partitions, std::string* error) {
     return true;
   }
+  // Kafka only: the consumer's group metadata (group, generation, member), for a transactional
+  // sink to commit this source's positions with its outputs. Taken by the router when it takes a
+  // checkpoint (a rebalance changes the generation); empty for other sources.
+  virtual KafkaGroupMetadata GroupMetadata() const { return {}; }
 
   const std::string& name() const { return name_; }
 
