@@ -303,7 +303,11 @@ void ServeDaemon::Impl::SyncMetrics() {
   const int64_t wall_ms = WallMs();
   const auto& parts = watermarks.partitions();
   for (size_t p = 0; p < parts.size() && p < partition_lag.size(); ++p) {
-    if (parts[p].own != PartitionWatermarks::kNone) partition_lag[p]->Set((wall_ms - parts[p].own) / 1000.0);
+    // Event time behind the wall clock; a partition ahead of it (replayed future data, a
+    // far-future punctuation) is not behind: 0.
+    if (parts[p].own != PartitionWatermarks::kNone) {
+      partition_lag[p]->Set(std::max<int64_t>(0, wall_ms - parts[p].own) / 1000.0);
+    }
   }
   if (watermarks.watermark() != PartitionWatermarks::kNone) {
     metrics->watermark_seconds.Set(watermarks.watermark() / 1000.0);

@@ -17,22 +17,18 @@
 #include "adapters/kafka_producer.h"
 #include "adapters/rabbitmq_sink.h"
 #include "adapters/serve_sources.h"
+#include "runtime/checkpoint_store.h"
 
 namespace vigil {
 namespace {
 
 constexpr size_t kFileBuffer = size_t{1} << 20;
 
-bool WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
+// The match id as 16 lowercase hex digits (the alert line's "match_id"), without allocating.
+std::string_view MatchIdHex(uint64_t id, std::array<char, 16>& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i) out[static_cast<size_t>(i)] = kHex[(id >> (60 - 4 * i)) & 0xF];
+  return std::string_view(out.data(), out.size());
 }
 
 // Lines appended to a file, a MiB at a time; only whole lines are ever in the buffer.
@@ -72,7 +68,7 @@ class FileSink final : public ServeSink {
  private:
   bool WriteOut(std::string* error) {
     if (buffer_.empty()) return true;
-    const bool ok = WriteAll(fd_, buffer_);
+    const bool ok = WriteAllToFd(fd_, buffer_);
     buffer_.clear();
     if (!ok) {
       ++counters_.failures;
@@ -134,10 +130,8 @@ class KafkaSink final : public ServeSink {
   bool Write(const OutputLine& line, std::string* error) override {
     KafkaStatus status;
     if (line.kind == OutputLine::Kind::kAlert) {
-      static constexpr char kHex[] = "0123456789abcdef";
       std::array<char, 16> id;
-      for (int i = 0; i < 16; ++i) id[static_cast<size_t>(i)] = kHex[(line.match_id >> (60 - 4 * i)) & 0xF];
-      const KafkaHeaderView header{"vigil-match-id", std::string_view(id.data(), id.size())};
+      const KafkaHeaderView header{"vigil-match-id", MatchIdHex(line.match_id, id)};
       status = producer_->Produce(topic_, -1, line.key, line.line, {&header, 1});
     } else {
       status = producer_->Produce(topic_, -1, std::nullopt, line.line);
@@ -238,9 +232,7 @@ class RabbitSink final : public ServeSink {
     std::array<char, 16> hex;
     if (line.kind == OutputLine::Kind::kAlert) {
       if (!routing_key_) key = line.rule_name;
-      static constexpr char kHex[] = "0123456789abcdef";
-      for (int i = 0; i < 16; ++i) hex[static_cast<size_t>(i)] = kHex[(line.match_id >> (60 - 4 * i)) & 0xF];
-      id = std::string_view(hex.data(), hex.size());
+      id = MatchIdHex(line.match_id, hex);
     }
     const RabbitStatus status = publisher_->Publish(exchange_, key, line.line, id);
     if (!status.ok()) {
@@ -258,6 +250,16 @@ class RabbitSink final : public ServeSink {
     if (!status.ok()) {
       ++counters_.failures;
       *error = fmt::format("sink '{}': {}", name(), status.message);
+      // Why the broker did not take them: a return (312 NO_ROUTE: no queue bound to the exchange
+      // with that routing key) is a configuration problem a restart will not fix — say so.
+      const std::vector<RabbitPublishFailure> failures = publisher_->TakeFailures();
+      if (!failures.empty()) {
+        const RabbitPublishFailure& f = failures.front();
+        *error += fmt::format("; first failure: {} message(s): {}", f.count, f.status.message);
+        if (f.status.code == 312) {
+          *error += fmt::format(" (is a queue bound to exchange '{}' with that routing key?)", exchange_);
+        }
+      }
     }
     return status.ok();
   }

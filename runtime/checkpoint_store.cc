@@ -77,19 +77,6 @@ std::string Errno(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
 
-// Writes all of `bytes` to fd (write may write less than asked).
-bool WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 bool FsyncDirectory(const std::string& dir, std::string* error) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
@@ -117,6 +104,18 @@ bool EpochOfName(std::string_view name, uint64_t* epoch) {
 }
 
 }  // namespace
+
+bool WriteAllToFd(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
 
 uint32_t Crc32c(std::string_view bytes, uint32_t crc) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
@@ -176,7 +175,7 @@ bool CheckpointStore::Write(uint64_t epoch, std::string_view payload, Checkpoint
     *error = Errno("cannot create", temp_path);
     return false;
   }
-  bool ok = WriteAll(fd, head) && WriteAll(fd, payload) && WriteAll(fd, tail);
+  bool ok = WriteAllToFd(fd, head) && WriteAllToFd(fd, payload) && WriteAllToFd(fd, tail);
   if (!ok) *error = Errno("cannot write", temp_path);
   if (ok && ::fsync(fd) != 0) {
     ok = false;

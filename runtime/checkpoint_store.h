@@ -31,6 +31,10 @@ namespace vigil {
 // instruction where the CPU has it, a table otherwise (same result).
 uint32_t Crc32c(std::string_view bytes, uint32_t crc = 0);
 
+// Writes all of `bytes` to file descriptor `fd` (write(2) may write less than asked; EINTR is
+// retried). False with errno set on a failure. Also used by the daemon's file sink.
+bool WriteAllToFd(int fd, std::string_view bytes);
+
 struct CheckpointWriteStats {
   uint64_t bytes = 0;          // the file's size
   int64_t write_ns = 0;        // write + fsync + rename + directory fsync
