@@ -582,4 +582,30 @@ const DecodeStatus& MsgpackDecoder::DecodeNextInPlace(std::string_view stream, s
   return impl.writer.status();
 }
 
+MsgpackFrame FrameMsgpack(std::string_view bytes) {
+  MsgpackReader reader(bytes.data(), bytes.data() + bytes.size());
+  uint64_t rest[MsgpackDecoder::kMaxDepth + 1];
+  size_t top = 0;
+  rest[0] = 1;
+  Token v;
+  while (true) {
+    if (rest[top] == 0) {
+      if (top == 0) break;
+      --top;
+      continue;
+    }
+    --rest[top];
+    switch (reader.Next(v)) {
+      case ReadError::kNone: break;
+      case ReadError::kTruncated: return {MsgpackFrame::kTruncated, 0};
+      case ReadError::kBadByte: return {MsgpackFrame::kMalformed, 0};
+    }
+    if (v.is_container()) {
+      if (top >= MsgpackDecoder::kMaxDepth) return {MsgpackFrame::kMalformed, 0};
+      rest[++top] = v.kind == Token::Kind::kArray ? uint64_t{v.size} : uint64_t{v.size} * 2;
+    }
+  }
+  return {MsgpackFrame::kOk, static_cast<size_t>(reader.position() - bytes.data())};
+}
+
 }  // namespace vigil

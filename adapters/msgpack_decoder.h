@@ -47,4 +47,15 @@ class MsgpackDecoder final : public Decoder {
   std::unique_ptr<Impl> impl_;
 };
 
+// Where the first msgpack value of `bytes` ends, without decoding it (for a reader of a stream
+// of messages that decodes them elsewhere, e.g. the daemon's file source): kOk with its length,
+// kTruncated when `bytes` ends inside it (read more), kMalformed when it is not msgpack (a byte
+// no value starts with, or nesting deeper than MsgpackDecoder::kMaxDepth).
+struct MsgpackFrame {
+  enum Status : uint8_t { kOk, kTruncated, kMalformed };
+  Status status = kOk;
+  size_t length = 0;
+};
+MsgpackFrame FrameMsgpack(std::string_view bytes);
+
 }  // namespace vigil

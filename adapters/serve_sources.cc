@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "adapters/kafka_source.h"
+#include "adapters/msgpack_decoder.h"
 #include "adapters/rabbitmq_source.h"
 
 namespace vigil {
@@ -24,12 +25,13 @@ constexpr size_t kChunk = size_t{1} << 20;
 
 // JSON lines from a file descriptor, one partition. Blank lines hold no event and are skipped; a
 // line longer than the message limit is handed out cut at limit + 1 bytes (the decoder rejects
-// it as too large, so it becomes a dead letter) and the rest of it skipped.
+// it as too large, so it becomes a dead letter) and the rest of it skipped. With `msgpack`, a
+// stream of msgpack values instead (PollMsgpack).
 class LineSource final : public ServeSource {
  public:
-  LineSource(std::string name, int fd, bool owned, std::string label, size_t limit)
+  LineSource(std::string name, int fd, bool owned, std::string label, size_t limit, bool msgpack)
       : ServeSource(std::move(name)), fd_(fd), owned_(owned), label_(std::move(label)),
-        limit_(limit) {}
+        limit_(limit), msgpack_(msgpack) {}
   ~LineSource() override {
     if (owned_) ::close(fd_);
   }
@@ -41,6 +43,7 @@ class LineSource final : public ServeSource {
       announced_ = true;
     }
     Compact();   // the views handed out last time are done with
+    if (msgpack_) return PollMsgpack(timeout_ms, max, batch, error);
     while (batch->messages.size() < max) {
       const size_t nl = buffer_.find('\n', scan_);
       if (nl == std::string::npos) {
@@ -75,6 +78,53 @@ class LineSource final : public ServeSource {
         Emit(batch, begin_, nl - begin_);
       }
       begin_ = scan_ = nl + 1;
+    }
+    offset_after_ = static_cast<int64_t>(base_ + begin_);
+    return true;
+  }
+
+  // A stream of msgpack values, framed by FrameMsgpack (adapters/msgpack_decoder.h) and decoded
+  // by the router like any message. A value longer than the limit is handed out cut at limit + 1
+  // bytes (a "too large" dead letter) once it is all read; one that cannot end (malformed, or
+  // still incomplete at the end of the input, or over 4 × the limit without ending) is handed
+  // out as it is (a dead letter saying why) and the rest of the input is skipped, as `vigil run`
+  // does: a stream without framing cannot be resynchronised.
+  bool PollMsgpack(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) {
+    while (batch->messages.size() < max && !broken_) {
+      const std::string_view rest = std::string_view(buffer_).substr(begin_);
+      const MsgpackFrame frame = rest.empty() ? MsgpackFrame{MsgpackFrame::kTruncated, 0} : FrameMsgpack(rest);
+      if (frame.status == MsgpackFrame::kOk) {
+        batch->messages.push_back({rest.substr(0, std::min(frame.length, limit_ + 1)), 0,
+                                   static_cast<int64_t>(base_ + begin_)});
+        begin_ += frame.length;
+        continue;
+      }
+      const bool cannot_end = frame.status == MsgpackFrame::kMalformed ||
+                              (frame.status == MsgpackFrame::kTruncated && eof_) ||
+                              rest.size() > 4 * limit_;
+      if (cannot_end) {
+        if (!rest.empty()) {
+          batch->messages.push_back({rest.substr(0, std::min(rest.size(), limit_ + 1)), 0,
+                                     static_cast<int64_t>(base_ + begin_)});
+        }
+        begin_ = buffer_.size();
+        broken_ = !eof_;   // skip whatever else comes
+        break;
+      }
+      if (!batch->messages.empty()) break;
+      pollfd ready{fd_, POLLIN, 0};
+      if (::poll(&ready, 1, timeout_ms) == 0) break;
+      Compact();
+      if (!Fill(error)) return false;
+    }
+    // After a broken value (in a later Poll: this one's views point into buffer_): read the rest
+    // of the input and drop it.
+    while (broken_ && !eof_ && batch->messages.empty()) {
+      Compact();
+      pollfd ready{fd_, POLLIN, 0};
+      if (::poll(&ready, 1, timeout_ms) == 0) break;
+      if (!Fill(error)) return false;
+      begin_ = buffer_.size();
     }
     offset_after_ = static_cast<int64_t>(base_ + begin_);
     return true;
@@ -148,8 +198,10 @@ class LineSource final : public ServeSource {
   size_t scan_ = 0;          // searched for a newline up to here
   uint64_t base_ = 0;        // input offset of buffer_[0]
   int64_t offset_after_ = 0;
+  bool msgpack_;
   bool eof_ = false;
   bool skipping_ = false;
+  bool broken_ = false;      // msgpack: a value that cannot end; the rest of the input is skipped
   bool announced_ = false;
 };
 
@@ -411,26 +463,18 @@ std::unique_ptr<ServeSource> MakeServeSource(const SourceConfig& config, size_t 
                                              std::string* error) {
   switch (config.kind) {
     case SourceConfig::Kind::kFile: {
-      if (config.format != EventFormat::kJson) {
-        *error = fmt::format("source '{}': a msgpack file source is not built yet (JSON lines only)",
-                             config.name);
-        return nullptr;
-      }
       const int fd = ::open(config.path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         *error = fmt::format("source '{}': cannot open {}: {}", config.name, config.path,
                              std::strerror(errno));
         return nullptr;
       }
-      return std::make_unique<LineSource>(config.name, fd, true, config.path, max_message_bytes);
+      return std::make_unique<LineSource>(config.name, fd, true, config.path, max_message_bytes,
+                                          config.format == EventFormat::kMsgpack);
     }
     case SourceConfig::Kind::kStdin:
-      if (config.format != EventFormat::kJson) {
-        *error = fmt::format("source '{}': msgpack on stdin is not built yet (JSON lines only)",
-                             config.name);
-        return nullptr;
-      }
-      return std::make_unique<LineSource>(config.name, 0, false, "stdin", max_message_bytes);
+      return std::make_unique<LineSource>(config.name, 0, false, "stdin", max_message_bytes,
+                                          config.format == EventFormat::kMsgpack);
     case SourceConfig::Kind::kKafka: {
       KafkaSourceOptions options;
       for (const Secret& topic : config.topics) options.topics.push_back(topic.value);

@@ -29,29 +29,7 @@ if [ "$status" -ne 0 ]; then
 fi
 
 # The sample as a msgpack stream (a tiny encoder: python3-msgpack is not required), piped in.
-python3 - "$root/rules/sample/events.jsonl" <<'PY' |
-import json, struct, sys
-
-def pack(v):
-    if isinstance(v, bool):
-        return b"\xc3" if v else b"\xc2"
-    if isinstance(v, int):
-        return bytes([v]) if 0 <= v < 128 else b"\xd3" + struct.pack(">q", v)
-    if isinstance(v, float):
-        return b"\xcb" + struct.pack(">d", v)
-    if isinstance(v, str):
-        b = v.encode()
-        return (bytes([0xa0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
-    if isinstance(v, list):
-        return bytes([0x90 | len(v)]) + b"".join(pack(x) for x in v)
-    if isinstance(v, dict):
-        return bytes([0x80 | len(v)]) + b"".join(pack(k) + pack(x) for k, x in v.items())
-    raise TypeError(v)
-
-out = sys.stdout.buffer
-for line in open(sys.argv[1], encoding="utf-8"):
-    out.write(pack(json.loads(line)))
-PY
+python3 "$root/tests/tools/jsonl_to_msgpack.py" "$root/rules/sample/events.jsonl" |
   "$vigil" run --rules "$root/rules" --input - --format msgpack --out-of-orderness 5s --quiet \
     >"$tmp/alerts_msgpack.jsonl"
 if ! cmp -s "$tmp/alerts.jsonl" "$tmp/alerts_msgpack.jsonl"; then

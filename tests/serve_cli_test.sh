@@ -2,6 +2,7 @@
 # `vigil serve` with file sources and sinks (no broker): the daemon against `vigil run`.
 #   * The bundled sample stream through `vigil serve` with 1 and 2 shards gives exactly the alert
 #     lines of `vigil run` on the same file (same match ids; compared sorted, as shards interleave).
+#   * The same as a msgpack stream, from a file and from stdin.
 #   * Dead letters and late events go to their sinks, with their reasons.
 #   * Crash test: a longer stream (the sample 8 times over, each copy shifted in time), the daemon
 #     killed with SIGKILL at 20 random moments and restarted each time from its checkpoints: the
@@ -70,6 +71,31 @@ for shards in 1 2; do
   before=$(wc -l <"$tmp/s$shards/alerts.jsonl")
   "$vigil" serve --config "$tmp/s$shards/vigil.yaml" 2>>"$tmp/s$shards/err" || fail "restart after the end exited $?"
   [ "$(wc -l <"$tmp/s$shards/alerts.jsonl")" = "$before" ] || fail "a restart after the end wrote alerts again"
+done
+
+# --- a msgpack stream from a file and from stdin: the same alerts as from JSON lines ------------
+mkdir -p "$tmp/mp"
+python3 "$root/tests/tools/jsonl_to_msgpack.py" "$sample" >"$tmp/mp/events.msgpack"
+for kind in file stdin; do
+  cat >"$tmp/mp/$kind.yaml" <<EOF
+rules: $root/rules
+shards: 2
+watermark:
+  out_of_orderness: 5s
+sources:
+  - name: events
+    type: $kind
+    format: msgpack
+$([ "$kind" = file ] && echo "    path: $tmp/mp/events.msgpack")
+sinks:
+  - name: alerts
+    type: file
+    path: $tmp/mp/alerts_$kind.jsonl
+EOF
+  "$vigil" serve --config "$tmp/mp/$kind.yaml" <"$tmp/mp/events.msgpack" 2>"$tmp/mp/err_$kind" ||
+    fail "serve over msgpack ($kind) exited $?"
+  diff <(sort "$tmp/run_alerts.jsonl") <(sort "$tmp/mp/alerts_$kind.jsonl") >/dev/null ||
+    fail "serve over msgpack ($kind): alerts differ from vigil run on JSON lines"
 done
 
 # --- dead letters and late events -------------------------------------------------------------
