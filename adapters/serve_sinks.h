@@ -12,6 +12,8 @@
 //     (alerts); idempotent producer; Flush waits for every delivery. With `transactional: true`
 //     every line goes into the open transaction, which CommitTransaction commits once per
 //     checkpoint together with the consumed Kafka offsets (below).
+//   * format msgpack (any kind): the JSON line converted to msgpack (adapters/json_to_msgpack.h),
+//     no newline.
 //   * rabbitmq: persistent messages with publisher confirms, message_id = the match id (alerts),
 //     routing key configured or the rule's name; Flush waits for every confirm.
 // Flush is the delivery barrier of a checkpoint: a checkpoint is written only after every sink
