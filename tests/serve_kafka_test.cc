@@ -173,6 +173,35 @@ TEST_CASE("kafka serve: three partitions give the same alerts") {
   CHECK(ReadLines(dir.path + "/late.jsonl").empty());
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs the daemon of dir/vigil.yaml `kills` times, each killed (SIGKILL) at a random moment
+// within a second after it got its partition (on this mock, a killed member holds its partition
+// until its session times out, 6 s: a kill before the assignment would only ever hit a daemon
+// waiting for the group).
+void KillAfterAssignment(const TempDir& dir, int kills, unsigned seed) {
+  std::mt19937 rng(seed);
+  auto assignments = [&] {
+    const std::string log = ReadFile(dir.path + "/serve.err");
+    size_t n = 0;
+    for (size_t at = log.find("assigned"); at != std::string::npos; at = log.find("assigned", at + 1)) ++n;
+    return n;
+  };
+  for (int i = 0; i < kills; ++i) {
+    const size_t before = assignments();
+    Child serve({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
+    const auto wait_until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (assignments() == before && std::chrono::steady_clock::now() < wait_until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 1000));
+    serve.Signal(SIGKILL);
+  }
+}
+
 TEST_CASE("kafka serve: kill -9 and restart lose no alert") {
   TempDir dir;
   test::MockKafkaCluster cluster({"events:1", "alerts:1"});
@@ -180,12 +209,7 @@ TEST_CASE("kafka serve: kill -9 and restart lose no alert") {
   const std::vector<std::string> expected = RunAlerts(dir);
   ProduceSample(cluster.bootstrap(), 1);
   WriteConfig(dir.path + "/vigil.yaml", dir.path, cluster.bootstrap(), "100ms");
-  std::mt19937 rng(7);
-  for (int i = 0; i < 6; ++i) {
-    Child serve({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
-    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1200));
-    serve.Signal(SIGKILL);
-  }
+  KillAfterAssignment(dir, 5, 7);
   Child last({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
   auto reader = AlertReader(cluster.bootstrap());
   std::vector<Consumed> got;
@@ -211,10 +235,6 @@ TEST_CASE("kafka serve: kill -9 and restart lose no alert") {
   MESSAGE("kill -9 test: " << expected.size() << " alerts expected, " << got.size() << " delivered");
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // The group's committed offset of events/0 (-1001: none).
 int64_t CommittedOffset(const std::string& bootstrap, const std::string& group) {
@@ -294,26 +314,7 @@ TEST_CASE("kafka serve: kill -9 with a transactional sink loses no alert") {
   const std::vector<std::string> expected = RunAlerts(dir);
   ProduceSample(cluster.bootstrap(), 1);
   WriteConfig(dir.path + "/vigil.yaml", dir.path, cluster.bootstrap(), "100ms", true);
-  // Each kill comes at a random moment after the daemon got its partition (on this mock, a
-  // killed member holds it until its session times out, 6 s: a kill before that would only
-  // ever hit a daemon waiting for the group).
-  std::mt19937 rng(11);
-  auto assignments = [&] {
-    const std::string log = ReadFile(dir.path + "/serve.err");
-    size_t n = 0;
-    for (size_t at = log.find("assigned"); at != std::string::npos; at = log.find("assigned", at + 1)) ++n;
-    return n;
-  };
-  for (int i = 0; i < 5; ++i) {
-    const size_t before = assignments();
-    Child serve({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
-    const auto wait_until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (assignments() == before && std::chrono::steady_clock::now() < wait_until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 1000));
-    serve.Signal(SIGKILL);
-  }
+  KillAfterAssignment(dir, 5, 11);
   Child last({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
   auto reader = AlertReader(cluster.bootstrap(), "read_committed");
   std::vector<Consumed> got;
