@@ -7,8 +7,9 @@
 // record of a declared type. Run by scripts/fuzz.sh (the fuzz build: clang, ASan, UBSan).
 //
 // Input: the first byte picks the mode (bits 0-1: msgpack Decode, msgpack DecodeNext over the rest
-// as a stream, JSON Decode), the discriminator (bit 2: "type", else "kind") and the size limit
-// (bit 3: 256 bytes); the rest is the message or stream. Seeds: tests/fuzz/corpus_decode/.
+// as a stream — with FrameMsgpack, which must end each value where DecodeNext does — JSON
+// Decode), the discriminator (bit 2: "type", else "kind") and the size limit (bit 3: 256 bytes);
+// the rest is the message or stream. Seeds: tests/fuzz/corpus_decode/.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -87,7 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     size_t at = 0, ref_at = 0;
     for (int message = 0; message < 64 && at < input.size(); ++message) {
+      const size_t before = at;
       const vigil::DecodeStatus a = decoder.DecodeNext(input, &at, got);
+      // The daemon's framing (FrameMsgpack) ends every value where the decoder does.
+      if (at != before) {
+        const vigil::MsgpackFrame frame = vigil::FrameMsgpack(input.substr(before));
+        if (frame.status != vigil::MsgpackFrame::kOk || frame.length != at - before) __builtin_trap();
+      }
       const vigil::DecodeStatus b = reference.DecodeNext(input, &ref_at, want);
       if (!SameStatus(a, b) || at != ref_at || (a.ok() && !SameRecord(got, want))) __builtin_trap();
       if (!a.ok() && a.code == vigil::DecodeCode::kMalformed) break;   // offset unchanged: stop
