@@ -11,7 +11,7 @@
 namespace vigil {
 namespace {
 
-constexpr uint32_t kPayloadVersion = 2;
+constexpr uint32_t kPayloadVersion = 3;
 
 const SourcePosition* Find(const std::vector<SourcePosition>& list, const SourcePosition& partition) {
   for (const SourcePosition& p : list) {
@@ -47,11 +47,10 @@ bool Matches(const RestoreCandidate& candidate, const CommittedOffsets& committe
 std::string PackPayload(const CheckpointPayload& p) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_array(9);
+  pk.pack_array(8);
   pk.pack(kPayloadVersion);
   pk.pack(p.epoch);
   pk.pack(p.shards);
-  pk.pack(p.fingerprint);
   pk.pack(p.next_seq);
   pk.pack(p.watermark);
   pk.pack(p.input_done);
@@ -77,41 +76,47 @@ std::string PackPayload(const CheckpointPayload& p) {
   return std::string(buffer.data(), buffer.size());
 }
 
+// The array `o` with `size` elements (any size when `size` is 0), or a type_error.
+static const msgpack::object* ArrayOf(const msgpack::object& o, uint32_t size = 0) {
+  if (o.type != msgpack::type::ARRAY || (size != 0 && o.via.array.size != size)) throw msgpack::type_error();
+  return o.via.array.ptr;
+}
+
+static std::string_view BinOf(const msgpack::object& o) {
+  if (o.type != msgpack::type::BIN) throw msgpack::type_error();
+  return {o.via.bin.ptr, o.via.bin.size};
+}
+
 bool UnpackPayload(std::string_view bytes, CheckpointPayload* p, std::string* error) {
   try {
     msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size());
     const msgpack::object& root = handle.get();
-    if (root.type != msgpack::type::ARRAY || root.via.array.size != 9) throw msgpack::type_error();
-    const msgpack::object* f = root.via.array.ptr;
-    if (f[0].as<uint32_t>() != kPayloadVersion) {
-      *error = fmt::format("payload version {}, this build reads {}", f[0].as<uint32_t>(), kPayloadVersion);
+    if (root.type != msgpack::type::ARRAY || root.via.array.size == 0) throw msgpack::type_error();
+    const uint32_t version = root.via.array.ptr[0].as<uint32_t>();
+    if (version != kPayloadVersion) {
+      *error = fmt::format("payload version {}, this build reads {}", version, kPayloadVersion);
       return false;
     }
+    const msgpack::object* f = ArrayOf(root, 8);
     p->epoch = f[1].as<uint64_t>();
     p->shards = f[2].as<int>();
-    p->fingerprint = f[3].as<uint64_t>();
-    p->next_seq = f[4].as<int64_t>();
-    p->watermark = f[5].as<int64_t>();
-    p->input_done = f[6].as<bool>();
-    for (uint32_t i = 0; i < f[7].via.array.size; ++i) {
-      const msgpack::object& s = f[7].via.array.ptr[i];
-      if (s.type != msgpack::type::ARRAY || s.via.array.size != 3) throw msgpack::type_error();
+    p->next_seq = f[3].as<int64_t>();
+    p->watermark = f[4].as<int64_t>();
+    p->input_done = f[5].as<bool>();
+    const msgpack::object* sources = ArrayOf(f[6]);
+    for (uint32_t i = 0; i < f[6].via.array.size; ++i) {
+      const msgpack::object* s = ArrayOf(sources[i], 3);
       CheckpointPayload::Source& source = p->sources.emplace_back();
-      source.name = s.via.array.ptr[0].as<std::string>();
-      const msgpack::object& list = s.via.array.ptr[1];
-      for (uint32_t j = 0; j < list.via.array.size; ++j) {
-        const msgpack::object* pos = list.via.array.ptr[j].via.array.ptr;
+      source.name = s[0].as<std::string>();
+      const msgpack::object* list = ArrayOf(s[1]);
+      for (uint32_t j = 0; j < s[1].via.array.size; ++j) {
+        const msgpack::object* pos = ArrayOf(list[j], 3);
         source.positions.push_back({pos[0].as<std::string>(), pos[1].as<int32_t>(), pos[2].as<int64_t>()});
       }
-      const msgpack::object& state = s.via.array.ptr[2];
-      if (state.type != msgpack::type::BIN) throw msgpack::type_error();
-      source.state.assign(state.via.bin.ptr, state.via.bin.size);
+      source.state = BinOf(s[2]);
     }
-    for (uint32_t i = 0; i < f[8].via.array.size; ++i) {
-      const msgpack::object& b = f[8].via.array.ptr[i];
-      if (b.type != msgpack::type::BIN) throw msgpack::type_error();
-      p->blobs.emplace_back(b.via.bin.ptr, b.via.bin.size);
-    }
+    const msgpack::object* blobs = ArrayOf(f[7]);
+    for (uint32_t i = 0; i < f[7].via.array.size; ++i) p->blobs.emplace_back(BinOf(blobs[i]));
     return true;
   } catch (const std::exception& e) {
     *error = fmt::format("damaged payload ({})", e.what());

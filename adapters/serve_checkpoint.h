@@ -34,7 +34,6 @@ namespace vigil {
 struct CheckpointPayload {
   uint64_t epoch = 0;
   int shards = 0;
-  uint64_t fingerprint = 0;
   int64_t next_seq = 0;
   int64_t watermark = kNoWatermark;
   bool input_done = false;

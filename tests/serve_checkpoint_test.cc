@@ -1,0 +1,82 @@
+// The daemon's checkpoint payload (adapters/serve_checkpoint.h): a round trip keeps every field;
+// another version is named; a payload of the right version whose parts have the wrong shape (a
+// checkpoint from a broken build: the file's checksum is intact) is an error, never a crash.
+#include <doctest/doctest.h>
+
+#include <msgpack.hpp>
+
+#include "adapters/serve_checkpoint.h"
+
+namespace vigil {
+namespace {
+
+CheckpointPayload Example() {
+  CheckpointPayload p;
+  p.epoch = 7;
+  p.shards = 2;
+  p.next_seq = 12345;
+  p.watermark = 1709251200000;
+  p.input_done = false;
+  p.sources.push_back({"events", {{"events", 0, 120}, {"events", 1, 98}}, ""});
+  p.sources.push_back({"queue", {{"", 3, 55}}, std::string("id-1\nid-2\n")});
+  p.blobs = {std::string("\0snap\xff", 6), "second"};
+  return p;
+}
+
+TEST_CASE("serve checkpoint: the payload round trip keeps every field") {
+  const CheckpointPayload p = Example();
+  CheckpointPayload q;
+  std::string error;
+  REQUIRE(UnpackPayload(PackPayload(p), &q, &error));
+  CHECK(q.epoch == 7);
+  CHECK(q.shards == 2);
+  CHECK(q.next_seq == 12345);
+  CHECK(q.watermark == 1709251200000);
+  CHECK_FALSE(q.input_done);
+  REQUIRE(q.sources.size() == 2);
+  CHECK(q.sources[0].name == "events");
+  CHECK(q.sources[0].positions == p.sources[0].positions);
+  CHECK(q.sources[1].state == "id-1\nid-2\n");
+  CHECK(q.blobs == p.blobs);
+}
+
+TEST_CASE("serve checkpoint: another version or a damaged payload is an error, not a crash") {
+  std::string error;
+  CheckpointPayload q;
+  auto packed = [](auto&& write) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> pk(buffer);
+    write(pk);
+    return std::string(buffer.data(), buffer.size());
+  };
+  CHECK_FALSE(UnpackPayload(packed([](auto& pk) { pk.pack_array(8); pk.pack(99); for (int i = 0; i < 7; ++i) pk.pack(0); }),
+                            &q, &error));
+  CHECK(error.find("payload version 99, this build reads") == 0);
+  // The right version, then each part of the wrong kind or size.
+  const std::vector<std::string> damaged = {
+      packed([](auto& pk) { pk.pack_array(3); pk.pack(3); pk.pack(1); pk.pack(2); }),
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(1); pk.pack(2); pk.pack(0); pk.pack(0); pk.pack(false);
+                            pk.pack(42); pk.pack_array(0); }),                      // sources: not an array
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(1); pk.pack(2); pk.pack(0); pk.pack(0); pk.pack(false);
+                            pk.pack_array(1); pk.pack_array(3); pk.pack("s"); pk.pack_array(1); pk.pack(7);
+                            pk.pack_bin(0); pk.pack_array(0); }),                  // a position: not an array
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(1); pk.pack(2); pk.pack(0); pk.pack(0); pk.pack(false);
+                            pk.pack_array(0); pk.pack_array(1); pk.pack("not bin"); }),   // a blob: a string
+      packed([](auto& pk) { pk.pack(3); }),
+      std::string("\xc1", 1),
+  };
+  for (const std::string& bytes : damaged) {
+    error.clear();
+    CheckpointPayload r;
+    CHECK_FALSE(UnpackPayload(bytes, &r, &error));
+    CHECK(error.find("damaged payload") == 0);
+  }
+  const std::string whole = PackPayload(Example());
+  for (size_t n = 0; n < whole.size(); n += 3) {   // every cut
+    CheckpointPayload r;
+    CHECK_FALSE(UnpackPayload(whole.substr(0, n), &r, &error));
+  }
+}
+
+}  // namespace
+}  // namespace vigil
