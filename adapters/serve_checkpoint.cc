@@ -173,16 +173,20 @@ bool ReadCommittedCheckpoint(const CheckpointStore& store, std::span<ServeSource
       break;
     }
   }
-  RestoreChoice choice;
-  if (failed.empty()) choice = ChooseRestoreCheckpoint(candidates, committed);
+  if (!failed.empty()) {
+    // Without the committed offsets the newest checkpoint may be one whose transaction aborted:
+    // restoring it would lose that epoch's alerts. Do not guess; the caller retries.
+    *error = failed + " (needed to know which checkpoint's transaction committed)";
+    return false;
+  }
+  const RestoreChoice choice = ChooseRestoreCheckpoint(candidates, committed);
   const RestoreCandidate& chosen = candidates[choice.index];
   if (!choice.matched) {
-    spdlog::warn("no checkpoint's Kafka positions are the consumer group's committed offsets ({}): "
-                 "restoring the newest valid checkpoint, {}. Delivery to read_committed readers is "
-                 "then at least once, not exactly once (docs/operations.md \"Checkpoints\")",
-                 failed.empty() ? "the transaction that committed them is not among the checkpoints, "
-                                  "or the offsets were lost or moved"
-                                : failed,
+    spdlog::warn("no checkpoint's Kafka positions are the consumer group's committed offsets (the "
+                 "transaction that committed them is not among the checkpoints, or the offsets were "
+                 "lost or moved): restoring the newest valid checkpoint, {}. If its transaction "
+                 "aborted, that epoch's alerts are lost to read_committed readers; otherwise "
+                 "delivery is at least once (docs/operations.md \"Checkpoints\")",
                  chosen.epoch);
   } else {
     for (const uint64_t e : store.List()) {

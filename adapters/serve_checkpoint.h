@@ -12,7 +12,8 @@
 // their epochs replayed. Example, checkpoints 7 {events/0: 120} and 8 {events/0: 180} on disk:
 //   group committed events/0 at 120  -> 7 (8's transaction did not commit)
 //   group committed events/0 at 180  -> 8
-//   no committed offset              -> 8, unmatched: the caller warns (at least once)
+//   no committed offset              -> 8, unmatched: a warning (8's alerts may be lost, or
+//                                       delivered again if its transaction did commit)
 // "Equal" is taken over every partition any checkpoint of the source holds: a partition the
 // checkpoint has not read yet must have no committed offset.
 #pragma once
@@ -74,8 +75,11 @@ RestoreChoice ChooseRestoreCheckpoint(std::span<const RestoreCandidate> candidat
 // With a transactional Kafka sink: reads every checkpoint in `store`, asks the `kafka` sources
 // for their groups' committed offsets and restores the choice's checkpoint into `read` (found
 // false: there is none). Newer checkpoints than a matched one are removed (their epochs are
-// written anew); no match is logged as a warning (delivery then at least once). False with
-// `error` for a checkpoint that validates but cannot be read (another payload version).
+// written anew); no match is logged as a warning (the newest is restored: if its transaction
+// aborted, that epoch's alerts are lost to read_committed readers, else delivery is at least
+// once). False with `error` for a checkpoint that validates but cannot be read (another payload
+// version), and when the committed offsets cannot be read (brokers away: the caller retries
+// rather than guess).
 bool ReadCommittedCheckpoint(const CheckpointStore& store, std::span<ServeSource* const> kafka,
                              CheckpointRead* read, std::string* error);
 

@@ -105,12 +105,22 @@ int Serve(const ServeOptions& options) {
   // A lost broker connection (ServeDaemon::kRestart): a new daemon goes on from the last durable
   // checkpoint, after a pause that doubles up to 30 s while restarts keep failing fast.
   int backoff_ms = 500;
+  bool restarting = false;
   for (;;) {
     std::string error;
     std::unique_ptr<ServeDaemon> daemon = ServeDaemon::Create(config, program, &error);
-    if (daemon == nullptr) {
+    if (daemon == nullptr && !restarting) {
       spdlog::error("cannot start: {}", error);
       return kExitErrors;
+    }
+    if (daemon == nullptr) {   // after a lost broker: it may still be away, try again later
+      spdlog::warn("cannot restart yet: {}; again in {} ms", error, backoff_ms);
+      for (int waited = 0; waited < backoff_ms && !g_stop_requested; waited += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (g_stop_requested) return kExitOk;
+      backoff_ms = std::min(backoff_ms * 2, 30000);
+      continue;
     }
     g_daemon = daemon.get();
     if (g_stop_requested) daemon->RequestStop();
@@ -122,6 +132,7 @@ int Serve(const ServeOptions& options) {
                  "checkpoints", s.input_done ? "input done" : "stopped", s.messages, s.events,
                  s.dead_letters, s.late, s.alerts, s.suppressed, s.checkpoints);
     if (code != ServeDaemon::kRestart) return code;
+    restarting = true;
     if (g_stop_requested) return kExitOk;
     daemon.reset();
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(60)) backoff_ms = 500;
