@@ -4,6 +4,7 @@
 
 #include <tbb/concurrent_queue.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -151,6 +152,8 @@ struct ServeDaemon::Impl {
   void OnMessage(size_t source, const SourceMessage& m);
   void DeadLetter(const DecodeStatus& status, size_t source, const SourceMessage& m);
   void RouterLate(RecordView record, int64_t seq, int64_t watermark);
+  // The watermark partition of the source's partition, registered (with metrics) the first time.
+  int WatermarkPartition(size_t source, int partition, const std::string& label, int64_t now_ms);
   void Emit(OutputItem item);
   bool TakeCheckpoint(bool input_done, std::string* error);
   void CommitDurable();
@@ -383,7 +386,11 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
   }
   next_seq = payload.next_seq;
   watermarks.Restore(payload.watermark);
-  epoch = committed_epoch = payload.epoch;
+  committed_epoch = payload.epoch;
+  // New checkpoints are numbered past every file on disk: one restored from behind damaged newer
+  // ones must not get an epoch below theirs (the store would prune the new one first).
+  const std::vector<uint64_t> on_disk = store->List();
+  epoch = std::max(payload.epoch, on_disk.empty() ? 0 : on_disk.front());
   summary.restored_epoch = payload.epoch;
   summary.input_done = payload.input_done;
   spdlog::info("restored checkpoint {} (epoch {}, watermark {}, next seq {})", read.path, payload.epoch,
@@ -409,10 +416,29 @@ void ServeDaemon::Impl::RouterLate(RecordView record, int64_t seq, int64_t water
   Emit(std::move(item));
 }
 
+int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::string& label, int64_t now_ms) {
+  auto& index = partition_index[s];
+  if (index.size() <= static_cast<size_t>(partition)) index.resize(static_cast<size_t>(partition) + 1, -1);
+  int& wm = index[static_cast<size_t>(partition)];
+  if (wm >= 0) return wm;
+  wm = watermarks.Register(fmt::format("{}:{}", sources[s]->name(), label), now_ms);
+  const std::map<std::string, std::string> labels{{"source", sources[s]->name()}, {"partition", label}};
+  partition_messages.push_back(&metrics->messages.Add(labels));
+  partition_lag.push_back(&metrics->watermark_lag.Add(labels));
+  partition_counts.push_back(0);
+  partition_synced.push_back(0);
+  spdlog::info("source '{}': partition {} assigned", sources[s]->name(), label);
+  return wm;
+}
+
 void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   ++summary.messages;
   const DecodeStatus status = decoders[source]->Decode(m.bytes, builder);
-  const int wm = partition_index[source][static_cast<size_t>(m.partition)];
+  // (A message of a partition the source did not announce — librdkafka should not deliver one
+  // after a revocation — gets a watermark of its own rather than an index out of range.)
+  const std::vector<int>& index = partition_index[source];
+  int wm = static_cast<size_t>(m.partition) < index.size() ? index[static_cast<size_t>(m.partition)] : -1;
+  if (wm < 0) wm = WatermarkPartition(source, m.partition, fmt::format("#{}", m.partition), batch_ns / 1000000);
   ++partition_counts[static_cast<size_t>(wm)];
   if (status.is_watermark()) {
     ++summary.watermarks;
@@ -660,21 +686,7 @@ int ServeDaemon::Impl::Run() {
       }
       const int64_t now = WallMs();
       batch_ns = WallNs();
-      for (const SourcePartitionChange& c : batch.assigned) {
-        auto& index = partition_index[s];
-        if (index.size() <= static_cast<size_t>(c.partition)) index.resize(static_cast<size_t>(c.partition) + 1, -1);
-        if (index[static_cast<size_t>(c.partition)] < 0) {
-          index[static_cast<size_t>(c.partition)] =
-              watermarks.Register(fmt::format("{}:{}", sources[s]->name(), c.label), now);
-          const std::map<std::string, std::string> labels{{"source", sources[s]->name()},
-                                                          {"partition", c.label}};
-          partition_messages.push_back(&metrics->messages.Add(labels));
-          partition_lag.push_back(&metrics->watermark_lag.Add(labels));
-          partition_counts.push_back(0);
-          partition_synced.push_back(0);
-          spdlog::info("source '{}': partition {} assigned", sources[s]->name(), c.label);
-        }
-      }
+      for (const SourcePartitionChange& c : batch.assigned) WatermarkPartition(s, c.partition, c.label, now);
       for (const SourceMessage& m : batch.messages) OnMessage(s, m);
       for (const SourcePartitionChange& c : batch.revoked) {
         int& index = partition_index[s][static_cast<size_t>(c.partition)];
