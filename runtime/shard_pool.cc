@@ -387,9 +387,14 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
       *error = fmt::format("shard {}: damaged checkpoint ({})", s, e.what());
       return false;
     }
+    // Each part within what is left (a sum could wrap around to the blob's size).
     uint64_t total = offset;
-    for (uint64_t n : sizes) total += n;
-    if (sizes.size() != static_cast<size_t>(groups) || total != blob.size()) {
+    bool fits = offset <= blob.size();
+    for (uint64_t n : sizes) {
+      fits = fits && n <= blob.size() - total;
+      if (fits) total += n;
+    }
+    if (sizes.size() != static_cast<size_t>(groups) || !fits || total != blob.size()) {
       *error = fmt::format("shard {}: damaged checkpoint (its parts do not add up to its size)", s);
       return false;
     }
