@@ -24,11 +24,23 @@ bool IsSecretReference(const YAML::Node& node) {
   return key.IsScalar() && (key.Scalar() == "env" || key.Scalar() == "file");
 }
 
-// Reads a whole file; on failure returns nullopt with errno's text in `error`.
+// Reads a secret file whole; on failure returns nullopt with the reason in `error`. Only a
+// regular file of at most kMaxSecretBytes: `{file: /dev/zero}` or a log file by mistake must
+// neither hang the loader nor fill memory.
+constexpr uintmax_t kMaxSecretBytes = 64 * 1024;
+
 std::optional<std::string> ReadWholeFile(const std::string& path, std::string* error) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     *error = "is a directory";
+    return std::nullopt;
+  }
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    *error = "not a regular file";
+    return std::nullopt;
+  }
+  if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec && size > kMaxSecretBytes) {
+    *error = "larger than 64 KiB: not a secret";
     return std::nullopt;
   }
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -39,11 +51,15 @@ std::optional<std::string> ReadWholeFile(const std::string& path, std::string* e
   std::string out;
   char buf[4096];
   size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  while (out.size() <= kMaxSecretBytes && (n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
   if (failed) {
     *error = "read error";
+    return std::nullopt;
+  }
+  if (out.size() > kMaxSecretBytes) {   // grew while read
+    *error = "larger than 64 KiB: not a secret";
     return std::nullopt;
   }
   return out;

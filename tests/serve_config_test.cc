@@ -516,6 +516,18 @@ TEST_CASE("serve config: secrets resolve and never appear in output or diagnosti
             "user, password, queue, exchange, routing_key) and metrics.admin_token can\n");
     CHECK(RenderServeDiagnostics(bad).find(env_secret) == std::string::npos);
   }
+  SUBCASE("a secret file must be a regular file of at most 64 KiB") {
+    std::ofstream(dir / "huge.txt") << std::string(70 * 1024, 'k');
+    const ServeConfigResult bad = ParseServeConfig(
+        Valid() + "  - name: q\n    type: rabbitmq\n    exchange: x\n"
+                  "    password: {file: huge.txt}\n    user: {file: /dev/zero}\n",
+        (dir / "vigil.yaml").string());
+    const std::string summary = Summarize(bad);
+    CHECK(summary.find("cannot read secret file '" + (dir / "huge.txt").string() +
+                       "' (for sink 'q' password): larger than 64 KiB: not a secret") != std::string::npos);
+    CHECK(summary.find("cannot read secret file '/dev/zero' (for sink 'q' user): not a regular file") !=
+          std::string::npos);
+  }
   fs::remove_all(dir);
 }
 
