@@ -36,8 +36,11 @@ int64_t PartitionWatermarks::OnEvent(int partition, int64_t t, int64_t now_ms) {
     // t - delay - 1 without overflow at the bottom of the range.
     const int64_t w = t < kNone + delay_ + 1 ? kNone : t - delay_ - 1;
     if (w > p.own) {
+      // Only a partition at or below the watermark can have been holding it back (W is at least
+      // the minimum): raising another changes nothing, so the scan over partitions is skipped —
+      // the common case of an in-order event on a partition ahead of the slowest.
+      moved = moved || p.own == kNone || p.own <= watermark_;
       p.own = w;
-      moved = true;
     }
   }
   if (moved) Recompute();

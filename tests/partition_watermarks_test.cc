@@ -91,5 +91,60 @@ TEST_CASE("partition watermarks: punctuation moves its partition only, and works
   CHECK(w.watermark() == 500);
 }
 
+TEST_CASE("partition watermarks: random partitions, idleness and punctuation against a plain model") {
+  std::mt19937_64 rng(17);
+  for (int run = 0; run < 200; ++run) {
+    const int64_t delay = static_cast<int64_t>(rng() % 20);
+    const int64_t idle = rng() % 2 ? 0 : 50;
+    PartitionWatermarks w(delay, idle);
+    const int n = 1 + static_cast<int>(rng() % 5);
+    // The model: every partition's own watermark, last message, idleness; W recomputed in full.
+    std::vector<int64_t> own(static_cast<size_t>(n), PartitionWatermarks::kNone), max_seen = own;
+    std::vector<int64_t> last(static_cast<size_t>(n), 0);
+    std::vector<bool> idle_now(static_cast<size_t>(n), false);
+    int64_t model = PartitionWatermarks::kNone, now = 0;
+    for (int i = 0; i < n; ++i) w.Register("p" + std::to_string(i), 0);
+    auto recompute = [&] {
+      int64_t lowest = 0;
+      bool any = false;
+      for (int i = 0; i < n; ++i) {
+        if (idle_now[static_cast<size_t>(i)]) continue;
+        lowest = any ? std::min(lowest, own[static_cast<size_t>(i)]) : own[static_cast<size_t>(i)];
+        any = true;
+      }
+      if (any && lowest > model) model = lowest;
+    };
+    for (int step = 0; step < 300; ++step) {
+      now += static_cast<int64_t>(rng() % 10);
+      const size_t p = rng() % static_cast<size_t>(n);
+      const int choice = static_cast<int>(rng() % 10);
+      if (choice == 0) {
+        const int64_t punct = static_cast<int64_t>(rng() % 2000);
+        w.OnPunctuation(static_cast<int>(p), punct, now);
+        own[p] = std::max(own[p], punct);
+        last[p] = now;
+        idle_now[p] = false;
+      } else if (choice == 1) {
+        w.OnTick(now);
+        for (int i = 0; i < n; ++i) {
+          if (idle > 0 && now - last[static_cast<size_t>(i)] >= idle) idle_now[static_cast<size_t>(i)] = true;
+        }
+      } else {
+        const int64_t t = static_cast<int64_t>(step * 5 + rng() % 100);
+        const int64_t before = w.OnEvent(static_cast<int>(p), t, now);
+        REQUIRE(before == model);
+        last[p] = now;
+        idle_now[p] = false;
+        if (max_seen[p] == PartitionWatermarks::kNone || t > max_seen[p]) {
+          max_seen[p] = t;
+          own[p] = std::max(own[p], t - delay - 1);
+        }
+      }
+      recompute();
+      REQUIRE(w.watermark() == model);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vigil
