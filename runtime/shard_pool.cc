@@ -7,8 +7,9 @@
 // the router's W when the batch was sent, and, by kind, snapshot (checkpoint), copy counters,
 // finish or stop. An event routed to one shard for two groups is copied once.
 //
-// Checkpoint blob of one shard (msgpack): ["vigil-shards", format version 1, shard count, shard
-// index, watermark, last seq, [[rule indices] per group], [matcher snapshot (bin) per group]].
+// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 1, shard count,
+// shard index, watermark, last seq, [[rule indices] per group], [snapshot size per group]], then
+// the groups' matcher snapshots back to back (ShardPool::Shard::Snapshot).
 #include "runtime/shard_pool.h"
 
 #include <algorithm>
@@ -131,7 +132,7 @@ void ShardPool::Shard::Run() {
 
 // The blob: a msgpack header [magic, version, shard count, shard index, watermark, last seq,
 // [[rule indices] per group], [snapshot size per group]], then the groups' matcher snapshots
-// (Matcher::Snapshot) back to back — appended as they are, not copied into a msgpack bin.
+// (Matcher::Snapshot) back to back — appended after the header, not wrapped in msgpack bins.
 void ShardPool::Shard::Snapshot(const Batch& b) {
   const int64_t t0 = NowNs();
   std::vector<std::string> parts;
