@@ -7,11 +7,14 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "adapters/alert_writer.h"
@@ -58,7 +61,7 @@ std::string KafkaKeyOf(const Alert& alert) {
 
 // One item of the output queue: a formatted line, or a checkpoint to make durable, or the end.
 struct OutputItem {
-  enum class Kind : uint8_t { kLine, kCheckpoint, kStop };
+  enum class Kind : uint8_t { kLine, kCheckpoint, kSync, kStop };
   Kind kind = Kind::kLine;
   OutputLine::Kind line_kind = OutputLine::Kind::kAlert;
   int32_t rule = -1;
@@ -74,6 +77,8 @@ struct OutputItem {
   std::shared_ptr<std::vector<std::vector<SourcePosition>>> positions;
   // With a transactional sink: the Kafka sources' positions and group metadata it commits.
   std::shared_ptr<std::vector<ConsumedOffsets>> consumed;
+  // kSync: set once every item before it was handled (a reload waits for it).
+  std::shared_ptr<std::promise<void>> synced;
 };
 
 // Formats one matcher's alerts and late events on its shard's thread.
@@ -99,6 +104,7 @@ struct ServeDaemon::Impl {
   std::shared_ptr<const ShardPlan> plan;
   std::unique_ptr<ShardPool> pool;
   std::vector<std::unique_ptr<ShardOutput>> outputs;   // per (shard, group)
+  uint64_t retired_alerts = 0, retired_suppressed = 0, retired_late = 0;   // outputs before a reload
   std::vector<std::unique_ptr<ServeSource>> sources;
   std::vector<std::unique_ptr<ServeSink>> sinks;
   std::vector<std::vector<size_t>> rule_sinks;         // per rule: sink indexes
@@ -108,7 +114,7 @@ struct ServeDaemon::Impl {
   std::unique_ptr<CheckpointStore> store;
   std::vector<std::unique_ptr<Decoder>> decoders;      // per source
   RecordBuilder builder;
-  RejectWriter router_rejects;
+  std::optional<RejectWriter> router_rejects;         // over program's schema
   PartitionWatermarks watermarks;
   std::vector<std::vector<int>> partition_index;       // per source: local partition -> watermark index
   tbb::concurrent_bounded_queue<OutputItem> output;
@@ -139,13 +145,28 @@ struct ServeDaemon::Impl {
   int64_t batch_ns = 0;                                // wall clock of the batch being read
   std::chrono::steady_clock::time_point next_sync{};
   ServeSummary summary;
+  // Reloads (ServeDaemon::Reload), taken by the router between polls.
+  struct ReloadRequest {
+    std::shared_ptr<const Program> program;
+    std::promise<ServeReloadResult> done;
+  };
+  std::mutex reload_mu;
+  std::vector<ReloadRequest> reload_requests;          // guarded by reload_mu
+  std::atomic<bool> reload_pending{false};
+  std::function<bool(std::string*)> reload_hook;       // guarded by reload_mu: POST /admin/reload
+  bool checkpoint_soon = false;                        // after a reload: its state to disk
 
   Impl(const ServeConfig& c, std::shared_ptr<const Program> p)
       : config(c), program(std::move(p)),
-        router_rejects(program->schema()),
         watermarks(c.watermark.out_of_orderness_ms, c.watermark.idle_timeout_ms) {}
 
   bool Build(std::string* error);
+  void BuildShards(std::shared_ptr<const ShardPlan> next);
+  void BuildRuleRoutes();
+  void BuildDecoders();
+  ServeReloadResult ApplyReload(std::shared_ptr<const Program> next);
+  void TakeReloads(bool running);
+  void SyncSinks();
   bool RestoreNewest(std::string* error);
   void EmitFlush();
   bool CommitTransactions(const OutputItem& item, std::string* error);
@@ -163,20 +184,25 @@ struct ServeDaemon::Impl {
   int Run();
 };
 
-bool ServeDaemon::Impl::Build(std::string* error) {
-  plan = ShardPlan::Build(program, error);
-  if (plan == nullptr) return false;
+// The shards for `next` (a plan of `program`): a pool of config.ShardCount() shards, each with one
+// output (formatter) per rule group. Replaces pool, plan and outputs (a reload retires the old
+// ones first).
+void ServeDaemon::Impl::BuildShards(std::shared_ptr<const ShardPlan> next) {
+  plan = std::move(next);
   const int nshards = config.ShardCount();
   const MatcherOptions options = MakeMatcherOptions(config);
+  outputs.clear();
   outputs.resize(static_cast<size_t>(nshards * plan->group_count()));
-  for (auto& o : outputs) o = std::make_unique<ShardOutput>(*program, options);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    outputs[i] = std::make_unique<ShardOutput>(*plan->group(static_cast<int>(i) % plan->group_count()).program, options);
   pool = std::make_unique<ShardPool>(
       plan, nshards, options,
       [this](int shard, int group) {
         ShardOutput* out = outputs[static_cast<size_t>(shard * plan->group_count() + group)].get();
-        ShardPool* p = pool.get();
+        // (The pool is read when a callback runs: this one is being constructed now.)
         MatcherCallbacks callbacks;
-        callbacks.on_alert = [this, out](const Alert& alert) {
+        const std::vector<int32_t>* group_rules = &plan->group(group).rules;
+        callbacks.on_alert = [this, out, group_rules](const Alert& alert) {
           if (out->suppress && !out->suppressor.Admit(alert)) {
             out->suppressed.fetch_add(1, std::memory_order_relaxed);
             return;
@@ -184,16 +210,16 @@ bool ServeDaemon::Impl::Build(std::string* error) {
           out->alerts_out.fetch_add(1, std::memory_order_relaxed);
           OutputItem item;
           item.line_kind = OutputLine::Kind::kAlert;
-          item.rule = alert.rule;
+          item.rule = (*group_rules)[static_cast<size_t>(alert.rule)];
           item.match_id = alert.match_id;
           if (!alert.events.empty()) item.last_seq = alert.events.back().seq;
           item.line = WithoutNewline(out->alerts.Format(alert));
           item.key = KafkaKeyOf(alert);
           Emit(std::move(item));
         };
-        auto late = [this, out, p, shard, group](RecordView event, int64_t seq, bool windowed) {
+        auto late = [this, out, shard, group](RecordView event, int64_t seq, bool windowed) {
           out->late.fetch_add(1, std::memory_order_relaxed);
-          const int64_t w = p->ShardWatermark(shard, group);
+          const int64_t w = pool->ShardWatermark(shard, group);
           OutputItem item;
           item.line_kind = OutputLine::Kind::kLate;
           item.line = WithoutNewline(windowed ? out->rejects.FormatLateWindowed(event, seq, w)
@@ -202,16 +228,22 @@ bool ServeDaemon::Impl::Build(std::string* error) {
         };
         callbacks.on_late = [late](RecordView e, int64_t seq) { late(e, seq, false); };
         callbacks.on_late_windowed = [late](RecordView e, int64_t seq) { late(e, seq, true); };
-        callbacks.on_rejected = [this, out, p, shard, group](RecordView e, int64_t seq, RejectReason) {
+        callbacks.on_rejected = [this, out, shard, group](RecordView e, int64_t seq, RejectReason) {
           OutputItem item;
           item.line_kind = OutputLine::Kind::kDeadLetter;
           item.line = WithoutNewline(
-              out->rejects.FormatRejected(e, seq, p->ShardWatermark(shard, group), "key buffer full"));
+              out->rejects.FormatRejected(e, seq, pool->ShardWatermark(shard, group), "key buffer full"));
           Emit(std::move(item));
         };
         return callbacks;
       },
       std::max<size_t>(1, config.limits.queue_capacity / 256));
+}
+
+bool ServeDaemon::Impl::Build(std::string* error) {
+  std::shared_ptr<const ShardPlan> first = ShardPlan::Build(program, error);
+  if (first == nullptr) return false;
+  BuildShards(std::move(first));
   output.set_capacity(static_cast<std::ptrdiff_t>(std::max<size_t>(16, config.limits.alert_queue_capacity)));
 
   for (const SinkConfig& sc : config.sinks) {
@@ -227,21 +259,14 @@ bool ServeDaemon::Impl::Build(std::string* error) {
     sinks.push_back(std::move(sink));
   }
   if (!StartMetrics(error)) return false;
-  const CheckedRules& rules = *program->checked;
-  for (const CheckedRule& rule : rules.rules) {
-    rule_sinks.push_back(SinksForAlert(config, rule.name, RuleSeverityName(rule.meta.severity), rule.sink));
-  }
+  BuildRuleRoutes();
   for (const SourceConfig& sc : config.sources) {
     std::unique_ptr<ServeSource> source = MakeServeSource(sc, config.limits.max_message_bytes, error);
     if (source == nullptr) return false;
     sources.push_back(std::move(source));
-    DecoderOptions options;
-    options.discriminator = sc.discriminator;
-    options.max_message_bytes = config.limits.max_message_bytes;
-    decoders.push_back(MakeDecoder(sc.format == EventFormat::kJson ? WireFormat::kJson : WireFormat::kMsgpack,
-                                   program->schema(), options));
     partition_index.emplace_back();
   }
+  BuildDecoders();
   if (!config.checkpoints.directory.empty()) {
     // With transactions the newest checkpoint may be one whose transaction did not commit: keep
     // the one before it too (serve_checkpoint.h).
@@ -255,11 +280,122 @@ bool ServeDaemon::Impl::Build(std::string* error) {
   return true;
 }
 
-bool ServeDaemon::Impl::StartMetrics(std::string* error) {
-  metrics = std::make_unique<ServeMetrics>(std::make_shared<prometheus::Registry>());
+// Per rule of `program`: the sinks its alerts go to and its alert counter.
+void ServeDaemon::Impl::BuildRuleRoutes() {
+  rule_sinks.clear();
+  rule_alerts.clear();
   for (const CheckedRule& rule : program->checked->rules) {
+    rule_sinks.push_back(SinksForAlert(config, rule.name, RuleSeverityName(rule.meta.severity), rule.sink));
     rule_alerts.push_back(&metrics->alerts.Add({{"rule", rule.name}}));
   }
+}
+
+// Per source, a decoder into `program`'s schema; the router's late and dead-letter writer.
+void ServeDaemon::Impl::BuildDecoders() {
+  decoders.clear();
+  for (const SourceConfig& sc : config.sources) {
+    DecoderOptions options;
+    options.discriminator = sc.discriminator;
+    options.max_message_bytes = config.limits.max_message_bytes;
+    decoders.push_back(MakeDecoder(sc.format == EventFormat::kJson ? WireFormat::kJson : WireFormat::kMsgpack,
+                                   program->schema(), options));
+  }
+  router_rejects.emplace(program->schema());
+}
+
+// Waits until the sink thread has handled every item queued so far.
+void ServeDaemon::Impl::SyncSinks() {
+  OutputItem item;
+  item.kind = OutputItem::Kind::kSync;
+  item.synced = std::make_shared<std::promise<void>>();
+  std::future<void> done = item.synced->get_future();
+  Emit(std::move(item));
+  done.wait();
+}
+
+// A live reload, on the router between two polls: the new program takes over at an aligned
+// barrier, after exactly the events pushed so far — none lost, none processed twice. Every
+// shard snapshots its groups (ShardPool::Checkpoint), the sink thread writes out everything the
+// old rules produced (their lines name the old program's rules), then a pool of the new plan
+// restores the snapshots rule by rule (ShardPool::Restore: unchanged rules keep their partial
+// matches and windows, changed and new ones start empty at the watermark, removed ones' state
+// is dropped). Decoders follow the new schema. A checkpoint follows soon, so a restart resumes
+// under the new rules.
+ServeReloadResult ServeDaemon::Impl::ApplyReload(std::shared_ptr<const Program> next) {
+  ServeReloadResult result;
+  std::string error;
+  std::shared_ptr<const ShardPlan> next_plan = ShardPlan::Build(next, &error);
+  if (next_plan == nullptr) {
+    metrics->reloads.Add({{"result", "rejected"}}).Increment();
+    result.message = fmt::format("the new rules cannot be split over the shards: {}; the old rules keep running", error);
+    return result;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<std::string> blobs = pool->Checkpoint();
+  SyncSinks();
+  pool.reset();
+  for (const auto& o : outputs) {
+    retired_alerts += o->alerts_out.load();
+    retired_suppressed += o->suppressed.load();
+    retired_late += o->late.load();
+  }
+  program = std::move(next);
+  BuildShards(std::move(next_plan));
+  ShardRestoreReport report;
+  if (!pool->Restore(blobs, &error, &report)) {
+    // Cannot happen short of a bug (the blobs are this process's own): go back to the last
+    // durable checkpoint, under the new rules.
+    metrics->reloads.Add({{"result", "failed"}}).Increment();
+    result.message = fmt::format("the state did not move to the new rules ({}): restarting from the last checkpoint", error);
+    result.restart = true;
+    return result;
+  }
+  BuildDecoders();
+  BuildRuleRoutes();
+  checkpoint_soon = true;
+  metrics->reloads.Add({{"result", "applied"}}).Increment();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  result.ok = true;
+  result.message = fmt::format(
+      "reloaded {} rule(s) at watermark {} in {:.1f} ms: state kept for {}{}{}{}", plan->group_count(),
+      pool->watermark(), ms, report.kept.empty() ? "none" : fmt::format("{}", fmt::join(report.kept, ", ")),
+      report.changed.empty() ? "" : fmt::format("; changed, starting empty: {}", fmt::join(report.changed, ", ")),
+      report.added.empty() ? "" : fmt::format("; new: {}", fmt::join(report.added, ", ")),
+      report.removed.empty() ? "" : fmt::format("; removed, state dropped: {}", fmt::join(report.removed, ", ")));
+  return result;
+}
+
+// Applies the reloads asked for (running), or answers them (not running: the daemon stopped).
+void ServeDaemon::Impl::TakeReloads(bool running) {
+  std::vector<ReloadRequest> requests;
+  {
+    std::lock_guard<std::mutex> lock(reload_mu);
+    requests.swap(reload_requests);
+    reload_pending.store(false, std::memory_order_relaxed);
+  }
+  for (ReloadRequest& r : requests) {
+    ServeReloadResult result;
+    if (!running) {
+      result.message = "the daemon stopped before the reload";
+    } else {
+      result = ApplyReload(std::move(r.program));
+      if (result.ok) {
+        spdlog::info("{}", result.message);
+      } else {
+        spdlog::error("reload: {}", result.message);
+      }
+    }
+    r.done.set_value(result);
+    if (result.restart) {
+      sink_failed.store(true);   // the loop goes back to the last checkpoint
+      running = false;
+    }
+  }
+}
+
+bool ServeDaemon::Impl::StartMetrics(std::string* error) {
+  metrics = std::make_unique<ServeMetrics>(std::make_shared<prometheus::Registry>());
+  for (const char* result : {"applied", "rejected", "failed"}) metrics->reloads.Add({{"result", result}});   // 0s
   for (int shard = 0; shard < pool->shards(); ++shard) {
     const std::map<std::string, std::string> label{{"shard", std::to_string(shard)}};
     shard_runs.push_back(&metrics->partial_matches.Add(label));
@@ -274,10 +410,17 @@ bool ServeDaemon::Impl::StartMetrics(std::string* error) {
   if (config.metrics.admin_token) options.admin_token = config.metrics.admin_token->value;
   options.registry = metrics->registry;
   options.ready = [this] { return ready.load(std::memory_order_relaxed); };
-  options.reload = [](std::string* message) {
-    *message = "live rule reload is not built yet: restart the daemon with the new rules (their "
-               "state restores only when the rule set is unchanged)";
-    return false;
+  options.reload = [this](std::string* message) {
+    std::function<bool(std::string*)> hook;
+    {
+      std::lock_guard<std::mutex> lock(reload_mu);
+      hook = reload_hook;
+    }
+    if (!hook) {
+      *message = "no reload handler: the daemon is not running yet";
+      return false;
+    }
+    return hook(message);
   };
   http = HttpEndpoint::Start(std::move(options), error);
   if (http == nullptr) return false;
@@ -297,7 +440,7 @@ void ServeDaemon::Impl::SyncMetrics() {
   add(metrics->events, summary.events, synced_events);
   add(metrics->dead_letters, summary.dead_letters, synced_dead);
   add(metrics->ignored, summary.ignored, synced_ignored);
-  uint64_t late = router_late;
+  uint64_t late = router_late + retired_late;
   for (const auto& o : outputs) late += o->late.load(std::memory_order_relaxed);
   add(metrics->late, late, synced_late);
   for (size_t p = 0; p < partition_counts.size(); ++p) {
@@ -338,6 +481,19 @@ void ServeDaemon::Impl::SyncMetrics() {
   if (durable > 0) metrics->checkpoint_age_seconds.Set((WallNs() - durable) / 1e9);
 }
 
+namespace {
+
+// What a restore under another rule set kept and dropped (nothing when the rules are the same).
+void LogRestoreReport(const ShardRestoreReport& r) {
+  if (r.changed.empty() && r.added.empty() && r.removed.empty()) return;
+  spdlog::warn("the rules changed since the checkpoint: state kept for {} rule(s){}{}{}", r.kept.size(),
+               r.changed.empty() ? "" : fmt::format("; dropped for changed rule(s) {} (they start empty)", fmt::join(r.changed, ", ")),
+               r.removed.empty() ? "" : fmt::format("; dropped for removed rule(s) {}", fmt::join(r.removed, ", ")),
+               r.added.empty() ? "" : fmt::format("; new rule(s) {} start empty", fmt::join(r.added, ", ")));
+}
+
+}  // namespace
+
 bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
   CheckpointRead read;
   if (offsets_sink >= 0) {
@@ -368,12 +524,14 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
                          pool->shards());
     return false;
   }
-  // The shards' snapshots carry the program's fingerprint: other rules fail here.
-  if (!payload.input_done && !pool->Restore(payload.blobs, &why)) {
-    *error = fmt::format("checkpoint {}: {} (restoring the state of unchanged rules under a changed "
-                         "rule set is not supported yet: move the checkpoint directory away to "
-                         "start without state)", read.path, why);
-    return false;
+  // Rule by rule: an unchanged rule takes its state back, a changed or new one starts empty.
+  ShardRestoreReport report;
+  if (!payload.input_done) {
+    if (!pool->Restore(payload.blobs, &why, &report)) {
+      *error = fmt::format("checkpoint {}: {}", read.path, why);
+      return false;
+    }
+    LogRestoreReport(report);
   }
   for (const CheckpointPayload::Source& saved : payload.sources) {
     for (auto& source : sources) {
@@ -404,7 +562,7 @@ void ServeDaemon::Impl::DeadLetter(const DecodeStatus& status, size_t source, co
   ++summary.dead_letters;
   OutputItem item;
   item.line_kind = OutputLine::Kind::kDeadLetter;
-  item.line = WithoutNewline(router_rejects.FormatBadMessage(status, m.offset, m.bytes));
+  item.line = WithoutNewline(router_rejects->FormatBadMessage(status, m.offset, m.bytes));
   Emit(std::move(item));
 }
 
@@ -412,7 +570,7 @@ void ServeDaemon::Impl::RouterLate(RecordView record, int64_t seq, int64_t water
   ++router_late;
   OutputItem item;
   item.line_kind = OutputLine::Kind::kLate;
-  item.line = WithoutNewline(router_rejects.FormatLate(record, seq, watermark));
+  item.line = WithoutNewline(router_rejects->FormatLate(record, seq, watermark));
   Emit(std::move(item));
 }
 
@@ -567,6 +725,10 @@ void ServeDaemon::Impl::SinkLoop() {
       output.pop(item);
     }
     if (item.kind == OutputItem::Kind::kStop) break;
+    if (item.kind == OutputItem::Kind::kSync) {
+      item.synced->set_value();
+      continue;
+    }
     if (sink_failed.load(std::memory_order_relaxed)) continue;   // drain so producers never block
     if (item.kind == OutputItem::Kind::kLine) {
       const std::string_view rule_name =
@@ -698,6 +860,10 @@ int ServeDaemon::Impl::Run() {
       wants_checkpoint = wants_checkpoint || sources[s]->WantsCheckpoint();
     }
     if (failed || restart) break;
+    if (reload_pending.load(std::memory_order_relaxed)) {
+      TakeReloads(true);
+      if (sink_failed.load(std::memory_order_relaxed)) continue;   // (a failed reload restarts)
+    }
     if (watermarks.OnTick(WallMs())) pool->AdvanceWatermark(watermarks.watermark());
     pool->Flush();
     CommitDurable();
@@ -705,7 +871,7 @@ int ServeDaemon::Impl::Run() {
     ready.store(true, std::memory_order_relaxed);
     if (all_done) break;
     const auto now = std::chrono::steady_clock::now();
-    if ((store != nullptr || offsets_sink >= 0) && (now >= next_checkpoint || wants_checkpoint) &&
+    if ((store != nullptr || offsets_sink >= 0) && (now >= next_checkpoint || wants_checkpoint || checkpoint_soon) &&
         durable_epoch.load() >= pending_epoch) {
       if (store != nullptr) {
         TakeCheckpoint(false, &error);
@@ -714,8 +880,10 @@ int ServeDaemon::Impl::Run() {
         EmitFlush();   // no checkpoints, but a transaction must not stay open for ever
       }
       next_checkpoint = now + std::chrono::milliseconds(config.checkpoints.interval_ms);
+      checkpoint_soon = false;
     }
   }
+  TakeReloads(false);   // asked for too late: answered
   if (failed || restart) {
     // No final checkpoint: the shards stop after what they were sent (their output still
     // drains), then the sink thread; a restart goes on from the last durable checkpoint.
@@ -738,7 +906,9 @@ int ServeDaemon::Impl::Run() {
   sink_thread.join();
   if (!failed && sink_failed.load()) restart = true;
   CommitDurable();   // what became durable before the end
-  summary.late = router_late;   // plus the shards' (within the allowed lateness), below
+  summary.late = router_late + retired_late;   // plus the shards' (within the allowed lateness), below
+  summary.alerts = retired_alerts;
+  summary.suppressed = retired_suppressed;
   for (const auto& o : outputs) {
     summary.alerts += o->alerts_out.load();
     summary.suppressed += o->suppressed.load();
@@ -771,6 +941,22 @@ std::unique_ptr<ServeDaemon> ServeDaemon::Create(const ServeConfig& config,
 }
 
 int ServeDaemon::Run() { return impl_->Run(); }
+
+std::future<ServeReloadResult> ServeDaemon::Reload(std::shared_ptr<const Program> program) {
+  Impl::ReloadRequest request{std::move(program), {}};
+  std::future<ServeReloadResult> result = request.done.get_future();
+  std::lock_guard<std::mutex> lock(impl_->reload_mu);
+  impl_->reload_requests.push_back(std::move(request));
+  impl_->reload_pending.store(true, std::memory_order_relaxed);
+  return result;
+}
+
+void ServeDaemon::SetReloadHandler(std::function<bool(std::string* message)> handler) {
+  std::lock_guard<std::mutex> lock(impl_->reload_mu);
+  impl_->reload_hook = std::move(handler);
+}
+
+void ServeDaemon::CountRejectedReload() { impl_->metrics->reloads.Add({{"result", "rejected"}}).Increment(); }
 
 const ServeSummary& ServeDaemon::summary() const { return impl_->summary; }
 

@@ -43,6 +43,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -65,6 +67,13 @@ struct ServeSummary {
   bool input_done = false;      // the sources were read to their end
 };
 
+// The outcome of ServeDaemon::Reload.
+struct ServeReloadResult {
+  bool ok = false;          // the new rules run
+  bool restart = false;     // failed midway: the daemon goes back to its last checkpoint
+  std::string message;      // what was kept, changed, added and removed; or why not
+};
+
 class ServeDaemon {
  public:
   // Builds the shards for `program`, opens the sources, sinks and the checkpoint directory, and
@@ -83,6 +92,17 @@ class ServeDaemon {
   int Run();
   // From any thread or a signal handler: stop after a final checkpoint.
   void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
+
+  // From any thread: runs `program` (rules that checked and compiled) instead of the current
+  // rules from the router's next turn on, at an aligned barrier: no event lost or processed
+  // twice; unchanged rules (same name, same fingerprint: Matcher::fingerprint) keep their state.
+  // The future is set once it is done (or refused: the daemon stopped first).
+  std::future<ServeReloadResult> Reload(std::shared_ptr<const Program> program);
+  // What POST /admin/reload calls (on the HTTP thread): true when new rules took over. Until
+  // set, the call is refused.
+  void SetReloadHandler(std::function<bool(std::string* message)> handler);
+  // A reload whose rules had errors (so never reached Reload): counted in the metrics.
+  void CountRejectedReload();
 
   const ServeSummary& summary() const;
 

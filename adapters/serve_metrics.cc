@@ -44,6 +44,11 @@ ServeMetrics::ServeMetrics(std::shared_ptr<prometheus::Registry> r)
                       .Name("vigil_shard_queue_depth")
                       .Help("Event batches waiting in the shard's input queue")
                       .Register(*registry)),
+      reloads(prometheus::BuildCounter()
+                  .Name("vigil_rule_reloads_total")
+                  .Help("Rule reloads: applied, rejected (the new rules have errors; the old ones "
+                        "keep running) or failed")
+                  .Register(*registry)),
       events(Counter(*registry, "vigil_events_total", "Events decoded")),
       dead_letters(Counter(*registry, "vigil_dead_letters_total", "Messages that could not be decoded (dead letters)")),
       late(Counter(*registry, "vigil_late_events_total", "Events at or below the watermark on arrival")),

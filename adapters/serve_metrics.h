@@ -68,6 +68,7 @@ struct ServeMetrics {
   prometheus::Family<prometheus::Gauge>& keys;               // {shard}
   prometheus::Family<prometheus::Gauge>& state_bytes;        // {shard}
   prometheus::Family<prometheus::Gauge>& queue_depth;        // {shard}
+  prometheus::Family<prometheus::Counter>& reloads;          // {result: applied, rejected, failed}
   prometheus::Counter& events;
   prometheus::Counter& dead_letters;
   prometheus::Counter& late;

@@ -121,6 +121,7 @@ Matcher::Impl::Impl(std::shared_ptr<const Program> program, MatcherOptions optio
   if (options_.max_partial_matches == 0) options_.max_partial_matches = SIZE_MAX;   // no limit
   BuildIndexes();
   BuildWindows();
+  fingerprint_ = ComputeFingerprint(*program_);
   timers_.Reset(DeadlineSpan(*program_));
   for (const vigil::Predicate& p : program_->predicates) evaluator_.Prepare(p.program);
   for (const CompiledRule& r : program_->rules) {

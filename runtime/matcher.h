@@ -266,6 +266,12 @@ class Matcher {
   // Into a matcher that has seen nothing yet. On failure (other program, wrong version, damaged
   // bytes) returns false, sets `error` and leaves the matcher as it was.
   bool Restore(std::string_view bytes, std::string* error);
+  // What Restore compares: a hash of the program's rules (names, automata) and of the
+  // declarations of the event types it reads. Equal fingerprints, compatible snapshots.
+  uint64_t fingerprint() const;
+  // The fingerprint a snapshot was taken with (false, with `error`, if `bytes` is not a snapshot
+  // of this format version); reads only the snapshot's header.
+  static bool SnapshotFingerprint(std::string_view bytes, uint64_t* fingerprint, std::string* error);
 
   int64_t watermark() const;
   const MatcherCounters& counters() const;

@@ -341,7 +341,8 @@ class Matcher::Impl {
   void AdvanceTo(int64_t w);
   std::string Snapshot() const;                                   // matcher_snapshot.cc
   bool Restore(std::string_view bytes, std::string* error);
-  uint64_t Fingerprint() const;
+  uint64_t Fingerprint() const { return fingerprint_; }
+  static uint64_t ComputeFingerprint(const Program& program);   // matcher_snapshot.cc
   // counters_ with its gauges of storage (buffered and stored events, nodes) brought up to date:
   // they are read here rather than kept current on every event.
   const MatcherCounters& Counters() {
@@ -523,6 +524,7 @@ class Matcher::Impl {
   uint64_t next_ord_ = 0;
   uint64_t next_key_serial_ = 0;
   size_t clock_hand_ = 0;
+  uint64_t fingerprint_ = 0;   // ComputeFingerprint(*program_)
 
   // The event being processed. An event processed at once (Push, in order) is copied into store_
   // only when something keeps it (StoredEvent: the first binding node); until then event_ is

@@ -18,6 +18,7 @@
 // the runs' expiries. Restore parses and checks everything before it changes the matcher.
 #include <cstring>
 
+#include <fmt/ranges.h>
 #include <msgpack.hpp>
 
 #include "runtime/matcher_impl.h"
@@ -73,13 +74,53 @@ std::string_view Bin(const msgpack::object& o) {
 
 }  // namespace
 
-uint64_t Matcher::Impl::Fingerprint() const {
+// The rules — names, and for each enabled one its checked form without its metadata (key,
+// within, pattern, emits: vigil check --dump) and its automaton — and the declarations of every
+// event type the program reads (its index, name, fields with their types, time and key fields):
+// what the snapshot's states, keys, bound events and record images mean. Severity, description,
+// tags, owner and version do not count; neither do types no rule reads, so declaring a new type
+// (for a new rule) leaves other programs' snapshots valid. Computed once, at construction.
+uint64_t Matcher::Impl::ComputeFingerprint(const Program& program) {
   uint64_t h = Fnv("program");
-  for (size_t r = 0; r < program_->rules.size(); ++r) {
-    h = Fnv(program_->rules[r].checked->name, h);
-    if (program_->rules[r].start >= 0) h = Fnv(DumpRuleProgram(*program_, static_cast<int>(r)), h);
+  for (size_t r = 0; r < program.rules.size(); ++r) {
+    const CompiledRule& rule = program.rules[r];
+    h = Fnv(rule.checked->name, h);
+    if (rule.start < 0 && !rule.threshold) continue;   // disabled
+    CheckedRule bare = *rule.checked;
+    bare.meta = RuleMetadata{};
+    bare.tests.clear();
+    h = Fnv(DumpCheckedRule(bare, program.schema()), h);
+    h = Fnv(DumpRuleProgram(program, static_cast<int>(r)), h);
+  }
+  const Schema& schema = program.schema();
+  for (size_t t = 0; t < schema.types.size(); ++t) {
+    bool reads = t < program.rules_by_type.size() && !program.rules_by_type[t].empty();
+    for (const WindowAggregate& w : program.windows) reads = reads || static_cast<size_t>(w.term.event_type) == t;
+    if (!reads) continue;
+    const EventType& type = schema.types[t];
+    h = Fnv(fmt::format("type {} {} time {} key [{}]", t, type.name, type.time_field, fmt::join(type.key_fields, ",")), h);
+    for (const FieldDef& f : type.fields) h = Fnv(fmt::format("{}:{}", f.name, TypeName(f.type)), h);
   }
   return h;
+}
+
+uint64_t Matcher::fingerprint() const { return impl_->Fingerprint(); }
+
+bool Matcher::SnapshotFingerprint(std::string_view bytes, uint64_t* fingerprint, std::string* error) {
+  try {
+    const msgpack::object_handle outer_handle = msgpack::unpack(bytes.data(), bytes.size());
+    const auto& outer = Array(outer_handle.get(), 5, "not a Vigil matcher snapshot");
+    if (Bin(outer.ptr[0]) != kMagic) throw Bad{"not a Vigil matcher snapshot"};
+    if (UInt(outer.ptr[1]) != kFormatVersion)
+      throw Bad{fmt::format("snapshot format {} (this build reads {})", UInt(outer.ptr[1]), kFormatVersion)};
+    *fingerprint = UInt(outer.ptr[2]);
+    return true;
+  } catch (const Bad& bad) {
+    *error = bad.what;
+  } catch (const std::exception& e) {
+    *error = fmt::format("damaged snapshot: {}", e.what());
+  }
+  return false;
 }
 
 std::string Matcher::Impl::Snapshot() const {

@@ -1,4 +1,4 @@
-// ShardPlan::Build (runtime/shard_plan.h): key groups of a program, one Program per group, routes
+// ShardPlan::Build (runtime/shard_plan.h): a program's rules as groups, one Program each, routes
 // per event type; and the frozen key hash that picks a shard.
 #include "runtime/shard_plan.h"
 
@@ -9,28 +9,6 @@
 
 namespace vigil {
 namespace {
-
-// A group's key: component types, and per event type the components' slots (empty: none yet).
-struct GroupKey {
-  std::vector<ValueType> types;
-  std::vector<std::vector<int>> slots_by_type;
-};
-
-// Whether `key` has the group's key fields: the same component types and, for every type both
-// key, the same slots. Exactly the Matcher's SameKeyFields (runtime/matcher.cc), applied in the
-// same order over the same rules, so a group is one key spec of the whole program's matcher and
-// of its own.
-bool SameKeyFields(const CheckedKey& key, const GroupKey& group, size_t type_count) {
-  if (key.types.size() != group.types.size()) return false;
-  for (size_t i = 0; i < key.types.size(); ++i)
-    if (!(key.types[i] == group.types[i])) return false;
-  for (const CheckedKey::PerType& pt : key.per_type) {
-    if (static_cast<size_t>(pt.event_type) >= type_count) return false;
-    const auto& have = group.slots_by_type[static_cast<size_t>(pt.event_type)];
-    if (!have.empty() && have != pt.slots) return false;
-  }
-  return true;
-}
 
 // ---- the frozen hash ---------------------------------------------------------------------------
 // Never change anything here: checkpoints hold each shard's keys by this hash (shard_plan.h).
@@ -98,51 +76,37 @@ std::shared_ptr<const ShardPlan> ShardPlan::Build(std::shared_ptr<const Program>
   plan->program_ = program;
   const Program& p = *program;
   const size_t types = p.schema().types.size();
-  // The groups, rule by rule as Matcher::Impl::BuildIndexes forms its key specs.
-  std::vector<GroupKey> keys;
-  std::vector<int32_t> group_of(p.rules.size(), -1);
+  plan->routes_.assign(types, {});
   for (size_t r = 0; r < p.rules.size(); ++r) {
     const CompiledRule& rule = p.rules[r];
     if (rule.start < 0 && !rule.threshold) continue;   // disabled
     const CheckedKey& key = rule.checked->key;
-    int32_t g = -1;
-    for (size_t i = 0; i < keys.size() && g < 0; ++i)
-      if (SameKeyFields(key, keys[i], types)) g = static_cast<int32_t>(i);
-    if (g < 0) {
-      g = static_cast<int32_t>(keys.size());
-      keys.push_back(GroupKey{key.types, std::vector<std::vector<int>>(types)});
-      plan->groups_.push_back(Group{nullptr, {}, key.names});
-    }
-    for (const CheckedKey::PerType& pt : key.per_type)
-      keys[static_cast<size_t>(g)].slots_by_type[static_cast<size_t>(pt.event_type)] = pt.slots;
-    plan->groups_[static_cast<size_t>(g)].rules.push_back(static_cast<int32_t>(r));
-    group_of[r] = g;
-  }
-  // Each group's program: a copy of the rules with the others disabled.
-  plan->routes_.assign(types, {});
-  for (size_t g = 0; g < plan->groups_.size(); ++g) {
-    Group& group = plan->groups_[g];
-    auto rules = std::make_shared<CheckedRules>(*p.checked);
-    for (size_t r = 0; r < rules->rules.size(); ++r)
-      if (group_of[r] != static_cast<int32_t>(g)) rules->rules[r].meta.enabled = false;
+    const auto g = static_cast<int32_t>(plan->groups_.size());
+    Group group{nullptr, {static_cast<int32_t>(r)}, key.names, rule.checked->name};
+    // The group's program: the rule alone (as rule 0) over the whole schema.
+    auto rules = std::make_shared<CheckedRules>();
+    rules->schema = p.checked->schema;
+    rules->rules.push_back(*rule.checked);
     CompileProgramResult compiled = CompileProgram(std::move(rules), options);
     if (!compiled.status.ok()) {
-      *error = fmt::format("key group {} ({}): {}", g, fmt::join(group.key_names, ", "), compiled.status.message);
+      *error = fmt::format("rule '{}': {}", rule.checked->name, compiled.status.message);
       return nullptr;
     }
     group.program = compiled.program;
-    // The types it reads: by a rule's pattern, or by a windowed aggregate over a keyed type (the
-    // matcher ignores anything else).
+    // The types it reads: by the pattern, or by a windowed aggregate over a type the key names
+    // (the matcher ignores anything else).
+    std::vector<std::vector<int>> slots(types);
+    for (const CheckedKey::PerType& pt : key.per_type)
+      if (static_cast<size_t>(pt.event_type) < types) slots[static_cast<size_t>(pt.event_type)] = pt.slots;
     const Program& gp = *group.program;
-    const GroupKey& key = keys[g];
     for (size_t t = 0; t < types; ++t) {
       bool reads = !gp.rules_by_type[t].empty();
       for (const WindowAggregate& w : gp.windows)
-        reads = reads || (static_cast<size_t>(w.term.event_type) == t && !key.slots_by_type[t].empty());
+        reads = reads || (static_cast<size_t>(w.term.event_type) == t && !slots[t].empty());
       if (!reads) continue;
-      plan->routes_[t].push_back(Route{static_cast<int32_t>(g), key.slots_by_type[t],
-                                       key.slots_by_type[t].empty() ? std::vector<ValueType>{} : key.types});
+      plan->routes_[t].push_back(Route{g, slots[t], slots[t].empty() ? std::vector<ValueType>{} : key.types});
     }
+    plan->groups_.push_back(std::move(group));
   }
   return plan;
 }

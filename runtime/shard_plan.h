@@ -1,16 +1,21 @@
 // How one Program is split over shards (the daemon's parallel runtime, issue 5 "Parallelism";
 // runtime/shard_pool.h runs it). Entry point: ShardPlan::Build.
 //
-// A Matcher keeps its state per key, and rules with identical key fields share key states (a key
-// spec: Matcher's KeySpec, runtime/matcher_impl.h). An event type may be read by rules of
-// different keys — Charge by rules keyed by card_id and by rules keyed by merchant — so an event
-// has no one key to be sharded by. The plan therefore partitions the program's enabled rules
-// into *key groups*, one per key spec (the same greedy rule-by-rule grouping as the Matcher's, so
-// `when` rules and the windows rules read go with their key's group), and gives each group its
-// own Program: the same CheckedRules with every rule outside the group disabled (`enabled =
-// false`). Rule indices, names and the schema stay those of the whole program, so a group's
-// alerts carry the rule indices and match ids (docs/matching.md §8: rule name, key, bound
-// events' times and seqs) of a run of the whole program.
+// A Matcher keeps its state per key, and an event type may be read by rules of different keys —
+// Charge by rules keyed by card_id and by rules keyed by merchant — so an event has no one key
+// to be sharded by. The plan therefore splits the program's enabled rules into *groups*, each
+// with its own Program compiled from its rules alone (as rules 0..n-1 of that program, over the
+// whole schema), and each shard runs one Matcher per group for the keys that hash to it.
+//
+// A group is one rule. That is what lets state survive a changed rule set (issue 5, "State
+// compatibility", "Live rule changes"): a group's matcher snapshot depends only on its rule and
+// the declarations of the types it reads (Matcher::fingerprint), so after a reload or a restart
+// with other rules every unchanged rule takes its state back, whatever was added, changed or
+// removed around it (ShardPool::Restore). The price: rules with the same key no longer share one
+// key lookup, their common pattern beginnings and windows inside the daemon (`vigil run` and the
+// embedded matcher still compile every rule into one program); docs/operations.md says so.
+// Alerts carry the group program's rule index: the whole program's is rules[alert.rule]. Match
+// ids (docs/matching.md §8: rule name, key, bound events' times and seqs) do not depend on it.
 //
 // Routing: per event type, the (group, key slots) pairs whose rules or windows read it. An event
 // goes, once per such group, to the shard ShardOf(event, group, n): a hash of the group's key
@@ -25,9 +30,9 @@
 // runtime/key_bytes_hash.h, neither of which is stable across versions.)
 //
 // Example: rules `card_testing` (key card_id, reads Charge), `merchant_burst` (key merchant,
-// reads Charge) and `takeover` (key card_id, reads Login, Charge) make two groups, {card_testing,
-// takeover} keyed by card_id and {merchant_burst} keyed by merchant. A Charge goes to
-// ShardOf(card_id) for group 0 and to ShardOf(merchant) for group 1; a Login to group 0 only.
+// reads Charge) and `takeover` (key card_id, reads Login, Charge) make three groups. A Charge
+// goes to ShardOf(card_id) for groups 0 and 2 (the same shard: copied once into its batch) and
+// to ShardOf(merchant) for group 1; a Login to group 2 only.
 //
 // Immutable after Build; safe to share between threads.
 #pragma once
@@ -52,14 +57,15 @@ class ShardPlan {
     std::vector<ValueType> types;       // per key component
   };
   struct Group {
-    std::shared_ptr<const Program> program;   // the whole program's rules, only the group's enabled
-    std::vector<int32_t> rules;               // the rule indices it runs, ascending
+    std::shared_ptr<const Program> program;   // the group's rules alone: its rule i is rules[i]
+    std::vector<int32_t> rules;               // the whole program's indices of its rules
     std::vector<std::string> key_names;       // for display ("card_id")
+    std::string name;                         // its rules' names, comma separated
   };
 
-  // Splits `program` (compiled from CheckedRules without errors) into key groups and compiles
-  // each group's program with `options` (use those `program` was compiled with). Null, with
-  // `error` set, if a group's program does not compile (it compiled as part of the whole).
+  // Splits `program` (compiled from CheckedRules without errors) into groups and compiles each
+  // group's program with `options` (use those `program` was compiled with). Null, with `error`
+  // set, if a group's program does not compile (it compiled as part of the whole).
   static std::shared_ptr<const ShardPlan> Build(std::shared_ptr<const Program> program, std::string* error,
                                                 const CompileOptions& options = {});
 

@@ -7,9 +7,10 @@
 // the router's W when the batch was sent, and, by kind, snapshot (checkpoint), copy counters,
 // finish or stop. An event routed to one shard for two groups is copied once.
 //
-// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 1, shard count,
-// shard index, watermark, last seq, [[rule indices] per group], [snapshot size per group]], then
-// the groups' matcher snapshots back to back (ShardPool::Shard::Snapshot).
+// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 2, shard count,
+// shard index, watermark, last seq, [[group name, matcher fingerprint] per group], [snapshot size
+// per group]], then the groups' matcher snapshots back to back (ShardPool::Shard::Snapshot). A
+// group's name is its rules' names (GroupName); Restore matches saved groups to the plan's by it.
 #include "runtime/shard_pool.h"
 
 #include <algorithm>
@@ -28,7 +29,8 @@ namespace {
 constexpr size_t kBatchEvents = 256;          // entries per batch before it is sent
 constexpr size_t kBatchCells = 64 * 1024 / sizeof(Cell);   // record bytes per batch before it is sent
 constexpr const char* kMagic = "vigil-shards";
-constexpr uint64_t kFormatVersion = 1;
+// 2: groups named by their rules, with their matchers' fingerprints (1: by rule indices).
+constexpr uint64_t kFormatVersion = 2;
 
 enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop };
 
@@ -131,7 +133,7 @@ void ShardPool::Shard::Run() {
 }
 
 // The blob: a msgpack header [magic, version, shard count, shard index, watermark, last seq,
-// [[rule indices] per group], [snapshot size per group]], then the groups' matcher snapshots
+// [[group name, fingerprint] per group], [snapshot size per group]], then the groups' matcher snapshots
 // (Matcher::Snapshot) back to back — appended after the header, not wrapped in msgpack bins.
 void ShardPool::Shard::Snapshot(const Batch& b) {
   const int64_t t0 = NowNs();
@@ -151,7 +153,11 @@ void ShardPool::Shard::Snapshot(const Batch& b) {
   pk.pack(b.watermark);
   pk.pack(b.pool_last_seq);
   pk.pack_array(static_cast<uint32_t>(matchers.size()));
-  for (int g = 0; g < plan->group_count(); ++g) pk.pack(plan->group(g).rules);
+  for (int g = 0; g < plan->group_count(); ++g) {
+    pk.pack_array(2);
+    pk.pack(plan->group(g).name);
+    pk.pack(matchers[static_cast<size_t>(g)]->fingerprint());
+  }
   pk.pack(sizes);
   size_t total = header.size();
   for (const std::string& part : parts) total += part.size();
@@ -326,7 +332,7 @@ std::vector<std::string> ShardPool::Checkpoint() {
   return blobs;
 }
 
-bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* error) {
+bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report) {
   if (started_) {
     *error = "a sharded checkpoint is restored before the first push, into a fresh pool";
     return false;
@@ -340,9 +346,11 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
   }
   const int groups = plan_->group_count();
   int64_t watermark = kNoWatermark, last_seq = kNoWatermark;
+  ShardRestoreReport outcome;
   std::vector<std::vector<std::unique_ptr<Matcher>>> restored(static_cast<size_t>(nshards_));
   for (size_t s = 0; s < blobs.size(); ++s) {
     const std::string& blob = blobs[s];
+    std::vector<std::pair<std::string, uint64_t>> saved;   // per saved group: its name, fingerprint
     std::vector<uint64_t> sizes;
     size_t offset = 0;
     try {
@@ -376,13 +384,7 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
         *error = fmt::format("shard {}: from another checkpoint than shard 0 (watermark or last seq differ)", s);
         return false;
       }
-      const auto rules = f[6].as<std::vector<std::vector<int32_t>>>();
-      bool same = rules.size() == static_cast<size_t>(groups);
-      for (int g = 0; same && g < groups; ++g) same = rules[static_cast<size_t>(g)] == plan_->group(g).rules;
-      if (!same) {
-        *error = fmt::format("shard {}: the checkpoint's key groups are not this plan's (the rules changed)", s);
-        return false;
-      }
+      saved = f[6].as<std::vector<std::pair<std::string, uint64_t>>>();
       sizes = f[7].as<std::vector<uint64_t>>();
     } catch (const std::exception& e) {
       *error = fmt::format("shard {}: damaged checkpoint ({})", s, e.what());
@@ -395,19 +397,52 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
       fits = fits && n <= blob.size() - total;
       if (fits) total += n;
     }
-    if (sizes.size() != static_cast<size_t>(groups) || !fits || total != blob.size()) {
+    if (sizes.size() != saved.size() || !fits || total != blob.size()) {
       *error = fmt::format("shard {}: damaged checkpoint (its parts do not add up to its size)", s);
       return false;
     }
+    std::vector<size_t> part_at;   // per saved group: where its snapshot starts
+    for (uint64_t n : sizes) {
+      part_at.push_back(offset);
+      offset += n;
+    }
+    // Each group of this plan takes the saved state of the group of its name if their
+    // fingerprints are equal (the same rule, compiled the same, over the same declarations);
+    // otherwise it starts empty at the checkpoint's watermark.
+    ShardRestoreReport here;
+    std::vector<bool> used(saved.size(), false);
     for (int g = 0; g < groups; ++g) {
       auto m = std::make_unique<Matcher>(plan_->group(g).program, options_, callbacks_[s][static_cast<size_t>(g)]);
-      std::string why;
-      if (!m->Restore(std::string_view(blob).substr(offset, sizes[static_cast<size_t>(g)]), &why)) {
-        *error = fmt::format("shard {}, key group {}: {}", s, g, why);
-        return false;
+      const std::string& name = plan_->group(g).name;
+      bool fresh = true;
+      size_t at = saved.size();
+      for (size_t i = 0; i < saved.size() && at == saved.size(); ++i)
+        if (!used[i] && saved[i].first == name) at = i;
+      if (at < saved.size()) used[at] = true;
+      if (at == saved.size()) {
+        here.added.push_back(name);
+      } else if (saved[at].second != m->fingerprint()) {
+        here.changed.push_back(name);
+      } else {
+        fresh = false;
+        std::string why;
+        if (!m->Restore(std::string_view(blob).substr(part_at[at], sizes[at]), &why)) {
+          *error = fmt::format("shard {}, rule group '{}': {}", s, name, why);
+          return false;
+        }
+        here.kept.push_back(name);
       }
-      offset += sizes[static_cast<size_t>(g)];
+      // A group that starts empty starts at the checkpoint's watermark.
+      if (fresh && watermark != kNoWatermark) m->AdvanceWatermark(watermark);
       restored[s].push_back(std::move(m));
+    }
+    for (size_t i = 0; i < saved.size(); ++i)
+      if (!used[i]) here.removed.push_back(saved[i].first);
+    if (s == 0) {
+      outcome = std::move(here);
+    } else if (here.kept != outcome.kept || here.removed != outcome.removed) {
+      *error = fmt::format("shard {}: its rule groups are not shard 0's", s);
+      return false;
     }
   }
   for (int s = 0; s < nshards_; ++s) {
@@ -417,6 +452,7 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
   watermark_ = watermark;
   last_seq_ = last_seq;
   CollectCounters();
+  if (report != nullptr) *report = std::move(outcome);
   return true;
 }
 

@@ -76,6 +76,14 @@ struct ShardPoolStats {
   int64_t max_checkpoint_ns = 0;
 };
 
+// What a Restore did with each group, by name (ShardPlan::Group::name), in plan order.
+struct ShardRestoreReport {
+  std::vector<std::string> kept;      // state restored
+  std::vector<std::string> changed;   // saved with another fingerprint: state dropped, starts empty
+  std::vector<std::string> added;     // not in the checkpoint: starts empty
+  std::vector<std::string> removed;   // in the checkpoint, not in the plan: state dropped
+};
+
 class ShardPool {
  public:
   // `plan`: the program split into key groups. `nshards` >= 1 threads, started at the first
@@ -106,7 +114,11 @@ class ShardPool {
   // Before the first Push (or other call that starts the shards): the state of Checkpoint()'s
   // blobs, from a pool of the same plan and shard count. On failure returns false, sets `error`
   // and leaves the pool as it was.
-  bool Restore(const std::vector<std::string>& blobs, std::string* error);
+  // The blobs may come from a pool of another plan of the same shard count (the rules changed):
+  // each group of this plan whose name (its rules) and matcher fingerprint (the rules compiled,
+  // the declarations of the types they read) equal a saved group's takes that group's state;
+  // the others start empty at the checkpoint's watermark. `report` (optional) names them.
+  bool Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report = nullptr);
   // End of input: W = +inf everywhere; waits for the shards to drain and joins them. Nothing may
   // be called after it but stats().
   void Finish();

@@ -31,7 +31,7 @@ std::string Routes(const ShardPlan& plan, int type) {
 
 }  // namespace
 
-TEST_CASE("shards: rules with the same key fields form one group, each group its own program") {
+TEST_CASE("shards: each enabled rule is a group with its own program of that rule alone") {
   const auto program = Compile(
       "rule a { pattern x: E where k == \"a\" -> y: F emit { who: key } }\n"        // key id
       "rule b { key m pattern x: E -> y: E emit { who: key } }\n"                   // key m
@@ -42,25 +42,25 @@ TEST_CASE("shards: rules with the same key fields form one group, each group its
   std::string error;
   const auto plan = ShardPlan::Build(program, &error);
   REQUIRE_MESSAGE(plan, error);
-  REQUIRE(plan->group_count() == 3);
-  CHECK(plan->group(0).rules == std::vector<int32_t>{0, 2});
-  CHECK(plan->group(1).rules == std::vector<int32_t>{1, 3});
-  CHECK(plan->group(2).rules == std::vector<int32_t>{5});
-  CHECK(plan->group(1).key_names == std::vector<std::string>{"m"});
-  // Each group's program: the whole rule list, the others disabled (start -1, no `when`).
-  for (int g = 0; g < 3; ++g) {
+  REQUIRE(plan->group_count() == 5);
+  const std::vector<int32_t> rules_of[] = {{0}, {1}, {2}, {3}, {5}};
+  const char* names[] = {"a", "b", "c", "d", "f"};
+  for (int g = 0; g < 5; ++g) {
+    CAPTURE(g);
+    CHECK(plan->group(g).rules == rules_of[g]);
+    CHECK(plan->group(g).name == names[g]);
+    // The group's program: its rule alone, as rule 0, over the whole schema.
     const Program& gp = *plan->group(g).program;
-    REQUIRE(gp.rules.size() == 6);
-    for (size_t r = 0; r < 6; ++r) {
-      const bool in = std::count(plan->group(g).rules.begin(), plan->group(g).rules.end(), static_cast<int32_t>(r)) > 0;
-      CHECK(gp.rules[r].checked->name == program->rules[r].checked->name);
-      CHECK((gp.rules[r].start >= 0 || gp.rules[r].threshold) == in);
-    }
+    REQUIRE(gp.rules.size() == 1);
+    CHECK(gp.rules[0].checked->name == names[g]);
+    CHECK((gp.rules[0].start >= 0 || gp.rules[0].threshold));
+    CHECK(gp.schema().types.size() == program->schema().types.size());
   }
+  CHECK(plan->group(1).key_names == std::vector<std::string>{"m"});
   // Slots: E, F, G alike: k 0, x 1, id 2, m 3.
   CHECK(Routes(*plan, 0) == "0:[2] 1:[3] ");          // E: a (id), b (m)
-  CHECK(Routes(*plan, 1) == "0:[2] 2:[2,3] ");        // F: a (id), f (id, m)
-  CHECK(Routes(*plan, 2) == "0:[2] 1:[3] ");          // G: c (id), d's window (m)
+  CHECK(Routes(*plan, 1) == "0:[2] 4:[2,3] ");        // F: a (id), f (id, m)
+  CHECK(Routes(*plan, 2) == "2:[2] 3:[3] ");          // G: c (id), d's window (m)
 }
 
 TEST_CASE("shards: a type no enabled rule reads is routed nowhere") {

@@ -118,6 +118,17 @@ MatcherCounters Sum(const MatcherCounters& a, const MatcherCounters& b) {
   return s;
 }
 
+// The alerts per rule of the whole program, from per-group counters (a group's rule i is the
+// whole program's plan.group(g).rules[i]).
+std::vector<uint64_t> AlertsPerRule(const ShardPlan& plan, const std::vector<MatcherCounters>& groups) {
+  std::vector<uint64_t> out(plan.program().rules.size(), 0);
+  for (int g = 0; g < plan.group_count(); ++g) {
+    const std::vector<uint64_t>& local = groups[static_cast<size_t>(g)].alerts_per_rule;
+    for (size_t i = 0; i < local.size(); ++i) out[static_cast<size_t>(plan.group(g).rules[i])] += local[i];
+  }
+  return out;
+}
+
 // Per group, summed over the shards.
 std::vector<MatcherCounters> GroupCounters(const ShardPoolStats& stats, int groups) {
   std::vector<MatcherCounters> out(static_cast<size_t>(groups));
@@ -218,6 +229,9 @@ TEST_CASE("shards: 1, 2 and 3 shards give the alerts of one matcher on random ru
     CAPTURE(rules);
     CAPTURE(events);
     const Result one = RunMatcher(p.program, in, options);
+    Result groups;   // one matcher per group's program over the whole stream
+    for (int g = 0; g < plan->group_count(); ++g)
+      groups.counters.push_back(RunMatcher(plan->group(g).program, in, options).counters[0]);
     const Expected expected = Expect(*plan, in);
     bool same = true;
     for (int n = 1; n <= 3; ++n) {
@@ -227,24 +241,28 @@ TEST_CASE("shards: 1, 2 and 3 shards give the alerts of one matcher on random ru
       MatcherCounters all;
       for (const MatcherCounters& c : pool.counters) all = Sum(all, c);
       const MatcherCounters& ref = one.counters[0];
-      CHECK(all.alerts_per_rule == ref.alerts_per_rule);
+      const std::vector<uint64_t> per_rule = AlertsPerRule(*plan, pool.counters);
+      CHECK(per_rule == ref.alerts_per_rule);
       CHECK(all.matches == ref.matches);
       CHECK(all.timeouts == ref.timeouts);
       CHECK(all.window_alerts == ref.window_alerts);
-      CHECK(all.runs_started == ref.runs_started);
-      CHECK(all.runs_evicted == ref.runs_evicted);
-      CHECK(all.runs_rejected == ref.runs_rejected);
-      CHECK(all.keys_created == ref.keys_created);
       CHECK(all.window_revisions == ref.window_revisions);
       CHECK(all.events_ignored == 0);
-      CHECK(all.runs_live == ref.runs_live);   // after Finish: runs of rules without a deadline
-      CHECK(all.keys_live == ref.keys_live);
+      // Runs and keys are per group: each group's, summed over shards, is its matcher's alone.
       for (int g = 0; g < plan->group_count(); ++g) {
         CAPTURE(g);
-        CHECK(pool.counters[static_cast<size_t>(g)].events_late == expected.late[static_cast<size_t>(g)]);
-        CHECK(pool.counters[static_cast<size_t>(g)].events_processed == expected.taken[static_cast<size_t>(g)]);
+        const MatcherCounters& have = pool.counters[static_cast<size_t>(g)];
+        const MatcherCounters& want = groups.counters[static_cast<size_t>(g)];
+        CHECK(have.runs_started == want.runs_started);
+        CHECK(have.runs_evicted == want.runs_evicted);
+        CHECK(have.runs_rejected == want.runs_rejected);
+        CHECK(have.keys_created == want.keys_created);
+        CHECK(have.runs_live == want.runs_live);   // after Finish: runs of rules without a deadline
+        CHECK(have.keys_live == want.keys_live);
+        CHECK(have.events_late == expected.late[static_cast<size_t>(g)]);
+        CHECK(have.events_processed == expected.taken[static_cast<size_t>(g)]);
       }
-      same = same && pool.alerts == one.alerts && all.alerts_per_rule == ref.alerts_per_rule;
+      same = same && pool.alerts == one.alerts && per_rule == ref.alerts_per_rule;
     }
     failures += !same;
     ++compared;
@@ -302,6 +320,132 @@ TEST_CASE("shards: checkpoints at random points restored into a fresh pool give 
   }
   MESSAGE(fmt::format("compared {} with alerts {}", compared, with_alerts));
   CHECK(with_alerts > 100);
+}
+
+// The rules' alert lines (test::shard::FormatAlert starts with the rule name).
+std::vector<std::string> OfRules(const std::vector<std::string>& lines, const std::vector<std::string>& rules) {
+  std::vector<std::string> out;
+  for (const std::string& l : lines)
+    if (std::find(rules.begin(), rules.end(), l.substr(0, l.find(' '))) != rules.end()) out.push_back(l);
+  return out;
+}
+
+// State compatibility (issue 5): a checkpoint taken with one rule set restores into a pool of
+// another. Rules kept word for word take their state back — their alerts over the whole stream
+// are those of an uninterrupted run — whatever was added, changed or removed around them; the
+// report names every rule by what happened to it.
+TEST_CASE("shards: a checkpoint restores under a changed rule set, unchanged rules keep their state") {
+  std::mt19937_64 rng(20271127);
+  int compared = 0, with_kept_alerts = 0, with_changes = 0, failures = 0;
+  for (int i = 0; i < 400 && compared < 150 && failures < 3; ++i) {
+    // Old rules r0..r(n-1); the new set keeps, changes or removes each and adds some.
+    const int n = static_cast<int>(Uniform(rng, 2, 5));
+    // `when` rules are named w<index>, pattern rules r<index>.
+    auto make_rule = [&](int index, bool when) {
+      return when ? test::shard::WhenRule(rng, index, 3) : test::shard::PatternRule(rng, index, 3);
+    };
+    auto name_of = [](const std::string& text) { return text.substr(5, text.find(' ', 5) - 5); };
+    std::vector<std::string> old_rules, new_rules;
+    ShardRestoreReport want;
+    for (int r = 0; r < n; ++r) old_rules.push_back(make_rule(r, Chance(rng, 20)));
+    for (int r = 0; r < n; ++r) {
+      const std::string& was = old_rules[static_cast<size_t>(r)];
+      const int64_t what = Uniform(rng, 1, 100);
+      if (what <= 55) {
+        new_rules.push_back(was);
+        want.kept.push_back(name_of(was));
+      } else if (what <= 80) {
+        std::string changed = make_rule(r, was[5] == 'w');
+        while (changed == was) changed = make_rule(r, was[5] == 'w');
+        new_rules.push_back(changed);
+        want.changed.push_back(name_of(was));
+      } else {
+        want.removed.push_back(name_of(was));
+      }
+    }
+    for (int r = n, added = static_cast<int>(Uniform(rng, 0, 2)); added > 0; --added, ++r) {
+      new_rules.push_back(make_rule(r, Chance(rng, 20)));
+      want.added.push_back(name_of(new_rules.back()));
+    }
+    std::shuffle(new_rules.begin(), new_rules.end(), rng);   // the order of rules does not matter
+    auto compile = [](const std::vector<std::string>& texts) -> std::shared_ptr<const ShardPlan> {
+      CheckResult check = CheckSources({{"shard.vigil", std::string(test::shard::kSchema) + fmt::format("{}", fmt::join(texts, ""))}});
+      if (check.diagnostics.has_errors()) return nullptr;
+      CompileProgramResult compiled = CompileProgram(std::make_shared<const CheckedRules>(std::move(check.rules)));
+      if (!compiled.status.ok()) return nullptr;
+      std::string error;
+      return ShardPlan::Build(compiled.program, &error);
+    };
+    const auto old_plan = compile(old_rules);
+    const auto new_plan = compile(new_rules);
+    if (old_plan == nullptr || new_plan == nullptr || new_plan->group_count() == 0) continue;
+    // The report lists rules in the new plan's order.
+    auto in_plan_order = [&](std::vector<std::string> names) {
+      std::vector<std::string> out;
+      for (int g = 0; g < new_plan->group_count(); ++g)
+        if (std::find(names.begin(), names.end(), new_plan->group(g).name) != names.end()) out.push_back(new_plan->group(g).name);
+      return out;
+    };
+    want.kept = in_plan_order(want.kept);
+    want.changed = in_plan_order(want.changed);
+    want.added = in_plan_order(want.added);
+
+    const MatcherOptions options = RandomOptions(rng);
+    Input in;
+    in.events = test::shard::RandomEvents(rng, true, 4, 16);
+    in.records = test::shard::MakeRecords(old_plan->program().schema(), in.events);
+    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+    SetWatermarks(&in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+    const int nshards = static_cast<int>(Uniform(rng, 1, 3));
+    const size_t cut = static_cast<size_t>(Uniform(rng, 0, static_cast<int64_t>(in.views.size())));
+    const std::string rules = fmt::format("old:\n{}new:\n{}", fmt::join(old_rules, ""), fmt::join(new_rules, ""));
+    const std::string events = test::shard::Describe(in.events);
+    const std::string how = fmt::format("{} shards, reload before event {}", nshards, cut);
+    CAPTURE(rules);
+    CAPTURE(events);
+    CAPTURE(how);
+
+    // The old rules up to the cut, the new ones from the checkpoint on.
+    std::vector<std::string> got;
+    Collected before(nshards, old_plan->group_count()), after(nshards, new_plan->group_count());
+    ShardRestoreReport report;
+    {
+      auto pool = std::make_unique<ShardPool>(old_plan, nshards, options, before.Maker(), 4);
+      for (size_t e = 0; e < cut; ++e) {
+        pool->Push(in.views[e], static_cast<int64_t>(e), in.w_after[e]);
+        if (in.advance_to[e] != kNoWatermark) pool->AdvanceWatermark(in.advance_to[e]);
+      }
+      const std::vector<std::string> blobs = pool->Checkpoint();
+      pool.reset();
+      ShardPool next(new_plan, nshards, options, after.Maker(), 4);
+      std::string error;
+      REQUIRE_MESSAGE(next.Restore(blobs, &error, &report), error);
+      for (size_t e = cut; e < in.views.size(); ++e) {
+        next.Push(in.views[e], static_cast<int64_t>(e), in.w_after[e]);
+        if (in.advance_to[e] != kNoWatermark) next.AdvanceWatermark(in.advance_to[e]);
+      }
+      next.Finish();
+    }
+    before.AppendTo(&got);
+    after.AppendTo(&got);
+    std::sort(got.begin(), got.end());
+    CHECK(report.kept == want.kept);
+    CHECK(report.changed == want.changed);
+    CHECK(report.added == want.added);
+    CHECK(report.removed == want.removed);
+    // An uninterrupted run of the new rules over the whole stream, restricted to the kept ones.
+    const Result whole = RunPool(new_plan, nshards, in, options);
+    const std::vector<std::string> expected = OfRules(whole.alerts, want.kept);
+    CHECK(Lines(OfRules(got, want.kept)) == Lines(expected));
+    failures += OfRules(got, want.kept) != expected || report.kept != want.kept;
+    ++compared;
+    with_kept_alerts += !expected.empty();
+    with_changes += !(want.changed.empty() && want.added.empty() && want.removed.empty());
+  }
+  MESSAGE(fmt::format("compared {} with alerts of kept rules {} with changes {}", compared, with_kept_alerts, with_changes));
+  CHECK(compared == 150);
+  CHECK(with_kept_alerts > 60);
+  CHECK(with_changes > 100);
 }
 
 TEST_CASE("shards: Restore refuses another shard count, damaged blobs, and a started pool") {
