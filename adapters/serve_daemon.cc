@@ -61,12 +61,17 @@ std::string KafkaKeyOf(const Alert& alert) {
 
 // One item of the output queue: a formatted line, or a checkpoint to make durable, or the end.
 struct OutputItem {
-  enum class Kind : uint8_t { kLine, kCheckpoint, kSync, kStop };
+  enum class Kind : uint8_t { kLine, kLateNote, kCheckpoint, kSync, kStop };
   Kind kind = Kind::kLine;
   OutputLine::Kind line_kind = OutputLine::Kind::kAlert;
   int32_t rule = -1;
   uint64_t match_id = 0;
   int64_t last_seq = -1;   // kAlert with bound events: the last one's arrival seq (latency)
+  // A late event's line from a shard (one per rule that read it), or kLateNote: the router's
+  // word that `late_lines` such lines come for the event of seq `late_seq` (LateMerge below).
+  int64_t late_seq = -1;
+  bool windowed = false;
+  uint32_t late_lines = 0;
   std::string line;
   std::string key;
   // kCheckpoint
@@ -81,6 +86,47 @@ struct OutputItem {
   std::shared_ptr<std::promise<void>> synced;
 };
 
+// A late event within the allowed lateness goes to every rule that reads its type, and each of
+// their matchers reports it (late, or late_windowed when its windows took it in), while
+// `vigil run`'s one matcher writes one line. On the sink thread, the lines of one event (by
+// seq) wait here until the router's note says how many come; then the one line is written —
+// a late_windowed one if any rule's windows took the event. Lines arrive in no set order
+// (shards run apart) but all of an event's lines and its note precede the next checkpoint
+// item, which takes whatever is left (TakeAll).
+class LateMerge {
+ public:
+  // A shard's line or the router's note. True when `item` is now the event's one line.
+  bool Take(OutputItem& item) {
+    Pending& p = pending_[item.late_seq];
+    if (item.kind == OutputItem::Kind::kLateNote) {
+      p.expected = item.late_lines;
+    } else {
+      ++p.got;
+      if (p.line.line.empty() || (item.windowed && !p.line.windowed)) p.line = std::move(item);
+    }
+    if (p.expected == 0 || p.got < p.expected) return false;
+    const int64_t seq = p.line.late_seq;
+    item = std::move(p.line);
+    pending_.erase(seq);
+    return true;
+  }
+  // The events still waiting (a matcher that wrote no line), in seq order.
+  std::vector<OutputItem> TakeAll() {
+    std::vector<OutputItem> out;
+    for (auto& [seq, p] : pending_)
+      if (!p.line.line.empty()) out.push_back(std::move(p.line));
+    pending_.clear();
+    return out;
+  }
+
+ private:
+  struct Pending {
+    uint32_t expected = 0, got = 0;
+    OutputItem line;
+  };
+  std::map<int64_t, Pending> pending_;
+};
+
 // Formats one matcher's alerts and late events on its shard's thread.
 struct ShardOutput {
   ShardOutput(const Program& program, const MatcherOptions& options)
@@ -93,7 +139,6 @@ struct ShardOutput {
   bool suppress;
   std::atomic<uint64_t> alerts_out{0};
   std::atomic<uint64_t> suppressed{0};
-  std::atomic<uint64_t> late{0};
 };
 
 }  // namespace
@@ -104,7 +149,7 @@ struct ServeDaemon::Impl {
   std::shared_ptr<const ShardPlan> plan;
   std::unique_ptr<ShardPool> pool;
   std::vector<std::unique_ptr<ShardOutput>> outputs;   // per (shard, group)
-  uint64_t retired_alerts = 0, retired_suppressed = 0, retired_late = 0;   // outputs before a reload
+  uint64_t retired_alerts = 0, retired_suppressed = 0;   // outputs before a reload
   std::vector<std::unique_ptr<ServeSource>> sources;
   std::vector<std::unique_ptr<ServeSink>> sinks;
   std::vector<std::vector<size_t>> rule_sinks;         // per rule: sink indexes
@@ -119,6 +164,7 @@ struct ServeDaemon::Impl {
   std::vector<std::vector<int>> partition_index;       // per source: local partition -> watermark index
   tbb::concurrent_bounded_queue<OutputItem> output;
   std::thread sink_thread;
+  LateMerge late_merge;                                // the sink thread's
   std::atomic<bool>* stop = nullptr;
 
   int64_t next_seq = 0;
@@ -179,6 +225,7 @@ struct ServeDaemon::Impl {
   bool TakeCheckpoint(bool input_done, std::string* error);
   void CommitDurable();
   void SinkLoop();
+  void WriteLine(const OutputItem& item);
   bool StartMetrics(std::string* error);
   void SyncMetrics();
   int Run();
@@ -218,10 +265,11 @@ void ServeDaemon::Impl::BuildShards(std::shared_ptr<const ShardPlan> next) {
           Emit(std::move(item));
         };
         auto late = [this, out, shard, group](RecordView event, int64_t seq, bool windowed) {
-          out->late.fetch_add(1, std::memory_order_relaxed);
           const int64_t w = pool->ShardWatermark(shard, group);
           OutputItem item;
           item.line_kind = OutputLine::Kind::kLate;
+          item.late_seq = seq;
+          item.windowed = windowed;
           item.line = WithoutNewline(windowed ? out->rejects.FormatLateWindowed(event, seq, w)
                                               : out->rejects.FormatLate(event, seq, w));
           Emit(std::move(item));
@@ -337,7 +385,6 @@ ServeReloadResult ServeDaemon::Impl::ApplyReload(std::shared_ptr<const Program> 
   for (const auto& o : outputs) {
     retired_alerts += o->alerts_out.load();
     retired_suppressed += o->suppressed.load();
-    retired_late += o->late.load();
   }
   program = std::move(next);
   BuildShards(std::move(next_plan));
@@ -440,9 +487,7 @@ void ServeDaemon::Impl::SyncMetrics() {
   add(metrics->events, summary.events, synced_events);
   add(metrics->dead_letters, summary.dead_letters, synced_dead);
   add(metrics->ignored, summary.ignored, synced_ignored);
-  uint64_t late = router_late + retired_late;
-  for (const auto& o : outputs) late += o->late.load(std::memory_order_relaxed);
-  add(metrics->late, late, synced_late);
+  add(metrics->late, router_late, synced_late);
   for (size_t p = 0; p < partition_counts.size(); ++p) {
     add(*partition_messages[p], partition_counts[p], partition_synced[p]);
   }
@@ -623,12 +668,22 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
     RouterLate(record, seq, before);
     return;
   }
-  if (pool->Push(record, seq, watermarks.watermark()) == 0) {
+  const size_t routed = pool->Push(record, seq, watermarks.watermark());
+  if (routed == 0) {
     if (late) {
       RouterLate(record, seq, before);
     } else {
       ++summary.ignored;
     }
+  } else if (late) {
+    // Within the allowed lateness: every rule that read it writes a line (windowed or not); the
+    // sink thread keeps one.
+    ++router_late;
+    OutputItem note;
+    note.kind = OutputItem::Kind::kLateNote;
+    note.late_seq = seq;
+    note.late_lines = static_cast<uint32_t>(routed);
+    Emit(std::move(note));
   }
 }
 
@@ -710,6 +765,40 @@ bool ServeDaemon::Impl::CommitTransactions(const OutputItem& item, std::string* 
   return sinks[static_cast<size_t>(offsets_sink)]->CommitTransaction(offsets, error);
 }
 
+// On the sink thread: one line to the sinks its kind and rule route it to.
+void ServeDaemon::Impl::WriteLine(const OutputItem& item) {
+  std::string error;
+  const std::string_view rule_name =
+      item.rule >= 0 ? std::string_view(program->checked->rules[static_cast<size_t>(item.rule)].name)
+                     : std::string_view();
+  const OutputLine line{item.line_kind, item.rule, rule_name, item.line, item.key, item.match_id};
+  auto write = [&](size_t sink) {
+    if (!sinks[sink]->Write(line, &error)) {
+      spdlog::error("{}", error);
+      sink_failed.store(true);
+    }
+  };
+  switch (item.line_kind) {
+    case OutputLine::Kind::kAlert: {
+      for (size_t sink : rule_sinks[static_cast<size_t>(item.rule)]) write(sink);
+      rule_alerts[static_cast<size_t>(item.rule)]->Increment();
+      const int64_t read_ns = item.last_seq >= 0 ? metrics->seq_clock.At(item.last_seq) : -1;
+      if (read_ns > 0) metrics->alert_latency.Observe(std::max<int64_t>(0, WallNs() - read_ns) / 1e9);
+      break;
+    }
+    case OutputLine::Kind::kLate:
+      if (config.late_sink >= 0) write(static_cast<size_t>(config.late_sink));
+      break;
+    case OutputLine::Kind::kDeadLetter:
+      if (config.dead_letter_sink >= 0) {
+        write(static_cast<size_t>(config.dead_letter_sink));
+      } else {
+        spdlog::warn("dead letter: {}", item.line);
+      }
+      break;
+  }
+}
+
 void ServeDaemon::Impl::SinkLoop() {
   std::string error;
   for (;;) {
@@ -729,40 +818,18 @@ void ServeDaemon::Impl::SinkLoop() {
       item.synced->set_value();
       continue;
     }
+    if (item.kind == OutputItem::Kind::kLateNote || item.late_seq >= 0) {
+      if (!late_merge.Take(item) || sink_failed.load(std::memory_order_relaxed)) continue;
+      item.kind = OutputItem::Kind::kLine;   // the one line of the event: written below
+    }
     if (sink_failed.load(std::memory_order_relaxed)) continue;   // drain so producers never block
     if (item.kind == OutputItem::Kind::kLine) {
-      const std::string_view rule_name =
-          item.rule >= 0 ? std::string_view(program->checked->rules[static_cast<size_t>(item.rule)].name)
-                         : std::string_view();
-      const OutputLine line{item.line_kind, item.rule, rule_name, item.line, item.key, item.match_id};
-      auto write = [&](size_t sink) {
-        if (!sinks[sink]->Write(line, &error)) {
-          spdlog::error("{}", error);
-          sink_failed.store(true);
-        }
-      };
-      switch (item.line_kind) {
-        case OutputLine::Kind::kAlert: {
-          for (size_t sink : rule_sinks[static_cast<size_t>(item.rule)]) write(sink);
-          rule_alerts[static_cast<size_t>(item.rule)]->Increment();
-          const int64_t read_ns = item.last_seq >= 0 ? metrics->seq_clock.At(item.last_seq) : -1;
-          if (read_ns > 0) metrics->alert_latency.Observe(std::max<int64_t>(0, WallNs() - read_ns) / 1e9);
-          break;
-        }
-        case OutputLine::Kind::kLate:
-          if (config.late_sink >= 0) write(static_cast<size_t>(config.late_sink));
-          break;
-        case OutputLine::Kind::kDeadLetter:
-          if (config.dead_letter_sink >= 0) {
-            write(static_cast<size_t>(config.dead_letter_sink));
-          } else {
-            spdlog::warn("dead letter: {}", item.line);
-          }
-          break;
-      }
+      WriteLine(item);
       continue;
     }
-    // A checkpoint: everything before it is delivered, then it goes to disk.
+    // A checkpoint: everything before it is delivered, then it goes to disk. (Every late event
+    // before it is complete: the router's notes precede the barrier.)
+    for (const OutputItem& late : late_merge.TakeAll()) WriteLine(late);
     const auto flush_start = std::chrono::steady_clock::now();
     bool ok = true;
     for (auto& sink : sinks) {
@@ -906,13 +973,12 @@ int ServeDaemon::Impl::Run() {
   sink_thread.join();
   if (!failed && sink_failed.load()) restart = true;
   CommitDurable();   // what became durable before the end
-  summary.late = router_late + retired_late;   // plus the shards' (within the allowed lateness), below
+  summary.late = router_late;
   summary.alerts = retired_alerts;
   summary.suppressed = retired_suppressed;
   for (const auto& o : outputs) {
     summary.alerts += o->alerts_out.load();
     summary.suppressed += o->suppressed.load();
-    summary.late += o->late.load();
   }
   if (failed) return 1;
   return restart ? ServeDaemon::kRestart : 0;
