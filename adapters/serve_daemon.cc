@@ -424,6 +424,7 @@ void ServeDaemon::Impl::TakeReloads(bool running) {
     ServeReloadResult result;
     if (!running) {
       result.message = "the daemon stopped before the reload";
+      spdlog::warn("reload: {}", result.message);
     } else {
       result = ApplyReload(std::move(r.program));
       if (result.ok) {

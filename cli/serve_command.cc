@@ -124,10 +124,12 @@ class RuleReloader {
     std::lock_guard<std::mutex> lock(mu_);
     return program_;
   }
-  // The daemon reloads go to (null: none running now).
-  void SetDaemon(ServeDaemon* daemon) {
+  // The daemon reloads go to (null: none running now), and the rules it was created with: if
+  // newer ones came meanwhile, it gets them at once.
+  void SetDaemon(ServeDaemon* daemon, const std::shared_ptr<const Program>& running = nullptr) {
     std::lock_guard<std::mutex> lock(daemon_mu_);
     daemon_ = daemon;
+    if (daemon_ != nullptr && program() != running) daemon_->Reload(program());   // (logged by the daemon)
   }
 
   // Recompiles and hands the rules to the daemon; true when they took over. One at a time.
@@ -156,14 +158,20 @@ class RuleReloader {
     std::future<ServeReloadResult> pending;
     {
       std::lock_guard<std::mutex> lock(daemon_mu_);
-      if (daemon_ == nullptr) {
-        *message = "the daemon is restarting: try again";
-        return false;
+      if (daemon_ == nullptr) {   // between two daemons: the next one starts with them
+        {
+          std::lock_guard<std::mutex> program_lock(mu_);
+          program_ = next;
+        }
+        *message = "the daemon is restarting: it starts with the new rules";
+        spdlog::info("{}", *message);
+        return true;
       }
       pending = daemon_->Reload(next);
     }
     if (pending.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
       *message = "the daemon did not take the new rules within 120 s (it may be blocked on a sink)";
+      spdlog::error("reload: {}", *message);
       return false;
     }
     ServeReloadResult result;
@@ -171,6 +179,7 @@ class RuleReloader {
       result = pending.get();
     } catch (const std::future_error&) {
       result.message = "the daemon stopped before the reload";
+      spdlog::warn("reload: {}", result.message);
     }
     *message = result.message;
     if (result.ok || result.restart) {
@@ -267,7 +276,8 @@ int Serve(const ServeOptions& options) {
   bool restarting = false;
   for (;;) {
     std::string error;
-    std::unique_ptr<ServeDaemon> daemon = ServeDaemon::Create(config, reloader.program(), &error);
+    const std::shared_ptr<const Program> rules = reloader.program();
+    std::unique_ptr<ServeDaemon> daemon = ServeDaemon::Create(config, rules, &error);
     if (daemon == nullptr && !restarting) {
       spdlog::error("cannot start: {}", error);
       return kExitErrors;
@@ -284,7 +294,7 @@ int Serve(const ServeOptions& options) {
     g_daemon = daemon.get();
     if (g_stop_requested) daemon->RequestStop();
     daemon->SetReloadHandler([&reloader](std::string* message) { return reloader.Reload("admin call", message); });
-    reloader.SetDaemon(daemon.get());
+    reloader.SetDaemon(daemon.get(), rules);
     const auto started = std::chrono::steady_clock::now();
     const int code = daemon->Run();
     reloader.SetDaemon(nullptr);

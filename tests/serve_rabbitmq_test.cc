@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -189,9 +190,10 @@ TEST_CASE("rabbitmq serve: broker restarts and daemon kills lose no alert") {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     serve.Signal(SIGKILL);
   }
-  for (int i = 0; i < 3; ++i) {
+  std::mt19937 rng(20271127);
+  for (int i = 0; i < 19; ++i) {   // with the one above: killed at 20 moments
     Child serve({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
-    std::this_thread::sleep_for(std::chrono::milliseconds(400 + 300 * i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 900));
     serve.Signal(SIGKILL);
   }
   Child last({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
