@@ -269,9 +269,6 @@ class Matcher {
   // What Restore compares: a hash of the program's rules (names, automata) and of the
   // declarations of the event types it reads. Equal fingerprints, compatible snapshots.
   uint64_t fingerprint() const;
-  // The fingerprint a snapshot was taken with (false, with `error`, if `bytes` is not a snapshot
-  // of this format version); reads only the snapshot's header.
-  static bool SnapshotFingerprint(std::string_view bytes, uint64_t* fingerprint, std::string* error);
 
   int64_t watermark() const;
   const MatcherCounters& counters() const;

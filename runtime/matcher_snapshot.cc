@@ -106,23 +106,6 @@ uint64_t Matcher::Impl::ComputeFingerprint(const Program& program) {
 
 uint64_t Matcher::fingerprint() const { return impl_->Fingerprint(); }
 
-bool Matcher::SnapshotFingerprint(std::string_view bytes, uint64_t* fingerprint, std::string* error) {
-  try {
-    const msgpack::object_handle outer_handle = msgpack::unpack(bytes.data(), bytes.size());
-    const auto& outer = Array(outer_handle.get(), 5, "not a Vigil matcher snapshot");
-    if (Bin(outer.ptr[0]) != kMagic) throw Bad{"not a Vigil matcher snapshot"};
-    if (UInt(outer.ptr[1]) != kFormatVersion)
-      throw Bad{fmt::format("snapshot format {} (this build reads {})", UInt(outer.ptr[1]), kFormatVersion)};
-    *fingerprint = UInt(outer.ptr[2]);
-    return true;
-  } catch (const Bad& bad) {
-    *error = bad.what;
-  } catch (const std::exception& e) {
-    *error = fmt::format("damaged snapshot: {}", e.what());
-  }
-  return false;
-}
-
 std::string Matcher::Impl::Snapshot() const {
   msgpack::sbuffer body;
   Packer pk(&body);

@@ -168,20 +168,7 @@ diff <(sort -u "$tmp/run_alerts.jsonl") <(sort -u "$tmp/ckpt/alerts.jsonl") >/de
 
 # --- crash test: kill -9 at 20 random moments -------------------------------------------------
 long="$tmp/long.jsonl"
-python3 - "$sample" "$long" <<'EOF'
-import datetime, json, sys
-def ms(v):   # event times: integer ms or ISO-8601 text
-    if isinstance(v, int):
-        return v
-    return int(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
-lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-times = [ms(e["at"]) for e in lines]
-span = max(times) - min(times) + 86400000
-with open(sys.argv[2], "w") as out:
-    for copy in range(8):
-        for e, t in zip(lines, times):
-            out.write(json.dumps(dict(e, at=t + copy * span), separators=(",", ":")) + "\n")
-EOF
+python3 "$root/tests/tools/repeat_sample.py" "$sample" "$long" 8
 "$vigil" run --rules "$root/rules" --input "$long" --out-of-orderness 5s --quiet \
   --out "$tmp/long_expected.jsonl" --late /dev/null --dead-letter /dev/null || fail "vigil run (long) exited $?"
 config crash 2 "$long" 100ms

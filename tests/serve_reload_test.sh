@@ -22,20 +22,7 @@ root=${2:?usage: serve_reload_test.sh PATH/TO/vigil REPO_ROOT}
 source "$root/tests/cli_testlib.sh"
 
 long="$tmp/long.jsonl"
-python3 - "$root/rules/sample/events.jsonl" "$long" <<'EOF'
-import datetime, json, sys
-def ms(v):   # event times: integer ms or ISO-8601 text
-    if isinstance(v, int):
-        return v
-    return int(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
-lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-times = [ms(e["at"]) for e in lines]
-span = max(times) - min(times) + 86400000
-with open(sys.argv[2], "w") as out:
-    for copy in range(6):
-        for e, t in zip(lines, times):
-            out.write(json.dumps(dict(e, at=t + copy * span), separators=(",", ":")) + "\n")
-EOF
+python3 "$root/tests/tools/repeat_sample.py" "$root/rules/sample/events.jsonl" "$long" 6
 
 # The rules the daemon starts with, and the final ones (for `vigil run`).
 rules="$tmp/rules"
