@@ -187,6 +187,45 @@ assert count["card_testing"] > 0, "the changed rule never alerted"
 print(f"{len(want)} alerts of {len(unchanged)} unchanged rules equal; per rule {dict(count)}")
 EOF
 
+# --- a restart under changed rules: stopped (SIGTERM) mid-stream with the first rules, started
+# again with the final ones; the checkpoint restores rule by rule -------------------------------
+# (A longer stream, 20 copies: the stop comes after the first checkpoint, 100 ms in, well before
+# the end.)
+mkdir -p "$tmp/r"
+longer="$tmp/longer.jsonl"
+python3 "$root/tests/tools/repeat_sample.py" "$root/rules/sample/events.jsonl" "$longer" 20
+"$vigil" run --rules "$tmp/final" --input "$longer" --out-of-orderness 5s --quiet \
+  --out "$tmp/r/expected.jsonl" --late /dev/null --dead-letter /dev/null || fail "vigil run (longer) exited $?"
+sed -e "s|^rules: .*|rules: $root/rules|" -e "s|$tmp/d/|$tmp/r/|g" -e 's|^  interval: 200ms|  interval: 100ms|' \
+  -e '/^metrics:/,/admin_token/d' -e 's|type: stdin|type: file\n    path: '"$longer"'|' "$tmp/d/vigil.yaml" >"$tmp/r/vigil.yaml"
+"$vigil" serve --config "$tmp/r/vigil.yaml" 2>"$tmp/r/err1" &
+pid=$!
+for _ in $(seq 1 500); do
+  compgen -G "$tmp/r/checkpoints/checkpoint-*" >/dev/null && break
+  sleep 0.01
+done
+kill -TERM "$pid"
+wait "$pid" || fail "serve exited $? on SIGTERM"
+grep -q "input done" "$tmp/r/err1" && fail "the first run read all its input before the stop: nothing to restore"
+sed -i "s|^rules: .*|rules: $tmp/final|" "$tmp/r/vigil.yaml"
+"$vigil" serve --config "$tmp/r/vigil.yaml" 2>"$tmp/r/err2" || fail "restart under changed rules exited $?"
+grep -q "the rules changed since the checkpoint: state kept for 9 rule(s); dropped for changed rule(s) card_testing (they start empty); dropped for removed rule(s) impossible_travel; new rule(s) brute_force_copy start empty" \
+  "$tmp/r/err2" || fail "the restart does not report the changed rules"
+python3 - "$tmp/r/expected.jsonl" "$tmp/r/alerts.jsonl" <<'EOF' || fail "alerts after a restart under changed rules"
+import json, sys
+rule = lambda l: json.loads(l)["rule"]
+def same(l):
+    a = json.loads(l)
+    a.pop("version")
+    return json.dumps(a, sort_keys=True)
+unchanged = {rule(l) for l in open(sys.argv[1])} - {"card_testing", "impossible_travel", "brute_force_copy"}
+want = sorted(same(l) for l in open(sys.argv[1]) if rule(l) in unchanged)
+have = sorted(same(l) for l in open(sys.argv[2]) if rule(l) in unchanged)
+if have != want:
+    sys.exit(f"unchanged rules: {len(have)} alerts, {len(want)} expected")
+print(f"restart under changed rules: {len(want)} alerts of unchanged rules equal")
+EOF
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)" >&2
   exit 1
