@@ -264,10 +264,13 @@ void Matcher::SealSnapshot(uint64_t fingerprint, std::string_view body, std::str
 void Matcher::Impl::CaptureSnapshot(ByteBuffer* body) const {
   ByteBuffer& out = *body;
   out.Clear();
-  // Room for all of it at once (an upper bound: the store's chunks hold every live image).
-  out.Reserve(256 + 8 * (kCumulativeCounters + counters_.alerts_per_rule.size()) +
-              store_.live() * (kEventHead + 4) + store_.bytes_reserved() + nodes_.size() * kNodeBytes +
-              counters_.keys_live * (kKeyHead + 32) + counters_.runs_live * sizeof(Run) + 4 * free_keys_.size());
+  // Room for all of it at once (an upper bound: the store's chunks hold every live image), and
+  // half as much again when it grows: a reallocated buffer is fresh memory, faulted page by page.
+  const size_t bound = 256 + 8 * (kCumulativeCounters + counters_.alerts_per_rule.size()) +
+                       store_.live() * (kEventHead + 4) + store_.bytes_reserved() + nodes_.size() * kNodeBytes +
+                       counters_.keys_live * (kKeyHead + 32) + counters_.runs_live * sizeof(Run) +
+                       4 * free_keys_.size();
+  if (bound > out.capacity()) out.Reserve(bound + bound / 2);
   char* at = out.Extend(16 + 7 * 8);
   at = Put(at, kByteOrder);
   at = Put(at, static_cast<uint32_t>(sizeof(Run)));

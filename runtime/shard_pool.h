@@ -31,7 +31,8 @@
 // events wait in a part-filled batch.
 //
 // Checkpoints are aligned barriers: Checkpoint() flushes, and every shard snapshots all its
-// matchers after exactly the events pushed before the call; one blob per shard. Restore() takes
+// matchers after exactly the events pushed before the call; one blob per shard. Processing stops
+// only while the shards copy their state (CheckpointAsync; shard_pool.cc says how). Restore() takes
 // them back into a pool of the same plan and shard count before its first push. The shard count
 // cannot change across a restore yet: a shard's state is the keys that hash to it
 // (ShardPlan::KeyHash mod n), so going from n to m shards means re-keying — decoding each group's
