@@ -77,6 +77,9 @@ struct OutputItem {
   // kCheckpoint
   uint64_t epoch = 0;
   std::shared_ptr<CheckpointPayload> payload;   // packed by the sink thread, off the router's path
+  // Its shards' blobs, built in the background after the barrier (ShardPool::CheckpointAsync):
+  // the sink thread waits for them into payload->blobs.
+  std::shared_ptr<std::future<std::vector<std::string>>> blobs;
   // Per source: what the router commits once the checkpoint is durable (a Kafka source's
   // positions go to the transaction instead when a sink is transactional: empty here).
   std::shared_ptr<std::vector<std::vector<SourcePosition>>> positions;
@@ -709,8 +712,9 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
       positions->back().clear();
     }
   }
-  if (!input_done) p.blobs = pool->Checkpoint();
   OutputItem item;
+  // The router waits only while the shards copy their state; the blobs follow.
+  if (!input_done) item.blobs = std::make_shared<std::future<std::vector<std::string>>>(pool->CheckpointAsync());
   item.kind = OutputItem::Kind::kCheckpoint;
   item.epoch = p.epoch;
   item.positions = std::move(positions);
@@ -845,7 +849,14 @@ void ServeDaemon::Impl::SinkLoop() {
     }
     CheckpointWriteStats stats;
     if (store != nullptr) {
-      if (!store->Write(item.epoch, PackPayload(*item.payload), &stats, &error)) {
+      bool built = true;
+      try {
+        if (item.blobs != nullptr) item.payload->blobs = item.blobs->get();
+      } catch (const std::exception& e) {   // out of memory building them
+        error = fmt::format("the shards' snapshots were not built: {}", e.what());
+        built = false;
+      }
+      if (!built || !store->Write(item.epoch, PackPayload(*item.payload), &stats, &error)) {
         spdlog::error("checkpoint {} not written: {}", item.epoch, error);
         metrics->checkpoint_failures.Increment();
         sink_failed.store(true);

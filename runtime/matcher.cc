@@ -948,7 +948,6 @@ bool Matcher::Push(RecordView event, int64_t seq, int64_t watermark_after) {
   return impl_->Push(event, seq, watermark_after);
 }
 void Matcher::AdvanceWatermark(int64_t t) { impl_->AdvanceTo(t); }
-std::string Matcher::Snapshot() const { return impl_->Snapshot(); }
 bool Matcher::Restore(std::string_view bytes, std::string* error) { return impl_->Restore(bytes, error); }
 int64_t Matcher::watermark() const { return impl_->watermark_; }
 const MatcherCounters& Matcher::counters() const { return impl_->Counters(); }

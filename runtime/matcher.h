@@ -57,6 +57,7 @@
 
 #include "nfa/program.h"
 #include "nfa/string_index.h"
+#include "runtime/byte_buffer.h"
 #include "runtime/event.h"
 #include "runtime/expr_eval.h"
 
@@ -257,12 +258,21 @@ class Matcher {
 
   // All runtime state — buffered events, runs and their bound events, keys (with their slots and
   // the max_keys CLOCK state, so eviction goes on as it would have), windowed aggregates' slices,
-  // watermark, arrival and processing order, every cumulative counter — as bytes (msgpack;
-  // format version 4, the
-  // program's fingerprint, a checksum). Restoring them into a fresh Matcher of the same program
+  // watermark, arrival and processing order, every cumulative counter — as bytes (format version
+  // 5: a msgpack envelope with the program's fingerprint and a checksum around flat arrays,
+  // runtime/matcher_snapshot.cc). Restoring them into a fresh Matcher of the same program
   // and options and continuing gives exactly the alerts and counters of an uninterrupted run.
-  // Call between pushes, never from a callback.
+  // Call between pushes, never from a callback. Equal to SealSnapshot(fingerprint(), body) of a
+  // CaptureSnapshot(&body).
   std::string Snapshot() const;
+  // The snapshot in two halves, for a caller that must not stop processing for long (ShardPool's
+  // checkpoints). CaptureSnapshot (called as Snapshot is) replaces `body` with the state as flat
+  // arrays: about a memcpy of the state, and no page faults when `body` is reused. SealSnapshot
+  // (any thread; needs no matcher) appends Snapshot()'s bytes for that body to `out`: the
+  // envelope and the checksum, SealedSize(body.size()) bytes.
+  void CaptureSnapshot(ByteBuffer* body) const;
+  static void SealSnapshot(uint64_t fingerprint, std::string_view body, std::string* out);
+  static size_t SealedSize(size_t body_bytes);
   // Into a matcher that has seen nothing yet. On failure (other program, wrong version, damaged
   // bytes) returns false, sets `error` and leaves the matcher as it was.
   bool Restore(std::string_view bytes, std::string* error);

@@ -339,7 +339,7 @@ class Matcher::Impl {
   bool Push(RecordView event);
   bool Push(RecordView event, int64_t seq, int64_t watermark_after);
   void AdvanceTo(int64_t w);
-  std::string Snapshot() const;                                   // matcher_snapshot.cc
+  void CaptureSnapshot(ByteBuffer* body) const;                   // matcher_snapshot.cc
   bool Restore(std::string_view bytes, std::string* error);
   uint64_t Fingerprint() const { return fingerprint_; }
   static uint64_t ComputeFingerprint(const Program& program);   // matcher_snapshot.cc

@@ -9,8 +9,15 @@
 //
 // Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 2, shard count,
 // shard index, watermark, last seq, [[group name, matcher fingerprint] per group], [snapshot size
-// per group]], then the groups' matcher snapshots back to back (ShardPool::Shard::Snapshot). A
+// per group]], then the groups' matcher snapshots back to back (ShardPool::Shard::Seal). A
 // group's name is its rules' names (GroupName); Restore matches saved groups to the plan's by it.
+//
+// A checkpoint stops processing only while the shards copy their state: at the barrier each
+// shard writes its matchers' state into buffers it keeps (Matcher::CaptureSnapshot: flat arrays,
+// about a memcpy; the buffers' pages stay mapped from one checkpoint to the next, where fresh
+// memory would cost a page fault per 4 KiB) and takes its next batch. The blobs — envelope,
+// checksums, one fresh string per shard — are built from those copies on a thread of their own
+// (sealer_), which the next checkpoint waits for before the shards overwrite their copies.
 #include "runtime/shard_pool.h"
 
 #include <algorithm>
@@ -98,11 +105,15 @@ struct ShardPool::Shard {
   std::thread thread;
   // Written by the thread before it counts a barrier down (or exits); read by the router after.
   std::vector<MatcherCounters> counters;
-  std::string blob;
+  // The last checkpoint's copy, per group: the matcher's state (CaptureSnapshot) and fingerprint.
+  std::vector<ByteBuffer> bodies;
+  std::vector<uint64_t> fingerprints;
   int64_t snapshot_ns = 0;
 
   void Run();
-  void Snapshot(const Batch& b);
+  void Capture();
+  std::string Header(int64_t watermark, int64_t last_seq) const;
+  std::string Seal(std::string header) const;
 };
 
 void ShardPool::Shard::Run() {
@@ -123,7 +134,7 @@ void ShardPool::Shard::Run() {
       counters.clear();
       for (auto& m : matchers) counters.push_back(m->counters());
     }
-    if (b->kind == kCheckpoint) Snapshot(*b);
+    if (b->kind == kCheckpoint) Capture();
     if (b->kind == kFinish) return;
     std::latch* barrier = b->barrier;
     b->Reset();
@@ -132,17 +143,21 @@ void ShardPool::Shard::Run() {
   }
 }
 
-// The blob: a msgpack header [magic, version, shard count, shard index, watermark, last seq,
-// [[group name, fingerprint] per group], [snapshot size per group]], then the groups' matcher snapshots
-// (Matcher::Snapshot) back to back — appended after the header, not wrapped in msgpack bins.
-void ShardPool::Shard::Snapshot(const Batch& b) {
+// At the barrier, on the shard's thread: the state of every matcher into its reused buffer.
+void ShardPool::Shard::Capture() {
   const int64_t t0 = NowNs();
-  std::vector<std::string> parts;
-  std::vector<uint64_t> sizes;
-  for (auto& m : matchers) {
-    parts.push_back(m->Snapshot());
-    sizes.push_back(parts.back().size());
+  bodies.resize(matchers.size());
+  fingerprints.clear();
+  for (size_t g = 0; g < matchers.size(); ++g) {
+    matchers[g]->CaptureSnapshot(&bodies[g]);
+    fingerprints.push_back(matchers[g]->fingerprint());
   }
+  snapshot_ns = NowNs() - t0;
+}
+
+// The blob's msgpack header [magic, version, shard count, shard index, watermark, last seq,
+// [[group name, fingerprint] per group], [snapshot size per group]] for the last Capture.
+std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq) const {
   msgpack::sbuffer header;
   msgpack::packer<msgpack::sbuffer> pk(header);
   pk.pack_array(8);
@@ -150,22 +165,28 @@ void ShardPool::Shard::Snapshot(const Batch& b) {
   pk.pack(kFormatVersion);
   pk.pack(nshards);
   pk.pack(index);
-  pk.pack(b.watermark);
-  pk.pack(b.pool_last_seq);
-  pk.pack_array(static_cast<uint32_t>(matchers.size()));
-  for (int g = 0; g < plan->group_count(); ++g) {
+  pk.pack(watermark);
+  pk.pack(last_seq);
+  pk.pack_array(static_cast<uint32_t>(bodies.size()));
+  for (size_t g = 0; g < bodies.size(); ++g) {
     pk.pack_array(2);
-    pk.pack(plan->group(g).name);
-    pk.pack(matchers[static_cast<size_t>(g)]->fingerprint());
+    pk.pack(plan->group(static_cast<int>(g)).name);
+    pk.pack(fingerprints[g]);
   }
-  pk.pack(sizes);
+  pk.pack_array(static_cast<uint32_t>(bodies.size()));
+  for (const ByteBuffer& body : bodies) pk.pack(static_cast<uint64_t>(Matcher::SealedSize(body.size())));
+  return std::string(header.data(), header.size());
+}
+
+// The blob: the header, then the groups' matcher snapshots (Matcher::SealSnapshot of each copy)
+// back to back — appended after the header, not wrapped in msgpack bins. Off the shard's thread.
+std::string ShardPool::Shard::Seal(std::string header) const {
   size_t total = header.size();
-  for (const std::string& part : parts) total += part.size();
-  blob.clear();
+  for (const ByteBuffer& body : bodies) total += Matcher::SealedSize(body.size());
+  std::string blob = std::move(header);
   blob.reserve(total);
-  blob.append(header.data(), header.size());
-  for (const std::string& part : parts) blob += part;
-  snapshot_ns = NowNs() - t0;
+  for (size_t g = 0; g < bodies.size(); ++g) Matcher::SealSnapshot(fingerprints[g], bodies[g].view(), &blob);
+  return blob;
 }
 
 ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, MatcherOptions options,
@@ -200,6 +221,7 @@ ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, Matcher
 }
 
 ShardPool::~ShardPool() {
+  if (sealer_.joinable()) sealer_.join();
   if (!started_ || finished_) return;
   for (int s = 0; s < nshards_; ++s) Send(s, kStop, nullptr);
   for (auto& shard : shards_) shard->thread.join();
@@ -312,24 +334,41 @@ void ShardPool::RefreshCounters() {
   if (!finished_) Barrier(kCounters);
 }
 
-std::vector<std::string> ShardPool::Checkpoint() {
-  std::vector<std::string> blobs;
-  if (finished_) return blobs;
-  const int64_t t0 = NowNs();
-  Barrier(kCheckpoint);
-  for (int s = 0; s < nshards_; ++s) {
-    Shard& shard = *shards_[static_cast<size_t>(s)];
-    ShardPoolStats::Shard& st = stats_.shards[static_cast<size_t>(s)];
-    st.snapshot_ns = shard.snapshot_ns;
-    st.checkpoint_bytes = shard.blob.size();
-    blobs.push_back(std::move(shard.blob));
-    shard.blob.clear();
+std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
+  std::promise<std::vector<std::string>> blobs;
+  std::future<std::vector<std::string>> result = blobs.get_future();
+  if (finished_) {
+    blobs.set_value({});
+    return result;
   }
+  const int64_t t0 = NowNs();
+  if (sealer_.joinable()) sealer_.join();   // the shards are about to overwrite its copies
+  Barrier(kCheckpoint);
+  std::vector<std::string> headers;
+  for (int s = 0; s < nshards_; ++s) {
+    const Shard& shard = *shards_[static_cast<size_t>(s)];
+    ShardPoolStats::Shard& st = stats_.shards[static_cast<size_t>(s)];
+    headers.push_back(shard.Header(watermark_, last_seq_));
+    st.snapshot_ns = shard.snapshot_ns;
+    st.checkpoint_bytes = headers.back().size();
+    for (const ByteBuffer& body : shard.bodies) st.checkpoint_bytes += Matcher::SealedSize(body.size());
+  }
+  // Reads only the shards' copies, which no shard writes before the next barrier.
+  sealer_ = std::thread([this, blobs = std::move(blobs), headers = std::move(headers)]() mutable {
+    try {
+      std::vector<std::string> out;
+      for (int s = 0; s < nshards_; ++s)
+        out.push_back(shards_[static_cast<size_t>(s)]->Seal(std::move(headers[static_cast<size_t>(s)])));
+      blobs.set_value(std::move(out));
+    } catch (...) {   // out of memory: the caller's get() throws it
+      blobs.set_exception(std::current_exception());
+    }
+  });
   const int64_t pause = NowNs() - t0;
   ++stats_.checkpoints;
   stats_.last_checkpoint_ns = pause;
   stats_.max_checkpoint_ns = std::max(stats_.max_checkpoint_ns, pause);
-  return blobs;
+  return result;
 }
 
 bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report) {

@@ -31,7 +31,8 @@
 // events wait in a part-filled batch.
 //
 // Checkpoints are aligned barriers: Checkpoint() flushes, and every shard snapshots all its
-// matchers after exactly the events pushed before the call; one blob per shard. Restore() takes
+// matchers after exactly the events pushed before the call; one blob per shard. Processing stops
+// only while the shards copy their state (CheckpointAsync; shard_pool.cc says how). Restore() takes
 // them back into a pool of the same plan and shard count before its first push. The shard count
 // cannot change across a restore yet: a shard's state is the keys that hash to it
 // (ShardPlan::KeyHash mod n), so going from n to m shards means re-keying — decoding each group's
@@ -47,8 +48,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/matcher.h"
@@ -64,7 +67,7 @@ struct ShardPoolStats {
     // Per group: the shard's matcher counters as of the last Checkpoint, RefreshCounters, Restore
     // or Finish.
     std::vector<MatcherCounters> groups;
-    int64_t snapshot_ns = 0;              // its part of the last checkpoint (snapshotting)
+    int64_t snapshot_ns = 0;              // its part of the last checkpoint's pause (copying its state)
     uint64_t checkpoint_bytes = 0;        // its last blob's size
   };
   std::vector<Shard> shards;
@@ -72,7 +75,9 @@ struct ShardPoolStats {
   uint64_t events_unrouted = 0;           // of a type no rule reads (Push returned 0)
   int64_t router_blocked_ns = 0;          // waiting for a shard (backpressure)
   uint64_t checkpoints = 0;
-  int64_t last_checkpoint_ns = 0;         // the last Checkpoint()'s pause, call to return
+  // The last checkpoint's pause: from the call until every shard has copied its state and
+  // goes on (CheckpointAsync's return), including any wait for the previous blobs.
+  int64_t last_checkpoint_ns = 0;
   int64_t max_checkpoint_ns = 0;
 };
 
@@ -110,7 +115,15 @@ class ShardPool {
   void Flush();
   // Aligned barrier: every shard snapshots all its matchers after exactly the events pushed
   // before the call. One blob per shard (format: shard_pool.cc). Blocks until all are done.
-  std::vector<std::string> Checkpoint();
+  std::vector<std::string> Checkpoint() { return CheckpointAsync().get(); }
+  // The same barrier, in two steps so that processing stops only for a copy of the state: each
+  // shard copies its matchers' state as flat arrays (Matcher::CaptureSnapshot, into buffers it
+  // keeps from one checkpoint to the next) and goes on with its events; this returns once every
+  // shard has copied (the pause: stats().last_checkpoint_ns). A background thread then builds
+  // the blobs from the copies (checksums, envelope: Matcher::SealSnapshot) and the future
+  // returns them. The next CheckpointAsync (or Checkpoint) first waits for this one's blobs to
+  // be built, as does the destructor; Finish does not.
+  std::future<std::vector<std::string>> CheckpointAsync();
   // Before the first Push (or other call that starts the shards): the state of Checkpoint()'s
   // blobs, from a pool of the same plan and shard count. On failure returns false, sets `error`
   // and leaves the pool as it was.
@@ -157,6 +170,7 @@ class ShardPool {
   int64_t last_seq_ = kNoWatermark;
   bool started_ = false;
   bool finished_ = false;
+  std::thread sealer_;   // building the last checkpoint's blobs from the shards' copies
 };
 
 }  // namespace vigil
