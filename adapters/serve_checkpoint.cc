@@ -44,7 +44,7 @@ bool Matches(const RestoreCandidate& candidate, const CommittedOffsets& committe
 
 }  // namespace
 
-std::string PackPayload(const CheckpointPayload& p) {
+std::vector<std::string_view> PayloadPieces(const CheckpointPayload& p, std::string* frames) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> pk(buffer);
   pk.pack_array(8);
@@ -69,11 +69,25 @@ std::string PackPayload(const CheckpointPayload& p) {
     pk.pack_bin_body(source.state.data(), static_cast<uint32_t>(source.state.size()));
   }
   pk.pack_array(static_cast<uint32_t>(p.blobs.size()));
+  // Then per blob its bin header (in `frames` too) and the blob itself, where it is.
+  std::vector<size_t> ends = {buffer.size()};
   for (const std::string& blob : p.blobs) {
     pk.pack_bin(static_cast<uint32_t>(blob.size()));
-    pk.pack_bin_body(blob.data(), static_cast<uint32_t>(blob.size()));
+    ends.push_back(buffer.size());
   }
-  return std::string(buffer.data(), buffer.size());
+  frames->assign(buffer.data(), buffer.size());
+  std::vector<std::string_view> pieces = {std::string_view(*frames).substr(0, ends[0])};
+  for (size_t i = 0; i < p.blobs.size(); ++i) {
+    pieces.push_back(std::string_view(*frames).substr(ends[i], ends[i + 1] - ends[i]));
+    pieces.push_back(p.blobs[i]);
+  }
+  return pieces;
+}
+
+std::string PackPayload(const CheckpointPayload& p) {
+  std::string frames, out;
+  for (std::string_view piece : PayloadPieces(p, &frames)) out += piece;
+  return out;
 }
 
 // The array `o` with `size` elements (any size when `size` is 0), or a type_error.

@@ -49,6 +49,10 @@ struct CheckpointPayload {
 
 // The payload's bytes (msgpack, with a format version).
 std::string PackPayload(const CheckpointPayload& p);
+// The same bytes as pieces to write one after the other, without copying the blobs: views of
+// `frames` (the msgpack before the blobs and each blob's bin header, filled here) and of p.blobs.
+// Valid while both live.
+std::vector<std::string_view> PayloadPieces(const CheckpointPayload& p, std::string* frames);
 // Reads what PackPayload wrote. False with `error` (another version, damaged bytes).
 bool UnpackPayload(std::string_view bytes, CheckpointPayload* p, std::string* error);
 

@@ -856,7 +856,8 @@ void ServeDaemon::Impl::SinkLoop() {
         error = fmt::format("the shards' snapshots were not built: {}", e.what());
         built = false;
       }
-      if (!built || !store->Write(item.epoch, PackPayload(*item.payload), &stats, &error)) {
+      std::string frames;
+      if (!built || !store->Write(item.epoch, PayloadPieces(*item.payload, &frames), &stats, &error)) {
         spdlog::error("checkpoint {} not written: {}", item.epoch, error);
         metrics->checkpoint_failures.Increment();
         sink_failed.store(true);

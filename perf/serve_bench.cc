@@ -40,8 +40,8 @@
 //       ShardPool alone (runtime/shard_pool.h), as the daemon builds it: K keys each holding
 //       two partial matches of the skip-till-any rule with a 3h window (A then B; 500k keys: 1M
 //       partial matches), then C checkpoints: ShardPoolStats::last_checkpoint_ns p50/p99/max,
-//       and the time the daemon's router spends after it packing the blobs into the
-//       checkpoint payload (serve_daemon.cc PackPayload copies them).
+//       the background build of the blobs, and what the daemon's sink thread does with them
+//       before the file write (PayloadPieces: framing only, the blobs are written in place).
 //
 // Common: --source-props k=v,... / --sink-props k=v,... (librdkafka properties of the daemon's
 // source / alert sink; with the mock, fetch.wait.max.ms matters: it answers an empty fetch only
@@ -74,6 +74,7 @@
 
 #include "adapters/kafka_producer.h"
 #include "adapters/kafka_source.h"
+#include "adapters/serve_checkpoint.h"
 #include "adapters/serve_config.h"
 #include "adapters/serve_daemon.h"
 #include "grammar/check.h"
@@ -795,7 +796,7 @@ int CheckpointPause(const Options& o) {
   // goes on); capture: the slowest shard's copy; probe: a RefreshCounters barrier right after,
   // while the blobs are being built — how long the shards then take to answer; seal: return to
   // the blobs built (the background thread); pack: what the daemon's sink thread does next with
-  // them (serve_daemon.cc PackPayload copies every blob into the msgpack payload).
+  // them before the file write (PayloadPieces: the payload's framing, the blobs not copied).
   std::vector<double> pause, capture, probe, seal, pack;
   uint64_t bytes = 0;
   for (int i = 0; i < o.count; ++i) {
@@ -807,19 +808,14 @@ int CheckpointPause(const Options& o) {
     capture.push_back(static_cast<double>(slowest) / 1e6);
     pool.RefreshCounters();
     probe.push_back(std::chrono::duration<double, std::milli>(Clock::now() - returned).count());
-    const std::vector<std::string> blobs = pending.get();
+    CheckpointPayload payload;
+    payload.blobs = pending.get();
     seal.push_back(std::chrono::duration<double, std::milli>(Clock::now() - returned).count());
     const auto t0 = Clock::now();
-    msgpack::sbuffer buffer;
-    msgpack::packer<msgpack::sbuffer> pk(buffer);
-    pk.pack_array(static_cast<uint32_t>(blobs.size()));
+    std::string frames;
+    const std::vector<std::string_view> pieces = PayloadPieces(payload, &frames);
     bytes = 0;
-    for (const std::string& blob : blobs) {
-      pk.pack_bin(static_cast<uint32_t>(blob.size()));
-      pk.pack_bin_body(blob.data(), static_cast<uint32_t>(blob.size()));
-      bytes += blob.size();
-    }
-    std::string payload(buffer.data(), buffer.size());
+    for (std::string_view piece : pieces) bytes += piece.size();
     pack.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   fmt::print("checkpoint_bytes: {}\n", bytes);
@@ -836,7 +832,7 @@ int CheckpointPause(const Options& o) {
              Percentile(probe, 0.99));
   fmt::print("seal_ms (background, to the blobs built): p50 {:.1f}  p99 {:.1f}\n", Percentile(seal, 0.5),
              Percentile(seal, 0.99));
-  fmt::print("pack_ms (sink thread, PackPayload): p50 {:.1f}  p99 {:.1f}\n", Percentile(pack, 0.5),
+  fmt::print("pack_ms (sink thread, PayloadPieces): p50 {:.1f}  p99 {:.1f}\n", Percentile(pack, 0.5),
              Percentile(pack, 0.99));
   pool.Finish();
   return 0;

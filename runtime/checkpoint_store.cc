@@ -158,14 +158,24 @@ std::string CheckpointStore::PathOf(uint64_t epoch) const {
 
 bool CheckpointStore::Write(uint64_t epoch, std::string_view payload, CheckpointWriteStats* stats,
                             std::string* error) {
+  const std::string_view pieces[] = {payload};
+  return Write(epoch, std::span<const std::string_view>(pieces), stats, error);
+}
+
+bool CheckpointStore::Write(uint64_t epoch, std::span<const std::string_view> pieces, CheckpointWriteStats* stats,
+                            std::string* error) {
   const auto start = std::chrono::steady_clock::now();
+  uint64_t size = 0;
+  for (std::string_view piece : pieces) size += piece.size();
   std::string head;
   head.append(kMagic, sizeof kMagic);
   PutU32(&head, kFormatVersion);
   PutU64(&head, epoch);
-  PutU64(&head, payload.size());
+  PutU64(&head, size);
+  uint32_t crc = Crc32c(head);
+  for (std::string_view piece : pieces) crc = Crc32c(piece, crc);
   std::string tail;
-  PutU32(&tail, Crc32c(payload, Crc32c(head)));
+  PutU32(&tail, crc);
 
   const std::string final_path = PathOf(epoch);
   const std::string temp_path =
@@ -175,7 +185,9 @@ bool CheckpointStore::Write(uint64_t epoch, std::string_view payload, Checkpoint
     *error = Errno("cannot create", temp_path);
     return false;
   }
-  bool ok = WriteAllToFd(fd, head) && WriteAllToFd(fd, payload) && WriteAllToFd(fd, tail);
+  bool ok = WriteAllToFd(fd, head);
+  for (std::string_view piece : pieces) ok = ok && WriteAllToFd(fd, piece);
+  ok = ok && WriteAllToFd(fd, tail);
   if (!ok) *error = Errno("cannot write", temp_path);
   if (ok && ::fsync(fd) != 0) {
     ok = false;
@@ -198,7 +210,7 @@ bool CheckpointStore::Write(uint64_t epoch, std::string_view payload, Checkpoint
     if (::unlink(PathOf(epochs[i]).c_str()) == 0) ++removed;
   }
   if (stats != nullptr) {
-    stats->bytes = head.size() + payload.size() + tail.size();
+    stats->bytes = head.size() + size + tail.size();
     stats->write_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - start).count();
     stats->removed = removed;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,10 @@ class CheckpointStore {
   // and durably, then deletes the oldest beyond `keep`. False with `error` (the previous
   // checkpoints are untouched; a partial temporary file is removed).
   bool Write(uint64_t epoch, std::string_view payload, CheckpointWriteStats* stats, std::string* error);
+  // The same with the payload given as pieces written one after the other (no copy into one
+  // buffer: a daemon's payload holds every shard's snapshot).
+  bool Write(uint64_t epoch, std::span<const std::string_view> pieces, CheckpointWriteStats* stats,
+             std::string* error);
 
   // Epochs of the checkpoint files present (by name; not validated), newest first.
   std::vector<uint64_t> List() const;

@@ -1,8 +1,14 @@
 // The daemon's checkpoint payload (adapters/serve_checkpoint.h): a round trip keeps every field;
 // another version is named; a payload of the right version whose parts have the wrong shape (a
-// checkpoint from a broken build: the file's checksum is intact) is an error, never a crash.
+// checkpoint from a broken build: the file's checksum is intact) is an error, never a crash; the
+// payload written as pieces (PayloadPieces) is the packed one.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <msgpack.hpp>
 
 #include "adapters/serve_checkpoint.h"
@@ -38,6 +44,34 @@ TEST_CASE("serve checkpoint: the payload round trip keeps every field") {
   CHECK(q.sources[0].positions == p.sources[0].positions);
   CHECK(q.sources[1].state == "id-1\nid-2\n");
   CHECK(q.blobs == p.blobs);
+}
+
+// The daemon writes the payload as pieces (the blobs where they are, not copied): the file holds
+// the bytes PackPayload gives, and reads back to the same payload.
+TEST_CASE("serve checkpoint: a payload written as pieces reads back as the packed one") {
+  CheckpointPayload p = Example();
+  p.blobs.push_back(std::string(70000, 'x'));   // a bin 32 header
+  p.blobs.push_back("");
+  std::string frames;
+  const std::vector<std::string_view> pieces = PayloadPieces(p, &frames);
+  CHECK(pieces.size() == 1 + 2 * p.blobs.size());
+  std::string joined;
+  for (std::string_view piece : pieces) joined += piece;
+  CHECK(joined == PackPayload(p));
+  const std::string dir = std::filesystem::temp_directory_path() / fmt::format("vigil-pieces-{}", ::getpid());
+  std::filesystem::remove_all(dir);
+  CheckpointStore store(dir, 2);
+  std::string error;
+  REQUIRE(store.Open(&error));
+  REQUIRE_MESSAGE(store.Write(7, pieces, nullptr, &error), error);
+  std::string bytes;
+  REQUIRE_MESSAGE(store.Read(7, &bytes, &error), error);
+  CHECK(bytes == joined);
+  CheckpointPayload q;
+  REQUIRE(UnpackPayload(bytes, &q, &error));
+  CHECK(q.blobs == p.blobs);
+  CHECK(q.sources[1].state == p.sources[1].state);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("serve checkpoint: another version or a damaged payload is an error, not a crash") {
