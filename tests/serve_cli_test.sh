@@ -32,6 +32,8 @@ watermark:
 checkpoints:
   directory: $dir/checkpoints
   interval: $4
+metrics:
+  listen: ""   # (the default port may be taken by a test running alongside)
 sources:
   - name: events
     type: file
@@ -83,6 +85,8 @@ rules: $root/rules
 shards: 2
 watermark:
   out_of_orderness: 5s
+metrics:
+  listen: ""
 sources:
   - name: events
     type: $kind
@@ -219,6 +223,8 @@ watermark:
 limits:
   queue_capacity: 512
   alert_queue_capacity: 16
+metrics:
+  listen: ""
 sources:
   - name: events
     type: file

@@ -197,7 +197,8 @@ python3 "$root/tests/tools/repeat_sample.py" "$root/rules/sample/events.jsonl" "
 "$vigil" run --rules "$tmp/final" --input "$longer" --out-of-orderness 5s --quiet \
   --out "$tmp/r/expected.jsonl" --late /dev/null --dead-letter /dev/null || fail "vigil run (longer) exited $?"
 sed -e "s|^rules: .*|rules: $root/rules|" -e "s|$tmp/d/|$tmp/r/|g" -e 's|^  interval: 200ms|  interval: 100ms|' \
-  -e '/^metrics:/,/admin_token/d' -e 's|type: stdin|type: file\n    path: '"$longer"'|' "$tmp/d/vigil.yaml" >"$tmp/r/vigil.yaml"
+  -e 's|^  listen: 127.0.0.1:0|  listen: ""|' -e '/admin_token/d' \
+  -e 's|type: stdin|type: file\n    path: '"$longer"'|' "$tmp/d/vigil.yaml" >"$tmp/r/vigil.yaml"
 "$vigil" serve --config "$tmp/r/vigil.yaml" 2>"$tmp/r/err1" &
 pid=$!
 for _ in $(seq 1 500); do
@@ -208,7 +209,10 @@ kill -TERM "$pid"
 wait "$pid" || fail "serve exited $? on SIGTERM"
 grep -q "input done" "$tmp/r/err1" && fail "the first run read all its input before the stop: nothing to restore"
 sed -i "s|^rules: .*|rules: $tmp/final|" "$tmp/r/vigil.yaml"
-"$vigil" serve --config "$tmp/r/vigil.yaml" 2>"$tmp/r/err2" || fail "restart under changed rules exited $?"
+if ! "$vigil" serve --config "$tmp/r/vigil.yaml" 2>"$tmp/r/err2"; then
+  fail "restart under changed rules exited $?"
+  tail -5 "$tmp/r/err2" >&2
+fi
 grep -q "the rules changed since the checkpoint: state kept for 9 rule(s); dropped for changed rule(s) card_testing (they start empty); dropped for removed rule(s) impossible_travel; new rule(s) brute_force_copy start empty" \
   "$tmp/r/err2" || fail "the restart does not report the changed rules"
 python3 - "$tmp/r/expected.jsonl" "$tmp/r/alerts.jsonl" <<'EOF' || fail "alerts after a restart under changed rules"
