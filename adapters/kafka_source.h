@@ -167,6 +167,7 @@ class KafkaSource {
 
  private:
   explicit KafkaSource(std::unique_ptr<Impl> impl);
+  bool Take(void* native, KafkaBatch& batch, KafkaStatus* fatal);
 
   std::unique_ptr<Impl> impl_;
   KafkaSourceCounters counters_;
