@@ -25,10 +25,6 @@ struct KafkaProducer::Impl {
   std::string first_failure;   // since the last Flush
   std::deque<KafkaStatus> kept;
   std::string topic;           // NUL-terminated copy for librdkafka, reused
-  // The handle of `topic`, kept between Produce calls: producing by name made librdkafka look
-  // the topic up (a lock and a walk over the topics) for every message. Null when librdkafka
-  // refused the name (Produce then passes the name and reports its error).
-  rd_kafka_topic_t* rkt = nullptr;
   KafkaTxnState txn_state = KafkaTxnState::kNotTransactional;
 
   void Keep(KafkaStatus status) {
@@ -79,7 +75,6 @@ void OnError(rd_kafka_t* handle, int err, const char* reason, void* opaque) {
 KafkaProducer::KafkaProducer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 KafkaProducer::~KafkaProducer() {
-  if (impl_->rkt != nullptr) rd_kafka_topic_destroy(impl_->rkt);   // (before rd_kafka_destroy)
   // Without this, rd_kafka_destroy would wait for queued messages (message.timeout.ms).
   rd_kafka_purge(impl_->handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_destroy(impl_->handle);
@@ -121,15 +116,12 @@ KafkaStatus KafkaProducer::Produce(std::string_view topic, int32_t partition,
                                    std::optional<std::string_view> key, std::string_view value,
                                    std::span<const KafkaHeaderView> headers) {
   Impl& impl = *impl_;
-  if (impl.rkt == nullptr || impl.topic != topic) {
-    if (impl.rkt != nullptr) rd_kafka_topic_destroy(impl.rkt);
-    impl.topic.assign(topic);
-    impl.rkt = rd_kafka_topic_new(impl.handle, impl.topic.c_str(), nullptr);
-  }
+  impl.topic.assign(topic);
   // (The librdkafka macros cast their arguments unparenthesised.)
   const char* key_data = key ? key->data() : nullptr;
   const size_t key_size = key ? key->size() : 0;
-  std::optional<std::chrono::steady_clock::time_point> deadline;   // read once the queue is full
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(impl.queue_full_wait_ms);
   while (true) {
     // librdkafka takes the headers over only when the message is queued.
     rd_kafka_headers_t* native_headers = nullptr;
@@ -140,29 +132,19 @@ KafkaStatus KafkaProducer::Produce(std::string_view topic, int32_t partition,
                             h.value.data(), static_cast<ssize_t>(h.value.size()));
       }
     }
-    const rd_kafka_resp_err_t err =
-        impl.rkt != nullptr
-            ? rd_kafka_producev(impl.handle, RD_KAFKA_V_RKT(impl.rkt), RD_KAFKA_V_PARTITION(partition),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY(key_data, key_size),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                RD_KAFKA_V_HEADERS(native_headers), RD_KAFKA_V_END)
-            : rd_kafka_producev(impl.handle, RD_KAFKA_V_TOPIC(impl.topic.c_str()),
-                                RD_KAFKA_V_PARTITION(partition),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY(key_data, key_size),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                RD_KAFKA_V_HEADERS(native_headers), RD_KAFKA_V_END);
+    const rd_kafka_resp_err_t err = rd_kafka_producev(
+        impl.handle, RD_KAFKA_V_TOPIC(impl.topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key_data, key_size),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_HEADERS(native_headers), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++impl.counters.produced;
       rd_kafka_poll(impl.handle, 0);   // serve delivery reports as we go
       return KafkaStatus::Ok();
     }
     if (native_headers != nullptr) rd_kafka_headers_destroy(native_headers);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !deadline) {
-      deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(impl.queue_full_wait_ms);
-    }
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < *deadline) {
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
       rd_kafka_poll(impl.handle, 50);   // deliveries make room
       continue;
     }

@@ -143,7 +143,8 @@ class KafkaSink final : public ServeSink {
       status = producer_->Produce(topic_, -1, std::nullopt, line.line);
     }
     if (!status.ok()) return Fail(status.message, error);
-    ++counters_.written;   // (Produce served the delivery reports)
+    ++counters_.written;
+    producer_->Poll(0);
     return true;
   }
 
