@@ -1,10 +1,7 @@
 // KafkaSource: see adapters/kafka_source.h. A thin layer over librdkafka's high-level consumer
-// (rd_kafka_subscribe, rd_kafka_consumer_poll, rd_kafka_commit): the first message is waited for
-// with rd_kafka_consumer_poll, the rest of the batch is taken from the same consumer queue in
-// one call (rd_kafka_consume_batch_queue, not waiting: it serves rebalances and errors as
-// rd_kafka_consumer_poll does), and the messages are kept, undecoded, in the caller's batch until
-// its next Poll. Taking them one poll call each cost ~200 ns per message on the daemon's router
-// thread (perf/README.md, "Daemon").
+// (rd_kafka_subscribe, rd_kafka_consumer_poll, rd_kafka_commit): messages are taken one by one
+// from the consumer queue (the first call waits, the rest do not) and kept, undecoded, in the
+// caller's batch until its next Poll.
 #include "adapters/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
@@ -20,12 +17,6 @@ namespace vigil {
 
 struct KafkaSource::Impl {
   rd_kafka_t* handle = nullptr;
-  rd_kafka_queue_t* queue = nullptr;    // the consumer queue (rd_kafka_consumer_poll's); Close frees it
-  std::vector<rd_kafka_message_t*> taken;   // rd_kafka_consume_batch_queue's output, reused
-  // The topic name of the last message taken in this Poll (its rkt is kept alive by the message,
-  // which the batch holds): not measured again (strlen) for every message of the same topic.
-  const rd_kafka_topic_t* last_rkt = nullptr;
-  std::string_view last_topic;
   bool closed = false;
   // Client errors from librdkafka's error callback (brokers unreachable, authentication ...),
   // which runs inside rd_kafka_consumer_poll on the polling thread; Poll moves them to the batch.
@@ -193,7 +184,6 @@ std::unique_ptr<KafkaSource> KafkaSource::Create(const KafkaSourceOptions& optio
     return nullptr;
   }
   impl->handle = handle;
-  impl->queue = rd_kafka_queue_get_consumer(handle);
   *status = KafkaStatus::Ok();
   return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
 }
@@ -202,70 +192,45 @@ void KafkaSource::SetStartPositions(std::vector<KafkaPosition> positions) {
   impl_->start_positions = std::move(positions);
 }
 
-// Moves `m` into `batch` (a message), or its error into batch.errors. False for a fatal error,
-// whose status is then in `fatal`.
-bool KafkaSource::Take(void* native, KafkaBatch& batch, KafkaStatus* fatal) {
-  auto* m = static_cast<rd_kafka_message_t*>(native);
-  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    batch.native_.push_back(m);
-    KafkaMessage& out = batch.messages.emplace_back();
-    if (m->rkt != impl_->last_rkt) {
-      impl_->last_rkt = m->rkt;
-      impl_->last_topic = rd_kafka_topic_name(m->rkt);
-    }
-    out.topic = impl_->last_topic;
-    out.partition = m->partition;
-    out.offset = m->offset;
-    out.has_key = m->key != nullptr;
-    out.key = std::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
-    out.value = std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
-    rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-    out.timestamp_ms = rd_kafka_message_timestamp(m, &type);
-    out.log_append_time = type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME;
-    out.native = m;
-    ++counters_.messages;
-    counters_.bytes += out.key.size() + out.value.size();
-    return true;
-  }
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    rd_kafka_message_destroy(m);   // only with enable.partition.eof: not an error
-    return true;
-  }
-  ++counters_.errors;
-  const std::string text = rd_kafka_message_errstr(m);
-  const rd_kafka_resp_err_t err = m->err;
-  rd_kafka_message_destroy(m);
-  if (err == RD_KAFKA_RESP_ERR__FATAL) {
-    *fatal = KafkaError(impl_->handle, err, "kafka source");
-    batch.errors.push_back(*fatal);
-    return false;
-  }
-  batch.errors.push_back(KafkaStatus::Error(static_cast<int>(err), "kafka source: " + text));
-  return true;
-}
-
 KafkaStatus KafkaSource::Poll(int timeout_ms, size_t max_messages, KafkaBatch& batch) {
   batch.Clear();
   max_messages = std::max<size_t>(max_messages, 1);
   if (impl_->closed) {
     return KafkaStatus::Error(RD_KAFKA_RESP_ERR__STATE, "kafka source: poll after close");
   }
-  impl_->last_rkt = nullptr;
-  KafkaStatus fatal;
-  rd_kafka_message_t* first = rd_kafka_consumer_poll(impl_->handle, timeout_ms);
-  if (first != nullptr && !Take(first, batch, &fatal)) return fatal;
-  // The rest without waiting, as many at a time as are wanted. (Messages of a partition revoked
-  // within the call are dropped by librdkafka, not handed out: the new owner reads them.)
-  std::vector<rd_kafka_message_t*>& taken = impl_->taken;
-  while (first != nullptr && batch.messages.size() < max_messages) {
-    taken.resize(max_messages - batch.messages.size());
-    const ssize_t n = rd_kafka_consume_batch_queue(impl_->queue, 0, taken.data(), taken.size());
-    if (n <= 0) break;
-    for (ssize_t i = 0; i < n; ++i) {
-      if (Take(taken[static_cast<size_t>(i)], batch, &fatal)) continue;
-      for (ssize_t j = i + 1; j < n; ++j) rd_kafka_message_destroy(taken[static_cast<size_t>(j)]);
-      return fatal;
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->handle, timeout_ms);
+  while (m != nullptr) {
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      batch.native_.push_back(m);
+      KafkaMessage& out = batch.messages.emplace_back();
+      out.topic = rd_kafka_topic_name(m->rkt);
+      out.partition = m->partition;
+      out.offset = m->offset;
+      out.has_key = m->key != nullptr;
+      out.key = std::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+      out.value = std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+      rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+      out.timestamp_ms = rd_kafka_message_timestamp(m, &type);
+      out.log_append_time = type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME;
+      out.native = m;
+      ++counters_.messages;
+      counters_.bytes += out.key.size() + out.value.size();
+    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      rd_kafka_message_destroy(m);   // only with enable.partition.eof: not an error
+    } else {
+      ++counters_.errors;
+      const std::string text = rd_kafka_message_errstr(m);
+      const rd_kafka_resp_err_t err = m->err;
+      rd_kafka_message_destroy(m);
+      if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        KafkaStatus fatal = KafkaError(impl_->handle, err, "kafka source");
+        batch.errors.push_back(fatal);
+        return fatal;
+      }
+      batch.errors.push_back(KafkaStatus::Error(static_cast<int>(err), "kafka source: " + text));
     }
+    if (batch.messages.size() >= max_messages) break;
+    m = rd_kafka_consumer_poll(impl_->handle, 0);
   }
   // Rebalances during the polls above (the caller handles them before the messages).
   batch.assigned.swap(impl_->assigned);
@@ -360,10 +325,6 @@ KafkaGroupMetadata KafkaSource::GroupMetadata() const {
 KafkaStatus KafkaSource::Close() {
   if (impl_->closed) return KafkaStatus::Ok();
   impl_->closed = true;
-  if (impl_->queue != nullptr) {   // (before rd_kafka_consumer_close, as librdkafka asks)
-    rd_kafka_queue_destroy(impl_->queue);
-    impl_->queue = nullptr;
-  }
   const rd_kafka_resp_err_t err = rd_kafka_consumer_close(impl_->handle);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError(impl_->handle, err, "kafka source: close");
   return KafkaStatus::Ok();

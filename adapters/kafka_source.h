@@ -167,7 +167,6 @@ class KafkaSource {
 
  private:
   explicit KafkaSource(std::unique_ptr<Impl> impl);
-  bool Take(void* native, KafkaBatch& batch, KafkaStatus* fatal);
 
   std::unique_ptr<Impl> impl_;
   KafkaSourceCounters counters_;

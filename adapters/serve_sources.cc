@@ -226,17 +226,8 @@ class KafkaServeSource final : public ServeSource {
       batch->assigned.push_back({index, Label(index)});
     }
     for (const KafkaStatus& e : kafka_batch_.errors) batch->errors.push_back(e.message);
-    // Consecutive messages of one partition (the usual case) share the topic name's bytes
-    // within a batch: compared by address, not by contents.
-    const char* topic = nullptr;
-    int32_t partition = -1;
-    int index = -1;
     for (const KafkaMessage& m : kafka_batch_.messages) {
-      if (m.topic.data() != topic || m.partition != partition) {
-        topic = m.topic.data();
-        partition = m.partition;
-        index = IndexOf(m.topic, m.partition);
-      }
+      const int index = IndexOf(m.topic, m.partition);
       next_[static_cast<size_t>(index)] = m.offset + 1;
       batch->messages.push_back({m.value, index, m.offset});
     }
