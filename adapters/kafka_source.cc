@@ -26,7 +26,8 @@ struct KafkaSource::Impl {
   // Partitions the group assigned and revoked since the last Poll (OnRebalance; offsets -1).
   std::vector<KafkaPosition> assigned;
   std::vector<KafkaPosition> revoked;
-  // Where assigned partitions start (SetStartPositions); others start at the committed offset.
+  // Where assigned partitions start (SetStartPositions, then where a revoked one was: OnRebalance);
+  // others start at the committed offset.
   std::vector<KafkaPosition> start_positions;
 };
 
@@ -68,6 +69,17 @@ void OnRebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
   const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE";
   const bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
   std::vector<KafkaPosition>& noted = assign ? impl->assigned : impl->revoked;
+  if (!assign && rd_kafka_position(handle, partitions) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Taken away: if it comes back, it resumes after the last message handed out (the caller
+    // processed everything before), not at a start position again.
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = partitions->elems[i];
+      if (p.offset < 0) continue;   // nothing handed out since it was assigned: as it was
+      auto same = [&](const KafkaPosition& k) { return k.partition == p.partition && k.topic == p.topic; };
+      std::erase_if(impl->start_positions, same);
+      impl->start_positions.push_back(KafkaPosition{p.topic, p.partition, p.offset});
+    }
+  }
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
     noted.push_back(KafkaPosition{p.topic, p.partition, -1});

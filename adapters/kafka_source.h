@@ -137,6 +137,8 @@ class KafkaSource {
 
   // Where partitions start when the group assigns them to this consumer (a checkpoint's
   // positions after a restart), instead of the group's committed offsets. Before the first Poll.
+  // A partition revoked by a rebalance and assigned again resumes after the last message Poll
+  // handed out for it (the caller has processed those), whatever was set here.
   void SetStartPositions(std::vector<KafkaPosition> positions);
 
   // Commits these positions for the group, synchronously (waits for the coordinator's answer).

@@ -7,11 +7,13 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "adapters/decoder.h"
@@ -237,6 +239,46 @@ TEST_CASE("kafka source: start positions win over the group's committed offsets"
   CHECK(first[0] == 150);
   CHECK(first[1] == 20);
   CHECK(ReadUntil(*source, 1, 1).empty());
+}
+
+// Start positions are for the first assignment after a restart. A partition taken away by a
+// rebalance and given back later resumes where this consumer was (its state has everything
+// before that), not at the start positions again (which would feed it those messages twice).
+TEST_CASE("kafka source: after a rebalance a partition resumes where this consumer was") {
+  test::MockKafkaCluster cluster({"events:2"});
+  REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
+  std::vector<std::string> lines = SampleLines();
+  lines.resize(2000);
+  ProduceLines(cluster.bootstrap(), "events", lines, 2);   // 1000 per partition
+  auto source = Consumer(cluster.bootstrap(), "rebalance", "events");
+  source->SetStartPositions({{"events", 0, 0}, {"events", 1, 0}});
+  // A second member joins a second in, reads a little and leaves: both partitions are taken
+  // from the first and given back (one of them only after the second left).
+  std::atomic<bool> joined_done{false};
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    auto second = Consumer(cluster.bootstrap(), "rebalance", "events");
+    ReadUntil(*second, 1, 15);
+    CHECK(second->Close().ok());
+    joined_done = true;
+  });
+  std::set<std::pair<int32_t, int64_t>> seen;
+  size_t twice = 0, revocations = 0;
+  KafkaBatch batch;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(45);
+  while ((seen.size() < lines.size() || !joined_done) && std::chrono::steady_clock::now() < deadline) {
+    const KafkaStatus status = source->Poll(100, 5, batch);   // slowly: the rebalance comes mid-way
+    REQUIRE_MESSAGE(status.ok(), status.message);
+    revocations += batch.revoked.size();
+    for (const KafkaMessage& m : batch.messages) twice += !seen.insert({m.partition, m.offset}).second;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  other.join();
+  CHECK(revocations > 0);
+  CHECK(twice == 0);
+  CHECK(seen.size() == lines.size());
+  MESSAGE("rebalance: " << revocations << " partitions revoked, " << seen.size() << " messages, " << twice
+                        << " twice");
 }
 
 TEST_CASE("kafka source: brokers gone: errors are reported in the batch, polling goes on") {
