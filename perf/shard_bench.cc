@@ -4,6 +4,8 @@
 // caller as the daemon's router does (delay 0: W = t - 1 after each event).
 //
 //   BM_OneMatcher/<any>          one Matcher fed Push(event, seq, W): the baseline
+//   BM_PartitionBacklog/<P>      one Matcher over the same events read from P partitions in
+//                                fetches of 10,000 (most of them wait in the reorder buffer)
 //   BM_ShardPool/<shards>/<any>  the pool on 1 or 2 shards: router + shard threads, Finish included
 //   BM_CheckpointPause/<keys>    Checkpoint() with `keys` keys each holding two partial matches
 //                                of the skip-till-any rule (500k keys: 1M partial matches)
@@ -12,7 +14,9 @@
 // checkpoint, pause_ms (call to return), snapshot_ms (the slowest shard's snapshot), bytes.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -116,6 +120,49 @@ void BM_OneMatcher(benchmark::State& state) {
   state.counters["alerts"] = benchmark::Counter(static_cast<double>(alerts), benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_OneMatcher)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same events read as a backlog of P Kafka partitions (event i on partition i % P), taken
+// 10,000 per partition in turn as a consumer's fetches hand them out, with the router's watermark
+// (the minimum over partitions of the newest time seen, minus 1): events wait in the matcher's
+// reorder buffer until every partition has passed them (~P × 10,000 at a time).
+void BM_PartitionBacklog(benchmark::State& state) {
+  const auto program = CompileOrDie(SeqRule(false, 10));
+  const auto& events = UniformWorkload().events;
+  const size_t partitions = static_cast<size_t>(state.range(0));
+  constexpr size_t kFetch = 10000;
+  std::vector<size_t> order;
+  std::vector<int64_t> w_after;
+  std::vector<int64_t> newest(partitions, kNoWatermark);
+  const size_t per = events.size() / partitions;
+  for (size_t round = 0; round * kFetch < per; ++round) {
+    for (size_t p = 0; p < partitions; ++p) {
+      for (size_t j = round * kFetch; j < std::min(per, (round + 1) * kFetch); ++j) {
+        const size_t i = j * partitions + p;
+        order.push_back(i);
+        newest[p] = events[i].event_time();
+        int64_t w = INT64_MAX;
+        for (int64_t n : newest) w = std::min(w, n);
+        w_after.push_back(w == kNoWatermark ? kNoWatermark : w - 1);
+      }
+    }
+  }
+  uint64_t alerts = 0;
+  size_t buffered = 0;
+  for (auto _ : state) {
+    MatcherCallbacks cb;
+    cb.on_alert = [&alerts](const Alert&) { ++alerts; };
+    Matcher m(program, {.bounded_out_of_orderness_ms = -1}, cb);
+    for (size_t k = 0; k < order.size(); ++k) {
+      m.Push(events[order[k]], static_cast<int64_t>(k), w_after[k]);
+      if (k % 4096 == 0) buffered = std::max<size_t>(buffered, m.counters().events_buffered);
+    }
+    m.Finish();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * order.size()));
+  state.counters["alerts"] = benchmark::Counter(static_cast<double>(alerts), benchmark::Counter::kAvgIterations);
+  state.counters["max_buffered"] = static_cast<double>(buffered);
+}
+BENCHMARK(BM_PartitionBacklog)->Arg(8)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ShardPool(benchmark::State& state) {
   const int shards = static_cast<int>(state.range(0));

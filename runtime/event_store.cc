@@ -78,11 +78,11 @@ size_t EventStore::bytes_reserved() const {
 
 void ReorderBuffer::PushSlow(EventStore::Handle h) {
   const bool in_order =
-      ring_size_ == 0 ? heap_.empty() || !Less(h, heap_.front())
+      ring_size_ == 0 ? heap_.empty() || !Before(EntryOf(h), heap_.front())
                       : !Less(h, ring_[(ring_head_ + ring_size_ - 1) & (ring_.size() - 1)]);
   if (!in_order) {
-    heap_.push_back(h);
-    std::push_heap(heap_.begin(), heap_.end(), [this](auto a, auto b) { return Less(b, a); });
+    heap_.push_back(EntryOf(h));
+    std::push_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) { return Before(b, a); });
     return;
   }
   if (ring_size_ == ring_.size()) {   // grow, keeping the order
@@ -96,8 +96,8 @@ void ReorderBuffer::PushSlow(EventStore::Handle h) {
 }
 
 EventStore::Handle ReorderBuffer::PopHeap() {
-  std::pop_heap(heap_.begin(), heap_.end(), [this](auto a, auto b) { return Less(b, a); });
-  const EventStore::Handle h = heap_.back();
+  std::pop_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) { return Before(b, a); });
+  const EventStore::Handle h = heap_.back().handle;
   heap_.pop_back();
   return h;
 }

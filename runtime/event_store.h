@@ -100,7 +100,7 @@ class ReorderBuffer {
   bool empty() const { return ring_size_ == 0 && heap_.empty(); }
   size_t size() const { return ring_size_ + heap_.size(); }
   // The earliest event by (time, seq); the buffer must not be empty.
-  EventStore::Handle Top() const { return RingFirst() ? ring_[ring_head_] : heap_.front(); }
+  EventStore::Handle Top() const { return RingFirst() ? ring_[ring_head_] : heap_.front().handle; }
   EventStore::Handle Pop() {
     if (!RingFirst()) return PopHeap();
     const EventStore::Handle h = ring_[ring_head_];
@@ -116,9 +116,19 @@ class ReorderBuffer {
     const int64_t ta = store_.time(a), tb = store_.time(b);
     return ta != tb ? ta < tb : store_.seq(a) < store_.seq(b);
   }
+  // A heap entry carries the event's (time, seq): sifting compares them in place instead of
+  // reading two events' slots of the store per comparison (with many events out of order —
+  // a backlog of many Kafka partitions — that lookup was most of the shards' time).
+  struct Entry {
+    int64_t time;
+    int64_t seq;
+    EventStore::Handle handle;
+  };
+  static bool Before(const Entry& a, const Entry& b) { return a.time != b.time ? a.time < b.time : a.seq < b.seq; }
+  Entry EntryOf(EventStore::Handle h) const { return {store_.time(h), store_.seq(h), h}; }
   bool RingFirst() const {
     if (ring_size_ == 0) return false;
-    return heap_.empty() || !Less(heap_.front(), ring_[ring_head_]);
+    return heap_.empty() || !Before(heap_.front(), EntryOf(ring_[ring_head_]));
   }
   void PushSlow(EventStore::Handle h);
   EventStore::Handle PopHeap();
@@ -127,7 +137,7 @@ class ReorderBuffer {
   std::vector<EventStore::Handle> ring_;   // capacity a power of two
   size_t ring_head_ = 0;
   size_t ring_size_ = 0;
-  std::vector<EventStore::Handle> heap_;   // min-heap by (time, seq)
+  std::vector<Entry> heap_;                // min-heap by (time, seq)
 };
 
 }  // namespace vigil
