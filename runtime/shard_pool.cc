@@ -10,7 +10,8 @@
 // Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 2, shard count,
 // shard index, watermark, last seq, [[group name, matcher fingerprint] per group], [snapshot size
 // per group]], then the groups' matcher snapshots back to back (ShardPool::Shard::Seal). A
-// group's name is its rules' names (GroupName); Restore matches saved groups to the plan's by it.
+// group's name is its rules' names (ShardPlan::Group::name); Restore matches saved groups to the
+// plan's by it.
 //
 // A checkpoint stops processing only while the shards copy their state: at the barrier each
 // shard writes its matchers' state into buffers it keeps (Matcher::CaptureSnapshot: flat arrays,
