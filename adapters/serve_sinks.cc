@@ -284,8 +284,14 @@ bool TruncatePartialLine(int fd, const std::string& path, std::string* error) {
   char buf[4096];
   while (end > 0) {
     const off_t from = end > static_cast<off_t>(sizeof buf) ? end - static_cast<off_t>(sizeof buf) : 0;
-    const ssize_t n = ::pread(fd, buf, static_cast<size_t>(end - from), from);
-    if (n <= 0) break;
+    ssize_t n;
+    do {
+      n = ::pread(fd, buf, static_cast<size_t>(end - from), from);
+    } while (n < 0 && errno == EINTR);
+    if (n != end - from) {   // an error, or a short read: unread bytes may hold the last newline
+      if (n >= 0) errno = EIO;
+      break;
+    }
     for (ssize_t i = n - 1; i >= 0; --i) {
       if (buf[i] == '\n') {
         const off_t keep = from + i + 1;
