@@ -239,7 +239,7 @@ class Matcher {
   // the watermark moves; a late event within the allowed lateness may call on_alert (revisions).
   bool Push(RecordView event);
   // As Push(event), for a caller that keeps the arrival order and the watermark itself (the
-  // daemon's router, runtime/shard_pool.h, which feeds one matcher per shard and key group):
+  // daemon's router, runtime/shard_pool.h, which feeds one matcher per shard and rule):
   // `seq` is the event's arrival seq, strictly greater than every seq given before (later
   // Push(event) calls go on after it); the event is late if its time is <= the watermark now;
   // after it is taken the watermark is raised to `watermark_after` (never lowered) — the part
@@ -269,7 +269,8 @@ class Matcher {
   // checkpoints). CaptureSnapshot (called as Snapshot is) replaces `body` with the state as flat
   // arrays: about a memcpy of the state, and no page faults when `body` is reused. SealSnapshot
   // (any thread; needs no matcher) appends Snapshot()'s bytes for that body to `out`: the
-  // envelope and the checksum, SealedSize(body.size()) bytes.
+  // envelope and the checksum, SealedSize(body.size()) bytes. A body over 4 GiB (msgpack's bin
+  // limit) throws std::length_error (so does Snapshot): a checkpoint fails rather than be cut.
   void CaptureSnapshot(ByteBuffer* body) const;
   static void SealSnapshot(uint64_t fingerprint, std::string_view body, std::string* out);
   static size_t SealedSize(size_t body_bytes);

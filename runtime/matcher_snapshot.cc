@@ -33,7 +33,9 @@
 // Event handles are renumbered on restore; node ids and key slots are kept, the free node slots
 // rebuilt (lowest id reused first). The timer heap is rebuilt from the runs' expiries. Restore
 // reads and checks everything before it changes the matcher.
+#include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <type_traits>
 
 #include <fmt/ranges.h>
@@ -179,7 +181,8 @@ class BodyReader {
 // event type the program reads (its index, name, fields with their types, time and key fields):
 // what the snapshot's states, keys, bound events and record images mean. Severity, description,
 // tags, owner and version do not count; neither do types no rule reads, so declaring a new type
-// (for a new rule) leaves other programs' snapshots valid. Computed once, at construction.
+// after the others (for a new rule) leaves other programs' snapshots valid (one declared before
+// a type a rule reads moves that type's index, which counts). Computed once, at construction.
 uint64_t Matcher::Impl::ComputeFingerprint(const Program& program) {
   uint64_t h = Fnv("program");
   for (size_t r = 0; r < program.rules.size(); ++r) {
@@ -232,6 +235,9 @@ void Matcher::SealSnapshot(uint64_t fingerprint, std::string_view body, std::str
   PutBigEndian64(at, fingerprint);
   at += 8;
   *at++ = static_cast<char>(0xc6);   // bin 32
+  if (body.size() > UINT32_MAX) {   // msgpack's bin holds at most 4 GiB: refuse, never cut
+    throw std::length_error(fmt::format("a matcher snapshot of {} bytes is over msgpack's 4 GiB", body.size()));
+  }
   const auto size = static_cast<uint32_t>(body.size());
   for (int i = 0; i < 4; ++i) *at++ = static_cast<char>(size >> (24 - 8 * i));
   char tail[9];
@@ -246,8 +252,8 @@ void Matcher::SealSnapshot(uint64_t fingerprint, std::string_view body, std::str
 void Matcher::Impl::CaptureSnapshot(ByteBuffer* body) const {
   ByteBuffer& out = *body;
   out.Clear();
-  // Room for all of it at once (an upper bound: the store's chunks hold every live image), and
-  // half as much again when it grows: a reallocated buffer is fresh memory, faulted page by page.
+  // Room for about all of it at once (the store's chunks hold every live image; windows and
+  // revisions are not counted: Extend grows the buffer for them), and half as much again when it grows: a reallocated buffer is fresh memory, faulted page by page.
   const size_t bound = 256 + 8 * (kCumulativeCounters + counters_.alerts_per_rule.size()) +
                        store_.live() * (kEventHead + 4) + store_.bytes_reserved() + nodes_.size() * kNodeBytes +
                        counters_.keys_live * (kKeyHead + 32) + counters_.runs_live * sizeof(Run) +
@@ -435,7 +441,9 @@ bool Matcher::Impl::Restore(std::string_view bytes, std::string* error) {
     for (size_t n = 1; n < nodes.size(); ++n)
       if (nodes[n].refs != 0 && nodes[n].parent != kNoNode && nodes[nodes[n].parent].refs == 0) throw Bad{"bad node"};
 
-    if (slot_count > uint64_t{1} << 32 || clock_hand > slot_count) throw Bad{"bad key slots"};
+    // (Every slot is a key, of more than 4 bytes, or a free slot, of 4: bounded before allocating.)
+    if (slot_count > uint64_t{1} << 32 || slot_count > in.left() / 4 || clock_hand > slot_count)
+      throw Bad{"bad key slots"};
     std::vector<uint8_t> slot_used(static_cast<size_t>(slot_count), 0);
     auto claim = [&](uint64_t slot) {
       if (slot >= slot_count || slot_used[static_cast<size_t>(slot)]) throw Bad{"bad key slots"};
