@@ -82,7 +82,7 @@ std::shared_ptr<const ShardPlan> ShardPlan::Build(std::shared_ptr<const Program>
     if (rule.start < 0 && !rule.threshold) continue;   // disabled
     const CheckedKey& key = rule.checked->key;
     const auto g = static_cast<int32_t>(plan->groups_.size());
-    Group group{nullptr, {static_cast<int32_t>(r)}, key.names, rule.checked->name};
+    Group group{nullptr, {static_cast<int32_t>(r)}, rule.checked->name};
     // The group's program: the rule alone (as rule 0) over the whole schema.
     auto rules = std::make_shared<CheckedRules>();
     rules->schema = p.checked->schema;

@@ -58,9 +58,8 @@ class ShardPlan {
   };
   struct Group {
     std::shared_ptr<const Program> program;   // the group's rules alone: its rule i is rules[i]
-    std::vector<int32_t> rules;               // the whole program's indices of its rules
-    std::vector<std::string> key_names;       // for display ("card_id")
-    std::string name;                         // its rules' names, comma separated
+    std::vector<int32_t> rules;               // the whole program's index of its rule
+    std::string name;                         // its rule's name
   };
 
   // Splits `program` (compiled from CheckedRules without errors) into groups and compiles each

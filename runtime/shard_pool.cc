@@ -10,7 +10,7 @@
 // Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 2, shard count,
 // shard index, watermark, last seq, [[group name, matcher fingerprint] per group], [snapshot size
 // per group]], then the groups' matcher snapshots back to back (ShardPool::Shard::Seal). A
-// group's name is its rules' names (ShardPlan::Group::name); Restore matches saved groups to the
+// group's name is its rule's name (ShardPlan::Group::name); Restore matches saved groups to the
 // plan's by it.
 //
 // A checkpoint stops processing only while the shards copy their state: at the barrier each

@@ -3,9 +3,9 @@
 //
 // The daemon reads its sources on one thread, the router. It assigns every event its arrival seq
 // and keeps the watermark W, and hands both to ShardPool::Push. The plan (runtime/shard_plan.h)
-// names, per event type, the key groups that read it; for each, the event is copied into the
+// names, per event type, the groups (rules) that read it; for each, the event is copied into the
 // current input batch of shard ShardOf(key) with (group, seq, W before it, W after it). Each shard
-// is a thread that owns one Matcher per key group — for the keys that hash to it — and feeds it
+// is a thread that owns one Matcher per group (a rule) — for the keys that hash to it — and feeds it
 // with Matcher::Push(event, seq, W after) after raising its watermark to the W the event arrived
 // at. So every matcher sees the global arrival order and watermark restricted to its keys: a late
 // event is late everywhere, an event's seq (and so its match id) is the same as with one matcher,
@@ -91,7 +91,7 @@ struct ShardRestoreReport {
 
 class ShardPool {
  public:
-  // `plan`: the program split into key groups. `nshards` >= 1 threads, started at the first
+  // `plan`: the program split into groups (one per rule). `nshards` >= 1 threads, started at the first
   // Push, AdvanceWatermark, Flush, Checkpoint, RefreshCounters or Finish. `options` for every
   // matcher (bounded_out_of_orderness_ms is forced to -1: the router's watermark rules).
   // `make_callbacks(shard, group)` is called here, once per matcher; the callbacks it returns run
@@ -106,7 +106,7 @@ class ShardPool {
   // One event (a record of the plan's schema; copied) with its arrival seq (strictly greater than
   // every seq before) and the watermark after it (Matcher::Push(event, seq, watermark_after): the
   // event is late if its time <= the watermark before it; never lowers the watermark). Returns
-  // the number of key groups it was routed to: 0 for a type no rule reads (the caller counts it
+  // the number of groups (rules) it was routed to: 0 for a type no rule reads (the caller counts it
   // ignored). May block while a shard is behind (backpressure).
   size_t Push(RecordView event, int64_t seq, int64_t watermark_after);
   // Raises the watermark to `w` everywhere, in order with the events (sends every batch).
@@ -125,9 +125,8 @@ class ShardPool {
   // be built, as does the destructor; Finish does not.
   std::future<std::vector<std::string>> CheckpointAsync();
   // Before the first Push (or other call that starts the shards): the state of Checkpoint()'s
-  // blobs, from a pool of the same plan and shard count. On failure returns false, sets `error`
-  // and leaves the pool as it was.
-  // The blobs may come from a pool of another plan of the same shard count (the rules changed):
+  // blobs, from a pool of the same shard count. On failure returns false, sets `error` and leaves
+  // the pool as it was. The blobs may come from a pool of another plan (the rules changed):
   // each group of this plan whose name (its rules) and matcher fingerprint (the rules compiled,
   // the declarations of the types they read) equal a saved group's takes that group's state;
   // the others start empty at the checkpoint's watermark. `report` (optional) names them.

@@ -1,4 +1,4 @@
-// ShardPlan (runtime/shard_plan.h): key groups, their programs, routes per event type, and the
+// ShardPlan (runtime/shard_plan.h): groups (one per rule), their programs, routes per event type, and the
 // frozen key hash (its values are pinned here: checkpoints depend on them).
 #include <memory>
 #include <set>
@@ -56,7 +56,6 @@ TEST_CASE("shards: each enabled rule is a group with its own program of that rul
     CHECK((gp.rules[0].start >= 0 || gp.rules[0].threshold));
     CHECK(gp.schema().types.size() == program->schema().types.size());
   }
-  CHECK(plan->group(1).key_names == std::vector<std::string>{"m"});
   // Slots: E, F, G alike: k 0, x 1, id 2, m 3.
   CHECK(Routes(*plan, 0) == "0:[2] 1:[3] ");          // E: a (id), b (m)
   CHECK(Routes(*plan, 1) == "0:[2] 4:[2,3] ");        // F: a (id), f (id, m)

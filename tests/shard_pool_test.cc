@@ -1,5 +1,5 @@
 // ShardPool (runtime/shard_pool.h) against one Matcher over the whole program: on random rule sets
-// whose event types are read by several key groups (tests/shard_random_rules.h: keys id, m, x,
+// whose event types are read by several groups (rules) (tests/shard_random_rules.h: keys id, m, x,
 // (id, m); windows; `when` rules) and random streams (out of order, late, punctuation), the pool
 // on 1, 2 and 3 shards gives the set of alerts (rule, kind, key, detection, bound events' seqs,
 // match id, fields, window, revision) of the one matcher fed the same stream, and counters that
@@ -547,7 +547,7 @@ TEST_CASE("shards: the example rules over the sample stream give the one matcher
   for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
   SetWatermarks(&in, 5000, nullptr);
   const Result one = RunMatcher(compiled.program, in, {});
-  MESSAGE(fmt::format("{} events, {} alerts, {} key groups", in.views.size(), one.alerts.size(), plan->group_count()));
+  MESSAGE(fmt::format("{} events, {} alerts, {} groups (rules)", in.views.size(), one.alerts.size(), plan->group_count()));
   CHECK(one.alerts.size() > 20);
   CHECK(plan->group_count() > 1);
   for (int n : {1, 2}) {

@@ -1,6 +1,6 @@
 // Random rule sets and streams for the sharding tests (tests/shard_push_test.cc,
 // tests/shard_pool_test.cc): rule sets whose rules are keyed by different fields, so that one
-// event type is read by several key groups (runtime/shard_plan.h), with windowed aggregates and
+// event type is read by several groups (runtime/shard_plan.h), with windowed aggregates and
 // `when` rules; streams with out-of-order and late events. Lives only in tests (style.md item 8).
 //
 // tests/random_rules.h has one event type and one key; tests/chain_paths_test.cc's generator is
