@@ -98,28 +98,43 @@ struct OutputItem {
 // item, which takes whatever is left (TakeAll).
 class LateMerge {
  public:
-  // A shard's line or the router's note. True when `item` is now the event's one line.
-  bool Take(OutputItem& item) {
-    Pending& p = pending_[item.late_seq];
+  // A shard's line or the router's note; the lines now complete go to `ready`. A line no note
+  // will come for — a matcher whose own watermark had been forced ahead (buffer limits) judged
+  // the event late, the router did not — is complete once a later event's note arrives (the
+  // router notes in seq order); `unnoted` counts those events (the router did not count them).
+  void Take(OutputItem item, std::vector<OutputItem>* ready, uint64_t* unnoted) {
+    if (item.kind == OutputItem::Kind::kLateNote) {
+      for (auto it = pending_.begin(); it != pending_.end() && it->first < item.late_seq;) {
+        if (it->second.expected != 0) {
+          ++it;
+          continue;
+        }
+        ++*unnoted;
+        ready->push_back(std::move(it->second.line));
+        it = pending_.erase(it);
+      }
+    }
+    const int64_t seq = item.late_seq;
+    Pending& p = pending_[seq];
     if (item.kind == OutputItem::Kind::kLateNote) {
       p.expected = item.late_lines;
     } else {
       ++p.got;
       if (p.line.line.empty() || (item.windowed && !p.line.windowed)) p.line = std::move(item);
     }
-    if (p.expected == 0 || p.got < p.expected) return false;
-    const int64_t seq = p.line.late_seq;
-    item = std::move(p.line);
+    if (p.expected == 0 || p.got < p.expected) return;
+    ready->push_back(std::move(p.line));
     pending_.erase(seq);
-    return true;
   }
-  // The events still waiting (a matcher that wrote no line), in seq order.
-  std::vector<OutputItem> TakeAll() {
-    std::vector<OutputItem> out;
-    for (auto& [seq, p] : pending_)
-      if (!p.line.line.empty()) out.push_back(std::move(p.line));
+  // Every event still waiting, in seq order (at a checkpoint, a reload's sync and the end: all
+  // notes and lines of the events before them are in by then).
+  void TakeAll(std::vector<OutputItem>* ready, uint64_t* unnoted) {
+    for (auto& [seq, p] : pending_) {
+      if (p.line.line.empty()) continue;
+      *unnoted += p.expected == 0;
+      ready->push_back(std::move(p.line));
+    }
     pending_.clear();
-    return out;
   }
 
  private:
@@ -168,6 +183,8 @@ struct ServeDaemon::Impl {
   tbb::concurrent_bounded_queue<OutputItem> output;
   std::thread sink_thread;
   LateMerge late_merge;                                // the sink thread's
+  std::vector<OutputItem> late_ready;                  // the sink thread's: lines LateMerge completed
+  std::atomic<uint64_t> unnoted_late{0};               // late events only a matcher judged late
   std::atomic<bool>* stop = nullptr;
 
   int64_t next_seq = 0;
@@ -229,6 +246,8 @@ struct ServeDaemon::Impl {
   void CommitDurable();
   void SinkLoop();
   void WriteLine(const OutputItem& item);
+  template <typename Merge>
+  void WriteLate(Merge merge);
   bool StartMetrics(std::string* error);
   void SyncMetrics();
   int Run();
@@ -245,11 +264,14 @@ void ServeDaemon::Impl::BuildShards(std::shared_ptr<const ShardPlan> next) {
   outputs.resize(static_cast<size_t>(nshards * plan->group_count()));
   for (size_t i = 0; i < outputs.size(); ++i)
     outputs[i] = std::make_unique<ShardOutput>(*plan->group(static_cast<int>(i) % plan->group_count()).program, options);
+  // The pool the callbacks ask for a shard's watermark: set once it is built (it is being built
+  // when they are made), and still set while it is destroyed (its shards drain then, after
+  // `pool` has let go of it).
+  auto owner = std::make_shared<ShardPool*>(nullptr);
   pool = std::make_unique<ShardPool>(
       plan, nshards, options,
-      [this](int shard, int group) {
+      [this, owner](int shard, int group) {
         ShardOutput* out = outputs[static_cast<size_t>(shard * plan->group_count() + group)].get();
-        // (The pool is read when a callback runs: this one is being constructed now.)
         MatcherCallbacks callbacks;
         const std::vector<int32_t>* group_rules = &plan->group(group).rules;
         callbacks.on_alert = [this, out, group_rules](const Alert& alert) {
@@ -267,8 +289,8 @@ void ServeDaemon::Impl::BuildShards(std::shared_ptr<const ShardPlan> next) {
           item.key = KafkaKeyOf(alert);
           Emit(std::move(item));
         };
-        auto late = [this, out, shard, group](RecordView event, int64_t seq, bool windowed) {
-          const int64_t w = pool->ShardWatermark(shard, group);
+        auto late = [this, out, owner, shard, group](RecordView event, int64_t seq, bool windowed) {
+          const int64_t w = (*owner)->ShardWatermark(shard, group);
           OutputItem item;
           item.line_kind = OutputLine::Kind::kLate;
           item.late_seq = seq;
@@ -279,16 +301,17 @@ void ServeDaemon::Impl::BuildShards(std::shared_ptr<const ShardPlan> next) {
         };
         callbacks.on_late = [late](RecordView e, int64_t seq) { late(e, seq, false); };
         callbacks.on_late_windowed = [late](RecordView e, int64_t seq) { late(e, seq, true); };
-        callbacks.on_rejected = [this, out, shard, group](RecordView e, int64_t seq, RejectReason) {
+        callbacks.on_rejected = [this, out, owner, shard, group](RecordView e, int64_t seq, RejectReason) {
           OutputItem item;
           item.line_kind = OutputLine::Kind::kDeadLetter;
           item.line = WithoutNewline(
-              out->rejects.FormatRejected(e, seq, pool->ShardWatermark(shard, group), "key buffer full"));
+              out->rejects.FormatRejected(e, seq, (*owner)->ShardWatermark(shard, group), "key buffer full"));
           Emit(std::move(item));
         };
         return callbacks;
       },
       std::max<size_t>(1, config.limits.queue_capacity / 256));
+  *owner = pool.get();
 }
 
 bool ServeDaemon::Impl::Build(std::string* error) {
@@ -382,7 +405,15 @@ ServeReloadResult ServeDaemon::Impl::ApplyReload(std::shared_ptr<const Program> 
     return result;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::string> blobs = pool->Checkpoint();
+  std::vector<std::string> blobs;
+  try {
+    blobs = pool->Checkpoint();
+  } catch (const std::exception& e) {   // the snapshots could not be built (too large, no memory)
+    metrics->reloads.Add({{"result", "failed"}}).Increment();
+    result.message = fmt::format("the state could not be saved for the new rules ({}); the old rules keep running",
+                                 e.what());
+    return result;
+  }
   SyncSinks();
   pool.reset();
   for (const auto& o : outputs) {
@@ -426,7 +457,8 @@ void ServeDaemon::Impl::TakeReloads(bool running) {
   for (ReloadRequest& r : requests) {
     ServeReloadResult result;
     if (!running) {
-      result.message = "the daemon stopped before the reload";
+      result.message = "the daemon stopped before the reload (a daemon started after it runs the new rules)";
+      result.restart = true;
       spdlog::warn("reload: {}", result.message);
     } else {
       result = ApplyReload(std::move(r.program));
@@ -491,7 +523,7 @@ void ServeDaemon::Impl::SyncMetrics() {
   add(metrics->events, summary.events, synced_events);
   add(metrics->dead_letters, summary.dead_letters, synced_dead);
   add(metrics->ignored, summary.ignored, synced_ignored);
-  add(metrics->late, router_late, synced_late);
+  add(metrics->late, router_late + unnoted_late.load(std::memory_order_relaxed), synced_late);
   for (size_t p = 0; p < partition_counts.size(); ++p) {
     add(*partition_messages[p], partition_counts[p], partition_synced[p]);
   }
@@ -664,7 +696,7 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   const int64_t seq = next_seq++;   // every decoded event takes one, as in Matcher::Push
   metrics->seq_clock.Note(seq, batch_ns);
   const bool late = before != PartitionWatermarks::kNone && t <= before;
-  // A late event goes to the late output from here, once, however many key groups read its
+  // A late event goes to the late output from here, once, however many rules read its
   // type — unless the allowed lateness lets it into windows: then the shards take it (and
   // write its line with the revisions it causes).
   const int64_t lateness = config.watermark.allowed_lateness_ms;
@@ -804,6 +836,17 @@ void ServeDaemon::Impl::WriteLine(const OutputItem& item) {
   }
 }
 
+// On the sink thread: the late lines `merge` completes (LateMerge) to the late sink.
+template <typename Merge>
+void ServeDaemon::Impl::WriteLate(Merge merge) {
+  late_ready.clear();
+  uint64_t unnoted = 0;
+  merge(&late_ready, &unnoted);
+  if (unnoted > 0) unnoted_late.fetch_add(unnoted, std::memory_order_relaxed);
+  if (sink_failed.load(std::memory_order_relaxed)) return;
+  for (const OutputItem& line : late_ready) WriteLine(line);
+}
+
 void ServeDaemon::Impl::SinkLoop() {
   std::string error;
   for (;;) {
@@ -818,23 +861,26 @@ void ServeDaemon::Impl::SinkLoop() {
       }
       output.pop(item);
     }
+    if (item.kind == OutputItem::Kind::kStop || item.kind == OutputItem::Kind::kSync ||
+        item.kind == OutputItem::Kind::kCheckpoint) {
+      WriteLate([&](std::vector<OutputItem>* ready, uint64_t* n) { late_merge.TakeAll(ready, n); });
+    }
     if (item.kind == OutputItem::Kind::kStop) break;
     if (item.kind == OutputItem::Kind::kSync) {
       item.synced->set_value();
       continue;
     }
     if (item.kind == OutputItem::Kind::kLateNote || item.late_seq >= 0) {
-      if (!late_merge.Take(item) || sink_failed.load(std::memory_order_relaxed)) continue;
-      item.kind = OutputItem::Kind::kLine;   // the one line of the event: written below
+      WriteLate([&](std::vector<OutputItem>* ready, uint64_t* n) { late_merge.Take(std::move(item), ready, n); });
+      continue;
     }
     if (sink_failed.load(std::memory_order_relaxed)) continue;   // drain so producers never block
     if (item.kind == OutputItem::Kind::kLine) {
       WriteLine(item);
       continue;
     }
-    // A checkpoint: everything before it is delivered, then it goes to disk. (Every late event
-    // before it is complete: the router's notes precede the barrier.)
-    for (const OutputItem& late : late_merge.TakeAll()) WriteLine(late);
+    // A checkpoint: everything before it is delivered (the late lines merged above), then it
+    // goes to disk.
     const auto flush_start = std::chrono::steady_clock::now();
     bool ok = true;
     for (auto& sink : sinks) {
@@ -986,7 +1032,7 @@ int ServeDaemon::Impl::Run() {
   sink_thread.join();
   if (!failed && sink_failed.load()) restart = true;
   CommitDurable();   // what became durable before the end
-  summary.late = router_late;
+  summary.late = router_late + unnoted_late.load();
   summary.alerts = retired_alerts;
   summary.suppressed = retired_suppressed;
   for (const auto& o : outputs) {

@@ -70,7 +70,8 @@ struct ServeSummary {
 // The outcome of ServeDaemon::Reload.
 struct ServeReloadResult {
   bool ok = false;          // the new rules run
-  bool restart = false;     // failed midway: the daemon goes back to its last checkpoint
+  bool restart = false;     // not applied by this daemon (it stopped, or failed midway and goes
+                            // back to its last checkpoint): the next daemon takes the rules
   std::string message;      // what was kept, changed, added and removed; or why not
 };
 

@@ -170,15 +170,19 @@ class RuleReloader {
       pending = daemon_->Reload(next);
     }
     if (pending.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
-      *message = "the daemon did not take the new rules within 120 s (it may be blocked on a sink)";
+      // Still queued: the daemon takes them when it can, or the next daemon starts with them.
+      *message = "the daemon did not take the new rules within 120 s (it may be blocked on a sink); they stay queued";
       spdlog::error("reload: {}", *message);
+      std::lock_guard<std::mutex> lock(mu_);
+      program_ = next;
       return false;
     }
     ServeReloadResult result;
     try {
       result = pending.get();
     } catch (const std::future_error&) {
-      result.message = "the daemon stopped before the reload";
+      result.message = "the daemon stopped before the reload (a daemon started after it runs the new rules)";
+      result.restart = true;
       spdlog::warn("reload: {}", result.message);
     }
     *message = result.message;

@@ -115,7 +115,7 @@ kill -HUP "$pid"
 wait_log "the new rules were refused"
 grep -q "broken.vigil:5:14: error" "$tmp/d/err" || fail "the refused reload does not name broken.vigil:5:14"
 grep -q "Charge" "$tmp/d/err" || fail "the refused reload does not suggest Charge"
-grep -q "\^" "$tmp/d/err" || fail "the refused reload shows no caret"
+grep -qxF '             ^~~~~~' "$tmp/d/err" || fail "the refused reload shows no caret under 'Chrage'"
 touch "$tmp/d/go1"
 
 # 2. The bad file gone, two rules edited: the watcher reloads on its own.
