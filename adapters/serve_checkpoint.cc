@@ -11,7 +11,8 @@
 namespace vigil {
 namespace {
 
-constexpr uint32_t kPayloadVersion = 3;
+// 4: seqs per input partition (a list of partitions where version 3 had one next seq).
+constexpr uint32_t kPayloadVersion = 4;
 
 const SourcePosition* Find(const std::vector<SourcePosition>& list, const SourcePosition& partition) {
   for (const SourcePosition& p : list) {
@@ -51,7 +52,16 @@ std::vector<std::string_view> PayloadPieces(const CheckpointPayload& p, std::str
   pk.pack(kPayloadVersion);
   pk.pack(p.epoch);
   pk.pack(p.shards);
-  pk.pack(p.next_seq);
+  pk.pack_array(static_cast<uint32_t>(p.streams.size()));
+  for (const CheckpointPayload::Stream& stream : p.streams) {
+    pk.pack_array(6);
+    pk.pack(stream.source);
+    pk.pack(stream.id);
+    pk.pack(stream.base);
+    pk.pack(stream.next);
+    pk.pack(stream.max_seen);
+    pk.pack(stream.own);
+  }
   pk.pack(p.watermark);
   pk.pack(p.input_done);
   pk.pack_array(static_cast<uint32_t>(p.sources.size()));
@@ -107,14 +117,23 @@ bool UnpackPayload(std::string_view bytes, CheckpointPayload* p, std::string* er
     const msgpack::object& root = handle.get();
     if (root.type != msgpack::type::ARRAY || root.via.array.size == 0) throw msgpack::type_error();
     const uint32_t version = root.via.array.ptr[0].as<uint32_t>();
-    if (version != kPayloadVersion) {
+    if (version != kPayloadVersion && version != 3) {
       *error = fmt::format("payload version {}, this build reads {}", version, kPayloadVersion);
       return false;
     }
     const msgpack::object* f = ArrayOf(root, 8);
     p->epoch = f[1].as<uint64_t>();
     p->shards = f[2].as<int>();
-    p->next_seq = f[3].as<int64_t>();
+    if (version == 3) {
+      p->legacy_next_seq = f[3].as<int64_t>();
+    } else {
+      const msgpack::object* streams = ArrayOf(f[3]);
+      for (uint32_t i = 0; i < f[3].via.array.size; ++i) {
+        const msgpack::object* s = ArrayOf(streams[i], 6);
+        p->streams.push_back({s[0].as<std::string>(), s[1].as<uint32_t>(), s[2].as<int64_t>(),
+                              s[3].as<int64_t>(), s[4].as<int64_t>(), s[5].as<int64_t>()});
+      }
+    }
     p->watermark = f[4].as<int64_t>();
     p->input_done = f[5].as<bool>();
     const msgpack::object* sources = ArrayOf(f[6]);

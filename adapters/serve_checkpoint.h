@@ -35,7 +35,19 @@ namespace vigil {
 struct CheckpointPayload {
   uint64_t epoch = 0;
   int shards = 0;
-  int64_t next_seq = 0;
+  // Per input partition: where its seqs go on and its watermark (serve_daemon.cc Stream,
+  // runtime/partition_watermarks.h), so a restart numbers and judges its events as before.
+  struct Stream {
+    std::string source;   // the source's name
+    uint32_t id = 0;      // ServeSource::StreamOf
+    int64_t base = 0;     // its seqs' high bits
+    int64_t next = 0;     // events decoded from it so far
+    int64_t max_seen = kNoWatermark;
+    int64_t own = kNoWatermark;
+  };
+  std::vector<Stream> streams;
+  // Read from a version-3 payload (one arrival seq for all input), else 0.
+  int64_t legacy_next_seq = 0;
   int64_t watermark = kNoWatermark;
   bool input_done = false;
   struct Source {

@@ -55,6 +55,9 @@ MatcherOptions MakeMatcherOptions(const ServeConfig& config) {
   config.limits.ApplyTo(&options);
   options.allowed_lateness_ms = config.watermark.allowed_lateness_ms;
   options.bounded_out_of_orderness_ms = -1;
+  // One source of one partition: the router's seqs follow arrival. Several partitions: seqs are
+  // per partition (serve_daemon.cc OnMessage) and only order events of equal time.
+  options.seqs_follow_arrival = config.sources.size() == 1 && config.sources[0].kind != SourceConfig::Kind::kKafka;
   return options;
 }
 

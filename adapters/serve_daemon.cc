@@ -100,12 +100,15 @@ class LateMerge {
  public:
   // A shard's line or the router's note; the lines now complete go to `ready`. A line no note
   // will come for — a matcher whose own watermark had been forced ahead (buffer limits) judged
-  // the event late, the router did not — is complete once a later event's note arrives (the
-  // router notes in seq order); `unnoted` counts those events (the router did not count them).
+  // the event late, the router did not — is complete once a later event's note arrives: the
+  // router queues an event's note right after pushing it, so a line of an event pushed after
+  // this note's comes after the note, and every other line still waiting without a note is of an
+  // event pushed before, whose note would have come already. `unnoted` counts those events (the
+  // router did not count them).
   void Take(OutputItem item, std::vector<OutputItem>* ready, uint64_t* unnoted) {
     if (item.kind == OutputItem::Kind::kLateNote) {
-      for (auto it = pending_.begin(); it != pending_.end() && it->first < item.late_seq;) {
-        if (it->second.expected != 0) {
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.expected != 0 || it->first == item.late_seq) {
           ++it;
           continue;
         }
@@ -187,7 +190,22 @@ struct ServeDaemon::Impl {
   std::atomic<uint64_t> unnoted_late{0};               // late events only a matcher judged late
   std::atomic<bool>* stop = nullptr;
 
-  int64_t next_seq = 0;
+  // Seqs per input partition (docs/operations.md "Match ids and arrival order"): an event's seq is
+  // its partition's base — (source index, the source's StreamOf) << kSeqCountBits — plus the
+  // count of events decoded from that partition before it, so it does not depend on how the
+  // partitions interleave; with one partition it is the arrival seq `vigil run` gives.
+  static constexpr int kSeqCountBits = 36;
+  struct Stream {
+    int64_t base = 0;
+    int64_t next = 0;        // events decoded from the partition so far (all runs)
+    bool clocked = false;    // the SeqClock noted one of its seqs
+  };
+  std::vector<Stream> streams;                         // per watermark partition
+  std::map<std::pair<size_t, uint32_t>, int> stream_of;   // (source, StreamOf) -> latest watermark partition
+  // The restored checkpoint's partitions, by (source name, StreamOf): taken up as they are
+  // assigned again; all saved again with each checkpoint (a partition not assigned now keeps its
+  // count and watermark for when it is).
+  std::map<std::pair<std::string, uint32_t>, CheckpointPayload::Stream> saved_streams;
   uint64_t epoch = 0;
   std::atomic<uint64_t> durable_epoch{0};
   std::atomic<bool> sink_failed{false};
@@ -349,7 +367,6 @@ bool ServeDaemon::Impl::Build(std::string* error) {
     if (!store->Open(error)) return false;
     if (!RestoreNewest(error)) return false;
   }
-  metrics->seq_clock.Start(next_seq);
   sink_thread = std::thread([this] { SinkLoop(); });
   return true;
 }
@@ -623,7 +640,13 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
       }
     }
   }
-  next_seq = payload.next_seq;
+  for (const CheckpointPayload::Stream& saved : payload.streams) saved_streams[{saved.source, saved.id}] = saved;
+  if (payload.legacy_next_seq > 0 && !sources.empty()) {
+    // A checkpoint of a build that numbered all events in one sequence (payload version 3): the
+    // first source's first partition goes on after it, so no seq is given twice.
+    saved_streams[{sources[0]->name(), 0}] = {sources[0]->name(), 0, 0, payload.legacy_next_seq,
+                                              PartitionWatermarks::kNone, PartitionWatermarks::kNone};
+  }
   watermarks.Restore(payload.watermark);
   committed_epoch = payload.epoch;
   // New checkpoints are numbered past every file on disk: one restored from behind damaged newer
@@ -632,8 +655,8 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
   epoch = std::max(payload.epoch, on_disk.empty() ? 0 : on_disk.front());
   summary.restored_epoch = payload.epoch;
   summary.input_done = payload.input_done;
-  spdlog::info("restored checkpoint {} (epoch {}, watermark {}, next seq {})", read.path, payload.epoch,
-               payload.watermark, payload.next_seq);
+  spdlog::info("restored checkpoint {} (epoch {}, watermark {}, {} input partition(s))", read.path, payload.epoch,
+               payload.watermark, payload.streams.size());
   return true;
 }
 
@@ -661,6 +684,23 @@ int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::st
   int& wm = index[static_cast<size_t>(partition)];
   if (wm >= 0) return wm;
   wm = watermarks.Register(fmt::format("{}:{}", sources[s]->name(), label), now_ms);
+  // Its seqs: go on from where the partition was (assigned before in this run, or in the
+  // checkpoint restored), with its watermark; else from 0.
+  const uint32_t id = sources[s]->StreamOf(partition) & ((uint32_t{1} << 22) - 1);
+  Stream stream;
+  stream.base = static_cast<int64_t>((static_cast<uint64_t>(s & 31) << 22 | id) << kSeqCountBits);
+  if (const auto it = stream_of.find({s, id}); it != stream_of.end()) {
+    const PartitionWatermarks::Partition& was = watermarks.partitions()[static_cast<size_t>(it->second)];
+    stream.base = streams[static_cast<size_t>(it->second)].base;
+    stream.next = streams[static_cast<size_t>(it->second)].next;
+    watermarks.Resume(wm, was.max_seen, was.own);
+  } else if (const auto saved = saved_streams.find({sources[s]->name(), id}); saved != saved_streams.end()) {
+    stream.base = saved->second.base;
+    stream.next = saved->second.next;
+    watermarks.Resume(wm, saved->second.max_seen, saved->second.own);
+  }
+  stream_of[{s, id}] = wm;
+  streams.push_back(stream);
   const std::map<std::string, std::string> labels{{"source", sources[s]->name()}, {"partition", label}};
   partition_messages.push_back(&metrics->messages.Add(labels));
   partition_lag.push_back(&metrics->watermark_lag.Add(labels));
@@ -692,10 +732,15 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   ++summary.events;
   const RecordView record = builder.record();
   const int64_t t = record.event_time();
+  const int64_t shards_before = watermarks.watermark();
+  // Judged against its partition's watermark (partition_watermarks.h): the same in every run.
   const int64_t before = watermarks.OnEvent(wm, t, batch_ns / 1000000);   // (a clock read per batch)
-  const int64_t seq = next_seq++;   // every decoded event takes one, as in Matcher::Push
-  metrics->seq_clock.Note(seq, batch_ns);
-  const bool late = before != PartitionWatermarks::kNone && t <= before;
+  // Every decoded event takes one, as in Matcher::Push, from its partition's sequence.
+  Stream& stream = streams[static_cast<size_t>(wm)];
+  const int64_t seq = stream.base | (stream.next++ & ((int64_t{1} << kSeqCountBits) - 1));
+  metrics->seq_clock.Note(seq, batch_ns, !stream.clocked);
+  stream.clocked = true;
+  bool late = before != PartitionWatermarks::kNone && t <= before;
   // A late event goes to the late output from here, once, however many rules read its
   // type — unless the allowed lateness lets it into windows: then the shards take it (and
   // write its line with the revisions it causes).
@@ -704,6 +749,9 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
     RouterLate(record, seq, before);
     return;
   }
+  // Within the allowed lateness but after the shards' watermark (only its own partition's had
+  // passed it): the shards still take it on time (docs/operations.md "Watermarks").
+  if (late && (shards_before == PartitionWatermarks::kNone || t > shards_before)) late = false;
   const size_t routed = pool->Push(record, seq, watermarks.watermark());
   if (routed == 0) {
     if (late) {
@@ -727,7 +775,15 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
   CheckpointPayload p;
   p.epoch = ++epoch;
   p.shards = pool->shards();
-  p.next_seq = next_seq;
+  p.streams.reserve(saved_streams.size() + stream_of.size());
+  std::map<std::pair<std::string, uint32_t>, CheckpointPayload::Stream> all = saved_streams;
+  for (const auto& [key, wm] : stream_of) {
+    const Stream& stream = streams[static_cast<size_t>(wm)];
+    const PartitionWatermarks::Partition& w = watermarks.partitions()[static_cast<size_t>(wm)];
+    all[{sources[key.first]->name(), key.second}] = {sources[key.first]->name(), key.second, stream.base,
+                                                     stream.next, w.max_seen, w.own};
+  }
+  for (auto& [key, stream] : all) p.streams.push_back(std::move(stream));
   p.watermark = watermarks.watermark();
   p.input_done = input_done;
   auto positions = std::make_shared<std::vector<std::vector<SourcePosition>>>();

@@ -8,9 +8,10 @@
 //
 // Alert latency (vigil_alert_latency_seconds): from the moment the router read the message of an
 // alert's last bound event to the moment the sink thread hands the alert to its sinks. The
-// router notes the wall clock once per block of 1024 arrival seqs (SeqClock), so a latency is
-// measured from the start of its event's block: it may read up to one block's reading time too
-// long, never too short. Window alerts (no bound event) are not measured.
+// router notes the wall clock once per block of 1024 seqs of one input partition (SeqClock; a
+// partition's seqs are consecutive), so a latency is measured from the start of its event's
+// block: it may read up to one block's reading time too long, never too short. Window alerts (no
+// bound event) are not measured.
 #pragma once
 
 #include <atomic>
@@ -26,35 +27,42 @@
 
 namespace vigil {
 
-// Wall-clock time per block of arrival seqs (written by the router, read by the sink thread).
+// Wall-clock time per block of seqs (written by the router, read by the sink thread). The blocks
+// of every partition share the slots, the newest taking a slot.
 class SeqClock {
  public:
   static constexpr int kBlockBits = 10;
-  static constexpr size_t kBlocks = 4096;   // the last 4M seqs
+  static constexpr int kSlotBits = 12;   // 4096 blocks: the last ~4M seqs read
 
-  // The router: call for every seq; records the time when a new block starts.
-  void Note(int64_t seq, int64_t now_ns) {
-    if ((seq & ((int64_t{1} << kBlockBits) - 1)) == 0 || seq == first_) {
-      Slot& slot = slots_[static_cast<size_t>(seq >> kBlockBits) % kBlocks];
+  // The router: call for every seq (`first`: the first of its partition since the start);
+  // records the time when a new block starts.
+  void Note(int64_t seq, int64_t now_ns, bool first) {
+    if ((seq & ((int64_t{1} << kBlockBits) - 1)) == 0 || first) {
+      Slot& slot = slots_[SlotOf(seq >> kBlockBits)];
       slot.block.store(seq >> kBlockBits, std::memory_order_relaxed);
       slot.ns.store(now_ns, std::memory_order_release);
     }
   }
-  void Start(int64_t first_seq) { first_ = first_seq; }
   // The time noted for seq's block, or -1 if it has been overwritten or never noted.
   int64_t At(int64_t seq) const {
-    const Slot& slot = slots_[static_cast<size_t>(seq >> kBlockBits) % kBlocks];
+    const Slot& slot = slots_[SlotOf(seq >> kBlockBits)];
     const int64_t ns = slot.ns.load(std::memory_order_acquire);
     return slot.block.load(std::memory_order_relaxed) == (seq >> kBlockBits) ? ns : -1;
   }
 
  private:
+  // A partition's consecutive blocks take consecutive slots from a place its id (the seq's bits
+  // from 36 up: serve_daemon.cc) hashes to.
+  static size_t SlotOf(int64_t block) {
+    const uint64_t partition = static_cast<uint64_t>(block) >> (36 - kBlockBits);
+    const uint64_t start = (partition * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits);
+    return static_cast<size_t>((static_cast<uint64_t>(block) + start) & ((uint64_t{1} << kSlotBits) - 1));
+  }
   struct Slot {
     std::atomic<int64_t> block{-1};
     std::atomic<int64_t> ns{-1};
   };
-  Slot slots_[kBlocks];
-  int64_t first_ = 0;
+  Slot slots_[size_t{1} << kSlotBits];
 };
 
 struct ServeMetrics {

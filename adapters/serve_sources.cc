@@ -209,8 +209,8 @@ class LineSource final : public ServeSource {
 // the order partitions are first assigned and kept if they are revoked and come back.
 class KafkaServeSource final : public ServeSource {
  public:
-  KafkaServeSource(std::string name, std::unique_ptr<KafkaSource> consumer)
-      : ServeSource(std::move(name)), consumer_(std::move(consumer)) {}
+  KafkaServeSource(std::string name, std::unique_ptr<KafkaSource> consumer, std::vector<std::string> topics)
+      : ServeSource(std::move(name)), consumer_(std::move(consumer)), topics_(std::move(topics)) {}
 
   bool Poll(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) override {
     batch->Clear();
@@ -261,9 +261,18 @@ class KafkaServeSource final : public ServeSource {
   }
 
   bool Commit(const std::vector<SourcePosition>& positions, std::string* error) override {
-    if (positions.empty()) return true;
+    // Only for partitions the group has given this member now: a commit before the member has
+    // joined (a restart's restored positions) is refused by the coordinator ("unknown member"),
+    // and librdkafka answers that by joining again from scratch — with checkpoints more often
+    // than a join takes, the member never got its partitions (found by the kill tests).
     std::vector<KafkaPosition> list;
-    for (const SourcePosition& p : positions) list.push_back({p.topic, p.partition, p.offset});
+    for (const SourcePosition& p : positions) {
+      const auto it = std::find(partitions_.begin(), partitions_.end(), std::make_pair(p.topic, p.partition));
+      if (it != partitions_.end() && assigned_[static_cast<size_t>(it - partitions_.begin())]) {
+        list.push_back({p.topic, p.partition, p.offset});
+      }
+    }
+    if (list.empty()) return true;
     // Without waiting: a coordinator that is away must not stall the router (restarts start from
     // the checkpoint's positions; the group's offsets are for monitoring and other consumers).
     const KafkaStatus status = consumer_->CommitAsync(list);
@@ -284,6 +293,18 @@ class KafkaServeSource final : public ServeSource {
   }
 
   KafkaGroupMetadata GroupMetadata() const override { return consumer_->GroupMetadata(); }
+
+  uint32_t StreamOf(int index) const override {
+    const auto& [topic, partition] = partitions_[static_cast<size_t>(index)];
+    uint32_t place = 0;
+    while (place < topics_.size() && topics_[place] != topic) ++place;
+    if (place == topics_.size()) {   // matched by a pattern: FNV-1a of its name
+      uint32_t h = 2166136261u;
+      for (const char c : topic) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+      place = h;
+    }
+    return (place % 64) << 16 | (static_cast<uint32_t>(partition) & 0xFFFF);
+  }
 
  private:
   int IndexOf(std::string_view topic, int32_t partition) {
@@ -309,6 +330,7 @@ class KafkaServeSource final : public ServeSource {
   }
 
   std::unique_ptr<KafkaSource> consumer_;
+  std::vector<std::string> topics_;   // as configured (StreamOf)
   KafkaBatch kafka_batch_;
   std::vector<std::pair<std::string, int32_t>> partitions_;
   std::vector<int64_t> next_;        // next offset to read per partition; -1: nothing read yet
@@ -485,7 +507,7 @@ std::unique_ptr<ServeSource> MakeServeSource(const SourceConfig& config, size_t 
         *error = fmt::format("source '{}': {}", config.name, status.message);
         return nullptr;
       }
-      return std::make_unique<KafkaServeSource>(config.name, std::move(consumer));
+      return std::make_unique<KafkaServeSource>(config.name, std::move(consumer), std::move(options.topics));
     }
     case SourceConfig::Kind::kRabbitMq: {
       RabbitSourceOptions options;

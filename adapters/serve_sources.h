@@ -93,6 +93,11 @@ class ServeSource {
   virtual bool Committed(std::vector<SourcePosition>* partitions, std::string* error) {
     return true;
   }
+  // A number for the partition (a dense index) that is the same in every run and in no other
+  // partition of this source, below 2^22 (the router builds the seqs of its events from it:
+  // docs/operations.md "Match ids and arrival order"). One partition: 0; Kafka: the topic's place
+  // in the configured list (a topic it does not name: a hash of its name) × 65536 + partition.
+  virtual uint32_t StreamOf(int partition) const { return 0; }
   // Kafka only: the consumer's group metadata (group, generation, member), for a transactional
   // sink to commit this source's positions with its outputs. Taken by the router when it takes a
   // checkpoint (a rebalance changes the generation); empty for other sources.

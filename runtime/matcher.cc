@@ -554,8 +554,10 @@ bool Matcher::Impl::Take(RecordView event, int64_t seq, int64_t watermark_after,
     // for W >= t. So with nothing buffered the event is the next in (time, seq) order, and is
     // processed now, with exactly the outcome of releasing it later. (Buffered events, as after
     // a restore, or W short of t - 1, as after a restore from a matcher with a delay, keep it
-    // in the buffer.)
-    if (reorder_.empty() && watermark_ != kNoWatermark && t == watermark_ + 1) {
+    // in the buffer; so do seqs that do not follow arrival: one at time t with a smaller seq may
+    // still come.)
+    if (reorder_.empty() && watermark_ != kNoWatermark && t == watermark_ + 1 &&
+        (event_watermark || options_.seqs_follow_arrival)) {
       ProcessEvent(event, seq, EventStore::kNone);
     } else if (options_.max_buffered_events_per_key == 0) {
       reorder_.Push(store_.Add(event, seq));

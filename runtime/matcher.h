@@ -127,6 +127,12 @@ struct MatcherOptions {
   // empty), and the closed windows of `when` rules it falls in are judged again: alerts with
   // Alert::revision > 0. Windows' slices and keys are kept that much longer.
   int64_t allowed_lateness_ms = 0;
+  // Push(event, seq, W) only: true (the default) if the seqs increase with arrival, so an event
+  // next in (time, seq) order may be processed at once (below). false: the seqs only order events
+  // of equal time and are unique (the daemon's seqs per input partition, docs/operations.md
+  // "Match ids and arrival order"), so an event with a smaller seq may still come at the same
+  // time: every event waits in the reorder buffer until the watermark reaches its time.
+  bool seqs_follow_arrival = true;
 };
 
 // kWindow: a `when` rule's condition held as one of its windows closed (no bound events).
@@ -241,12 +247,14 @@ class Matcher {
   // As Push(event), for a caller that keeps the arrival order and the watermark itself (the
   // daemon's router, runtime/shard_pool.h, which feeds one matcher per shard and rule):
   // `seq` is the event's arrival seq, strictly greater than every seq given before (later
-  // Push(event) calls go on after it); the event is late if its time is <= the watermark now;
+  // Push(event) calls go on after it) — or, with MatcherOptions::seqs_follow_arrival false, any
+  // seq no other event has; the event is late if its time is <= the watermark now;
   // after it is taken the watermark is raised to `watermark_after` (never lowered) — the part
   // max time seen - delay - 1 plays in Push(event); for an event that is not late the caller
   // guarantees watermark_after < its time. Then, as with a delay of 0 (and no
   // max_buffered_events), an event that is next in (time, seq) order — nothing buffered, time ==
-  // watermark + 1 — is processed at once and never counts against max_buffered_events_per_key.
+  // watermark + 1, seqs following arrival — is processed at once and never counts against
+  // max_buffered_events_per_key.
   // Meant for options with bounded_out_of_orderness_ms = -1 (the events do not move the
   // watermark; this entry never applies the options' delay).
   bool Push(RecordView event, int64_t seq, int64_t watermark_after);

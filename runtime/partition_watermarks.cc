@@ -22,9 +22,16 @@ void PartitionWatermarks::Unregister(int partition) {
   Recompute();
 }
 
-int64_t PartitionWatermarks::OnEvent(int partition, int64_t t, int64_t now_ms) {
-  const int64_t before = watermark_;
+void PartitionWatermarks::Resume(int partition, int64_t max_seen, int64_t own) {
   Partition& p = partitions_[static_cast<size_t>(partition)];
+  p.max_seen = max_seen;
+  p.own = own;
+  Recompute();
+}
+
+int64_t PartitionWatermarks::OnEvent(int partition, int64_t t, int64_t now_ms) {
+  Partition& p = partitions_[static_cast<size_t>(partition)];
+  const int64_t before = std::max(watermark_, p.own);
   p.last_message_ms = now_ms;
   bool moved = false;
   if (p.idle) {

@@ -14,8 +14,12 @@
 // assignment), before its first message, so a partition that has not caught up yet holds W back
 // instead of seeing its backlog declared late.
 //
-// Lateness is decided against W as it is when an event arrives (before the event's own time
-// moves it), exactly as Matcher::Push does for a single stream; with one partition this class
+// Lateness is decided when an event arrives (before the event's own time moves anything) against
+// max(W, W_p): its partition's own watermark, which depends only on what that partition delivered
+// before it, not on how the partitions happened to interleave — so whether an event is late is the
+// same in every run over the same partitions (docs/operations.md "Match ids and arrival order").
+// W_p >= W while p is active, so that is W_p; W is larger only for a partition that was idle. With
+// one partition both are the same, exactly as Matcher::Push judges a single stream, and this class
 // computes the same watermarks as the matcher's own bounded out-of-orderness.
 //
 // Single-threaded (the daemon's router). Allocates only when a partition is registered.
@@ -42,8 +46,8 @@ class PartitionWatermarks {
   void Unregister(int partition);
 
   // An event of `partition` with event time t arriving at wall time now_ms. Returns the
-  // watermark the event is judged against (late if t <= it), then moves the watermark; the new
-  // one is watermark().
+  // watermark the event is judged against (late if t <= it): max(W, W_p) before the event; then
+  // moves the watermarks. The new W is watermark().
   int64_t OnEvent(int partition, int64_t t, int64_t now_ms);
   // Punctuation read from `partition`: every event of it with time <= w has arrived.
   void OnPunctuation(int partition, int64_t w, int64_t now_ms);
@@ -54,6 +58,9 @@ class PartitionWatermarks {
   int64_t watermark() const { return watermark_; }
   // Restores the watermark after a restart (a checkpoint's); partitions start from it.
   void Restore(int64_t watermark) { watermark_ = watermark; }
+  // Gives a partition just registered the state it had at a checkpoint (Partition's max_seen and
+  // own below), so its events are judged as they were before the restart.
+  void Resume(int partition, int64_t max_seen, int64_t own);
 
   struct Partition {
     std::string label;

@@ -1,7 +1,8 @@
 // The matcher on N shards (threads), with the alerts of one matcher (issue 5, "Parallelism"). Entry
 // point: ShardPool (Push, AdvanceWatermark, Checkpoint, Restore, Finish).
 //
-// The daemon reads its sources on one thread, the router. It assigns every event its arrival seq
+// The daemon reads its sources on one thread, the router. It assigns every event its seq (arrival
+// order, or with several input partitions per partition: MatcherOptions::seqs_follow_arrival)
 // and keeps the watermark W, and hands both to ShardPool::Push. The plan (runtime/shard_plan.h)
 // names, per event type, the groups (rules) that read it; for each, the event is copied into the
 // current input batch of shard ShardOf(key) with (group, seq, W before it, W after it). Each shard
@@ -103,8 +104,8 @@ class ShardPool {
   ShardPool(const ShardPool&) = delete;
   ShardPool& operator=(const ShardPool&) = delete;
 
-  // One event (a record of the plan's schema; copied) with its arrival seq (strictly greater than
-  // every seq before) and the watermark after it (Matcher::Push(event, seq, watermark_after): the
+  // One event (a record of the plan's schema; copied) with its seq (strictly greater than every
+  // seq before, or unique: as Matcher::Push(event, seq, W) takes it) and the watermark after it (Matcher::Push(event, seq, watermark_after): the
   // event is late if its time <= the watermark before it; never lowers the watermark). Returns
   // the number of groups (rules) it was routed to: 0 for a type no rule reads (the caller counts it
   // ignored). May block while a shard is behind (backpressure).

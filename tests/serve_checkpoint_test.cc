@@ -20,7 +20,8 @@ CheckpointPayload Example() {
   CheckpointPayload p;
   p.epoch = 7;
   p.shards = 2;
-  p.next_seq = 12345;
+  p.streams.push_back({"events", 0, 0, 12345, 1709251260000, 1709251199999});
+  p.streams.push_back({"events", 1, int64_t{1} << 36, 7, kNoWatermark, kNoWatermark});
   p.watermark = 1709251200000;
   p.input_done = false;
   p.sources.push_back({"events", {{"events", 0, 120}, {"events", 1, 98}}, ""});
@@ -36,7 +37,15 @@ TEST_CASE("serve checkpoint: the payload round trip keeps every field") {
   REQUIRE(UnpackPayload(PackPayload(p), &q, &error));
   CHECK(q.epoch == 7);
   CHECK(q.shards == 2);
-  CHECK(q.next_seq == 12345);
+  REQUIRE(q.streams.size() == 2);
+  CHECK(q.streams[0].source == "events");
+  CHECK(q.streams[0].next == 12345);
+  CHECK(q.streams[0].max_seen == 1709251260000);
+  CHECK(q.streams[0].own == 1709251199999);
+  CHECK(q.streams[1].id == 1);
+  CHECK(q.streams[1].base == int64_t{1} << 36);
+  CHECK(q.streams[1].own == kNoWatermark);
+  CHECK(q.legacy_next_seq == 0);
   CHECK(q.watermark == 1709251200000);
   CHECK_FALSE(q.input_done);
   REQUIRE(q.sources.size() == 2);
@@ -88,15 +97,20 @@ TEST_CASE("serve checkpoint: another version or a damaged payload is an error, n
   CHECK(error.find("payload version 99, this build reads") == 0);
   // The right version, then each part of the wrong kind or size.
   const std::vector<std::string> damaged = {
-      packed([](auto& pk) { pk.pack_array(3); pk.pack(3); pk.pack(1); pk.pack(2); }),
-      packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(1); pk.pack(2); pk.pack(0); pk.pack(0); pk.pack(false);
+      packed([](auto& pk) { pk.pack_array(3); pk.pack(4); pk.pack(1); pk.pack(2); }),
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(4); pk.pack(1); pk.pack(2); pk.pack_array(1); pk.pack_array(5);
+                            pk.pack("s"); pk.pack(0); pk.pack(0); pk.pack(0); pk.pack(0); pk.pack(0); pk.pack(false);
+                            pk.pack_array(0); pk.pack_array(0); }),               // a partition of 5 fields
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(4); pk.pack(1); pk.pack(2); pk.pack(17); pk.pack(0);
+                            pk.pack(false); pk.pack_array(0); pk.pack_array(0); }),   // partitions: a number
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(4); pk.pack(1); pk.pack(2); pk.pack_array(0); pk.pack(0); pk.pack(false);
                             pk.pack(42); pk.pack_array(0); }),                      // sources: not an array
-      packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(1); pk.pack(2); pk.pack(0); pk.pack(0); pk.pack(false);
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(4); pk.pack(1); pk.pack(2); pk.pack_array(0); pk.pack(0); pk.pack(false);
                             pk.pack_array(1); pk.pack_array(3); pk.pack("s"); pk.pack_array(1); pk.pack(7);
                             pk.pack_bin(0); pk.pack_array(0); }),                  // a position: not an array
-      packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(1); pk.pack(2); pk.pack(0); pk.pack(0); pk.pack(false);
+      packed([](auto& pk) { pk.pack_array(8); pk.pack(4); pk.pack(1); pk.pack(2); pk.pack_array(0); pk.pack(0); pk.pack(false);
                             pk.pack_array(0); pk.pack_array(1); pk.pack("not bin"); }),   // a blob: a string
-      packed([](auto& pk) { pk.pack(3); }),
+      packed([](auto& pk) { pk.pack(4); }),
       std::string("\xc1", 1),
   };
   for (const std::string& bytes : damaged) {
@@ -105,6 +119,14 @@ TEST_CASE("serve checkpoint: another version or a damaged payload is an error, n
     CHECK_FALSE(UnpackPayload(bytes, &r, &error));
     CHECK(error.find("damaged payload") == 0);
   }
+  // Version 3 (one next seq for all input) is still read.
+  CheckpointPayload legacy;
+  REQUIRE(UnpackPayload(packed([](auto& pk) { pk.pack_array(8); pk.pack(3); pk.pack(5); pk.pack(1); pk.pack(9876);
+                                              pk.pack(100); pk.pack(false); pk.pack_array(0); pk.pack_array(0); }),
+                        &legacy, &error));
+  CHECK(legacy.legacy_next_seq == 9876);
+  CHECK(legacy.streams.empty());
+  CHECK(legacy.watermark == 100);
   const std::string whole = PackPayload(Example());
   for (size_t n = 0; n < whole.size(); n += 3) {   // every cut
     CheckpointPayload r;

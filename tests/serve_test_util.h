@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -74,7 +75,9 @@ struct TempDir {
     char tmpl[] = "/tmp/vigil-serve-XXXXXX";
     path = ::mkdtemp(tmpl);
   }
-  ~TempDir() { std::filesystem::remove_all(path); }
+  ~TempDir() {
+    if (std::getenv("KEEP_TMP") == nullptr) std::filesystem::remove_all(path);
+  }
 };
 
 // `vigil run` on the sample: the expected alert lines.
