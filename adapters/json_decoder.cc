@@ -269,24 +269,25 @@ struct JsonDecoder::Impl {
   bool Run(simdjson::padded_string_view input, RecordBuilder& out) {
     od::document doc;
     if (auto e = parser.iterate(input).get(doc)) return Invalid(e);
-    {
+    if (plain_discriminator) {
       od::object object;
-      if (auto e = doc.get_object().get(object)) {
-        if (e == simdjson::INCORRECT_TYPE) return writer.Fail(DecodeCode::kNotAnObject, "not a JSON object");
-        return Invalid(e);
-      }
-      if (plain_discriminator) {
-        switch (RunFromFirstField(object, out)) {
-          case FastStart::kDone: return !TrailingContent(doc) && writer.Finish();
-          case FastStart::kFailed: return false;
-          case FastStart::kNotTaken: doc.rewind(); break;
-          case FastStart::kNotTakenBroken:   // simdjson abandoned the document: start again
-            if (auto e = parser.iterate(input).get(doc)) return Invalid(e);
-            break;
-        }
+      if (auto e = doc.get_object().get(object)) return NotAnObject(e);
+      switch (RunFromFirstField(object, out)) {
+        case FastStart::kDone: return !TrailingContent(doc) && writer.Finish();
+        case FastStart::kFailed: return false;
+        case FastStart::kNotTaken: doc.rewind(); break;
+        case FastStart::kNotTakenBroken:   // simdjson abandoned the document: start again
+          if (auto e = parser.iterate(input).get(doc)) return Invalid(e);
+          break;
       }
     }
     return RunTwoPasses(doc, out);
+  }
+
+  // The root is not an object, or is malformed.
+  bool NotAnObject(simdjson::error_code e) {
+    if (e == simdjson::INCORRECT_TYPE) return writer.Fail(DecodeCode::kNotAnObject, "not a JSON object");
+    return Invalid(e);
   }
 
   // kNotTakenBroken: not taken because reading the first field failed; the document can then
@@ -321,14 +322,18 @@ struct JsonDecoder::Impl {
       }
       if (!ReadField(field, discriminators)) return FastStart::kFailed;
     }
-    return first ? FastStart::kNotTaken : FastStart::kDone;   // {}: pass 1 reports it
+    if (first) {   // {}: what pass 1 would say (simdjson cannot rewind an ended document)
+      writer.FailMissingDiscriminator();
+      return FastStart::kFailed;
+    }
+    return FastStart::kDone;
   }
 
   // Run's general path: pass 1 with find_field_unordered, then pass 2 after a rewind.
   bool RunTwoPasses(od::document& doc, RecordBuilder& out) {
     {
       od::object object;
-      if (auto e = doc.get_object().get(object)) return Invalid(e);
+      if (auto e = doc.get_object().get(object)) return NotAnObject(e);
       od::value type_value;
       auto e = object.find_field_unordered(writer.options().discriminator).get(type_value);
       if (e == simdjson::NO_SUCH_FIELD) return writer.FailMissingDiscriminator();
