@@ -159,8 +159,10 @@ struct JsonDecoder::Impl {
       WireValue wire;
       const char* token = element.raw_json_token().data();
       size_t n;
-      if (*token == '"' && (n = PlainStringLength(token + 1)) != kEscaped) {
-        wire = WireValue::String(std::string_view(token + 1, n));   // left unread: skipped
+      od::raw_json_string unescaped;
+      if (*token == '"' && (n = PlainStringLength(token + 1)) != kEscaped &&
+          element.get_raw_json_string().get(unescaped) == simdjson::SUCCESS) {
+        wire = WireValue::String(std::string_view(token + 1, n));
       } else if (auto e = ReadValue(element, wire)) {
         return Invalid(e);
       }
@@ -173,7 +175,6 @@ struct JsonDecoder::Impl {
   // Reads the value of field `slot`: by the field's type where the value's first byte shows
   // the usual form (the same simdjson calls ReadValue would make, without its type() and
   // WireValue), else through ReadValue and RecordWriter::Store, which report every error.
-  // A string read in place is left unread; the object's iterator skips it.
   bool ReadFieldValue(int slot, od::value& value) {
     using S = ScalarType;
     const uint8_t code = writer.field_code(slot);
@@ -182,6 +183,10 @@ struct JsonDecoder::Impl {
         const char* raw = value.raw_json_token().data() + 1;
         const size_t n = PlainStringLength(raw);
         if (n == kEscaped) break;
+        // Read (not unescaped), as get_string would: simdjson's iterator then moves on the same
+        // way (a value left unread is skipped, which on malformed input can end differently).
+        od::raw_json_string unescaped;
+        if (value.get_raw_json_string().get(unescaped)) break;
         const std::string_view s(raw, n);
         if (code == RecordWriter::Code(S::kString) && writer.StoreString(slot, s)) return true;
         return writer.Store(slot, WireValue::String(s));
@@ -398,6 +403,9 @@ DecodeStatus JsonDecoder::Decode(std::string_view message, RecordBuilder& out) {
   std::vector<char>& padded = impl_->padded;
   if (padded.size() < message.size() + kPadding) padded.resize(message.size() + kPadding);
   if (!message.empty()) std::memcpy(padded.data(), message.data(), message.size());
+  // Zeros, not what a longer message left: simdjson's verdict on an unbalanced document
+  // depends on the byte after it (it checks the balance only if that byte is '}').
+  std::memset(padded.data() + message.size(), 0, kPadding);
   return DecodePadded(std::string_view(padded.data(), message.size()), out);
 }
 

@@ -85,7 +85,10 @@ class DocumentWriter {
  public:
   explicit DocumentWriter(uint64_t seed) : rng_(seed) {}
 
+  // A third of the documents are written as producers write them (keys unescaped, fields in
+  // declaration order: the decoder's plain path), the rest anyhow.
   std::string Document(std::string_view discriminator) {
+    producer_style_ = Chance(33);
     std::string out = "{";
     const std::vector<std::string> keys = Keys(discriminator);
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -97,8 +100,10 @@ class DocumentWriter {
       Space(out);
       if (keys[i] == discriminator) {
         out += TypeName();
-      } else if (const auto good = kGoodValues.find(keys[i]); good != kGoodValues.end() && Chance(97)) {
-        out += OneOf(good->second);
+      } else if (const auto good = kGoodValues.find(keys[i]); good != kGoodValues.end() && (producer_style_ || Chance(97))) {
+        std::string value = OneOf(good->second);
+        while (producer_style_ && value.find('\\') != std::string::npos) value = OneOf(good->second);
+        out += value;
       } else {
         Value(out, 0);
       }
@@ -145,12 +150,18 @@ class DocumentWriter {
         "event_id", "meta", "car", "card_", "card_id_", "card_id_22", "amoun", "amount2", "c",
         "account_locked_for_review_sinc", std::string(69, 'x'), std::string(71, 'x'), "x",
         "type", "kind", "typ", "types", "at", "watermark", "tag", "tags"};
-    std::vector<std::string> keys = kTypeKeys[Pick(kTypeKeys.size())];
-    if (Chance(30)) std::shuffle(keys.begin(), keys.end(), rng_);
+    static const std::vector<std::string> kUndeclared = {"event_id", "meta", "car", "card_",
+                                                         "card_id_", "amoun", "x", "typ", "types"};
+    type_ = Pick(kTypeKeys.size());
+    std::vector<std::string> keys = kTypeKeys[type_];
+    if (!producer_style_ && Chance(30)) std::shuffle(keys.begin(), keys.end(), rng_);
     for (int k = static_cast<int>(Pick(3)); k > 0; --k) {   // undeclared or repeated keys
-      keys.insert(keys.begin() + static_cast<std::ptrdiff_t>(Pick(keys.size() + 1)), OneOf(kOthers));
+      const std::string& key = producer_style_ && Chance(90) ? OneOf(kUndeclared) : OneOf(kOthers);
+      keys.insert(keys.begin() + static_cast<std::ptrdiff_t>(Pick(keys.size() + 1)), key);
     }
-    if (Chance(10) && !keys.empty()) keys.erase(keys.begin() + static_cast<std::ptrdiff_t>(Pick(keys.size())));
+    if (!producer_style_ && Chance(10) && !keys.empty()) {
+      keys.erase(keys.begin() + static_cast<std::ptrdiff_t>(Pick(keys.size())));
+    }
     const std::string d(discriminator);
     std::erase(keys, d);
     if (!Chance(5)) {   // where the discriminator goes: mostly first
@@ -162,7 +173,7 @@ class DocumentWriter {
   }
 
   // `text` as a JSON string, escaped as needed and at random beyond that.
-  std::string Key(const std::string& text) { return Quoted(text, Chance(15)); }
+  std::string Key(const std::string& text) { return Quoted(text, !producer_style_ && Chance(15)); }
   std::string Quoted(std::string_view text, bool extra_escapes) {
     std::string out = "\"";
     for (char c : text) {
@@ -180,6 +191,9 @@ class DocumentWriter {
   }
 
   std::string TypeName() {
+    static const std::vector<std::string> kNames = {"Charge", "Lists", "Login", "Odd\\\"Names",
+                                                    "$watermark"};
+    if (producer_style_) return "\"" + kNames[type_] + "\"";   // the keys' type
     if (Chance(10)) {
       return OneOf(std::vector<std::string>{"5", "null", "[\"Login\"]", "{}", "\"Chrge\"", "tru",
                                             "\"Log\\x\"", "\"\""});
@@ -251,6 +265,8 @@ class DocumentWriter {
   }();
 
   std::mt19937_64 rng_;
+  bool producer_style_ = false;
+  size_t type_ = 0;   // of the keys: DiffSchema's type index, 4 the punctuation
 };
 
 std::string Verdict(const DecodeStatus& s, const RecordBuilder& builder) {
@@ -274,13 +290,17 @@ struct Decoders {
 
   // Checks both give the same verdict on `doc`; true if the reference decoded a record.
   bool Same(const std::string& doc) {
-    const std::string want = Verdict(reference.Decode(doc, builder), builder);
-    const std::string got = Verdict(production.Decode(doc, builder), builder);
-    // Padding of quotes, not the spaces Decode pads with: simdjson's verdict on a truncated
-    // document can depend on the padding's content, so each decoder gets the same padding.
+    // simdjson's verdict on a truncated or unbalanced document can depend on the padding's
+    // content: Decode pads with zeros (the reference's Decode with whatever longer messages
+    // left in its buffer), so the reference reads the message with zeros after it; DecodePadded
+    // is tried with '}' after the message (what makes simdjson check the balance), the same
+    // for both.
     padded.assign(doc);
-    padded.append(JsonDecoder::kPadding, '"');
+    padded.append(JsonDecoder::kPadding, '\0');
     const std::string_view in_place(padded.data(), doc.size());
+    const std::string want = Verdict(reference.DecodePadded(in_place, builder), builder);
+    const std::string got = Verdict(production.Decode(doc, builder), builder);
+    padded.replace(doc.size(), JsonDecoder::kPadding, JsonDecoder::kPadding, '}');
     const std::string want_padded = Verdict(reference.DecodePadded(in_place, builder), builder);
     const std::string got_padded = Verdict(production.DecodePadded(in_place, builder), builder);
     if (want_padded != want) ++padding_matters;
