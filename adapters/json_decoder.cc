@@ -1,5 +1,21 @@
-// JSON decoder (see json_decoder.h): simdjson On-Demand values -> WireValue -> RecordWriter.
+// JSON decoder (see json_decoder.h): simdjson On-Demand values -> RecordWriter.
 // Uses simdjson's error-code API only; no exception is thrown or caught on the decode path.
+//
+// Entry points: JsonDecoder::Decode / DecodePadded -> Impl::Run. The usual message — the
+// discriminator first, escape-free keys and strings — takes the fast way, and anything else the
+// general one, which is the decoder as it was before (tests/reference/json_decoder.cc keeps that
+// one; tests/json_differential_test.cc holds the two to the same verdicts and records):
+//   * one walk over the object when its first key is the discriminator with an escape-free
+//     string value (else: find_field_unordered, rewind, then the walk);
+//   * keys and string values without a backslash are taken from the input bytes in place, not
+//     unescaped into simdjson's string buffer (a call through its runtime-chosen kernel each);
+//   * a value is read by its field's type (RecordWriter::field_code) where its first byte shows
+//     the usual form, with the same simdjson calls ReadValue would make minus type(); the rest
+//     goes through ReadValue and RecordWriter::Store, which report every error;
+//   * keys no type declares are dropped by a 256-bit filter before the slot search;
+//   * fields are used inside simdjson's result, not moved out of it (the move copied a value
+//     iterator written piecewise just before: a store-forwarding stall per field).
+// perf/README.md "Decoding" has the figures.
 #include "adapters/json_decoder.h"
 
 #include <algorithm>
@@ -299,8 +315,8 @@ struct JsonDecoder::Impl {
   // not be rewound.
   enum class FastStart : uint8_t { kDone, kFailed, kNotTaken, kNotTakenBroken };
 
-  // The one-walk path of Run; kNotTaken... (having read nothing that counts) unless the first
-  // key is the discriminator and its value an escape-free string.
+  // The one-walk path of Run. Not taken (having read nothing that counts) unless the first key
+  // is the discriminator and its value an escape-free string.
   FastStart RunFromFirstField(od::object& object, RecordBuilder& out) {
     const std::string_view discriminator = writer.options().discriminator;
     int discriminators = 0;
@@ -311,7 +327,7 @@ struct JsonDecoder::Impl {
         Invalid(e);
         return FastStart::kFailed;
       }
-      od::field& field = field_result.value_unsafe();   // not moved out: see ReadField
+      od::field& field = field_result.value_unsafe();   // not moved out (file comment)
       if (first) {
         first = false;
         const char* raw = field.key().raw();
