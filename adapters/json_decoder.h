@@ -6,10 +6,11 @@
 // the copy when the caller guarantees the padding (a reader that loads a whole file into one
 // buffer with kPadding spare bytes at its end can hand out every line that way).
 //
-// On-Demand reads values lazily: the discriminator is found first (find_field_unordered), then
-// the document is rewound and every field read once, in order. Values of undeclared fields are
-// skipped, not validated in depth; the message's structure (brackets, strings, UTF-8) is
-// validated by simdjson's first stage for the whole message.
+// On-Demand reads values lazily: the discriminator is found first — it is the first key, or
+// find_field_unordered finds it and the document is rewound — and every field is read once, in
+// order. Values of undeclared fields are skipped, not validated in depth; the message's
+// structure (brackets, strings, UTF-8) is validated by simdjson's first stage for the whole
+// message. Decode pads its copy with zeros.
 #pragma once
 
 #include <memory>
@@ -29,7 +30,9 @@ class JsonDecoder final : public Decoder {
   ~JsonDecoder() override;
 
   DecodeStatus Decode(std::string_view message, RecordBuilder& out) override;
-  // As Decode, but `message.data()[message.size() .. + kPadding)` must be readable (any content).
+  // As Decode, but `message.data()[message.size() .. + kPadding)` must be readable (any
+  // content; but on an unbalanced document simdjson's verdict can depend on whether the byte
+  // after the message is '}').
   DecodeStatus DecodePadded(std::string_view message, RecordBuilder& out);
 
  private:

@@ -391,6 +391,63 @@ TEST_CASE("decode json: escapes in strings and keys are unescaped") {
   CHECK(builder.Finish().GetString(0) == "a\"b\\c\n\t\xc3\xa9\xf0\x9f\x98\x80//");
 }
 
+TEST_CASE("decode json: keys and strings read in place, the discriminator anywhere") {
+  // The decoder takes escape-free keys and strings from the input in place and walks the object
+  // once when the discriminator comes first (adapters/json_decoder.cc); these inputs take each
+  // way and must decode the same.
+  const Schema schema = TestSchema();
+  JsonDecoder decoder(schema);
+  RecordBuilder builder;
+  const std::string login = "Login{user: \"u1\", at: 1970-01-01T00:00:00Z}";
+  const std::vector<std::string> same = {
+      R"({"type":"Login","user":"u1","at":0})",
+      R"({"user":"u1","type":"Login","at":0})",                      // discriminator later
+      R"({"user":"u1","at":0,"type":"Login"})",                      // discriminator last
+      R"({"type":"Log\u0069n","user":"u1","at":0})",                 // escaped type name
+      R"({"type":"Login","\u0075ser":"u1","at":0})",                 // escaped key
+      R"({"type":"Login","user":"\u0075\u0031","at":0})",            // escaped value
+      R"({"type":"Login","use":"x","users":"y","usr":1,"user":"u1","at":0})",   // shared prefixes
+      R"({"type":"Login","card_id":"c","user":"u1","amount":"x","at":0})",     // other type's names
+      R"({"type":"Login","user":"u1","xy":[1,{"user":2}],"at":0,"zz":{"type":"Charge"}})",
+      R"({"at":0,"user":"u1","type":"Login"})",                       // any order
+      " {\n\t\"type\" : \"Login\" ,\"user\" : \"u1\" , \"at\" : 0 } ",
+  };
+  for (const std::string& json : same) {
+    CAPTURE(json);
+    const DecodeStatus s = decoder.Decode(json, builder);
+    REQUIRE(s.message == "");
+    CHECK(FormatRecord(schema.types[2], builder.record()) == login);
+  }
+  struct Case {
+    std::string input;
+    DecodeCode code;
+    std::string message;
+  };
+  const std::vector<Case> errors = {
+      {R"({"type":"Login","user":"u1","at":0,"type":"Login"})", DecodeCode::kNoDiscriminator,
+       "duplicate discriminator field 'type'"},
+      {R"({"type":"Login","user":"u1","at":0,"typ\u0065":"Login"})", DecodeCode::kNoDiscriminator,
+       "duplicate discriminator field 'type'"},
+      {R"({"typ\u0065":"Login","user":"u1","at":0})", DecodeCode::kNoDiscriminator,
+       "missing discriminator field 'type'"},   // pass 1 compares raw key bytes
+      {R"({"type":"Login","user":"u1","us\u0065r":"u2","at":0})", DecodeCode::kDuplicateField,
+       "Login: field 'user': duplicate field"},
+      {R"({"type":"Login","user":5,"at":0})", DecodeCode::kWrongType,
+       "Login: field 'user': expected string, got int"},
+      {R"({"type":"Login","user":"u1","at":"soon"})", DecodeCode::kBadValue,
+       "Login: field 'at': invalid timestamp \"soon\""},
+      {R"({"type":"Login","user":"u1\q","at":0})", DecodeCode::kMalformed,
+       "invalid JSON: Problem while parsing a string"},
+      {"{}", DecodeCode::kNoDiscriminator, "missing discriminator field 'type'"},
+  };
+  for (const Case& c : errors) {
+    CAPTURE(c.input);
+    const DecodeStatus s = decoder.Decode(c.input, builder);
+    CHECK(s.code == c.code);
+    CHECK(s.message == c.message);
+  }
+}
+
 TEST_CASE("decode json: malformed input and non-objects") {
   const Schema schema = TestSchema();
   JsonDecoder decoder(schema);
