@@ -683,18 +683,21 @@ int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::st
   if (index.size() <= static_cast<size_t>(partition)) index.resize(static_cast<size_t>(partition) + 1, -1);
   int& wm = index[static_cast<size_t>(partition)];
   if (wm >= 0) return wm;
-  wm = watermarks.Register(fmt::format("{}:{}", sources[s]->name(), label), now_ms);
-  // Its seqs: go on from where the partition was (assigned before in this run, or in the
-  // checkpoint restored), with its watermark; else from 0.
   const uint32_t id = sources[s]->StreamOf(partition) & ((uint32_t{1} << 22) - 1);
+  if (const auto it = stream_of.find({s, id}); it != stream_of.end()) {
+    // Assigned before in this run and revoked since: the same watermark partition, seqs and
+    // metrics go on (its watermark judged as it was, W having moved on without it meanwhile).
+    wm = it->second;
+    watermarks.Reactivate(wm, now_ms);
+    spdlog::info("source '{}': partition {} assigned again", sources[s]->name(), label);
+    return wm;
+  }
+  wm = watermarks.Register(fmt::format("{}:{}", sources[s]->name(), label), now_ms);
+  // Its seqs: go on from where the partition was in the checkpoint restored, with its
+  // watermark; else from 0.
   Stream stream;
   stream.base = static_cast<int64_t>((static_cast<uint64_t>(s & 31) << 22 | id) << kSeqCountBits);
-  if (const auto it = stream_of.find({s, id}); it != stream_of.end()) {
-    const PartitionWatermarks::Partition& was = watermarks.partitions()[static_cast<size_t>(it->second)];
-    stream.base = streams[static_cast<size_t>(it->second)].base;
-    stream.next = streams[static_cast<size_t>(it->second)].next;
-    watermarks.Resume(wm, was.max_seen, was.own);
-  } else if (const auto saved = saved_streams.find({sources[s]->name(), id}); saved != saved_streams.end()) {
+  if (const auto saved = saved_streams.find({sources[s]->name(), id}); saved != saved_streams.end()) {
     stream.base = saved->second.base;
     stream.next = saved->second.next;
     watermarks.Resume(wm, saved->second.max_seen, saved->second.own);

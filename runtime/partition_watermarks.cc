@@ -22,6 +22,14 @@ void PartitionWatermarks::Unregister(int partition) {
   Recompute();
 }
 
+void PartitionWatermarks::Reactivate(int partition, int64_t now_ms) {
+  Partition& p = partitions_[static_cast<size_t>(partition)];
+  p.live = true;
+  p.idle = false;
+  p.last_message_ms = now_ms;
+  Recompute();
+}
+
 void PartitionWatermarks::Resume(int partition, int64_t max_seen, int64_t own) {
   Partition& p = partitions_[static_cast<size_t>(partition)];
   p.max_seen = max_seen;

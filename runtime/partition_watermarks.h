@@ -44,6 +44,9 @@ class PartitionWatermarks {
   int Register(std::string label, int64_t now_ms);
   // Forgets a partition (Kafka: revoked); it no longer holds the watermark back.
   void Unregister(int partition);
+  // A partition unregistered before is back (Kafka: assigned again), active from `now_ms`, with
+  // the state it had.
+  void Reactivate(int partition, int64_t now_ms);
 
   // An event of `partition` with event time t arriving at wall time now_ms. Returns the
   // watermark the event is judged against (late if t <= it): max(W, W_p) before the event; then

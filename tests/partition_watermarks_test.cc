@@ -50,6 +50,12 @@ TEST_CASE("partition watermarks: the minimum over active partitions, never lower
   CHECK(w.watermark() == 989);
   w.Unregister(c);                                      // revoked: no longer holds W back
   CHECK(w.watermark() == 1989);
+  w.Reactivate(c, 0);                                   // assigned again: with its old state
+  CHECK(w.watermark() == 1989);                         // (W never goes down)
+  CHECK(w.OnEvent(c, 3000, 0) == 1989);                 // judged against W, its own being behind
+  CHECK(w.partitions()[static_cast<size_t>(c)].own == 2989);
+  w.OnEvent(b, 2500, 0);
+  CHECK(w.watermark() == 2489);                         // c holds W back again: min(4989, 2489, 2989)
 }
 
 TEST_CASE("partition watermarks: an idle partition stops holding W back until it speaks again") {
