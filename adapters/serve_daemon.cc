@@ -225,6 +225,7 @@ struct ServeDaemon::Impl {
   std::vector<prometheus::Gauge*> shard_runs, shard_keys, shard_bytes, shard_queue;
   uint64_t synced_events = 0, synced_dead = 0, synced_late = 0, synced_ignored = 0;
   int64_t synced_blocked_ns = 0;
+  int64_t retired_blocked_ns = 0;                      // router_blocked_ns of pools a reload replaced
   std::atomic<int64_t> last_durable_ns{0};
   int64_t batch_ns = 0;                                // wall clock of the batch being read
   std::chrono::steady_clock::time_point next_sync{};
@@ -432,6 +433,7 @@ ServeReloadResult ServeDaemon::Impl::ApplyReload(std::shared_ptr<const Program> 
     return result;
   }
   SyncSinks();
+  retired_blocked_ns += pool->stats().router_blocked_ns;
   pool.reset();
   for (const auto& o : outputs) {
     retired_alerts += o->alerts_out.load();
@@ -557,9 +559,11 @@ void ServeDaemon::Impl::SyncMetrics() {
     metrics->watermark_seconds.Set(watermarks.watermark() / 1000.0);
   }
   const ShardPoolStats& stats = pool->stats();
-  if (stats.router_blocked_ns > synced_blocked_ns) {
-    metrics->backpressure_seconds.Increment((stats.router_blocked_ns - synced_blocked_ns) / 1e9);
-    synced_blocked_ns = stats.router_blocked_ns;
+  // (Each pool counts from 0: a reload's new pool adds to what the old ones counted.)
+  const int64_t blocked_ns = retired_blocked_ns + stats.router_blocked_ns;
+  if (blocked_ns > synced_blocked_ns) {
+    metrics->backpressure_seconds.Increment((blocked_ns - synced_blocked_ns) / 1e9);
+    synced_blocked_ns = blocked_ns;
   }
   for (size_t shard = 0; shard < stats.shards.size() && shard < shard_runs.size(); ++shard) {
     const ShardPoolStats::Shard& s = stats.shards[shard];

@@ -7,6 +7,7 @@
 // checkpoint) or config OK; 1 errors in the config or the rules, or a failure while running;
 // 2 usage.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -40,15 +41,18 @@ struct ServeOptions {
 };
 
 ServeDaemon* g_daemon = nullptr;
-volatile std::sig_atomic_t g_stop_requested = 0;
-volatile std::sig_atomic_t g_reload_requested = 0;
+// Set by signal handlers, read by the main and the watcher thread: lock-free atomics (safe in a
+// handler, and no data race between the threads).
+std::atomic<bool> g_stop_requested{false};
+std::atomic<bool> g_reload_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 extern "C" void OnStopSignal(int) {
-  g_stop_requested = 1;
+  g_stop_requested.store(true);
   if (g_daemon != nullptr) g_daemon->RequestStop();
 }
 
-extern "C" void OnReloadSignal(int) { g_reload_requested = 1; }
+extern "C" void OnReloadSignal(int) { g_reload_requested.store(true); }
 
 // Checks and compiles the rules under `path`; rules the compiler cannot run yet are named as
 // warnings (in `warnings`) and left out. Null when there are errors (every one rendered in
@@ -201,8 +205,7 @@ class RuleReloader {
       wake_.wait_for(lock, std::chrono::milliseconds(250));
       if (stopping_) break;
       const char* why = nullptr;
-      if (g_reload_requested) {
-        g_reload_requested = 0;
+      if (g_reload_requested.exchange(false)) {
         why = "SIGHUP";
       } else {
         lock.unlock();
