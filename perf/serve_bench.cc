@@ -819,6 +819,8 @@ int CheckpointPause(const Options& o) {
     pack.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   fmt::print("checkpoint_bytes: {}\n", bytes);
+  fmt::print("copy buffers prewarmed: {} (taken by a checkpoint: {})\n", pool.stats().buffers_prewarmed,
+             pool.stats().prewarmed_taken);
   fmt::print("pause_ms (ShardPool::CheckpointAsync): p50 {:.1f}  p99 {:.1f}  max {:.1f} (max_checkpoint_ns {:.1f} ms)\n",
              Percentile(pause, 0.5), Percentile(pause, 0.99), Percentile(pause, 1.0),
              static_cast<double>(pool.stats().max_checkpoint_ns) / 1e6);

@@ -30,6 +30,11 @@ class ByteBuffer {
     if (n > capacity_) Reallocate(n);
   }
   void Clear() { size_ = 0; }   // keeps the memory
+  // Writes a byte in every page of the capacity not yet written, so that the kernel maps them
+  // now (ShardPool's prewarmer does this off the checkpoint's pause).
+  void TouchPages() {
+    for (size_t at = size_; at < capacity_; at += 4096) data_.get()[at] = 0;
+  }
   size_t size() const { return size_; }
   size_t capacity() const { return capacity_; }
   std::string_view view() const { return {data_.get(), size_}; }

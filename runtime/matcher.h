@@ -280,6 +280,9 @@ class Matcher {
   // envelope and the checksum, SealedSize(body.size()) bytes. A body over 4 GiB (msgpack's bin
   // limit) throws std::length_error (so does Snapshot): a checkpoint fails rather than be cut.
   void CaptureSnapshot(ByteBuffer* body) const;
+  // About the body's size now, a little over: what CaptureSnapshot reserves before it writes
+  // (windows and revisions not counted). Cheap (counters).
+  size_t SnapshotBound() const;
   static void SealSnapshot(uint64_t fingerprint, std::string_view body, std::string* out);
   static size_t SealedSize(size_t body_bytes);
   // Into a matcher that has seen nothing yet. On failure (other program, wrong version, damaged

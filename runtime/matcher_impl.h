@@ -338,6 +338,7 @@ class Matcher::Impl {
 
   bool Push(RecordView event);
   bool Push(RecordView event, int64_t seq, int64_t watermark_after);
+  size_t SnapshotBound() const;
   void AdvanceTo(int64_t w);
   void CaptureSnapshot(ByteBuffer* body) const;                   // matcher_snapshot.cc
   bool Restore(std::string_view bytes, std::string* error);

@@ -249,15 +249,22 @@ void Matcher::SealSnapshot(uint64_t fingerprint, std::string_view body, std::str
   out->append(tail, sizeof tail);
 }
 
+size_t Matcher::SnapshotBound() const { return impl_->SnapshotBound(); }
+
+// The store's chunks hold every live image; windows and revisions are not counted (Extend grows
+// the buffer for them).
+size_t Matcher::Impl::SnapshotBound() const {
+  return 256 + 8 * (kCumulativeCounters + counters_.alerts_per_rule.size()) +
+         store_.live() * (kEventHead + 4) + store_.bytes_reserved() + nodes_.size() * kNodeBytes +
+         counters_.keys_live * (kKeyHead + 32) + counters_.runs_live * sizeof(Run) + 4 * free_keys_.size();
+}
+
 void Matcher::Impl::CaptureSnapshot(ByteBuffer* body) const {
   ByteBuffer& out = *body;
   out.Clear();
-  // Room for about all of it at once (the store's chunks hold every live image; windows and
-  // revisions are not counted: Extend grows the buffer for them), and half as much again when it grows: a reallocated buffer is fresh memory, faulted page by page.
-  const size_t bound = 256 + 8 * (kCumulativeCounters + counters_.alerts_per_rule.size()) +
-                       store_.live() * (kEventHead + 4) + store_.bytes_reserved() + nodes_.size() * kNodeBytes +
-                       counters_.keys_live * (kKeyHead + 32) + counters_.runs_live * sizeof(Run) +
-                       4 * free_keys_.size();
+  // Room for about all of it at once, and half as much again when it grows: a reallocated buffer
+  // is fresh memory, faulted page by page (ShardPool prewarms its buffers to spare the pause that).
+  const size_t bound = SnapshotBound();
   if (bound > out.capacity()) out.Reserve(bound + bound / 2);
   char* at = out.Extend(16 + 7 * 8);
   at = Put(at, kByteOrder);

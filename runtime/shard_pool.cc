@@ -110,6 +110,16 @@ struct ShardPool::Shard {
   std::vector<ByteBuffer> bodies;
   std::vector<uint64_t> fingerprints;
   int64_t snapshot_ns = 0;
+  // Prewarming (ShardPool::Prewarm): per group the buffer the prewarmer made ready (Capture takes
+  // it when it is bigger than the body) and the buffers Capture replaced (the prewarmer frees
+  // them), both guarded by warm_mu; the capacity last asked for (the shard thread's own).
+  ShardPool* pool = nullptr;
+  std::mutex warm_mu;
+  std::vector<ByteBuffer> warm;
+  std::vector<ByteBuffer> retired;
+  std::vector<size_t> asked;
+  uint32_t batches_since_ask = 0;
+  uint64_t warm_taken = 0;
 
   void Run();
   void Capture();
@@ -128,6 +138,20 @@ void ShardPool::Shard::Run() {
       m.Push(RecordView(cells + e.offset), e.seq, e.w_after);
     }
     if (b->kind == kStop) return;
+    // Now and then: a matcher whose state outgrew its copy buffer asks the prewarmer for a
+    // bigger one (as big as Capture would reserve), ready before the next checkpoint.
+    if (++batches_since_ask >= 16) {
+      batches_since_ask = 0;
+      asked.resize(matchers.size(), 0);
+      for (size_t g = 0; g < matchers.size(); ++g) {
+        const size_t bound = matchers[g]->SnapshotBound();
+        const size_t have = std::max(asked[g], g < bodies.size() ? bodies[g].capacity() : 0);
+        if (bound > have && bound >= (size_t{1} << 20)) {
+          asked[g] = bound + bound / 2;
+          pool->AskPrewarm(index, static_cast<int>(g), asked[g]);
+        }
+      }
+    }
     const int64_t w = b->kind == kFinish ? kEndOfTime : b->watermark;
     for (auto& m : matchers)
       if (w > m->watermark()) m->AdvanceWatermark(w);
@@ -149,6 +173,20 @@ void ShardPool::Shard::Capture() {
   const int64_t t0 = NowNs();
   bodies.resize(matchers.size());
   fingerprints.clear();
+  bool retired_any = false;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu);
+    warm.resize(matchers.size());
+    for (size_t g = 0; g < matchers.size(); ++g) {
+      if (warm[g].capacity() <= bodies[g].capacity()) continue;
+      std::swap(bodies[g], warm[g]);            // the prewarmed one, pages mapped
+      retired.emplace_back();
+      std::swap(retired.back(), warm[g]);       // the old one: freed by the prewarmer
+      retired_any = true;
+      ++warm_taken;
+    }
+  }
+  if (retired_any) pool->AskPrewarm(index, -1, 0);
   for (size_t g = 0; g < matchers.size(); ++g) {
     matchers[g]->CaptureSnapshot(&bodies[g]);
     fingerprints.push_back(matchers[g]->fingerprint());
@@ -203,6 +241,7 @@ ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, Matcher
     shard->index = s;
     shard->nshards = nshards_;
     shard->plan = plan_.get();
+    shard->pool = this;
     shard->in.set_capacity(static_cast<std::ptrdiff_t>(queue_capacity_));
     // One being filled, queue_capacity_ queued, one being processed: the router blocks (for a
     // free batch) only when the shard is that far behind.
@@ -222,6 +261,14 @@ ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, Matcher
 }
 
 ShardPool::~ShardPool() {
+  if (prewarmer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(prewarm_mu_);
+      prewarm_stop_ = true;
+    }
+    prewarm_cv_.notify_one();
+    prewarmer_.join();
+  }
   if (sealer_.joinable()) sealer_.join();
   if (!started_ || finished_) return;
   for (int s = 0; s < nshards_; ++s) Send(s, kStop, nullptr);
@@ -231,9 +278,63 @@ ShardPool::~ShardPool() {
 void ShardPool::Start() {
   if (started_) return;
   started_ = true;
+  prewarmer_ = std::thread([this] { Prewarm(); });
   for (auto& shard : shards_) {
     shard->current = Acquire(*shard);
     shard->thread = std::thread([s = shard.get()] { s->Run(); });
+  }
+}
+
+// group -1: only "buffers were retired" (Capture replaced some).
+void ShardPool::AskPrewarm(int shard, int group, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(prewarm_mu_);
+    if (group < 0) {
+      prewarm_retired_ = true;
+    } else {
+      prewarm_asks_.push_back({shard, group, bytes});
+    }
+  }
+  prewarm_cv_.notify_one();
+}
+
+void ShardPool::Prewarm() {
+  std::unique_lock<std::mutex> lock(prewarm_mu_);
+  for (;;) {
+    prewarm_cv_.wait(lock, [this] { return prewarm_stop_ || prewarm_retired_ || !prewarm_asks_.empty(); });
+    if (prewarm_stop_) return;
+    std::vector<PrewarmAsk> asks;
+    asks.swap(prewarm_asks_);
+    const bool retired = prewarm_retired_;
+    prewarm_retired_ = false;
+    lock.unlock();
+    if (retired) {
+      for (auto& shard : shards_) {
+        std::vector<ByteBuffer> dead;
+        {
+          std::lock_guard<std::mutex> warm_lock(shard->warm_mu);
+          dead.swap(shard->retired);
+        }
+      }   // (freed here, off the shards' threads)
+    }
+    for (const PrewarmAsk& ask : asks) {
+      ByteBuffer buffer;
+      try {
+        buffer.Reserve(ask.bytes);
+        buffer.TouchPages();
+      } catch (const std::bad_alloc&) {
+        continue;   // no memory for it now: the checkpoint grows its buffer itself, as before
+      }
+      Shard& shard = *shards_[static_cast<size_t>(ask.shard)];
+      {
+        std::lock_guard<std::mutex> warm_lock(shard.warm_mu);
+        if (shard.warm.size() <= static_cast<size_t>(ask.group)) shard.warm.resize(static_cast<size_t>(ask.group) + 1);
+        if (buffer.capacity() > shard.warm[static_cast<size_t>(ask.group)].capacity())
+          std::swap(buffer, shard.warm[static_cast<size_t>(ask.group)]);
+      }
+      buffers_prewarmed_.fetch_add(1, std::memory_order_relaxed);
+    }   // (a smaller buffer it replaced is freed here)
+    lock.lock();
   }
 }
 
@@ -346,6 +447,7 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
   if (sealer_.joinable()) sealer_.join();   // the shards are about to overwrite its copies
   Barrier(kCheckpoint);
   std::vector<std::string> headers;
+  uint64_t taken = 0;
   for (int s = 0; s < nshards_; ++s) {
     const Shard& shard = *shards_[static_cast<size_t>(s)];
     ShardPoolStats::Shard& st = stats_.shards[static_cast<size_t>(s)];
@@ -353,7 +455,9 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
     st.snapshot_ns = shard.snapshot_ns;
     st.checkpoint_bytes = headers.back().size();
     for (const ByteBuffer& body : shard.bodies) st.checkpoint_bytes += Matcher::SealedSize(body.size());
+    taken += shard.warm_taken;   // (written before the shard counted the barrier down)
   }
+  stats_.prewarmed_taken = taken;
   // Reads only the shards' copies, which no shard writes before the next barrier.
   sealer_ = std::thread([this, blobs = std::move(blobs), headers = std::move(headers)]() mutable {
     try {
@@ -509,6 +613,7 @@ void ShardPool::Finish() {
 const ShardPoolStats& ShardPool::stats() {
   for (int s = 0; s < nshards_; ++s)
     stats_.shards[static_cast<size_t>(s)].queue_depth = std::max<std::ptrdiff_t>(0, shards_[static_cast<size_t>(s)]->in.size());
+  stats_.buffers_prewarmed = buffers_prewarmed_.load(std::memory_order_relaxed);
   return stats_;
 }
 

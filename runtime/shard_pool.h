@@ -27,6 +27,12 @@
 // time is counted (ShardPoolStats::router_blocked_ns). Watermarks and barriers travel in the same
 // queues, so a shard sees them in order with its events.
 //
+// Prewarmer: every 16 batches a shard compares each matcher's SnapshotBound with its copy buffer;
+// one outgrown asks the pool's prewarmer thread for a buffer 1.5x the bound, which it allocates
+// and faults in (a byte per page) off the shards' threads; the next checkpoint's Capture swaps it
+// in and hands the old one back to be freed there. So no checkpoint copies into fresh memory,
+// whose page faults made the first checkpoint with a large state pause ~2.5x the others.
+//
 // Latency: a batch goes when it is full, or at AdvanceWatermark / Flush / Checkpoint / Finish. A
 // router whose input pauses should call Flush() (e.g. when its source poll comes back empty), or
 // events wait in a part-filled batch.
@@ -47,10 +53,13 @@
 // throw.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,6 +89,9 @@ struct ShardPoolStats {
   // goes on (CheckpointAsync's return), including any wait for the previous blobs.
   int64_t last_checkpoint_ns = 0;
   int64_t max_checkpoint_ns = 0;
+  // Copy buffers the prewarmer made ready (faulted in) off the pause, and those a checkpoint took.
+  uint64_t buffers_prewarmed = 0;
+  uint64_t prewarmed_taken = 0;
 };
 
 // What a Restore did with each group, by name (ShardPlan::Group::name), in plan order.
@@ -158,6 +170,8 @@ class ShardPool {
   Batch* Acquire(Shard& shard);
   void Barrier(uint8_t kind);
   void CollectCounters();
+  void Prewarm();                         // the prewarmer thread's loop
+  void AskPrewarm(int shard, int group, size_t bytes);   // from a shard's thread
 
   std::shared_ptr<const ShardPlan> plan_;
   int nshards_;
@@ -171,6 +185,21 @@ class ShardPool {
   bool started_ = false;
   bool finished_ = false;
   std::thread sealer_;   // building the last checkpoint's blobs from the shards' copies
+  // Prewarmer: a shard whose state has outgrown its copy buffer asks for a bigger one; this
+  // thread allocates it and touches every page, so the checkpoint's copy (the pause) does not
+  // fault in fresh memory — the first checkpoint with a large state paid ~2.5x the others for
+  // that. It also frees the buffers a checkpoint replaced.
+  struct PrewarmAsk {
+    int shard, group;
+    size_t bytes;
+  };
+  std::thread prewarmer_;
+  std::mutex prewarm_mu_;
+  std::condition_variable prewarm_cv_;
+  std::vector<PrewarmAsk> prewarm_asks_;   // guarded by prewarm_mu_
+  bool prewarm_stop_ = false;              // guarded by prewarm_mu_
+  bool prewarm_retired_ = false;           // guarded by prewarm_mu_: a shard retired buffers
+  std::atomic<uint64_t> buffers_prewarmed_{0}, prewarmed_taken_{0};
 };
 
 }  // namespace vigil

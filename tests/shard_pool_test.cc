@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -558,6 +559,74 @@ TEST_CASE("shards: the example rules over the sample stream give the one matcher
   }
 }
 
+
+// The prewarmer (ShardPool "Prewarmer"): once a shard's state outgrows its copy buffer, a
+// bigger buffer is made ready off the shards' threads and the next checkpoint takes it. The
+// checkpoint taken with it restores into a fresh pool that goes on with exactly the alerts of an
+// uninterrupted run.
+TEST_CASE("shards: a checkpoint takes the buffer the prewarmer made ready and restores the same") {
+  const std::string rules = "rule ab { within 1h pattern a: E where k == \"a\" -> b: F where x > a.x emit { who: key } }\n";
+  CheckResult check = CheckSources({{"warm.vigil", std::string(test::shard::kSchema) + rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
+  auto program = CompileProgram(checked).program;
+  REQUIRE(program);
+  std::string error;
+  const auto plan = ShardPlan::Build(program, &error);
+  REQUIRE(plan);
+  // 40,000 users each start a run (a few MB of state), then each completes it.
+  std::vector<test::shard::Event> events;
+  const int users = 40000;
+  for (int i = 0; i < 2 * users; ++i)
+    events.push_back({i < users ? 0 : 1, fmt::format("u{}", i % users), "m", i < users ? "a" : "b",
+                      i < users ? 1 : 5, 1000 + i});
+  const std::vector<OwnedRecord> records = test::shard::MakeRecords(checked->schema, events);
+  auto run = [&](ShardPool& pool, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const RecordView r = records[static_cast<size_t>(i)].view();
+      pool.Push(r, i, r.event_time() - 1);
+    }
+  };
+  std::mutex mu;
+  std::vector<std::string> whole, resumed;
+  auto collect = [&mu](std::vector<std::string>* into) {
+    return [&mu, into](int, int) {
+      MatcherCallbacks cb;
+      cb.on_alert = [&mu, into](const Alert& a) {
+        std::lock_guard<std::mutex> lock(mu);
+        into->push_back(test::shard::FormatAlert(a));
+      };
+      return cb;
+    };
+  };
+  {
+    ShardPool pool(plan, 2, {}, collect(&whole));
+    run(pool, 0, 2 * users);
+    pool.Finish();
+  }
+  std::vector<std::string> blobs;
+  {
+    ShardPool pool(plan, 2, {}, collect(&resumed));
+    run(pool, 0, users);
+    pool.RefreshCounters();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (pool.stats().buffers_prewarmed < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(pool.stats().buffers_prewarmed >= 2);   // one per shard at least
+    blobs = pool.Checkpoint();
+    CHECK(pool.stats().prewarmed_taken >= 2);
+  }
+  {
+    ShardPool pool(plan, 2, {}, collect(&resumed));
+    REQUIRE_MESSAGE(pool.Restore(blobs, &error), error);
+    run(pool, users, 2 * users);
+    pool.Finish();
+  }
+  std::sort(whole.begin(), whole.end());
+  std::sort(resumed.begin(), resumed.end());
+  CHECK(whole.size() == static_cast<size_t>(users));
+  CHECK(resumed == whole);
+}
 
 // The router and the shards allocate nothing per event once batches, keys and runs are warm:
 // 30000 more events (two groups: 60000 deliveries) and a barrier cost a handful of allocations
