@@ -481,17 +481,28 @@ TEST_CASE("shards: Restore refuses another shard count, damaged blobs, and a sta
   }
 }
 
+// The plan of `rules` over the test schema, and the checked rules (for the records' schema) and
+// the program of all of them (optional).
+std::shared_ptr<const ShardPlan> PlanOf(const std::string& rules, std::shared_ptr<const CheckedRules>* checked,
+                                        std::shared_ptr<const Program>* all = nullptr) {
+  CheckResult check = CheckSources({{"test.vigil", std::string(test::shard::kSchema) + rules}});
+  REQUIRE_FALSE(check.diagnostics.has_errors());
+  *checked = std::make_shared<const CheckedRules>(std::move(check.rules));
+  auto program = CompileProgram(*checked).program;
+  REQUIRE(program);
+  std::string error;
+  auto plan = ShardPlan::Build(program, &error);
+  REQUIRE_MESSAGE(plan, error);
+  if (all != nullptr) *all = program;
+  return plan;
+}
+
 TEST_CASE("shards: a full queue blocks the router, and nothing is lost") {
   const std::string rules = "rule every { pattern a: E emit { who: key, x: a.x } }\n"
                             "rule by_m { key m pattern a: E where x > 4 emit { who: key } }\n";
-  CheckResult check = CheckSources({{"bp.vigil", std::string(test::shard::kSchema) + rules}});
-  REQUIRE_FALSE(check.diagnostics.has_errors());
-  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
-  auto program = CompileProgram(checked).program;
-  REQUIRE(program);
-  std::string error;
-  const auto plan = ShardPlan::Build(program, &error);
-  REQUIRE(plan);
+  std::shared_ptr<const CheckedRules> checked;
+  std::shared_ptr<const Program> program;
+  const auto plan = PlanOf(rules, &checked, &program);
   std::mt19937_64 rng(11);
   Input in;
   for (int i = 0; i < 2000; ++i)
@@ -566,14 +577,9 @@ TEST_CASE("shards: the example rules over the sample stream give the one matcher
 // uninterrupted run.
 TEST_CASE("shards: a checkpoint takes the buffer the prewarmer made ready and restores the same") {
   const std::string rules = "rule ab { within 1h pattern a: E where k == \"a\" -> b: F where x > a.x emit { who: key } }\n";
-  CheckResult check = CheckSources({{"warm.vigil", std::string(test::shard::kSchema) + rules}});
-  REQUIRE_FALSE(check.diagnostics.has_errors());
-  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
-  auto program = CompileProgram(checked).program;
-  REQUIRE(program);
+  std::shared_ptr<const CheckedRules> checked;
+  const auto plan = PlanOf(rules, &checked);
   std::string error;
-  const auto plan = ShardPlan::Build(program, &error);
-  REQUIRE(plan);
   // 40,000 users each start a run (a few MB of state), then each completes it.
   std::vector<test::shard::Event> events;
   const int users = 40000;
@@ -634,14 +640,8 @@ TEST_CASE("shards: a checkpoint takes the buffer the prewarmer made ready and re
 TEST_CASE("shards: the steady state allocates nothing per event") {
   const std::string rules = "rule ab { within 5s pattern a: E where k == \"a\" -> b: F where x > a.x emit { who: key } }\n"
                             "rule by_m { key m pattern a: E where k == \"b\" -> b: E where k == \"c\" emit { who: key } }\n";
-  CheckResult check = CheckSources({{"alloc.vigil", std::string(test::shard::kSchema) + rules}});
-  REQUIRE_FALSE(check.diagnostics.has_errors());
-  auto checked = std::make_shared<const CheckedRules>(std::move(check.rules));
-  auto program = CompileProgram(checked).program;
-  REQUIRE(program);
-  std::string error;
-  const auto plan = ShardPlan::Build(program, &error);
-  REQUIRE(plan);
+  std::shared_ptr<const CheckedRules> checked;
+  const auto plan = PlanOf(rules, &checked);
   std::mt19937_64 rng(5);
   std::vector<test::shard::Event> events;
   for (int i = 0; i < 50000; ++i)
