@@ -49,6 +49,9 @@ void Loader::Load(const YAML::Node& root, ServeConfig* c) {
   if (Field f = ConfigReader::Get(root, "shards"); f.present()) {
     Set(r_.Integer(f, "shards", 0, 1024), &c->shards);
   }
+  if (Field f = ConfigReader::Get(root, "state_by_partition"); f.present()) {
+    Set(r_.Bool(f, "state_by_partition"), &c->state_by_partition);
+  }
   LoadWatermark(ConfigReader::Get(root, "watermark"), &c->watermark);
   LoadLimits(ConfigReader::Get(root, "limits"), &c->limits);
   LoadCheckpoints(ConfigReader::Get(root, "checkpoints"), &c->checkpoints);

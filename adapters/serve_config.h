@@ -195,6 +195,9 @@ struct ServeConfig {
   std::string config_path;  // absolute path of the file ("" for ParseServeConfig without one)
   std::string rules_path;   // absolute: a *.vigil file or a directory of them
   int shards = 0;           // as written; 0 = ShardCount() picks the number of cores
+  // Key state kept per input partition (docs/operations.md "State by input partition"): only
+  // right when every key's events come through one partition.
+  bool state_by_partition = false;
   WatermarkConfig watermark;
   LimitsConfig limits;
   CheckpointConfig checkpoints;

@@ -208,6 +208,7 @@ std::string DescribeServeConfig(const ServeConfig& c) {
   out += fmt::format("rules: {}\n", Quote(c.rules_path));
   out += fmt::format("shards: {}{}\n", c.ShardCount(),
                      c.shards == 0 ? "  # 0 in the file: one per core" : "");
+  out += fmt::format("state_by_partition: {}\n", c.state_by_partition ? "true" : "false");
   out += fmt::format(
       "watermark:\n  out_of_orderness: {}\n  idle_timeout: {}\n  allowed_lateness: {}\n",
       FormatDuration(c.watermark.out_of_orderness_ms), FormatDuration(c.watermark.idle_timeout_ms),

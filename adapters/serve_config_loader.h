@@ -21,7 +21,7 @@ namespace vigil::serve_config_internal {
 
 inline const std::vector<std::string> kTopKeys = {
     "rules", "shards",  "watermark", "limits", "checkpoints", "metrics",
-    "log",   "sources", "sinks",     "routes", "dead_letter", "late"};
+    "log",   "sources", "sinks",     "routes", "dead_letter", "late", "state_by_partition"};
 inline const std::vector<std::string> kFormats = {"json", "msgpack"};
 inline const std::vector<std::string> kSourceTypes = {"kafka", "rabbitmq", "file", "stdin"};
 inline const std::vector<std::string> kSinkTypes = {"kafka", "rabbitmq", "file", "stdout"};

@@ -199,6 +199,7 @@ struct ServeDaemon::Impl {
     int64_t base = 0;
     int64_t next = 0;        // events decoded from the partition so far (all runs)
     bool clocked = false;    // the SeqClock noted one of its seqs
+    int part = 0;            // the pool's part holding its keys' state (state_by_partition; else 0)
   };
   std::vector<Stream> streams;                         // per watermark partition
   std::map<std::pair<size_t, uint32_t>, int> stream_of;   // (source, StreamOf) -> latest watermark partition
@@ -260,6 +261,9 @@ struct ServeDaemon::Impl {
   void RouterLate(RecordView record, int64_t seq, int64_t watermark);
   // The watermark partition of the source's partition, registered (with metrics) the first time.
   int WatermarkPartition(size_t source, int partition, const std::string& label, int64_t now_ms);
+  // The pool's part for the source's partition `id` (its StreamOf): with state_by_partition one
+  // per partition, named "source/id" (stable across restarts, as the saved seqs); else part 0.
+  int StatePart(size_t source, uint32_t id);
   void Emit(OutputItem item);
   bool TakeCheckpoint(bool input_done, std::string* error);
   void CommitDurable();
@@ -450,6 +454,8 @@ ServeReloadResult ServeDaemon::Impl::ApplyReload(std::shared_ptr<const Program> 
     result.restart = true;
     return result;
   }
+  // The new pool numbers the parts it restored in its own order.
+  for (const auto& [key, wm] : stream_of) streams[static_cast<size_t>(wm)].part = StatePart(key.first, key.second);
   BuildDecoders();
   BuildRuleRoutes();
   checkpoint_soon = true;
@@ -634,6 +640,16 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
       return false;
     }
     LogRestoreReport(report);
+    // (A checkpoint taken by partition before any event holds only the empty part "".)
+    bool split = false, consumed = false;
+    for (const std::string& name : report.parts) split = split || !name.empty();
+    for (const CheckpointPayload::Stream& saved : payload.streams) consumed = consumed || saved.next > 0;
+    if (split ? !config.state_by_partition : config.state_by_partition && consumed) {
+      spdlog::warn("checkpoint {} keeps its key state {}, the config asks for it {}: the state restored waits for "
+                   "no more events (its partial matches can still time out), new events start new state",
+                   read.path, split ? "by input partition" : "in one part",
+                   config.state_by_partition ? "by input partition" : "in one part");
+    }
   }
   for (const CheckpointPayload::Source& saved : payload.sources) {
     for (auto& source : sources) {
@@ -659,8 +675,11 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
   epoch = std::max(payload.epoch, on_disk.empty() ? 0 : on_disk.front());
   summary.restored_epoch = payload.epoch;
   summary.input_done = payload.input_done;
-  spdlog::info("restored checkpoint {} (epoch {}, watermark {}, {} input partition(s))", read.path, payload.epoch,
-               payload.watermark, payload.streams.size());
+  size_t parts = 0;   // (besides the unsplit part "")
+  for (const std::string& name : report.parts) parts += !name.empty();
+  spdlog::info("restored checkpoint {} (epoch {}, watermark {}, {} input partition(s){})", read.path, payload.epoch,
+               payload.watermark, payload.streams.size(),
+               parts == 0 ? "" : fmt::format(", key state of {} input partition(s)", parts));
   return true;
 }
 
@@ -706,6 +725,7 @@ int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::st
     stream.next = saved->second.next;
     watermarks.Resume(wm, saved->second.max_seen, saved->second.own);
   }
+  stream.part = StatePart(s, id);
   stream_of[{s, id}] = wm;
   streams.push_back(stream);
   const std::map<std::string, std::string> labels{{"source", sources[s]->name()}, {"partition", label}};
@@ -715,6 +735,10 @@ int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::st
   partition_synced.push_back(0);
   spdlog::info("source '{}': partition {} assigned", sources[s]->name(), label);
   return wm;
+}
+
+int ServeDaemon::Impl::StatePart(size_t s, uint32_t id) {
+  return config.state_by_partition ? pool->Part(fmt::format("{}/{}", sources[s]->name(), id)) : 0;
 }
 
 void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
@@ -759,7 +783,7 @@ void ServeDaemon::Impl::OnMessage(size_t source, const SourceMessage& m) {
   // Within the allowed lateness but after the shards' watermark (only its own partition's had
   // passed it): the shards still take it on time (docs/operations.md "Watermarks").
   if (late && (shards_before == PartitionWatermarks::kNone || t > shards_before)) late = false;
-  const size_t routed = pool->Push(record, seq, watermarks.watermark());
+  const size_t routed = pool->Push(record, seq, watermarks.watermark(), stream.part);
   if (routed == 0) {
     if (late) {
       RouterLate(record, seq, before);

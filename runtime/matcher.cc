@@ -953,6 +953,27 @@ void Matcher::AdvanceWatermark(int64_t t) { impl_->AdvanceTo(t); }
 bool Matcher::Restore(std::string_view bytes, std::string* error) { return impl_->Restore(bytes, error); }
 int64_t Matcher::watermark() const { return impl_->watermark_; }
 const MatcherCounters& Matcher::counters() const { return impl_->Counters(); }
+
+void MatcherCounters::Add(const MatcherCounters& o) {
+  // A field added to MatcherCounters must be added here too (and this count raised).
+  static_assert(sizeof(MatcherCounters) == 30 * sizeof(uint64_t) + sizeof(std::vector<uint64_t>));
+  for (uint64_t MatcherCounters::*f :
+       {&MatcherCounters::events_pushed, &MatcherCounters::events_processed, &MatcherCounters::events_late,
+        &MatcherCounters::events_ignored, &MatcherCounters::matches, &MatcherCounters::timeouts,
+        &MatcherCounters::window_alerts, &MatcherCounters::runs_evicted, &MatcherCounters::runs_rejected,
+        &MatcherCounters::keys_evicted, &MatcherCounters::keys_rejected, &MatcherCounters::watermark_forced,
+        &MatcherCounters::watermark_forced_per_key, &MatcherCounters::events_rejected,
+        &MatcherCounters::runs_started, &MatcherCounters::keys_created, &MatcherCounters::window_keys_evicted,
+        &MatcherCounters::window_keys_rejected, &MatcherCounters::runs_live, &MatcherCounters::keys_live,
+        &MatcherCounters::window_keys_live, &MatcherCounters::events_buffered, &MatcherCounters::keys_buffering,
+        &MatcherCounters::events_stored, &MatcherCounters::nodes_live, &MatcherCounters::distinct_sketches,
+        &MatcherCounters::late_events_windowed, &MatcherCounters::window_revisions,
+        &MatcherCounters::window_retractions})
+    this->*f += o.*f;
+  string_fields_indexed = std::max(string_fields_indexed, o.string_fields_indexed);
+  if (alerts_per_rule.size() < o.alerts_per_rule.size()) alerts_per_rule.resize(o.alerts_per_rule.size());
+  for (size_t i = 0; i < o.alerts_per_rule.size(); ++i) alerts_per_rule[i] += o.alerts_per_rule[i];
+}
 const Program& Matcher::program() const { return *impl_->program_; }
 
 }  // namespace vigil

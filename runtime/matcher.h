@@ -211,6 +211,10 @@ struct MatcherCounters {
   uint64_t late_events_windowed = 0;
   uint64_t window_revisions = 0;
   uint64_t window_retractions = 0;
+
+  // Adds `other`'s counts and sizes (two matchers' state together: shards, input partitions);
+  // string_fields_indexed, a constant of the program, is the greater of the two.
+  void Add(const MatcherCounters& other);
 };
 
 // Why an event that is not late was not taken (MatcherCallbacks::on_rejected).

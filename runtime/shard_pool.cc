@@ -1,17 +1,21 @@
 // ShardPool (runtime/shard_pool.h): the router's batches, the shard threads, barriers, the
 // checkpoint blobs.
 //
-// A batch is one queue message: entries (group, seq, W before, W after, where the record is) and
+// A batch is one queue message: entries (slot, seq, W before, W after, where the record is) and
 // an arena of record images (copied with one memcpy each, runtime/event.h: images are position
 // independent), then what the shard does after the entries: raise every matcher's watermark to
 // the router's W when the batch was sent, and, by kind, snapshot (checkpoint), copy counters,
 // finish or stop. An event routed to one shard for two groups is copied once.
 //
-// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 2, shard count,
-// shard index, watermark, last seq, [[group name, matcher fingerprint] per group], [snapshot size
-// per group]], then the groups' matcher snapshots back to back (ShardPool::Shard::Seal). A
-// group's name is its rule's name (ShardPlan::Group::name); Restore matches saved groups to the
-// plan's by it.
+// A slot is a (part, group) pair, part * groups + group: a shard's matchers are by slot, those of
+// a part made when its first event comes to the shard (Shard::At).
+//
+// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 3, shard count,
+// shard index, watermark, last seq, [[group name, part name, matcher fingerprint] per slot],
+// [snapshot size per slot]], then the slots' matcher snapshots back to back
+// (ShardPool::Shard::Seal). A group's name is its rule's name (ShardPlan::Group::name); Restore
+// matches saved matchers to the plan's groups by it and to parts by the part's name. Format 2
+// (read still) had [group name, fingerprint] pairs: all in part "".
 //
 // A checkpoint stops processing only while the shards copy their state: at the barrier each
 // shard writes its matchers' state into buffers it keeps (Matcher::CaptureSnapshot: flat arrays,
@@ -37,8 +41,10 @@ namespace {
 constexpr size_t kBatchEvents = 256;          // entries per batch before it is sent
 constexpr size_t kBatchCells = 64 * 1024 / sizeof(Cell);   // record bytes per batch before it is sent
 constexpr const char* kMagic = "vigil-shards";
-// 2: groups named by their rules, with their matchers' fingerprints (1: by rule indices).
-constexpr uint64_t kFormatVersion = 2;
+// 3: per (part, group); 2: groups named by their rules, with their matchers' fingerprints (1: by
+// rule indices).
+constexpr uint64_t kFormatVersion = 3;
+constexpr uint64_t kOldestFormat = 2;
 
 enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop };
 
@@ -52,7 +58,7 @@ int64_t NowNs() {
 struct ShardPool::Batch {
   struct Entry {
     uint32_t offset = 0;   // cells into `cells`
-    int32_t group = -1;
+    int32_t slot = -1;     // part * groups + group
     int64_t seq = 0;
     int64_t w_before = kNoWatermark;
     int64_t w_after = kNoWatermark;
@@ -97,12 +103,16 @@ struct ShardPool::Shard {
   int index = 0;
   int nshards = 1;
   const ShardPlan* plan = nullptr;
+  int groups = 1;
+  const MatcherOptions* options = nullptr;                 // the pool's
+  const std::vector<MatcherCallbacks>* callbacks = nullptr;   // per group: the pool's for this shard
   tbb::concurrent_bounded_queue<Batch*> in;     // router -> shard
   tbb::concurrent_bounded_queue<Batch*> free;   // shard -> router: used batches
   std::vector<std::unique_ptr<Batch>> owned;
   Batch* current = nullptr;                     // the router's, being filled
   int64_t sent_watermark = kNoWatermark;        // the W of the last batch sent
-  std::vector<std::unique_ptr<Matcher>> matchers;   // per group; the thread's once started
+  std::vector<std::unique_ptr<Matcher>> matchers;   // per slot; the thread's once started
+  const Matcher* running = nullptr;                 // the one handling an entry or watermark now
   std::thread thread;
   // Written by the thread before it counts a barrier down (or exits); read by the router after.
   std::vector<MatcherCounters> counters;
@@ -122,8 +132,20 @@ struct ShardPool::Shard {
   uint64_t warm_taken = 0;
 
   void Run();
+  // The matcher of `slot`, its part's matchers made if it has none here yet (empty, at no
+  // watermark: the entry raises it to the W it came at).
+  Matcher& At(int32_t slot) {
+    if (static_cast<size_t>(slot) >= matchers.size()) Grow(static_cast<size_t>(slot / groups + 1) * static_cast<size_t>(groups));
+    return *matchers[static_cast<size_t>(slot)];
+  }
+  void Grow(size_t slots) {
+    while (matchers.size() < slots) {
+      const int g = static_cast<int>(matchers.size() % static_cast<size_t>(groups));
+      matchers.push_back(std::make_unique<Matcher>(plan->group(g).program, *options, (*callbacks)[static_cast<size_t>(g)]));
+    }
+  }
   void Capture();
-  std::string Header(int64_t watermark, int64_t last_seq) const;
+  std::string Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const;
   std::string Seal(std::string header) const;
 };
 
@@ -133,7 +155,8 @@ void ShardPool::Shard::Run() {
     in.pop(b);
     const Cell* cells = b->cells.get();
     for (const Batch::Entry& e : b->entries) {
-      Matcher& m = *matchers[static_cast<size_t>(e.group)];
+      Matcher& m = At(e.slot);
+      running = &m;
       if (e.w_before > m.watermark()) m.AdvanceWatermark(e.w_before);   // W when it arrived
       m.Push(RecordView(cells + e.offset), e.seq, e.w_after);
     }
@@ -153,8 +176,11 @@ void ShardPool::Shard::Run() {
       }
     }
     const int64_t w = b->kind == kFinish ? kEndOfTime : b->watermark;
-    for (auto& m : matchers)
+    for (auto& m : matchers) {
+      running = m.get();
       if (w > m->watermark()) m->AdvanceWatermark(w);
+    }
+    running = nullptr;
     if (b->kind != kEvents) {
       counters.clear();
       for (auto& m : matchers) counters.push_back(m->counters());
@@ -195,8 +221,8 @@ void ShardPool::Shard::Capture() {
 }
 
 // The blob's msgpack header [magic, version, shard count, shard index, watermark, last seq,
-// [[group name, fingerprint] per group], [snapshot size per group]] for the last Capture.
-std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq) const {
+// [[group name, part name, fingerprint] per slot], [snapshot size per slot]] for the last Capture.
+std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const {
   msgpack::sbuffer header;
   msgpack::packer<msgpack::sbuffer> pk(header);
   pk.pack_array(8);
@@ -207,10 +233,11 @@ std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq) const 
   pk.pack(watermark);
   pk.pack(last_seq);
   pk.pack_array(static_cast<uint32_t>(bodies.size()));
-  for (size_t g = 0; g < bodies.size(); ++g) {
-    pk.pack_array(2);
-    pk.pack(plan->group(static_cast<int>(g)).name);
-    pk.pack(fingerprints[g]);
+  for (size_t slot = 0; slot < bodies.size(); ++slot) {
+    pk.pack_array(3);
+    pk.pack(plan->group(static_cast<int>(slot % static_cast<size_t>(groups))).name);
+    pk.pack(parts[slot / static_cast<size_t>(groups)]);
+    pk.pack(fingerprints[slot]);
   }
   pk.pack_array(static_cast<uint32_t>(bodies.size()));
   for (const ByteBuffer& body : bodies) pk.pack(static_cast<uint64_t>(Matcher::SealedSize(body.size())));
@@ -241,6 +268,8 @@ ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, Matcher
     shard->index = s;
     shard->nshards = nshards_;
     shard->plan = plan_.get();
+    shard->groups = groups;
+    shard->options = &options_;
     shard->pool = this;
     shard->in.set_capacity(static_cast<std::ptrdiff_t>(queue_capacity_));
     // One being filled, queue_capacity_ queued, one being processed: the router blocks (for a
@@ -250,11 +279,10 @@ ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, Matcher
       shard->owned.back()->entries.reserve(kBatchEvents);
       shard->free.push(shard->owned.back().get());
     }
-    for (int g = 0; g < groups; ++g) {
+    for (int g = 0; g < groups; ++g)
       callbacks_[static_cast<size_t>(s)].push_back(make_callbacks ? make_callbacks(s, g) : MatcherCallbacks{});
-      shard->matchers.push_back(std::make_unique<Matcher>(plan_->group(g).program, options_,
-                                                          callbacks_[static_cast<size_t>(s)].back()));
-    }
+    shard->callbacks = &callbacks_[static_cast<size_t>(s)];
+    shard->Grow(static_cast<size_t>(groups));   // part 0
     shards_.push_back(std::move(shard));
   }
   CollectCounters();   // no thread yet: read them here
@@ -348,7 +376,7 @@ ShardPool::Batch* ShardPool::Acquire(Shard& shard) {
   return b;
 }
 
-void ShardPool::Append(int s, RecordView event, int32_t group, int64_t seq, int64_t w_before, int64_t w_after) {
+void ShardPool::Append(int s, RecordView event, int32_t slot, int64_t seq, int64_t w_before, int64_t w_after) {
   Shard& shard = *shards_[static_cast<size_t>(s)];
   Batch& b = *shard.current;
   uint32_t offset;
@@ -360,7 +388,7 @@ void ShardPool::Append(int s, RecordView event, int32_t group, int64_t seq, int6
     b.last_seq = seq;
     b.last_offset = offset;
   }
-  b.entries.push_back(Batch::Entry{offset, group, seq, w_before, w_after});
+  b.entries.push_back(Batch::Entry{offset, slot, seq, w_before, w_after});
   ++stats_.shards[static_cast<size_t>(s)].events;
   if (b.entries.size() >= kBatchEvents || b.cell_used >= kBatchCells) Send(s, kEvents, nullptr);
 }
@@ -382,14 +410,22 @@ void ShardPool::Send(int s, uint8_t kind, void* barrier) {
   shard.current = kind == kFinish || kind == kStop ? nullptr : Acquire(shard);
 }
 
-size_t ShardPool::Push(RecordView event, int64_t seq, int64_t watermark_after) {
+int ShardPool::Part(std::string_view name) {
+  for (size_t p = 0; p < part_names_.size(); ++p)
+    if (part_names_[p] == name) return static_cast<int>(p);
+  part_names_.emplace_back(name);
+  return static_cast<int>(part_names_.size() - 1);
+}
+
+size_t ShardPool::Push(RecordView event, int64_t seq, int64_t watermark_after, int part) {
   if (finished_) return 0;
   Start();
   const std::span<const ShardPlan::Route> routes = plan_->routes(event.type_id());
   const int64_t before = watermark_;
+  const int32_t base = part * plan_->group_count();
   for (const ShardPlan::Route& r : routes) {
     const int s = nshards_ == 1 ? 0 : ShardPlan::ShardOf(event, r, nshards_);
-    Append(s, event, r.group, seq, before, watermark_after);
+    Append(s, event, base + r.group, seq, before, watermark_after);
   }
   watermark_ = std::max(watermark_, watermark_after);
   last_seq_ = seq;
@@ -422,13 +458,17 @@ void ShardPool::Barrier(uint8_t kind) {
 }
 
 void ShardPool::CollectCounters() {
+  const size_t groups = static_cast<size_t>(plan_->group_count());
   for (int s = 0; s < nshards_; ++s) {
     Shard& shard = *shards_[static_cast<size_t>(s)];
     if (!started_) {   // no thread: the matchers are the router's
       shard.counters.clear();
       for (auto& m : shard.matchers) shard.counters.push_back(m->counters());
     }
-    stats_.shards[static_cast<size_t>(s)].groups = shard.counters;
+    // Per group, over its parts.
+    std::vector<MatcherCounters>& out = stats_.shards[static_cast<size_t>(s)].groups;
+    out.assign(groups, MatcherCounters{});
+    for (size_t slot = 0; slot < shard.counters.size(); ++slot) out[slot % groups].Add(shard.counters[slot]);
   }
 }
 
@@ -451,7 +491,7 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
   for (int s = 0; s < nshards_; ++s) {
     const Shard& shard = *shards_[static_cast<size_t>(s)];
     ShardPoolStats::Shard& st = stats_.shards[static_cast<size_t>(s)];
-    headers.push_back(shard.Header(watermark_, last_seq_));
+    headers.push_back(shard.Header(watermark_, last_seq_, part_names_));
     st.snapshot_ns = shard.snapshot_ns;
     st.checkpoint_bytes = headers.back().size();
     for (const ByteBuffer& body : shard.bodies) st.checkpoint_bytes += Matcher::SealedSize(body.size());
@@ -476,7 +516,8 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
   return result;
 }
 
-bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report) {
+bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report,
+                        const std::function<bool(std::string_view part)>& take) {
   if (started_) {
     *error = "a sharded checkpoint is restored before the first push, into a fresh pool";
     return false;
@@ -491,10 +532,24 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
   const int groups = plan_->group_count();
   int64_t watermark = kNoWatermark, last_seq = kNoWatermark;
   ShardRestoreReport outcome;
+  std::vector<std::string> parts = part_names_;   // this pool's parts, then the restored ones
+  auto part_of = [&parts](const std::string& name) {
+    for (size_t p = 0; p < parts.size(); ++p)
+      if (parts[p] == name) return p;
+    parts.push_back(name);
+    return parts.size() - 1;
+  };
+  auto note = [](std::vector<std::string>* list, const std::string& name) {
+    if (std::find(list->begin(), list->end(), name) == list->end()) list->push_back(name);
+  };
   std::vector<std::vector<std::unique_ptr<Matcher>>> restored(static_cast<size_t>(nshards_));
   for (size_t s = 0; s < blobs.size(); ++s) {
     const std::string& blob = blobs[s];
-    std::vector<std::pair<std::string, uint64_t>> saved;   // per saved group: its name, fingerprint
+    struct Saved {
+      std::string group, part;
+      uint64_t fingerprint = 0;
+    };
+    std::vector<Saved> saved;   // per saved matcher
     std::vector<uint64_t> sizes;
     size_t offset = 0;
     try {
@@ -505,8 +560,10 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
         return false;
       }
       const msgpack::object* f = o.via.array.ptr;
-      if (f[1].as<uint64_t>() != kFormatVersion) {
-        *error = fmt::format("shard {}: checkpoint format {} (this version reads {})", s, f[1].as<uint64_t>(), kFormatVersion);
+      const uint64_t version = f[1].as<uint64_t>();
+      if (version < kOldestFormat || version > kFormatVersion) {
+        *error = fmt::format("shard {}: checkpoint format {} (this version reads {} to {})", s, version, kOldestFormat,
+                             kFormatVersion);
         return false;
       }
       const int count = f[2].as<int>();
@@ -528,7 +585,17 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
         *error = fmt::format("shard {}: from another checkpoint than shard 0 (watermark or last seq differ)", s);
         return false;
       }
-      saved = f[6].as<std::vector<std::pair<std::string, uint64_t>>>();
+      if (f[6].type != msgpack::type::ARRAY) throw msgpack::type_error();
+      const uint32_t width = version == 2 ? 2 : 3;   // 2: [group, fingerprint], in part ""
+      for (uint32_t i = 0; i < f[6].via.array.size; ++i) {
+        const msgpack::object& e = f[6].via.array.ptr[i];
+        if (e.type != msgpack::type::ARRAY || e.via.array.size != width) throw msgpack::type_error();
+        Saved one;
+        one.group = e.via.array.ptr[0].as<std::string>();
+        if (width == 3) one.part = e.via.array.ptr[1].as<std::string>();
+        one.fingerprint = e.via.array.ptr[width - 1].as<uint64_t>();
+        saved.push_back(std::move(one));
+      }
       sizes = f[7].as<std::vector<uint64_t>>();
     } catch (const std::exception& e) {
       *error = fmt::format("shard {}: damaged checkpoint ({})", s, e.what());
@@ -545,45 +612,70 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
       *error = fmt::format("shard {}: damaged checkpoint (its parts do not add up to its size)", s);
       return false;
     }
-    std::vector<size_t> part_at;   // per saved group: where its snapshot starts
+    std::vector<size_t> part_at;   // per saved matcher: where its snapshot starts
     for (uint64_t n : sizes) {
       part_at.push_back(offset);
       offset += n;
     }
-    // Each group of this plan takes the saved state of the group of its name if their
-    // fingerprints are equal (the same rule, compiled the same, over the same declarations);
-    // otherwise it starts empty at the checkpoint's watermark.
-    ShardRestoreReport here;
-    std::vector<bool> used(saved.size(), false);
-    for (int g = 0; g < groups; ++g) {
-      auto m = std::make_unique<Matcher>(plan_->group(g).program, options_, callbacks_[s][static_cast<size_t>(g)]);
-      const std::string& name = plan_->group(g).name;
-      bool fresh = true;
-      size_t at = saved.size();
-      for (size_t i = 0; i < saved.size() && at == saved.size(); ++i)
-        if (!used[i] && saved[i].first == name) at = i;
-      if (at < saved.size()) used[at] = true;
-      if (at == saved.size()) {
-        here.added.push_back(name);
-      } else if (saved[at].second != m->fingerprint()) {
-        here.changed.push_back(name);
-      } else {
-        fresh = false;
-        std::string why;
-        if (!m->Restore(std::string_view(blob).substr(part_at[at], sizes[at]), &why)) {
-          *error = fmt::format("shard {}, rule group '{}': {}", s, name, why);
-          return false;
-        }
-        here.kept.push_back(name);
+    // The parts taken, each at its index in this pool.
+    size_t nparts = 1;   // part 0 always
+    for (const Saved& one : saved) {
+      if (take && !take(one.part)) {
+        note(&outcome.parts_left, one.part);
+        continue;
       }
-      // A group that starts empty starts at the checkpoint's watermark.
-      if (fresh && watermark != kNoWatermark) m->AdvanceWatermark(watermark);
-      restored[s].push_back(std::move(m));
+      note(&outcome.parts, one.part);
+      nparts = std::max(nparts, part_of(one.part) + 1);
     }
-    for (size_t i = 0; i < saved.size(); ++i)
-      if (!used[i]) here.removed.push_back(saved[i].first);
+    // Each group of this plan takes, in every part taken, the saved state of the group of its
+    // name in that part if their fingerprints are equal (the same rule, compiled the same, over
+    // the same declarations); otherwise it starts empty at the checkpoint's watermark.
+    ShardRestoreReport here;
+    std::vector<std::unique_ptr<Matcher>>& matchers = restored[s];
+    for (size_t p = 0; p < nparts; ++p) {
+      const bool taken = !take || take(parts[p]);
+      for (int g = 0; g < groups; ++g) {
+        auto m = std::make_unique<Matcher>(plan_->group(g).program, options_, callbacks_[s][static_cast<size_t>(g)]);
+        const std::string& name = plan_->group(g).name;
+        size_t at = saved.size();
+        for (size_t i = 0; i < saved.size() && at == saved.size() && taken; ++i)
+          if (saved[i].group == name && saved[i].part == parts[p]) at = i;
+        const bool fresh = at == saved.size() || saved[at].fingerprint != m->fingerprint();
+        if (!fresh) {
+          std::string why;
+          if (!m->Restore(std::string_view(blob).substr(part_at[at], sizes[at]), &why)) {
+            *error = fmt::format("shard {}, rule group '{}'{}: {}", s, name,
+                                 parts[p].empty() ? "" : fmt::format(", part '{}'", parts[p]), why);
+            return false;
+          }
+        }
+        // A matcher that starts empty starts at the checkpoint's watermark.
+        if (fresh && watermark != kNoWatermark) m->AdvanceWatermark(watermark);
+        matchers.push_back(std::move(m));
+      }
+    }
+    // By group (every part of a group has its fingerprint): kept, changed, added, removed.
+    for (int g = 0; g < groups; ++g) {
+      const std::string& name = plan_->group(g).name;
+      const uint64_t fingerprint = matchers[static_cast<size_t>(g)]->fingerprint();
+      bool found = false, same = true;
+      for (const Saved& one : saved) {
+        if (one.group != name) continue;
+        found = true;
+        same = same && one.fingerprint == fingerprint;
+      }
+      note(!found ? &here.added : same ? &here.kept : &here.changed, name);
+    }
+    for (const Saved& one : saved) {
+      bool in_plan = false;
+      for (int g = 0; g < groups && !in_plan; ++g) in_plan = plan_->group(g).name == one.group;
+      if (!in_plan) note(&here.removed, one.group);
+    }
     if (s == 0) {
-      outcome = std::move(here);
+      outcome.kept = std::move(here.kept);
+      outcome.changed = std::move(here.changed);
+      outcome.added = std::move(here.added);
+      outcome.removed = std::move(here.removed);
     } else if (here.kept != outcome.kept || here.removed != outcome.removed) {
       *error = fmt::format("shard {}: its rule groups are not shard 0's", s);
       return false;
@@ -593,6 +685,7 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
     shards_[static_cast<size_t>(s)]->matchers = std::move(restored[static_cast<size_t>(s)]);
     shards_[static_cast<size_t>(s)]->sent_watermark = watermark;
   }
+  part_names_ = std::move(parts);
   watermark_ = watermark;
   last_seq_ = last_seq;
   CollectCounters();
@@ -618,7 +711,9 @@ const ShardPoolStats& ShardPool::stats() {
 }
 
 int64_t ShardPool::ShardWatermark(int shard, int group) const {
-  return shards_[static_cast<size_t>(shard)]->matchers[static_cast<size_t>(group)]->watermark();
+  const Shard& s = *shards_[static_cast<size_t>(shard)];
+  if (s.running != nullptr) return s.running->watermark();
+  return s.matchers[static_cast<size_t>(group)]->watermark();
 }
 
 }  // namespace vigil

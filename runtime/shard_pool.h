@@ -33,6 +33,16 @@
 // in and hands the old one back to be freed there. So no checkpoint copies into fresh memory,
 // whose page faults made the first checkpoint with a large state pause ~2.5x the others.
 //
+// State by input partition (docs/operations.md "State by input partition"): Push takes a *part*
+// (Part(name): the daemon names one per source partition when the config asks for it; part 0,
+// named "", is the one of a pool that does not split). A shard keeps one matcher per (part,
+// group) — slot part * groups + group, created when the part's first event comes to the shard —
+// so a key's state lives in the part its events came through, and a checkpoint names every
+// matcher's part: Restore can take some parts and leave the others (to another pool: the
+// scale-out design). With parts, each part is evaluated alone (the keys of one part never meet
+// another part's events), under the pool's one watermark; that equals the unsplit pool exactly
+// when every key's events come through one part.
+//
 // Latency: a batch goes when it is full, or at AdvanceWatermark / Flush / Checkpoint / Finish. A
 // router whose input pauses should call Flush() (e.g. when its source poll comes back empty), or
 // events wait in a part-filled batch.
@@ -61,6 +71,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -74,8 +85,8 @@ struct ShardPoolStats {
     int64_t queue_depth = 0;              // batches waiting in its queue (when stats() was read)
     uint64_t batches = 0;                 // batch messages sent to it
     uint64_t events = 0;                  // (event, group) deliveries routed to it
-    // Per group: the shard's matcher counters as of the last Checkpoint, RefreshCounters, Restore
-    // or Finish.
+    // Per group: the shard's matcher counters (summed over its parts) as of the last Checkpoint,
+    // RefreshCounters, Restore or Finish.
     std::vector<MatcherCounters> groups;
     int64_t snapshot_ns = 0;              // its part of the last checkpoint's pause (copying its state)
     uint64_t checkpoint_bytes = 0;        // its last blob's size
@@ -100,6 +111,10 @@ struct ShardRestoreReport {
   std::vector<std::string> changed;   // saved with another fingerprint: state dropped, starts empty
   std::vector<std::string> added;     // not in the checkpoint: starts empty
   std::vector<std::string> removed;   // in the checkpoint, not in the plan: state dropped
+  // Parts (input partitions) by name, in checkpoint order: restored, and left out by Restore's
+  // `take` (empty for a checkpoint without parts: its one part is named "").
+  std::vector<std::string> parts;
+  std::vector<std::string> parts_left;
 };
 
 class ShardPool {
@@ -121,7 +136,12 @@ class ShardPool {
   // event is late if its time <= the watermark before it; never lowers the watermark). Returns
   // the number of groups (rules) it was routed to: 0 for a type no rule reads (the caller counts it
   // ignored). May block while a shard is behind (backpressure).
-  size_t Push(RecordView event, int64_t seq, int64_t watermark_after);
+  // `part`: the event's part (Part below; 0 for a pool that does not split state).
+  size_t Push(RecordView event, int64_t seq, int64_t watermark_after, int part = 0);
+  // The part named `name`, added if new (its matchers are made on each shard when its first
+  // event comes there). Part 0 is named "".
+  int Part(std::string_view name);
+  const std::vector<std::string>& part_names() const { return part_names_; }
   // Raises the watermark to `w` everywhere, in order with the events (sends every batch).
   void AdvanceWatermark(int64_t w);
   // Sends the part-filled batches (and the watermark) to the shards now.
@@ -142,8 +162,11 @@ class ShardPool {
   // the pool as it was. The blobs may come from a pool of another plan (the rules changed):
   // each group of this plan whose name (its rules) and matcher fingerprint (the rules compiled,
   // the declarations of the types they read) equal a saved group's takes that group's state;
-  // the others start empty at the checkpoint's watermark. `report` (optional) names them.
-  bool Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report = nullptr);
+  // the others start empty at the checkpoint's watermark. `report` (optional) names them. The
+  // state of each saved part (by name) is restored only if `take` (when given) says so; parts
+  // left out are dropped. Restored parts are added to part_names() (Part finds them).
+  bool Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report = nullptr,
+               const std::function<bool(std::string_view part)>& take = {});
   // End of input: W = +inf everywhere; waits for the shards to drain and joins them. Nothing may
   // be called after it but stats().
   void Finish();
@@ -155,8 +178,9 @@ class ShardPool {
   // The greatest seq pushed (or restored from a checkpoint); kNoWatermark: none yet.
   int64_t last_seq() const { return last_seq_; }
   int shards() const { return nshards_; }
-  // The watermark of shard `shard`'s matcher of `group`. Only from that shard's own thread,
-  // inside one of its callbacks (e.g. to print the watermark a late event was judged against).
+  // The watermark of the matcher of shard `shard` that is calling back (of `group`, in the part
+  // of the event or watermark it is handling). Only from that shard's own thread, inside one of
+  // its callbacks (e.g. to print the watermark a late event was judged against).
   int64_t ShardWatermark(int shard, int group) const;
   const ShardPlan& plan() const { return *plan_; }
 
@@ -165,7 +189,7 @@ class ShardPool {
 
  private:
   void Start();
-  void Append(int shard, RecordView event, int32_t group, int64_t seq, int64_t w_before, int64_t w_after);
+  void Append(int shard, RecordView event, int32_t slot, int64_t seq, int64_t w_before, int64_t w_after);
   void Send(int shard, uint8_t kind, void* barrier);
   Batch* Acquire(Shard& shard);
   void Barrier(uint8_t kind);
@@ -177,7 +201,8 @@ class ShardPool {
   int nshards_;
   MatcherOptions options_;
   size_t queue_capacity_;
-  std::vector<std::vector<MatcherCallbacks>> callbacks_;   // [shard][group]
+  std::vector<std::vector<MatcherCallbacks>> callbacks_;   // [shard][group] (every part's)
+  std::vector<std::string> part_names_{std::string()};     // per part
   std::vector<std::unique_ptr<Shard>> shards_;
   ShardPoolStats stats_;
   int64_t watermark_ = kNoWatermark;

@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <random>
 #include <regex>
@@ -57,15 +58,23 @@ constexpr bool kMockCommitsTransactionOffsets = false;
 
 // The sample stream, then a punctuation per partition that ends event time (as `vigil run`'s
 // end of input does: every pending deadline fires).
-void ProduceSample(const std::string& bootstrap, int partitions, const std::string& topic = "events") {
+// Events are dealt round robin, or with `by_card` those with a card_id by it (as a producer
+// keyed by card would: one card's events in one partition), the others round robin. `pause_ms`:
+// a pause after every 500 events (the sample then takes 39 pauses).
+void ProduceSample(const std::string& bootstrap, int partitions, const std::string& topic = "events",
+                   bool by_card = false, int pause_ms = 0) {
   std::vector<std::string> lines = ReadLines(std::string(VIGIL_SOURCE_DIR) + "/rules/sample/events.jsonl");
   KafkaStatus status;
   auto producer = KafkaProducer::Create({.bootstrap_servers = bootstrap}, &status);
   REQUIRE_MESSAGE(producer, status.message);
+  static const std::regex card("\"card_id\":\"([^\"]*)\"");
   for (size_t i = 0; i < lines.size(); ++i) {
-    status = producer->Produce(topic, static_cast<int32_t>(i % static_cast<size_t>(partitions)),
+    size_t slot = i;
+    if (std::smatch m; by_card && std::regex_search(lines[i], m, card)) slot = std::hash<std::string>{}(m[1].str());
+    status = producer->Produce(topic, static_cast<int32_t>(slot % static_cast<size_t>(partitions)),
                                std::to_string(i), lines[i]);
     REQUIRE_MESSAGE(status.ok(), status.message);
+    if (pause_ms > 0 && i % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
   }
   for (int p = 0; p < partitions; ++p) {
     status = producer->Produce(topic, p, std::nullopt,
@@ -118,6 +127,7 @@ struct Setup {
   std::string source_properties;   // more YAML lines under the source's properties
   std::string suffix;              // of this daemon's checkpoint directory and late file
   std::string events = "events";   // the topic it reads
+  bool by_partition = false;       // state_by_partition
 };
 
 // The setup of the i-th daemon of a kill test: a consumer group of its own (KillAfterAssignment).
@@ -132,6 +142,7 @@ void WriteConfig(const std::string& path, const std::string& dir, const std::str
                  const Setup& setup = {}) {
   std::ofstream(path) << "rules: " << VIGIL_SOURCE_DIR << "/rules\n"
                       << "shards: " << setup.shards << "\n"
+                      << (setup.by_partition ? "state_by_partition: true\n" : "")
                       << "watermark:\n  out_of_orderness: 5s\n"
                       << "checkpoints:\n  directory: " << dir << "/checkpoints" << setup.suffix << "\n  interval: " << interval << "\n"
                       << "metrics:\n  listen: \"\"\n" << "log:\n  level: debug\n"
@@ -226,7 +237,7 @@ TEST_CASE("kafka serve: three partitions give the same alerts and match ids in e
 
   WriteConfig(dir.path + "/other.yaml", dir.path, cluster.bootstrap(), "1s", false, false,
               {.shards = 1, .group = "other", .alerts = "alerts2", .source_properties = "", .suffix = "-other",
-               .events = "events2"});
+               .events = "events2", .by_partition = false});
   const std::vector<Consumed> second = RunUntil(dir, "other.yaml", cluster.bootstrap(), "alerts2", expected.size(), [&] {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (ReadFile(dir.path + "/serve.err").find("events2/2 assigned") == std::string::npos &&
@@ -258,8 +269,14 @@ std::string ReadFile(const std::string& path) {
 // must have got its partitions before its kill (checked: a restarted daemon that committed its
 // restored offsets before it had joined was answered "unknown member" and joined again, over and
 // over — with checkpoints every 100 ms it never got a partition, even in a fresh group).
+//
+// A daemon reads the sample (19,387 events) in well under a second once it starts fetching, about
+// a second after its assignment (the consumer's offset lookups and first fetch), so a kill within
+// a second of the assignment finds nothing or everything read: tests that mean to kill
+// mid-stream produce the events as the daemons run (ProduceSample's `pause_ms`) and kill within
+// `window_ms` = 2.5 s.
 void KillAfterAssignment(const TempDir& dir, int kills, unsigned seed, const std::function<void(int)>& configure,
-                         const std::string& config = "vigil.yaml") {
+                         const std::string& config = "vigil.yaml", int window_ms = 1000) {
   std::mt19937 rng(seed);
   auto assignments = [&] {
     const std::string log = ReadFile(dir.path + "/serve.err");
@@ -277,7 +294,7 @@ void KillAfterAssignment(const TempDir& dir, int kills, unsigned seed, const std
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     assigned += assignments() != before;
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 1000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % static_cast<unsigned>(window_ms)));
     serve.Signal(SIGKILL);
   }
   CHECK(assigned == kills);
@@ -333,12 +350,13 @@ TEST_CASE("kafka serve: kill -9 and restart lose no alert") {
 }
 
 // Three partitions: an uninterrupted run's alerts, then a daemon (another group, another alerts
-// topic) killed -9 at 5 random moments and restarted: every alert comes, and one re-delivered
-// after a restart carries the same match id and line as in the uninterrupted run — the seqs of
-// the events read again are those they had (per partition, restored with the checkpoint).
+// topic) killed -9 at 5 random moments and restarted while the same events are produced to
+// another topic (so the kills come mid-stream): every alert comes, and one re-delivered after a
+// restart carries the same match id and line as in the uninterrupted run — the seqs of the
+// events read again are those they had (per partition, restored with the checkpoint).
 TEST_CASE("kafka serve: three partitions, kill -9 and restart keep the match ids") {
   TempDir dir;
-  test::MockKafkaCluster cluster({"events:3", "alerts:1", "alerts2:1"});
+  test::MockKafkaCluster cluster({"events:3", "events2:3", "alerts:1", "alerts2:1"});
   REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
   const size_t count = RunAlerts(dir).size();
   ProduceSample(cluster.bootstrap(), 3);
@@ -346,13 +364,16 @@ TEST_CASE("kafka serve: three partitions, kill -9 and restart keep the match ids
   std::vector<std::string> expected;
   for (const Consumed& c : RunUntil(dir, "vigil.yaml", cluster.bootstrap(), "alerts", count)) expected.push_back(c.value);
   REQUIRE(expected.size() == count);
+  auto produced = std::async(std::launch::async, [&] { ProduceSample(cluster.bootstrap(), 3, "events2", false, 400); });
   KillAfterAssignment(dir, 5, 13, [&](int i) {
     Setup setup = Group(i);
+    setup.events = "events2";
     setup.alerts = "alerts2";
     setup.source_properties = "      max.partition.fetch.bytes: \"4096\"\n";
     setup.suffix = "-killed";
     WriteConfig(dir.path + "/killed.yaml", dir.path, cluster.bootstrap(), "100ms", false, false, setup);
-  }, "killed.yaml");
+  }, "killed.yaml", 2500);
+  produced.get();
   const AfterKills after = RunToEveryAlert(dir, cluster.bootstrap(), expected, "read_uncommitted", "killed.yaml", "alerts2");
   const std::string log = ReadFile(dir.path + "/serve.err");
   CHECK(log.find("restored checkpoint") != std::string::npos);
@@ -360,6 +381,85 @@ TEST_CASE("kafka serve: three partitions, kill -9 and restart keep the match ids
   MESSAGE("kill -9 test (3 partitions): " << expected.size() << " alerts expected, " << after.got.size() << " delivered");
 }
 
+
+// The rules' alert lines (a line's "rule" field).
+std::vector<std::string> OfRules(const std::vector<std::string>& lines, const std::set<std::string>& rules) {
+  static const std::regex rule("\"rule\":\"([^\"]*)\"");
+  std::vector<std::string> out;
+  for (const std::string& line : lines)
+    if (std::smatch m; std::regex_search(line, m, rule) && rules.count(m[1].str()) > 0) out.push_back(line);
+  return out;
+}
+
+// State by input partition (docs/operations.md "State by input partition"): over a topic of 3
+// partitions keyed by card, the rules keyed by card give `vigil run`'s alerts (match ids aside:
+// seqs are per partition), while rules keyed by user, whose events are dealt round robin, miss
+// some — each partition's state is its own. The checkpoint holds the state per partition: a
+// daemon killed -9 at 4 moments and restarted delivers every alert of the uninterrupted run with
+// its line and match id (the events produced to another topic meanwhile, so the kills come
+// mid-stream).
+TEST_CASE("kafka serve: state by partition over a topic keyed by card") {
+  TempDir dir;
+  test::MockKafkaCluster cluster({"cards:3", "cards2:3", "alerts:1", "alerts2:1"});
+  REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
+  const std::set<std::string> card_rules = {"card_testing", "spending_spike"};
+  const std::vector<std::string> all = RunAlerts(dir);
+  std::multiset<std::string> want_cards, want_others;
+  for (const std::string& line : all)
+    (OfRules({line}, card_rules).empty() ? want_others : want_cards).insert(WithoutMatchId(line));
+  REQUIRE(want_cards.size() > 5);
+  ProduceSample(cluster.bootstrap(), 3, "cards", /*by_card=*/true);
+  Setup setup;
+  setup.events = "cards";
+  setup.by_partition = true;
+  WriteConfig(dir.path + "/vigil.yaml", dir.path, cluster.bootstrap(), "1s", false, false, setup);
+  std::vector<std::string> lines;
+  {
+    Child serve({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
+    auto reader = AlertReader(cluster.bootstrap());
+    std::vector<Consumed> got;
+    // Until every card alert came, then until nothing more comes for 3 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (OfRules(lines, card_rules).size() < want_cards.size() && std::chrono::steady_clock::now() < deadline) {
+      ReadAlerts(*reader, got.size() + 1, 1, &got);
+      lines.clear();
+      for (const Consumed& c : got) lines.push_back(c.value);
+    }
+    for (size_t had = 0; had != got.size();) {
+      had = got.size();
+      ReadAlerts(*reader, got.size() + 1000, 3, &got);
+    }
+    CHECK(serve.Signal(SIGTERM) == 0);
+    lines.clear();
+    for (const Consumed& c : got) lines.push_back(c.value);
+  }
+  std::multiset<std::string> cards, others;
+  for (const std::string& line : lines) (OfRules({line}, card_rules).empty() ? others : cards).insert(WithoutMatchId(line));
+  CHECK(cards == want_cards);
+  if (cards != want_cards) ShowDifference(want_cards, cards);
+  CHECK(others.size() < want_others.size());   // the round-robin users' state is split: alerts missing
+  CHECK(ReadLines(dir.path + "/late.jsonl").empty());
+  const std::string first_log = ReadFile(dir.path + "/serve.err");
+  CHECK(first_log.find("cards/2 assigned") != std::string::npos);
+
+  auto produced = std::async(std::launch::async, [&] { ProduceSample(cluster.bootstrap(), 3, "cards2", true, 400); });
+  KillAfterAssignment(dir, 4, 29, [&](int i) {
+    Setup killed = Group(i);
+    killed.events = "cards2";
+    killed.by_partition = true;
+    killed.alerts = "alerts2";
+    killed.source_properties = "      max.partition.fetch.bytes: \"4096\"\n";
+    killed.suffix = "-killed";
+    WriteConfig(dir.path + "/killed.yaml", dir.path, cluster.bootstrap(), "100ms", false, false, killed);
+  }, "killed.yaml", 2500);
+  produced.get();
+  const AfterKills after = RunToEveryAlert(dir, cluster.bootstrap(), lines, "read_uncommitted", "killed.yaml", "alerts2");
+  const std::string log = ReadFile(dir.path + "/serve.err");
+  CHECK(log.find("key state of 3 input partition(s)") != std::string::npos);
+  if (after.missing != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  MESSAGE("state by partition: " << cards.size() << " card alerts, " << others.size() << " of other rules (vigil run: "
+                                 << want_others.size() << "); after kills " << after.got.size() << " delivered");
+}
 
 // The group's committed offset of events/0 (-1001: none).
 int64_t CommittedOffset(const std::string& bootstrap, const std::string& group) {

@@ -21,6 +21,7 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <msgpack.hpp>
 
 #include "adapters/decoder.h"
 #include "grammar/check.h"
@@ -98,24 +99,7 @@ Result RunMatcher(const std::shared_ptr<const Program>& program, const Input& in
 
 MatcherCounters Sum(const MatcherCounters& a, const MatcherCounters& b) {
   MatcherCounters s = a;
-  s.events_pushed += b.events_pushed;
-  s.events_processed += b.events_processed;
-  s.events_late += b.events_late;
-  s.events_ignored += b.events_ignored;
-  s.matches += b.matches;
-  s.timeouts += b.timeouts;
-  s.window_alerts += b.window_alerts;
-  s.runs_started += b.runs_started;
-  s.runs_evicted += b.runs_evicted;
-  s.runs_rejected += b.runs_rejected;
-  s.keys_created += b.keys_created;
-  s.late_events_windowed += b.late_events_windowed;
-  s.window_revisions += b.window_revisions;
-  s.window_retractions += b.window_retractions;
-  s.runs_live += b.runs_live;
-  s.keys_live += b.keys_live;
-  if (s.alerts_per_rule.size() < b.alerts_per_rule.size()) s.alerts_per_rule.resize(b.alerts_per_rule.size());
-  for (size_t i = 0; i < b.alerts_per_rule.size(); ++i) s.alerts_per_rule[i] += b.alerts_per_rule[i];
+  s.Add(b);
   return s;
 }
 
@@ -479,6 +463,212 @@ TEST_CASE("shards: Restore refuses another shard count, damaged blobs, and a sta
     CHECK_FALSE(started.Restore(blobs, &error));
     CHECK(error.find("before the first push") != std::string::npos);
   }
+}
+
+// State by input partition: each part's keys are evaluated alone — the pool's alerts are those of
+// one matcher per part fed only that part's events under the pool's watermark — and a
+// checkpoint's parts restored into two pools, each taking some of them and going on with their
+// events, give together the alerts of the uninterrupted pool (what moving partitions between
+// instances needs). Events are dealt to parts at random, so a key's events are split too.
+std::vector<std::string> RunPerPart(const std::shared_ptr<const Program>& program, const Input& in,
+                                    const std::vector<int>& part, int parts, MatcherOptions options,
+                                    MatcherCounters* total) {
+  std::vector<std::string> alerts;
+  options.bounded_out_of_orderness_ms = -1;
+  for (int k = 0; k < parts; ++k) {
+    MatcherCallbacks cb;
+    cb.on_alert = [&](const Alert& a) { alerts.push_back(test::shard::FormatAlert(a)); };
+    Matcher m(program, options, cb);
+    for (size_t i = 0; i < in.views.size(); ++i) {
+      if (part[i] == k) {
+        m.Push(in.views[i], static_cast<int64_t>(i), in.w_after[i]);
+      } else {
+        m.AdvanceWatermark(in.w_after[i]);
+      }
+      if (in.advance_to[i] != kNoWatermark) m.AdvanceWatermark(in.advance_to[i]);
+    }
+    m.Finish();
+    total->Add(m.counters());
+  }
+  std::sort(alerts.begin(), alerts.end());
+  return alerts;
+}
+
+// A format-2 blob (before parts) of a format-3 blob whose matchers are all in part "".
+std::string AsFormat2(const std::string& blob) {
+  size_t offset = 0;
+  const msgpack::object_handle oh = msgpack::unpack(blob.data(), blob.size(), offset);
+  const msgpack::object* f = oh.get().via.array.ptr;
+  msgpack::sbuffer out;
+  msgpack::packer<msgpack::sbuffer> pk(out);
+  pk.pack_array(8);
+  for (int i = 0; i < 6; ++i) {
+    if (i == 1) {
+      pk.pack(uint64_t{2});
+    } else {
+      pk.pack(f[i]);
+    }
+  }
+  pk.pack_array(f[6].via.array.size);
+  for (uint32_t i = 0; i < f[6].via.array.size; ++i) {
+    const msgpack::object* e = f[6].via.array.ptr[i].via.array.ptr;
+    REQUIRE(e[1].as<std::string>() == "");
+    pk.pack_array(2);
+    pk.pack(e[0]);
+    pk.pack(e[2]);
+  }
+  pk.pack(f[7]);
+  return std::string(out.data(), out.size()) + blob.substr(offset);
+}
+
+TEST_CASE("shards: state by partition, each part alone, and a checkpoint's parts restored apart give the whole") {
+  std::mt19937_64 rng(20271128);
+  int compared = 0, with_alerts = 0, differs_unsplit = 0, failures = 0;
+  for (int i = 0; i < 150 && failures < 3; ++i) {
+    const test::shard::RandomProgram p = test::shard::MakeProgram(rng);
+    std::string error;
+    const auto plan = ShardPlan::Build(p.program, &error);
+    REQUIRE_MESSAGE(plan, error);
+    const MatcherOptions options = RandomOptions(rng);
+    Input in;
+    in.events = test::shard::RandomEvents(rng, true, 4, 16);
+    in.records = test::shard::MakeRecords(p.checked->schema, in.events);
+    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+    SetWatermarks(&in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+    const int parts = static_cast<int>(Uniform(rng, 1, 3));
+    std::vector<int> part;
+    for (size_t e = 0; e < in.views.size(); ++e) part.push_back(static_cast<int>(Uniform(rng, 0, parts - 1)));
+    const int nshards = static_cast<int>(Uniform(rng, 1, 3));
+    const size_t cut = static_cast<size_t>(Uniform(rng, 0, static_cast<int64_t>(in.views.size())));
+    // Pool B takes the parts in `to_b` (and part ""), pool C the others.
+    std::vector<std::string> to_b;
+    for (int k = 0; k < parts; ++k)
+      if (Chance(rng, 50)) to_b.push_back(fmt::format("p{}", k));
+    const std::string rules = p.text;
+    const std::string events = test::shard::Describe(in.events);
+    const std::string how = fmt::format("{} shards, parts {}, cut before {}, B takes {}", nshards,
+                                        fmt::join(part, ""), cut, fmt::join(to_b, " "));
+    CAPTURE(rules);
+    CAPTURE(events);
+    CAPTURE(how);
+    MatcherCounters want_counters;
+    const std::vector<std::string> want = RunPerPart(p.program, in, part, parts, options, &want_counters);
+
+    const int groups = plan->group_count();
+    Collected whole(nshards, groups), before(nshards, groups), in_b(nshards, groups), in_c(nshards, groups);
+    std::vector<std::string> blobs;
+    {   // uninterrupted, and the same up to the cut
+      ShardPool pool(plan, nshards, options, whole.Maker(), 4);
+      ShardPool first(plan, nshards, options, before.Maker(), 4);
+      for (size_t e = 0; e < in.views.size(); ++e) {
+        if (e == cut) blobs = first.Checkpoint();
+        const std::string name = fmt::format("p{}", part[e]);
+        pool.Push(in.views[e], static_cast<int64_t>(e), in.w_after[e], pool.Part(name));
+        if (e < cut) first.Push(in.views[e], static_cast<int64_t>(e), in.w_after[e], first.Part(name));
+        if (in.advance_to[e] != kNoWatermark) {
+          pool.AdvanceWatermark(in.advance_to[e]);
+          if (e < cut) first.AdvanceWatermark(in.advance_to[e]);
+        }
+      }
+      if (cut == in.views.size()) blobs = first.Checkpoint();
+      pool.Finish();
+      MatcherCounters all;
+      for (const ShardPoolStats::Shard& sh : pool.stats().shards)
+        for (const MatcherCounters& c : sh.groups) all.Add(c);
+      CHECK(all.matches == want_counters.matches);
+      CHECK(all.timeouts == want_counters.timeouts);
+      CHECK(all.window_alerts == want_counters.window_alerts);
+    }
+    std::vector<std::string> got;
+    whole.AppendTo(&got);
+    std::sort(got.begin(), got.end());
+    CHECK(Lines(got) == Lines(want));
+
+    auto in_b_set = [&](std::string_view name) {
+      return name.empty() || std::find(to_b.begin(), to_b.end(), name) != to_b.end();
+    };
+    {
+      ShardPool b(plan, nshards, options, in_b.Maker(), 4);
+      ShardPool c(plan, nshards, options, in_c.Maker(), 4);
+      ShardRestoreReport rb, rc;
+      REQUIRE_MESSAGE(b.Restore(blobs, &error, &rb, in_b_set), error);
+      REQUIRE_MESSAGE(c.Restore(blobs, &error, &rc, [&](std::string_view name) { return !in_b_set(name); }), error);
+      // Every part saved is restored by exactly one of them.
+      std::vector<std::string> saved_parts = rb.parts;
+      saved_parts.insert(saved_parts.end(), rc.parts.begin(), rc.parts.end());
+      std::sort(saved_parts.begin(), saved_parts.end());
+      std::vector<std::string> left = rb.parts_left;
+      left.insert(left.end(), rc.parts_left.begin(), rc.parts_left.end());
+      std::sort(left.begin(), left.end());
+      CHECK(saved_parts == left);
+      for (const std::string& name : rb.parts) CHECK(in_b_set(name));
+      for (const std::string& name : rc.parts) CHECK_FALSE(in_b_set(name));
+      for (size_t e = cut; e < in.views.size(); ++e) {
+        const std::string name = fmt::format("p{}", part[e]);
+        ShardPool& owner = in_b_set(name) ? b : c;
+        ShardPool& other = in_b_set(name) ? c : b;
+        owner.Push(in.views[e], static_cast<int64_t>(e), in.w_after[e], owner.Part(name));
+        other.AdvanceWatermark(in.w_after[e]);
+        if (in.advance_to[e] != kNoWatermark) {
+          b.AdvanceWatermark(in.advance_to[e]);
+          c.AdvanceWatermark(in.advance_to[e]);
+        }
+      }
+      b.Finish();
+      c.Finish();
+    }
+    std::vector<std::string> moved;
+    before.AppendTo(&moved);
+    in_b.AppendTo(&moved);
+    in_c.AppendTo(&moved);
+    std::sort(moved.begin(), moved.end());
+    CHECK(Lines(moved) == Lines(want));
+    failures += got != want || moved != want;
+    ++compared;
+    with_alerts += !want.empty();
+    differs_unsplit += parts > 1 && want != RunMatcher(p.program, in, options).alerts;
+  }
+  MESSAGE(fmt::format("compared {} with alerts {} differing from the unsplit matcher {}", compared, with_alerts,
+                      differs_unsplit));
+  CHECK(with_alerts > 80);
+  CHECK(differs_unsplit > 20);   // the split is visible: the test would see parts mixed up
+}
+
+TEST_CASE("shards: a checkpoint of the format before parts (2) restores") {
+  std::mt19937_64 rng(20271129);
+  const test::shard::RandomProgram p = test::shard::MakeProgram(rng);
+  std::string error;
+  const auto plan = ShardPlan::Build(p.program, &error);
+  REQUIRE(plan);
+  const MatcherOptions options;
+  Input in;
+  in.events = test::shard::RandomEvents(rng, true, 4, 16);
+  in.records = test::shard::MakeRecords(p.checked->schema, in.events);
+  for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+  SetWatermarks(&in, 0, nullptr);
+  const Result whole = RunPool(plan, 2, in, options);
+  Collected before(2, plan->group_count()), after(2, plan->group_count());
+  const size_t cut = in.views.size() / 2;
+  std::vector<std::string> blobs;
+  {
+    ShardPool pool(plan, 2, options, before.Maker(), 4);
+    for (size_t e = 0; e < cut; ++e) pool.Push(in.views[e], static_cast<int64_t>(e), in.w_after[e]);
+    blobs = pool.Checkpoint();
+  }
+  for (std::string& blob : blobs) blob = AsFormat2(blob);
+  ShardPool next(plan, 2, options, after.Maker(), 4);
+  ShardRestoreReport report;
+  REQUIRE_MESSAGE(next.Restore(blobs, &error, &report), error);
+  CHECK(report.parts == std::vector<std::string>{""});
+  CHECK(report.kept.size() == static_cast<size_t>(plan->group_count()));
+  for (size_t e = cut; e < in.views.size(); ++e) next.Push(in.views[e], static_cast<int64_t>(e), in.w_after[e]);
+  next.Finish();
+  std::vector<std::string> got;
+  before.AppendTo(&got);
+  after.AppendTo(&got);
+  std::sort(got.begin(), got.end());
+  CHECK(Lines(got) == Lines(whole.alerts));
+  CHECK_FALSE(whole.alerts.empty());
 }
 
 // The plan of `rules` over the test schema, and the checked rules (for the records' schema) and
