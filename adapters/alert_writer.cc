@@ -20,6 +20,7 @@
 #include <iterator>
 
 #include <fmt/compile.h>
+#include <msgpack.hpp>
 #include <simdjson.h>
 
 #include "adapters/json_put.h"
@@ -581,6 +582,64 @@ bool AlertSuppressor::Admit(const Alert& alert) {
 void AlertSuppressor::Sweep(int64_t now) {
   std::erase_if(until_, [now](const auto& entry) { return entry.second <= now; });
   sweep_at_ = std::max<size_t>(1024, 2 * until_.size());
+}
+
+// [1, rule count, [[rule index and key bytes, end], ...]].
+void AlertSuppressor::Save(std::string* out) const {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(3);
+  pk.pack(uint64_t{1});
+  pk.pack(static_cast<uint64_t>(suppress_ms_.size()));
+  pk.pack_array(static_cast<uint32_t>(until_.size()));
+  for (const auto& [key, end] : until_) {
+    pk.pack_array(2);
+    pk.pack_bin(static_cast<uint32_t>(key.size()));
+    pk.pack_bin_body(key.data(), static_cast<uint32_t>(key.size()));
+    pk.pack(end);
+  }
+  out->append(buffer.data(), buffer.size());
+}
+
+bool AlertSuppressor::Load(std::string_view in, std::string* error) {
+  std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> until;
+  try {
+    size_t offset = 0;
+    const msgpack::object_handle oh = msgpack::unpack(in.data(), in.size(), offset);
+    const msgpack::object& o = oh.get();
+    if (offset != in.size() || o.type != msgpack::type::ARRAY || o.via.array.size != 3 ||
+        o.via.array.ptr[0].as<uint64_t>() != 1 || o.via.array.ptr[2].type != msgpack::type::ARRAY) {
+      *error = "suppression state: not a suppression state of this version";
+      return false;
+    }
+    if (o.via.array.ptr[1].as<uint64_t>() != suppress_ms_.size()) {
+      *error = "suppression state: saved for another number of rules";
+      return false;
+    }
+    const msgpack::object& entries = o.via.array.ptr[2];
+    for (uint32_t i = 0; i < entries.via.array.size; ++i) {
+      const msgpack::object& e = entries.via.array.ptr[i];
+      if (e.type != msgpack::type::ARRAY || e.via.array.size != 2 || e.via.array.ptr[0].type != msgpack::type::BIN ||
+          e.via.array.ptr[0].via.bin.size < sizeof(uint32_t)) {
+        *error = "suppression state: a damaged entry";
+        return false;
+      }
+      const msgpack::object_bin& key = e.via.array.ptr[0].via.bin;
+      uint32_t rule = 0;
+      std::memcpy(&rule, key.ptr, sizeof rule);
+      if (rule >= suppress_ms_.size()) {
+        *error = "suppression state: an entry of a rule out of range";
+        return false;
+      }
+      until[std::string(key.ptr, key.size)] = e.via.array.ptr[1].as<int64_t>();
+    }
+  } catch (const std::exception& e) {
+    *error = fmt::format("suppression state: damaged ({})", e.what());
+    return false;
+  }
+  until_ = std::move(until);
+  sweep_at_ = std::max<size_t>(1024, 2 * until_.size());
+  return true;
 }
 
 }  // namespace vigil

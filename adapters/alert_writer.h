@@ -196,6 +196,12 @@ class AlertSuppressor {
   bool Admit(const Alert& alert);
   uint64_t suppressed(int rule) const { return suppressed_[static_cast<size_t>(rule)]; }
   size_t live_entries() const { return until_.size(); }
+  // The live periods (rule, key, end), appended to `out` (msgpack), for a checkpoint: a daemon
+  // restarted from it suppresses what the uninterrupted one would have. Load replaces the
+  // periods with those saved (false, with `error` set and nothing changed, on a damaged state or
+  // one of another rule count). The suppressed counts are not saved.
+  void Save(std::string* out) const;
+  bool Load(std::string_view in, std::string* error);
 
  private:
   struct Hash {

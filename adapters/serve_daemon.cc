@@ -335,6 +335,18 @@ void ServeDaemon::Impl::BuildShards(std::shared_ptr<const ShardPlan> next) {
       },
       std::max<size_t>(1, config.limits.queue_capacity / 256));
   *owner = pool.get();
+  // The suppression periods go in the checkpoint with the matchers (after a restart, an alert the
+  // uninterrupted daemon suppressed is suppressed too).
+  for (int s = 0; s < nshards; ++s) {
+    for (int g = 0; g < plan->group_count(); ++g) {
+      ShardOutput* out = outputs[static_cast<size_t>(s * plan->group_count() + g)].get();
+      if (!out->suppress) continue;
+      pool->SetGroupState(s, g, {[out](std::string* bytes) { out->suppressor.Save(bytes); },
+                                 [out](std::string_view bytes, std::string* error) {
+                                   return out->suppressor.Load(bytes, error);
+                                 }});
+    }
+  }
 }
 
 bool ServeDaemon::Impl::Build(std::string* error) {

@@ -10,12 +10,13 @@
 // A slot is a (part, group) pair, part * groups + group: a shard's matchers are by slot, those of
 // a part made when its first event comes to the shard (Shard::At).
 //
-// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 3, shard count,
+// Checkpoint blob of one shard: a msgpack header ["vigil-shards", format version 4, shard count,
 // shard index, watermark, last seq, [[group name, part name, matcher fingerprint] per slot],
-// [snapshot size per slot]], then the slots' matcher snapshots back to back
-// (ShardPool::Shard::Seal). A group's name is its rule's name (ShardPlan::Group::name); Restore
-// matches saved matchers to the plan's groups by it and to parts by the part's name. Format 2
-// (read still) had [group name, fingerprint] pairs: all in part "".
+// [snapshot size per slot], [[group name, size] per group state]], then the slots' matcher
+// snapshots back to back (ShardPool::Shard::Seal), then the group states (ShardGroupState). A
+// group's name is its rule's name (ShardPlan::Group::name); Restore matches saved matchers to the
+// plan's groups by it and to parts by the part's name. Read still: format 3 (no group states)
+// and 2 ([group name, fingerprint] pairs: all in part "").
 //
 // A checkpoint stops processing only while the shards copy their state: at the barrier each
 // shard writes its matchers' state into buffers it keeps (Matcher::CaptureSnapshot: flat arrays,
@@ -41,9 +42,9 @@ namespace {
 constexpr size_t kBatchEvents = 256;          // entries per batch before it is sent
 constexpr size_t kBatchCells = 64 * 1024 / sizeof(Cell);   // record bytes per batch before it is sent
 constexpr const char* kMagic = "vigil-shards";
-// 3: per (part, group); 2: groups named by their rules, with their matchers' fingerprints (1: by
-// rule indices).
-constexpr uint64_t kFormatVersion = 3;
+// 4: group states; 3: per (part, group); 2: groups named by their rules, with their matchers'
+// fingerprints (1: by rule indices).
+constexpr uint64_t kFormatVersion = 4;
 constexpr uint64_t kOldestFormat = 2;
 
 enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop };
@@ -119,6 +120,8 @@ struct ShardPool::Shard {
   // The last checkpoint's copy, per group: the matcher's state (CaptureSnapshot) and fingerprint.
   std::vector<ByteBuffer> bodies;
   std::vector<uint64_t> fingerprints;
+  std::vector<ShardGroupState> group_state;   // per group (set before the thread starts)
+  std::vector<std::string> extras;            // per group: what its state's save wrote at the last barrier
   int64_t snapshot_ns = 0;
   // Prewarming (ShardPool::Prewarm): per group the buffer the prewarmer made ready (Capture takes
   // it when it is bigger than the body) and the buffers Capture replaced (the prewarmer frees
@@ -217,6 +220,11 @@ void ShardPool::Shard::Capture() {
     matchers[g]->CaptureSnapshot(&bodies[g]);
     fingerprints.push_back(matchers[g]->fingerprint());
   }
+  extras.resize(group_state.size());
+  for (size_t g = 0; g < group_state.size(); ++g) {
+    extras[g].clear();
+    if (group_state[g].save) group_state[g].save(&extras[g]);
+  }
   snapshot_ns = NowNs() - t0;
 }
 
@@ -225,7 +233,7 @@ void ShardPool::Shard::Capture() {
 std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const {
   msgpack::sbuffer header;
   msgpack::packer<msgpack::sbuffer> pk(header);
-  pk.pack_array(8);
+  pk.pack_array(9);
   pk.pack(kMagic);
   pk.pack(kFormatVersion);
   pk.pack(nshards);
@@ -241,6 +249,12 @@ std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq, const 
   }
   pk.pack_array(static_cast<uint32_t>(bodies.size()));
   for (const ByteBuffer& body : bodies) pk.pack(static_cast<uint64_t>(Matcher::SealedSize(body.size())));
+  pk.pack_array(static_cast<uint32_t>(extras.size()));
+  for (size_t g = 0; g < extras.size(); ++g) {
+    pk.pack_array(2);
+    pk.pack(plan->group(static_cast<int>(g)).name);
+    pk.pack(static_cast<uint64_t>(extras[g].size()));
+  }
   return std::string(header.data(), header.size());
 }
 
@@ -249,9 +263,11 @@ std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq, const 
 std::string ShardPool::Shard::Seal(std::string header) const {
   size_t total = header.size();
   for (const ByteBuffer& body : bodies) total += Matcher::SealedSize(body.size());
+  for (const std::string& extra : extras) total += extra.size();
   std::string blob = std::move(header);
   blob.reserve(total);
   for (size_t g = 0; g < bodies.size(); ++g) Matcher::SealSnapshot(fingerprints[g], bodies[g].view(), &blob);
+  for (const std::string& extra : extras) blob += extra;
   return blob;
 }
 
@@ -282,6 +298,7 @@ ShardPool::ShardPool(std::shared_ptr<const ShardPlan> plan, int nshards, Matcher
     for (int g = 0; g < groups; ++g)
       callbacks_[static_cast<size_t>(s)].push_back(make_callbacks ? make_callbacks(s, g) : MatcherCallbacks{});
     shard->callbacks = &callbacks_[static_cast<size_t>(s)];
+    shard->group_state.resize(static_cast<size_t>(groups));
     shard->Grow(static_cast<size_t>(groups));   // part 0
     shards_.push_back(std::move(shard));
   }
@@ -495,6 +512,7 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
     st.snapshot_ns = shard.snapshot_ns;
     st.checkpoint_bytes = headers.back().size();
     for (const ByteBuffer& body : shard.bodies) st.checkpoint_bytes += Matcher::SealedSize(body.size());
+    for (const std::string& extra : shard.extras) st.checkpoint_bytes += extra.size();
     taken += shard.warm_taken;   // (written before the shard counted the barrier down)
   }
   stats_.prewarmed_taken = taken;
@@ -543,6 +561,12 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
     if (std::find(list->begin(), list->end(), name) == list->end()) list->push_back(name);
   };
   std::vector<std::vector<std::unique_ptr<Matcher>>> restored(static_cast<size_t>(nshards_));
+  struct Load {
+    size_t shard;
+    int group;
+    std::string_view state;
+  };
+  std::vector<Load> loads;
   for (size_t s = 0; s < blobs.size(); ++s) {
     const std::string& blob = blobs[s];
     struct Saved {
@@ -551,11 +575,13 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
     };
     std::vector<Saved> saved;   // per saved matcher
     std::vector<uint64_t> sizes;
+    std::vector<std::pair<std::string, uint64_t>> extras;   // per saved group state: its group, size
     size_t offset = 0;
     try {
       const msgpack::object_handle oh = msgpack::unpack(blob.data(), blob.size(), offset);
       const msgpack::object& o = oh.get();
-      if (o.type != msgpack::type::ARRAY || o.via.array.size != 8 || o.via.array.ptr[0].as<std::string>() != kMagic) {
+      if (o.type != msgpack::type::ARRAY || (o.via.array.size != 8 && o.via.array.size != 9) ||
+          o.via.array.ptr[0].as<std::string>() != kMagic) {
         *error = fmt::format("shard {}: not a sharded checkpoint", s);
         return false;
       }
@@ -597,6 +623,8 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
         saved.push_back(std::move(one));
       }
       sizes = f[7].as<std::vector<uint64_t>>();
+      if ((version >= 4) != (o.via.array.size == 9)) throw msgpack::type_error();
+      if (version >= 4) extras = f[8].as<std::vector<std::pair<std::string, uint64_t>>>();
     } catch (const std::exception& e) {
       *error = fmt::format("shard {}: damaged checkpoint ({})", s, e.what());
       return false;
@@ -608,6 +636,10 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
       fits = fits && n <= blob.size() - total;
       if (fits) total += n;
     }
+    for (const auto& extra : extras) {
+      fits = fits && extra.second <= blob.size() - total;
+      if (fits) total += extra.second;
+    }
     if (sizes.size() != saved.size() || !fits || total != blob.size()) {
       *error = fmt::format("shard {}: damaged checkpoint (its parts do not add up to its size)", s);
       return false;
@@ -616,6 +648,11 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
     for (uint64_t n : sizes) {
       part_at.push_back(offset);
       offset += n;
+    }
+    std::vector<size_t> extra_at;   // per saved group state: where it starts
+    for (const auto& extra : extras) {
+      extra_at.push_back(offset);
+      offset += extra.second;
     }
     // The parts taken, each at its index in this pool.
     size_t nparts = 1;   // part 0 always
@@ -665,6 +702,9 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
         same = same && one.fingerprint == fingerprint;
       }
       note(!found ? &here.added : same ? &here.kept : &here.changed, name);
+      // The group's own state, when kept (loaded once everything else has been read).
+      for (size_t i = 0; i < extras.size() && found && same; ++i)
+        if (extras[i].first == name) loads.push_back({s, g, std::string_view(blob).substr(extra_at[i], extras[i].second)});
     }
     for (const Saved& one : saved) {
       bool in_plan = false;
@@ -681,6 +721,15 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
       return false;
     }
   }
+  // (A state that refuses its bytes fails the restore with the group states before it loaded.)
+  for (const Load& l : loads) {
+    const ShardGroupState& state = shards_[l.shard]->group_state[static_cast<size_t>(l.group)];
+    std::string why;
+    if (state.load && !state.load(l.state, &why)) {
+      *error = fmt::format("shard {}, rule group '{}': {}", l.shard, plan_->group(l.group).name, why);
+      return false;
+    }
+  }
   for (int s = 0; s < nshards_; ++s) {
     shards_[static_cast<size_t>(s)]->matchers = std::move(restored[static_cast<size_t>(s)]);
     shards_[static_cast<size_t>(s)]->sent_watermark = watermark;
@@ -691,6 +740,10 @@ bool ShardPool::Restore(const std::vector<std::string>& blobs, std::string* erro
   CollectCounters();
   if (report != nullptr) *report = std::move(outcome);
   return true;
+}
+
+void ShardPool::SetGroupState(int shard, int group, ShardGroupState state) {
+  shards_[static_cast<size_t>(shard)]->group_state[static_cast<size_t>(group)] = std::move(state);
 }
 
 void ShardPool::Finish() {

@@ -117,6 +117,16 @@ struct ShardRestoreReport {
   std::vector<std::string> parts_left;
 };
 
+// State the pool's user keeps beside a (shard, group)'s matchers — per group, over its parts: the
+// daemon's alert suppression — that belongs in the checkpoint with them. `save` runs on the
+// shard's thread at the checkpoint barrier, after every callback of the events before it;
+// `load`, in Restore, gets what `save` wrote when the group's state is kept (same name and
+// fingerprint), and may refuse it: the restore then fails, after the loads before it.
+struct ShardGroupState {
+  std::function<void(std::string* out)> save;
+  std::function<bool(std::string_view in, std::string* error)> load;
+};
+
 class ShardPool {
  public:
   // `plan`: the program split into groups (one per rule). `nshards` >= 1 threads, started at the first
@@ -167,6 +177,9 @@ class ShardPool {
   // left out are dropped. Restored parts are added to part_names() (Part finds them).
   bool Restore(const std::vector<std::string>& blobs, std::string* error, ShardRestoreReport* report = nullptr,
                const std::function<bool(std::string_view part)>& take = {});
+  // Before the shards start (the first Push, Flush, ... or Restore): the group state of `group`
+  // on `shard`.
+  void SetGroupState(int shard, int group, ShardGroupState state);
   // End of input: W = +inf everywhere; waits for the shards to drain and joins them. Nothing may
   // be called after it but stats().
   void Finish();

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -508,6 +509,61 @@ TEST_CASE("alert writer: suppress per rule and key, by detection time") {
   CHECK(suppressor.live_entries() <= 1024);
   CHECK_FALSE(admit("x2999", 6 * hour + 2999 * 60'000LL + 1));
   CHECK(admit("x0", 6 * hour + 2999 * 60'000LL + 1));
+}
+
+// Save/Load (the daemon's checkpoints): a suppressor loaded from another's saved periods decides
+// every later alert as the one that went on; damaged or foreign states are refused and change
+// nothing.
+TEST_CASE("alert writer: suppression periods saved and loaded decide as the uninterrupted suppressor") {
+  Fixture f;
+  REQUIRE_FALSE(f.check.diagnostics.has_errors());
+  std::mt19937_64 rng(20271127);
+  Alert alert;
+  alert.rule = 0;
+  auto admit = [&](AlertSuppressor& s, const std::string& key, int64_t t) {
+    alert.key_text = key;
+    alert.detection_ms = t;
+    return s.Admit(alert);
+  };
+  int differed_from_fresh = 0;
+  for (int round = 0; round < 50; ++round) {
+    AlertSuppressor whole(f.check.rules), before(f.check.rules);
+    std::vector<std::pair<std::string, int64_t>> alerts;
+    int64_t t = 0;
+    for (int i = 0; i < 200; ++i) {
+      t += static_cast<int64_t>(rng() % 1'200'000);   // up to 20 min apart; the period is 1 h
+      alerts.push_back({fmt::format("k{}", rng() % 8), t});
+    }
+    const size_t cut = rng() % alerts.size();
+    for (size_t i = 0; i < cut; ++i) admit(before, alerts[i].first, alerts[i].second);
+    std::string saved;
+    before.Save(&saved);
+    AlertSuppressor after(f.check.rules), fresh(f.check.rules);
+    std::string error;
+    REQUIRE_MESSAGE(after.Load(saved, &error), error);
+    for (size_t i = 0; i < alerts.size(); ++i) {
+      const bool want = admit(whole, alerts[i].first, alerts[i].second);
+      if (i < cut) continue;
+      CHECK(admit(after, alerts[i].first, alerts[i].second) == want);
+      differed_from_fresh += admit(fresh, alerts[i].first, alerts[i].second) != want;
+    }
+  }
+  CHECK(differed_from_fresh > 50);   // without the saved periods the decisions differ
+
+  AlertSuppressor s(f.check.rules);
+  admit(s, "k1", 0);
+  std::string saved;
+  s.Save(&saved);
+  std::string error;
+  for (size_t cut = 0; cut < saved.size(); ++cut) {
+    AlertSuppressor other(f.check.rules);
+    admit(other, "k2", 0);
+    CHECK_FALSE(other.Load(std::string_view(saved).substr(0, cut), &error));
+    CHECK_FALSE(admit(other, "k2", 1));   // its own period is still there
+  }
+  std::string more = saved + "x";
+  CHECK_FALSE(s.Load(more, &error));
+  CHECK(error.find("suppression state") != std::string::npos);
 }
 
 TEST_CASE("alert writer: formatting allocates nothing in steady state") {

@@ -671,6 +671,69 @@ TEST_CASE("shards: a checkpoint of the format before parts (2) restores") {
   CHECK_FALSE(whole.alerts.empty());
 }
 
+// Group states (ShardGroupState: the daemon's suppression periods) go through the checkpoint: here
+// each (shard, group) counts its alerts; the counts saved at the barrier and loaded into a
+// restored pool go on to the uninterrupted run's alert count, per group.
+TEST_CASE("shards: group states are saved at the barrier and loaded with the state") {
+  std::mt19937_64 rng(20271130);
+  int compared = 0;
+  for (int i = 0; i < 60; ++i) {
+    const test::shard::RandomProgram p = test::shard::MakeProgram(rng);
+    std::string error;
+    const auto plan = ShardPlan::Build(p.program, &error);
+    REQUIRE(plan);
+    Input in;
+    in.events = test::shard::RandomEvents(rng, true, 4, 16);
+    in.records = test::shard::MakeRecords(p.checked->schema, in.events);
+    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
+    SetWatermarks(&in, 1000, nullptr);
+    const int nshards = static_cast<int>(Uniform(rng, 1, 3));
+    const int groups = plan->group_count();
+    const size_t cut = static_cast<size_t>(Uniform(rng, 0, static_cast<int64_t>(in.views.size())));
+    CAPTURE(cut);
+    const Result whole = RunPool(plan, nshards, in, {});
+    std::vector<uint64_t> want(static_cast<size_t>(groups), 0);
+    for (const MatcherCounters& c : whole.counters)
+      for (uint64_t n : c.alerts_per_rule) want[static_cast<size_t>(&c - whole.counters.data())] += n;
+    // One count per (shard, group), bumped by its alerts on the shard's thread.
+    auto counted_pool = [&](std::vector<uint64_t>* counts) {
+      auto pool = std::make_unique<ShardPool>(plan, nshards, MatcherOptions{}, [counts, groups](int s, int g) {
+        MatcherCallbacks cb;
+        uint64_t* n = &(*counts)[static_cast<size_t>(s * groups + g)];
+        cb.on_alert = [n](const Alert&) { ++*n; };
+        return cb;
+      }, 4);
+      for (int s = 0; s < nshards; ++s) {
+        for (int g = 0; g < groups; ++g) {
+          uint64_t* n = &(*counts)[static_cast<size_t>(s * groups + g)];
+          pool->SetGroupState(s, g, {[n](std::string* out) { *out += std::to_string(*n); },
+                                     [n](std::string_view in, std::string*) {
+                                       *n = std::stoull(std::string(in));
+                                       return true;
+                                     }});
+        }
+      }
+      return pool;
+    };
+    std::vector<uint64_t> first(static_cast<size_t>(nshards * groups), 0), second(first.size(), 0);
+    std::vector<std::string> blobs;
+    {
+      auto pool = counted_pool(&first);
+      for (size_t e = 0; e < cut; ++e) pool->Push(in.views[e], static_cast<int64_t>(e), in.w_after[e]);
+      blobs = pool->Checkpoint();
+    }
+    auto pool = counted_pool(&second);
+    REQUIRE_MESSAGE(pool->Restore(blobs, &error), error);
+    for (size_t e = cut; e < in.views.size(); ++e) pool->Push(in.views[e], static_cast<int64_t>(e), in.w_after[e]);
+    pool->Finish();
+    std::vector<uint64_t> got(static_cast<size_t>(groups), 0);
+    for (size_t k = 0; k < second.size(); ++k) got[k % static_cast<size_t>(groups)] += second[k];
+    CHECK(got == want);
+    ++compared;
+  }
+  CHECK(compared == 60);
+}
+
 // The plan of `rules` over the test schema, and the checked rules (for the records' schema) and
 // the program of all of them (optional).
 std::shared_ptr<const ShardPlan> PlanOf(const std::string& rules, std::shared_ptr<const CheckedRules>* checked,
