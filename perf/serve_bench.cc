@@ -47,7 +47,8 @@
 // source / alert sink; with the mock, fetch.wait.max.ms matters: it answers an empty fetch only
 // after that wait, 500 ms by default, even when data arrives meanwhile), --mock PATH (default: <build>/tests/vigil_kafka_mock next to this program's
 // <build>/perf/), --interval-ms (checkpoint interval, default 10000), --keep-dir (leave the
-// temporary directory). Figures and commands: perf/README.md, "Daemon (vigil serve)".
+// temporary directory), --state-by-partition (the config's state_by_partition: true; the events
+// are dealt to partitions by key, so the alerts are the same). Figures and commands: perf/README.md, "Daemon (vigil serve)".
 #include <malloc.h>
 #include <pthread.h>
 #include <sys/resource.h>
@@ -124,6 +125,7 @@ struct Options {
   size_t keys = 500000;
   int count = 10;
   bool keep_dir = false;
+  bool by_partition = false;   // --state-by-partition: the config's state_by_partition
   std::string mock;
   std::string source_props;   // "k=v,k=v": librdkafka properties of the daemon's source
   std::string sink_props;     // ... of its alert sink
@@ -148,7 +150,7 @@ Options ParseArgs(int argc, char** argv) {
     if (const size_t eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
-    } else if (arg != "--keep-dir") {
+    } else if (arg != "--keep-dir" && arg != "--state-by-partition") {
       if (i + 1 == argc) Die(arg + " needs a value");
       value = argv[++i];
     }
@@ -168,6 +170,7 @@ Options ParseArgs(int argc, char** argv) {
     else if (arg == "--sink-props") o.sink_props = value;
     else if (arg == "--window") o.window = std::stoull(value);
     else if (arg == "--keep-dir") o.keep_dir = true;
+    else if (arg == "--state-by-partition") o.by_partition = true;
     else Die("unknown option " + arg);
   }
   if (o.rule != "next" && o.rule != "any") Die("--rule is next or any");
@@ -420,6 +423,7 @@ std::string ConfigText(const Options& o, const std::string& dir, const std::stri
       "rules: {}/bench.vigil\nshards: {}\nwatermark:\n  out_of_orderness: 0s\n"
       "checkpoints:\n  directory: {}/checkpoints\n  interval: {}ms\nmetrics:\n  listen: \"\"\n",
       dir, o.shards, dir, o.interval_ms);
+  if (o.by_partition) text += "state_by_partition: true\n";
   if (source == "kafka") {
     text += fmt::format(
         "sources:\n  - name: events\n    type: kafka\n    topics: [events]\n    properties:\n"
