@@ -5,8 +5,11 @@
 // kernel zeroing (a fresh 150 MB std::string costs ~40 ms of those alone).
 #pragma once
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string_view>
@@ -30,10 +33,24 @@ class ByteBuffer {
     if (n > capacity_) Reallocate(n);
   }
   void Clear() { size_ = 0; }   // keeps the memory
-  // Writes a byte in every page of the capacity not yet written, so that the kernel maps them
-  // now (ShardPool's prewarmer does this off the checkpoint's pause).
+  // Has the kernel map every page of the capacity not yet written now (ShardPool's prewarmer does
+  // this off the checkpoint's pause): one madvise(MADV_POPULATE_WRITE) for the whole pages of the
+  // range — a page fault per 4 KiB costs ~10 µs in this project's VMs — then a written byte per
+  // page for what it did not map (an older kernel, the range's ends).
   void TouchPages() {
-    for (size_t at = size_; at < capacity_; at += 4096) data_.get()[at] = 0;
+    char* begin = data_.get() + size_;
+    char* end = data_.get() + capacity_;
+    const uintptr_t page = 4096;
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) & ~(page - 1);
+    const uintptr_t last = reinterpret_cast<uintptr_t>(end) & ~(page - 1);
+#ifdef MADV_POPULATE_WRITE
+    if (last > first && ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0) {
+      if (begin < end) *begin = 0;
+      if (last < reinterpret_cast<uintptr_t>(end)) *reinterpret_cast<char*>(last) = 0;
+      return;
+    }
+#endif
+    for (char* at = begin; at < end; at += page) *at = 0;
   }
   size_t size() const { return size_; }
   size_t capacity() const { return capacity_; }
