@@ -54,6 +54,15 @@ void SetWatermarks(Input* in, int64_t delay, std::mt19937_64* rng) {
   }
 }
 
+// Random events over `schema` (4 keys, up to 16 events each, out of order), the watermark 0 or
+// 2 s behind, punctuation at some points in 30% of the streams.
+void FillRandom(Input* in, const Schema& schema, std::mt19937_64& rng) {
+  in->events = test::shard::RandomEvents(rng, true, 4, 16);
+  in->records = test::shard::MakeRecords(schema, in->events);
+  for (const OwnedRecord& r : in->records) in->views.push_back(r.view());
+  SetWatermarks(in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+}
+
 struct Result {
   std::vector<std::string> alerts;   // sorted
   std::vector<MatcherCounters> counters;   // reference: one; pool: per group, summed over shards
@@ -279,10 +288,7 @@ TEST_CASE("shards: checkpoints at random points restored into a fresh pool give 
     REQUIRE_MESSAGE(plan, error);
     const MatcherOptions options = RandomOptions(rng);
     Input in;
-    in.events = test::shard::RandomEvents(rng, true, 4, 16);
-    in.records = test::shard::MakeRecords(p.checked->schema, in.events);
-    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
-    SetWatermarks(&in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+    FillRandom(&in, p.checked->schema, rng);
     const int n = static_cast<int>(Uniform(rng, 1, 3));
     std::vector<size_t> cuts;
     for (int c = static_cast<int>(Uniform(rng, 1, 3)); c > 0; --c)
@@ -377,10 +383,7 @@ TEST_CASE("shards: a checkpoint restores under a changed rule set, unchanged rul
 
     const MatcherOptions options = RandomOptions(rng);
     Input in;
-    in.events = test::shard::RandomEvents(rng, true, 4, 16);
-    in.records = test::shard::MakeRecords(old_plan->program().schema(), in.events);
-    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
-    SetWatermarks(&in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+    FillRandom(&in, old_plan->program().schema(), rng);
     const int nshards = static_cast<int>(Uniform(rng, 1, 3));
     const size_t cut = static_cast<size_t>(Uniform(rng, 0, static_cast<int64_t>(in.views.size())));
     const std::string rules = fmt::format("old:\n{}new:\n{}", fmt::join(old_rules, ""), fmt::join(new_rules, ""));
@@ -531,10 +534,7 @@ TEST_CASE("shards: state by partition, each part alone, and a checkpoint's parts
     REQUIRE_MESSAGE(plan, error);
     const MatcherOptions options = RandomOptions(rng);
     Input in;
-    in.events = test::shard::RandomEvents(rng, true, 4, 16);
-    in.records = test::shard::MakeRecords(p.checked->schema, in.events);
-    for (const OwnedRecord& r : in.records) in.views.push_back(r.view());
-    SetWatermarks(&in, Uniform(rng, 0, 1) * 2000, Chance(rng, 30) ? &rng : nullptr);
+    FillRandom(&in, p.checked->schema, rng);
     const int parts = static_cast<int>(Uniform(rng, 1, 3));
     std::vector<int> part;
     for (size_t e = 0; e < in.views.size(); ++e) part.push_back(static_cast<int>(Uniform(rng, 0, parts - 1)));
