@@ -213,6 +213,7 @@ TEST_CASE("serve config: defaults fill every option that is not written") {
   CHECK_FALSE(c.metrics.admin_token.has_value());
   CHECK(c.log.level == LogConfig::Level::kInfo);
   CHECK_FALSE(c.log.json);
+  CHECK_FALSE(c.state_by_partition);
   REQUIRE(c.sources.size() == 1);
   CHECK(c.sources[0].kind == SourceConfig::Kind::kStdin);
   CHECK(c.sources[0].format == EventFormat::kJson);
@@ -568,10 +569,23 @@ TEST_CASE("serve config: the effective configuration prints every default and re
         "metrics:\n  listen: 127.0.0.1:9464\n  allow_remote: false\n",
         "log:\n  level: info\n  json: false\n",
         "  - name: in\n    type: stdin\n    format: json\n    discriminator: type\n", "routes: []",
-        "dead_letter: null", "late: null"}) {
+        "dead_letter: null", "late: null", "state_by_partition: false\n"}) {
     CAPTURE(line);
     CHECK(text.find(line) != std::string::npos);
   }
+}
+
+TEST_CASE("serve config: state_by_partition is a boolean, misspelt gets a suggestion") {
+  const ServeConfigResult on = ParseServeConfig(Valid("state_by_partition: true\n"), "v.yaml");
+  REQUIRE(on.ok());
+  CHECK(on.config->state_by_partition);
+  CHECK(DescribeServeConfig(*on.config).find("state_by_partition: true\n") != std::string::npos);
+  CHECK(Summarize(ParseServeConfig(Valid("state_by_partition: yes\n"), "v.yaml")) ==
+        "2:21: error C103: state_by_partition: expected true or false, got 'yes'\n"
+        "  help: write true or false (yes/no/on/off are not booleans here)\n");
+  CHECK(Summarize(ParseServeConfig(Valid("state_by_partiton: true\n"), "v.yaml")) ==
+        "2:1: error C102: unknown key 'state_by_partiton' in the configuration\n"
+        "  help: did you mean 'state_by_partition'?\n");
 }
 
 TEST_CASE("serve config: routes pick sinks by rule glob and severity") {
