@@ -117,13 +117,13 @@ struct ShardPool::Shard {
   std::thread thread;
   // Written by the thread before it counts a barrier down (or exits); read by the router after.
   std::vector<MatcherCounters> counters;
-  // The last checkpoint's copy, per group: the matcher's state (CaptureSnapshot) and fingerprint.
+  // The last checkpoint's copy, per slot: the matcher's state (CaptureSnapshot) and fingerprint.
   std::vector<ByteBuffer> bodies;
   std::vector<uint64_t> fingerprints;
   std::vector<ShardGroupState> group_state;   // per group (set before the thread starts)
   std::vector<std::string> extras;            // per group: what its state's save wrote at the last barrier
   int64_t snapshot_ns = 0;
-  // Prewarming (ShardPool::Prewarm): per group the buffer the prewarmer made ready (Capture takes
+  // Prewarming (ShardPool::Prewarm): per slot the buffer the prewarmer made ready (Capture takes
   // it when it is bigger than the body) and the buffers Capture replaced (the prewarmer frees
   // them), both guarded by warm_mu; the capacity last asked for (the shard thread's own).
   ShardPool* pool = nullptr;
@@ -229,7 +229,8 @@ void ShardPool::Shard::Capture() {
 }
 
 // The blob's msgpack header [magic, version, shard count, shard index, watermark, last seq,
-// [[group name, part name, fingerprint] per slot], [snapshot size per slot]] for the last Capture.
+// [[group name, part name, fingerprint] per slot], [snapshot size per slot], [[group name, size]
+// per group state]] for the last Capture.
 std::string ShardPool::Shard::Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const {
   msgpack::sbuffer header;
   msgpack::packer<msgpack::sbuffer> pk(header);
@@ -330,14 +331,14 @@ void ShardPool::Start() {
   }
 }
 
-// group -1: only "buffers were retired" (Capture replaced some).
-void ShardPool::AskPrewarm(int shard, int group, size_t bytes) {
+// slot -1: only "buffers were retired" (Capture replaced some).
+void ShardPool::AskPrewarm(int shard, int slot, size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(prewarm_mu_);
-    if (group < 0) {
+    if (slot < 0) {
       prewarm_retired_ = true;
     } else {
-      prewarm_asks_.push_back({shard, group, bytes});
+      prewarm_asks_.push_back({shard, slot, bytes});
     }
   }
   prewarm_cv_.notify_one();
@@ -373,9 +374,9 @@ void ShardPool::Prewarm() {
       Shard& shard = *shards_[static_cast<size_t>(ask.shard)];
       {
         std::lock_guard<std::mutex> warm_lock(shard.warm_mu);
-        if (shard.warm.size() <= static_cast<size_t>(ask.group)) shard.warm.resize(static_cast<size_t>(ask.group) + 1);
-        if (buffer.capacity() > shard.warm[static_cast<size_t>(ask.group)].capacity())
-          std::swap(buffer, shard.warm[static_cast<size_t>(ask.group)]);
+        if (shard.warm.size() <= static_cast<size_t>(ask.slot)) shard.warm.resize(static_cast<size_t>(ask.slot) + 1);
+        if (buffer.capacity() > shard.warm[static_cast<size_t>(ask.slot)].capacity())
+          std::swap(buffer, shard.warm[static_cast<size_t>(ask.slot)]);
       }
       buffers_prewarmed_.fetch_add(1, std::memory_order_relaxed);
     }   // (a smaller buffer it replaced is freed here)

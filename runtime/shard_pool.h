@@ -29,7 +29,7 @@
 //
 // Prewarmer: every 16 batches a shard compares each matcher's SnapshotBound with its copy buffer;
 // one outgrown asks the pool's prewarmer thread for a buffer 1.5x the bound, which it allocates
-// and faults in (a byte per page) off the shards' threads; the next checkpoint's Capture swaps it
+// and maps (ByteBuffer::TouchPages: one madvise) off the shards' threads; the next checkpoint's Capture swaps it
 // in and hands the old one back to be freed there. So no checkpoint copies into fresh memory,
 // whose page faults made the first checkpoint with a large state pause ~2.5x the others.
 //
@@ -112,7 +112,7 @@ struct ShardRestoreReport {
   std::vector<std::string> added;     // not in the checkpoint: starts empty
   std::vector<std::string> removed;   // in the checkpoint, not in the plan: state dropped
   // Parts (input partitions) by name, in checkpoint order: restored, and left out by Restore's
-  // `take` (empty for a checkpoint without parts: its one part is named "").
+  // `take` (a checkpoint without parts has the one part "").
   std::vector<std::string> parts;
   std::vector<std::string> parts_left;
 };
@@ -208,7 +208,7 @@ class ShardPool {
   void Barrier(uint8_t kind);
   void CollectCounters();
   void Prewarm();                         // the prewarmer thread's loop
-  void AskPrewarm(int shard, int group, size_t bytes);   // from a shard's thread
+  void AskPrewarm(int shard, int slot, size_t bytes);   // from a shard's thread
 
   std::shared_ptr<const ShardPlan> plan_;
   int nshards_;
@@ -224,11 +224,11 @@ class ShardPool {
   bool finished_ = false;
   std::thread sealer_;   // building the last checkpoint's blobs from the shards' copies
   // Prewarmer: a shard whose state has outgrown its copy buffer asks for a bigger one; this
-  // thread allocates it and touches every page, so the checkpoint's copy (the pause) does not
+  // thread allocates it and maps every page, so the checkpoint's copy (the pause) does not
   // fault in fresh memory — the first checkpoint with a large state paid ~2.5x the others for
   // that. It also frees the buffers a checkpoint replaced.
   struct PrewarmAsk {
-    int shard, group;
+    int shard, slot;
     size_t bytes;
   };
   std::thread prewarmer_;

@@ -27,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <random>
 #include <regex>
@@ -335,18 +336,32 @@ AfterKills RunToEveryAlert(const TempDir& dir, const std::string& bootstrap, con
   return r;
 }
 
+// How many restarts restored a checkpoint taken mid-stream: a watermark, not the end of input's.
+size_t MidStreamRestores(const std::string& log) {
+  static const std::regex restored("restored checkpoint .* watermark (-?[0-9]+)");
+  size_t n = 0;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), restored); it != std::sregex_iterator(); ++it) {
+    const int64_t w = std::stoll((*it)[1].str());
+    n += w != std::numeric_limits<int64_t>::min() && w < int64_t{221845392000000};   // (9000-01-01)
+  }
+  return n;
+}
+
+// The events are produced while the daemons run (500 every 400 ms), so the kills come mid-stream.
 TEST_CASE("kafka serve: kill -9 and restart lose no alert") {
   TempDir dir;
   test::MockKafkaCluster cluster({"events:1", "alerts:1"});
   REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
   const std::vector<std::string> expected = RunAlerts(dir);
-  ProduceSample(cluster.bootstrap(), 1);
+  auto produced = std::async(std::launch::async, [&] { ProduceSample(cluster.bootstrap(), 1, "events", false, 400); });
   KillAfterAssignment(dir, 5, 7, [&](int i) {   // (20 with the transactional sink, below)
     WriteConfig(dir.path + "/vigil.yaml", dir.path, cluster.bootstrap(), "100ms", false, false, Group(i));
-  });
+  }, "vigil.yaml", 2500);
+  produced.get();
   const AfterKills after = RunToEveryAlert(dir, cluster.bootstrap(), expected, "read_uncommitted");
   const std::vector<Consumed>& got = after.got;
-  MESSAGE("kill -9 test: " << expected.size() << " alerts expected, " << got.size() << " delivered");
+  MESSAGE("kill -9 test: " << expected.size() << " alerts expected, " << got.size() << " delivered, "
+          << MidStreamRestores(ReadFile(dir.path + "/serve.err")) << " restores mid-stream");
 }
 
 // Three partitions: an uninterrupted run's alerts, then a daemon (another group, another alerts
@@ -378,7 +393,8 @@ TEST_CASE("kafka serve: three partitions, kill -9 and restart keep the match ids
   const std::string log = ReadFile(dir.path + "/serve.err");
   CHECK(log.find("restored checkpoint") != std::string::npos);
   if (after.missing != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
-  MESSAGE("kill -9 test (3 partitions): " << expected.size() << " alerts expected, " << after.got.size() << " delivered");
+  MESSAGE("kill -9 test (3 partitions): " << expected.size() << " alerts expected, " << after.got.size() << " delivered, "
+          << MidStreamRestores(log) << " restores mid-stream");
 }
 
 
@@ -458,7 +474,8 @@ TEST_CASE("kafka serve: state by partition over a topic keyed by card") {
   CHECK(log.find("key state of 3 input partition(s)") != std::string::npos);
   if (after.missing != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
   MESSAGE("state by partition: " << cards.size() << " card alerts, " << others.size() << " of other rules (vigil run: "
-                                 << want_others.size() << "); after kills " << after.got.size() << " delivered");
+                                 << want_others.size() << "); after kills " << after.got.size() << " delivered, "
+                                 << MidStreamRestores(log) << " restores mid-stream");
 }
 
 // The group's committed offset of events/0 (-1001: none).
@@ -537,10 +554,14 @@ TEST_CASE("kafka serve: kill -9 with a transactional sink loses no alert") {
   test::MockKafkaCluster cluster({"events:1", "alerts:1"});
   REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
   const std::vector<std::string> expected = RunAlerts(dir);
-  ProduceSample(cluster.bootstrap(), 1);
+  // Produced while the 20 daemons run (500 events every 1.5 s, ~58 s), so the kills come
+  // mid-stream: checked below.
+  auto produced = std::async(std::launch::async, [&] { ProduceSample(cluster.bootstrap(), 1, "events", false, 1500); });
   KillAfterAssignment(dir, 20, 11, [&](int i) {
     WriteConfig(dir.path + "/vigil.yaml", dir.path, cluster.bootstrap(), "100ms", true, false, Group(i));
-  });
+  }, "vigil.yaml", 2500);
+  produced.get();
+  CHECK(MidStreamRestores(ReadFile(dir.path + "/serve.err")) >= 3);
   const AfterKills after = RunToEveryAlert(dir, cluster.bootstrap(), expected, "read_committed");
   const std::vector<Consumed>& got = after.got;
   if (kMockHidesAbortedMessages && kMockCommitsTransactionOffsets) CHECK(got.size() == expected.size());
