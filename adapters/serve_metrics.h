@@ -86,6 +86,7 @@ struct ServeMetrics {
   prometheus::Counter& checkpoints;
   prometheus::Counter& checkpoint_failures;
   prometheus::Gauge& checkpoint_pause_seconds;
+  prometheus::Gauge& checkpoint_prepare_seconds;
   prometheus::Gauge& checkpoint_write_seconds;
   prometheus::Gauge& checkpoint_bytes;
   prometheus::Gauge& checkpoint_age_seconds;

@@ -36,12 +36,16 @@
 //       also its Kafka timestamp (the daemon's send, ms) - that produce time. Alerts of events of
 //       the warm-up are left out. If the daemon falls more than 5 MB behind, the mock drops
 //       input: the run says NOT KEPT UP.
-//   serve_bench checkpoint [--keys K] [--shards S] [--count C]
+//   serve_bench checkpoint [--keys K] [--shards S] [--count C] [--grow-keys G] [--gap-ms M] [--no-prepare]
 //       ShardPool alone (runtime/shard_pool.h), as the daemon builds it: K keys each holding
 //       two partial matches of the skip-till-any rule with a 3h window (A then B; 500k keys: 1M
 //       partial matches), then C checkpoints: ShardPoolStats::last_checkpoint_ns p50/p99/max,
 //       the background build of the blobs, and what the daemon's sink thread does with them
 //       before the file write (PayloadPieces: framing only, the blobs are written in place).
+//       Before each checkpoint G more keys (default 0: the state stays as it is), and, as the
+//       daemon does, PrepareCheckpoint and a wait for CheckpointPrepared (timed: prepare_ms);
+//       --no-prepare checkpoints at once; then a sleep of M ms (default 0: back to back), as a
+//       daemon's state sits between checkpoints.
 //
 // Common: --source-props k=v,... / --sink-props k=v,... (librdkafka properties of the daemon's
 // source / alert sink; with the mock, fetch.wait.max.ms matters: it answers an empty fetch only
@@ -71,6 +75,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <msgpack.hpp>
 
 #include "adapters/kafka_producer.h"
@@ -126,6 +131,9 @@ struct Options {
   int count = 10;
   bool keep_dir = false;
   bool by_partition = false;   // --state-by-partition: the config's state_by_partition
+  bool prepare = true;         // checkpoint: --no-prepare leaves out PrepareCheckpoint
+  size_t grow_keys = 0;        // checkpoint: keys added before each checkpoint after the first
+  int64_t gap_ms = 0;          // checkpoint: a sleep before each checkpoint (the state sits)
   std::string mock;
   std::string source_props;   // "k=v,k=v": librdkafka properties of the daemon's source
   std::string sink_props;     // ... of its alert sink
@@ -150,7 +158,7 @@ Options ParseArgs(int argc, char** argv) {
     if (const size_t eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
-    } else if (arg != "--keep-dir" && arg != "--state-by-partition") {
+    } else if (arg != "--keep-dir" && arg != "--state-by-partition" && arg != "--no-prepare") {
       if (i + 1 == argc) Die(arg + " needs a value");
       value = argv[++i];
     }
@@ -171,6 +179,9 @@ Options ParseArgs(int argc, char** argv) {
     else if (arg == "--window") o.window = std::stoull(value);
     else if (arg == "--keep-dir") o.keep_dir = true;
     else if (arg == "--state-by-partition") o.by_partition = true;
+    else if (arg == "--no-prepare") o.prepare = false;
+    else if (arg == "--grow-keys") o.grow_keys = std::stoull(value);
+    else if (arg == "--gap-ms") o.gap_ms = std::stoll(value);
     else Die("unknown option " + arg);
   }
   if (o.rule != "next" && o.rule != "any") Die("--rule is next or any");
@@ -767,15 +778,17 @@ int Latency(const Options& o) {
 }
 
 int CheckpointPause(const Options& o) {
-  fmt::print("mode: checkpoint  keys: {}  shards: {}  checkpoints: {}\n", o.keys, o.shards, o.count);
+  fmt::print("mode: checkpoint  keys: {}  shards: {}  checkpoints: {}  grow_keys: {}  gap_ms: {}  prepare: {}\n", o.keys,
+             o.shards, o.count, o.grow_keys, o.gap_ms, o.prepare);
   std::string error;
   auto plan = ShardPlan::Build(CompileOrDie(SeqRule(true, 3 * 3600)), &error);
   if (!plan) Die(error);
   ShardPool pool(plan, o.shards, {}, nullptr);
-  {
-    RecordBuilder b;
-    int64_t t = kStartMs, seq = 0;
-    for (size_t k = 0; k < o.keys; ++k) {
+  RecordBuilder b;
+  int64_t t = kStartMs, seq = 0;
+  size_t next_key = 0;
+  auto add_keys = [&](size_t n) {
+    for (size_t k = next_key; k < next_key + n; ++k) {
       const std::string key = KeyName(k);
       for (int step = 0; step < 2; ++step) {   // A at 10, then B at 11
         b.Start(step, 3);
@@ -788,7 +801,9 @@ int CheckpointPause(const Options& o) {
         ++t;
       }
     }
-  }
+    next_key += n;
+  };
+  add_keys(o.keys);
   pool.RefreshCounters();
   uint64_t runs = 0, keys = 0;
   for (const auto& s : pool.stats().shards) {
@@ -801,9 +816,17 @@ int CheckpointPause(const Options& o) {
   // while the blobs are being built — how long the shards then take to answer; seal: return to
   // the blobs built (the background thread); pack: what the daemon's sink thread does next with
   // them before the file write (PayloadPieces: the payload's framing, the blobs not copied).
-  std::vector<double> pause, capture, probe, seal, pack;
+  std::vector<double> pause, capture, probe, seal, pack, prepare;
   uint64_t bytes = 0;
   for (int i = 0; i < o.count; ++i) {
+    if (i > 0) add_keys(o.grow_keys);
+    if (o.prepare) {   // as the daemon does (its wait is bounded; this one is not)
+      const auto p0 = Clock::now();
+      const uint64_t ticket = pool.PrepareCheckpoint();
+      while (!pool.CheckpointPrepared(ticket)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      prepare.push_back(std::chrono::duration<double, std::milli>(Clock::now() - p0).count());
+    }
+    if (o.gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.gap_ms));
     std::future<std::vector<std::string>> pending = pool.CheckpointAsync();
     const auto returned = Clock::now();
     pause.push_back(static_cast<double>(pool.stats().last_checkpoint_ns) / 1e6);
@@ -823,8 +846,20 @@ int CheckpointPause(const Options& o) {
     pack.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   fmt::print("checkpoint_bytes: {}\n", bytes);
-  fmt::print("copy buffers prewarmed: {} (taken by a checkpoint: {})\n", pool.stats().buffers_prewarmed,
-             pool.stats().prewarmed_taken);
+  fmt::print("each pause_ms: {:.1f}\n", fmt::join(pause, " "));
+  if (o.prepare) fmt::print("each prepare_ms: {:.1f}\n", fmt::join(prepare, " "));
+  pool.RefreshCounters();
+  runs = keys = 0;
+  for (const auto& s : pool.stats().shards) {
+    runs += s.groups[0].runs_live;
+    keys += s.groups[0].keys_live;
+  }
+  if (o.grow_keys > 0) fmt::print("at the end: runs_live: {}  keys_live: {}\n", runs, keys);
+  fmt::print("copy buffers prewarmed: {} (taken by a checkpoint: {}; grown in the pause: {})\n",
+             pool.stats().buffers_prewarmed, pool.stats().prewarmed_taken, pool.stats().buffers_grown_in_pause);
+  if (o.prepare)
+    fmt::print("prepare_ms (PrepareCheckpoint until CheckpointPrepared; events go on meanwhile): p50 {:.1f}  max {:.1f}\n",
+               Percentile(prepare, 0.5), Percentile(prepare, 1.0));
   fmt::print("pause_ms (ShardPool::CheckpointAsync): p50 {:.1f}  p99 {:.1f}  max {:.1f} (max_checkpoint_ns {:.1f} ms)\n",
              Percentile(pause, 0.5), Percentile(pause, 0.99), Percentile(pause, 1.0),
              static_cast<double>(pool.stats().max_checkpoint_ns) / 1e6);

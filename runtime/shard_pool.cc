@@ -47,7 +47,10 @@ constexpr const char* kMagic = "vigil-shards";
 constexpr uint64_t kFormatVersion = 4;
 constexpr uint64_t kOldestFormat = 2;
 
-enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop };
+// Copy buffers smaller than this are not prewarmed (nor counted as grown in the pause).
+constexpr size_t kPrewarmMin = size_t{1} << 20;
+
+enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop, kPrepare };
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -76,6 +79,7 @@ struct ShardPool::Batch {
   int64_t watermark = kNoWatermark;   // the router's W when sent
   int64_t pool_last_seq = kNoWatermark;   // kCheckpoint: for the blob
   std::latch* barrier = nullptr;      // kCheckpoint, kCounters: counted down when done
+  uint64_t ticket = 0;                // kPrepare: PrepareCheckpoint's
 
   uint32_t Copy(RecordView record) {
     const std::span<const Cell> image = record.image();
@@ -97,6 +101,7 @@ struct ShardPool::Batch {
     has_last = false;
     kind = kEvents;
     barrier = nullptr;
+    ticket = 0;
   }
 };
 
@@ -131,8 +136,12 @@ struct ShardPool::Shard {
   std::vector<ByteBuffer> warm;
   std::vector<ByteBuffer> retired;
   std::vector<size_t> asked;
-  uint32_t batches_since_ask = 0;
   uint64_t warm_taken = 0;
+  uint64_t grown_in_pause = 0;   // buffers Capture had to grow (fresh memory in the pause)
+  // Read by the router (CheckpointPrepared): the last PrepareCheckpoint ticket this shard
+  // checked its buffers for, and its asks the prewarmer has not answered yet.
+  std::atomic<uint64_t> prepared{0};
+  std::atomic<int> asks_pending{0};
 
   void Run();
   // The matcher of `slot`, its part's matchers made if it has none here yet (empty, at no
@@ -147,6 +156,7 @@ struct ShardPool::Shard {
       matchers.push_back(std::make_unique<Matcher>(plan->group(g).program, *options, (*callbacks)[static_cast<size_t>(g)]));
     }
   }
+  void AskForBuffers();
   void Capture();
   std::string Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const;
   std::string Seal(std::string header) const;
@@ -164,19 +174,9 @@ void ShardPool::Shard::Run() {
       m.Push(RecordView(cells + e.offset), e.seq, e.w_after);
     }
     if (b->kind == kStop) return;
-    // Now and then: a matcher whose state outgrew its copy buffer asks the prewarmer for a
-    // bigger one (as big as Capture would reserve), ready before the next checkpoint.
-    if (++batches_since_ask >= 16) {
-      batches_since_ask = 0;
-      asked.resize(matchers.size(), 0);
-      for (size_t g = 0; g < matchers.size(); ++g) {
-        const size_t bound = matchers[g]->SnapshotBound();
-        const size_t have = std::max(asked[g], g < bodies.size() ? bodies[g].capacity() : 0);
-        if (bound > have && bound >= (size_t{1} << 20)) {
-          asked[g] = bound + bound / 2;
-          pool->AskPrewarm(index, static_cast<int>(g), asked[g]);
-        }
-      }
+    if (b->kind == kPrepare) {
+      AskForBuffers();
+      prepared.store(b->ticket, std::memory_order_release);
     }
     const int64_t w = b->kind == kFinish ? kEndOfTime : b->watermark;
     for (auto& m : matchers) {
@@ -184,7 +184,7 @@ void ShardPool::Shard::Run() {
       if (w > m->watermark()) m->AdvanceWatermark(w);
     }
     running = nullptr;
-    if (b->kind != kEvents) {
+    if (b->kind != kEvents && b->kind != kPrepare) {
       counters.clear();
       for (auto& m : matchers) counters.push_back(m->counters());
     }
@@ -194,6 +194,22 @@ void ShardPool::Shard::Run() {
     b->Reset();
     free.push(b);   // never blocks: unbounded, and holds at most the shard's batches
     if (barrier != nullptr) barrier->count_down();
+  }
+}
+
+// At PrepareCheckpoint: a matcher whose state outgrew its copy buffer asks the prewarmer for a
+// bigger one (as big as Capture would reserve), ready before the checkpoint. (asks_pending counts
+// it before the prewarmer can see it.)
+void ShardPool::Shard::AskForBuffers() {
+  asked.resize(matchers.size(), 0);
+  for (size_t g = 0; g < matchers.size(); ++g) {
+    const size_t bound = matchers[g]->SnapshotBound();
+    const size_t have = std::max(asked[g], g < bodies.size() ? bodies[g].capacity() : 0);
+    if (bound > have && bound >= kPrewarmMin) {
+      asked[g] = bound + bound / 2;
+      asks_pending.fetch_add(1, std::memory_order_relaxed);
+      pool->AskPrewarm(index, static_cast<int>(g), asked[g]);
+    }
   }
 }
 
@@ -207,7 +223,13 @@ void ShardPool::Shard::Capture() {
     std::lock_guard<std::mutex> lock(warm_mu);
     warm.resize(matchers.size());
     for (size_t g = 0; g < matchers.size(); ++g) {
-      if (warm[g].capacity() <= bodies[g].capacity()) continue;
+      if (warm[g].capacity() == 0) continue;
+      if (warm[g].capacity() <= bodies[g].capacity()) {   // came too late (the body grew itself)
+        retired.push_back(std::move(warm[g]));
+        warm[g] = ByteBuffer();
+        retired_any = true;
+        continue;
+      }
       std::swap(bodies[g], warm[g]);            // the prewarmed one, pages mapped
       retired.emplace_back();
       std::swap(retired.back(), warm[g]);       // the old one: freed by the prewarmer
@@ -217,7 +239,9 @@ void ShardPool::Shard::Capture() {
   }
   if (retired_any) pool->AskPrewarm(index, -1, 0);
   for (size_t g = 0; g < matchers.size(); ++g) {
+    const size_t had = bodies[g].capacity();
     matchers[g]->CaptureSnapshot(&bodies[g]);
+    grown_in_pause += bodies[g].capacity() > had && bodies[g].capacity() >= kPrewarmMin;
     fingerprints.push_back(matchers[g]->fingerprint());
   }
   extras.resize(group_state.size());
@@ -363,21 +387,38 @@ void ShardPool::Prewarm() {
         }
       }   // (freed here, off the shards' threads)
     }
+    // Only the latest ask of a slot counts (a state that grew fast asked several times): the
+    // biggest, answering the others with it.
+    std::vector<std::pair<PrewarmAsk, int>> latest;   // with the number of asks it answers
     for (const PrewarmAsk& ask : asks) {
+      auto same = std::find_if(latest.begin(), latest.end(), [&](const auto& l) {
+        return l.first.shard == ask.shard && l.first.slot == ask.slot;
+      });
+      if (same == latest.end()) {
+        latest.emplace_back(ask, 1);
+      } else {
+        same->first.bytes = std::max(same->first.bytes, ask.bytes);
+        ++same->second;
+      }
+    }
+    for (const auto& [ask, answers] : latest) {
+      Shard& shard = *shards_[static_cast<size_t>(ask.shard)];
       ByteBuffer buffer;
       try {
         buffer.Reserve(ask.bytes);
         buffer.TouchPages();
       } catch (const std::bad_alloc&) {
-        continue;   // no memory for it now: the checkpoint grows its buffer itself, as before
+        // No memory for it now: the checkpoint grows its buffer itself, as before.
+        shard.asks_pending.fetch_sub(answers, std::memory_order_release);
+        continue;
       }
-      Shard& shard = *shards_[static_cast<size_t>(ask.shard)];
       {
         std::lock_guard<std::mutex> warm_lock(shard.warm_mu);
         if (shard.warm.size() <= static_cast<size_t>(ask.slot)) shard.warm.resize(static_cast<size_t>(ask.slot) + 1);
         if (buffer.capacity() > shard.warm[static_cast<size_t>(ask.slot)].capacity())
           std::swap(buffer, shard.warm[static_cast<size_t>(ask.slot)]);
       }
+      shard.asks_pending.fetch_sub(answers, std::memory_order_release);
       buffers_prewarmed_.fetch_add(1, std::memory_order_relaxed);
     }   // (a smaller buffer it replaced is freed here)
     lock.lock();
@@ -467,6 +508,25 @@ void ShardPool::Flush() {
   }
 }
 
+uint64_t ShardPool::PrepareCheckpoint() {
+  if (finished_) return 0;
+  Start();
+  ++prepare_ticket_;
+  for (int s = 0; s < nshards_; ++s) {
+    shards_[static_cast<size_t>(s)]->current->ticket = prepare_ticket_;
+    Send(s, kPrepare, nullptr);
+  }
+  return prepare_ticket_;
+}
+
+bool ShardPool::CheckpointPrepared(uint64_t ticket) const {
+  for (const auto& shard : shards_) {
+    if (shard->prepared.load(std::memory_order_acquire) < ticket) return false;
+    if (shard->asks_pending.load(std::memory_order_acquire) > 0) return false;
+  }
+  return true;
+}
+
 void ShardPool::Barrier(uint8_t kind) {
   Start();
   std::latch done(nshards_);
@@ -505,7 +565,7 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
   if (sealer_.joinable()) sealer_.join();   // the shards are about to overwrite its copies
   Barrier(kCheckpoint);
   std::vector<std::string> headers;
-  uint64_t taken = 0;
+  uint64_t taken = 0, grown = 0;
   for (int s = 0; s < nshards_; ++s) {
     const Shard& shard = *shards_[static_cast<size_t>(s)];
     ShardPoolStats::Shard& st = stats_.shards[static_cast<size_t>(s)];
@@ -515,8 +575,10 @@ std::future<std::vector<std::string>> ShardPool::CheckpointAsync() {
     for (const ByteBuffer& body : shard.bodies) st.checkpoint_bytes += Matcher::SealedSize(body.size());
     for (const std::string& extra : shard.extras) st.checkpoint_bytes += extra.size();
     taken += shard.warm_taken;   // (written before the shard counted the barrier down)
+    grown += shard.grown_in_pause;
   }
   stats_.prewarmed_taken = taken;
+  stats_.buffers_grown_in_pause = grown;
   // Reads only the shards' copies, which no shard writes before the next barrier.
   sealer_ = std::thread([this, blobs = std::move(blobs), headers = std::move(headers)]() mutable {
     try {

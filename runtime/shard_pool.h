@@ -27,11 +27,15 @@
 // time is counted (ShardPoolStats::router_blocked_ns). Watermarks and barriers travel in the same
 // queues, so a shard sees them in order with its events.
 //
-// Prewarmer: every 16 batches a shard compares each matcher's SnapshotBound with its copy buffer;
-// one outgrown asks the pool's prewarmer thread for a buffer 1.5x the bound, which it allocates
-// and maps (ByteBuffer::TouchPages: one madvise) off the shards' threads; the next checkpoint's Capture swaps it
-// in and hands the old one back to be freed there. So no checkpoint copies into fresh memory,
-// whose page faults made the first checkpoint with a large state pause ~2.5x the others.
+// Prewarmer: at PrepareCheckpoint a shard compares each matcher's SnapshotBound with its copy
+// buffer; one outgrown asks the pool's prewarmer thread for a buffer 1.5x the bound, which it
+// allocates and maps (ByteBuffer::TouchPages) off the shards' threads; the checkpoint's Capture
+// swaps it in and hands the old one back to be freed there. So a router that waits for
+// CheckpointPrepared before its checkpoint has it copy into mapped memory only; fresh memory
+// costs a page fault per 4 KiB inside the pause (~2.5x the copy on one VM, ~10x on another). The
+// shards used to ask every 16 batches as the state grew: a state swelling fast was then mapped
+// again and again (each buffer 1.5x the last; ~3x the final size in all), costing the shards up
+// to a third of their time on a VM where faults are slow — and still not ready in time.
 //
 // State by input partition (docs/operations.md "State by input partition"): Push takes a *part*
 // (Part(name): the daemon names one per source partition when the config asks for it; part 0,
@@ -103,6 +107,9 @@ struct ShardPoolStats {
   // Copy buffers the prewarmer made ready (faulted in) off the pause, and those a checkpoint took.
   uint64_t buffers_prewarmed = 0;
   uint64_t prewarmed_taken = 0;
+  // Copy buffers of 1 MiB or more a checkpoint had to grow in its pause (fresh memory, faulted
+  // in there: the prewarmer had none big enough ready — PrepareCheckpoint lets a router wait).
+  uint64_t buffers_grown_in_pause = 0;
 };
 
 // What a Restore did with each group, by name (ShardPlan::Group::name), in plan order.
@@ -167,6 +174,16 @@ class ShardPool {
   // returns them. The next CheckpointAsync (or Checkpoint) first waits for this one's blobs to
   // be built, as does the destructor; Finish does not.
   std::future<std::vector<std::string>> CheckpointAsync();
+  // Optional, before CheckpointAsync: asks every shard to check now, after the events pushed so
+  // far, that its copy buffers hold its state (the prewarmer makes bigger ones ready if not), and
+  // returns a ticket. CheckpointPrepared(ticket) is true once every shard has checked and the
+  // prewarmer has made every buffer asked for: a checkpoint then copies into mapped memory only
+  // (unless the state grows by half again before it). Without it a checkpoint after the state
+  // outgrew its buffers grows them in its pause (stats().buffers_grown_in_pause: fresh memory,
+  // ~5-10 µs a page on a paravirtualised VM). Nothing waits: the router polls
+  // CheckpointPrepared and goes on pushing meanwhile.
+  uint64_t PrepareCheckpoint();
+  bool CheckpointPrepared(uint64_t ticket) const;
   // Before the first Push (or other call that starts the shards): the state of Checkpoint()'s
   // blobs, from a pool of the same shard count. On failure returns false, sets `error` and leaves
   // the pool as it was. The blobs may come from a pool of another plan (the rules changed):
@@ -222,6 +239,7 @@ class ShardPool {
   int64_t last_seq_ = kNoWatermark;
   bool started_ = false;
   bool finished_ = false;
+  uint64_t prepare_ticket_ = 0;
   std::thread sealer_;   // building the last checkpoint's blobs from the shards' copies
   // Prewarmer: a shard whose state has outgrown its copy buffer asks for a bigger one; this
   // thread allocates it and maps every page, so the checkpoint's copy (the pause) does not

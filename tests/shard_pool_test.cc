@@ -825,7 +825,7 @@ TEST_CASE("shards: the example rules over the sample stream give the one matcher
 
 
 // The prewarmer (ShardPool "Prewarmer"): once a shard's state outgrows its copy buffer, a
-// bigger buffer is made ready off the shards' threads and the next checkpoint takes it. The
+// bigger buffer is made ready off the shards' threads at PrepareCheckpoint and the checkpoint takes it. The
 // checkpoint taken with it restores into a fresh pool that goes on with exactly the alerts of an
 // uninterrupted run.
 TEST_CASE("shards: a checkpoint takes the buffer the prewarmer made ready and restores the same") {
@@ -867,9 +867,9 @@ TEST_CASE("shards: a checkpoint takes the buffer the prewarmer made ready and re
   {
     ShardPool pool(plan, 2, {}, collect(&resumed));
     run(pool, 0, users);
-    pool.RefreshCounters();
+    const uint64_t ticket = pool.PrepareCheckpoint();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (pool.stats().buffers_prewarmed < 2 && std::chrono::steady_clock::now() < deadline)
+    while (!pool.CheckpointPrepared(ticket) && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     CHECK(pool.stats().buffers_prewarmed >= 2);   // one per shard at least
     blobs = pool.Checkpoint();
@@ -885,6 +885,53 @@ TEST_CASE("shards: a checkpoint takes the buffer the prewarmer made ready and re
   std::sort(resumed.begin(), resumed.end());
   CHECK(whole.size() == static_cast<size_t>(users));
   CHECK(resumed == whole);
+}
+
+// PrepareCheckpoint: a checkpoint taken once CheckpointPrepared says so copies into buffers the
+// prewarmer made ready — none grown in the pause — right after the state grew (200,000 runs
+// started just before: ~30 MB), and again after it doubled. A pool that checkpoints without it
+// grows its buffers in the pause.
+TEST_CASE("shards: a prepared checkpoint copies into prewarmed buffers only") {
+  const std::string rules = "rule ab { within 1h pattern a: E where k == \"a\" -> b: F where x > a.x emit { who: key } }\n";
+  std::shared_ptr<const CheckedRules> checked;
+  const auto plan = PlanOf(rules, &checked);
+  const int users = 200000;
+  std::vector<test::shard::Event> events;
+  for (int i = 0; i < 2 * users; ++i) events.push_back({0, fmt::format("user-{:08}", i), "m", "a", 1, 1000 + i});
+  const std::vector<OwnedRecord> records = test::shard::MakeRecords(checked->schema, events);
+  ShardPool pool(plan, 2, {}, nullptr);
+  auto prepared = [&pool] {
+    const uint64_t ticket = pool.PrepareCheckpoint();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!pool.CheckpointPrepared(ticket) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return pool.CheckpointPrepared(ticket);
+  };
+  int next = 0;
+  for (int round = 1; round <= 2; ++round) {
+    CAPTURE(round);
+    for (const int end = round * users; next < end; ++next) {
+      const RecordView r = records[static_cast<size_t>(next)].view();
+      pool.Push(r, next, r.event_time() - 1);
+    }
+    const uint64_t taken = pool.stats().prewarmed_taken;
+    REQUIRE(prepared());
+    const std::vector<std::string> blobs = pool.Checkpoint();
+    CHECK(pool.stats().buffers_grown_in_pause == 0);
+    CHECK(pool.stats().prewarmed_taken >= taken + 2);   // a bigger buffer on each shard
+    pool.RefreshCounters();
+    uint64_t runs = 0;
+    for (const auto& shard : pool.stats().shards) runs += shard.groups[0].runs_live;
+    CHECK(runs == static_cast<uint64_t>(round * users));
+  }
+  ShardPool unprepared(plan, 2, {}, nullptr);
+  for (int i = 0; i < users; ++i) {
+    const RecordView r = records[static_cast<size_t>(i)].view();
+    unprepared.Push(r, i, r.event_time() - 1);
+  }
+  unprepared.Checkpoint();
+  CHECK(unprepared.stats().buffers_grown_in_pause == 2);
+  CHECK(unprepared.stats().prewarmed_taken == 0);
 }
 
 // The router and the shards allocate nothing per event once batches, keys and runs are warm:
