@@ -324,6 +324,7 @@ AfterKills RunToEveryAlert(const TempDir& dir, const std::string& bootstrap, con
   CHECK(last.Signal(SIGTERM) == 0);
   for (const std::string& line : expected) {
     const auto it = by_id.find(MatchId(line));
+    if (it == by_id.end()) MESSAGE("missing: " << line);
     r.missing += it == by_id.end();
     r.differ += it != by_id.end() && it->second != line;
   }
@@ -334,6 +335,21 @@ AfterKills RunToEveryAlert(const TempDir& dir, const std::string& bootstrap, con
   CHECK(same_id_other_line == 0);
   CHECK(by_id.size() == expected.size());
   return r;
+}
+
+// What a failed kill test shows of the daemons' log: every line but the checkpoint debug lines
+// (the tail of the log is mostly those: a dump of its last bytes showed nothing else).
+std::string LogSummary(const std::string& log) {
+  std::string out;
+  size_t at = 0;
+  while (at < log.size()) {
+    size_t end = log.find('\n', at);
+    if (end == std::string::npos) end = log.size();
+    const std::string_view line(log.data() + at, end - at);
+    if (line.find("] checkpoint ") == std::string_view::npos) out.append(line).append("\n");
+    at = end + 1;
+  }
+  return out.size() > 60000 ? out.substr(out.size() - 60000) : out;
 }
 
 // How many restarts restored a checkpoint taken mid-stream: a watermark, not the end of input's.
@@ -392,7 +408,7 @@ TEST_CASE("kafka serve: three partitions, kill -9 and restart keep the match ids
   const AfterKills after = RunToEveryAlert(dir, cluster.bootstrap(), expected, "read_uncommitted", "killed.yaml", "alerts2");
   const std::string log = ReadFile(dir.path + "/serve.err");
   CHECK(log.find("restored checkpoint") != std::string::npos);
-  if (after.missing != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  if (after.missing != 0) MESSAGE(LogSummary(log));
   MESSAGE("kill -9 test (3 partitions): " << expected.size() << " alerts expected, " << after.got.size() << " delivered, "
           << MidStreamRestores(log) << " restores mid-stream");
 }
@@ -472,7 +488,7 @@ TEST_CASE("kafka serve: state by partition over a topic keyed by card") {
   const AfterKills after = RunToEveryAlert(dir, cluster.bootstrap(), lines, "read_uncommitted", "killed.yaml", "alerts2");
   const std::string log = ReadFile(dir.path + "/serve.err");
   CHECK(log.find("key state of 3 input partition(s)") != std::string::npos);
-  if (after.missing != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  if (after.missing != 0) MESSAGE(LogSummary(log));
   MESSAGE("state by partition: " << cards.size() << " card alerts, " << others.size() << " of other rules (vigil run: "
                                  << want_others.size() << "); after kills " << after.got.size() << " delivered, "
                                  << MidStreamRestores(log) << " restores mid-stream");
@@ -567,7 +583,7 @@ TEST_CASE("kafka serve: kill -9 with a transactional sink loses no alert") {
   if (kMockHidesAbortedMessages && kMockCommitsTransactionOffsets) CHECK(got.size() == expected.size());
   const std::string log = ReadFile(dir.path + "/serve.err");
   CHECK(log.find("restored checkpoint") != std::string::npos);
-  if (after.missing != 0 || after.differ != 0) MESSAGE(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  if (after.missing != 0 || after.differ != 0) MESSAGE(LogSummary(log));
   // How the restarts chose (on this mock: a checkpoint without positions while one is kept —
   // "nothing committed" — else the fallback; which one depends on when the kills came).
   auto count = [&](std::string_view what) {
