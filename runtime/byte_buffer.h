@@ -42,7 +42,7 @@ class ByteBuffer {
   // page the kernel populated still exits to the hypervisor (~5 µs per 4 KiB page: 380 ms for
   // 278 MB, which the first checkpoint paid before this loop). On an older kernel (no
   // MADV_POPULATE_WRITE) the loop does all the mapping. (MADV_HUGEPAGE first made the mapping
-  // cheap but every later copy into the buffer 2-4x slower there: not done.)
+  // cheap but every later copy into the buffer 2-8x slower there: not done.)
   void TouchPages() {
     char* begin = data_.get() + size_;
     char* end = data_.get() + capacity_;

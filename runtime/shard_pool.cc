@@ -137,7 +137,7 @@ struct ShardPool::Shard {
   std::vector<ByteBuffer> retired;
   std::vector<size_t> asked;
   uint64_t warm_taken = 0;
-  uint64_t grown_in_pause = 0;   // buffers Capture had to grow (fresh memory in the pause)
+  uint64_t grown_in_pause = 0;   // buffers of >= kPrewarmMin Capture had to grow (fresh memory in the pause)
   // Read by the router (CheckpointPrepared): the last PrepareCheckpoint ticket this shard
   // checked its buffers for, and its asks the prewarmer has not answered yet.
   std::atomic<uint64_t> prepared{0};
