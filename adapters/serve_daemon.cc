@@ -207,6 +207,12 @@ struct ServeDaemon::Impl {
   // assigned again; all saved again with each checkpoint (a partition not assigned now keeps its
   // count and watermark for when it is).
   std::map<std::pair<std::string, uint32_t>, CheckpointPayload::Stream> saved_streams;
+  // Until they are assigned again, the saved partitions hold the watermark back at theirs, and a
+  // source whose partitions come by assignment (Kafka) holds it where it is until its first
+  // (runtime/partition_watermarks.h "hold"): else the partitions read first move W past the
+  // others' unread events. Hold indexes; -1: none (any more).
+  std::map<std::pair<std::string, uint32_t>, int> stream_holds;
+  std::vector<int> source_holds;   // per source
   uint64_t epoch = 0;
   std::atomic<uint64_t> durable_epoch{0};
   std::atomic<bool> sink_failed{false};
@@ -685,6 +691,10 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
                                               PartitionWatermarks::kNone, PartitionWatermarks::kNone};
   }
   watermarks.Restore(payload.watermark);
+  // (Not the legacy seq above: a payload of version 3 had no watermark per partition.)
+  for (const CheckpointPayload::Stream& saved : payload.streams) {
+    stream_holds[{saved.source, saved.id}] = watermarks.Hold(saved.own, WallMs());
+  }
   committed_epoch = payload.epoch;
   // New checkpoints are numbered past every file on disk: one restored from behind damaged newer
   // ones must not get an epoch below theirs (the store would prune the new one first).
@@ -741,6 +751,12 @@ int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::st
     stream.base = saved->second.base;
     stream.next = saved->second.next;
     watermarks.Resume(wm, saved->second.max_seen, saved->second.own);
+    if (const auto held = stream_holds.find(saved->first); held != stream_holds.end()) {
+      watermarks.Release(held->second);
+      stream_holds.erase(held);
+    }
+    spdlog::debug("source '{}': partition {} resumes the checkpoint's: {} events read, watermark {}",
+                  sources[s]->name(), label, stream.next, saved->second.own);
   }
   stream.part = StatePart(s, id);
   stream_of[{s, id}] = wm;
@@ -1073,6 +1089,13 @@ int ServeDaemon::Impl::Run() {
   bool all_done = false;
   auto next_checkpoint = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.checkpoints.interval_ms);
   std::vector<bool> exhausted(sources.size(), summary.input_done);
+  // Every partition known before any is read holds the watermark back from the start.
+  source_holds.assign(sources.size(), -1);
+  for (size_t s = 0; s < sources.size() && !summary.input_done; ++s) {
+    const std::vector<SourcePartitionChange> fixed = sources[s]->FixedPartitions();
+    for (const SourcePartitionChange& c : fixed) WatermarkPartition(s, c.partition, c.label, WallMs());
+    if (fixed.empty()) source_holds[s] = watermarks.Hold(PartitionWatermarks::kNone, WallMs());
+  }
   while (!stop->load(std::memory_order_relaxed)) {
     if (sink_failed.load(std::memory_order_relaxed)) {
       restart = true;
@@ -1098,6 +1121,10 @@ int ServeDaemon::Impl::Run() {
       const int64_t now = WallMs();
       batch_ns = WallNs();
       for (const SourcePartitionChange& c : batch.assigned) WatermarkPartition(s, c.partition, c.label, now);
+      if (!batch.assigned.empty() && source_holds[s] >= 0) {
+        watermarks.Release(source_holds[s]);
+        source_holds[s] = -1;
+      }
       for (const SourceMessage& m : batch.messages) OnMessage(s, m);
       for (const SourcePartitionChange& c : batch.revoked) {
         int& index = partition_index[s][static_cast<size_t>(c.partition)];

@@ -36,12 +36,10 @@ class LineSource final : public ServeSource {
     if (owned_) ::close(fd_);
   }
 
+  std::vector<SourcePartitionChange> FixedPartitions() const override { return {{0, label_}}; }
+
   bool Poll(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) override {
     batch->Clear();
-    if (!announced_) {
-      batch->assigned.push_back({0, label_});
-      announced_ = true;
-    }
     Compact();   // the views handed out last time are done with
     if (msgpack_) return PollMsgpack(timeout_ms, max, batch, error);
     while (batch->messages.size() < max) {
@@ -202,7 +200,6 @@ class LineSource final : public ServeSource {
   bool eof_ = false;
   bool skipping_ = false;
   bool broken_ = false;      // msgpack: a value that cannot end; the rest of the input is skipped
-  bool announced_ = false;
 };
 
 // A Kafka consumer group member (adapters/kafka_source.h). Dense partition indexes are given in
@@ -358,12 +355,10 @@ class RabbitServeSource final : public ServeSource {
   RabbitServeSource(std::string name, std::unique_ptr<RabbitSource> source, int prefetch)
       : ServeSource(std::move(name)), source_(std::move(source)), prefetch_(prefetch) {}
 
+  std::vector<SourcePartitionChange> FixedPartitions() const override { return {{0, "queue"}}; }
+
   bool Poll(int timeout_ms, size_t max, SourceBatch* batch, std::string* error) override {
     batch->Clear();
-    if (!announced_) {
-      batch->assigned.push_back({0, "queue"});
-      announced_ = true;
-    }
     const RabbitStatus status = source_->Poll(timeout_ms, max, rabbit_batch_);
     if (!status.ok()) {
       *error = status.message;
@@ -459,7 +454,6 @@ class RabbitServeSource final : public ServeSource {
   std::unordered_set<std::string> loaded_;   // ids a checkpoint covered, from before the restart
   uint64_t loaded_count_ = 0;
   uint64_t skipped_ = 0;
-  bool announced_ = false;
 };
 
 }  // namespace

@@ -5,7 +5,8 @@
 // A source hands out raw messages (bytes still to decode) in batches, each tagged with the
 // source's partition it came from — a dense index the source assigns as partitions appear
 // (files and stdin have one, partition 0; Kafka one per assigned topic-partition) — and says
-// which partitions appeared and went away, so the router keeps a watermark per partition.
+// which partitions appeared and went away, so the router keeps a watermark per partition (a source
+// with fixed partitions names them up front: FixedPartitions).
 //
 // Positions are what a checkpoint records: for every partition, the offset of the next message
 // to read once every message handed out so far is processed (file: a byte offset; Kafka: the
@@ -93,6 +94,10 @@ class ServeSource {
   virtual bool Committed(std::vector<SourcePosition>* partitions, std::string* error) {
     return true;
   }
+  // The partitions it has from the start (a file, stdin, a queue: partition 0), which the router
+  // registers before it reads any source; none for Kafka, whose partitions come by assignment
+  // (SourceBatch::assigned).
+  virtual std::vector<SourcePartitionChange> FixedPartitions() const { return {}; }
   // A number for the partition (a dense index) that is the same in every run and in no other
   // partition of this source, below 2^22 (the router builds the seqs of its events from it:
   // docs/operations.md "Match ids and arrival order"). One partition: 0; Kafka: the topic's place

@@ -37,6 +37,18 @@ void PartitionWatermarks::Resume(int partition, int64_t max_seen, int64_t own) {
   Recompute();
 }
 
+int PartitionWatermarks::Hold(int64_t own, int64_t now_ms) {
+  // No recompute: a hold only ever keeps W back (made one by one, the first would otherwise
+  // raise W to its own before the others are there).
+  holds_.push_back({own, now_ms, true});
+  return static_cast<int>(holds_.size() - 1);
+}
+
+void PartitionWatermarks::Release(int hold) {
+  holds_[static_cast<size_t>(hold)].active = false;
+  Recompute();
+}
+
 int64_t PartitionWatermarks::OnEvent(int partition, int64_t t, int64_t now_ms) {
   Partition& p = partitions_[static_cast<size_t>(partition)];
   const int64_t before = std::max(watermark_, p.own);
@@ -80,6 +92,13 @@ bool PartitionWatermarks::OnTick(int64_t now_ms) {
       changed = true;
     }
   }
+  for (Held& h : holds_) {
+    if (h.active && now_ms - h.since_ms >= idle_timeout_) {
+      h.active = false;
+      ++idle_transitions_;
+      changed = true;
+    }
+  }
   if (!changed) return false;
   const int64_t before = watermark_;
   Recompute();
@@ -92,6 +111,11 @@ void PartitionWatermarks::Recompute() {
   for (const Partition& p : partitions_) {
     if (!p.live || p.idle) continue;
     lowest = any ? std::min(lowest, p.own) : p.own;
+    any = true;
+  }
+  for (const Held& h : holds_) {
+    if (!h.active) continue;
+    lowest = any ? std::min(lowest, h.own) : h.own;
     any = true;
   }
   // Every partition idle (or none registered): the watermark stays where it is.

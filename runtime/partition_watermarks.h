@@ -14,6 +14,14 @@
 // assignment), before its first message, so a partition that has not caught up yet holds W back
 // instead of seeing its backlog declared late.
 //
+// A partition that is expected but not registered yet holds W back too, through a *hold*
+// (Hold/Release): a partition of a restored checkpoint before the group assigns it again, at the
+// watermark it had (else W would follow the partitions assigned first past its unread events,
+// and they would be late after the restart where the uninterrupted run took them — found by the
+// kill tests), and a Kafka source before its first assignment, at none (else a file source read
+// alongside would move W past it). A hold ends when its partition is registered, or goes idle
+// like a partition after the idle timeout.
+//
 // Lateness is decided when an event arrives (before the event's own time moves anything) against
 // max(W, W_p): its partition's own watermark, which depends only on what that partition delivered
 // before it, not on how the partitions happened to interleave — so whether an event is late is the
@@ -22,7 +30,7 @@
 // one partition both are the same, exactly as Matcher::Push judges a single stream, and this class
 // computes the same watermarks as the matcher's own bounded out-of-orderness.
 //
-// Single-threaded (the daemon's router). Allocates only when a partition is registered.
+// Single-threaded (the daemon's router). Allocates only when a partition is registered or held.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +66,12 @@ class PartitionWatermarks {
   // watermark moved.
   bool OnTick(int64_t now_ms);
 
+  // Holds W at no more than `own` (kNone: where it is) for a partition not registered yet, from
+  // `now_ms` (wall clock) until Release, or until idle (no Release within the idle timeout).
+  // Making a hold never moves W. Returns the hold's index.
+  int Hold(int64_t own, int64_t now_ms);
+  void Release(int hold);
+
   int64_t watermark() const { return watermark_; }
   // Restores the watermark after a restart (a checkpoint's); partitions start from it.
   void Restore(int64_t watermark) { watermark_ = watermark; }
@@ -83,6 +97,12 @@ class PartitionWatermarks {
   int64_t idle_timeout_;
   int64_t watermark_ = kNone;
   std::vector<Partition> partitions_;
+  struct Held {
+    int64_t own;
+    int64_t since_ms;
+    bool active;   // neither released nor idle
+  };
+  std::vector<Held> holds_;
   uint64_t idle_transitions_ = 0;
 };
 

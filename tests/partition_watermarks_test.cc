@@ -4,6 +4,7 @@
 // lower; lateness judged per partition, the same however the partitions interleave.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "runtime/partition_watermarks.h"
@@ -200,4 +201,124 @@ TEST_CASE("partition watermarks: which events are late does not depend on how pa
 }
 
 }  // namespace
+TEST_CASE("partition watermarks: a hold keeps W back until released, or until idle") {
+  PartitionWatermarks w(0, 30000);
+  const int a = w.Register("a", 0);
+  const int held = w.Hold(499, 0);     // a partition not registered yet, at its saved watermark
+  w.OnEvent(a, 1000, 0);
+  CHECK(w.watermark() == 499);
+  CHECK(w.OnEvent(a, 2000, 100) == 999);   // (a judged against its own)
+  CHECK(w.watermark() == 499);
+  const int b = w.Register("b", 200);  // assigned now: it takes over from its hold
+  w.Resume(b, 500, 499);
+  w.Release(held);
+  CHECK(w.watermark() == 499);
+  w.OnEvent(b, 3000, 300);
+  CHECK(w.watermark() == 1999);
+  const int none = w.Hold(PartitionWatermarks::kNone, 1000);   // a source not assigned yet
+  w.OnEvent(a, 5000, 1000);
+  w.OnEvent(b, 5000, 1000);
+  CHECK(w.watermark() == 1999);        // held where it is
+  CHECK_FALSE(w.OnTick(30999));
+  w.OnEvent(a, 6000, 30000);
+  w.OnEvent(b, 6000, 30000);
+  CHECK(w.OnTick(31000));              // the hold went idle: W follows the partitions
+  CHECK(w.watermark() == 5999);
+  CHECK(w.idle_transitions() == 1);
+  w.Release(none);                     // (released after it went idle: nothing changes)
+  CHECK(w.watermark() == 5999);
+}
+
+TEST_CASE("partition watermarks: after a restore with holds, the same events are late as without a restart") {
+  // Partitions read in a random interleaving; at a random cut, the state a checkpoint keeps (W,
+  // every partition's max seen and own); a fresh instance restores it with a hold per partition,
+  // then the partitions are registered one by one at random moments (as assignments come), each
+  // resuming its state and releasing its hold, while the registered ones go on reading. Every
+  // event after the cut is judged as in the uninterrupted run. Without the holds the partitions
+  // registered first move W past the others' unread events: checked too (it differs).
+  std::mt19937_64 rng(41);
+  int differs_without_holds = 0;
+  for (int run = 0; run < 200; ++run) {
+    const int64_t delay = static_cast<int64_t>(rng() % 30);
+    const int n = 2 + static_cast<int>(rng() % 4);
+    std::vector<std::vector<int64_t>> parts(static_cast<size_t>(n));
+    for (auto& part : parts) {
+      const size_t len = 20 + rng() % 60;
+      int64_t at = static_cast<int64_t>(rng() % 500);
+      for (size_t i = 0; i < len; ++i) part.push_back(at += static_cast<int64_t>(rng() % 40) - 8);
+    }
+    // The uninterrupted run, in one random interleaving: every event's lateness.
+    std::vector<std::pair<size_t, size_t>> order;   // (partition, index)
+    {
+      std::vector<size_t> next(static_cast<size_t>(n), 0);
+      for (;;) {
+        std::vector<size_t> open;
+        for (size_t i = 0; i < parts.size(); ++i) if (next[i] < parts[i].size()) open.push_back(i);
+        if (open.empty()) break;
+        const size_t p = open[rng() % open.size()];
+        order.push_back({p, next[p]++});
+      }
+    }
+    PartitionWatermarks whole(delay, 0);
+    for (int i = 0; i < n; ++i) whole.Register("p" + std::to_string(i), 0);
+    const size_t cut = rng() % order.size();
+    std::vector<bool> late_whole;
+    int64_t saved_w = PartitionWatermarks::kNone;
+    std::vector<PartitionWatermarks::Partition> saved;
+    for (size_t k = 0; k < order.size(); ++k) {
+      if (k == cut) {
+        saved_w = whole.watermark();
+        saved = whole.partitions();
+      }
+      const auto [p, i] = order[k];
+      const int64_t t = parts[p][i];
+      const int64_t judged = whole.OnEvent(static_cast<int>(p), t, 0);
+      late_whole.push_back(judged != PartitionWatermarks::kNone && t <= judged);
+    }
+    for (const bool holds : {true, false}) {
+      PartitionWatermarks w(delay, 0);
+      w.Restore(saved_w);
+      std::vector<int> hold(static_cast<size_t>(n), -1), index(static_cast<size_t>(n), -1);
+      if (holds) for (int i = 0; i < n; ++i) hold[static_cast<size_t>(i)] = w.Hold(saved[static_cast<size_t>(i)].own, 0);
+      auto assign = [&](size_t p) {
+        index[p] = w.Register("p" + std::to_string(p), 0);
+        w.Resume(index[p], saved[p].max_seen, saved[p].own);
+        if (holds) w.Release(hold[p]);
+      };
+      // The rest of the stream in the same order per partition, the partitions assigned in a
+      // random order, each before its first event and at random moments before that.
+      std::vector<size_t> assigned_order(static_cast<size_t>(n));
+      for (size_t i = 0; i < assigned_order.size(); ++i) assigned_order[i] = i;
+      std::shuffle(assigned_order.begin(), assigned_order.end(), rng);
+      size_t next_assign = 0;
+      bool same = true;
+      std::vector<std::vector<size_t>> pending(static_cast<size_t>(n));
+      for (size_t k = cut; k < order.size(); ++k) pending[order[k].first].push_back(k);
+      std::vector<size_t> at(static_cast<size_t>(n), 0);
+      for (;;) {
+        if (next_assign < assigned_order.size() && (rng() % 4 == 0 || next_assign == 0)) assign(assigned_order[next_assign++]);
+        std::vector<size_t> open;
+        for (size_t i = 0; i < parts.size(); ++i) if (index[i] >= 0 && at[i] < pending[i].size()) open.push_back(i);
+        if (open.empty()) {
+          if (next_assign == assigned_order.size()) break;
+          assign(assigned_order[next_assign++]);
+          continue;
+        }
+        const size_t p = open[rng() % open.size()];
+        const size_t k = pending[p][at[p]++];
+        const int64_t t = parts[p][order[k].second];
+        const int64_t judged = w.OnEvent(index[p], t, 0);
+        const bool late = judged != PartitionWatermarks::kNone && t <= judged;
+        if (holds) {
+          REQUIRE_MESSAGE(late == late_whole[k], "run ", run, " event ", k);
+        } else {
+          same = same && late == late_whole[k];
+        }
+      }
+      if (!holds) differs_without_holds += !same;
+    }
+  }
+  CHECK(differs_without_holds > 0);
+}
+
 }  // namespace vigil
