@@ -879,10 +879,12 @@ bool ServeDaemon::Impl::TakeCheckpoint(bool input_done, std::string* error) {
 
 // A checkpoint is due: is its copy ready? The shards are asked to check their copy buffers
 // against their state now (ShardPool::PrepareCheckpoint); the checkpoint waits — the router reads
-// and routes events meanwhile — until the prewarmer has made every bigger buffer asked for, or
-// for at most a quarter of the interval, so that the pause copies into mapped memory (fresh
-// memory costs a page fault per 4 KiB in the pause: 200-450 ms for 1M partial matches on a
-// paravirtualised VM). Without a checkpoint directory nothing is copied: no wait.
+// and routes events meanwhile — until the prewarmer has made every bigger buffer asked for and
+// each shard has rehearsed the copy, or for at most a quarter of the interval, so that the pause
+// copies state just read into mapped memory (fresh memory costs a page fault per 4 KiB in the
+// pause: 200-450 ms for 1M partial matches on a paravirtualised VM; state left untouched for
+// seconds was read up to ~10x slower there). Without a checkpoint directory nothing is copied:
+// no wait.
 bool ServeDaemon::Impl::CopyBuffersReady(std::chrono::steady_clock::time_point now) {
   if (store == nullptr) return true;
   if (prepare_ticket == 0) {

@@ -37,15 +37,17 @@
 //       the warm-up are left out. If the daemon falls more than 5 MB behind, the mock drops
 //       input: the run says NOT KEPT UP.
 //   serve_bench checkpoint [--keys K] [--shards S] [--count C] [--grow-keys G] [--gap-ms M] [--no-prepare]
+//                          [--no-rehearse]
 //       ShardPool alone (runtime/shard_pool.h), as the daemon builds it: K keys each holding
 //       two partial matches of the skip-till-any rule with a 3h window (A then B; 500k keys: 1M
 //       partial matches), then C checkpoints: ShardPoolStats::last_checkpoint_ns p50/p99/max,
 //       the background build of the blobs, and what the daemon's sink thread does with them
 //       before the file write (PayloadPieces: framing only, the blobs are written in place).
-//       Before each checkpoint G more keys (default 0: the state stays as it is), and, as the
-//       daemon does, PrepareCheckpoint and a wait for CheckpointPrepared (timed: prepare_ms);
-//       --no-prepare checkpoints at once; then a sleep of M ms (default 0: back to back), as a
-//       daemon's state sits between checkpoints.
+//       Before each checkpoint G more keys (default 0: the state stays as it is), a sleep of M
+//       ms (default 0: back to back), as a daemon's state sits between checkpoints, and, as the
+//       daemon does, PrepareCheckpoint and a wait for CheckpointPrepared (timed: prepare_ms;
+//       it includes the shards' rehearsal of the copy, timed: rehearsal_ms); --no-prepare
+//       checkpoints at once, --no-rehearse prepares the buffers only.
 //
 // Common: --source-props k=v,... / --sink-props k=v,... (librdkafka properties of the daemon's
 // source / alert sink; with the mock, fetch.wait.max.ms matters: it answers an empty fetch only
@@ -132,6 +134,7 @@ struct Options {
   bool keep_dir = false;
   bool by_partition = false;   // --state-by-partition: the config's state_by_partition
   bool prepare = true;         // checkpoint: --no-prepare leaves out PrepareCheckpoint
+  bool rehearse = true;        // checkpoint: --no-rehearse, ShardPool::set_rehearse(false)
   size_t grow_keys = 0;        // checkpoint: keys added before each checkpoint after the first
   int64_t gap_ms = 0;          // checkpoint: a sleep before each checkpoint (the state sits)
   std::string mock;
@@ -158,7 +161,8 @@ Options ParseArgs(int argc, char** argv) {
     if (const size_t eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
-    } else if (arg != "--keep-dir" && arg != "--state-by-partition" && arg != "--no-prepare") {
+    } else if (arg != "--keep-dir" && arg != "--state-by-partition" && arg != "--no-prepare" &&
+               arg != "--no-rehearse") {
       if (i + 1 == argc) Die(arg + " needs a value");
       value = argv[++i];
     }
@@ -180,6 +184,7 @@ Options ParseArgs(int argc, char** argv) {
     else if (arg == "--keep-dir") o.keep_dir = true;
     else if (arg == "--state-by-partition") o.by_partition = true;
     else if (arg == "--no-prepare") o.prepare = false;
+    else if (arg == "--no-rehearse") o.rehearse = false;
     else if (arg == "--grow-keys") o.grow_keys = std::stoull(value);
     else if (arg == "--gap-ms") o.gap_ms = std::stoll(value);
     else Die("unknown option " + arg);
@@ -778,8 +783,8 @@ int Latency(const Options& o) {
 }
 
 int CheckpointPause(const Options& o) {
-  fmt::print("mode: checkpoint  keys: {}  shards: {}  checkpoints: {}  grow_keys: {}  gap_ms: {}  prepare: {}\n", o.keys,
-             o.shards, o.count, o.grow_keys, o.gap_ms, o.prepare);
+  fmt::print("mode: checkpoint  keys: {}  shards: {}  checkpoints: {}  grow_keys: {}  gap_ms: {}  prepare: {}  rehearse: {}\n",
+             o.keys, o.shards, o.count, o.grow_keys, o.gap_ms, o.prepare, o.prepare && o.rehearse);
   std::string error;
   auto plan = ShardPlan::Build(CompileOrDie(SeqRule(true, 3 * 3600)), &error);
   if (!plan) Die(error);
@@ -816,17 +821,19 @@ int CheckpointPause(const Options& o) {
   // while the blobs are being built — how long the shards then take to answer; seal: return to
   // the blobs built (the background thread); pack: what the daemon's sink thread does next with
   // them before the file write (PayloadPieces: the payload's framing, the blobs not copied).
-  std::vector<double> pause, capture, probe, seal, pack, prepare;
+  std::vector<double> pause, capture, probe, seal, pack, prepare, rehearsal;
   uint64_t bytes = 0;
+  pool.set_rehearse(o.rehearse);
   for (int i = 0; i < o.count; ++i) {
     if (i > 0) add_keys(o.grow_keys);
+    if (o.gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.gap_ms));
     if (o.prepare) {   // as the daemon does (its wait is bounded; this one is not)
       const auto p0 = Clock::now();
       const uint64_t ticket = pool.PrepareCheckpoint();
       while (!pool.CheckpointPrepared(ticket)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       prepare.push_back(std::chrono::duration<double, std::milli>(Clock::now() - p0).count());
+      rehearsal.push_back(static_cast<double>(pool.stats().last_rehearsal_ns) / 1e6);
     }
-    if (o.gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.gap_ms));
     std::future<std::vector<std::string>> pending = pool.CheckpointAsync();
     const auto returned = Clock::now();
     pause.push_back(static_cast<double>(pool.stats().last_checkpoint_ns) / 1e6);
@@ -848,6 +855,7 @@ int CheckpointPause(const Options& o) {
   fmt::print("checkpoint_bytes: {}\n", bytes);
   fmt::print("each pause_ms: {:.1f}\n", fmt::join(pause, " "));
   if (o.prepare) fmt::print("each prepare_ms: {:.1f}\n", fmt::join(prepare, " "));
+  if (o.prepare && o.rehearse) fmt::print("each rehearsal_ms (slowest shard): {:.1f}\n", fmt::join(rehearsal, " "));
   pool.RefreshCounters();
   runs = keys = 0;
   for (const auto& s : pool.stats().shards) {

@@ -50,7 +50,7 @@ constexpr uint64_t kOldestFormat = 2;
 // Copy buffers smaller than this are not prewarmed (nor counted as grown in the pause).
 constexpr size_t kPrewarmMin = size_t{1} << 20;
 
-enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop, kPrepare };
+enum Kind : uint8_t { kEvents, kCheckpoint, kCounters, kFinish, kStop, kPrepare, kRehearse };
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -79,7 +79,7 @@ struct ShardPool::Batch {
   int64_t watermark = kNoWatermark;   // the router's W when sent
   int64_t pool_last_seq = kNoWatermark;   // kCheckpoint: for the blob
   std::latch* barrier = nullptr;      // kCheckpoint, kCounters: counted down when done
-  uint64_t ticket = 0;                // kPrepare: PrepareCheckpoint's
+  uint64_t ticket = 0;                // kPrepare, kRehearse: PrepareCheckpoint's
 
   uint32_t Copy(RecordView record) {
     const std::span<const Cell> image = record.image();
@@ -142,6 +142,9 @@ struct ShardPool::Shard {
   // checked its buffers for, and its asks the prewarmer has not answered yet.
   std::atomic<uint64_t> prepared{0};
   std::atomic<int> asks_pending{0};
+  // ... and the last ticket it rehearsed the copy for (kRehearse), how long that took.
+  std::atomic<uint64_t> rehearsed{0};
+  int64_t rehearse_ns = 0;   // written before `rehearsed`
 
   void Run();
   // The matcher of `slot`, its part's matchers made if it has none here yet (empty, at no
@@ -157,6 +160,7 @@ struct ShardPool::Shard {
     }
   }
   void AskForBuffers();
+  void CopyBodies(bool in_pause);
   void Capture();
   std::string Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const;
   std::string Seal(std::string header) const;
@@ -177,6 +181,11 @@ void ShardPool::Shard::Run() {
     if (b->kind == kPrepare) {
       AskForBuffers();
       prepared.store(b->ticket, std::memory_order_release);
+    } else if (b->kind == kRehearse) {
+      const int64_t t0 = NowNs();
+      CopyBodies(false);
+      rehearse_ns = NowNs() - t0;
+      rehearsed.store(b->ticket, std::memory_order_release);
     }
     const int64_t w = b->kind == kFinish ? kEndOfTime : b->watermark;
     for (auto& m : matchers) {
@@ -184,7 +193,7 @@ void ShardPool::Shard::Run() {
       if (w > m->watermark()) m->AdvanceWatermark(w);
     }
     running = nullptr;
-    if (b->kind != kEvents && b->kind != kPrepare) {
+    if (b->kind != kEvents && b->kind != kPrepare && b->kind != kRehearse) {
       counters.clear();
       for (auto& m : matchers) counters.push_back(m->counters());
     }
@@ -213,11 +222,10 @@ void ShardPool::Shard::AskForBuffers() {
   }
 }
 
-// At the barrier, on the shard's thread: the state of every matcher into its reused buffer.
-void ShardPool::Shard::Capture() {
-  const int64_t t0 = NowNs();
+// On the shard's thread: the state of every matcher into its reused buffer (taking a prewarmed
+// one where it is bigger). `in_pause`: at the barrier (a buffer grown there is counted).
+void ShardPool::Shard::CopyBodies(bool in_pause) {
   bodies.resize(matchers.size());
-  fingerprints.clear();
   bool retired_any = false;
   {
     std::lock_guard<std::mutex> lock(warm_mu);
@@ -237,13 +245,23 @@ void ShardPool::Shard::Capture() {
       ++warm_taken;
     }
   }
-  if (retired_any) pool->AskPrewarm(index, -1, 0);
+  if (retired_any) {
+    pool->retire_pending_.fetch_add(1, std::memory_order_relaxed);
+    pool->AskPrewarm(index, -1, 0);
+  }
   for (size_t g = 0; g < matchers.size(); ++g) {
     const size_t had = bodies[g].capacity();
     matchers[g]->CaptureSnapshot(&bodies[g]);
-    grown_in_pause += bodies[g].capacity() > had && bodies[g].capacity() >= kPrewarmMin;
-    fingerprints.push_back(matchers[g]->fingerprint());
+    grown_in_pause += in_pause && bodies[g].capacity() > had && bodies[g].capacity() >= kPrewarmMin;
   }
+}
+
+// At the barrier, on the shard's thread: the copy, the fingerprints and the group states.
+void ShardPool::Shard::Capture() {
+  const int64_t t0 = NowNs();
+  CopyBodies(true);
+  fingerprints.clear();
+  for (const auto& m : matchers) fingerprints.push_back(m->fingerprint());
   extras.resize(group_state.size());
   for (size_t g = 0; g < group_state.size(); ++g) {
     extras[g].clear();
@@ -360,7 +378,7 @@ void ShardPool::AskPrewarm(int shard, int slot, size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(prewarm_mu_);
     if (slot < 0) {
-      prewarm_retired_ = true;
+      ++prewarm_retired_;
     } else {
       prewarm_asks_.push_back({shard, slot, bytes});
     }
@@ -371,14 +389,14 @@ void ShardPool::AskPrewarm(int shard, int slot, size_t bytes) {
 void ShardPool::Prewarm() {
   std::unique_lock<std::mutex> lock(prewarm_mu_);
   for (;;) {
-    prewarm_cv_.wait(lock, [this] { return prewarm_stop_ || prewarm_retired_ || !prewarm_asks_.empty(); });
+    prewarm_cv_.wait(lock, [this] { return prewarm_stop_ || prewarm_retired_ > 0 || !prewarm_asks_.empty(); });
     if (prewarm_stop_) return;
     std::vector<PrewarmAsk> asks;
     asks.swap(prewarm_asks_);
-    const bool retired = prewarm_retired_;
-    prewarm_retired_ = false;
+    const int retired = prewarm_retired_;
+    prewarm_retired_ = 0;
     lock.unlock();
-    if (retired) {
+    if (retired > 0) {
       for (auto& shard : shards_) {
         std::vector<ByteBuffer> dead;
         {
@@ -386,6 +404,7 @@ void ShardPool::Prewarm() {
           dead.swap(shard->retired);
         }
       }   // (freed here, off the shards' threads)
+      retire_pending_.fetch_sub(retired, std::memory_order_release);
     }
     // Only the latest ask of a slot counts (a state that grew fast asked several times): the
     // biggest, answering the others with it.
@@ -519,11 +538,31 @@ uint64_t ShardPool::PrepareCheckpoint() {
   return prepare_ticket_;
 }
 
-bool ShardPool::CheckpointPrepared(uint64_t ticket) const {
+bool ShardPool::CheckpointPrepared(uint64_t ticket) {
   for (const auto& shard : shards_) {
     if (shard->prepared.load(std::memory_order_acquire) < ticket) return false;
     if (shard->asks_pending.load(std::memory_order_acquire) > 0) return false;
   }
+  if (!rehearse_ || finished_) return true;
+  if (rehearse_sent_ < ticket) {
+    // The buffers are ready: every shard copies its state once now, so that the checkpoint reads
+    // memory just read (and writes pages just written). The copies are the shards' bodies, which
+    // the sealer may still be reading: wait for it first.
+    if (sealer_.joinable()) sealer_.join();
+    for (int s = 0; s < nshards_; ++s) {
+      shards_[static_cast<size_t>(s)]->current->ticket = ticket;
+      Send(s, kRehearse, nullptr);
+    }
+    rehearse_sent_ = ticket;
+    return false;
+  }
+  int64_t slowest = 0;
+  for (const auto& shard : shards_) {
+    if (shard->rehearsed.load(std::memory_order_acquire) < ticket) return false;
+    slowest = std::max(slowest, shard->rehearse_ns);
+  }
+  if (retire_pending_.load(std::memory_order_acquire) > 0) return false;   // the old buffers freed first
+  stats_.last_rehearsal_ns = slowest;
   return true;
 }
 

@@ -36,6 +36,9 @@
 // shards used to ask every 16 batches as the state grew: a state swelling fast was then mapped
 // again and again (each buffer 1.5x the last; ~3x the final size in all), costing the shards up
 // to a third of their time on a VM where faults are slow — and still not ready in time.
+// Rehearsal: once the buffers are ready, CheckpointPrepared has each shard copy its state once
+// (kRehearse, between two batches) so that the checkpoint's copy reads state just read — on a
+// paravirtualised VM the first copy of a state left untouched for seconds was up to ~10x slower.
 //
 // State by input partition (docs/operations.md "State by input partition"): Push takes a *part*
 // (Part(name): the daemon names one per source partition when the config asks for it; part 0,
@@ -110,6 +113,8 @@ struct ShardPoolStats {
   // Copy buffers of 1 MiB or more a checkpoint had to grow in its pause (fresh memory, faulted
   // in there: the prewarmer had none big enough ready — PrepareCheckpoint lets a router wait).
   uint64_t buffers_grown_in_pause = 0;
+  // The last rehearsal's copy (CheckpointPrepared), on the slowest shard: off the pause.
+  int64_t last_rehearsal_ns = 0;
 };
 
 // What a Restore did with each group, by name (ShardPlan::Group::name), in plan order.
@@ -182,8 +187,16 @@ class ShardPool {
   // outgrew its buffers grows them in its pause (stats().buffers_grown_in_pause: fresh memory,
   // ~5-10 µs a page on a paravirtualised VM). Nothing waits: the router polls
   // CheckpointPrepared and goes on pushing meanwhile.
+  //
+  // Then, unless set_rehearse(false), CheckpointPrepared has every shard rehearse the copy (the
+  // same copy into the same buffers, between two batches, while the router goes on) and is true
+  // only once each has: the checkpoint soon after reads state just read. On a paravirtualised
+  // VM, state left untouched for seconds was read ~10x slower by the first copy than by one
+  // right after another (the first checkpoint after a state was built: 140-525 ms on 1 shard
+  // where the next took 28-56); measured in perf/README.md.
   uint64_t PrepareCheckpoint();
-  bool CheckpointPrepared(uint64_t ticket) const;
+  bool CheckpointPrepared(uint64_t ticket);
+  void set_rehearse(bool on) { rehearse_ = on; }
   // Before the first Push (or other call that starts the shards): the state of Checkpoint()'s
   // blobs, from a pool of the same shard count. On failure returns false, sets `error` and leaves
   // the pool as it was. The blobs may come from a pool of another plan (the rules changed):
@@ -240,6 +253,8 @@ class ShardPool {
   bool started_ = false;
   bool finished_ = false;
   uint64_t prepare_ticket_ = 0;
+  bool rehearse_ = true;
+  uint64_t rehearse_sent_ = 0;   // the last ticket the shards were sent kRehearse for
   std::thread sealer_;   // building the last checkpoint's blobs from the shards' copies
   // Prewarmer: a shard whose state has outgrown its copy buffer asks for a bigger one; this
   // thread allocates it and maps every page, so the checkpoint's copy (the pause) does not
@@ -254,7 +269,10 @@ class ShardPool {
   std::condition_variable prewarm_cv_;
   std::vector<PrewarmAsk> prewarm_asks_;   // guarded by prewarm_mu_
   bool prewarm_stop_ = false;              // guarded by prewarm_mu_
-  bool prewarm_retired_ = false;           // guarded by prewarm_mu_: a shard retired buffers
+  int prewarm_retired_ = 0;                // guarded by prewarm_mu_: times shards retired buffers
+  // Retirements the prewarmer has not freed yet: CheckpointPrepared waits for them after a
+  // rehearsal (freeing hundreds of MB during the barrier slowed it: TLB shootdowns).
+  std::atomic<int> retire_pending_{0};
   std::atomic<uint64_t> buffers_prewarmed_{0}, prewarmed_taken_{0};
 };
 

@@ -934,6 +934,54 @@ TEST_CASE("shards: a prepared checkpoint copies into prewarmed buffers only") {
   CHECK(unprepared.stats().prewarmed_taken == 0);
 }
 
+// The rehearsal (ShardPool::CheckpointPrepared): every shard copies its state once before the
+// checkpoint, into the same buffers the sealer reads. The blobs of a checkpoint still being built
+// when a rehearsal starts, and those of the checkpoint after it, are byte for byte those of a
+// pool that never rehearses, fed the same events.
+TEST_CASE("shards: a rehearsed copy changes no checkpoint, nor one still being built") {
+  const std::string rules = "rule ab { within 1h pattern a: E where k == \"a\" -> b: F where x > a.x emit { who: key } }\n";
+  std::shared_ptr<const CheckedRules> checked;
+  const auto plan = PlanOf(rules, &checked);
+  // 200,000 runs (~30 MB: the blobs take a while to build), then 2,000 more right after the
+  // checkpoint, so that the rehearsal writes other bytes while the blobs are being built.
+  const int users = 200000, more = 2000;
+  std::vector<test::shard::Event> events;
+  for (int i = 0; i < users + more; ++i) events.push_back({0, fmt::format("user-{:08}", i), "m", "a", 1, 1000 + i});
+  const std::vector<OwnedRecord> records = test::shard::MakeRecords(checked->schema, events);
+  auto run = [&](ShardPool& pool, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const RecordView r = records[static_cast<size_t>(i)].view();
+      pool.Push(r, i, r.event_time() - 1);
+    }
+  };
+  auto prepare = [](ShardPool& pool) {
+    const uint64_t ticket = pool.PrepareCheckpoint();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!pool.CheckpointPrepared(ticket) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    return pool.CheckpointPrepared(ticket);
+  };
+  ShardPool plain(plan, 2, {}, nullptr);
+  plain.set_rehearse(false);
+  run(plain, 0, users);
+  const std::vector<std::string> first = plain.Checkpoint();
+  run(plain, users, users + more);
+  REQUIRE(prepare(plain));
+  CHECK(plain.stats().last_rehearsal_ns == 0);
+  const std::vector<std::string> second = plain.Checkpoint();
+
+  ShardPool pool(plan, 2, {}, nullptr);
+  run(pool, 0, users);
+  std::future<std::vector<std::string>> pending = pool.CheckpointAsync();   // being built ...
+  run(pool, users, users + more);
+  REQUIRE(prepare(pool));                                                  // ... as this rehearses
+  CHECK(pool.stats().last_rehearsal_ns > 0);
+  CHECK(pending.get() == first);
+  const uint64_t grown = pool.stats().buffers_grown_in_pause;   // (the first checkpoint grew its own)
+  CHECK(pool.Checkpoint() == second);
+  CHECK(pool.stats().buffers_grown_in_pause == grown);   // the rehearsal grew them off the pause
+}
+
 // The router and the shards allocate nothing per event once batches, keys and runs are warm:
 // 30000 more events (two groups: 60000 deliveries) and a barrier cost a handful of allocations
 // (the barrier's counter copies), not one per event.
