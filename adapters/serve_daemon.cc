@@ -213,6 +213,8 @@ struct ServeDaemon::Impl {
   // others' unread events. Hold indexes; -1: none (any more).
   std::map<std::pair<std::string, uint32_t>, int> stream_holds;
   std::vector<int> source_holds;   // per source
+  std::chrono::steady_clock::time_point holds_since;   // Run's start
+  bool holds_warned = false;
   uint64_t epoch = 0;
   std::atomic<uint64_t> durable_epoch{0};
   std::atomic<bool> sink_failed{false};
@@ -273,6 +275,7 @@ struct ServeDaemon::Impl {
   // The pool's part for the source's partition `id` (its StreamOf): with state_by_partition one
   // per partition, named "source/id" (stable across restarts, as the saved seqs); else part 0.
   int StatePart(size_t source, uint32_t id);
+  void WarnHeldTooLong();
   void Emit(OutputItem item);
   bool TakeCheckpoint(bool input_done, std::string* error);
   bool CopyBuffersReady(std::chrono::steady_clock::time_point now);
@@ -691,9 +694,12 @@ bool ServeDaemon::Impl::RestoreNewest(std::string* error) {
                                               PartitionWatermarks::kNone, PartitionWatermarks::kNone};
   }
   watermarks.Restore(payload.watermark);
-  // (Not the legacy seq above: a payload of version 3 had no watermark per partition.)
+  // (Not the legacy seq above: a payload of version 3 had no watermark per partition; nor the
+  // partitions of a source no longer configured, which would hold W back for ever.)
   for (const CheckpointPayload::Stream& saved : payload.streams) {
-    stream_holds[{saved.source, saved.id}] = watermarks.Hold(saved.own, WallMs());
+    const bool configured = std::any_of(sources.begin(), sources.end(),
+                                        [&](const auto& source) { return source->name() == saved.source; });
+    if (configured) stream_holds[{saved.source, saved.id}] = watermarks.Hold(saved.own, WallMs());
   }
   committed_epoch = payload.epoch;
   // New checkpoints are numbered past every file on disk: one restored from behind damaged newer
@@ -768,6 +774,22 @@ int ServeDaemon::Impl::WatermarkPartition(size_t s, int partition, const std::st
   partition_synced.push_back(0);
   spdlog::info("source '{}': partition {} assigned", sources[s]->name(), label);
   return wm;
+}
+
+// Holds still there 30 s after the start — a Kafka source without an assignment, partitions of
+// the restored checkpoint not assigned again — keep the watermark back (unless idle_timeout lets
+// them go): said once, as that stalls every deadline.
+void ServeDaemon::Impl::WarnHeldTooLong() {
+  if (holds_warned || config.watermark.idle_timeout_ms > 0) return;
+  if (std::chrono::steady_clock::now() - holds_since < std::chrono::seconds(30)) return;
+  std::vector<std::string> held;
+  for (size_t s = 0; s < source_holds.size(); ++s)
+    if (source_holds[s] >= 0) held.push_back(fmt::format("source '{}' (no partition yet)", sources[s]->name()));
+  for (const auto& [key, hold] : stream_holds) held.push_back(fmt::format("{} stream {}", key.first, key.second));
+  holds_warned = true;
+  if (held.empty()) return;
+  spdlog::warn("not assigned 30 s after the start, these hold the watermark back: {} (watermark.idle_timeout lets "
+               "partitions that stay away go)", fmt::join(held, ", "));
 }
 
 int ServeDaemon::Impl::StatePart(size_t s, uint32_t id) {
@@ -1093,6 +1115,7 @@ int ServeDaemon::Impl::Run() {
   std::vector<bool> exhausted(sources.size(), summary.input_done);
   // Every partition known before any is read holds the watermark back from the start.
   source_holds.assign(sources.size(), -1);
+  holds_since = std::chrono::steady_clock::now();
   for (size_t s = 0; s < sources.size() && !summary.input_done; ++s) {
     const std::vector<SourcePartitionChange> fixed = sources[s]->FixedPartitions();
     for (const SourcePartitionChange& c : fixed) WatermarkPartition(s, c.partition, c.label, WallMs());
@@ -1143,6 +1166,7 @@ int ServeDaemon::Impl::Run() {
       if (sink_failed.load(std::memory_order_relaxed)) continue;   // (a failed reload restarts)
     }
     if (watermarks.OnTick(WallMs())) pool->AdvanceWatermark(watermarks.watermark());
+    WarnHeldTooLong();
     pool->Flush();
     CommitDurable();
     SyncMetrics();
