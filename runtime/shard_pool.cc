@@ -160,7 +160,7 @@ struct ShardPool::Shard {
     }
   }
   void AskForBuffers();
-  void CopyBodies(bool in_pause);
+  bool CopyBodies(bool in_pause);
   void Capture();
   std::string Header(int64_t watermark, int64_t last_seq, const std::vector<std::string>& parts) const;
   std::string Seal(std::string header) const;
@@ -183,7 +183,10 @@ void ShardPool::Shard::Run() {
       prepared.store(b->ticket, std::memory_order_release);
     } else if (b->kind == kRehearse) {
       const int64_t t0 = NowNs();
-      CopyBodies(false);
+      // Into a buffer just swapped in, twice: right after the buffers grew, a checkpoint after
+      // one rehearsal still copied ~2x slower (43-60 ms where the others took 13-25, 2 shards,
+      // 1M partial matches), after two as fast as the others (perf/README.md, "The rehearsal").
+      if (CopyBodies(false)) CopyBodies(false);
       rehearse_ns = NowNs() - t0;
       rehearsed.store(b->ticket, std::memory_order_release);
     }
@@ -223,10 +226,11 @@ void ShardPool::Shard::AskForBuffers() {
 }
 
 // On the shard's thread: the state of every matcher into its reused buffer (taking a prewarmed
-// one where it is bigger). `in_pause`: at the barrier (a buffer grown there is counted).
-void ShardPool::Shard::CopyBodies(bool in_pause) {
+// one where it is bigger). `in_pause`: at the barrier (a buffer grown there is counted). True if
+// it took a prewarmed buffer.
+bool ShardPool::Shard::CopyBodies(bool in_pause) {
   bodies.resize(matchers.size());
-  bool retired_any = false;
+  bool retired_any = false, took = false;
   {
     std::lock_guard<std::mutex> lock(warm_mu);
     warm.resize(matchers.size());
@@ -241,7 +245,7 @@ void ShardPool::Shard::CopyBodies(bool in_pause) {
       std::swap(bodies[g], warm[g]);            // the prewarmed one, pages mapped
       retired.emplace_back();
       std::swap(retired.back(), warm[g]);       // the old one: freed by the prewarmer
-      retired_any = true;
+      retired_any = took = true;
       ++warm_taken;
     }
   }
@@ -254,6 +258,7 @@ void ShardPool::Shard::CopyBodies(bool in_pause) {
     matchers[g]->CaptureSnapshot(&bodies[g]);
     grown_in_pause += in_pause && bodies[g].capacity() > had && bodies[g].capacity() >= kPrewarmMin;
   }
+  return took;
 }
 
 // At the barrier, on the shard's thread: the copy, the fingerprints and the group states.

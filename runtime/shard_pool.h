@@ -37,8 +37,9 @@
 // again and again (each buffer 1.5x the last; ~3x the final size in all), costing the shards up
 // to a third of their time on a VM where faults are slow — and still not ready in time.
 // Rehearsal: once the buffers are ready, CheckpointPrepared has each shard copy its state once
-// (kRehearse, between two batches) so that the checkpoint's copy reads state just read — on a
-// paravirtualised VM the first copy of a state left untouched for seconds was up to ~10x slower.
+// (kRehearse, between two batches; twice right after it took a bigger buffer) so that the
+// checkpoint's copy reads state just read — on a paravirtualised VM the first copy of a state
+// left untouched for seconds was up to ~10x slower, and the first into a new buffer ~2x.
 //
 // State by input partition (docs/operations.md "State by input partition"): Push takes a *part*
 // (Part(name): the daemon names one per source partition when the config asks for it; part 0,
