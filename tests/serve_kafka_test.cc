@@ -6,7 +6,9 @@
 //     seqs are per partition, docs/operations.md "Match ids and arrival order"), nothing late; and
 //     the same alerts with the same match ids from a run with 1 shard and tiny fetches (the
 //     partitions interleave otherwise) and from a run killed -9 and restarted 5 times;
-//   * kill -9 at random moments and restart: no alert missing, each re-delivered one identical;
+//   * kill -9 at random moments and restart: no alert missing, each re-delivered one identical,
+//     nothing late; a restart whose partitions come back in two rebalances (a consumer of the
+//     test's holds some meanwhile): nothing late, every alert;
 //   * the same with a transactional sink (alerts and offsets committed together, read back by a
 //     read_committed reader), and the choice of the checkpoint a transactional restart restores
 //     (adapters/serve_checkpoint.h) on made-up committed offsets.
@@ -22,6 +24,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -498,6 +501,96 @@ TEST_CASE("kafka serve: state by partition over a topic keyed by card") {
   MESSAGE("state by partition: " << cards.size() << " card alerts, " << others.size() << " of other rules (vigil run: "
                                  << want_others.size() << "); after kills " << after.got.size() << " delivered, "
                                  << MidStreamRestores(log) << " restores mid-stream");
+}
+
+// A restart whose partitions come back in two rebalances, as after a restart in the same group
+// while another member still holds some (docs/operations.md "Watermarks": the restored
+// partitions hold the watermark back until assigned again). A daemon stopped mid-stream leaves a
+// checkpoint; a consumer of ours joins the group and takes the partitions; a second daemon joins
+// and gets only some of them, reads them for 4 s while the events are still produced, then our
+// consumer leaves and the daemon gets the rest. Before the holds, the partitions it had moved the
+// watermark past the others' unread events: those were late and their alerts lost. Now nothing
+// is late and every alert of `vigil run` arrives (match ids aside: seqs are per partition).
+TEST_CASE("kafka serve: partitions assigned back in two rebalances after a restart lose nothing") {
+  TempDir dir;
+  test::MockKafkaCluster cluster({"events:3", "alerts:1"});
+  REQUIRE_MESSAGE(!cluster.bootstrap().empty(), cluster.error());
+  const std::vector<std::string> expected = RunAlerts(dir);
+  auto produced = std::async(std::launch::async, [&] { ProduceSample(cluster.bootstrap(), 3, "events", false, 400); });
+  WriteConfig(dir.path + "/vigil.yaml", dir.path, cluster.bootstrap(), "200ms");
+  auto assigned_lines = [&] {
+    const std::string log = ReadFile(dir.path + "/serve.err");
+    size_t n = 0;
+    for (size_t at = log.find(" assigned"); at != std::string::npos; at = log.find(" assigned", at + 1)) ++n;
+    return n;
+  };
+  auto wait_for = [](const std::function<bool()>& done, int seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return done();
+  };
+  {
+    Child first({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
+    REQUIRE(wait_for([&] { return assigned_lines() >= 3; }, 30));
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    CHECK(first.Signal(SIGTERM) == 0);   // a final checkpoint mid-stream; leaves the group
+  }
+  // Ours: joins the group, takes every partition, polls (reads nothing of use) until told to leave.
+  std::atomic<size_t> ours{0};
+  std::atomic<bool> leave{false};
+  std::string squatter_error;   // (doctest's assertions belong on the test's thread)
+  std::thread squatter([&] {
+    KafkaStatus status;
+    auto consumer = KafkaSource::Create({.bootstrap_servers = cluster.bootstrap(), .group_id = "vigil",
+                                         .topics = {"events"}, .properties = {{"session.timeout.ms", "6000"}}},
+                                        &status);
+    if (!consumer) {
+      squatter_error = status.message;
+      return;
+    }
+    KafkaBatch batch;
+    std::set<int32_t> held;
+    while (!leave.load()) {
+      if (const KafkaStatus polled = consumer->Poll(100, 100, batch); !polled.ok()) {
+        squatter_error = polled.message;
+        break;
+      }
+      for (const KafkaPosition& p : batch.revoked) held.erase(p.partition);
+      for (const KafkaPosition& p : batch.assigned) held.insert(p.partition);
+      ours.store(held.size());
+    }
+    consumer->Close();   // leaves the group: a rebalance gives the daemon the rest
+  });
+  CHECK(wait_for([&] { return ours.load() == 3; }, 30));
+  const size_t before = assigned_lines();
+  Child second({VIGIL_BINARY_PATH, "serve", "--config", dir.path + "/vigil.yaml"}, dir.path + "/serve.err");
+  // The group splits the partitions between ours and the daemon.
+  const bool split = wait_for([&] { return assigned_lines() > before && ours.load() > 0 && ours.load() < 3; }, 30);
+  CHECK(split);
+  std::this_thread::sleep_for(std::chrono::seconds(4));   // the daemon reads its partitions meanwhile
+  leave.store(true);
+  squatter.join();
+  CHECK_MESSAGE(squatter_error.empty(), squatter_error);
+  produced.get();
+  auto reader = AlertReader(cluster.bootstrap());
+  std::map<std::string, std::string> by_id;
+  std::vector<Consumed> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (by_id.size() < expected.size() && std::chrono::steady_clock::now() < deadline) {
+    ReadAlerts(*reader, got.size() + 1, 1, &got);
+    for (const Consumed& c : got) by_id.emplace(MatchId(c.value), c.value);
+  }
+  CHECK(second.Signal(SIGTERM) == 0);
+  std::multiset<std::string> want, values;
+  for (const std::string& line : expected) want.insert(WithoutMatchId(line));
+  for (const auto& [id, line] : by_id) values.insert(WithoutMatchId(line));
+  CHECK(values == want);
+  if (values != want) ShowDifference(want, values);
+  const std::vector<std::string> late = ReadLines(dir.path + "/late.jsonl");
+  CHECK_MESSAGE(late.empty(), late.size(), " late, the first: ", late.empty() ? "" : late[0]);
+  const std::string log = ReadFile(dir.path + "/serve.err");
+  CHECK(log.find("restored checkpoint") != std::string::npos);
+  if (!late.empty() || values != want) MESSAGE(LogSummary(log));
 }
 
 // The group's committed offset of events/0 (-1001: none).
