@@ -61,7 +61,7 @@ ServeMetrics::ServeMetrics(std::shared_ptr<prometheus::Registry> r)
       checkpoint_pause_seconds(Gauge(*registry, "vigil_checkpoint_pause_seconds",
                                      "The last checkpoint's pause of the router (barrier and snapshots)")),
       checkpoint_prepare_seconds(Gauge(*registry, "vigil_checkpoint_prepare_seconds",
-                                       "The last checkpoint's wait for its copy buffers (events flow meanwhile)")),
+                                       "The last checkpoint's wait for its copy buffers and rehearsal (events flow meanwhile)")),
       checkpoint_write_seconds(Gauge(*registry, "vigil_checkpoint_write_seconds",
                                      "The last checkpoint's sink flush and file write")),
       checkpoint_bytes(Gauge(*registry, "vigil_checkpoint_bytes", "The last checkpoint file's size")),

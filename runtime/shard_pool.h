@@ -186,8 +186,9 @@ class ShardPool {
   // prewarmer has made every buffer asked for: a checkpoint then copies into mapped memory only
   // (unless the state grows by half again before it). Without it a checkpoint after the state
   // outgrew its buffers grows them in its pause (stats().buffers_grown_in_pause: fresh memory,
-  // ~5-10 µs a page on a paravirtualised VM). Nothing waits: the router polls
-  // CheckpointPrepared and goes on pushing meanwhile.
+  // ~5-10 µs a page on a paravirtualised VM). The router polls CheckpointPrepared and goes on
+  // pushing meanwhile (it waits only, once per ticket, for the last checkpoint's blobs to be
+  // built, as CheckpointAsync would).
   //
   // Then, unless set_rehearse(false), CheckpointPrepared has every shard rehearse the copy (the
   // same copy into the same buffers, between two batches, while the router goes on) and is true
@@ -272,7 +273,8 @@ class ShardPool {
   bool prewarm_stop_ = false;              // guarded by prewarm_mu_
   int prewarm_retired_ = 0;                // guarded by prewarm_mu_: times shards retired buffers
   // Retirements the prewarmer has not freed yet: CheckpointPrepared waits for them after a
-  // rehearsal (freeing hundreds of MB during the barrier slowed it: TLB shootdowns).
+  // rehearsal, so that freeing hundreds of MB is not under way during the barrier (a precaution:
+  // with it alone the checkpoint after the buffers grew was still slow; perf/README.md).
   std::atomic<int> retire_pending_{0};
   std::atomic<uint64_t> buffers_prewarmed_{0}, prewarmed_taken_{0};
 };
