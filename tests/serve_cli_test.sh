@@ -11,6 +11,9 @@
 #     re-delivered after a restart carry the same match id and line), and no partial line.
 #   * Two file sources (the long stream dealt to both): vigil run's alerts, match ids aside, nothing
 #     late; killed -9 at 8 moments, the lines of the uninterrupted two-source run.
+#   * Holds that stay: restored without one of its sources and with a Kafka source that gets no
+#     assignment, the daemon says after 30 s, once, that the Kafka source holds the watermark back
+#     (and not the removed source).
 #   * SIGTERM: a final checkpoint; the restart finishes the input with nothing lost.
 #   * --check-config: "config OK" and the effective config; a bad config: file:line:col errors.
 #   tests/serve_cli_test.sh PATH/TO/vigil REPO_ROOT   (registered as serve_cli_test)
@@ -251,6 +254,22 @@ diff <(sort "$tmp/two/alerts.jsonl") <(sort -u "$tmp/twokill/alerts.jsonl") >"$t
 [ "$(grep -c "restored checkpoint" "$tmp/twokill/err")" = 8 ] || fail "two sources: not every restart restored a checkpoint"
 echo "two sources killed -9: $(grep -c "restored checkpoint .*watermark [0-9]\{13\}," "$tmp/twokill/err") of 8 restores mid-stream"
 
+# --- holds that stay: said in the log after 30 s (runs in the background until the end) --------
+# A two-source checkpoint taken mid-stream, restored by a config without the "even" source and
+# with a Kafka source whose broker does not answer: the Kafka source holds the watermark back
+# (no assignment), the removed source's partition holds nothing; 30 s after the start the log
+# names what holds it, once.
+two_sources held 100ms
+"$vigil" serve --config "$tmp/held/vigil.yaml" 2>"$tmp/held/err" &
+pid=$!
+for _ in $(seq 1 100); do [ -n "$(ls "$tmp/held/checkpoints" 2>/dev/null)" ] && break; sleep 0.05; done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+sed -i "/^  - name: even$/,+2d" "$tmp/held/vigil.yaml"
+sed -i "s|^sources:$|sources:\n  - name: k\n    type: kafka\n    topics: [none]\n    properties:\n      bootstrap.servers: \"127.0.0.1:1\"\n      group.id: held|" "$tmp/held/vigil.yaml"
+"$vigil" serve --config "$tmp/held/vigil.yaml" 2>>"$tmp/held/err" &
+held_pid=$!
+
 # --- backpressure: a sink that stalls for 30 s -------------------------------------------------
 # The alerts go to a named pipe nobody reads for 30 s: the file sink's write blocks, the output
 # queue (16 lines) fills, the shards block, their queues (512 events) fill, the router stops
@@ -362,6 +381,21 @@ exec 9>&-
 wait "$pid" || fail "serve over stdin exited $?"
 grep -q "t0ken" "$tmp/m/err" && fail "the admin token appears in the log"
 [ -s "$tmp/m/alerts.jsonl" ] || fail "serve over stdin wrote no alert"
+
+# --- holds that stay (started above): the warning names the Kafka source, not the removed one --
+for _ in $(seq 1 400); do grep -q "hold the watermark back" "$tmp/held/err" && break; sleep 0.1; done
+kill -TERM "$held_pid" 2>/dev/null
+wait "$held_pid" || fail "holds: serve exited $? on SIGTERM"
+grep -q "restored checkpoint" "$tmp/held/err" || fail "holds: no checkpoint restored"
+warning=$(grep "hold the watermark back" "$tmp/held/err")
+[ "$(printf '%s\n' "$warning" | grep -c .)" = 1 ] || fail "holds: the warning is not there once: $warning"
+case "$warning" in
+  *"source 'k' (no partition yet)"*) ;;
+  *) fail "holds: the warning does not name the unassigned Kafka source: $warning" ;;
+esac
+case "$warning" in
+  *even*) fail "holds: a source no longer configured holds the watermark: $warning" ;;
+esac
 
 # --- --check-config -----------------------------------------------------------------------------
 expect_exit 0 serve --check-config "$tmp/s2/vigil.yaml"
